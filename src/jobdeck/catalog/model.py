@@ -1,0 +1,324 @@
+"""The catalog model: frozen pydantic models of ``jobdeck.yaml`` (SPEC section 1).
+
+A model validates one item on its own; references between items (pools, queues,
+placeholders) and the ``defaults`` section are resolved by :mod:`jobdeck.catalog.load`,
+which returns the *effective* catalog: every item with its defaults filled in.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from string import Formatter
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from jobdeck.catalog.types import (
+    Cron,
+    Duration,
+    EnvName,
+    EnvValue,
+    Name,
+    NotifyTarget,
+    ParamName,
+    ProjectName,
+    Size,
+    Zone,
+)
+
+Kind = Literal["schedule", "worker", "command", "queue", "pool"]
+RUNNABLE_KINDS: tuple[Kind, ...] = ("schedule", "worker", "command")
+Overlap = Literal["skip", "buffer_one", "cancel_other", "allow"]
+Catchup = Literal["none", "latest", "all"]
+Priority = Literal["critical", "high", "normal", "low"]
+Capacity = Literal["spot", "on_demand"]
+ParamType = Literal["string", "int", "float", "bool", "url", "choice"]
+ParamValue = str | int | float | bool
+
+Argv = Annotated[list[str], Field(min_length=1)]
+Env = dict[EnvName, EnvValue]
+
+
+def problem(message: str, at: str | None = None) -> PydanticCustomError:
+    """A validation error; ``at`` names the key it should point at, inside the item."""
+    return PydanticCustomError("catalog", "{message}", {"message": message, "at": at})
+
+
+# Pairs of keys of which an item takes one: (first, second, one of them is required).
+ONE_OF: dict[str, list[tuple[str, str, bool]]] = {
+    "schedules": [("cron", "rate", True), ("command", "shell", True)],
+    "workers": [("command", "shell", True), ("replicas", "autoscale", False)],
+}
+
+
+def one_of_problems(section: str, present: set[str]) -> list[tuple[str | None, str]]:
+    """(key to point at, message) for each ONE_OF rule that ``present`` keys break.
+
+    Used both by the models and, on the raw YAML, by the loader, so that these rules are
+    reported even when other fields of the same item are invalid.
+    """
+    found: list[tuple[str | None, str]] = []
+    for first, second, required in ONE_OF.get(section, []):
+        if first in present and second in present:
+            found.append((second, f"give either '{first}' or '{second}', not both"))
+        elif required and first not in present and second not in present:
+            found.append((None, f"missing '{first}' or '{second}': give exactly one"))
+    return found
+
+
+def _check_one_of(section: str, spec: BaseModel) -> None:
+    present = {name for name in type(spec).model_fields if getattr(spec, name) is not None}
+    for at, message in one_of_problems(section, present):
+        raise problem(message, at)
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class Retry(Spec):
+    launch: int = Field(3, ge=0, le=20, description="retries of launch errors")
+    failure: int = Field(0, ge=0, le=20, description="retries of non-zero exits")
+    backoff: Duration = Field(timedelta(seconds=10), description="first backoff; doubles")
+
+
+class Pool(Spec):
+    description: str = ""
+    memory: Size | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+    max_concurrency: int | None = Field(None, ge=1)
+    priority: Priority = "normal"
+    warm: bool = False
+
+
+class Queue(Spec):
+    description: str = ""
+    visibility_timeout: Duration = timedelta(seconds=30)
+    max_receive_count: int | None = Field(None, ge=1, le=1000)
+    retention: Duration = timedelta(days=4)
+    delay: Duration = timedelta(0)
+    fifo: bool = False
+    content_based_deduplication: bool = False
+
+    @model_validator(mode="after")
+    def _limits(self) -> Queue:
+        if self.visibility_timeout > timedelta(hours=12):
+            raise problem("visibility_timeout can be at most 12h (as in SQS)", "visibility_timeout")
+        if not timedelta(seconds=60) <= self.retention <= timedelta(days=14):
+            raise problem("retention must be between 60s and 14d (as in SQS)", "retention")
+        if self.delay > timedelta(minutes=15):
+            raise problem("delay can be at most 15m (as in SQS)", "delay")
+        if self.content_based_deduplication and not self.fifo:
+            raise problem(
+                "content_based_deduplication needs fifo: true", "content_based_deduplication"
+            )
+        return self
+
+
+class Autoscale(Spec):
+    min: int = Field(0, ge=0)
+    max: int = Field(ge=1)
+    backlog_per_replica: int = Field(100, ge=1)
+    cooldown: Duration = timedelta(minutes=5)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.min > self.max:
+            raise problem(f"min ({self.min}) is greater than max ({self.max})", "min")
+        return self
+
+
+class Allow(Spec):
+    channels: list[str] = []
+    users: list[str] = []
+    usergroups: list[str] = []
+
+
+class Param(Spec):
+    type: ParamType = "string"
+    description: str = ""
+    required: bool = False
+    default: ParamValue | None = None
+    max_length: int | None = Field(None, ge=1)
+    pattern: str | None = None
+    min: float | None = None
+    max: float | None = None
+    choices: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> Param:
+        from jobdeck.catalog.params import coerce
+
+        if self.type == "choice" and not self.choices:
+            raise problem("a choice param needs a non-empty 'choices' list", "type")
+        if self.choices is not None and self.type != "choice":
+            raise problem("'choices' is only for params of type choice", "choices")
+        if (self.max_length is not None or self.pattern is not None) and self.type not in (
+            "string",
+            "url",
+        ):
+            at = "max_length" if self.max_length is not None else "pattern"
+            raise problem(f"'{at}' is only for string and url params", at)
+        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
+            raise problem("'min' and 'max' are only for int and float params", "min")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise problem(f"invalid regular expression: {exc}", "pattern") from None
+        if self.required and self.default is not None:
+            raise problem("a required param cannot have a default", "default")
+        if self.default is not None:
+            try:
+                coerce(self, self.default)
+            except ValueError as exc:
+                raise problem(f"the default does not satisfy the param: {exc}", "default") from None
+        return self
+
+
+class _Runnable(Spec):
+    """Fields shared by schedules, workers and commands."""
+
+    description: str = ""
+    command: Argv | None = None
+    env: Env = {}
+    workdir: str = "."
+    pool: Name | None = None
+    memory: Size | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+    enabled: bool = True
+    notify: list[NotifyTarget] = []
+    image: str | None = None
+
+
+class _Process(_Runnable):
+    shell: str | None = None
+
+
+class Schedule(_Process):
+    cron: Cron | None = None
+    rate: Duration | None = None
+    timezone: Zone | None = None
+    timeout: Duration = timedelta(hours=1)
+    kill_grace: Duration = timedelta(seconds=10)
+    overlap: Overlap = "skip"
+    retry: Retry = Retry()
+    catchup: Catchup = "latest"
+    catchup_window: Duration = timedelta(hours=1)
+
+    @model_validator(mode="after")
+    def _trigger(self) -> Schedule:
+        _check_one_of("schedules", self)
+        if self.rate is not None and self.rate < timedelta(seconds=1):
+            raise problem("a rate must be at least 1s", "rate")
+        if self.rate is not None and self.timezone is not None:
+            raise problem("'timezone' has no effect on a rate; remove it", "timezone")
+        if self.timeout <= timedelta(0):
+            raise problem("timeout must be greater than zero", "timeout")
+        return self
+
+
+class Worker(_Process):
+    queue: Name | None = None
+    replicas: int | None = Field(None, ge=0, le=1000)
+    autoscale: Autoscale | None = None
+    singleton: bool = False
+    stop_grace: Duration = timedelta(seconds=30)
+    capacity: Capacity = "on_demand"
+
+    @model_validator(mode="after")
+    def _replicas(self) -> Worker:
+        _check_one_of("workers", self)
+        if self.singleton and self.replicas is not None and self.replicas > 1:
+            raise problem(
+                f"a singleton worker runs at most one process; replicas is {self.replicas}",
+                "replicas",
+            )
+        if self.singleton and self.autoscale is not None and self.autoscale.max > 1:
+            raise problem("a singleton worker cannot autoscale above 1", "autoscale")
+        if self.autoscale is not None and self.queue is None:
+            raise problem("autoscale follows a queue's backlog: set 'queue'", "autoscale")
+        return self
+
+    @property
+    def desired_replicas(self) -> int:
+        """Replicas to run when not autoscaled (1 when neither is given)."""
+        if self.autoscale is not None:
+            return self.autoscale.min
+        return 1 if self.replicas is None else self.replicas
+
+
+class Command(_Runnable):
+    command: Argv
+    params: dict[ParamName, Param] = {}
+    timeout: Duration = timedelta(hours=1)
+    kill_grace: Duration = timedelta(seconds=10)
+    confirm: bool = False
+    allow: Allow = Allow()
+    slash: str | None = Field(None, pattern=r"^/[a-z0-9][a-z0-9_-]{0,31}$")
+
+    def placeholders(self) -> list[tuple[int, str]]:
+        """(argv index, param name) for each ``{name}`` in the argv."""
+        return [(i, name) for i, arg in enumerate(self.command) for name in placeholders(arg)]
+
+
+def placeholders(arg: str) -> list[str]:
+    """The ``{name}`` fields of one argv element (``{{`` and ``}}`` are literal braces)."""
+    return [field for _, field, _, _ in Formatter().parse(arg) if field is not None]
+
+
+class Defaults(Spec):
+    """Values applied to every schedule, worker and command that does not set its own."""
+
+    timeout: Duration | None = None
+    kill_grace: Duration | None = None
+    stop_grace: Duration | None = None
+    notify: list[NotifyTarget] | None = None
+    pool: Name | None = None
+    env: Env | None = None
+    workdir: str | None = None
+    memory: Size | None = None
+    cpus: float | None = Field(None, gt=0, le=1024)
+    retry: Retry | None = None
+    overlap: Overlap | None = None
+    catchup: Catchup | None = None
+    catchup_window: Duration | None = None
+    image: str | None = None
+    capacity: Capacity | None = None
+
+
+class Catalog(Spec):
+    version: Literal[1]
+    project: ProjectName
+    timezone: Zone = "UTC"
+    defaults: Defaults = Defaults()
+    pools: dict[Name, Pool] = {}
+    queues: dict[Name, Queue] = {}
+    schedules: dict[Name, Schedule] = {}
+    workers: dict[Name, Worker] = {}
+    commands: dict[Name, Command] = {}
+
+    def items(self) -> list[tuple[Kind, str, Spec]]:
+        """Every declared item as (kind, name, spec), in a stable order."""
+        found: list[tuple[Kind, str, Spec]] = []
+        for kind, section in SECTIONS.items():
+            for name, spec in getattr(self, section).items():
+                found.append((kind, name, spec))
+        return found
+
+    def find(self, name: str) -> list[tuple[Kind, Spec]]:
+        return [(kind, spec) for kind, item, spec in self.items() if item == name]
+
+    def counts(self) -> dict[str, int]:
+        return {section: len(getattr(self, section)) for section in SECTIONS.values()}
+
+
+SECTIONS: dict[Kind, str] = {
+    "pool": "pools",
+    "queue": "queues",
+    "schedule": "schedules",
+    "worker": "workers",
+    "command": "commands",
+}

@@ -1,0 +1,122 @@
+"""When a schedule fires: cron and rate maths in time zones. Pure; ``after`` is a parameter.
+
+Cron follows Debian's cron (through cronsim), which is also the catalog's contract:
+
+* a wall-clock slot that does not exist (spring forward) fires once, at the transition;
+* a slot that occurs twice (fall back) fires once, at its first occurrence;
+* expressions that step through the hours or minutes (``*/15 * * * *``) keep elapsed
+  time through a transition.
+
+A ``rate`` schedule fires on multiples of its interval counted from the Unix epoch, so
+that every engine computes the same nominal instants, which makes them usable as
+unique fire keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from zoneinfo import ZoneInfo
+
+from cronsim import CronSim, CronSimError
+
+MACROS: dict[str, str] = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+CRON_HINT = (
+    "use five fields (minute hour day-of-month month day-of-week), e.g. '*/10 * * * *', "
+    "or one of @hourly @daily @weekly @monthly @yearly"
+)
+
+
+def expand_macro(expression: str) -> str:
+    """``@daily`` -> ``0 0 * * *``; anything else is returned stripped."""
+    text = expression.strip()
+    return MACROS.get(text.lower(), text)
+
+
+def cron_error(expression: str) -> str | None:
+    """Why ``expression`` is not a valid cron expression, or None when it is."""
+    text = expand_macro(expression)
+    if text.startswith("@"):
+        if text.lower() == "@reboot":
+            return "@reboot is not a schedule: jobdeck runs schedules by time only"
+        return f"unknown cron macro {text!r}: {CRON_HINT}"
+    fields = text.split()
+    if len(fields) != 5:
+        return f"invalid cron expression {expression!r}: it has {len(fields)} fields ({CRON_HINT})"
+    try:
+        CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))
+    except CronSimError as exc:
+        return f"invalid cron expression {expression!r}: {exc} ({CRON_HINT})"
+    return None
+
+
+@dataclass(frozen=True)
+class CronTrigger:
+    expression: str
+    zone: str = "UTC"
+
+    def fires_after(self, after: datetime) -> Iterator[datetime]:
+        """Fire instants strictly after ``after``, in UTC, increasing."""
+        tz = ZoneInfo(self.zone)
+        local = _aware(after).astimezone(tz)
+        previous: datetime | None = None
+        for fire in CronSim(expand_macro(self.expression), local):
+            instant = fire.astimezone(UTC)
+            # cronsim yields wall-clock times; guard the invariant that instants increase.
+            if previous is not None and instant <= previous:
+                continue
+            previous = instant
+            yield instant
+
+
+@dataclass(frozen=True)
+class RateTrigger:
+    interval: timedelta
+
+    def fires_after(self, after: datetime) -> Iterator[datetime]:
+        if self.interval <= timedelta(0):
+            raise ValueError("a rate must be positive")
+        step_us = _micros(self.interval)
+        elapsed_us = _micros(_aware(after) - _EPOCH)
+        index = elapsed_us // step_us + 1
+        while True:
+            yield _EPOCH + timedelta(microseconds=index * step_us)
+            index += 1
+
+
+Trigger = CronTrigger | RateTrigger
+
+
+def next_fires(trigger: Trigger, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire instants strictly after ``after``, in UTC."""
+    return list(islice(trigger.fires_after(after), count))
+
+
+def fires_between(trigger: Trigger, after: datetime, until: datetime) -> Iterator[datetime]:
+    """Fire instants in ``(after, until]``."""
+    for fire in trigger.fires_after(after):
+        if fire > until:
+            return
+        yield fire
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("timing needs timezone-aware datetimes")
+    return moment
+
+
+def _micros(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
