@@ -1,0 +1,196 @@
+"""Commands about the catalog file and its revisions: validate, schema, plan, apply,
+revisions, next, import crontab."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+
+from jobdeck.catalog.model import Catalog
+from jobdeck.catalog.plan import render_plan
+from jobdeck.cli.context import (
+    EXIT_INVALID,
+    EXIT_REFUSED,
+    control,
+    fail,
+    interactive,
+    iso,
+    load,
+    print_json,
+    store,
+    table,
+)
+from jobdeck.control import git_describe
+from jobdeck.schedule.timing import next_fires
+from jobdeck.schedule.trigger import trigger_for
+from jobdeck.store.records import Revision
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(schema)
+    app.command()(plan)
+    app.command()(apply)
+    app.command()(revisions)
+    app.command("next")(next_)
+    importer = typer.Typer(help="Turn legacy schedules into catalog YAML.", no_args_is_help=True)
+    importer.command("crontab")(import_crontab)
+    app.add_typer(importer, name="import")
+
+
+def validate(ctx: typer.Context) -> None:
+    """Check the catalog file and count what it declares."""
+    counts = load(ctx).catalog.counts()
+    typer.echo(
+        f"ok: {counts['schedules']} schedules, {counts['workers']} workers, "
+        f"{counts['commands']} commands, {counts['queues']} queues, {counts['pools']} pools"
+    )
+
+
+def schema() -> None:
+    """Print the catalog's JSON Schema (for editors)."""
+    document = Catalog.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "jobdeck catalog (jobdeck.yaml)"
+    print_json(document)
+
+
+def plan(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Show what `apply` would change, and every active suspension."""
+    loaded = load(ctx)
+    with control(ctx) as ctl:
+        result = ctl.plan(loaded)
+        applied = ctl.store.latest_revision()
+    if as_json:
+        print_json(result.to_json())
+    else:
+        typer.echo(render_plan(result, against=_against(applied)))
+
+
+def apply(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+) -> None:
+    """Apply the catalog as a new revision, atomically."""
+    loaded = load(ctx)
+    with control(ctx) as ctl:
+        shown = ctl.plan(loaded)
+        applied = ctl.store.latest_revision()
+        typer.echo(render_plan(shown, against=_against(applied)))
+        if shown.empty and applied is not None:
+            return
+        if not yes:
+            if not interactive():
+                fail("not applying: not on a terminal; pass --yes to apply", EXIT_REFUSED)
+            answer = typer.prompt("\nApply these changes? Only 'yes' applies", default="")
+            if answer.strip() != "yes":
+                fail("apply cancelled; nothing was changed", EXIT_REFUSED)
+        revision = ctl.apply(loaded, git=git_describe(loaded.path), expected=shown)
+    if revision is not None:
+        typer.echo(f"\nApplied revision {revision.number} ({revision.catalog_sha256[:12]}).")
+
+
+def revisions(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Applied revisions, newest first."""
+    with store(ctx) as opened:
+        found = opened.revisions(limit)
+    if as_json:
+        print_json([_revision_json(r) for r in found])
+        return
+    rows = [
+        (r.number, iso(r.applied_at), r.applied_by, r.catalog_sha256[:12], r.git_describe, r.source)
+        for r in found
+    ]
+    typer.echo(table(("REVISION", "APPLIED", "BY", "SHA256", "GIT", "SOURCE"), rows))
+
+
+def next_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A schedule of the catalog file.")],
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+    from_: Annotated[
+        str | None, typer.Option("--from", help="Start instant, ISO 8601 (default: now).")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The next fire times of a schedule, in its zone and in UTC."""
+    catalog = load(ctx).catalog
+    spec = catalog.schedules.get(name)
+    if spec is None:
+        fail(
+            f"no schedule named {name!r} in the catalog (schedules: "
+            f"{', '.join(catalog.schedules) or 'none'})"
+        )
+    zone = spec.timezone or "UTC"
+    tz = ZoneInfo(zone)
+    start = _instant(from_, tz) if from_ else datetime.now(UTC)
+    fires = next_fires(trigger_for(spec), start, count)
+    if as_json:
+        print_json(
+            {
+                "schedule": name,
+                "timezone": zone,
+                "fires": [{"local": f.astimezone(tz).isoformat(), "utc": iso(f)} for f in fires],
+            }
+        )
+        return
+    what = f"cron {spec.cron!r}" if spec.cron else f"every {spec.rate}"
+    typer.echo(f"{name}: {what} in {zone}")
+    rows = [(f.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z (%z)"), iso(f)) for f in fires]
+    typer.echo(table((zone.upper() if zone == "UTC" else zone, "UTC"), rows))
+
+
+def import_crontab(
+    file: Annotated[Path, typer.Argument(help="A crontab file (`crontab -l > FILE`).")],
+    system: Annotated[
+        bool, typer.Option("--system", help="The file has a user column (/etc/crontab).")
+    ] = False,
+    project: Annotated[str, typer.Option(help="The catalog's project name.")] = "imported",
+) -> None:
+    """Turn a legacy crontab into catalog YAML on stdout; what did not convert goes to stderr."""
+    from jobdeck.catalog.crontab import import_crontab as convert
+
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_INVALID)
+    result = convert(text, source=str(file), system=system, project=project)
+    typer.echo(result.yaml, nl=False)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+
+
+def _against(applied: Revision | None) -> str:
+    if applied is None:
+        return "nothing applied yet"
+    return f"revision {applied.number} (applied {iso(applied.applied_at)} by {applied.applied_by})"
+
+
+def _revision_json(r: Revision) -> dict[str, object]:
+    return {
+        "number": r.number,
+        "applied_at": iso(r.applied_at),
+        "applied_by": r.applied_by,
+        "catalog_sha256": r.catalog_sha256,
+        "git_describe": r.git_describe,
+        "source": r.source,
+    }
+
+
+def _instant(text: str, zone: ZoneInfo) -> datetime:
+    """An ISO 8601 instant; without an offset it is read in the schedule's zone."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--from {text!r} is not an ISO 8601 time such as 2026-03-08T01:00:00Z", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)

@@ -1,0 +1,186 @@
+"""Operating what runs: suspend, resume, status, audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+
+from jobdeck.catalog.plan import suspension_json
+from jobdeck.cli.catalog_cmds import JsonFlag
+from jobdeck.cli.context import control, fail, iso, print_json, store, table
+from jobdeck.status import collect_status
+from jobdeck.store.records import AuditEntry
+from jobdeck.units import parse_duration
+
+KindOption = Annotated[
+    str | None,
+    typer.Option("--kind", help="schedule, worker or command, when a name is used by several."),
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(suspend)
+    app.command()(resume)
+    app.command()(status)
+    app.command()(audit)
+
+
+def suspend(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A schedule, worker or command.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; shown to everyone.")],
+    until: Annotated[
+        str | None, typer.Option("--until", help="Expiry: a duration (2h) or an ISO time.")
+    ] = None,
+    kind: KindOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Emergency stop: recorded with who and when; no apply ever clears it."""
+    with control(ctx) as ctl:
+        expiry = _until(until, ctl.clock.now()) if until else None
+        done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
+    if as_json:
+        print_json(suspension_json(done))
+        return
+    expires = f" until {iso(done.until)}" if done.until else " until `jobdeck resume`"
+    typer.echo(f"suspended {done.kind} {done.name}{expires}: {done.reason}")
+
+
+def resume(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A suspended schedule, worker or command.")],
+    kind: KindOption = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """End a suspension."""
+    with control(ctx) as ctl:
+        done = ctl.resume(name, kind=_kind(kind))
+    if as_json:
+        print_json(suspension_json(done))
+        return
+    typer.echo(f"resumed {done.kind} {done.name} (was suspended: {done.reason})")
+
+
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """What the applied revision runs: schedules, workers, commands, queues, pools."""
+    with store(ctx) as opened:
+        now = datetime.now(UTC)
+        report = collect_status(opened.latest_revision(), opened.suspensions(now), now)
+    if as_json:
+        print_json(report)
+        return
+    if report["revision"] is None:
+        typer.echo("Nothing applied yet: run `jobdeck plan`, then `jobdeck apply`.")
+        return
+    rev = report["revision"]
+    typer.echo(f"Revision {rev['number']}, applied {iso(rev['applied_at'])} by {rev['applied_by']}")
+    sections: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
+        (
+            "Schedules",
+            ("NAME", "TRIGGER", "ZONE", "NEXT FIRE", "STATE"),
+            [
+                (s["name"], s["trigger"], s["timezone"], s["next_fire_local"], _state(s))
+                for s in report["schedules"]
+            ],
+        ),
+        (
+            "Workers",
+            ("NAME", "DESIRED", "QUEUE", "STATE"),
+            [(w["name"], _desired(w), w["queue"], _state(w)) for w in report["workers"]],
+        ),
+        (
+            "Commands",
+            ("NAME", "POOL", "STATE"),
+            [(c["name"], c["pool"], _state(c)) for c in report["commands"]],
+        ),
+        (
+            "Queues",
+            ("NAME", "VISIBILITY", "MAX RECEIVES", "FIFO"),
+            [
+                (q["name"], q["visibility_timeout"], q["max_receive_count"], q["fifo"])
+                for q in report["queues"]
+            ],
+        ),
+        (
+            "Pools",
+            ("NAME", "MEMORY", "CPUS", "CONCURRENCY", "PRIORITY", "WARM"),
+            [
+                (p["name"], p["memory"], p["cpus"], p["max_concurrency"], p["priority"], p["warm"])
+                for p in report["pools"]
+            ],
+        ),
+    ]
+    for title, headers, rows in sections:
+        if rows:
+            typer.echo(f"\n{title}")
+            typer.echo(table(headers, rows))
+
+
+def audit(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Who invoked, suspended, resumed and applied what, from where, and the outcome."""
+    with store(ctx) as opened:
+        entries = opened.audit(limit)
+    if as_json:
+        print_json([_audit_json(e) for e in entries])
+        return
+    rows = [
+        (iso(e.at), e.actor, e.via, e.action, e.target, e.outcome, _detail(e.detail))
+        for e in entries
+    ]
+    typer.echo(table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows))
+
+
+def _until(text: str, now: datetime) -> datetime:
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        fail(f"--until {text!r}: give a duration such as 2h or an ISO time", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _kind(kind: str | None) -> str | None:
+    if kind is not None and kind not in ("schedule", "worker", "command"):
+        fail(f"--kind {kind!r}: use schedule, worker or command", 2)
+    return kind
+
+
+def _state(item: dict[str, Any]) -> str:
+    suspension = item.get("suspension")
+    if suspension:
+        until = f" until {suspension['until']}" if suspension["until"] else ""
+        return f"SUSPENDED by {suspension['created_by']}{until}: {suspension['reason']}"
+    return "enabled" if item.get("enabled", True) else "disabled"
+
+
+def _desired(worker: dict[str, Any]) -> str:
+    scale = worker["autoscale"]
+    if scale:
+        return f"{scale['min']}..{scale['max']} (autoscale)"
+    return str(worker["desired"]) + (" (singleton)" if worker["singleton"] else "")
+
+
+def _detail(detail: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+
+
+def _audit_json(e: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "at": iso(e.at),
+        "actor": e.actor,
+        "via": e.via,
+        "action": e.action,
+        "target": e.target,
+        "outcome": e.outcome,
+        "detail": e.detail,
+    }

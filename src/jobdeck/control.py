@@ -1,0 +1,239 @@
+"""The control plane: plan, apply, suspend and resume against the store.
+
+Every operation takes the store, a clock and who is acting; nothing here prints or
+reads the terminal, so the CLI, the HTTP API and Slack share the same rules.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jobdeck.catalog.load import LoadedCatalog
+from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS
+from jobdeck.catalog.plan import Plan, make_plan
+from jobdeck.clock import Clock
+from jobdeck.store import RevisionConflict, Store, Tx
+from jobdeck.store.records import AuditEntry, Revision, Suspension, Via
+
+# A step run inside the apply transaction after the revision row is written (queues,
+# workers and other state that must change atomically with the revision plug in here).
+ApplyStep = Callable[[Tx, Revision], None]
+
+
+class ControlError(Exception):
+    """A refused operation; the message says why and what to do instead."""
+
+
+def current_actor() -> str:
+    """Who is acting from this terminal: ``$JOBDECK_USER``, else ``user@host``."""
+    explicit = os.environ.get("JOBDECK_USER")
+    if explicit:
+        return explicit
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()}"
+
+
+def git_describe(path: str | Path) -> str | None:
+    """``git describe --always --dirty`` of the tree holding ``path``, or None outside Git."""
+    folder = Path(path).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(folder), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return done.stdout.strip() or None
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str
+    name: str
+
+
+class Control:
+    def __init__(self, store: Store, clock: Clock, actor: str, via: Via = "cli") -> None:
+        self.store = store
+        self.clock = clock
+        self.actor = actor
+        self.via = via
+
+    def plan(self, loaded: LoadedCatalog) -> Plan:
+        now = self.clock.now()
+        applied = self.store.latest_revision()
+        return make_plan(
+            loaded.catalog.model_dump(mode="json"),
+            applied.catalog if applied else None,
+            self.store.suspensions(now),
+        )
+
+    def apply(
+        self,
+        loaded: LoadedCatalog,
+        *,
+        git: str | None = None,
+        expected: Plan | None = None,
+        steps: Sequence[ApplyStep] = (),
+    ) -> Revision | None:
+        """Record the catalog as a new revision, atomically; None when nothing changes.
+
+        ``expected`` is the plan the user approved: when the applied state moved in the
+        meantime (another apply), the apply is refused instead of applying something else.
+        """
+        document = loaded.catalog.model_dump(mode="json")
+        for _ in range(5):
+            try:
+                return self._apply_once(loaded, document, git, expected, steps)
+            except RevisionConflict as exc:
+                # Another apply committed first. Against a shown plan that is a refusal
+                # (the user approved something else); otherwise plan again and retry.
+                if expected is not None:
+                    raise ControlError(f"{exc}; run the apply again") from None
+        raise ControlError("too many concurrent applies; run the apply again")
+
+    def _apply_once(
+        self,
+        loaded: LoadedCatalog,
+        document: dict[str, Any],
+        git: str | None,
+        expected: Plan | None,
+        steps: Sequence[ApplyStep],
+    ) -> Revision | None:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            current = tx.latest_revision()
+            plan = make_plan(document, current.catalog if current else None, tx.suspensions(now))
+            if expected is not None and plan.changes != expected.changes:
+                raise ControlError(
+                    "the applied revision changed since the plan was shown; run the apply again"
+                )
+            if plan.empty and current is not None:
+                return None
+            revision = tx.add_revision(
+                applied_at=now,
+                applied_by=self.actor,
+                catalog_sha256=loaded.digest,
+                git_describe=git,
+                source=loaded.path,
+                text=loaded.text,
+                catalog=document,
+            )
+            for step in steps:
+                step(tx, revision)
+            tx.record_audit(
+                AuditEntry(
+                    at=now,
+                    actor=self.actor,
+                    via=self.via,
+                    action="apply",
+                    target=f"revision {revision.number}",
+                    detail={
+                        "catalog_sha256": loaded.digest,
+                        "git": git,
+                        "source": loaded.path,
+                        "add": plan.count("add"),
+                        "change": plan.count("change"),
+                        "remove": plan.count("remove"),
+                    },
+                )
+            )
+        return revision
+
+    def resolve(self, name: str, kind: str | None = None) -> Target:
+        """Find ``name`` among the applied schedules, workers and commands."""
+        revision = self.store.latest_revision()
+        if revision is None:
+            raise ControlError("nothing is applied yet; run `jobdeck apply` first")
+        kinds = [k for k in RUNNABLE_KINDS if kind in (None, k)]
+        found = [k for k in kinds if name in (revision.catalog.get(SECTIONS[k]) or {})]
+        if not found:
+            known = _names(revision.catalog)
+            raise ControlError(
+                f"no schedule, worker or command named {name!r} in revision {revision.number}"
+                + (f" (known: {', '.join(known)})" if known else "")
+            )
+        if len(found) > 1:
+            raise ControlError(f"{name!r} names a {' and a '.join(found)}; say which with --kind")
+        return Target(found[0], name)
+
+    def suspend(
+        self, name: str, reason: str, *, until: datetime | None = None, kind: str | None = None
+    ) -> Suspension:
+        if not reason.strip():
+            raise ControlError("a suspension needs a reason (--reason TEXT)")
+        target = self.resolve(name, kind)
+        now = self.clock.now()
+        if until is not None and until <= now:
+            raise ControlError(f"--until {until.isoformat()} is not in the future")
+        with self.store.transaction() as tx:
+            existing = tx.active_suspension(target.kind, target.name, now)
+            if existing is not None:
+                raise ControlError(
+                    f"{target.kind} {name} is already suspended by {existing.created_by} "
+                    f"({existing.reason!r}); resume it first to change the suspension"
+                )
+            suspension = tx.add_suspension(
+                kind=target.kind,
+                name=target.name,
+                reason=reason.strip(),
+                created_by=self.actor,
+                created_at=now,
+                until=until,
+            )
+            detail: dict[str, Any] = {"reason": suspension.reason}
+            if until is not None:
+                detail["until"] = until.isoformat()
+            self._audit(tx, "suspend", target, now, detail)
+        return suspension
+
+    def resume(self, name: str, *, kind: str | None = None) -> Suspension:
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            active = [
+                s
+                for s in tx.suspensions(now)
+                if s.name == name and (kind is None or s.kind == kind)
+            ]
+            if not active:
+                raise ControlError(f"{name!r} is not suspended")
+            if len(active) > 1:
+                kinds = " and ".join(s.kind for s in active)
+                raise ControlError(f"{name!r} is suspended as a {kinds}; say which with --kind")
+            ended = tx.end_suspension(active[0].id, ended_by=self.actor, ended_at=now)
+            self._audit(tx, "resume", Target(ended.kind, name), now, {"reason": ended.reason})
+        return ended
+
+    def _audit(
+        self, tx: Tx, action: str, target: Target, now: datetime, detail: dict[str, Any]
+    ) -> None:
+        tx.record_audit(
+            AuditEntry(
+                at=now,
+                actor=self.actor,
+                via=self.via,
+                action=action,
+                target=f"{target.kind} {target.name}",
+                detail=detail,
+            )
+        )
+
+
+def _names(catalog: dict[str, Any]) -> list[str]:
+    return sorted(name for kind in RUNNABLE_KINDS for name in (catalog.get(SECTIONS[kind]) or {}))

@@ -1,0 +1,92 @@
+"""What the applied revision declares and what is suspended, as one status document.
+
+Pure: the applied revision, the active suspensions and ``now`` in, a JSON-ready dict out.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jobdeck.catalog.model import Catalog
+from jobdeck.catalog.plan import suspension_json
+from jobdeck.schedule.timing import next_fires
+from jobdeck.schedule.trigger import trigger_for
+from jobdeck.store.records import Revision, Suspension
+
+
+def collect_status(
+    revision: Revision | None, suspensions: list[Suspension], now: datetime
+) -> dict[str, Any]:
+    if revision is None:
+        return {
+            "revision": None,
+            "schedules": [],
+            "workers": [],
+            "commands": [],
+            "queues": [],
+            "pools": [],
+        }
+    catalog = Catalog.model_validate(revision.catalog)
+    suspended = {(s.kind, s.name): suspension_json(s) for s in suspensions if s.active(now)}
+    schedules = []
+    for name, spec in catalog.schedules.items():
+        fire = next_fires(trigger_for(spec), now, 1)[0] if spec.enabled else None
+        zone = ZoneInfo(spec.timezone or "UTC")
+        schedules.append(
+            {
+                "name": name,
+                "trigger": spec.cron
+                if spec.cron is not None
+                else f"rate {spec.model_dump(mode='json')['rate']}",
+                "timezone": spec.timezone,
+                "enabled": spec.enabled,
+                "next_fire": fire,
+                "next_fire_local": fire.astimezone(zone).isoformat() if fire else None,
+                "pool": spec.pool,
+                "suspension": suspended.get(("schedule", name)),
+            }
+        )
+    workers = [
+        {
+            "name": name,
+            "desired": spec.desired_replicas,
+            "autoscale": spec.autoscale.model_dump(mode="json") if spec.autoscale else None,
+            "singleton": spec.singleton,
+            "queue": spec.queue,
+            "enabled": spec.enabled,
+            "suspension": suspended.get(("worker", name)),
+        }
+        for name, spec in catalog.workers.items()
+    ]
+    commands = [
+        {
+            "name": name,
+            "pool": spec.pool,
+            "enabled": spec.enabled,
+            "suspension": suspended.get(("command", name)),
+        }
+        for name, spec in catalog.commands.items()
+    ]
+    queues = [
+        {"name": name, **spec.model_dump(mode="json", exclude={"description"})}
+        for name, spec in catalog.queues.items()
+    ]
+    pools = [
+        {"name": name, **spec.model_dump(mode="json", exclude={"description"})}
+        for name, spec in catalog.pools.items()
+    ]
+    return {
+        "revision": {
+            "number": revision.number,
+            "applied_at": revision.applied_at,
+            "applied_by": revision.applied_by,
+            "git_describe": revision.git_describe,
+        },
+        "schedules": schedules,
+        "workers": workers,
+        "commands": commands,
+        "queues": queues,
+        "pools": pools,
+    }

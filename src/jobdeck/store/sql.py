@@ -1,0 +1,320 @@
+"""The store: SQLAlchemy Core queries behind a narrow, record-based interface.
+
+Every unit of work is a :class:`Tx` from :meth:`Store.transaction`; it commits when the
+block ends and rolls back if it raises. No method reads the clock: callers pass times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    RowMapping,
+    Select,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+
+from jobdeck.store import migrate
+from jobdeck.store.engine import READ_ONLY, create_store_engine, display_url, store_url
+from jobdeck.store.records import AuditEntry, Outcome, Revision, Suspension, Via
+from jobdeck.store.tables import as_utc, audit_entries, revisions, suspensions
+
+
+class StoreError(Exception):
+    """A unit of work could not be done as asked."""
+
+
+class NotFound(StoreError, LookupError):
+    """The record asked for does not exist."""
+
+
+class RevisionConflict(StoreError):
+    """Another apply committed the same revision number first."""
+
+
+def open_store(url: str | None = None, state_dir: str | Path = ".jobdeck") -> Store:
+    """Opens the store at ``url``, or the SQLite file in ``state_dir`` when ``url`` is
+    None, and migrates its schema to the newest version."""
+    engine = create_store_engine(store_url(url, state_dir))
+    try:
+        migrate.upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine)
+
+
+class Store:
+    """One database, shared by every thread and process of a jobdeck installation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.url = display_url(engine.url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Closes every pooled connection; the store must not be used afterwards."""
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One atomic unit of work: committed at the end, rolled back on an exception.
+
+        On SQLite it holds the database's write lock from its start, so keep it short;
+        concurrent writers wait for it (up to the busy timeout) instead of failing.
+        """
+        with self.engine.begin() as connection:
+            yield Tx(connection)
+
+    @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """A consistent snapshot for reads only; it does not wait for writers."""
+        with self.engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY: True})
+            with connection.begin():
+                yield Tx(connection)
+
+    def latest_revision(self) -> Revision | None:
+        with self.reading() as tx:
+            return tx.latest_revision()
+
+    def revision(self, number: int) -> Revision | None:
+        with self.reading() as tx:
+            return tx.revision(number)
+
+    def revisions(self, limit: int = 50) -> list[Revision]:
+        """Applied revisions, newest first."""
+        with self.reading() as tx:
+            return tx.revisions(limit)
+
+    def suspensions(self, now: datetime, *, include_ended: bool = False) -> list[Suspension]:
+        """Suspensions active at ``now`` (all of them with ``include_ended``), newest first."""
+        with self.reading() as tx:
+            return tx.suspensions(now, include_ended=include_ended)
+
+    def audit(self, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        with self.reading() as tx:
+            return tx.audit(limit, offset)
+
+
+class Tx:
+    """The operations of one unit of work, all on one connection and transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # -- revisions -------------------------------------------------------------------
+
+    def latest_revision(self) -> Revision | None:
+        row = self._first(select(revisions).order_by(revisions.c.number.desc()).limit(1))
+        return None if row is None else _revision(row)
+
+    def revision(self, number: int) -> Revision | None:
+        row = self._first(select(revisions).where(revisions.c.number == number))
+        return None if row is None else _revision(row)
+
+    def revisions(self, limit: int = 50) -> list[Revision]:
+        query = select(revisions).order_by(revisions.c.number.desc()).limit(limit)
+        return [_revision(row) for row in self.connection.execute(query).mappings()]
+
+    def add_revision(
+        self,
+        *,
+        applied_at: datetime,
+        applied_by: str,
+        catalog_sha256: str,
+        git_describe: str | None,
+        source: str,
+        text: str,
+        catalog: dict[str, Any],
+    ) -> Revision:
+        """Records the next revision (1 for the first).
+
+        Raises :class:`RevisionConflict` when a concurrent apply took the number first;
+        the transaction is then unusable and must be abandoned (and the plan redone).
+        """
+        previous = self.connection.scalar(select(func.max(revisions.c.number)))
+        number = 1 if previous is None else int(previous) + 1
+        values = {
+            "number": number,
+            "applied_at": as_utc(applied_at, "applied_at"),
+            "applied_by": applied_by,
+            "catalog_sha256": catalog_sha256,
+            "git_describe": git_describe,
+            "source": source,
+            "text": text,
+            "catalog": catalog,
+        }
+        try:
+            row = self.connection.execute(
+                revisions.insert().values(values).returning(*revisions.c)
+            ).mappings()
+            return _revision(row.one())
+        except IntegrityError as taken:
+            raise RevisionConflict(
+                f"revision {number} was just applied by someone else; plan again"
+            ) from taken
+
+    # -- suspensions -----------------------------------------------------------------
+
+    def active_suspension(self, kind: str, name: str, now: datetime) -> Suspension | None:
+        """The newest suspension of ``kind``/``name`` in force at ``now``, if any."""
+        query = (
+            select(suspensions)
+            .where(suspensions.c.kind == kind, suspensions.c.name == name, _active(now))
+            .order_by(suspensions.c.created_at.desc(), suspensions.c.id.desc())
+            .limit(1)
+        )
+        row = self._first(query)
+        return None if row is None else _suspension(row)
+
+    def add_suspension(
+        self,
+        *,
+        kind: str,
+        name: str,
+        reason: str,
+        created_by: str,
+        created_at: datetime,
+        until: datetime | None,
+    ) -> Suspension:
+        values = {
+            "kind": kind,
+            "name": name,
+            "reason": reason,
+            "created_by": created_by,
+            "created_at": as_utc(created_at, "created_at"),
+            "until": None if until is None else as_utc(until, "until"),
+        }
+        row = self.connection.execute(
+            suspensions.insert().values(values).returning(*suspensions.c)
+        ).mappings()
+        return _suspension(row.one())
+
+    def end_suspension(
+        self, suspension_id: int, *, ended_by: str, ended_at: datetime
+    ) -> Suspension:
+        """Ends a suspension. One that has already ended is returned unchanged, so
+        that its first ``ended_by``/``ended_at`` stay on record."""
+        query = (
+            update(suspensions)
+            .where(suspensions.c.id == suspension_id, suspensions.c.ended_at.is_(None))
+            .values(ended_by=ended_by, ended_at=as_utc(ended_at, "ended_at"))
+            .returning(*suspensions.c)
+        )
+        row = self.connection.execute(query).mappings().first()
+        if row is None:
+            row = self._first(select(suspensions).where(suspensions.c.id == suspension_id))
+        if row is None:
+            raise NotFound(f"no suspension with id {suspension_id}")
+        return _suspension(row)
+
+    def suspensions(self, now: datetime, *, include_ended: bool = False) -> list[Suspension]:
+        """Suspensions active at ``now`` (all of them with ``include_ended``), newest first."""
+        query = select(suspensions).order_by(
+            suspensions.c.created_at.desc(), suspensions.c.id.desc()
+        )
+        if not include_ended:
+            query = query.where(_active(now))
+        return [_suspension(row) for row in self.connection.execute(query).mappings()]
+
+    # -- audit -----------------------------------------------------------------------
+
+    def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Stores ``entry`` and returns it with its id."""
+        values = {
+            "at": as_utc(entry.at, "at"),
+            "actor": entry.actor,
+            "via": entry.via,
+            "action": entry.action,
+            "target": entry.target,
+            "outcome": entry.outcome,
+            "detail": entry.detail,
+        }
+        new_id = self.connection.scalar(
+            audit_entries.insert().values(values).returning(audit_entries.c.id)
+        )
+        return dataclasses.replace(entry, id=int(cast(int, new_id)))
+
+    def audit(self, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        query = (
+            select(audit_entries)
+            .order_by(audit_entries.c.at.desc(), audit_entries.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        return [_audit_entry(row) for row in self.connection.execute(query).mappings()]
+
+    def _first(self, query: Select[Any]) -> RowMapping | None:
+        return self.connection.execute(query).mappings().first()
+
+
+def _active(now: datetime) -> ColumnElement[bool]:
+    instant = as_utc(now, "now")
+    return and_(
+        suspensions.c.ended_at.is_(None),
+        or_(suspensions.c.until.is_(None), suspensions.c.until > instant),
+    )
+
+
+def _revision(row: RowMapping) -> Revision:
+    return Revision(
+        number=row["number"],
+        applied_at=row["applied_at"],
+        applied_by=row["applied_by"],
+        catalog_sha256=row["catalog_sha256"],
+        git_describe=row["git_describe"],
+        source=row["source"],
+        text=row["text"],
+        catalog=row["catalog"],
+    )
+
+
+def _suspension(row: RowMapping) -> Suspension:
+    return Suspension(
+        id=row["id"],
+        kind=row["kind"],
+        name=row["name"],
+        reason=row["reason"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        until=row["until"],
+        ended_at=row["ended_at"],
+        ended_by=row["ended_by"],
+    )
+
+
+def _audit_entry(row: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        via=cast(Via, row["via"]),
+        action=row["action"],
+        target=row["target"],
+        outcome=cast(Outcome, row["outcome"]),
+        detail=row["detail"],
+    )

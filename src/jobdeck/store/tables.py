@@ -1,0 +1,117 @@
+"""The store's tables, as SQLAlchemy Core metadata.
+
+This is the shape the code queries; the migrations in ``migrations/versions`` create it.
+A test compares the migrated database with this metadata, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+# Constraint names are part of the schema: later migrations (SQLite batch mode in
+# particular) can only drop or alter a constraint that has a predictable name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def as_utc(value: datetime, what: str = "timestamp") -> datetime:
+    """``value`` in UTC; a naive datetime is refused, since its zone would be a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An instant: stored in UTC, always returned as an aware UTC datetime.
+
+    PostgreSQL keeps ``timestamptz`` but returns it in the session's zone; SQLite keeps
+    text without a zone and returns naive values, which are UTC because of the binding.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    def process_result_value(self, value: Any | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSONB on PostgreSQL (indexable, compact); SQLite stores JSON text.
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+# Short identifying strings: names of catalog items, kinds, actors.
+NAME_LENGTH = 200
+
+revisions = Table(
+    "revisions",
+    metadata,
+    # The number is the primary key, hence unique: two applies that race for the same
+    # number cannot both commit.
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("applied_at", UTCDateTime, nullable=False),
+    Column("applied_by", String(NAME_LENGTH), nullable=False),
+    Column("catalog_sha256", String(64), nullable=False),
+    Column("git_describe", String(NAME_LENGTH), nullable=True),
+    Column("source", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("catalog", JSONDocument, nullable=False),
+)
+
+suspensions = Table(
+    "suspensions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", String(NAME_LENGTH), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_by", String(NAME_LENGTH), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("ended_by", String(NAME_LENGTH), nullable=True),
+    Index(None, "kind", "name"),
+)
+
+audit_entries = Table(
+    "audit_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(NAME_LENGTH), nullable=False),
+    Column("via", String(32), nullable=False),
+    Column("action", String(NAME_LENGTH), nullable=False),
+    Column("target", String(NAME_LENGTH), nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    Index(None, "at"),
+)
