@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from fractions import Fraction
 
 _DURATION_UNITS: dict[str, int] = {  # in milliseconds
     "ms": 1,
@@ -17,11 +18,11 @@ _DURATION_UNITS: dict[str, int] = {  # in milliseconds
     "d": 86_400_000,
 }
 _DURATION_ORDER = ("d", "h", "m", "s", "ms")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
-_DURATION_WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
+# ASCII digits only: ``\d`` would also accept other scripts' digits.
+_DURATION_PART = re.compile(r"([0-9]+)(ms|s|m|h|d)")
+_DURATION_WHOLE = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d))+")
 
 _SIZE_UNITS: dict[str, int] = {
-    "": 1,
     "B": 1,
     "KiB": 1024,
     "MiB": 1024**2,
@@ -40,7 +41,7 @@ _SIZE_UNITS: dict[str, int] = {
     "GB": 1000**3,
     "TB": 1000**4,
 }
-_SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)")
+_SIZE_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)")
 
 DURATION_HINT = "write a duration such as 500ms, 30s, 15m, 2h, 1d or 1h30m"
 SIZE_HINT = "write a size such as 512MiB, 2GiB, 256Mi or 1G"
@@ -54,24 +55,28 @@ def parse_duration(text: str) -> timedelta:
     """
     value = text.strip()
     if not _DURATION_WHOLE.fullmatch(value):
-        raise ValueError(f"invalid duration {text!r}: {DURATION_HINT}")
+        raise ValueError(f"invalid duration {text!r}; {DURATION_HINT}")
     total = 0
     last_rank = -1
     for number, unit in _DURATION_PART.findall(value):
         rank = _DURATION_ORDER.index(unit)
         if rank <= last_rank:
             raise ValueError(
-                f"invalid duration {text!r}: units must go from largest to smallest, "
-                f"each once ({DURATION_HINT})"
+                f"invalid duration {text!r}: units must go from the largest to the "
+                f"smallest, each once; {DURATION_HINT}"
             )
         last_rank = rank
         total += int(number) * _DURATION_UNITS[unit]
-    return timedelta(milliseconds=total)
+    try:
+        return timedelta(milliseconds=total)
+    except OverflowError:
+        raise ValueError(f"invalid duration {text!r}: it is too long; shorten it") from None
 
 
 def format_duration(value: timedelta) -> str:
     """The shortest catalog spelling of a duration: ``timedelta(minutes=90)`` -> ``1h30m``."""
-    total_ms = round(value.total_seconds() * 1000)
+    # Integer arithmetic: total_seconds() is a float and loses precision on long spans.
+    total_ms = (value // timedelta(microseconds=1) + 500) // 1000
     if total_ms < 0:
         raise ValueError("durations cannot be negative")
     if total_ms == 0:
@@ -86,23 +91,39 @@ def format_duration(value: timedelta) -> str:
 
 
 def parse_size(text: str) -> int:
-    """Parse a size in bytes: ``512MiB``, ``2GiB``, ``256Mi``, ``1G``, ``1.5GiB``, ``4096``."""
+    """Parse a size in bytes: ``512MiB``, ``2GiB``, ``256Mi``, ``1G``, ``1.5GiB``, ``4096B``.
+
+    A unit is required: a bare ``512`` is far more often a forgotten ``MiB`` than a
+    deliberate 512 bytes.
+    """
     match = _SIZE_RE.fullmatch(text.strip())
+    if match and not match.group(2):
+        raise ValueError(
+            f"invalid size {text!r}: a number without a unit is ambiguous; "
+            f"add one, e.g. '{match.group(1)}MiB' (or '{match.group(1)}B' for bytes)"
+        )
     if not match or match.group(2) not in _SIZE_UNITS:
-        raise ValueError(f"invalid size {text!r}: {SIZE_HINT}")
+        raise ValueError(f"invalid size {text!r}; {SIZE_HINT}")
     number, unit = match.groups()
-    size = float(number) * _SIZE_UNITS[unit]
-    if size != int(size):
-        raise ValueError(f"invalid size {text!r}: it is not a whole number of bytes")
+    # Fraction, not float: exact for any length of digits, so 1.1GiB is checked exactly.
+    size = Fraction(number) * _SIZE_UNITS[unit]
+    if size.denominator != 1:
+        raise ValueError(
+            f"invalid size {text!r}: it is not a whole number of bytes; "
+            "use a smaller unit, e.g. 1536MiB for 1.5GiB"
+        )
     if size <= 0:
-        raise ValueError(f"invalid size {text!r}: a size must be greater than zero")
+        raise ValueError(f"invalid size {text!r}: it must be greater than zero; {SIZE_HINT}")
     return int(size)
 
 
 def format_size(size: int) -> str:
-    """The catalog spelling of a byte count, binary units first: 536870912 -> ``512MiB``."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
+    """The catalog spelling of a byte count, binary units first: 536870912 -> ``512MiB``,
+    1000000000 -> ``1G``, 1000 -> ``1K``, 1500 -> ``1500B``."""
+    if size <= 0:
+        raise ValueError("sizes must be greater than zero")
+    for unit in ("TiB", "GiB", "MiB", "KiB", "T", "G", "M", "K"):
         factor = _SIZE_UNITS[unit]
         if size % factor == 0:
             return f"{size // factor}{unit}"
-    return str(size)
+    return f"{size}B"

@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from jobdeck.catalog.model import Catalog, Schedule, Spec, one_of_problems
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
 from jobdeck.catalog.types import closest
+from jobdeck.units import format_size, parse_size
 
 
 @dataclass(frozen=True, order=True)
@@ -77,9 +78,13 @@ def load_catalog_text(text: str, filename: str = "jobdeck.yaml") -> LoadedCatalo
     except YamlSyntaxError as exc:
         raise CatalogError([Diagnostic(filename, exc.line, exc.column, exc.message)]) from None
     if not isinstance(data, dict):
-        raise CatalogError(
-            [Diagnostic(filename, 1, 1, "the catalog must be a mapping with 'version: 1' first")]
-        )
+        start = "start it with 'version: 1' and 'project: NAME'"
+        if data is None:
+            message = f"top level: the catalog is empty; {start}"
+        else:
+            message = f"top level: expected a mapping of keys, found {_kind(data)}; {start}"
+        line, column = positions.value((0,)) if isinstance(data, list) and data else (1, 1)
+        raise CatalogError([Diagnostic(filename, line, column, message)])
     report = _Report(filename, positions)
     catalog: Catalog | None = None
     try:
@@ -129,42 +134,132 @@ class _Report:
     def model_error(self, error: ErrorDetails) -> None:
         loc: Loc = tuple(error["loc"])
         kind = error["type"]
-        message = error["msg"].removeprefix("Value error, ")
+        ctx = error.get("ctx") or {}
         if "[key]" in loc:
             key_loc = loc[: loc.index("[key]")]
-            self.add(self.positions.key(key_loc), f"{_dotted(key_loc[:-1])}: {message}")
-            return
-        where = _dotted(loc)
-        if kind == "extra_forbidden":
+            self.add(self.positions.key(key_loc), f"{_dotted(key_loc[:-1])}: {_plain_msg(error)}")
+        elif kind == "invalid_key":
+            self.add(
+                self.positions.key(loc),
+                f"{_dotted(loc[:-1])}: invalid key {error['input']!r}: keys are text; "
+                "quote it or rename it",
+            )
+        elif kind == "extra_forbidden":
             key = str(loc[-1])
             known = _fields_at(loc[:-1])
             hint = closest(key, known)
-            fix = f"; did you mean '{hint}'?" if hint else f"; known keys: {', '.join(known)}"
-            self.add(
-                self.positions.key(loc),
-                f"{_dotted(loc[:-1]) or 'top level'}: unknown key '{key}'{fix}",
+            fix = (
+                f"did you mean '{hint}'?"
+                if hint
+                else f"remove it or use one of: {', '.join(known)}"
             )
+            self.add(self.positions.key(loc), f"{_dotted(loc[:-1])}: unknown key '{key}'; {fix}")
         elif kind == "missing":
-            self.add(self.positions.key(loc[:-1]), f"{where}: missing required key '{loc[-1]}'")
+            self.add(
+                self.positions.key(loc[:-1]),
+                f"{_dotted(loc[:-1])}: missing required key '{loc[-1]}'; {_missing_fix(loc)}",
+            )
         elif kind == "catalog":
-            ctx = error.get("ctx") or {}
             at = ctx.get("at")
             target: Loc = (*loc, str(at)) if at else loc
-            self.add(self.positions.key(target), f"{_dotted(loc)}: {ctx.get('message', message)}")
-        elif kind == "literal_error" and isinstance(error.get("input"), str):
-            options = re.findall(r"'([^']*)'", str((error.get("ctx") or {}).get("expected", "")))
-            hint = closest(str(error["input"]), options)
-            fix = f"; did you mean '{hint}'?" if hint else ""
-            self.add(
-                self.positions.value(loc),
-                f"{where}: {error['input']!r} is not one of {', '.join(options)}{fix}",
-            )
+            self.add(self.positions.key(target), f"{_dotted(target)}: {ctx['message']}")
         else:
-            self.add(self.positions.value(loc), f"{where}: {message}")
+            self.add(self.positions.value(loc), f"{_dotted(loc)}: {_value_msg(error)}")
 
 
 def _dotted(loc: Loc) -> str:
-    return ".".join(str(part) for part in loc)
+    """``schedules.nightly.command[0]``; the top level is called ``top level``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) and text else f".{part}"
+    return text.removeprefix(".") or "top level"
+
+
+def _kind(value: object) -> str:
+    """How a YAML reader would name the type of ``value``."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"text ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _number(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _plain_msg(error: ErrorDetails) -> str:
+    return error["msg"].removeprefix("Value error, ")
+
+
+def _missing_fix(loc: Loc) -> str:
+    if loc == ("version",):
+        return "add 'version: 1'"
+    if loc == ("project",):
+        return "add 'project: NAME', e.g. 'project: newsroom'"
+    if loc[-1] == "command":
+        return "add the argv to run, e.g. command: [python, -m, app]"
+    return "add it"
+
+
+def _value_msg(error: ErrorDetails) -> str:
+    """``<what is wrong>; <how to fix>`` for pydantic's own error types."""
+    kind, loc, given = error["type"], error["loc"], error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        if loc == ("version",):
+            return f"unsupported version {given!r}; only version 1 exists, write 'version: 1'"
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = closest(str(given), options) if isinstance(given, str) else None
+        fix = f"did you mean '{hint}'?" if hint else f"use one of: {', '.join(options)}"
+        return f"{given!r} is not one of {', '.join(options)}; {fix}"
+    if kind in ("model_type", "dict_type"):
+        if given is None:
+            return "is empty; give its keys, or remove it"
+        return (
+            f"expected a mapping of keys, found {_kind(given)}; write 'key: value' lines under it"
+        )
+    if kind == "list_type":
+        if loc[-1] == "command" and isinstance(given, str):
+            return (
+                f"expected a list (the argv), found {_kind(given)}; write e.g. "
+                "[python, -m, app], or use 'shell' for a shell command line"
+            )
+        return f"expected a list, found {_kind(given)}; write e.g. [a, b]"
+    if kind == "too_short":
+        if loc[-1] == "command":
+            return "is empty; give at least the program to run, e.g. [python, -m, app]"
+        return "is empty; give at least one item"
+    bound = {
+        "greater_than": ("greater than", "gt", "raise"),
+        "greater_than_equal": ("at least", "ge", "raise"),
+        "less_than": ("less than", "lt", "lower"),
+        "less_than_equal": ("at most", "le", "lower"),
+    }
+    if kind in bound:
+        words, key, fix = bound[kind]
+        return f"must be {words} {_number(ctx.get(key))}, found {given!r}; {fix} it"
+    simple = {
+        "string_type": f"expected text, found {_kind(given)}; quote it",
+        "bool_type": f"expected true or false, found {_kind(given)}; write true or false",
+        "int_type": f"expected a whole number, found {_kind(given)}; write e.g. 3",
+        "int_from_float": f"expected a whole number, found {_kind(given)}; write e.g. 3",
+        "float_type": f"expected a number, found {_kind(given)}; write e.g. 1.5",
+    }
+    if kind in simple:
+        return simple[kind]
+    message = _plain_msg(error)
+    return message if ";" in message else f"{message}; fix the value"
 
 
 def _fields_at(loc: Loc) -> list[str]:
@@ -220,14 +315,14 @@ def _check_references(data: dict[str, Any], report: _Report) -> None:
             present = {key for key, value in spec.items() if value is not None}
             for at, message in one_of_problems(section, present):
                 target = (section, name, at) if at else (section, name)
-                report.add(report.positions.key(target), f"{section}.{name}: {message}")
+                report.add(report.positions.key(target), f"{_dotted(target)}: {message}")
             pool = spec.get("pool")
             if isinstance(pool, str) and pool not in pools:
                 report.add(
                     report.positions.value((section, name, "pool")),
                     f"{section}.{name}.pool: {_unknown('pool', pool, pools)}",
                 )
-            _check_memory(section, name, spec, pools, default_pool, report)
+            _check_memory(section, name, spec, pools, defaults, report)
     for name, spec in _section(data, "workers").items():
         queue = spec.get("queue") if isinstance(spec, dict) else None
         if isinstance(queue, str) and queue not in queues:
@@ -257,14 +352,18 @@ def _check_memory(
     name: str,
     spec: dict[str, Any],
     pools: dict[str, Any],
-    default_pool: object,
+    defaults: dict[str, Any],
     report: _Report,
 ) -> None:
-    from jobdeck.units import format_size, parse_size
+    """A run's memory (its own, or the default) must fit in its pool (its own, or the default).
 
-    pool_name = spec.get("pool", default_pool)
+    A default that does not fit is reported once per pool, at ``defaults.memory``.
+    """
+    pool_name = spec.get("pool", defaults.get("pool"))
     pool = pools.get(pool_name) if isinstance(pool_name, str) else None
-    memory, pool_memory = spec.get("memory"), pool.get("memory") if isinstance(pool, dict) else None
+    pool_memory = pool.get("memory") if isinstance(pool, dict) else None
+    loc: Loc = (section, name, "memory") if "memory" in spec else ("defaults", "memory")
+    memory = spec["memory"] if "memory" in spec else defaults.get("memory")
     if not (isinstance(memory, str) and isinstance(pool_memory, str)):
         return
     try:
@@ -272,10 +371,13 @@ def _check_memory(
     except ValueError:
         return  # reported by the model
     if run_bytes > pool_bytes:
+        fix = "lower it or grow the pool"
+        if loc[0] == "defaults":
+            fix = "lower it, grow the pool, or give the items in that pool their own memory"
         report.add(
-            report.positions.value((section, name, "memory")),
-            f"{section}.{name}.memory: {format_size(run_bytes)} is more than pool "
-            f"'{pool_name}' has ({format_size(pool_bytes)}); lower it or grow the pool",
+            report.positions.value(loc),
+            f"{_dotted(loc)}: {format_size(run_bytes)} is more than pool '{pool_name}' has "
+            f"({format_size(pool_bytes)}); {fix}",
         )
 
 
@@ -314,7 +416,8 @@ def _check_commands(commands: dict[str, Any], report: _Report) -> None:
             elif slash in slashes:
                 report.add(
                     report.positions.value(loc),
-                    f"commands.{name}.slash: {slash} is already used by '{slashes[slash]}'",
+                    f"commands.{name}.slash: {slash} is already used by '{slashes[slash]}'; "
+                    "pick another",
                 )
             else:
                 slashes[slash] = name
@@ -328,20 +431,34 @@ def _check_placeholders(
     try:
         fields = list(Formatter().parse(arg))
     except ValueError as exc:
-        report.add(where, f"{prefix}: {exc} in {arg!r}; write '{{{{' and '}}}}' for literal braces")
+        brace = "}" if "'}'" in str(exc) and "Single" in str(exc) else "{"
+        report.add(
+            where,
+            f"{prefix}: unbalanced '{brace}' in {arg!r}; write a placeholder as {{name}}, "
+            "and a literal brace twice ('{{' or '}}')",
+        )
         return
     for _, field, spec, conversion in fields:
         if field is None:
             continue
-        if spec or conversion or field not in params:
-            if field in params:
-                message = f"placeholder {{{field}}} takes no format or conversion"
-            else:
-                hint = closest(field, list(params))
-                fix = (
-                    f"did you mean '{{{hint}}}'?"
-                    if hint
-                    else "declare it under 'params:' or write '{{' for a literal brace"
-                )
-                message = f"placeholder {{{field}}} names no declared param; {fix}"
-            report.add(where, f"{prefix}: {message}")
+        if field in params and (spec or conversion):
+            message = (
+                f"placeholder {{{field}!{conversion}}} takes no format or conversion; "
+                f"write {{{field}}}"
+                if conversion
+                else f"placeholder {{{field}:{spec}}} takes no format or conversion; "
+                f"write {{{field}}}"
+            )
+        elif field == "":
+            message = "empty placeholder {}; name a param, e.g. {title}, or write '{{}}'"
+        elif field not in params:
+            hint = closest(field, list(params))
+            fix = (
+                f"did you mean '{{{hint}}}'?"
+                if hint
+                else "declare it under 'params:', or write '{{' for a literal brace"
+            )
+            message = f"placeholder {{{field}}} names no declared param; {fix}"
+        else:
+            continue
+        report.add(where, f"{prefix}: {message}")

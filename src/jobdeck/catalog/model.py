@@ -13,9 +13,13 @@ from string import Formatter
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from jobdeck.catalog.types import (
+    ENV_RE,
+    NAME_RE,
+    PARAM_RE,
     Cron,
     Duration,
     EnvName,
@@ -25,6 +29,7 @@ from jobdeck.catalog.types import (
     ParamName,
     ProjectName,
     Size,
+    SlashCommand,
     Zone,
 )
 
@@ -38,11 +43,23 @@ ParamType = Literal["string", "int", "float", "bool", "url", "choice"]
 ParamValue = str | int | float | bool
 
 Argv = Annotated[list[str], Field(min_length=1)]
-Env = dict[EnvName, EnvValue]
+
+
+def _keys(pattern: re.Pattern[str]) -> JsonDict:
+    """JSON Schema for the keys of a mapping: pydantic publishes a key pattern only as
+    ``patternProperties``, which still lets other keys through."""
+    return {"propertyNames": {"pattern": f"^{pattern.pattern}$"}}
+
+
+Env = Annotated[dict[EnvName, EnvValue], Field(json_schema_extra=_keys(ENV_RE))]
 
 
 def problem(message: str, at: str | None = None) -> PydanticCustomError:
-    """A validation error; ``at`` names the key it should point at, inside the item."""
+    """A validation error; ``at`` names the key it is about, inside the item.
+
+    The loader reports it at that key, as ``<item path>.<at>: <message>``, so the message
+    says what is wrong and how to fix it without repeating the key's name.
+    """
     return PydanticCustomError("catalog", "{message}", {"message": message, "at": at})
 
 
@@ -62,9 +79,9 @@ def one_of_problems(section: str, present: set[str]) -> list[tuple[str | None, s
     found: list[tuple[str | None, str]] = []
     for first, second, required in ONE_OF.get(section, []):
         if first in present and second in present:
-            found.append((second, f"give either '{first}' or '{second}', not both"))
+            found.append((second, f"cannot be combined with '{first}'; keep one of the two"))
         elif required and first not in present and second not in present:
-            found.append((None, f"missing '{first}' or '{second}': give exactly one"))
+            found.append((None, f"neither '{first}' nor '{second}' is given; add one of them"))
     return found
 
 
@@ -105,14 +122,15 @@ class Queue(Spec):
     @model_validator(mode="after")
     def _limits(self) -> Queue:
         if self.visibility_timeout > timedelta(hours=12):
-            raise problem("visibility_timeout can be at most 12h (as in SQS)", "visibility_timeout")
+            raise problem("longer than 12h, the most SQS allows; lower it", "visibility_timeout")
         if not timedelta(seconds=60) <= self.retention <= timedelta(days=14):
-            raise problem("retention must be between 60s and 14d (as in SQS)", "retention")
+            raise problem("outside 60s..14d, the range SQS allows; pick a value in it", "retention")
         if self.delay > timedelta(minutes=15):
-            raise problem("delay can be at most 15m (as in SQS)", "delay")
+            raise problem("longer than 15m, the most SQS allows; lower it", "delay")
         if self.content_based_deduplication and not self.fifo:
             raise problem(
-                "content_based_deduplication needs fifo: true", "content_based_deduplication"
+                "only FIFO queues deduplicate; set 'fifo: true' or remove this key",
+                "content_based_deduplication",
             )
         return self
 
@@ -126,7 +144,9 @@ class Autoscale(Spec):
     @model_validator(mode="after")
     def _bounds(self) -> Autoscale:
         if self.min > self.max:
-            raise problem(f"min ({self.min}) is greater than max ({self.max})", "min")
+            raise problem(
+                f"{self.min} is greater than max ({self.max}); lower min or raise max", "min"
+            )
         return self
 
 
@@ -152,29 +172,51 @@ class Param(Spec):
         from jobdeck.catalog.params import coerce
 
         if self.type == "choice" and not self.choices:
-            raise problem("a choice param needs a non-empty 'choices' list", "type")
+            raise problem(
+                "a choice param needs a non-empty 'choices' list; add e.g. 'choices: [a, b]'",
+                "choices" if self.choices is not None else "type",
+            )
         if self.choices is not None and self.type != "choice":
-            raise problem("'choices' is only for params of type choice", "choices")
-        if (self.max_length is not None or self.pattern is not None) and self.type not in (
-            "string",
-            "url",
-        ):
-            at = "max_length" if self.max_length is not None else "pattern"
-            raise problem(f"'{at}' is only for string and url params", at)
-        if (self.min is not None or self.max is not None) and self.type not in ("int", "float"):
-            raise problem("'min' and 'max' are only for int and float params", "min")
+            raise problem(
+                f"only choice params take choices, this one is {self.type}; "
+                "remove it or set 'type: choice'",
+                "choices",
+            )
+        for at in ("max_length", "pattern"):
+            if getattr(self, at) is not None and self.type not in ("string", "url"):
+                raise problem(
+                    f"only string and url params take it, this one is {self.type}; remove it",
+                    at,
+                )
+        for at in ("min", "max"):
+            if getattr(self, at) is not None and self.type not in ("int", "float"):
+                raise problem(
+                    f"only int and float params take it, this one is {self.type}; remove it", at
+                )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise problem(
+                f"{_number(self.min)} is greater than max ({_number(self.max)}); "
+                "lower min or raise max",
+                "min",
+            )
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                raise problem(f"invalid regular expression: {exc}", "pattern") from None
+                raise problem(
+                    f"invalid regular expression ({exc}); fix it (Python re syntax)", "pattern"
+                ) from None
         if self.required and self.default is not None:
-            raise problem("a required param cannot have a default", "default")
+            raise problem(
+                "a required param cannot have a default; remove one of the two", "default"
+            )
         if self.default is not None:
             try:
                 coerce(self, self.default)
             except ValueError as exc:
-                raise problem(f"the default does not satisfy the param: {exc}", "default") from None
+                raise problem(
+                    f"the default breaks the param's own rules ({exc}); change it", "default"
+                ) from None
         return self
 
 
@@ -212,11 +254,13 @@ class Schedule(_Process):
     def _trigger(self) -> Schedule:
         _check_one_of("schedules", self)
         if self.rate is not None and self.rate < timedelta(seconds=1):
-            raise problem("a rate must be at least 1s", "rate")
+            raise problem("shorter than 1s, the shortest rate; raise it", "rate")
         if self.rate is not None and self.timezone is not None:
-            raise problem("'timezone' has no effect on a rate; remove it", "timezone")
+            raise problem(
+                "has no effect on a rate, which counts elapsed time; remove it", "timezone"
+            )
         if self.timeout <= timedelta(0):
-            raise problem("timeout must be greater than zero", "timeout")
+            raise problem("must be greater than zero; e.g. 15m", "timeout")
         return self
 
 
@@ -233,13 +277,21 @@ class Worker(_Process):
         _check_one_of("workers", self)
         if self.singleton and self.replicas is not None and self.replicas > 1:
             raise problem(
-                f"a singleton worker runs at most one process; replicas is {self.replicas}",
+                f"is {self.replicas}, but a singleton worker runs at most one process; "
+                "set replicas to 1 or singleton to false",
                 "replicas",
             )
         if self.singleton and self.autoscale is not None and self.autoscale.max > 1:
-            raise problem("a singleton worker cannot autoscale above 1", "autoscale")
+            raise problem(
+                f"max is {self.autoscale.max}, but a singleton worker runs at most one "
+                "process; set max to 1 or singleton to false",
+                "autoscale",
+            )
         if self.autoscale is not None and self.queue is None:
-            raise problem("autoscale follows a queue's backlog: set 'queue'", "autoscale")
+            raise problem(
+                "follows a queue's backlog, but the worker has no queue; set 'queue'",
+                "autoscale",
+            )
         return self
 
     @property
@@ -252,16 +304,20 @@ class Worker(_Process):
 
 class Command(_Runnable):
     command: Argv
-    params: dict[ParamName, Param] = {}
+    params: Annotated[dict[ParamName, Param], Field(json_schema_extra=_keys(PARAM_RE))] = {}
     timeout: Duration = timedelta(hours=1)
     kill_grace: Duration = timedelta(seconds=10)
     confirm: bool = False
     allow: Allow = Allow()
-    slash: str | None = Field(None, pattern=r"^/[a-z0-9][a-z0-9_-]{0,31}$")
+    slash: SlashCommand | None = None
 
     def placeholders(self) -> list[tuple[int, str]]:
         """(argv index, param name) for each ``{name}`` in the argv."""
         return [(i, name) for i, arg in enumerate(self.command) for name in placeholders(arg)]
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
 
 
 def placeholders(arg: str) -> list[str]:
@@ -289,16 +345,19 @@ class Defaults(Spec):
     capacity: Capacity | None = None
 
 
+_NAMED = Field(json_schema_extra=_keys(NAME_RE))
+
+
 class Catalog(Spec):
     version: Literal[1]
     project: ProjectName
     timezone: Zone = "UTC"
     defaults: Defaults = Defaults()
-    pools: dict[Name, Pool] = {}
-    queues: dict[Name, Queue] = {}
-    schedules: dict[Name, Schedule] = {}
-    workers: dict[Name, Worker] = {}
-    commands: dict[Name, Command] = {}
+    pools: Annotated[dict[Name, Pool], _NAMED] = {}
+    queues: Annotated[dict[Name, Queue], _NAMED] = {}
+    schedules: Annotated[dict[Name, Schedule], _NAMED] = {}
+    workers: Annotated[dict[Name, Worker], _NAMED] = {}
+    commands: Annotated[dict[Name, Command], _NAMED] = {}
 
     def items(self) -> list[tuple[Kind, str, Spec]]:
         """Every declared item as (kind, name, spec), in a stable order."""

@@ -57,7 +57,9 @@ def resolve(command: Command, given: Mapping[str, object]) -> dict[str, ParamVal
             except ValueError as exc:
                 errors.append(f"{name}: {exc}")
         elif param.default is not None:
-            values[name] = param.default
+            # Coerced like a given value: a bool param's default may be written 'yes',
+            # a float param's as 3; the command must see the typed value either way.
+            values[name] = coerce(param, param.default)
         elif param.required:
             errors.append(f"{name}: required")
         else:

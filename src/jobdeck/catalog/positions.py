@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,10 +58,28 @@ def parse(text: str) -> tuple[Any, Positions]:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise YamlSyntaxError(line, column, message or "invalid YAML") from None
+        raise YamlSyntaxError(line, column, _syntax_message(exc)) from None
     positions = Positions()
     return _plain(document, (), positions), positions
+
+
+def _syntax_message(exc: MarkedYAMLError) -> str:
+    problem = str(exc.problem or "")
+    duplicate = re.match(r'found duplicate key "(.*)" with value', problem)
+    if duplicate:
+        return (
+            f"duplicate key '{duplicate.group(1)}': a key can appear once in a mapping; "
+            "keep only one of them"
+        )
+    if "'\\t'" in problem:
+        return "a tab character cannot indent YAML; indent with spaces"
+    for raw in ("'<stream end>'", "end of stream"):
+        problem = problem.replace(raw, "the end of the file")
+    context = f" ({exc.context})" if exc.context else ""
+    return (
+        f"invalid YAML: {problem or 'cannot parse'}{context}; "
+        "check the indentation, quotes and brackets here"
+    )
 
 
 def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
@@ -72,7 +91,10 @@ def _plain(node: Any, loc: Loc, positions: Positions) -> Any:
             plain_key = _scalar(key)
             child = (*loc, plain_key)
             positions.keys[child] = (key_line + 1, key_col + 1)
-            positions.values[child] = (value_line + 1, value_col + 1)
+            # An empty (null) value has no text of its own: point at its key instead.
+            positions.values[child] = (
+                (key_line + 1, key_col + 1) if value is None else (value_line + 1, value_col + 1)
+            )
             mapping[plain_key] = _plain(value, child, positions)
         return mapping
     if isinstance(node, CommentedSeq):

@@ -6,6 +6,7 @@ serialises back to the catalog's own spelling, and publishes a JSON Schema for e
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import timedelta
 from difflib import get_close_matches
@@ -15,8 +16,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-from jobdeck.schedule.timing import cron_error
-from jobdeck.units import format_duration, format_size, parse_duration, parse_size
+from jobdeck.schedule.timing import CRON_HINT, cron_error
+from jobdeck.units import (
+    DURATION_HINT,
+    SIZE_HINT,
+    format_duration,
+    format_size,
+    parse_duration,
+    parse_size,
+)
 
 NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,62}")
 PROJECT_RE = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -27,10 +35,8 @@ LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 def _name(pattern: re.Pattern[str], what: str, rule: str) -> Any:
     def check(value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"{what} must be a string")
-        if not pattern.fullmatch(value):
-            raise ValueError(f"invalid {what} {value!r}: {rule}")
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"invalid {what} {value!r}; {rule}")
         return value
 
     return BeforeValidator(check)
@@ -65,7 +71,11 @@ ParamName = Annotated[
 ]
 EnvName = Annotated[
     str,
-    _name(ENV_RE, "environment variable name", "use letters, digits and '_'"),
+    _name(
+        ENV_RE,
+        "environment variable name",
+        "use letters, digits and '_', not starting with a digit",
+    ),
     WithJsonSchema({"type": "string", "pattern": f"^{ENV_RE.pattern}$"}),
 ]
 
@@ -74,9 +84,7 @@ def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(
-            f"invalid duration {value!r}: write it as a string with a unit, e.g. '30s' or '15m'"
-        )
+        raise ValueError(f"invalid duration {value!r}: a unit is required; {DURATION_HINT}")
     return parse_duration(value)
 
 
@@ -87,7 +95,7 @@ Duration = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^(\d+(ms|s|m|h|d))+$",
+            "pattern": r"^([0-9]+(ms|s|m|h|d))+$",
             "description": "a duration: 500ms, 30s, 15m, 2h, 1d, 1h30m",
         }
     ),
@@ -95,14 +103,14 @@ Duration = Annotated[
 
 
 def _size(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"invalid size {value!r}: write a size such as 512MiB")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError("a size must be greater than zero")
-        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A bare number is more often a forgotten unit than a count of bytes.
+        raise ValueError(
+            f"invalid size {value!r}: a number without a unit is ambiguous; "
+            f"add one, e.g. '{value}MiB' (or '{value}B' for bytes)"
+        )
     if not isinstance(value, str):
-        raise ValueError(f"invalid size {value!r}: write a size such as 512MiB")
+        raise ValueError(f"invalid size {value!r}; {SIZE_HINT}")
     return parse_size(value)
 
 
@@ -113,7 +121,7 @@ Size = Annotated[
     WithJsonSchema(
         {
             "type": "string",
-            "pattern": r"^\d+(\.\d+)?\s*(B|KiB|MiB|GiB|TiB|Ki|Mi|Gi|Ti|K|M|G|T|KB|MB|GB|TB)?$",
+            "pattern": r"^[0-9]+(\.[0-9]+)?\s*(B|KiB|MiB|GiB|TiB|Ki|Mi|Gi|Ti|K|M|G|T|KB|MB|GB|TB)$",
             "description": "a size: 512MiB, 2GiB, 256Mi, 1G",
         }
     ),
@@ -122,12 +130,14 @@ Size = Annotated[
 
 def _zone(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("a time zone must be a string such as 'Asia/Tokyo'")
+        raise ValueError(f"invalid time zone {value!r}; write an IANA name such as 'Asia/Tokyo'")
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         hint = closest(value, sorted(available_timezones()))
-        suffix = f"; did you mean {hint!r}?" if hint else "; use an IANA name such as 'Asia/Tokyo'"
+        suffix = (
+            f"; did you mean {hint!r}?" if hint else "; write an IANA name such as 'Asia/Tokyo'"
+        )
         raise ValueError(f"unknown time zone {value!r}{suffix}") from None
     return value
 
@@ -141,7 +151,7 @@ Zone = Annotated[
 
 def _cron(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("a cron expression must be a string, e.g. '*/10 * * * *'")
+        raise ValueError(f"invalid cron expression {value!r}; {CRON_HINT}")
     problem = cron_error(value)
     if problem:
         raise ValueError(problem)
@@ -157,25 +167,38 @@ Cron = Annotated[
 
 def _notify(value: object) -> str:
     if not isinstance(value, str):
-        raise ValueError("a notify target must be a string such as 'slack:#alerts'")
+        raise ValueError(
+            f"invalid notify target {value!r}; write 'slack:#channel' or 'webhook:https://...'"
+        )
     kind, _, rest = value.partition(":")
     if kind == "slack":
         if not re.fullmatch(r"#?[A-Za-z0-9][A-Za-z0-9._-]{0,79}", rest):
-            raise ValueError(f"invalid Slack target {value!r}: write 'slack:#channel-name'")
+            raise ValueError(f"invalid Slack target {value!r}; write 'slack:#channel-name'")
         return value
     if kind == "webhook":
         parts = urlsplit(rest)
         if parts.scheme == "https" and parts.hostname:
             return value
-        if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
+        if parts.scheme == "http" and _is_loopback(parts.hostname):
             return value
         raise ValueError(
-            f"invalid webhook target {value!r}: webhooks must use https:// "
-            "(plain http is accepted only for localhost)"
+            f"invalid webhook target {value!r}: plain http would send alerts unencrypted; "
+            "use https:// (http is accepted only for localhost)"
         )
     raise ValueError(
-        f"unknown notify target {value!r}: write 'slack:#channel' or 'webhook:https://...'"
+        f"unknown notify target {value!r}; write 'slack:#channel' or 'webhook:https://...'"
     )
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 NotifyTarget = Annotated[
@@ -188,17 +211,38 @@ NotifyTarget = Annotated[
 def closest(word: str, candidates: list[str]) -> str | None:
     """The candidate most like ``word``, for did-you-mean hints."""
     found = get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return found[0] if found else None
+    if found:
+        return found[0]
+    # A shortened key ('backlog' for 'backlog_per_replica') is too short for difflib.
+    prefixed = [c for c in candidates if len(word) >= 3 and c.startswith(word)]
+    return prefixed[0] if len(prefixed) == 1 else None
 
 
 def _env_value(value: object) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError(
-            f"invalid environment value {value!r}: write a string (quote values like 'yes')"
+            f"invalid environment value {value!r}; write text, a number or a quoted string"
         )
     return str(value)
 
 
 EnvValue = Annotated[
     str, BeforeValidator(_env_value), WithJsonSchema({"type": ["string", "number"]})
+]
+
+
+def _slash(value: object) -> str:
+    if not isinstance(value, str) or not SLASH_RE.fullmatch(value):
+        raise ValueError(
+            f"invalid slash command {value!r}; write '/' and then lowercase letters, digits, "
+            "'-' or '_', at most 32 characters, e.g. '/breaking'"
+        )
+    return value
+
+
+SLASH_RE = re.compile(r"/[a-z0-9][a-z0-9_-]{0,31}")
+SlashCommand = Annotated[
+    str,
+    BeforeValidator(_slash),
+    WithJsonSchema({"type": "string", "pattern": f"^{SLASH_RE.pattern}$"}),
 ]

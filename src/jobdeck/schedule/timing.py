@@ -34,7 +34,7 @@ MACROS: dict[str, str] = {
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 CRON_HINT = (
-    "use five fields (minute hour day-of-month month day-of-week), e.g. '*/10 * * * *', "
+    "write five fields (minute hour day-of-month month day-of-week), e.g. '*/10 * * * *', "
     "or one of @hourly @daily @weekly @monthly @yearly"
 )
 
@@ -45,20 +45,48 @@ def expand_macro(expression: str) -> str:
     return MACROS.get(text.lower(), text)
 
 
+_FIELDS = (
+    ("minute", "use 0-59, a range, a list or a step such as */15"),
+    ("hour", "use 0-23, a range, a list or a step such as */2"),
+    ("day-of-month", "use 1-31, a range, a list or a step"),
+    ("month", "use 1-12 or JAN-DEC, a range, a list or a step"),
+    ("day-of-week", "use 0-7 (0 and 7 are Sunday) or SUN-SAT, a range, a list or a step"),
+)
+
+
 def cron_error(expression: str) -> str | None:
-    """Why ``expression`` is not a valid cron expression, or None when it is."""
+    """Why ``expression`` is not a valid cron expression, or None when it is.
+
+    The message says what is wrong and how to fix it, without the expression's location.
+    """
     text = expand_macro(expression)
     if text.startswith("@"):
         if text.lower() == "@reboot":
-            return "@reboot is not a schedule: jobdeck runs schedules by time only"
-        return f"unknown cron macro {text!r}: {CRON_HINT}"
+            return (
+                "@reboot is not supported: jobdeck fires schedules by time only; "
+                "start the job with the service that starts the host, or give a time"
+            )
+        return f"unknown cron macro {text!r}; {CRON_HINT}"
     fields = text.split()
     if len(fields) != 5:
-        return f"invalid cron expression {expression!r}: it has {len(fields)} fields ({CRON_HINT})"
+        return f"invalid cron expression {expression!r}: it has {len(fields)} fields; {CRON_HINT}"
+    for index, field in enumerate(fields):
+        # Check each field alone, so that the message can name the one that is wrong.
+        probe = ["*"] * 5
+        probe[index] = field
+        try:
+            CronSim(" ".join(probe), datetime(2000, 1, 1, tzinfo=UTC))
+        except (CronSimError, ValueError):
+            name, rule = _FIELDS[index]
+            return f"invalid cron expression {expression!r}: bad {name} field {field!r}; {rule}"
     try:
         CronSim(text, datetime(2000, 1, 1, tzinfo=UTC))
-    except CronSimError as exc:
-        return f"invalid cron expression {expression!r}: {exc} ({CRON_HINT})"
+    except (CronSimError, ValueError):
+        # Every field is valid alone, so the day-of-month and month never meet.
+        return (
+            f"invalid cron expression {expression!r}: it never fires, because no month "
+            f"it names has day {fields[2]}; check the day-of-month and month fields"
+        )
     return None
 
 
@@ -71,13 +99,16 @@ class CronTrigger:
         """Fire instants strictly after ``after``, in UTC, increasing."""
         tz = ZoneInfo(self.zone)
         local = _aware(after).astimezone(tz)
-        previous: datetime | None = None
+        bound = local.astimezone(UTC)
         for fire in CronSim(expand_macro(self.expression), local):
             instant = fire.astimezone(UTC)
-            # cronsim yields wall-clock times; guard the invariant that instants increase.
-            if previous is not None and instant <= previous:
+            # cronsim steps through wall-clock times and forgets the fold for fixed-time
+            # expressions: started in the second pass of a repeated hour, it yields that
+            # hour's first pass again (already past), and a skipped slot moved to the
+            # transition can coincide with the next slot. Keep instants strictly increasing.
+            if instant <= bound:
                 continue
-            previous = instant
+            bound = instant
             yield instant
 
 
