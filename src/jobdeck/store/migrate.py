@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -13,6 +15,14 @@ from jobdeck.store.engine import READ_ONLY
 
 # A package resource, so that it resolves wherever jobdeck is installed.
 SCRIPT_LOCATION = "jobdeck.store:migrations"
+
+# Alembic reports every step ("Context impl SQLiteImpl.", "Running upgrade ...") at
+# INFO, and every command opens, hence migrates, the store: wherever INFO is logged
+# that would be noise on each run. A level set on the "alembic" logger before jobdeck
+# is imported (to see the steps) is left as it is.
+_alembic_log = logging.getLogger("alembic")
+if _alembic_log.level == logging.NOTSET:
+    _alembic_log.setLevel(logging.WARNING)
 
 
 class SchemaTooNew(RuntimeError):

@@ -55,3 +55,64 @@ class AuditEntry:
     outcome: Outcome = "ok"
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+RunKind = Literal["schedule", "worker", "command"]
+Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup"]
+RunStatus = Literal[
+    "pending", "running", "succeeded", "failed", "timed_out", "skipped", "cancelled", "lost"
+]
+ACTIVE_STATUSES: tuple[RunStatus, ...] = ("pending", "running")
+TERMINAL_STATUSES: tuple[RunStatus, ...] = (
+    "succeeded",
+    "failed",
+    "timed_out",
+    "skipped",
+    "cancelled",
+    "lost",
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One attempt at running a schedule, worker process or command.
+
+    Retries are new runs linked by ``retry_of``; ``attempt`` counts from 1. ``detail``
+    holds what varies by kind: lateness, dispatch timings, launch errors, peak memory,
+    the run directory.
+    """
+
+    id: int
+    job: str
+    kind: RunKind
+    trigger: Trigger
+    status: RunStatus
+    created_at: datetime
+    reason: str | None = None
+    attempt: int = 1
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    pool: str | None = None
+    revision: int | None = None
+    retry_of: int | None = None
+    requested_by: str | None = None
+    host: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One step in a run's history, like a workflow execution's event."""
+
+    run_id: int
+    at: datetime
+    type: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None

@@ -29,20 +29,21 @@ from sqlalchemy.exc import IntegrityError
 
 from jobdeck.store import migrate
 from jobdeck.store.engine import READ_ONLY, create_store_engine, display_url, store_url
-from jobdeck.store.records import AuditEntry, Outcome, Revision, Suspension, Via
+from jobdeck.store.errors import NotFound, RevisionConflict, StoreError
+from jobdeck.store.records import (
+    AuditEntry,
+    Outcome,
+    Revision,
+    Run,
+    RunEvent,
+    RunKind,
+    Suspension,
+    Via,
+)
+from jobdeck.store.runs_sql import RunQueries
 from jobdeck.store.tables import as_utc, audit_entries, revisions, suspensions
 
-
-class StoreError(Exception):
-    """A unit of work could not be done as asked."""
-
-
-class NotFound(StoreError, LookupError):
-    """The record asked for does not exist."""
-
-
-class RevisionConflict(StoreError):
-    """Another apply committed the same revision number first."""
+__all__ = ["NotFound", "RevisionConflict", "Store", "StoreError", "Tx", "open_store"]
 
 
 def open_store(url: str | None = None, state_dir: str | Path = ".jobdeck") -> Store:
@@ -118,9 +119,63 @@ class Store:
         with self.reading() as tx:
             return tx.audit(limit, offset)
 
+    def run(self, run_id: int) -> Run | None:
+        with self.reading() as tx:
+            return tx.run(run_id)
 
-class Tx:
-    """The operations of one unit of work, all on one connection and transaction."""
+    def runs(
+        self,
+        *,
+        job: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs matching every filter given, newest first; ``since <= created_at < until``."""
+        with self.reading() as tx:
+            return tx.runs(
+                job=job,
+                kind=kind,
+                status=status,
+                trigger=trigger,
+                since=since,
+                until=until,
+                limit=limit,
+                offset=offset,
+            )
+
+    def events(self, run_id: int) -> list[RunEvent]:
+        """The history of a run, oldest first."""
+        with self.reading() as tx:
+            return tx.events(run_id)
+
+    def active_runs(
+        self, *, job: str | None = None, kind: RunKind | None = None, host: str | None = None
+    ) -> list[Run]:
+        """Runs still pending or running, oldest first."""
+        with self.reading() as tx:
+            return tx.active_runs(job=job, kind=kind, host=host)
+
+    def last_fire(self, schedule: str) -> datetime | None:
+        """The newest nominal time claimed for ``schedule``."""
+        with self.reading() as tx:
+            return tx.last_fire(schedule)
+
+    def last_runs(self, jobs: list[str] | None = None) -> dict[str, Run]:
+        """The newest run of each job (of each of ``jobs`` that has one, when given)."""
+        with self.reading() as tx:
+            return tx.last_runs(jobs)
+
+
+class Tx(RunQueries):
+    """The operations of one unit of work, all on one connection and transaction.
+
+    The queries for runs and fires come from :class:`RunQueries`.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection

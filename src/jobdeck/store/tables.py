@@ -14,9 +14,11 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    ForeignKey,
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -114,4 +116,61 @@ audit_entries = Table(
     Column("outcome", String(32), nullable=False),
     Column("detail", JSONDocument, nullable=False),
     Index(None, "at"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(NAME_LENGTH), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("status", String(32), nullable=False),
+    # Text, not a short string: besides the reason codes, a launch error's message.
+    Column("reason", Text, nullable=True),
+    Column("attempt", Integer, nullable=False),
+    Column("scheduled_for", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("ended_at", UTCDateTime, nullable=True),
+    Column("exit_code", Integer, nullable=True),
+    Column("pool", String(NAME_LENGTH), nullable=True),
+    # The applied revision the run was started under; not a foreign key, so that a run
+    # can be recorded from a catalog that was never applied (an ad-hoc `jobdeck run`).
+    Column("revision", Integer, nullable=True),
+    # SET NULL: pruning an old attempt keeps the later attempts it led to.
+    Column("retry_of", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Column("requested_by", String(NAME_LENGTH), nullable=True),
+    Column("host", String(NAME_LENGTH), nullable=True),
+    Column("params", JSONDocument, nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    # History of one job, newest first; active runs (and any status filter); all runs.
+    Index(None, "job", "created_at"),
+    Index(None, "status", "created_at"),
+    Index(None, "created_at"),
+)
+
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    Index(None, "run_id", "id"),
+)
+
+# One row per timed fire that an engine decided to act on. The primary key is the
+# fire's identity, so the database itself refuses a second claim of the same slot,
+# whichever process, restart or retry makes it.
+fires = Table(
+    "fires",
+    metadata,
+    Column("schedule", String(NAME_LENGTH), nullable=False),
+    Column("nominal_time", UTCDateTime, nullable=False),
+    Column("decided_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Column("host", String(NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("schedule", "nominal_time"),
 )

@@ -1,0 +1,23 @@
+"""What the store raises when a unit of work cannot be done as asked."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """A unit of work could not be done as asked."""
+
+
+class NotFound(StoreError, LookupError):
+    """The record asked for does not exist."""
+
+
+class RevisionConflict(StoreError):
+    """Another apply committed the same revision number first."""
+
+
+class RunAlreadyEnded(StoreError):
+    """The run has reached a final status, which nothing changes again.
+
+    Whoever gets this lost a race to record the run's outcome (a second completion, a
+    late adoption); the first outcome stands. The transaction is still usable.
+    """
