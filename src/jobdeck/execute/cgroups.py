@@ -1,0 +1,248 @@
+"""Cgroup v1 and v2 primitives: find the hierarchy, create, limit, inspect, kill, remove.
+
+Only what pools and the run shim need. v2 (the unified hierarchy) is used when it has
+the memory controller; otherwise v1's separate ``memory`` and ``cpu`` hierarchies. A
+"hybrid" host mounts a cgroup2 tree without controllers beside v1: that tree is ignored.
+
+This module is imported by the run shim: keep it free of heavy imports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobdeck.execute.proc import signal_pids
+
+CFS_PERIOD_US = 100_000
+
+
+class CgroupError(Exception):
+    """A cgroup could not be created, limited or joined."""
+
+
+@dataclass(frozen=True)
+class Hierarchy:
+    """Where the controllers are mounted. On v2, ``memory`` and ``cpu`` are the same tree."""
+
+    version: int
+    memory: Path
+    cpu: Path | None  # None: no cpu controller, CPU limits are not enforced
+
+    @property
+    def root(self) -> Path:
+        return self.memory
+
+
+def _mounts(mountinfo: str) -> list[tuple[Path, str, set[str]]]:
+    """(mount point, file system type, super options) of each cgroup mount."""
+    found = []
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fstype, _source, superopts = [*right.split(), "", "", ""][:3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        mount_point = left.split()[4].replace("\\040", " ")
+        found.append((Path(mount_point), fstype, set(superopts.split(","))))
+    return found
+
+
+def detect(mountinfo: str | None = None) -> tuple[Hierarchy | None, str]:
+    """The hierarchy to use, or None and why there is none."""
+    if mountinfo is None:
+        try:
+            mountinfo = Path("/proc/self/mountinfo").read_text()
+        except OSError as exc:
+            return None, f"cannot read /proc/self/mountinfo: {exc}"
+    mounts = _mounts(mountinfo)
+    for point, fstype, _opts in mounts:
+        if fstype != "cgroup2":
+            continue
+        try:
+            controllers = set((point / "cgroup.controllers").read_text().split())
+        except OSError:
+            continue
+        if "memory" in controllers:
+            cpu = point if "cpu" in controllers else None
+            return Hierarchy(2, point, cpu), "cgroup v2"
+    memory = next((p for p, t, o in mounts if t == "cgroup" and "memory" in o), None)
+    cpu = next((p for p, t, o in mounts if t == "cgroup" and "cpu" in o), None)
+    if memory is not None:
+        return Hierarchy(1, memory, cpu), "cgroup v1"
+    if mounts:
+        return None, "no cgroup hierarchy with the memory controller is mounted"
+    return None, "cgroups are not mounted"
+
+
+def write(group: Path, name: str, value: str) -> None:
+    try:
+        (group / name).write_text(value)
+    except OSError as exc:
+        raise CgroupError(f"cannot write {value.strip()!r} to {group / name}: {exc}") from exc
+
+
+def read(group: Path, name: str) -> str | None:
+    try:
+        return (group / name).read_text()
+    except OSError:
+        return None
+
+
+def make(group: Path) -> bool:
+    """Create ``group`` (not its parents); True when it was created now."""
+    try:
+        group.mkdir()
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise CgroupError(f"cannot create cgroup {group}: {exc}") from exc
+    return True
+
+
+def enable_controllers(group: Path, controllers: list[str]) -> list[str]:
+    """v2: let ``group``'s children use ``controllers``; returns those it could not."""
+    present = set((read(group, "cgroup.controllers") or "").split())
+    enabled = set((read(group, "cgroup.subtree_control") or "").split())
+    missing = []
+    for name in controllers:
+        if name in enabled:
+            continue
+        if name not in present:
+            missing.append(name)
+            continue
+        try:
+            write(group, "cgroup.subtree_control", f"+{name}")
+        except CgroupError:
+            missing.append(name)
+    return missing
+
+
+def set_memory_limit(hierarchy: Hierarchy, group: Path, limit: int | None) -> None:
+    """The memory limit, with swap excluded so that reaching it means an OOM kill.
+
+    v1 counts swap separately: a group with only ``limit_in_bytes`` may swap instead of
+    being killed, so ``memsw`` (memory + swap) gets the same limit, or, when the kernel
+    does not account swap, swappiness 0. ``memsw`` must never be below
+    ``limit_in_bytes``, hence the order of the writes.
+    """
+    if hierarchy.version == 2:
+        write(group, "memory.max", "max" if limit is None else str(limit))
+        with contextlib.suppress(CgroupError):
+            write(group, "memory.swap.max", "0")
+        return
+    value = "-1" if limit is None else str(limit)
+    has_memsw = (group / "memory.memsw.limit_in_bytes").exists()
+    try:
+        write(group, "memory.limit_in_bytes", value)
+        if has_memsw:
+            write(group, "memory.memsw.limit_in_bytes", value)
+    except CgroupError:
+        # Raising a limit: memsw first, it must stay >= limit_in_bytes.
+        if not has_memsw:
+            raise
+        write(group, "memory.memsw.limit_in_bytes", value)
+        write(group, "memory.limit_in_bytes", value)
+    # Older kernels refuse swappiness on a group with children; memsw covers those.
+    with contextlib.suppress(CgroupError):
+        write(group, "memory.swappiness", "0")
+
+
+def set_cpu_limit(hierarchy: Hierarchy, group: Path, cpus: float | None) -> None:
+    quota = None if cpus is None else max(1000, int(cpus * CFS_PERIOD_US))
+    if hierarchy.version == 2:
+        write(group, "cpu.max", f"{'max' if quota is None else quota} {CFS_PERIOD_US}")
+        return
+    write(group, "cpu.cfs_period_us", str(CFS_PERIOD_US))
+    write(group, "cpu.cfs_quota_us", "-1" if quota is None else str(quota))
+
+
+def procs(group: Path) -> list[int]:
+    text = read(group, "cgroup.procs")
+    return [int(line) for line in text.split()] if text else []
+
+
+def join(group: Path, pid: int) -> None:
+    write(group, "cgroup.procs", f"{pid}\n")
+
+
+def oom_kills(version: int, group: Path) -> int:
+    """How many processes the OOM killer killed because of this group's limit."""
+    if version == 2:
+        text = read(group, "memory.events") or ""
+    else:
+        text = read(group, "memory.oom_control") or ""
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "oom_kill":
+            return int(value)
+    if version == 1:
+        # Kernels before 4.13 have no oom_kill counter: a hit limit is the best hint.
+        return int((read(group, "memory.failcnt") or "0").strip() or 0)
+    return 0
+
+
+def peak_memory(version: int, group: Path) -> int | None:
+    text = read(group, "memory.peak" if version == 2 else "memory.max_usage_in_bytes")
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def memory_usage(version: int, group: Path) -> int | None:
+    text = read(group, "memory.current" if version == 2 else "memory.usage_in_bytes")
+    return int(text) if text and text.strip().isdigit() else None
+
+
+def memory_limit(version: int, group: Path) -> int | None:
+    text = (read(group, "memory.max" if version == 2 else "memory.limit_in_bytes") or "").strip()
+    if not text.isdigit():
+        return None
+    value = int(text)
+    return None if value >= 2**62 else value  # v1 writes "unlimited" as a huge number
+
+
+def kill_all(group: Path, sig: int = signal.SIGKILL, *, spare: int | None = None) -> int:
+    """Send ``sig`` to every process of ``group`` but ``spare``; returns how many got it.
+
+    A process can fork while we read the list, so SIGKILL is repeated until the group is
+    empty. (v2's ``cgroup.kill`` would also kill ``spare``, the shim that lives inside.)
+    """
+    sent = 0
+    for _ in range(50):
+        pids = [pid for pid in procs(group) if pid != spare]
+        if not pids:
+            break
+        signal_pids(pids, sig)
+        sent += len(pids)
+        if sig != signal.SIGKILL:
+            break
+        time.sleep(0.01)
+    return sent
+
+
+def remove(group: Path, attempts: int = 5, delay: float = 0.05) -> bool:
+    """Remove an empty group (and its empty children); False when it is still busy.
+
+    A group whose last process has just exited may stay busy for a moment while the
+    kernel finishes the exit, hence the retries.
+    """
+    if not group.exists():
+        return True
+    for child in sorted((p for p in group.iterdir() if p.is_dir()), reverse=True):
+        remove(child, attempts, delay)
+    for attempt in range(attempts):
+        try:
+            os.rmdir(group)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno not in (errno.EBUSY, errno.ENOTEMPTY) or attempt == attempts - 1:
+                return False
+            time.sleep(delay)
+    return False

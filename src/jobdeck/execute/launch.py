@@ -1,0 +1,180 @@
+"""The engine's side of a run: start a shim, read its result, adopt it, cancel it.
+
+Everything here works from the run directory alone, so an engine that restarts (or a
+second process) can take over runs that an earlier engine launched.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from jobdeck.execute import cgroups
+from jobdeck.execute.proc import boot_id, group_alive, is_alive, signal_group
+from jobdeck.execute.spec import (
+    CANCEL_FILE,
+    RESULT_FILE,
+    SHIM_FILE,
+    SHIM_LOG_FILE,
+    SPEC_FILE,
+    RunResult,
+    RunSpec,
+    ShimInfo,
+    read_json,
+    write_json_atomic,
+)
+
+Probe = Literal["running", "finished", "vanished"]
+POLL = 0.005
+
+
+class LaunchTimeout(Exception):
+    """The shim did not report the program started within the launch timeout."""
+
+
+@dataclass(frozen=True)
+class RunHandle:
+    """A launched run. ``info`` is None only when the launch failed before the shim
+    recorded itself; ``result`` is set when the run already ended (a launch error)."""
+
+    run_dir: Path
+    info: ShimInfo | None
+    result: RunResult | None
+
+
+def launch(
+    run_dir: Path,
+    spec: RunSpec,
+    *,
+    python: str = sys.executable,
+    start_timeout: float = 30.0,
+) -> RunHandle:
+    """Write ``spec.json``, start the shim detached, and return once the program runs.
+
+    Returns with ``result`` set when the launch failed (``reason == "launch_error"``).
+    Refuses a run directory that already has a spec: a run is started at most once.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / SPEC_FILE).exists():
+        raise FileExistsError(f"{run_dir} already holds a run")
+    write_json_atomic(run_dir / SPEC_FILE, spec.to_json())
+    with open(run_dir / SHIM_LOG_FILE, "ab") as shim_log:
+        # The shim forks and this direct child exits at once, so waiting here is brief
+        # and leaves no zombie behind; the shim itself is adopted by init.
+        starter = subprocess.run(
+            [python, "-m", "jobdeck.execute.shim", str(run_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=shim_log,
+            stderr=shim_log,
+            cwd="/",
+            start_new_session=True,
+            check=False,
+        )
+    if starter.returncode != 0:
+        text = (run_dir / SHIM_LOG_FILE).read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"the run shim did not start (exit {starter.returncode}): {text}")
+    return wait_started(run_dir, start_timeout)
+
+
+def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
+    """Wait until the shim reports the program started, or a result, or its death."""
+    deadline = time.monotonic() + start_timeout
+    while True:
+        done = result(run_dir)
+        info = shim_info(run_dir)
+        if done is not None:
+            return RunHandle(run_dir, info, done)
+        if info is not None and info.child_pid is not None:
+            return RunHandle(run_dir, info, None)
+        if info is not None and not is_alive(info.shim_pid, info.shim_start):
+            done = result(run_dir)  # it may have written the result just before exiting
+            return RunHandle(run_dir, info, done)
+        if time.monotonic() >= deadline:
+            raise LaunchTimeout(f"{run_dir}: the program did not start in {start_timeout}s")
+        time.sleep(POLL)
+
+
+def shim_info(run_dir: Path) -> ShimInfo | None:
+    data = read_json(run_dir / SHIM_FILE)
+    return ShimInfo.from_json(data) if data is not None else None
+
+
+def result(run_dir: Path) -> RunResult | None:
+    """The run's result, or None while it has none."""
+    data = read_json(run_dir / RESULT_FILE)
+    return RunResult.from_json(data) if data is not None else None
+
+
+def probe(run_dir: Path) -> Probe:
+    """The state of a run found in the store after an engine (re)start.
+
+    ``finished``: it has a result. ``running``: its shim (this boot, same start time)
+    is alive and will write one. ``vanished``: no result and no shim to write one —
+    the machine rebooted, or the shim was killed; the run is lost. A program that
+    outlived its shim may still run: :func:`cancel` stops it.
+    """
+    if (run_dir / RESULT_FILE).exists():
+        return "finished"
+    info = shim_info(run_dir)
+    if info is None or info.boot_id != boot_id():
+        return "vanished"
+    if is_alive(info.shim_pid, info.shim_start):
+        return "running"
+    return "finished" if (run_dir / RESULT_FILE).exists() else "vanished"
+
+
+def cancel(run_dir: Path, grace: float) -> bool:
+    """Ask the run to stop: SIGTERM to its processes, SIGKILL after ``grace`` seconds.
+
+    With a live shim this only signals it and returns; the shim stops the program and
+    writes the result (``cancelled``). Without one (the run vanished) it stops what is
+    left of the program itself, which takes up to ``grace``. False when nothing ran.
+    """
+    info = shim_info(run_dir)
+    if info is None or info.boot_id != boot_id() or (run_dir / RESULT_FILE).exists():
+        return False
+    if is_alive(info.shim_pid, info.shim_start):
+        write_json_atomic(run_dir / CANCEL_FILE, {"grace": grace})
+        try:
+            os.kill(info.shim_pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+    return _stop_orphans(run_dir, info, grace)
+
+
+def _stop_orphans(run_dir: Path, info: ShimInfo, grace: float) -> bool:
+    data = read_json(run_dir / SPEC_FILE)
+    run_group = None
+    if data is not None:
+        group = RunSpec.from_json(data).isolation.run_cgroup
+        run_group = Path(group) if group else None
+    # A pgid is trusted while its leader is the very process the shim started, or when
+    # no process has that pid: the kernel does not reuse a pid that still names a group.
+    pgid = info.pgid
+    if pgid is not None and not is_alive(info.child_pid, info.child_start):
+        pgid = None if Path(f"/proc/{pgid}").exists() else pgid
+
+    def anything_left() -> bool:
+        in_group = pgid is not None and group_alive(pgid)
+        return in_group or bool(run_group and cgroups.procs(run_group))
+
+    if not anything_left():
+        return False
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if pgid is not None:
+            signal_group(pgid, sig)
+        if run_group is not None:
+            cgroups.kill_all(run_group, sig)
+        deadline = time.monotonic() + wait
+        while anything_left() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not anything_left():
+            break
+    return True

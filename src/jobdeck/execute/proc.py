@@ -1,0 +1,105 @@
+"""Facts about processes from ``/proc``, robust against pid reuse and reboots."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """The kernel's id of this boot: a record from another boot names no live process."""
+    try:
+        return _BOOT_ID.read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) is in parentheses and may itself contain spaces or
+    # parentheses: split after the last ')'.
+    end = raw.rfind(")")
+    return raw[end + 2 :].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of ``/proc/PID/stat``: when the process started, in ticks since boot."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int | None, started: int | None) -> bool:
+    """True when ``pid`` runs and is the same process that started at ``started``.
+
+    A zombie counts as gone: it runs nothing, and its parent may never reap it.
+    """
+    if pid is None or pid <= 0:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def group_alive(pgid: int) -> bool:
+    """True when some process (zombies included) is still in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, sig)
+
+
+def set_oom_score_adj(value: int, pid: int | str = "self") -> str | None:
+    """Set the OOM killer's bias; returns why it could not, or None.
+
+    Lowering it below what the process had needs CAP_SYS_RESOURCE; raising it never
+    does, so a ``low`` pool is always honoured and a ``critical`` one needs root.
+    """
+    try:
+        Path(f"/proc/{pid}/oom_score_adj").write_text(f"{value}\n")
+    except OSError as exc:
+        return f"cannot set oom_score_adj {value}: {exc.strerror or exc}"
+    return None
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def can_lower_oom_score_adj() -> bool:
+    """Whether this process holds CAP_SYS_RESOURCE (root in a container may not)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        return False
+    for line in status.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
+    return False
+
+
+def name_signal(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

@@ -1,0 +1,356 @@
+"""The run shim: a small parent that supervises one run, independent of the engine.
+
+``python -m jobdeck.execute.shim RUN_DIR`` forks, the parent exits at once (so the
+engine has no child to reap and the shim is nobody's child but init's) and the shim,
+in its own session, runs ``RUN_DIR/spec.json``:
+
+1. joins the run's cgroups and sets the run's ``oom_score_adj`` on itself, then spawns
+   the program (no ``preexec_fn``, so CPython can use vfork), which inherits both;
+   in the fallback mode it applies RLIMIT_AS to the program right after the spawn;
+2. lowers its own ``oom_score_adj`` to -1000 so that at the limit the kernel kills the
+   program, never its supervisor;
+3. copies the program's combined stdout/stderr into the capped ``log``;
+4. enforces the timeout itself (SIGTERM to the process group and the run's cgroup,
+   SIGKILL after ``kill_grace``), and treats its own SIGTERM, SIGINT or SIGHUP as a
+   cancel (same sequence, with the grace from ``cancel.json`` when present; the result
+   is ``cancelled``/``cancelled``);
+5. when the program exits, stops what it left behind in its group or cgroup (SIGTERM,
+   SIGKILL after ``kill_grace``): a run is over when its main process is;
+6. writes ``result.json`` atomically, steps out of the run's cgroup and removes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from jobdeck.execute import cgroups
+from jobdeck.execute.logcap import CappedLog
+from jobdeck.execute.proc import (
+    boot_id,
+    group_alive,
+    set_oom_score_adj,
+    signal_group,
+    start_time,
+)
+from jobdeck.execute.spec import (
+    CANCEL_FILE,
+    LOG_FILE,
+    RESULT_FILE,
+    SHIM_FILE,
+    SPEC_FILE,
+    Reason,
+    RunResult,
+    RunSpec,
+    ShimInfo,
+    read_json,
+    write_json_atomic,
+)
+
+# After the program and everything it left have gone, output still in flight is read
+# for at most this long: a process that escaped both the group and the cgroup (possible
+# in the fallback mode) must not keep the run open by holding the pipe.
+DRAIN_SECONDS = 1.0
+READ_SIZE = 65536
+
+
+class LaunchError(Exception):
+    """The program could not be started; it never ran, so retrying is safe."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Shim:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        data = read_json(run_dir / SPEC_FILE)
+        if data is None:
+            raise FileNotFoundError(f"{run_dir / SPEC_FILE} does not exist")
+        self.spec = RunSpec.from_json(data)
+        self.iso = self.spec.isolation
+        self.pid = os.getpid()
+        self.info = ShimInfo(self.pid, start_time(self.pid) or 0, boot_id())
+        self.cancel_requested = False
+        self.stop_reason: Reason | None = None
+        self.kill_at: float | None = None
+        self.killed_by_us = False
+        self.child: subprocess.Popen[bytes] | None = None
+        self.started_at: str | None = None
+
+    # -- signals --------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.cancel_requested = True
+
+    def _install_signals(self) -> int:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        os.set_blocking(wake_r, False)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+        return wake_r
+
+    # -- launch ---------------------------------------------------------------------
+
+    def _launch(self, log_w: int) -> subprocess.Popen[bytes]:
+        for group in self.iso.join:
+            try:
+                cgroups.join(Path(group), self.pid)
+            except cgroups.CgroupError as exc:
+                raise LaunchError(f"pool unavailable: {exc}") from exc
+        problem = set_oom_score_adj(self.iso.oom_score_adj)
+        if problem:
+            print(f"jobdeck shim: {problem}", file=sys.stderr)
+        workdir = self.spec.workdir
+        if not os.path.isdir(workdir):
+            what = "does not exist" if not os.path.exists(workdir) else "is not a directory"
+            raise LaunchError(f"bad workdir {workdir!r}: {what}")
+        argv = self.spec.command()
+        env = dict(self.spec.env)
+        env["JOBDECK_RUN_ID"] = self.spec.run_id
+        try:
+            child = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_w,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise LaunchError(
+                f"cannot execute {argv[0]!r}: {exc.strerror or exc} (errno {exc.errno})"
+            ) from exc
+        if self.iso.cgroup_version is None and self.iso.memory_limit is not None:
+            limit = self.iso.memory_limit
+            try:
+                # Right after the spawn, not before: a preexec_fn would forbid vfork, and
+                # lowering the shim's own limit could starve the shim itself.
+                resource.prlimit(child.pid, resource.RLIMIT_AS, (limit, limit))
+            except OSError as exc:
+                child.kill()
+                child.wait()
+                raise LaunchError(f"cannot set RLIMIT_AS {limit}: {exc}") from exc
+        set_oom_score_adj(-1000)
+        return child
+
+    # -- stopping -------------------------------------------------------------------
+
+    def _signal_all(self, sig: int) -> None:
+        assert self.child is not None
+        signal_group(self.child.pid, sig)
+        if self.iso.run_cgroup:
+            cgroups.kill_all(Path(self.iso.run_cgroup), sig, spare=self.pid)
+
+    def _leftovers(self) -> bool:
+        assert self.child is not None
+        if group_alive(self.child.pid):
+            return True
+        run = self.iso.run_cgroup
+        return bool(run and [p for p in cgroups.procs(Path(run)) if p != self.pid])
+
+    def _begin_stop(self, reason: Reason | None, grace: float) -> None:
+        """SIGTERM now, SIGKILL at ``grace``; ``reason`` None: only cleaning up."""
+        if reason is not None and self.stop_reason is None:
+            self.stop_reason = reason
+        if self.kill_at is None:
+            self._signal_all(signal.SIGTERM)
+            self.kill_at = time.monotonic() + grace
+
+    def _cancel_grace(self) -> float:
+        with contextlib.suppress(ValueError, TypeError, OSError):
+            data = read_json(self.run_dir / CANCEL_FILE)
+            if data is not None and data.get("grace") is not None:
+                return max(0.0, float(data["grace"]))
+        return self.spec.kill_grace
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _supervise(self, log: CappedLog, log_r: int, wake_r: int) -> int:
+        child = self.child
+        assert child is not None
+        sel = selectors.DefaultSelector()
+        sel.register(log_r, selectors.EVENT_READ, "log")
+        sel.register(wake_r, selectors.EVENT_READ, "signal")
+        pidfd = -1
+        with contextlib.suppress(OSError, AttributeError):
+            pidfd = os.pidfd_open(child.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        timeout = self.spec.timeout
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        returncode: int | None = None
+        drain_until: float | None = None
+        log_open = True
+        while True:
+            now = time.monotonic()
+            if returncode is None:
+                returncode = child.poll()
+                if returncode is not None and self._leftovers():
+                    self._begin_stop(None, self.spec.kill_grace)
+            if self.cancel_requested and self.stop_reason is None and returncode is None:
+                self._begin_stop("cancelled", self._cancel_grace())
+            if deadline is not None and now >= deadline and returncode is None:
+                self._begin_stop("timeout", self.spec.kill_grace)
+            if self.kill_at is not None and now >= self.kill_at:
+                self.killed_by_us = True
+                self._signal_all(signal.SIGKILL)
+                self.kill_at = now + 1.0  # repeat while anything is left
+            if returncode is not None and drain_until is None and not self._leftovers():
+                drain_until = now + DRAIN_SECONDS
+                self.kill_at = None
+            if drain_until is not None and (not log_open or now >= drain_until):
+                break
+            waits = [1.0 if pidfd >= 0 and returncode is None else 0.05]
+            waits += [t - now for t in (deadline, self.kill_at, drain_until) if t is not None]
+            for key, _ in sel.select(max(0.0, min(waits))):
+                if key.data == "log":
+                    data = os.read(log_r, READ_SIZE)
+                    if data:
+                        log.write(data)
+                    else:
+                        log_open = False
+                        sel.unregister(log_r)
+                elif key.data == "signal":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                else:
+                    sel.unregister(pidfd)
+        sel.close()
+        if pidfd >= 0:
+            os.close(pidfd)
+        assert returncode is not None  # the loop only ends after the program's exit
+        return returncode
+
+    # -- the whole run --------------------------------------------------------------
+
+    def run(self) -> int:
+        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(self.info))
+        wake_r = self._install_signals()
+        log = CappedLog(self.run_dir / LOG_FILE, self.spec.log_cap)
+        run_group = Path(self.iso.run_cgroup) if self.iso.run_cgroup else None
+        pool_group = Path(self.iso.pool_cgroup) if self.iso.pool_cgroup else None
+        version = self.iso.cgroup_version or 0
+        pool_ooms = cgroups.oom_kills(version, pool_group) if pool_group else 0
+        log_r, log_w = os.pipe()
+        try:
+            self.child = self._launch(log_w)
+        except LaunchError as exc:
+            os.close(log_w)
+            os.close(log_r)
+            log.close()
+            return self._finish(
+                RunResult(self.spec.run_id, "failed", "launch_error", error=str(exc)),
+            )
+        os.close(log_w)
+        self.started_at = now_iso()
+        pid = self.child.pid
+        info = ShimInfo(
+            self.info.shim_pid,
+            self.info.shim_start,
+            self.info.boot_id,
+            child_pid=pid,
+            child_start=start_time(pid),
+            pgid=pid,
+            started_at=self.started_at,
+        )
+        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(info))
+        try:
+            returncode = self._supervise(log, log_r, wake_r)
+        except BaseException as exc:
+            self._signal_all(signal.SIGKILL)
+            log.close()
+            result = RunResult(
+                self.spec.run_id,
+                "failed",
+                "shim_error",
+                error=f"the run's supervisor failed: {exc!r}",
+                started_at=self.started_at,
+                ended_at=now_iso(),
+            )
+            return self._finish(result)
+        os.close(log_r)
+        log.close()
+        oom = False
+        if run_group is not None:
+            oom = cgroups.oom_kills(version, run_group) > 0
+        if not oom and pool_group is not None and returncode == -signal.SIGKILL:
+            oom = not self.killed_by_us and cgroups.oom_kills(version, pool_group) > pool_ooms
+        result = self._outcome(returncode, oom, log.dropped)
+        return self._finish(result)
+
+    def _outcome(self, returncode: int, oom: bool, dropped: int) -> RunResult:
+        exit_code = returncode if returncode >= 0 else None
+        sig = -returncode if returncode < 0 else None
+        if self.stop_reason == "timeout":
+            status, reason = "timed_out", "timeout"
+        elif self.stop_reason == "cancelled":
+            status, reason = "cancelled", "cancelled"
+        elif oom and returncode != 0:
+            status, reason = "failed", "oom_killed"
+        elif returncode == 0:
+            status, reason = "succeeded", None
+        else:
+            status, reason = "failed", "exit_code"
+        peak = None
+        if self.iso.run_cgroup and self.iso.cgroup_version:
+            peak = cgroups.peak_memory(self.iso.cgroup_version, Path(self.iso.run_cgroup))
+        else:
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        return RunResult(
+            self.spec.run_id,
+            status,  # type: ignore[arg-type]
+            reason,  # type: ignore[arg-type]
+            exit_code=exit_code,
+            signal=sig,
+            started_at=self.started_at,
+            ended_at=now_iso(),
+            peak_memory=peak,
+            log_dropped_bytes=dropped,
+        )
+
+    def _finish(self, result: RunResult) -> int:
+        if result.ended_at is None:
+            result = RunResult(**{**result.__dict__, "ended_at": now_iso()})
+        write_json_atomic(self.run_dir / RESULT_FILE, result.to_json())
+        # The run's group can only be removed once nothing, the shim included, is in it.
+        for group in self.iso.leave_to:
+            with contextlib.suppress(cgroups.CgroupError):
+                cgroups.join(Path(group), self.pid)
+        for group in self.iso.remove:
+            cgroups.remove(Path(group))
+        return 0
+
+
+def _info_json(info: ShimInfo) -> dict[str, object]:
+    return dict(info.__dict__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0].startswith("-"):
+        print("usage: python -m jobdeck.execute.shim RUN_DIR [--foreground]", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0]).resolve()
+    if "--foreground" not in args[1:]:
+        # Detach: the launcher reaps this parent at once, the shim lives on under init.
+        if os.fork() > 0:
+            os._exit(0)
+        os.setsid()
+    return Shim(run_dir).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

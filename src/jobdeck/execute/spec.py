@@ -1,0 +1,234 @@
+"""The files a run directory holds, as typed values, and how they are written.
+
+The engine and the run shim talk only through files in the run's directory, so that a
+run outlives the engine that started it:
+
+``spec.json``    written by the engine before the shim starts (:class:`RunSpec`);
+``shim.json``    written by the shim: who is running, to recognise them later
+                 (:class:`ShimInfo`); written once before the program starts (no child
+                 yet) and again once it has started;
+``cancel.json``  written by the engine to ask for a cancel with a given grace;
+``result.json``  written by the shim, atomically, when the run is over (:class:`RunResult`);
+``log``          the program's stdout and stderr, combined and capped.
+
+This module is imported by the shim, which starts a fresh interpreter per run: it must
+stay free of heavy imports (no pydantic, no catalog).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+SPEC_FILE = "spec.json"
+SHIM_FILE = "shim.json"
+CANCEL_FILE = "cancel.json"
+RESULT_FILE = "result.json"
+LOG_FILE = "log"
+SHIM_LOG_FILE = "shim.log"
+
+SCHEMA_VERSION = 1
+DEFAULT_LOG_CAP = 16 * 1024 * 1024
+
+Status = Literal["succeeded", "failed", "timed_out", "cancelled"]
+Reason = Literal["exit_code", "oom_killed", "timeout", "launch_error", "cancelled", "shim_error"]
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """Where the run's processes live and which limits bind them.
+
+    With cgroups, the shim writes its own pid into each ``join`` directory's
+    ``cgroup.procs`` before it spawns the program, so that the program is born inside.
+    Without cgroups (``cgroup_version`` is None), ``memory_limit`` becomes the program's
+    RLIMIT_AS.
+    """
+
+    cgroup_version: int | None = None
+    join: tuple[str, ...] = ()
+    run_cgroup: str | None = None  # the run's memory cgroup: OOM count, peak, kill
+    pool_cgroup: str | None = None  # the pool's memory cgroup: OOM kills at the pool limit
+    leave_to: tuple[str, ...] = ()  # where the shim moves itself before removing ``remove``
+    remove: tuple[str, ...] = ()  # the run's own cgroups, removed when the run is over
+    memory_limit: int | None = None  # bytes; RLIMIT_AS in the fallback mode
+    oom_score_adj: int = 0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run and how; exactly one of ``argv`` and ``shell``.
+
+    ``env`` is the program's complete environment (the shim adds ``JOBDECK_RUN_ID``).
+    ``timeout`` is in seconds (None: no limit); ``kill_grace`` is the time between
+    SIGTERM and SIGKILL, for a timeout, a cancel, and for processes left behind by a
+    program that has exited.
+    """
+
+    run_id: str
+    argv: tuple[str, ...] | None = None
+    shell: str | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str = "."
+    timeout: float | None = None
+    kill_grace: float = 10.0
+    isolation: Isolation = field(default_factory=Isolation)
+    log_cap: int = DEFAULT_LOG_CAP
+
+    def __post_init__(self) -> None:
+        if (self.argv is None) == (self.shell is None):
+            raise ValueError("give exactly one of argv and shell")
+        if self.argv is not None and not self.argv:
+            raise ValueError("argv must not be empty")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.kill_grace < 0:
+            raise ValueError("kill_grace must not be negative")
+        if self.log_cap < 2:
+            raise ValueError("log_cap is too small")
+
+    def command(self) -> list[str]:
+        if self.shell is not None:
+            return ["/bin/sh", "-c", self.shell]
+        assert self.argv is not None
+        return list(self.argv)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["env"] = dict(self.env)
+        data["schema"] = SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
+        iso = data.get("isolation") or {}
+        isolation = Isolation(
+            cgroup_version=iso.get("cgroup_version"),
+            join=tuple(iso.get("join", ())),
+            run_cgroup=iso.get("run_cgroup"),
+            pool_cgroup=iso.get("pool_cgroup"),
+            leave_to=tuple(iso.get("leave_to", ())),
+            remove=tuple(iso.get("remove", ())),
+            memory_limit=iso.get("memory_limit"),
+            oom_score_adj=int(iso.get("oom_score_adj", 0)),
+        )
+        argv = data.get("argv")
+        return cls(
+            run_id=str(data["run_id"]),
+            argv=tuple(argv) if argv is not None else None,
+            shell=data.get("shell"),
+            env=dict(data.get("env", {})),
+            workdir=str(data.get("workdir", ".")),
+            timeout=data.get("timeout"),
+            kill_grace=float(data.get("kill_grace", 10.0)),
+            isolation=isolation,
+            log_cap=int(data.get("log_cap", DEFAULT_LOG_CAP)),
+        )
+
+
+@dataclass(frozen=True)
+class ShimInfo:
+    """Identity of the shim and the program, proof against pid reuse and reboots.
+
+    ``*_start`` are field 22 of ``/proc/PID/stat`` (clock ticks since boot): a pid
+    whose start time differs is another process. ``pgid`` is the program's process
+    group (the program leads its own session, so it equals ``child_pid``).
+    """
+
+    shim_pid: int
+    shim_start: int
+    boot_id: str
+    child_pid: int | None = None
+    child_start: int | None = None
+    pgid: int | None = None
+    started_at: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ShimInfo:
+        return cls(
+            shim_pid=int(data["shim_pid"]),
+            shim_start=int(data["shim_start"]),
+            boot_id=str(data["boot_id"]),
+            child_pid=data.get("child_pid"),
+            child_start=data.get("child_start"),
+            pgid=data.get("pgid"),
+            started_at=data.get("started_at"),
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended. ``reason`` is None for a success.
+
+    ``exit_code`` is set when the program exited, ``signal`` when a signal ended it.
+    ``error`` explains a launch error (missing executable, permission denied, bad
+    workdir, pool unavailable): those are safe to retry, the program never ran.
+    ``peak_memory`` is in bytes (the run cgroup's peak, which includes the shim, or the
+    program's peak RSS in the fallback mode).
+    """
+
+    run_id: str
+    status: Status
+    reason: Reason | None
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    started_at: str | None = None
+    ended_at: str | None = None
+    peak_memory: int | None = None
+    log_dropped_bytes: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA_VERSION
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunResult:
+        return cls(
+            run_id=str(data["run_id"]),
+            status=data["status"],
+            reason=data.get("reason"),
+            exit_code=data.get("exit_code"),
+            signal=data.get("signal"),
+            error=data.get("error"),
+            started_at=data.get("started_at"),
+            ended_at=data.get("ended_at"),
+            peak_memory=data.get("peak_memory"),
+            log_dropped_bytes=int(data.get("log_dropped_bytes", 0)),
+        )
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` so that a reader sees either nothing or the whole file.
+
+    Temp file in the same directory, fsync, rename, then fsync the directory so the
+    rename itself survives a crash.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The file's object, or None when it does not exist (yet)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    return data

@@ -1,0 +1,152 @@
+"""Runs outlive whoever launched them; probe and cancel work from the run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobdeck.execute.launch import cancel, probe, result, shim_info
+from jobdeck.execute.proc import is_alive
+from jobdeck.execute.spec import RunSpec
+from tests.integration.test_execute_harness import (
+    ENV,
+    PY,
+    Harness,
+    needs_cgroups,
+    pool,
+    wait_for,
+)
+
+pytestmark = needs_cgroups
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.cleanup()
+
+
+def test_a_run_outlives_the_process_that_launched_it(harness: Harness, tmp_path: Path) -> None:
+    pools = harness.pools(batch=pool(memory="128MiB"))
+    run_dir = tmp_path / "survivor"
+    gate = tmp_path / "go"
+    spec = RunSpec(
+        run_id="survivor",
+        shell=f"while [ ! -e {gate} ]; do sleep 0.05; done; echo finished",
+        env=ENV,
+        workdir=str(tmp_path),
+        timeout=60,
+        isolation=pools.placement("batch", "survivor"),
+    )
+    # An "engine" that launches the run, reports, and then hangs until killed.
+    engine = textwrap.dedent(
+        f"""
+        import json, sys, time
+        from pathlib import Path
+        from jobdeck.execute.launch import launch
+        from jobdeck.execute.spec import RunSpec
+        spec = RunSpec.from_json(json.loads(sys.stdin.read()))
+        handle = launch(Path({str(run_dir)!r}), spec)
+        print("launched", handle.info.child_pid, flush=True)
+        time.sleep(300)
+        """
+    )
+    harness.run_dirs.append(run_dir)
+    proc = subprocess.Popen(
+        [PY, "-c", engine], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    proc.stdin.write(json.dumps(spec.to_json()))
+    proc.stdin.close()
+    assert proc.stdout.readline().startswith("launched ")
+    proc.kill()
+    assert proc.wait(timeout=10) == -signal.SIGKILL
+    proc.stdout.close()
+    assert probe(run_dir) == "running"
+    gate.touch()
+    found = harness.wait(run_dir)
+    assert (found.status, found.exit_code) == ("succeeded", 0)
+    assert (run_dir / "log").read_text() == "finished\n"
+    assert probe(run_dir) == "finished"
+
+
+def test_probe_reports_a_run_whose_shim_and_program_were_killed_as_vanished(
+    harness: Harness,
+) -> None:
+    pools = harness.pools(batch=pool())
+    handle = harness.start(pools, "batch", "doomed", argv=["sleep", "300"])
+    info = handle.info
+    assert info is not None
+    assert info.child_pid is not None
+    assert probe(handle.run_dir) == "running"
+    os.kill(info.shim_pid, signal.SIGKILL)
+    os.kill(info.child_pid, signal.SIGKILL)
+    wait_for(lambda: probe(handle.run_dir) == "vanished", 10, "the run to vanish")
+    wait_for(lambda: not is_alive(info.child_pid, info.child_start), 10, "the program's end")
+    assert result(handle.run_dir) is None
+    assert cancel(handle.run_dir, grace=1) is False  # nothing is left to stop
+    _remove_group(pools.memory_group("batch") / "run-doomed")
+
+
+def test_cancel_stops_a_program_whose_shim_is_gone(harness: Harness) -> None:
+    pools = harness.pools(batch=pool())
+    handle = harness.start(pools, "batch", "orphan", shell="sleep 300 & sleep 301")
+    info = handle.info
+    assert info is not None
+    assert info.child_pid is not None
+    os.kill(info.shim_pid, signal.SIGKILL)
+    wait_for(lambda: probe(handle.run_dir) == "vanished", 10, "the run to vanish")
+    assert is_alive(info.child_pid, info.child_start)
+    assert cancel(handle.run_dir, grace=2) is True
+    assert not is_alive(info.child_pid, info.child_start)
+    _remove_group(pools.memory_group("batch") / "run-orphan")
+
+
+def test_cancel_through_the_shim(harness: Harness) -> None:
+    pools = harness.pools(batch=pool())
+    program = (
+        "import signal, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(300)\n"
+    )
+    handle = harness.start(
+        pools, "batch", "unwanted", argv=[PY, "-c", program], kill_grace=60, timeout=120
+    )
+    log = handle.run_dir / "log"
+    wait_for(lambda: log.read_text() == "ready\n", 10, "the program to ignore SIGTERM")
+    assert cancel(handle.run_dir, grace=0.5) is True
+    # The grace of the cancel, not the spec's 60s, applies.
+    found = harness.wait(handle.run_dir, timeout=20)
+    assert (found.status, found.reason, found.signal) == ("cancelled", "cancelled", 9)
+    assert probe(handle.run_dir) == "finished"
+    assert cancel(handle.run_dir, grace=1) is False
+
+
+def test_a_run_directory_is_used_once(harness: Harness) -> None:
+    pools = harness.pools(batch=pool())
+    handle = harness.start(pools, "batch", "once", argv=["true"])
+    harness.wait(handle.run_dir)
+    with pytest.raises(FileExistsError):
+        harness.start(pools, "batch", "once", argv=["true"])
+    # The refused attempt had its group made; the engine gives it back.
+    assert pools.release("batch", "once")
+    info = shim_info(handle.run_dir)
+    assert info is not None
+    assert info.child_pid is not None
+
+
+def _remove_group(group: Path) -> None:
+    """A killed shim cannot remove its run group: that is what reaping is for."""
+    wait_for(lambda: not group.exists() or not (group / "cgroup.procs").read_text(), 10, "empty")
+    if group.exists():
+        group.rmdir()
