@@ -1,0 +1,183 @@
+"""What a notification says about a run, and the webhook's JSON shape of it.
+
+The webhook payload is a contract with receivers we do not control, so its shape is
+versioned and only ever grows: fields are added, never renamed or dropped.
+
+    {
+      "type": "run.failed",              # run.failed | run.timed_out | run.lost | run.missed
+                                         # | run.<status> for any other status
+      "version": 1,
+      "delivery_id": "4f0c...",          # the same on every retry of one delivery: dedupe on it
+      "occurred_at": "2026-03-08T01:00:12Z",
+      "run": {
+        "id": 42, "job": "ranking-aggregate", "kind": "schedule", "trigger": "schedule",
+        "status": "failed", "reason": "oom_killed", "attempt": 1,
+        "scheduled_for": "...Z", "started_at": "...Z", "ended_at": "...Z",
+        "duration_seconds": 12.5, "exit_code": -9, "pool": "batch", "host": "batch-1",
+        "project": "newsroom", "url": "https://jobdeck.example/runs/42"
+      },
+      "log_tail": "last lines of the run's output"
+    }
+
+Times are ISO 8601 in UTC with a ``Z``; absent values are ``null``, never missing keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobdeck.store.records import Run
+from jobdeck.units import format_duration
+
+WEBHOOK_VERSION = 1
+LOG_TAIL_LINES = 20
+# Slack caps a section's text at 3000 characters; 2 KiB of log keeps the whole message
+# well inside that and still shows the traceback that matters.
+LOG_TAIL_BYTES = 2048
+
+
+def tail_lines(text: str, lines: int = LOG_TAIL_LINES, max_bytes: int = LOG_TAIL_BYTES) -> str:
+    """The last ``lines`` lines of ``text``, cut further from the front to ``max_bytes``
+    of UTF-8 so that one enormous line cannot blow up a message."""
+    kept = "\n".join(text.rstrip("\n").splitlines()[-lines:]) if lines > 0 else ""
+    data = kept.encode("utf-8")
+    if len(data) <= max_bytes:
+        return kept
+    # Cutting bytes may split a character; "ignore" drops the broken head of it.
+    return "…" + data[len(data) - max_bytes :].decode("utf-8", errors="ignore")
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z``. A naive time is taken as UTC, which is what the
+    store writes; converting it as local time would shift it by the host's offset."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RunNotice:
+    """One run that someone should hear about: failed, timed out, OOM-killed, lost, or a
+    slot that was missed. Built by the engine from a :class:`Run` and its log."""
+
+    run_id: int
+    job: str
+    kind: str
+    status: str
+    reason: str | None = None
+    attempt: int = 1
+    trigger: str | None = None
+    scheduled_for: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    log_tail: str = ""
+    pool: str | None = None
+    host: str | None = None
+    project: str | None = None
+    link: str | None = None
+
+    def __post_init__(self) -> None:
+        # Enforced here rather than trusted from callers: a notice is sent to chat and to
+        # third parties, and a whole log must never leave by accident.
+        object.__setattr__(self, "log_tail", tail_lines(self.log_tail))
+
+    @classmethod
+    def from_run(
+        cls,
+        run: Run,
+        *,
+        log_tail: str = "",
+        link: str | None = None,
+        project: str | None = None,
+    ) -> RunNotice:
+        return cls(
+            run_id=run.id,
+            job=run.job,
+            kind=run.kind,
+            status=run.status,
+            reason=run.reason,
+            attempt=run.attempt,
+            trigger=run.trigger,
+            scheduled_for=run.scheduled_for,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            exit_code=run.exit_code,
+            log_tail=log_tail,
+            pool=run.pool,
+            host=run.host,
+            project=project,
+            link=link,
+        )
+
+    @property
+    def event_type(self) -> str:
+        if self.status == "skipped" and self.reason == "missed":
+            return "run.missed"
+        return f"run.{self.status}"
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        start, end = (
+            t if t.tzinfo else t.replace(tzinfo=UTC) for t in (self.started_at, self.ended_at)
+        )
+        # A stepped wall clock can put the end before the start; never report less than 0.
+        return max(end - start, timedelta(0))
+
+    @property
+    def duration_seconds(self) -> float | None:
+        duration = self.duration
+        return None if duration is None else round(duration.total_seconds(), 3)
+
+    @property
+    def summary(self) -> str:
+        """One line for logs, chat fallbacks and subjects: ``job: failed (oom_killed)``."""
+        what = "missed a slot" if self.event_type == "run.missed" else self.status
+        why = f" ({self.reason})" if self.reason and self.event_type != "run.missed" else ""
+        return f"{self.job}: {what}{why}"
+
+
+def display_duration(duration: timedelta | None) -> str:
+    """The catalog's spelling (``1h2m3s``), to the second: milliseconds are noise there."""
+    if duration is None:
+        return "-"
+    if duration >= timedelta(seconds=1):
+        duration = timedelta(seconds=round(duration.total_seconds()))
+    return format_duration(duration)
+
+
+def webhook_payload(
+    notice: RunNotice, *, delivery_id: str, occurred_at: datetime
+) -> dict[str, Any]:
+    """The webhook's JSON body; see the module docstring for the contract."""
+    return {
+        "type": notice.event_type,
+        "version": WEBHOOK_VERSION,
+        "delivery_id": delivery_id,
+        "occurred_at": iso_utc(occurred_at),
+        "run": {
+            "id": notice.run_id,
+            "job": notice.job,
+            "kind": notice.kind,
+            "trigger": notice.trigger,
+            "status": notice.status,
+            "reason": notice.reason,
+            "attempt": notice.attempt,
+            "scheduled_for": iso_utc(notice.scheduled_for),
+            "started_at": iso_utc(notice.started_at),
+            "ended_at": iso_utc(notice.ended_at),
+            "duration_seconds": notice.duration_seconds,
+            "exit_code": notice.exit_code,
+            "pool": notice.pool,
+            "host": notice.host,
+            "project": notice.project,
+            "url": notice.link,
+        },
+        "log_tail": notice.log_tail,
+    }
