@@ -1,0 +1,169 @@
+"""The engine's asynchronous side of running a process: catalog item -> RunSpec -> shim.
+
+Launching waits for the shim to report the program started, so it runs in a worker
+thread; completion is watched with a pidfd on the shim, which wakes the event loop the
+moment the shim exits, also for a shim started by an earlier engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from jobdeck.catalog.model import Command, Pool, Schedule, Worker
+from jobdeck.execute import RunResult, RunSpec, cancel, launch, probe, result
+from jobdeck.execute.launch import LaunchTimeout, shim_info
+from jobdeck.execute.pools import Mode, PoolManager
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POOL = "default"
+# The engine's own secrets never reach a run's environment.
+PRIVATE_ENV = ("JOBDECK_API_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
+
+Item = Schedule | Command | Worker
+
+
+@dataclass(frozen=True)
+class Launched:
+    """The program runs (``result`` None) or could not start (``result`` set)."""
+
+    run_dir: Path
+    result: RunResult | None
+    pid: int | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        state_dir: Path,
+        instance: str,
+        pools: Mapping[str, Pool],
+        *,
+        base_env: Mapping[str, str],
+        mode: Mode = "auto",
+    ) -> None:
+        self.runs_dir = state_dir / "runs"
+        self.instance = instance
+        self.mode = mode
+        self.base_env = {k: v for k, v in base_env.items() if k not in PRIVATE_ENV}
+        self.pools = self._manager(pools)
+        self._watches: dict[int, int] = {}
+
+    def _manager(self, pools: Mapping[str, Pool]) -> PoolManager:
+        declared = dict(pools)
+        declared.setdefault(DEFAULT_POOL, Pool())
+        return PoolManager(self.instance, declared, mode=self.mode)
+
+    def update_pools(self, pools: Mapping[str, Pool]) -> None:
+        """Apply a new revision's pools (limits of existing pools change in place)."""
+        self.pools = self._manager(pools)
+
+    def run_dir(self, run_id: int) -> Path:
+        return self.runs_dir / str(run_id)
+
+    async def start(
+        self,
+        run_id: int,
+        item: Item,
+        *,
+        pool: str | None,
+        argv: list[str] | None,
+        workdir: Path,
+        env: Mapping[str, str],
+    ) -> Launched:
+        run_dir = self.run_dir(run_id)
+        pool_name = pool or DEFAULT_POOL
+        try:
+            isolation = self.pools.placement(pool_name, str(run_id), item.memory)
+        except (OSError, KeyError, ValueError) as exc:
+            return Launched(run_dir, _launch_error(run_id, f"pool {pool_name} unavailable: {exc}"))
+        shell = None if isinstance(item, Command) else item.shell
+        timeout = None if isinstance(item, Worker) else item.timeout.total_seconds()
+        grace = item.stop_grace if isinstance(item, Worker) else item.kill_grace
+        spec = RunSpec(
+            run_id=str(run_id),
+            argv=tuple(argv) if argv is not None else None,
+            shell=shell if argv is None else None,
+            env={**self.base_env, **env},
+            workdir=str(workdir),
+            timeout=timeout,
+            kill_grace=grace.total_seconds(),
+            isolation=isolation,
+        )
+        try:
+            handle = await asyncio.to_thread(launch, run_dir, spec)
+        except (OSError, RuntimeError, LaunchTimeout) as exc:
+            self.pools.release(pool_name, str(run_id))
+            return Launched(run_dir, _launch_error(run_id, str(exc)))
+        pid = handle.info.child_pid if handle.info else None
+        return Launched(run_dir, handle.result, pid)
+
+    def watch(self, run_id: int, on_exit: Callable[[int, RunResult | None], None]) -> None:
+        """Call ``on_exit(run_id, result)`` in the event loop when the run's shim exits.
+
+        The result is None when the shim died without writing one (the run is lost).
+        """
+        loop = asyncio.get_running_loop()
+        run_dir = self.run_dir(run_id)
+        info = shim_info(run_dir)
+        fd: int | None = None
+        if info is not None:
+            with contextlib.suppress(ProcessLookupError):
+                fd = os.pidfd_open(info.shim_pid)
+        if fd is None or probe(run_dir) != "running":
+            if fd is not None:
+                os.close(fd)
+            loop.call_soon(on_exit, run_id, result(run_dir))
+            return
+
+        def exited() -> None:
+            loop.remove_reader(fd)
+            os.close(fd)
+            self._watches.pop(run_id, None)
+            on_exit(run_id, result(run_dir))
+
+        self._watches[run_id] = fd
+        loop.add_reader(fd, exited)
+
+    def probe(self, run_id: int) -> str:
+        return probe(self.run_dir(run_id))
+
+    def result(self, run_id: int) -> RunResult | None:
+        return result(self.run_dir(run_id))
+
+    async def cancel(self, run_id: int, grace: float) -> bool:
+        return await asyncio.to_thread(cancel, self.run_dir(run_id), grace)
+
+    def release(self, pool: str | None, run_id: int) -> None:
+        if not self.pools.release(pool or DEFAULT_POOL, str(run_id)):
+            log.info("run %s: its cgroup is busy; it will be reaped later", run_id)
+
+    def close(self) -> None:
+        """Stop watching (runs go on; a restarted engine adopts them)."""
+        loop = asyncio.get_running_loop()
+        for fd in self._watches.values():
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._watches.clear()
+
+    def log_tail(self, run_id: int, lines: int = 20, max_bytes: int = 4000) -> str:
+        path = self.run_dir(run_id) / "log"
+        try:
+            with path.open("rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - max_bytes))
+                data = handle.read()
+        except OSError:
+            return ""
+        return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def _launch_error(run_id: int, message: str) -> RunResult:
+    return RunResult(run_id=str(run_id), status="failed", reason="launch_error", error=message)
