@@ -69,8 +69,10 @@ def test_plan_then_apply_then_nothing_to_do(jobdeck: Jobdeck) -> None:
     assert plan.out.rstrip().endswith("Plan: 8 to add, 0 to change, 0 to remove.")
 
     as_json = jobdeck("plan", "--json").json()
-    assert {"action": "add", "kind": "pool", "name": "batch"} == {
-        k: as_json["changes"][0][k] for k in ("action", "kind", "name")
+    assert {k: as_json["changes"][0][k] for k in ("action", "kind", "name")} == {
+        "action": "add",
+        "kind": "pool",
+        "name": "batch",
     }
     assert as_json["suspensions"] == []
 
