@@ -8,25 +8,31 @@ triggers and keeps the place of every schedule whose trigger did not change.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
 
 from jobdeck.schedule.timing import Trigger, fires_between
 
-# A loop that wakes very late (a suspended laptop, a frozen VM) does not walk through
-# an unbounded number of slots: beyond this many overdue slots it jumps to ``now``.
+# A loop that wakes very late (a suspended laptop, a frozen VM) hands over at most this
+# many overdue slots of one schedule, and how many there were in all.
 MAX_OVERDUE = 100
 
 
 @dataclass(frozen=True)
 class Due:
-    """One schedule's slots that are due; ``slots`` oldest first, never empty."""
+    """One schedule's slots that are due: the newest ``MAX_OVERDUE`` of them in ``slots``
+    (oldest first, never empty), ``first`` the oldest of all, ``count`` how many."""
 
     name: str
     slots: tuple[datetime, ...]
-    truncated: bool = False  # more than MAX_OVERDUE slots were due; the oldest dropped
+    first: datetime
+    count: int
+
+    @property
+    def truncated(self) -> bool:
+        return self.count > len(self.slots)
 
 
 class FireQueue:
@@ -72,16 +78,13 @@ class FireQueue:
                 return found
             _, name = heapq.heappop(self._heap)
             trigger = self._entries[name][0]
-            later = list(islice(fires_between(trigger, due, now), MAX_OVERDUE))
-            slots = [due, *later]
-            truncated = len(slots) > MAX_OVERDUE
-            if truncated:
-                slots = slots[-MAX_OVERDUE:]
-                after = _first_after(trigger, now)
-            else:
-                after = _first_after(trigger, slots[-1])
-            self._set(name, trigger, after)
-            found.append(Due(name, tuple(slots), truncated))
+            newest: deque[datetime] = deque([due], maxlen=MAX_OVERDUE)
+            count = 1
+            for slot in fires_between(trigger, due, now):
+                newest.append(slot)
+                count += 1
+            self._set(name, trigger, _first_after(trigger, newest[-1]))
+            found.append(Due(name, tuple(newest), due, count))
 
     def next_of(self, name: str) -> datetime | None:
         entry = self._entries.get(name)

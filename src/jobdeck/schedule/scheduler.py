@@ -99,8 +99,8 @@ class Scheduler:
             return
         # The loop itself woke more than one slot late (the host was suspended or
         # overloaded): treat it as downtime, by the schedule's catch-up policy.
-        before = due.slots[0] - timedelta(microseconds=1)
-        log.warning("schedule %s: %d slots overdue at once", due.name, len(due.slots))
+        before = due.first - timedelta(microseconds=1)
+        log.warning("schedule %s: %d slots overdue at once", due.name, due.count)
         self._catch_up(due.name, before, now, trigger="schedule")
 
     def _catch_up(
