@@ -174,3 +174,16 @@ fires = Table(
     Column("host", String(NAME_LENGTH), nullable=False),
     PrimaryKeyConstraint("schedule", "nominal_time"),
 )
+
+# One row per request that may start a command run (a chat request, a click of Run),
+# keyed by what identifies it across retries: Slack resends the same request when an
+# answer is late, and a double click sends two. The key is the primary key, so only
+# one of them ever wins, whichever engine process receives it.
+invocation_keys = Table(
+    "invocation_keys",
+    metadata,
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Index(None, "created_at"),
+)
