@@ -1,0 +1,481 @@
+"""The OpenAPI 3.1 document of the HTTP API, kept by hand next to the routes.
+
+A test checks it against the OpenAPI schema and checks that every route the service
+registers is described here, and nothing else, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+JSON = "application/json"
+
+_STATUSES = [
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "skipped",
+    "cancelled",
+    "lost",
+]
+_TRIGGERS = ["schedule", "manual", "chatops", "api", "retry", "catchup"]
+_KINDS = ["schedule", "worker", "command"]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+def _path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_NAME = _path("name", {"type": "string"}, "The name of the item in the catalog.")
+_RUN_ID = _path("run_id", {"type": "integer", "minimum": 1}, "A run's id.")
+_PAGE = [
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Page size."),
+    _query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Items to skip."),
+]
+
+
+def _listing(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref(item)}},
+    }
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "limit", "offset", "next"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "next": {
+                "type": ["string", "null"],
+                "description": "The next page, with the same filters; null on the last.",
+            },
+        },
+    }
+
+
+def _get(
+    summary: str,
+    ok: dict[str, Any],
+    *,
+    parameters: list[Any] | None = None,
+    not_found: bool = False,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok, "400": _error("A parameter is invalid.")}
+    if not_found:
+        responses["404"] = _error("Not found.")
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if parameters:
+        operation["parameters"] = parameters
+    return {"get": operation}
+
+
+def _suspend_paths(plural: str, kind: str) -> dict[str, Any]:
+    return {
+        f"/api/v1/{plural}/{{name}}/suspend": {
+            "post": {
+                "summary": f"Suspend a {kind}: an emergency stop that no apply clears.",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": _ref("SuspendRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Suspension"), "Suspended."),
+                    "400": _error("No reason, or a bad until."),
+                    "404": _error(f"No such {kind}."),
+                    "409": _error("Already suspended."),
+                },
+            }
+        },
+        f"/api/v1/{plural}/{{name}}/resume": {
+            "post": {
+                "summary": f"End the suspension of a {kind}.",
+                "parameters": [_NAME],
+                "responses": {
+                    "200": _json(_ref("Suspension"), "The suspension, now ended."),
+                    "404": _error(f"No such {kind}."),
+                    "409": _error("Not suspended."),
+                },
+            }
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    time = {"type": ["string", "null"], "format": "date-time"}
+    text = {"type": ["string", "null"]}
+    integer = {"type": ["integer", "null"]}
+    suspension = {"oneOf": [_ref("Suspension"), {"type": "null"}]}
+    run_fields = {
+        "id": {"type": "integer"},
+        "job": {"type": "string"},
+        "kind": {"enum": _KINDS},
+        "trigger": {"enum": _TRIGGERS},
+        "status": {"enum": _STATUSES},
+        "reason": text,
+        "attempt": {"type": "integer"},
+        "scheduled_for": time,
+        "started_at": time,
+        "ended_at": time,
+        "exit_code": integer,
+        "pool": text,
+        "created_at": time,
+        "duration_ms": {"type": ["number", "null"]},
+        "retry_of": integer,
+        "requested_by": text,
+        "revision": integer,
+    }
+    last_run = {"oneOf": [_ref("Run"), {"type": "null"}]}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "Run": {"type": "object", "required": list(run_fields), "properties": run_fields},
+        "RunDetail": {
+            "allOf": [
+                _ref("Run"),
+                {
+                    "type": "object",
+                    "required": ["events", "attempts", "detail", "params"],
+                    "properties": {
+                        "host": text,
+                        "params": {"type": "object"},
+                        "detail": {"type": "object"},
+                        "events": {"type": "array", "items": _ref("RunEvent")},
+                        "attempts": {
+                            "type": "array",
+                            "description": "Every attempt linked by retries, first to last.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "attempt": {"type": "integer"},
+                                    "status": {"enum": _STATUSES},
+                                    "reason": text,
+                                },
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "RunEvent": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "at": time,
+                "type": {"type": "string"},
+                "detail": {"type": "object"},
+            },
+        },
+        "RunRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ignore_overlap": {"type": "boolean", "default": False},
+                "trigger": {"enum": ["manual", "api"], "default": "manual"},
+            },
+        },
+        "SuspendRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "minLength": 1},
+                "until": {
+                    "type": ["string", "null"],
+                    "description": "A duration (2h) or an ISO 8601 time.",
+                },
+            },
+        },
+        "Suspension": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"enum": _KINDS},
+                "name": {"type": "string"},
+                "reason": {"type": "string"},
+                "created_by": {"type": "string"},
+                "created_at": time,
+                "until": time,
+                "ended_at": time,
+                "ended_by": text,
+            },
+        },
+        "Schedule": {
+            "type": "object",
+            "required": ["name", "trigger", "next_fire", "suspension", "last_run"],
+            "properties": {
+                "name": {"type": "string"},
+                "trigger": {"type": "string"},
+                "timezone": text,
+                "enabled": {"type": "boolean"},
+                "next_fire": time,
+                "next_fire_local": text,
+                "pool": text,
+                "suspension": suspension,
+                "last_run": last_run,
+            },
+        },
+        "ScheduleDetail": {
+            "allOf": [
+                _ref("Schedule"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "definition": {"type": "object"},
+                        "upcoming": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"at": time, "local": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "Worker": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "desired": {"type": "integer"},
+                "running": {"type": "integer"},
+                "restarts": {"type": "integer"},
+                "autoscale": {"type": ["object", "null"]},
+                "singleton": {"type": "boolean"},
+                "queue": text,
+                "enabled": {"type": "boolean"},
+                "suspension": suspension,
+            },
+        },
+        "Command": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "pool": text,
+                "enabled": {"type": "boolean"},
+                "params": {"type": "object"},
+                "suspension": suspension,
+                "last_run": last_run,
+            },
+        },
+        "Queue": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "Pool": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "memory_used": integer,
+                "memory_limit": integer,
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "at": time,
+                "actor": {"type": "string"},
+                "via": {"enum": ["cli", "api", "slack", "engine"]},
+                "action": {"type": "string"},
+                "target": text,
+                "outcome": {"enum": ["ok", "refused", "error"]},
+                "detail": {"type": "object"},
+            },
+        },
+        "Revision": {
+            "type": "object",
+            "properties": {
+                "number": {"type": "integer"},
+                "applied_at": time,
+                "applied_by": {"type": "string"},
+                "catalog_sha256": {"type": "string"},
+                "git_describe": text,
+                "source": {"type": "string"},
+                "text": {"type": "string"},
+                "catalog": {"type": "object"},
+            },
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return version("jobdeck")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0"
+
+
+def openapi_document() -> dict[str, Any]:
+    runs_filters = [
+        _query("job", {"type": "string"}, "Only runs of this job."),
+        _query("kind", {"enum": _KINDS}, "Only runs of this kind."),
+        _query("status", {"enum": _STATUSES}, "Only runs in this status."),
+        _query("trigger", {"enum": _TRIGGERS}, "Only runs started this way."),
+        _query("since", {"type": "string", "format": "date-time"}, "Created at or after."),
+        _query("until", {"type": "string", "format": "date-time"}, "Created before."),
+        *_PAGE,
+    ]
+    paths: dict[str, Any] = {
+        "/healthz": _get(
+            "Whether the server is up (never needs a token).", _json({"type": "object"}, "Up.")
+        ),
+        "/metrics": _get(
+            "Prometheus metrics.",
+            {
+                "description": "The text exposition format.",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+        ),
+        "/openapi.json": _get("This document.", _json({"type": "object"}, "OpenAPI 3.1.")),
+        "/api/v1/schedules": _get(
+            "Applied schedules with next fire, suspension, last run.",
+            _json(_listing("Schedule"), "Schedules."),
+        ),
+        "/api/v1/schedules/{name}": _get(
+            "One schedule: definition, upcoming fires, last run.",
+            _json(_ref("ScheduleDetail"), "The schedule."),
+            parameters=[
+                _NAME,
+                _query(
+                    "upcoming", {"type": "integer", "minimum": 1, "maximum": 100}, "Fires to list."
+                ),
+            ],
+            not_found=True,
+        ),
+        "/api/v1/schedules/{name}/runs": {
+            "post": {
+                "summary": "Start a run now (trigger manual), through the schedule's policies.",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": False,
+                    "content": {JSON: {"schema": _ref("RunRequest")}},
+                },
+                "responses": {
+                    "201": _json(
+                        _ref("Run"), "The run (pending, or skipped by its overlap policy)."
+                    ),
+                    "400": _error("A bad body."),
+                    "404": _error("No such schedule."),
+                    "409": _error("Refused: the schedule is suspended or disabled."),
+                },
+            }
+        },
+        "/api/v1/workers": _get(
+            "Applied workers: desired, running, restarts.", _json(_listing("Worker"), "Workers.")
+        ),
+        "/api/v1/commands": _get(
+            "Applied commands and their parameters.", _json(_listing("Command"), "Commands.")
+        ),
+        "/api/v1/queues": _get("Declared queues.", _json(_listing("Queue"), "Queues.")),
+        "/api/v1/pools": _get(
+            "Pools with memory used and limit.", _json(_listing("Pool"), "Pools.")
+        ),
+        "/api/v1/runs": _get(
+            "Run history, newest first.",
+            _json(_page("Run"), "A page of runs."),
+            parameters=runs_filters,
+        ),
+        "/api/v1/runs/{run_id}": _get(
+            "One run with its events and linked attempts.",
+            _json(_ref("RunDetail"), "The run."),
+            parameters=[_RUN_ID],
+            not_found=True,
+        ),
+        "/api/v1/runs/{run_id}/log": _get(
+            "A run's combined output from a byte offset. Follow it by asking again from "
+            "X-Jobdeck-Log-Offset until X-Jobdeck-Run-Status is neither pending nor running "
+            "and the offset reaches X-Jobdeck-Log-Size.",
+            {
+                "description": "The bytes from the offset (at most 1 MiB).",
+                "headers": {
+                    "X-Jobdeck-Run-Status": {"schema": {"enum": _STATUSES}},
+                    "X-Jobdeck-Log-Offset": {"schema": {"type": "integer"}},
+                    "X-Jobdeck-Log-Size": {"schema": {"type": "integer"}},
+                },
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            parameters=[
+                _RUN_ID,
+                _query("offset", {"type": "integer", "minimum": 0}, "Byte offset."),
+            ],
+            not_found=True,
+        ),
+        "/api/v1/audit": _get(
+            "Who did what, newest first.",
+            _json(_page("AuditEntry"), "A page of entries."),
+            parameters=_PAGE,
+        ),
+        "/api/v1/revisions": _get(
+            "Applied revisions, newest first.",
+            _json(_listing("Revision"), "Revisions."),
+            parameters=[_PAGE[0]],
+        ),
+        "/api/v1/revisions/{number}": _get(
+            "One revision with its file's text.",
+            _json(_ref("Revision"), "The revision."),
+            parameters=[_path("number", {"type": "integer"}, "The revision number.")],
+            not_found=True,
+        ),
+    }
+    for plural, kind in (("schedules", "schedule"), ("workers", "worker"), ("commands", "command")):
+        paths.update(_suspend_paths(plural, kind))
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "jobdeck",
+            "version": _version(),
+            "description": "The HTTP API of a jobdeck server. Errors are "
+            '{"error": {"code", "message"}}. On a non-loopback address every request but '
+            "/healthz needs Authorization: Bearer $JOBDECK_API_TOKEN.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{}, {"token": []}],
+    }

@@ -1,0 +1,82 @@
+"""The HTTP side of one Application: the API under /api/v1, health, metrics, the OpenAPI
+document, the login form and the dashboard, behind access control when not on loopback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from jobdeck.api import actions, auth, resources, runs
+from jobdeck.api.dashboard import dashboard_routes
+from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
+from jobdeck.api.metrics import Metrics
+from jobdeck.api.openapi import openapi_document
+from jobdeck.api.params import application
+from jobdeck.api.views import iso
+
+if TYPE_CHECKING:
+    from jobdeck.app import Application
+
+API_PREFIX = "/api/v1"
+
+
+async def healthz(request: Request) -> Response:
+    app = application(request)
+    return Json(
+        {
+            "status": "ok",
+            "revision": app.applied.revision if app.applied else None,
+            "started_at": iso(app.started_at),
+            "isolation": app.executor.pools.isolation,
+        }
+    )
+
+
+async def metrics(request: Request) -> Response:
+    found: Metrics = request.app.state.metrics
+    body = await run_in_threadpool(found.render)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return Json(openapi_document())
+
+
+def api_routes() -> list[BaseRoute]:
+    """The routes under ``/api/v1``."""
+    return [*resources.ROUTES, *runs.ROUTES, *actions.ROUTES]
+
+
+def create_api(app: Application, *, token: str | None = None) -> Starlette:
+    """The ASGI application serving ``app``; with ``token``, every request but the
+    health check and the login form must carry it (see :mod:`jobdeck.api.auth`)."""
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Mount(API_PREFIX, routes=api_routes()),
+        *auth.ROUTES,
+        *dashboard_routes(app),
+    ]
+    middleware = [Middleware(auth.AccessControl, token=token)] if token is not None else []
+    service = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={
+            ApiError: api_error,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
+    )
+    service.state.application = app
+    service.state.token = token
+    service.state.metrics = Metrics(app)
+    return service
