@@ -208,7 +208,8 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     Temp file in the same directory, fsync, rename, then fsync the directory so the
     rename itself survives a crash.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per call, not per process: two threads may write the same file at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")

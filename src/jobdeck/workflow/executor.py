@@ -17,8 +17,10 @@ from pathlib import Path
 
 from jobdeck.catalog.model import Command, Pool, Schedule, Worker
 from jobdeck.execute import RunResult, RunSpec, cancel, launch, probe, result
+from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, shim_info
 from jobdeck.execute.pools import Mode, PoolManager
+from jobdeck.execute.spec import SPEC_FILE
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Launched:
     run_dir: Path
     result: RunResult | None
     pid: int | None = None
+    started_at: str | None = None  # when the shim started the program (ISO, its clock)
 
 
 class Executor:
@@ -81,7 +84,7 @@ class Executor:
         pool_name = pool or DEFAULT_POOL
         try:
             isolation = self.pools.placement(pool_name, str(run_id), item.memory)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, CgroupError) as exc:
             return Launched(run_dir, _launch_error(run_id, f"pool {pool_name} unavailable: {exc}"))
         shell = None if isinstance(item, Command) else item.shell
         timeout = None if isinstance(item, Worker) else item.timeout.total_seconds()
@@ -98,11 +101,16 @@ class Executor:
         )
         try:
             handle = await asyncio.to_thread(launch, run_dir, spec)
-        except (OSError, RuntimeError, LaunchTimeout) as exc:
+        except LaunchTimeout as exc:
+            # The shim may still start the program later: it must not run unrecorded.
+            await asyncio.to_thread(cancel, run_dir, 0.0)
+            return Launched(run_dir, _launch_error(run_id, str(exc)))
+        except (OSError, RuntimeError) as exc:
             self.pools.release(pool_name, str(run_id))
             return Launched(run_dir, _launch_error(run_id, str(exc)))
-        pid = handle.info.child_pid if handle.info else None
-        return Launched(run_dir, handle.result, pid)
+        info = handle.info
+        pid = info.child_pid if info else None
+        return Launched(run_dir, handle.result, pid, info.started_at if info else None)
 
     def watch(self, run_id: int, on_exit: Callable[[int, RunResult | None], None]) -> None:
         """Call ``on_exit(run_id, result)`` in the event loop when the run's shim exits.
@@ -130,6 +138,10 @@ class Executor:
 
         self._watches[run_id] = fd
         loop.add_reader(fd, exited)
+
+    def launched(self, run_id: int) -> bool:
+        """True once a shim was started for the run (it may have ended since)."""
+        return (self.run_dir(run_id) / SPEC_FILE).exists()
 
     def probe(self, run_id: int) -> str:
         return probe(self.run_dir(run_id))
