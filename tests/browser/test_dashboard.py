@@ -1,0 +1,195 @@
+"""The dashboard in a real browser: what an operator sees and does."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from jobdeck.store.records import Run
+from tests.browser.conftest import Engine
+
+ACTOR = "dashboard@127.0.0.1"
+SCHEDULES = ["hello", "ranking-aggregate", "sitemap-rebuild", "stale-cache-sweep"]
+
+
+def wait_until_ended(engine: Engine, run_id: int, timeout: float = 30.0) -> Run:
+    deadline = time.monotonic() + timeout
+    while True:
+        run = engine.app.store.run(run_id)
+        assert run is not None
+        if not run.active:
+            return run
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status}"
+        time.sleep(0.05)
+
+
+def start_run(engine: Engine, name: str) -> Run:
+    return engine.call(lambda: engine.app.driver.run_now(name, requested_by="tests"))
+
+
+def test_the_overview_lists_schedules_workers_queues_and_pools(page: Page) -> None:
+    page.goto("/")
+    rows = page.locator("#schedules tr.schedule")
+    expect(rows).to_have_count(len(SCHEDULES))
+    for name in SCHEDULES:
+        expect(page.locator(f'#schedules tr[data-name="{name}"] a.name')).to_have_text(name)
+    # Next fire in the schedule's own zone, and in UTC beside it.
+    hello = page.locator('#schedules tr[data-name="hello"]')
+    expect(hello).to_contain_text("JST")
+    expect(hello).to_contain_text("UTC")
+    expect(page.locator('#schedules tr[data-name="ranking-aggregate"]')).to_contain_text("CET")
+    expect(page.locator("#workers")).to_contain_text("feed-indexer")
+    expect(page.locator("#queues")).to_contain_text("feed-index")
+    expect(page.locator("#queues")).to_contain_text("5 receives")
+    expect(page.locator("#pools")).to_contain_text("1 GiB")
+
+
+def test_run_now_asks_for_confirmation_and_the_run_shows_up(page: Page, engine: Engine) -> None:
+    page.goto("/")
+    page.locator('#schedules tr[data-name="hello"] a.name').click()
+    expect(page).to_have_url(re.compile(r"/schedules/hello$"))
+    expect(page.locator("h1")).to_have_text("hello")
+
+    page.get_by_role("link", name="Run now").click()
+    dialog = page.locator("#confirm-run")
+    expect(dialog).to_be_visible()
+    # Cancelling starts nothing.
+    dialog.get_by_role("link", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert engine.app.store.runs(job="hello") == []
+
+    page.get_by_role("link", name="Run now").click()
+    dialog.get_by_role("button", name="Start the run").click()
+    notice = page.get_by_role("status")
+    expect(notice).to_contain_text("started")
+    run_id = int(re.sub(r"\D", "", notice.locator("a").inner_text()))
+    run = engine.app.store.run(run_id)
+    assert run is not None
+    assert (run.job, run.trigger, run.requested_by) == ("hello", "manual", ACTOR)
+
+    # The history lists it; the page refreshes itself until the run has succeeded.
+    row = page.locator("#history tbody tr", has=page.locator(f'a[href="runs/{run_id}"]'))
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("succeeded", timeout=30_000)
+    expect(page.locator("#history svg.chart rect.bar")).to_have_count(1)
+
+    entry = engine.app.store.audit(limit=1)[0]
+    assert (entry.action, entry.target, entry.via, entry.outcome) == (
+        "run",
+        "schedule hello",
+        "api",
+        "ok",
+    )
+    assert entry.detail["run_id"] == run_id
+
+    # The run's page shows the log.
+    row.locator(f'a[href="runs/{run_id}"]').click()
+    expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
+    expect(page.locator("#log")).to_have_text("hi\n")
+    expect(page.locator("#summary")).to_contain_text("succeeded")
+
+
+def test_suspending_asks_for_a_reason_shows_the_suspension_and_resumes(
+    page: Page, engine: Engine
+) -> None:
+    page.goto("/schedules/sitemap-rebuild")
+    page.get_by_role("link", name="Suspend").click()
+    dialog = page.locator("#confirm-suspend")
+    expect(dialog).to_be_visible()
+    reason = dialog.get_by_label("Reason")
+    expect(reason).to_be_focused()
+    # No reason, no suspension: the browser holds the form back.
+    dialog.get_by_role("button", name="Suspend").click()
+    expect(dialog).to_be_visible()
+    assert engine.app.store.suspensions(engine.app.clock.now()) == []
+
+    reason.fill("search engine outage, see incident 42")
+    dialog.get_by_label("Until").fill("2h")
+    dialog.get_by_role("button", name="Suspend").click()
+    expect(page.get_by_role("status")).to_contain_text("sitemap-rebuild is suspended")
+    expect(page.locator("#suspension")).to_contain_text("search engine outage, see incident 42")
+    expect(page.locator("#suspension")).to_contain_text(ACTOR)
+    [held] = engine.app.store.suspensions(engine.app.clock.now())
+    assert (held.kind, held.name, held.created_by) == ("schedule", "sitemap-rebuild", ACTOR)
+    assert held.until is not None
+
+    # A suspended schedule cannot be run from here; the overview shows why it is held.
+    expect(page.locator("#actions")).not_to_contain_text("Suspend")
+    page.goto("/")
+    row = page.locator('#schedules tr[data-name="sitemap-rebuild"]')
+    expect(row).to_contain_text("suspended")
+    expect(row).to_contain_text("search engine outage")
+
+    page.locator('#schedules tr[data-name="sitemap-rebuild"] a.name').click()
+    page.get_by_role("link", name="Resume").click()
+    page.locator("#confirm-resume").get_by_role("button", name="Resume").click()
+    expect(page.get_by_role("status")).to_contain_text("sitemap-rebuild is resumed")
+    expect(page.locator("#suspension")).to_have_count(0)
+    assert engine.app.store.suspensions(engine.app.clock.now()) == []
+    actions = [(e.action, e.via) for e in engine.app.store.audit(limit=2)]
+    assert actions == [("resume", "api"), ("suspend", "api")]
+
+    # The audit page lists both, newest first.
+    page.get_by_role("link", name="Audit").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows.nth(0)).to_contain_text("resume")
+    expect(rows.nth(1)).to_contain_text("search engine outage")
+
+
+def test_a_bad_until_is_refused_with_a_message(page: Page, engine: Engine) -> None:
+    page.goto("/schedules/hello?confirm=suspend")
+    dialog = page.locator("#confirm-suspend")
+    dialog.get_by_label("Reason").fill("testing")
+    dialog.get_by_label("Until").fill("tomorrowish")
+    dialog.get_by_role("button", name="Suspend").click()
+    expect(page.get_by_role("alert")).to_contain_text("give a duration such as 2h")
+    assert engine.app.store.suspensions(engine.app.clock.now()) == []
+
+
+def test_the_run_page_follows_the_log_while_it_runs(page: Page, engine: Engine) -> None:
+    run = start_run(engine, "ranking-aggregate")
+    page.goto(f"/runs/{run.id}")
+    log = page.locator("#log")
+    expect(page.locator("#following")).to_be_visible()
+    expect(log).to_contain_text("step 6", timeout=30_000)
+    assert log.inner_text().count("step") == 6
+    expect(page.locator("#summary")).to_contain_text("succeeded", timeout=15_000)
+    expect(page.locator("#following")).to_have_count(0)
+    expect(page.locator("ol.timeline")).to_contain_text("started")
+
+
+def test_the_revisions_page_lists_the_applied_catalog(page: Page) -> None:
+    page.goto("/revisions")
+    expect(page.locator("#revisions tbody tr")).to_have_count(1)
+    expect(page.locator("#revisions")).to_contain_text("alice@laptop")
+    page.get_by_role("link", name="1", exact=True).click()
+    expect(page.locator("pre")).to_contain_text("project: newsroom")
+
+
+def test_screenshots_of_the_main_pages(page: Page, engine: Engine, screenshot_dir: Path) -> None:
+    ended = [
+        wait_until_ended(engine, start_run(engine, name).id)
+        for name in ["hello", "stale-cache-sweep", "hello", "hello", "hello", "hello"]
+    ]
+    failed = ended[1]
+    assert (failed.status, failed.exit_code) == ("failed", 3)
+
+    page.goto("/")
+    failures = page.locator("#failures")
+    expect(failures).to_contain_text("stale-cache-sweep")
+    page.screenshot(path=str(screenshot_dir / "dashboard-overview.png"), full_page=True)
+
+    page.goto("/schedules/hello")
+    started = [run for run in engine.app.store.runs(job="hello") if run.started_at]
+    expect(page.locator("#history svg.chart rect.bar")).to_have_count(len(started))
+    page.screenshot(path=str(screenshot_dir / "dashboard-schedule.png"), full_page=True)
+
+    page.goto(f"/runs/{failed.id}")
+    expect(page.locator("#log")).to_contain_text("cache is stale")
+    expect(page.locator("#summary")).to_contain_text("exit code")
+    page.screenshot(path=str(screenshot_dir / "dashboard-run.png"), full_page=True)
+    for name in ("overview", "schedule", "run"):
+        assert (screenshot_dir / f"dashboard-{name}.png").stat().st_size > 10_000
