@@ -212,3 +212,88 @@ async def test_kill_9_of_the_engine_during_a_run_then_restart_adopts_it(
     assert deck.log(run_id) == f"run {run_id} started\nrun {run_id} ending with 0\n"
     assert deck.event_types(run_id) == ["created", "started", "adopted", "ended"]
     await deck.close()
+
+
+def timed_catalog(tmp_path: Path) -> str:
+    return f"""
+        version: 1
+        project: restarts
+        schedules:
+          bounded:
+            rate: 1h
+            command: JOB, "--hold", "{tmp_path / "never"}"]
+            timeout: 1500ms
+            kill_grace: 500ms
+            notify: ["slack:#alerts"]
+        """
+
+
+async def test_an_adopted_run_still_has_its_timeout_enforced(decks: Decks, tmp_path: Path) -> None:
+    first = decks(timed_catalog(tmp_path))
+    run = first.driver.fire("bounded", T0)
+    assert run is not None
+    await first.wait_running(run.id)
+    await first.close()
+    second = decks(timed_catalog(tmp_path))
+    assert second.driver.recover() == [run.id]
+    ended = await second.wait_ended(run.id)
+    assert (ended.status, ended.reason) == ("timed_out", "timeout")
+    assert 1500 <= ended.detail["duration_ms"] < 5000
+    assert [n.run.id for n in second.notices] == [run.id]
+    await second.close()
+
+
+async def test_a_program_that_outlives_its_shim_is_stopped_and_the_run_lost(
+    decks: Decks, tmp_path: Path
+) -> None:
+    deck = decks(timed_catalog(tmp_path))
+    run = deck.driver.fire("bounded", T0)
+    assert run is not None
+    await deck.wait_running(run.id)
+    info = shim_info(deck.executor.run_dir(run.id))
+    assert info is not None
+    os.kill(info.shim_pid, signal.SIGKILL)  # watched: the driver sees it go at once
+    lost = await deck.wait_ended(run.id)
+    assert (lost.status, lost.reason) == ("lost", "vanished")
+    await until(lambda: "orphans_stopped" in deck.event_types(run.id), "the orphans to stop")
+    assert not is_alive(info.child_pid, info.child_start)
+    assert deck.event_types(run.id) == [
+        "created",
+        "started",
+        "vanished",
+        "lost",
+        "orphans_stopped",
+    ]
+    assert [n.run.id for n in deck.notices] == [run.id]
+    await deck.close()
+    assert_run_group_removed(deck, run.id)
+
+
+async def test_a_program_whose_shim_died_while_no_engine_ran_is_stopped_and_lost(
+    decks: Decks, tmp_path: Path
+) -> None:
+    first = decks(timed_catalog(tmp_path))
+    run = first.driver.fire("bounded", T0)
+    assert run is not None
+    await first.wait_running(run.id)
+    await first.close()
+    info = shim_info(first.executor.run_dir(run.id))
+    assert info is not None
+    os.kill(info.shim_pid, signal.SIGKILL)
+    await until(lambda: not is_alive(info.shim_pid, info.shim_start), "the shim's death")
+    assert is_alive(info.child_pid, info.child_start)
+    second = decks(timed_catalog(tmp_path))
+    assert second.driver.recover() == []
+    assert second.run(run.id).status == "lost"
+    await until(lambda: "orphans_stopped" in second.event_types(run.id), "the orphans to stop")
+    assert not is_alive(info.child_pid, info.child_start)
+    await second.close()
+    assert_run_group_removed(second, run.id)
+
+
+def assert_run_group_removed(deck: Deck, run_id: int) -> None:
+    """A killed shim cannot remove its run's cgroup: the driver gives it back once the
+    orphans are gone."""
+    pools = deck.executor.pools
+    if pools.hierarchy is not None:
+        assert not (pools.memory_group("default") / f"run-{run_id}").exists()

@@ -284,6 +284,11 @@ class Dispatcher:
         run = self.running.pop(run_id, None)
         if run is None:
             return
+        if result is None:
+            # The shim died without a result; its program may live on without it.
+            self._finish_lost(run, "vanished", "the run's supervisor died without a result")
+            self._pump()
+            return
         now = self.clock.now()
         status, reason, fields = outcome_of(result)
         fields["detail"] = {**fields["detail"], **(extra or {})}
@@ -377,10 +382,15 @@ class Dispatcher:
         spec = self.spec_of(run.kind, run.job)
         if spec is None or not spec.notify:
             return
+        self._send(list(spec.notify), run, self.executor.log_tail(run.id))
+
+    def _send(self, targets: list[str], run: Run, tail: str) -> None:
+        if self.notify is None:
+            return
         try:
-            self.notify(list(spec.notify), run, self.executor.log_tail(run.id))
+            self.notify(targets, run, tail)
         except Exception:  # a failing notification never fails a run
-            log.exception("run %s: notifying failed", run.id)
+            log.exception("run %s: notifying %s failed", run.id, targets)
 
     def _flush_deferred(self) -> None:
         deferred, self._deferred = self._deferred, []

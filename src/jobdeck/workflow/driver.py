@@ -101,7 +101,7 @@ class RunDriver(Dispatcher):
                 reason="missed",
                 detail={"missed_slots": count},
             )
-            self.notify(list(spec.notify), notice, "")
+            self._send(list(spec.notify), notice, "")
 
     def run_now(
         self,
