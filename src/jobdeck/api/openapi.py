@@ -220,6 +220,14 @@ def _schemas() -> dict[str, Any]:
                 "trigger": {"enum": ["manual", "api"], "default": "manual"},
             },
         },
+        "InvocationRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "params": {"type": "object", "description": "Param names and values."},
+                "via": {"enum": ["api", "cli"], "default": "api"},
+            },
+        },
         "SuspendRequest": {
             "type": "object",
             "additionalProperties": False,
@@ -401,6 +409,23 @@ def openapi_document() -> dict[str, Any]:
                     "400": _error("A bad body."),
                     "404": _error("No such schedule."),
                     "409": _error("Refused: the schedule is suspended or disabled."),
+                },
+            }
+        },
+        "/api/v1/commands/{name}/invocations": {
+            "post": {
+                "summary": "Invoke a command with params, as chat would: validated and audited.",
+                "parameters": [_NAME],
+                "requestBody": {
+                    "required": False,
+                    "content": {JSON: {"schema": _ref("InvocationRequest")}},
+                },
+                "responses": {
+                    "201": _json(_ref("Run"), "The command's run, with argv and params."),
+                    "400": _error("Bad params: every problem, each naming its param and rule."),
+                    "403": _error("The command is disabled."),
+                    "404": _error("No such command."),
+                    "409": _error("The command is suspended."),
                 },
             }
         },

@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from jobdeck.api import actions, auth, resources, runs
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
+from jobdeck.api.invocations import invocation_routes
 from jobdeck.api.metrics import Metrics
 from jobdeck.api.openapi import openapi_document
 from jobdeck.api.params import application
@@ -50,9 +51,9 @@ async def openapi(request: Request) -> Response:
     return Json(openapi_document())
 
 
-def api_routes() -> list[BaseRoute]:
+def api_routes(app: Application) -> list[BaseRoute]:
     """The routes under ``/api/v1``."""
-    return [*resources.ROUTES, *runs.ROUTES, *actions.ROUTES]
+    return [*resources.ROUTES, *runs.ROUTES, *actions.ROUTES, *invocation_routes(app)]
 
 
 def create_api(app: Application, *, token: str | None = None) -> Starlette:
@@ -62,7 +63,7 @@ def create_api(app: Application, *, token: str | None = None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Mount(API_PREFIX, routes=api_routes()),
+        Mount(API_PREFIX, routes=api_routes(app)),
         *auth.ROUTES,
         *dashboard_routes(app),
     ]
