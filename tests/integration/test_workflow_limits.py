@@ -10,7 +10,8 @@ import pytest
 
 from jobdeck.execute.proc import is_alive
 from jobdeck.execute.spec import RunSpec, read_json
-from tests.integration.test_workflow_harness import T0, Decks, until
+from tests.integration.test_execute_harness import needs_cgroups
+from tests.integration.test_workflow_harness import PY, T0, Decks, until
 
 pytestmark = pytest.mark.anyio
 
@@ -217,4 +218,41 @@ async def test_max_concurrency_makes_extra_runs_wait_visibly(decks: Decks, tmp_p
         assert (await deck.wait_ended(run.id)).status == "succeeded"
     assert deck.mark(second.id, "start") >= deck.mark(first.id, "end")  # type: ignore[operator]
     assert deck.run(first.id).pool == "narrow"
+    await deck.close()
+
+
+HOG = (
+    "import time\n"
+    "chunks = []\n"
+    "for _ in range(40):\n"
+    "    chunks.append(bytearray(8 * 1024 * 1024))\n"
+    "print('allocated everything', flush=True)\n"
+)
+
+
+@needs_cgroups
+async def test_a_run_past_its_memory_limit_ends_oom_killed_and_is_notified(
+    decks: Decks,
+) -> None:
+    deck = decks(
+        f"""
+        version: 1
+        project: limits
+        pools:
+          batch: {{memory: 256MiB}}
+        schedules:
+          hog:
+            rate: 1h
+            pool: batch
+            memory: 64MiB
+            command: ["{PY}", "-c", "{HOG.encode("unicode_escape").decode()}"]
+            notify: ["slack:#alerts"]
+        """
+    )
+    run = deck.driver.run_now("hog")
+    ended = await deck.wait_ended(run.id)
+    assert (ended.status, ended.reason) == ("failed", "oom_killed")
+    assert "allocated everything" not in deck.log(run.id)
+    assert len(deck.runs("hog")) == 1  # an OOM kill is a failure: retry.failure is 0
+    assert [n.run.reason for n in deck.notices] == ["oom_killed"]
     await deck.close()

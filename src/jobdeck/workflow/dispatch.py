@@ -183,7 +183,7 @@ class Dispatcher:
             self._timer = None
         if when is not None:
             delay = max(0.0, (when - self.clock.now()).total_seconds())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
+            self._timer = asyncio.get_running_loop().call_later(delay, self._guarded, self._pump)
 
     def _show(self, wait: Waiting, why: str) -> None:
         if wait.shown != why:
@@ -250,7 +250,7 @@ class Dispatcher:
                 started_at=now,
                 detail={"run_dir": str(launched.run_dir), "pid": launched.pid, **timings},
             )
-        self.executor.watch(run.id, self._finish)
+        self.executor.watch(run.id, self._on_exit)
         if run.id in self._cancelled_by:
             # A newer run asked to replace this one while it was being launched.
             await self._cancel(run.id)
@@ -277,6 +277,19 @@ class Dispatcher:
         await self.executor.cancel(run_id, grace)
 
     # -- outcomes ---------------------------------------------------------------------
+
+    def _on_exit(self, run_id: int, result: RunResult | None) -> None:
+        self._guarded(self._finish, run_id, result)
+
+    def _guarded(self, call: Callable[..., None], *args: Any) -> None:
+        """Callbacks of the event loop report a failure like the driver's tasks do: a
+        driver that cannot record outcomes must stop the server, not limp on."""
+        try:
+            call(*args)
+        except Exception as exc:
+            log.exception("run driver callback failed")
+            if self.on_error:
+                self.on_error(exc)
 
     def _finish(
         self, run_id: int, result: RunResult | None, extra: Mapping[str, Any] | None = None

@@ -277,6 +277,6 @@ class RunDriver(Dispatcher):
                         detail={"run_dir": str(self.executor.run_dir(run.id))},
                     )
             adopted.append(run.id)
-            self.executor.watch(run.id, self._finish)
+            self.executor.watch(run.id, self._on_exit)
         self._pump()
         return adopted
