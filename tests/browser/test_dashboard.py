@@ -6,12 +6,12 @@ import re
 import time
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from jobdeck.store.records import Run
-from tests.browser.conftest import Engine
+from tests.browser.conftest import TOKEN, Engine, open_page
 
-ACTOR = "dashboard@127.0.0.1"
+ACTOR = "api@127.0.0.1"  # as the JSON API names a caller on loopback
 SCHEDULES = ["hello", "ranking-aggregate", "sitemap-rebuild", "stale-cache-sweep"]
 
 
@@ -193,3 +193,30 @@ def test_screenshots_of_the_main_pages(page: Page, engine: Engine, screenshot_di
     page.screenshot(path=str(screenshot_dir / "dashboard-run.png"), full_page=True)
     for name in ("overview", "schedule", "run"):
         assert (screenshot_dir / f"dashboard-{name}.png").stat().st_size > 10_000
+
+
+def test_behind_the_login_the_pages_refresh_and_act_with_the_session(
+    browser: Browser, guarded_engine: Engine
+) -> None:
+    with open_page(browser, guarded_engine.url) as page:
+        page.goto("/schedules/hello")
+        expect(page).to_have_url(re.compile(r"/login\?next="))
+        page.get_by_label("Token").fill(TOKEN)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/schedules/hello$"))
+
+        page.get_by_role("link", name="Run now").click()
+        page.locator("#confirm-run").get_by_role("button", name="Start the run").click()
+        notice = page.get_by_role("status")
+        expect(notice).to_contain_text("started")
+        run_id = int(re.sub(r"\D", "", notice.locator("a").inner_text()))
+        # The refresh fetches carry the session: the row turns to succeeded in place.
+        row = page.locator("#history tbody tr", has=page.locator(f'a[href="runs/{run_id}"]'))
+        expect(row).to_contain_text("succeeded", timeout=30_000)
+        [entry] = guarded_engine.app.store.audit(limit=1)
+        assert (entry.action, entry.via, entry.detail["run_id"]) == ("run", "api", run_id)
+
+        page.get_by_role("button", name="Sign out").click()
+        expect(page).to_have_url(re.compile(r"/login"))
+        page.goto("/")
+        expect(page).to_have_url(re.compile(r"/login\?next="))

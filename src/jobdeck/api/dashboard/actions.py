@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from jobdeck.api.params import actor
 from jobdeck.app import Application
 from jobdeck.control import ControlError
 from jobdeck.store.records import AuditEntry, Run
@@ -23,13 +24,9 @@ class ActionRefused(Exception):
 
 
 def actor_of(request: Request) -> str:
-    """Who clicked: the signed-in user when access control knows one, else the address
-    the request came from (on loopback no one signs in)."""
-    user = request.scope.get("user")
-    if user is not None and getattr(user, "is_authenticated", False):
-        return str(user.display_name)
-    client = request.client.host if request.client else "unknown"
-    return f"dashboard@{client}"
+    """Who clicked, named as the JSON API names its callers (a session of the login
+    form carries the token's authority, not a person's name)."""
+    return actor(request)
 
 
 def run_now(app: Application, name: str, actor: str) -> Run:
@@ -37,9 +34,10 @@ def run_now(app: Application, name: str, actor: str) -> Run:
     try:
         run = app.driver.run_now(name, trigger="manual", requested_by=actor)
     except RunRefused as exc:
-        _audit(app, actor, "run", name, now, "refused", {"error": str(exc)})
+        _audit(app, actor, "run", name, now, "refused", {"why": str(exc)})
         raise ActionRefused(str(exc)) from None
-    _audit(app, actor, "run", name, now, "ok", {"run_id": run.id, "status": run.status})
+    detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
+    _audit(app, actor, "run", name, now, "ok", detail)
     return run
 
 

@@ -79,6 +79,8 @@ class Dashboard:
             "refresh_ms": REFRESH_MS,
             "log_poll_ms": LOG_POLL_MS,
             "live": live and status == 200,
+            # Behind access control the header offers to end the browser's session.
+            "signed_in": getattr(request.app.state, "token", None) is not None,
             **context,
         }
         response = self.templates.TemplateResponse(request, template, context, status_code=status)
