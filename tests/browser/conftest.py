@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, Playwright, sync_playwright
+
 from jobdeck.api import create_api
 from jobdeck.app import Application, Options
 from jobdeck.catalog.load import load_catalog_text
