@@ -22,6 +22,7 @@ from jobdeck.api.metrics import Metrics
 from jobdeck.api.openapi import openapi_document
 from jobdeck.api.params import application
 from jobdeck.api.views import iso
+from jobdeck.slack import slack_routes
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -66,6 +67,7 @@ def create_api(app: Application, *, token: str | None = None) -> Starlette:
         Mount(API_PREFIX, routes=api_routes(app)),
         *auth.ROUTES,
         *dashboard_routes(app),
+        *slack_routes(app),
     ]
     middleware = [Middleware(auth.AccessControl, token=token)] if token is not None else []
     service = Starlette(

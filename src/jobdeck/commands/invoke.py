@@ -184,10 +184,7 @@ class Invoker:
         try:
             prepared = await self.check(name, given, caller)
         except Refused as refused:
-            refused.audit_id = self._audit(
-                caller, name, "refused", {**base, "decision": refused.kind, "why": refused.message}
-            )
-            log.info("refused %s for %s: %s", name, caller.where, refused.message)
+            self.audit_refusal(name, given, caller, refused)
             raise
         if key is not None:
             now = self.clock.now()
@@ -232,12 +229,41 @@ class Invoker:
                 keys.attach_run(tx, key, run.id)
         return Invocation(prepared, run, audit_id)
 
-    def _audit(self, caller: Caller, name: str, outcome: Outcome, detail: dict[str, Any]) -> int:
+    def audit_refusal(
+        self, name: str, given: Mapping[str, object], caller: Caller, refused: Refused
+    ) -> None:
+        """Records a refusal found before :meth:`invoke` (by :meth:`check`, or by parsing
+        what was typed); sets its ``audit_id``."""
+        detail = {
+            "command": name,
+            "params": _shown(given),
+            "channel": caller.channel,
+            "decision": refused.kind,
+            "why": refused.message,
+        }
+        refused.audit_id = self._audit(caller, name, "refused", detail)
+        log.info("refused %s for %s: %s", name, caller.where, refused.message)
+
+    def record(
+        self, caller: Caller, name: str, action: str, outcome: Outcome, detail: dict[str, Any]
+    ) -> int:
+        """An audit entry about command ``name`` other than an invocation (a cancel)."""
+        return self._audit(caller, name, outcome, detail, action=action)
+
+    def _audit(
+        self,
+        caller: Caller,
+        name: str,
+        outcome: Outcome,
+        detail: dict[str, Any],
+        *,
+        action: str = "invoke",
+    ) -> int:
         entry = AuditEntry(
             at=self.clock.now(),
             actor=caller.actor,
             via=caller.via,
-            action="invoke",
+            action=action,
             target=f"command {name}",
             outcome=outcome,
             detail={k: v for k, v in detail.items() if v is not None},
