@@ -28,8 +28,10 @@ from jobdeck.api.params import is_loopback_address
 TOKEN_ENV = "JOBDECK_API_TOKEN"
 SESSION_COOKIE = "jobdeck_session"
 SESSION_SECONDS = 12 * 3600
-# Reachable without a token: the health check, and the form that asks for the token.
-OPEN_PATHS = frozenset({"/healthz", "/login", "/logout"})
+# Reachable without a token: the health check, the form that asks for the token, and
+# Slack's events, which carry Slack's signature instead (Bolt verifies it; the route
+# exists only when a signing secret is configured).
+OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/slack/events"})
 # Answered with a 401 in JSON rather than a redirect to the login form.
 MACHINE_PATHS = ("/api/", "/metrics", "/openapi.json")
 
