@@ -40,7 +40,10 @@ JOB = textwrap.dedent(
     run = os.environ["JOBDECK_RUN_ID"]
 
     def mark(what):
-        (marks / f"{run}.{what}").write_text(repr(time.time()))
+        # Written aside and renamed: a reader sees a whole mark or none.
+        aside = marks / f".{run}.{what}"
+        aside.write_text(repr(time.time()))
+        aside.rename(marks / f"{run}.{what}")
 
     def on_term(signum, frame):
         mark("term")
@@ -56,7 +59,8 @@ JOB = textwrap.dedent(
         print("echo:", args[args.index("--echo") + 1], flush=True)
     if "--grandchild" in args:
         child = subprocess.Popen(["sleep", "300"])
-        (marks / f"{run}.grandchild").write_text(str(child.pid))
+        (marks / f".{run}.grandchild").write_text(str(child.pid))
+        (marks / f".{run}.grandchild").rename(marks / f"{run}.grandchild")
     if "--hold" in args:
         gate = Path(args[args.index("--hold") + 1])
         while not gate.exists():

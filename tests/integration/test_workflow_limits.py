@@ -67,7 +67,7 @@ retry: {{failure: 3}}
     assert (ended.status, ended.reason) == ("timed_out", "timeout")
     assert not is_alive(grandchild, None)
     assert deck.mark(run.id, "term") is not None  # SIGTERM first, to the whole group
-    assert 500 <= ended.detail["duration_ms"] < 2000
+    assert ended.detail["duration_ms"] >= 500
     # A timeout is never retried, whatever retry.failure says.
     assert [r.id for r in deck.runs("job")] == [run.id]
     assert [n.run.id for n in deck.notices] == [run.id]

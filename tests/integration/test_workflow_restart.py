@@ -238,7 +238,7 @@ async def test_an_adopted_run_still_has_its_timeout_enforced(decks: Decks, tmp_p
     assert second.driver.recover() == [run.id]
     ended = await second.wait_ended(run.id)
     assert (ended.status, ended.reason) == ("timed_out", "timeout")
-    assert 1500 <= ended.detail["duration_ms"] < 5000
+    assert ended.detail["duration_ms"] >= 1500
     assert [n.run.id for n in second.notices] == [run.id]
     await second.close()
 
