@@ -7,13 +7,14 @@ import contextlib
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from jobdeck.api.metrics import Source
 from jobdeck.api.server import serve_http
 from jobdeck.app import Application, Options
 from jobdeck.catalog.load import load_catalog_text
@@ -81,6 +82,7 @@ async def serving(
     require_token: bool | None = None,
     tls: tuple[Path, Path] | None = None,
     verify: Any = True,
+    metric_sources: Iterable[Source] = (),
 ) -> AsyncIterator[Served]:
     """Apply ``catalog``, start the engine and serve it; stop every run at the end."""
     app = Application(
@@ -101,6 +103,7 @@ async def serving(
             tls_key=tls[1] if tls else None,
             started=started,
             require_token=require_token,
+            metric_sources=metric_sources,
         )
 
     running = asyncio.create_task(app.run({"http": http}))

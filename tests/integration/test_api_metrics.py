@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_api_harness import CATALOG, DEADLINE, Served, serving, wait_for_end
@@ -111,3 +113,18 @@ async def test_fire_lateness_and_command_dispatch_are_observed(tmp_path: Path) -
         assert value(samples, "jobdeck_command_dispatch_seconds_count", command="push") == 1
         ran = {"kind": "command", "job": "push", "status": "succeeded"}
         assert value(samples, "jobdeck_run_duration_seconds_count", **ran) == 1
+
+
+async def test_other_features_add_their_metric_families(tmp_path: Path) -> None:
+    depth = {"inbox": 0}
+
+    def queues() -> Iterable[Metric]:
+        gauge = GaugeMetricFamily("jobdeck_queue_depth", "Visible messages.", labels=["queue"])
+        for name, visible in depth.items():
+            gauge.add_metric([name], visible)
+        yield gauge
+
+    async with serving(tmp_path, metric_sources=[queues]) as served:
+        assert value(await scrape(served), "jobdeck_queue_depth", queue="inbox") == 0
+        depth["inbox"] = 7
+        assert value(await scrape(served), "jobdeck_queue_depth", queue="inbox") == 7

@@ -14,7 +14,9 @@ Two kinds of numbers, gathered when ``/metrics`` is scraped:
   cost the engine nothing. One engine writes its runs' ends in order from one thread,
   so the (time, id) watermark never skips a run it has not seen.
 
-Other features (queues) add their gauges with :meth:`Metrics.add_source`.
+Other features (queue depth and the age of the oldest message, from the queues) add
+their metric families as *sources*: ``create_api(app, metric_sources=[...])``, or
+:meth:`Metrics.add_source` on ``service.state.metrics``.
 """
 
 from __future__ import annotations
@@ -83,13 +85,18 @@ class StateCollector(Collector):
             "Worker processes that ended (and were replaced) since this server started.",
             labels=["worker"],
         )
-        counts = run_counts(app.store, kind="worker", since=app.started_at)
+        ended = run_counts(app.store, kind="worker", since=app.started_at)
+        active = app.store.active_runs(kind="worker")
         catalog = app.catalog
         for name, spec in (catalog.workers if catalog else {}).items():
             desired.add_metric([name], spec.desired_replicas)
-            mine = [c for c in counts if c.job == name]
-            running.add_metric([name], sum(c.count for c in mine if c.status == "running"))
-            restarts.add_metric([name], sum(c.count for c in mine if c.status in TERMINAL_STATUSES))
+            running.add_metric(
+                [name], sum(1 for r in active if r.job == name and r.status == "running")
+            )
+            restarts.add_metric(
+                [name],
+                sum(c.count for c in ended if c.job == name and c.status in TERMINAL_STATUSES),
+            )
         yield from (desired, running, restarts)
 
     def _pools(self) -> Iterable[Metric]:
@@ -110,10 +117,12 @@ class StateCollector(Collector):
 class Metrics:
     """The registry of one Application and the histograms fed from its run records."""
 
-    def __init__(self, app: Application, *, since: datetime | None = None) -> None:
+    def __init__(
+        self, app: Application, *, sources: Iterable[Source] = (), since: datetime | None = None
+    ) -> None:
         self.app = app
         self.registry = CollectorRegistry()
-        self.sources: list[Source] = []
+        self.sources: list[Source] = list(sources)
         self.run_duration = Histogram(
             "jobdeck_run_duration_seconds",
             "How long ended runs ran, by kind, job and status.",

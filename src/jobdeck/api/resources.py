@@ -87,10 +87,12 @@ async def workers(request: Request) -> Response:
 
     def read() -> list[dict[str, Any]]:
         declared = _status(app)["workers"]
-        counts = run_counts(app.store, kind="worker", since=app.started_at)
-        running = {c.job: c.count for c in counts if c.status == "running"}
+        running: dict[str, int] = {}
+        for run in app.store.active_runs(kind="worker"):
+            if run.status == "running":
+                running[run.job] = running.get(run.job, 0) + 1
         ended: dict[str, int] = {}
-        for c in counts:
+        for c in run_counts(app.store, kind="worker", since=app.started_at):
             if c.status in TERMINAL_STATUSES:
                 ended[c.job] = ended.get(c.job, 0) + c.count
         return [

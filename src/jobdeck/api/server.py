@@ -15,13 +15,14 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import uvicorn
 
 from jobdeck.api.auth import check_bind, token_from
+from jobdeck.api.metrics import Source
 from jobdeck.api.service import create_api
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def make_config(
     tls_cert: Path | None = None,
     tls_key: Path | None = None,
     require_token: bool | None = None,
+    metric_sources: Iterable[Source] = (),
 ) -> uvicorn.Config:
     """The uvicorn configuration for ``app`` on ``host``.
 
@@ -101,7 +103,7 @@ def make_config(
     if tls_key is not None and tls_cert is None:
         raise OSError("--tls-key needs --tls-cert")
     config = uvicorn.Config(
-        create_api(app, token=token),
+        create_api(app, token=token, metric_sources=metric_sources),
         lifespan="off",
         log_config=None,
         access_log=False,
@@ -125,9 +127,17 @@ async def serve_http(
     tls_key: Path | None = None,
     started: asyncio.Event | None = None,
     require_token: bool | None = None,
+    metric_sources: Iterable[Source] = (),
 ) -> None:
     """Serve until cancelled; ``started`` is set once the socket accepts connections."""
-    config = make_config(app, host, tls_cert=tls_cert, tls_key=tls_key, require_token=require_token)
+    config = make_config(
+        app,
+        host,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        require_token=require_token,
+        metric_sources=metric_sources,
+    )
     sock = bind_socket(host, port)
     server = EmbeddedServer(config, started)
     scheme = "https" if tls_cert else "http"

@@ -3,6 +3,7 @@ document, the login form and the dashboard, behind access control when not on lo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -18,7 +19,7 @@ from jobdeck.api import actions, auth, resources, runs
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
 from jobdeck.api.invocations import invocation_routes
-from jobdeck.api.metrics import Metrics
+from jobdeck.api.metrics import Metrics, Source
 from jobdeck.api.openapi import openapi_document
 from jobdeck.api.params import application
 from jobdeck.api.views import iso
@@ -57,9 +58,12 @@ def api_routes(app: Application) -> list[BaseRoute]:
     return [*resources.ROUTES, *runs.ROUTES, *actions.ROUTES, *invocation_routes(app)]
 
 
-def create_api(app: Application, *, token: str | None = None) -> Starlette:
+def create_api(
+    app: Application, *, token: str | None = None, metric_sources: Iterable[Source] = ()
+) -> Starlette:
     """The ASGI application serving ``app``; with ``token``, every request but the
-    health check and the login form must carry it (see :mod:`jobdeck.api.auth`)."""
+    health check and the login form must carry it (see :mod:`jobdeck.api.auth`).
+    ``metric_sources`` add other features' metric families to ``/metrics``."""
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -81,5 +85,5 @@ def create_api(app: Application, *, token: str | None = None) -> Starlette:
     )
     service.state.application = app
     service.state.token = token
-    service.state.metrics = Metrics(app)
+    service.state.metrics = Metrics(app, sources=metric_sources)
     return service
