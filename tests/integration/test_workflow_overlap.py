@@ -218,3 +218,26 @@ async def test_a_manual_run_goes_through_the_same_policy_unless_told_to_ignore_i
         assert (await deck.wait_ended(run.id)).status == "succeeded"
     assert mark(deck, forced.id, "start") < mark(deck, first.id, "end")
     await deck.close()
+
+
+async def test_cancel_other_stops_a_run_that_is_still_being_launched(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    deck = decks(catalog("cancel_other", gate))
+    # Back to back, without yielding: the first run's launch is still in flight.
+    first = deck.driver.fire("tick", T0)
+    newer = deck.driver.fire("tick", T0 + HOUR)
+    assert first is not None
+    assert newer is not None
+    assert newer.detail["cancels"] == [first.id]
+    stopped = await deck.wait_ended(first.id)
+    assert (stopped.status, stopped.reason) == ("cancelled", "overlap")
+    await deck.wait_running(newer.id)
+    first_end = stopped.ended_at
+    assert first_end is not None
+    assert mark(deck, newer.id, "start") >= first_end.timestamp() - 0.01
+    gate.touch()
+    assert (await deck.wait_ended(newer.id)).status == "succeeded"
+    assert deck.mark(first.id, "end") is None
+    await deck.close()

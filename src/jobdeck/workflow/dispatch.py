@@ -367,6 +367,8 @@ class Dispatcher:
         """A run whose shim is gone without a result: record it lost, stop what is left
         of its program (it may have outlived its shim), then give back its cgroup."""
         self.running.pop(run.id, None)
+        self._cancelled_by.pop(run.id, None)
+        self._cancelling.discard(run.id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             tx.add_event(run.id, at=now, type="vanished", detail={"why": why})
