@@ -158,7 +158,9 @@ class Dispatcher:
             if spec is None:
                 self._abandon(wait, "removed", "removed from the catalog")
                 continue
-            pool = spec.pool or DEFAULT_POOL
+            # The pool recorded at creation, also when a reload moved the job since: the
+            # run is counted, placed and released in one pool.
+            pool = wait.run.pool or DEFAULT_POOL
             limit = self.applied.catalog.pools.get(pool)
             cap = limit.max_concurrency if limit else None
             if wait.not_before and wait.not_before > now:
@@ -229,7 +231,7 @@ class Dispatcher:
             launched = await self.executor.start(
                 run.id,
                 spec,
-                pool=spec.pool,
+                pool=run.pool,
                 argv=argv,
                 workdir=(self.applied.base_dir / spec.workdir).resolve(),
                 env=self._environment(run, spec),
@@ -274,7 +276,16 @@ class Dispatcher:
                 type="cancelling",
                 detail={"by": self._cancelled_by.get(run_id), "grace_s": grace},
             )
-        await self.executor.cancel(run_id, grace)
+        try:
+            await self.executor.cancel(run_id, grace)
+        except OSError as exc:
+            # The run goes on; its outcome is still recorded when it ends.
+            self._cancelling.discard(run_id)
+            log.warning("run %s: cannot stop it: %s", run_id, exc)
+            with self.store.transaction() as tx:
+                tx.add_event(
+                    run_id, at=self.clock.now(), type="cancel_failed", detail={"error": str(exc)}
+                )
 
     # -- outcomes ---------------------------------------------------------------------
 
@@ -383,7 +394,12 @@ class Dispatcher:
         spec = self.spec_of(run.kind, run.job)
         if spec is not None:
             grace = spec.kill_grace.total_seconds()
-        if await self.executor.cancel(run.id, grace):
+        try:
+            stopped = await self.executor.cancel(run.id, grace)
+        except OSError as exc:
+            log.warning("run %s: cannot stop what is left of it: %s", run.id, exc)
+            stopped = False
+        if stopped:
             with self.store.transaction() as tx:
                 tx.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
         self.executor.release(run.pool, run.id)
