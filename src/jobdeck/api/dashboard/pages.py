@@ -42,6 +42,7 @@ def make_templates() -> Jinja2Templates:
         status_class=present.status_class,
         run_duration=present.run_duration,
         event_facts=present.event_facts,
+        reason_text=present.reason_text,
     )
     env.globals.update(relative=present.relative, percent=present.percent, span=present.span)
     return Jinja2Templates(env=env)

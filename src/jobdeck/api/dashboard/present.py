@@ -97,6 +97,15 @@ def trigger_text(spec: Schedule) -> str:
     return f"every {duration(spec.rate)}"
 
 
+def reason_text(run: Run) -> str:
+    """Why a run ended as it did, shortly: ``exit 3``, ``oom killed``, ``overlap``."""
+    if run.reason is None:
+        return ""
+    if run.reason == "exit_code" and run.exit_code is not None:
+        return f"exit {run.exit_code}"
+    return run.reason.replace("_", " ")
+
+
 def status_class(status: str | None) -> str:
     if status in BAD_STATUSES:
         return "bad"
