@@ -46,6 +46,7 @@ class FakeSlack:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     url: str = ""
+    socket_url: str | None = None  # what apps.connections.open hands out (Socket Mode)
     _ts: int = 0
 
     def app(self) -> Starlette:
@@ -77,6 +78,8 @@ class FakeSlack:
         return JSONResponse(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "apps.connections.open" and self.socket_url:
+            return {"ok": True, "url": self.socket_url}
         if method == "auth.test":
             return {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1"}
         if method == "chat.postMessage":

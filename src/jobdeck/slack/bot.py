@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ log = logging.getLogger("jobdeck.slack")
 EVENTS_PATH = "/slack/events"
 DEFAULT_API_URL = "https://slack.com/api/"
 
-Loop = Callable[[], Awaitable[None]]
+Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
 class SlackConfigError(ValueError):
@@ -212,7 +212,7 @@ def slack_routes(app: Application) -> list[BaseRoute]:
     return bot.routes() if bot else []
 
 
-def socket_mode_loops(app: Application) -> dict[str, Any]:
+def socket_mode_loops(app: Application) -> dict[str, Loop]:
     """The Socket Mode loop for the server (empty when Socket Mode is off)."""
     environ = {k: v for k, v in app.options.environ.items() if k != "SLACK_SIGNING_SECRET"}
     bot = build_slack(app, environ)
