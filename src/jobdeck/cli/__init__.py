@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jobdeck.cli import catalog_cmds, exec_cmds, ops_cmds, run_cmds
+from jobdeck.cli import catalog_cmds, exec_cmds, ops_cmds, run_cmds, serve_cmds
 from jobdeck.cli.context import Settings
 
 app = typer.Typer(
@@ -45,6 +45,7 @@ catalog_cmds.register(app)
 ops_cmds.register(app)
 exec_cmds.register(app)
 run_cmds.register(app)
+serve_cmds.register(app)
 
 
 def main() -> None:
