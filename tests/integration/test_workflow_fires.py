@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from jobdeck.workflow.driver import RunRefused
+from jobdeck.workflow.driver import Applied, RunRefused
 from tests.integration.test_workflow_harness import HOST, T0, Decks
 
 pytestmark = pytest.mark.anyio
@@ -116,4 +116,44 @@ async def test_missed_slots_are_recorded_claimed_and_notified(decks: Decks) -> N
     notice = deck.notices[0]
     assert (notice.run.reason, notice.run.detail) == ("missed", {"missed_slots": 7})
     assert notice.targets == ["slack:#alerts"]
+    await deck.close()
+
+
+async def test_a_reload_drops_waiting_runs_of_removed_jobs_and_applies_new_pool_limits(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    text = f"""
+        version: 1
+        project: fires
+        pools:
+          narrow: {{max_concurrency: LIMIT}}
+        schedules:
+          keep:
+            rate: 10m
+            pool: narrow
+            overlap: allow
+            command: JOB, "--hold", "{gate}"]
+          drop:
+            rate: 10m
+            pool: narrow
+            command: JOB]
+        """
+    deck = decks(text.replace("LIMIT", "1"))
+    running = deck.driver.run_now("keep")
+    await deck.wait_running(running.id)
+    queued = deck.driver.run_now("keep")
+    dropped = deck.driver.run_now("drop")
+    assert {queued.id, dropped.id} <= set(deck.driver.waiting)
+    wider = deck.parse(text.replace("LIMIT", "2"))
+    without_drop = wider.model_copy(update={"schedules": {"keep": wider.schedules["keep"]}})
+    deck.driver.load(Applied(2, without_drop, tmp_path))
+    gone = await deck.wait_ended(dropped.id)
+    assert (gone.status, gone.reason) == ("cancelled", "removed")
+    await deck.wait_running(queued.id)  # room in the pool now: two at once
+    assert deck.run(running.id).status == "running"
+    gate.touch()
+    for run in (running, queued):
+        done = await deck.wait_ended(run.id)
+        assert (done.status, done.revision) == ("succeeded", 1)
     await deck.close()

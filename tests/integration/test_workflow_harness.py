@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from jobdeck.catalog.load import load_catalog_text
+from jobdeck.catalog.model import Catalog
 from jobdeck.clock import SystemClock
 from jobdeck.store import Store, open_store
 from jobdeck.store.records import Run, RunEvent
@@ -104,8 +105,7 @@ class Deck:
         self.job = root / "job.py"
         self.job.write_text(JOB)
         self.harness = harness
-        text = catalog_yaml.replace("JOB", f"[{PY!r}, {str(self.job)!r}, {str(self.marks)!r}")
-        self.catalog = load_catalog_text(textwrap.dedent(text)).catalog
+        self.catalog = self.parse(catalog_yaml)
         self.notices: list[Notice] = []
         self.errors: list[BaseException] = []
         self.store: Store = open_store(state_dir=self.state)
@@ -122,6 +122,11 @@ class Deck:
         self.applied = Applied(1, self.catalog, root)
         if load:
             self.driver.load(self.applied)
+
+    def parse(self, catalog_yaml: str) -> Catalog:
+        """The catalog of ``catalog_yaml``, where ``JOB`` opens an argv of the test job."""
+        text = catalog_yaml.replace("JOB", f"[{PY!r}, {str(self.job)!r}, {str(self.marks)!r}")
+        return load_catalog_text(textwrap.dedent(text)).catalog
 
     def _notify(self, targets: list[str], run: Run, tail: str) -> None:
         self.notices.append(Notice(targets, run, tail))
