@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -110,6 +111,7 @@ def demo(
         code = run_server(options, ServeOptions(host, port, sqs_port))
     finally:
         if not keep:
+            discard_state(state_dir)
             shutil.rmtree(workspace, ignore_errors=True)
     raise typer.Exit(code)
 
@@ -121,6 +123,25 @@ def example_dir() -> Path:
         if (candidate / "jobdeck.yaml").is_file():
             return candidate
     fail("the bundled example is missing from this installation; reinstall jobdeck")
+
+
+def discard_state(state_dir: Path) -> None:
+    """Before a throw-away state dir goes: stop its runs (they outlive the server by
+    design), its warm launchers and its pools' cgroups."""
+    from jobdeck.app import instance_name
+    from jobdeck.execute.launch import cancel, result
+    from jobdeck.execute.pools import PoolManager
+    from jobdeck.execute.warm import WarmLauncher
+
+    runs = [d for d in (state_dir / "runs").glob("*") if d.is_dir()]
+    stopping = [d for d in runs if cancel(d, 2.0)]
+    deadline = time.monotonic() + 15
+    while stopping and time.monotonic() < deadline:
+        stopping = [d for d in stopping if result(d) is None]
+        time.sleep(0.05)
+    for socket_path in (state_dir / "warm").glob("*.sock"):
+        WarmLauncher(socket_path).stop()
+    PoolManager(instance_name(state_dir, None), {}, mode="auto").teardown()
 
 
 def run_server(options: Options, serve_options: ServeOptions) -> int:
