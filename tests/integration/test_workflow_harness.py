@@ -96,7 +96,13 @@ class Deck:
     """The run side of one engine on a state dir: a store, an executor, a driver."""
 
     def __init__(
-        self, root: Path, catalog_yaml: str, harness: Harness, *, load: bool = True
+        self,
+        root: Path,
+        catalog_yaml: str,
+        harness: Harness,
+        *,
+        load: bool = True,
+        store_url: str | None = None,
     ) -> None:
         self.root = root
         self.state = root / "state"
@@ -108,7 +114,7 @@ class Deck:
         self.catalog = self.parse(catalog_yaml)
         self.notices: list[Notice] = []
         self.errors: list[BaseException] = []
-        self.store: Store = open_store(state_dir=self.state)
+        self.store: Store = open_store(store_url, state_dir=self.state)
         self.executor = Executor(self.state, harness.instance, self.catalog.pools, base_env=ENV)
         harness.managers.append(self.executor.pools)
         self.driver = RunDriver(
@@ -206,13 +212,14 @@ def detail(run: Run, key: str) -> Any:
 class Decks:
     """Makes the decks of one test and cleans up after it, whatever happened."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store_url: str | None = None) -> None:
         self.root = root
+        self.store_url = store_url  # None: SQLite in the state dir
         self.harness = Harness(root)
         self.made: list[Deck] = []
 
     def __call__(self, catalog_yaml: str, *, load: bool = True) -> Deck:
-        deck = Deck(self.root, catalog_yaml, self.harness, load=load)
+        deck = Deck(self.root, catalog_yaml, self.harness, load=load, store_url=self.store_url)
         self.made.append(deck)
         return deck
 

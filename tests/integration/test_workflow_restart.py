@@ -17,6 +17,7 @@ from jobdeck.execute.launch import shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
 from jobdeck.workflow.executor import Executor
+from tests.conftest import BACKENDS
 from tests.integration.test_workflow_harness import PY, T0, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio
@@ -29,9 +30,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def decks(tmp_path: Path) -> Iterator[Decks]:
-    made = Decks(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def decks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Decks]:
+    """Restarts on each backend: the second engine opens the store anew."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    made = Decks(tmp_path, url)
     yield made
     made.cleanup()
 
@@ -163,12 +166,12 @@ ENGINE = textwrap.dedent(
     from tests.integration.test_execute_harness import Harness
     from tests.integration.test_workflow_harness import Deck, until
 
-    root, instance = Path(sys.argv[1]), sys.argv[2]
+    root, instance, url = Path(sys.argv[1]), sys.argv[2], sys.argv[3] or None
     harness = Harness(root)
     harness.instance = instance
 
     async def main():
-        deck = Deck(root, sys.stdin.read(), harness)
+        deck = Deck(root, sys.stdin.read(), harness, store_url=url)
         run = deck.driver.run_now("live", requested_by="engine-test")
         await until(lambda: deck.run(run.id).status == "running", "the run to run")
         print(run.id, flush=True)
@@ -189,6 +192,7 @@ async def test_kill_9_of_the_engine_during_a_run_then_restart_adopts_it(
         ENGINE,
         str(tmp_path),
         decks.harness.instance,
+        decks.store_url or "",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         cwd=REPO,
