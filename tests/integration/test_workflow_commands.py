@@ -3,6 +3,7 @@ timeout, suspensions, notices, dispatch timings, and adoption after a restart.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -248,3 +249,17 @@ async def test_a_command_run_is_adopted_after_a_restart(decks: Decks, tmp_path: 
         assert (ended.kind, ended.status) == ("command", "succeeded")
     assert second.event_types(run.id) == ["created", "started", "adopted", "ended"]
     await second.close()
+
+
+async def test_a_run_requested_from_another_thread_is_dispatched_in_the_drivers_loop(
+    decks: Decks, tmp_path: Path
+) -> None:
+    deck = decks(catalog(tmp_path))
+    (tmp_path / "gate").touch()
+    run = await asyncio.to_thread(
+        deck.driver.run_command, "push", argv(deck), trigger="api", requested_by="i"
+    )
+    manual = await asyncio.to_thread(deck.driver.run_now, "hog")
+    for each in (run, manual):
+        assert (await deck.wait_ended(each.id)).status == "succeeded"
+    await deck.close()

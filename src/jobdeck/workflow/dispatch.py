@@ -81,6 +81,7 @@ class Dispatcher:
         self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
         self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- the catalog ------------------------------------------------------------------
@@ -130,9 +131,22 @@ class Dispatcher:
             detail=dict(detail or {}),
         )
 
+    def _bind(self) -> None:
+        """Remember the event loop the driver lives in (it arms timers and tasks there)."""
+        self._loop = asyncio.get_running_loop()
+
     def _enqueue(self, run: Run) -> None:
         """A pending run joins the waiting ones (stopping the runs it replaces first)."""
         if run.status != "pending":
+            return
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if self._loop is not None and current is not self._loop:
+            # Called from another thread (a thread pool of the HTTP side): the run is
+            # recorded already; it joins the queue in the driver's own loop.
+            self._loop.call_soon_threadsafe(self._guarded, self._enqueue, run)
             return
         for victim in run.detail.get("cancels", []):
             self._cancelled_by[int(victim)] = run.id

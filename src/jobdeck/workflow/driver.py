@@ -38,6 +38,7 @@ class RunDriver(Dispatcher):
     # -- configuration ----------------------------------------------------------------
 
     def load(self, applied: Applied) -> None:
+        self._bind()
         self.applied = applied
         self._flush_deferred()
         self._pump()
@@ -251,6 +252,7 @@ class RunDriver(Dispatcher):
         while no engine ran gets its outcome recorded; one whose shim is gone without
         a result ends ``lost`` (reason ``engine_restart``).
         """
+        self._bind()
         adopted: list[int] = []
         now = self.clock.now()
         for run in self.store.active_runs(host=self.host):
