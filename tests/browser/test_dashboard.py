@@ -178,21 +178,31 @@ def test_screenshots_of_the_main_pages(page: Page, engine: Engine, screenshot_di
     failed = ended[1]
     assert (failed.status, failed.exit_code) == ("failed", 3)
 
+    control = engine.app.control("alice@laptop", "cli")
+    engine.call(lambda: control.suspend("stale-cache-sweep", "fails on stale caches, see #418"))
+
     page.goto("/")
     failures = page.locator("#failures")
     expect(failures).to_contain_text("stale-cache-sweep")
+    sweep = page.locator('#schedules tr[data-name="stale-cache-sweep"]')
+    expect(sweep).to_contain_text("fails on stale caches, see #418")
     page.screenshot(path=str(screenshot_dir / "dashboard-overview.png"), full_page=True)
+    engine.call(lambda: control.resume("stale-cache-sweep"))
 
     page.goto("/schedules/hello")
     started = [run for run in engine.app.store.runs(job="hello") if run.started_at]
     expect(page.locator("#history svg.chart rect.bar")).to_have_count(len(started))
     page.screenshot(path=str(screenshot_dir / "dashboard-schedule.png"), full_page=True)
+    page.get_by_role("link", name="Suspend").click()
+    page.locator("#confirm-suspend").get_by_label("Reason").fill("upstream feed is late, see #412")
+    page.screenshot(path=str(screenshot_dir / "dashboard-suspend.png"))
+    page.locator("#confirm-suspend").get_by_role("link", name="Cancel").click()
 
     page.goto(f"/runs/{failed.id}")
     expect(page.locator("#log")).to_contain_text("cache is stale")
     expect(page.locator("#summary")).to_contain_text("exit code")
     page.screenshot(path=str(screenshot_dir / "dashboard-run.png"), full_page=True)
-    for name in ("overview", "schedule", "run"):
+    for name in ("overview", "schedule", "suspend", "run"):
         assert (screenshot_dir / f"dashboard-{name}.png").stat().st_size > 10_000
 
 

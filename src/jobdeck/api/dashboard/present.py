@@ -37,6 +37,8 @@ def relative(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return ""
     seconds = (moment - now).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"
     text = span(abs(seconds))
     return f"in {text}" if seconds >= 0 else f"{text} ago"
 
@@ -135,6 +137,9 @@ def event_facts(detail: dict[str, Any]) -> list[tuple[str, str]]:
     facts = []
     for key, value in flat.items():
         if key in _EVENT_NOISE or value is None or value == {}:
+            continue
+        if key.endswith("memory") and isinstance(value, int):
+            facts.append((key.replace("_", " "), size(value)))
             continue
         facts.append((key.replace("_", " "), _fact(value)))
     return facts
