@@ -1,4 +1,5 @@
-"""The run workflow's pure decisions: overlap, retry, catch-up, at fixed instants."""
+"""The run workflow's pure decisions (overlap, retry, catch-up) and what the driver
+records of an outcome, at fixed instants and without a clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobdeck.catalog.model import Retry
+from jobdeck.execute import RunResult
 from jobdeck.schedule.timing import CronTrigger, RateTrigger
 from jobdeck.workflow.decisions import (
     CATCHUP_ALL_LIMIT,
@@ -17,6 +19,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
     decide_retry,
 )
+from jobdeck.workflow.outcome import outcome_of, parse_iso, start_timings
 
 T0 = datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
 RUNNING = ActiveRun(1, waiting=False)
@@ -207,3 +210,49 @@ def test_catchup_honours_the_schedules_zone() -> None:
     decision = decide_catchup(tokyo_nine, last, now, "latest", timedelta(hours=1))
     assert decision.run == (datetime(2026, 3, 9, 0, 0, tzinfo=UTC),)
     assert decision.missed == (datetime(2026, 3, 8, 0, 0, tzinfo=UTC),)
+
+
+# -- outcomes and timings (what the driver records) -----------------------------------
+
+
+def test_a_result_becomes_status_reason_and_detail() -> None:
+    result = RunResult(
+        "7",
+        "failed",
+        "oom_killed",
+        signal=9,
+        started_at="2026-03-08T10:00:00.000Z",
+        ended_at="2026-03-08T10:00:01.250Z",
+        peak_memory=64 * 1024 * 1024,
+    )
+    status, reason, fields = outcome_of(result)
+    assert (status, reason) == ("failed", "oom_killed")
+    assert fields == {
+        "exit_code": None,
+        "detail": {"signal": 9, "peak_memory": 64 * 1024 * 1024, "duration_ms": 1250.0},
+    }
+
+
+def test_no_result_is_a_lost_run_and_a_supervisor_error_a_failure() -> None:
+    assert outcome_of(None) == ("lost", "vanished", {})
+    broken = RunResult("7", "failed", "shim_error", error="boom")
+    assert outcome_of(broken)[:2] == ("failed", "shim_error")
+
+
+def test_start_timings_measure_from_the_request_to_the_programs_start() -> None:
+    detail = {"requested_at": "2026-03-08T10:00:00+00:00"}
+    timings = start_timings(detail, T0 + timedelta(milliseconds=40), "2026-03-08T10:00:00.125Z")
+    assert timings == {
+        "dispatched_at": "2026-03-08T10:00:00.040000+00:00",
+        "process_started_at": "2026-03-08T10:00:00.125000+00:00",
+        "dispatch_ms": 125.0,
+    }
+
+
+def test_start_timings_without_a_request_time_or_a_start_stamp() -> None:
+    assert start_timings({}, T0, None) == {"dispatched_at": T0.isoformat()}
+    # A request time in another zone is the same instant.
+    timings = start_timings({"requested_at": "2026-03-08T18:59:59+09:00"}, T0, None)
+    assert timings["dispatch_ms"] == 1000.0
+    assert parse_iso("not a time") is None
+    assert parse_iso("2026-03-08T10:00:00") is None  # a naive time names no instant
