@@ -34,6 +34,11 @@ schedules:
     cron: "0 0 1 1 *"
     command: ["python3", "-c", "import sys; print('bad', file=sys.stderr); sys.exit(3)"]
     timeout: 60s
+  flaky:
+    cron: "0 0 1 1 *"
+    command: ["python3", "-c", "import sys; sys.exit(4)"]
+    retry: {failure: 1, backoff: 1s}
+    timeout: 60s
   gated:
     cron: "0 0 1 1 *"
     command:
@@ -154,6 +159,22 @@ def test_run_wait_exits_1_when_the_run_fails(jobdeck: Jobdeck, server: LiveServe
     failed = cli(jobdeck, server, "runs", "--status", "failed", "--json").json()
     assert [r["id"] for r in failed] == [run_id]
     assert cli(jobdeck, server, "runs", "--status", "succeeded", "--json").json() == []
+
+
+def test_run_wait_follows_the_retries_to_the_last_attempt(
+    jobdeck: Jobdeck, server: LiveServer
+) -> None:
+    done = cli(jobdeck, server, "run", "flaky", "--wait")
+    assert done.code == 1
+    first = int(done.out.splitlines()[0])
+    assert "retried as run" in done.err
+    attempts = cli(jobdeck, server, "runs", "flaky", "--json").json()
+    assert [(r["attempt"], r["trigger"], r["status"]) for r in attempts] == [
+        (2, "retry", "failed"),
+        (1, "manual", "failed"),
+    ]
+    assert attempts[1]["id"] == first
+    assert f"run {attempts[0]['id']}: failed" in done.err
 
 
 def test_run_without_wait_prints_the_id_at_once(jobdeck: Jobdeck, server: LiveServer) -> None:
