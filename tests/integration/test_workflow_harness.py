@@ -17,6 +17,7 @@ from typing import Any
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import SystemClock
+from jobdeck.execute.pools import Mode
 from jobdeck.store import Store, open_store
 from jobdeck.store.records import Run, RunEvent
 from jobdeck.workflow.driver import Applied, RunDriver
@@ -103,6 +104,7 @@ class Deck:
         *,
         load: bool = True,
         store_url: str | None = None,
+        mode: Mode = "auto",
     ) -> None:
         self.root = root
         self.state = root / "state"
@@ -115,7 +117,9 @@ class Deck:
         self.notices: list[Notice] = []
         self.errors: list[BaseException] = []
         self.store: Store = open_store(store_url, state_dir=self.state)
-        self.executor = Executor(self.state, harness.instance, self.catalog.pools, base_env=ENV)
+        self.executor = Executor(
+            self.state, harness.instance, self.catalog.pools, base_env=ENV, mode=mode
+        )
         harness.managers.append(self.executor.pools)
         self.driver = RunDriver(
             self.store,
@@ -218,8 +222,10 @@ class Decks:
         self.harness = Harness(root)
         self.made: list[Deck] = []
 
-    def __call__(self, catalog_yaml: str, *, load: bool = True) -> Deck:
-        deck = Deck(self.root, catalog_yaml, self.harness, load=load, store_url=self.store_url)
+    def __call__(self, catalog_yaml: str, *, load: bool = True, mode: Mode = "auto") -> Deck:
+        deck = Deck(
+            self.root, catalog_yaml, self.harness, load=load, store_url=self.store_url, mode=mode
+        )
         self.made.append(deck)
         return deck
 

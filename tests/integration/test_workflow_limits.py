@@ -256,3 +256,51 @@ async def test_a_run_past_its_memory_limit_ends_oom_killed_and_is_notified(
     assert len(deck.runs("hog")) == 1  # an OOM kill is a failure: retry.failure is 0
     assert [n.run.reason for n in deck.notices] == ["oom_killed"]
     await deck.close()
+
+
+async def test_what_a_program_leaves_behind_is_stopped_when_it_exits(decks: Decks) -> None:
+    deck = decks(
+        one_schedule(
+            """
+shell: "sleep 300 & echo $! > leftover.pid; echo parent done"
+kill_grace: 1s
+"""
+        )
+    )
+    run = deck.driver.run_now("job")
+    ended = await deck.wait_ended(run.id)
+    assert (ended.status, ended.exit_code) == ("succeeded", 0)
+    assert deck.log(run.id) == "parent done\n"
+    leftover = int((deck.root / "leftover.pid").read_text())
+    assert not is_alive(leftover, None)
+    await deck.close()
+
+
+async def test_runs_work_the_same_with_per_process_limits_only(decks: Decks) -> None:
+    deck = decks(
+        """
+        version: 1
+        project: limits
+        pools:
+          batch: {memory: 512MiB, max_concurrency: 1}
+        schedules:
+          job:
+            rate: 1h
+            pool: batch
+            memory: 256MiB
+            command: JOB, "--exit", "5"]
+            notify: ["slack:#alerts"]
+        """,
+        mode="rlimit",
+    )
+    assert deck.executor.pools.isolation == "rlimit"
+    assert deck.executor.pools.warning is not None
+    run = deck.driver.run_now("job")
+    ended = await deck.wait_ended(run.id)
+    assert (ended.status, ended.exit_code, ended.pool) == ("failed", 5, "batch")
+    spec = read_json(deck.executor.run_dir(run.id) / "spec.json")
+    assert spec is not None
+    isolation = RunSpec.from_json(spec).isolation
+    assert (isolation.cgroup_version, isolation.memory_limit) == (None, 256 * 1024 * 1024)
+    assert len(deck.notices) == 1
+    await deck.close()
