@@ -33,3 +33,11 @@ def test_long_keys_are_kept_as_digests_and_old_keys_pruned(store: Store) -> None
         assert keys.prune_keys(tx, before=NOW + timedelta(hours=1)) == 1
         assert keys.claim_key(tx, long_key, at=NOW + timedelta(hours=3))
         assert not keys.claim_key(tx, "later", at=NOW + timedelta(hours=3))
+
+
+def test_a_released_key_may_be_claimed_again(store: Store) -> None:
+    with store.transaction() as tx:
+        assert keys.claim_key(tx, "slack:preview:abc", at=NOW)
+        keys.release_key(tx, "slack:preview:abc")
+        assert keys.claim_key(tx, "slack:preview:abc", at=NOW)
+        assert not keys.claim_key(tx, "slack:preview:abc", at=NOW)

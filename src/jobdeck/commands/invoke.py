@@ -212,6 +212,10 @@ class Invoker:
                 params=dict(prepared.values),
             )
         except Exception as exc:  # the driver's own refusal (a race with suspend) or a fault
+            if key is not None:
+                # Nothing started: a later click (after a resume, say) may try again.
+                with self.store.transaction() as tx:
+                    keys.release_key(tx, key)
             by_driver = isinstance(exc, RunRefused)
             audit_id = self._audit(
                 caller,

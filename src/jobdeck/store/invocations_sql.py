@@ -62,3 +62,8 @@ def prune_keys(tx: Tx, *, before: datetime) -> int:
     """Forgets keys claimed before ``before``; Slack stops retrying within minutes."""
     query = delete(invocation_keys).where(invocation_keys.c.created_at < as_utc(before, "before"))
     return tx.connection.execute(query).rowcount
+
+
+def release_key(tx: Tx, key: str) -> None:
+    """Frees a key whose request started nothing, so that it may be tried again."""
+    tx.connection.execute(delete(invocation_keys).where(invocation_keys.c.key == stored_key(key)))
