@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.acceptance.conftest import Jobdeck, Result
-from tests.integration.test_api_harness import free_port, serving
+from tests.integration.test_api_harness import base_environ, free_port, serving
 
 CATALOG = """\
 version: 1
@@ -54,6 +55,8 @@ schedules:
     timeout: 60s
 """
 
+TOKEN = "cli-test-token-0123456789abcdef"
+
 RUN_FIELDS = {
     "id",
     "job",
@@ -79,6 +82,18 @@ class LiveServer:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LiveServer]:
+    yield from serve_in_a_thread(tmp_path)
+
+
+@pytest.fixture
+def token_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A server with the rules of a public address (on 127.0.0.1)."""
+    yield from serve_in_a_thread(
+        tmp_path, environ=base_environ(JOBDECK_API_TOKEN=TOKEN), require_token=True
+    )
+
+
+def serve_in_a_thread(tmp_path: Path, **options: Any) -> Iterator[LiveServer]:
     """A served Application on its own event loop, stopped (with its runs) at the end."""
     gate = tmp_path / "gate"
     catalog = CATALOG.replace("@GATE@", str(gate))
@@ -86,7 +101,7 @@ def server(tmp_path: Path) -> Iterator[LiveServer]:
     stop = threading.Event()
 
     async def main() -> None:
-        async with serving(tmp_path, catalog) as served:
+        async with serving(tmp_path, catalog, **options) as served:
             ready.set_result(served.url)
             await asyncio.to_thread(stop.wait)
 
@@ -221,6 +236,22 @@ def test_unknown_names_and_runs_exit_1(jobdeck: Jobdeck, server: LiveServer) -> 
     bad = cli(jobdeck, server, "runs", "--status", "exploded")
     assert bad.code == 2
     assert "--status 'exploded'" in bad.err
+
+
+def test_run_sends_the_token_a_public_server_needs(
+    jobdeck: Jobdeck, token_server: LiveServer
+) -> None:
+    refused = cli(jobdeck, token_server, "run", "hello")
+    assert refused.code == 1
+    assert "JOBDECK_API_TOKEN" in refused.err
+    env = {
+        "JOBDECK_URL": token_server.url,
+        "JOBDECK_STATE_DIR": str(token_server.state_dir),
+        "JOBDECK_API_TOKEN": TOKEN,
+    }
+    done = jobdeck("run", "hello", "--wait", env=env)
+    assert done.code == 0, done.err
+    assert int(done.out.splitlines()[0]) > 0
 
 
 def test_run_without_a_server_says_where_it_looked(jobdeck: Jobdeck, tmp_path: Path) -> None:
