@@ -9,24 +9,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from jobdeck.api.openapi_schemas import KINDS, STATUSES, TRIGGERS, ref, schemas
+
 JSON = "application/json"
-
-_STATUSES = [
-    "pending",
-    "running",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "skipped",
-    "cancelled",
-    "lost",
-]
-_TRIGGERS = ["schedule", "manual", "chatops", "api", "retry", "catchup"]
-_KINDS = ["schedule", "worker", "command"]
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -34,7 +19,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _error(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {JSON: {"schema": _ref("Error")}}}
+    return {"description": description, "content": {JSON: {"schema": ref("Error")}}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -69,7 +54,7 @@ def _listing(item: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["items"],
-        "properties": {"items": {"type": "array", "items": _ref(item)}},
+        "properties": {"items": {"type": "array", "items": ref(item)}},
     }
 
 
@@ -78,7 +63,7 @@ def _page(item: str) -> dict[str, Any]:
         "type": "object",
         "required": ["items", "limit", "offset", "next"],
         "properties": {
-            "items": {"type": "array", "items": _ref(item)},
+            "items": {"type": "array", "items": ref(item)},
             "limit": {"type": "integer"},
             "offset": {"type": "integer"},
             "next": {
@@ -113,10 +98,10 @@ def _suspend_paths(plural: str, kind: str) -> dict[str, Any]:
                 "parameters": [_NAME],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("SuspendRequest")}},
+                    "content": {JSON: {"schema": ref("SuspendRequest")}},
                 },
                 "responses": {
-                    "201": _json(_ref("Suspension"), "Suspended."),
+                    "201": _json(ref("Suspension"), "Suspended."),
                     "400": _error("No reason, or a bad until."),
                     "404": _error(f"No such {kind}."),
                     "409": _error("Already suspended."),
@@ -128,224 +113,11 @@ def _suspend_paths(plural: str, kind: str) -> dict[str, Any]:
                 "summary": f"End the suspension of a {kind}.",
                 "parameters": [_NAME],
                 "responses": {
-                    "200": _json(_ref("Suspension"), "The suspension, now ended."),
+                    "200": _json(ref("Suspension"), "The suspension, now ended."),
                     "404": _error(f"No such {kind}."),
                     "409": _error("Not suspended."),
                 },
             }
-        },
-    }
-
-
-def _schemas() -> dict[str, Any]:
-    time = {"type": ["string", "null"], "format": "date-time"}
-    text = {"type": ["string", "null"]}
-    integer = {"type": ["integer", "null"]}
-    suspension = {"oneOf": [_ref("Suspension"), {"type": "null"}]}
-    run_fields = {
-        "id": {"type": "integer"},
-        "job": {"type": "string"},
-        "kind": {"enum": _KINDS},
-        "trigger": {"enum": _TRIGGERS},
-        "status": {"enum": _STATUSES},
-        "reason": text,
-        "attempt": {"type": "integer"},
-        "scheduled_for": time,
-        "started_at": time,
-        "ended_at": time,
-        "exit_code": integer,
-        "pool": text,
-        "created_at": time,
-        "duration_ms": {"type": ["number", "null"]},
-        "retry_of": integer,
-        "requested_by": text,
-        "revision": integer,
-    }
-    last_run = {"oneOf": [_ref("Run"), {"type": "null"}]}
-    return {
-        "Error": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                }
-            },
-        },
-        "Run": {"type": "object", "required": list(run_fields), "properties": run_fields},
-        "RunDetail": {
-            "allOf": [
-                _ref("Run"),
-                {
-                    "type": "object",
-                    "required": ["events", "attempts", "detail", "params"],
-                    "properties": {
-                        "host": text,
-                        "params": {"type": "object"},
-                        "detail": {"type": "object"},
-                        "events": {"type": "array", "items": _ref("RunEvent")},
-                        "attempts": {
-                            "type": "array",
-                            "description": "Every attempt linked by retries, first to last.",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "id": {"type": "integer"},
-                                    "attempt": {"type": "integer"},
-                                    "status": {"enum": _STATUSES},
-                                    "reason": text,
-                                },
-                            },
-                        },
-                    },
-                },
-            ]
-        },
-        "RunEvent": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "at": time,
-                "type": {"type": "string"},
-                "detail": {"type": "object"},
-            },
-        },
-        "RunRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "ignore_overlap": {"type": "boolean", "default": False},
-                "trigger": {"enum": ["manual", "api"], "default": "manual"},
-            },
-        },
-        "InvocationRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "params": {"type": "object", "description": "Param names and values."},
-                "via": {"enum": ["api", "cli"], "default": "api"},
-            },
-        },
-        "SuspendRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["reason"],
-            "properties": {
-                "reason": {"type": "string", "minLength": 1},
-                "until": {
-                    "type": ["string", "null"],
-                    "description": "A duration (2h) or an ISO 8601 time.",
-                },
-            },
-        },
-        "Suspension": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "kind": {"enum": _KINDS},
-                "name": {"type": "string"},
-                "reason": {"type": "string"},
-                "created_by": {"type": "string"},
-                "created_at": time,
-                "until": time,
-                "ended_at": time,
-                "ended_by": text,
-            },
-        },
-        "Schedule": {
-            "type": "object",
-            "required": ["name", "trigger", "next_fire", "suspension", "last_run"],
-            "properties": {
-                "name": {"type": "string"},
-                "trigger": {"type": "string"},
-                "timezone": text,
-                "enabled": {"type": "boolean"},
-                "next_fire": time,
-                "next_fire_local": text,
-                "pool": text,
-                "suspension": suspension,
-                "last_run": last_run,
-            },
-        },
-        "ScheduleDetail": {
-            "allOf": [
-                _ref("Schedule"),
-                {
-                    "type": "object",
-                    "properties": {
-                        "definition": {"type": "object"},
-                        "upcoming": {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"at": time, "local": {"type": "string"}},
-                            },
-                        },
-                    },
-                },
-            ]
-        },
-        "Worker": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "desired": {"type": "integer"},
-                "running": {"type": "integer"},
-                "restarts": {"type": "integer"},
-                "autoscale": {"type": ["object", "null"]},
-                "singleton": {"type": "boolean"},
-                "queue": text,
-                "enabled": {"type": "boolean"},
-                "suspension": suspension,
-            },
-        },
-        "Command": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "pool": text,
-                "enabled": {"type": "boolean"},
-                "params": {"type": "object"},
-                "suspension": suspension,
-                "last_run": last_run,
-            },
-        },
-        "Queue": {"type": "object", "properties": {"name": {"type": "string"}}},
-        "Pool": {
-            "type": "object",
-            "properties": {
-                "name": {"type": "string"},
-                "memory_used": integer,
-                "memory_limit": integer,
-            },
-        },
-        "AuditEntry": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "at": time,
-                "actor": {"type": "string"},
-                "via": {"enum": ["cli", "api", "slack", "engine"]},
-                "action": {"type": "string"},
-                "target": text,
-                "outcome": {"enum": ["ok", "refused", "error"]},
-                "detail": {"type": "object"},
-            },
-        },
-        "Revision": {
-            "type": "object",
-            "properties": {
-                "number": {"type": "integer"},
-                "applied_at": time,
-                "applied_by": {"type": "string"},
-                "catalog_sha256": {"type": "string"},
-                "git_describe": text,
-                "source": {"type": "string"},
-                "text": {"type": "string"},
-                "catalog": {"type": "object"},
-            },
         },
     }
 
@@ -360,9 +132,9 @@ def _version() -> str:
 def openapi_document() -> dict[str, Any]:
     runs_filters = [
         _query("job", {"type": "string"}, "Only runs of this job."),
-        _query("kind", {"enum": _KINDS}, "Only runs of this kind."),
-        _query("status", {"enum": _STATUSES}, "Only runs in this status."),
-        _query("trigger", {"enum": _TRIGGERS}, "Only runs started this way."),
+        _query("kind", {"enum": KINDS}, "Only runs of this kind."),
+        _query("status", {"enum": STATUSES}, "Only runs in this status."),
+        _query("trigger", {"enum": TRIGGERS}, "Only runs started this way."),
         _query("since", {"type": "string", "format": "date-time"}, "Created at or after."),
         _query("until", {"type": "string", "format": "date-time"}, "Created before."),
         *_PAGE,
@@ -385,7 +157,7 @@ def openapi_document() -> dict[str, Any]:
         ),
         "/api/v1/schedules/{name}": _get(
             "One schedule: definition, upcoming fires, last run.",
-            _json(_ref("ScheduleDetail"), "The schedule."),
+            _json(ref("ScheduleDetail"), "The schedule."),
             parameters=[
                 _NAME,
                 _query(
@@ -400,11 +172,11 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_NAME],
                 "requestBody": {
                     "required": False,
-                    "content": {JSON: {"schema": _ref("RunRequest")}},
+                    "content": {JSON: {"schema": ref("RunRequest")}},
                 },
                 "responses": {
                     "201": _json(
-                        _ref("Run"), "The run (pending, or skipped by its overlap policy)."
+                        ref("Run"), "The run (pending, or skipped by its overlap policy)."
                     ),
                     "400": _error("A bad body."),
                     "404": _error("No such schedule."),
@@ -418,10 +190,10 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [_NAME],
                 "requestBody": {
                     "required": False,
-                    "content": {JSON: {"schema": _ref("InvocationRequest")}},
+                    "content": {JSON: {"schema": ref("InvocationRequest")}},
                 },
                 "responses": {
-                    "201": _json(_ref("Run"), "The command's run, with argv and params."),
+                    "201": _json(ref("Run"), "The command's run, with argv and params."),
                     "400": _error("Bad params: every problem, each naming its param and rule."),
                     "403": _error("The command is disabled."),
                     "404": _error("No such command."),
@@ -446,7 +218,7 @@ def openapi_document() -> dict[str, Any]:
         ),
         "/api/v1/runs/{run_id}": _get(
             "One run with its events and linked attempts.",
-            _json(_ref("RunDetail"), "The run."),
+            _json(ref("RunDetail"), "The run."),
             parameters=[_RUN_ID],
             not_found=True,
         ),
@@ -457,7 +229,7 @@ def openapi_document() -> dict[str, Any]:
             {
                 "description": "The bytes from the offset (at most 1 MiB).",
                 "headers": {
-                    "X-Jobdeck-Run-Status": {"schema": {"enum": _STATUSES}},
+                    "X-Jobdeck-Run-Status": {"schema": {"enum": STATUSES}},
                     "X-Jobdeck-Log-Offset": {"schema": {"type": "integer"}},
                     "X-Jobdeck-Log-Size": {"schema": {"type": "integer"}},
                 },
@@ -481,7 +253,7 @@ def openapi_document() -> dict[str, Any]:
         ),
         "/api/v1/revisions/{number}": _get(
             "One revision with its file's text.",
-            _json(_ref("Revision"), "The revision."),
+            _json(ref("Revision"), "The revision."),
             parameters=[_path("number", {"type": "integer"}, "The revision number.")],
             not_found=True,
         ),
@@ -499,7 +271,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": schemas(),
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{}, {"token": []}],
