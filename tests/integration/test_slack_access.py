@@ -148,3 +148,27 @@ async def test_hostile_params_from_the_api_reach_the_process_literally(tmp_path:
         assert [run.status for run in runs] == ["succeeded"] * len(HOSTILE)
         recorded = [bot.argv(run.id) for run in runs]
         assert recorded == [["--title", payload, "--note", "n"] for payload in HOSTILE]
+
+
+async def test_a_command_suspended_while_its_modal_is_open_is_refused(tmp_path: Path) -> None:
+    async with bot_server(tmp_path) as bot:
+        assert (await bot.send.command("/say", "", user="U_X", channel="C_OPS")).status_code == 200
+        (opened,) = await bot.slack.wait_for("views.open", lambda s: s.of("views.open"))
+        app = bot.served.app
+        Control(app.store, app.clock, "chief", "cli").suspend("say", "quiet hours")
+        submitted = bot.send.submission(opened.args["view"], {"title": "late"}, user="U_X")
+        assert (await bot.send.post(bot.send.interaction_body(submitted))).status_code == 200
+
+        def replied(slack: FakeSlack) -> list[dict[str, object]]:
+            return [c.args for c in slack.of("response_url") if c.args["key"] == "cmd-0001"]
+
+        (reply,) = await bot.slack.wait_for("the refusal on the response URL", replied)
+        assert reply["response_type"] == "ephemeral"
+        assert "suspended by chief: quiet hours" in str(reply["text"])
+        assert bot.command_runs() == []
+        await bot.send.command("/jobdeck", "help", user="U_X", channel="C_OPS")
+        (shown,) = await bot.slack.wait_for(
+            "help",
+            lambda s: [c for c in s.of("response_url") if "Commands you may run" in c.args["text"]],
+        )
+        assert "*say* — Say something in the log — *suspended*: quiet hours" in shown.args["text"]

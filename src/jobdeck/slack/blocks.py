@@ -47,8 +47,14 @@ def context(text: str) -> Block:
 # -- help -------------------------------------------------------------------------------
 
 
-def help_text(commands: Mapping[str, Command], base_slash: str = "/jobdeck") -> str:
-    """The commands this user may run in this channel, with their params."""
+def help_text(
+    commands: Mapping[str, Command],
+    base_slash: str = "/jobdeck",
+    *,
+    suspended: Mapping[str, str] | None = None,
+) -> str:
+    """The commands this user may run in this channel, with their params; a suspended
+    one says so, with the reason."""
     if not commands:
         return (
             "There is no command you may run in this channel. Commands run from Slack only "
@@ -63,6 +69,8 @@ def help_text(commands: Mapping[str, Command], base_slash: str = "/jobdeck") -> 
             title += f" — {mrkdwn_escape(command.description)}"
         if command.confirm:
             title += " _(asks to confirm)_"
+        if suspended and name in suspended:
+            title += f" — *suspended*: {mrkdwn_escape(suspended[name])}"
         lines.append(title)
         lines.append(code(usage(name, command, prefix=f"{base_slash} run ")))
         if command.slash:

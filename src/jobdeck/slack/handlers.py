@@ -138,7 +138,12 @@ class Handlers:
             member_of = await self.invoker.member_of(name, caller)
             if command.enabled and authorize(command.allow, caller, member_of).allowed:
                 allowed[name] = command
-        return blocks.help_text(allowed, BASE_SLASH)
+        held = {
+            s.name: s.reason
+            for s in self.app.store.suspensions(self.app.clock.now())
+            if s.kind == "command"
+        }
+        return blocks.help_text(allowed, BASE_SLASH, suspended=held)
 
     async def request(
         self,
@@ -204,7 +209,11 @@ class Handlers:
         )
 
     async def run_clicked(
-        self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        self,
+        body: dict[str, Any],
+        client: AsyncWebClient,
+        respond: AsyncRespond,
+        context: AsyncBoltContext,
     ) -> None:
         if not self._first_delivery("action", body):
             return
@@ -215,6 +224,7 @@ class Handlers:
                 value.command,
                 value.params,
                 caller,
+                requested_at=_requested_at(context),
                 key=f"slack:preview:{value.nonce}",
             )
         except Refused as refused:
@@ -283,7 +293,12 @@ class Handlers:
         caller = Caller("slack", user, meta.channel)
 
         async def tell(text: str) -> None:
-            if meta.channel:
+            # The slash command's response URL reaches the user even in a channel the
+            # bot is not in; without one, an ephemeral message from the bot.
+            if meta.response_url:
+                reply = AsyncRespond(response_url=meta.response_url, ssl=client.ssl)
+                await reply(text=text, response_type="ephemeral", replace_original=False)
+            elif meta.channel:
                 await client.chat_postEphemeral(channel=meta.channel, user=user, text=text)
 
         if command is None:
