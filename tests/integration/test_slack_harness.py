@@ -377,12 +377,16 @@ class Bot:
 
 
 @contextlib.asynccontextmanager
-async def bot_server(tmp_path: Path, **environ: str) -> AsyncIterator[Bot]:
+async def bot_server(
+    tmp_path: Path, *, require_token: bool | None = None, **environ: str
+) -> AsyncIterator[Bot]:
     recorder = tmp_path / "record_argv.py"
     recorder.write_text(RECORDER)
     catalog = CATALOG.format(recorder=recorder)
     async with contextlib.AsyncExitStack() as stack:
         slack = await stack.enter_async_context(fake_slack(USERGROUPS))
         environment = slack_environ(slack, **environ)
-        served = await stack.enter_async_context(serving(tmp_path, catalog, environ=environment))
+        served = await stack.enter_async_context(
+            serving(tmp_path, catalog, environ=environment, require_token=require_token)
+        )
         yield Bot(served, slack, SlackSender(served.client, slack), tmp_path)

@@ -264,3 +264,17 @@ async def test_forged_and_stale_requests_get_401_and_run_nothing(tmp_path: Path)
         assert bot.command_runs() == []
         assert bot.audit() == []
         assert [c.method for c in bot.slack.calls] == []
+
+
+async def test_slack_needs_no_api_token_where_the_api_does(tmp_path: Path) -> None:
+    token = "api-token-for-operators"
+    async with bot_server(tmp_path, require_token=True, JOBDECK_API_TOKEN=token) as bot:
+        denied = await bot.served.client.post("/api/v1/commands/say/invocations", json={})
+        assert denied.status_code == 401
+        await acked(bot, "/say", "title=signed", user="U_X", channel="C_OPS")
+        await bot.slack.result("C_OPS")
+        forged = await bot.send.post(
+            bot.send.command_body("/say", "title=x", user="U_X", channel="C_OPS"), secret="x"
+        )
+        assert forged.status_code == 401
+        assert len(bot.command_runs()) == 1
