@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import BACKENDS
 from tests.integration.test_api_harness import (
     Served,
     serving,
@@ -273,8 +274,16 @@ async def test_suspend_errors(tmp_path: Path) -> None:
         assert_error(await client.post("/api/v1/schedules/nope/resume"), 404, "not_found")
 
 
-async def test_runs_filters_and_pages(tmp_path: Path) -> None:
-    async with serving(tmp_path) as served:
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def test_runs_filters_and_pages(tmp_path: Path, store_url: str | None) -> None:
+    async with serving(tmp_path, store_url=store_url) as served:
         client = served.client
         ids = []
         for name in ("hello", "fails", "hello", "fails", "hello"):

@@ -83,10 +83,16 @@ async def serving(
     tls: tuple[Path, Path] | None = None,
     verify: Any = True,
     metric_sources: Iterable[Source] = (),
+    store_url: str | None = None,
 ) -> AsyncIterator[Served]:
     """Apply ``catalog``, start the engine and serve it; stop every run at the end."""
     app = Application(
-        Options(state_dir=tmp_path / "state", isolation="rlimit", environ=environ or base_environ())
+        Options(
+            state_dir=tmp_path / "state",
+            store_url=store_url,
+            isolation="rlimit",
+            environ=environ or base_environ(),
+        )
     )
     loaded = load_catalog_text(catalog, str(tmp_path / "jobdeck.yaml"))
     Control(app.store, app.clock, "tester@test", "cli").apply(loaded)

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import BACKENDS
 from tests.integration.test_api_harness import CATALOG, DEADLINE, Served, serving, wait_for_end
 
 pytestmark = pytest.mark.anyio
@@ -61,8 +62,18 @@ async def test_state_gauges_are_there_from_the_start(tmp_path: Path) -> None:
         assert not [key for key in samples if key[0] == "jobdeck_runs"]
 
 
-async def test_runs_and_durations_change_as_runs_happen(tmp_path: Path) -> None:
-    async with serving(tmp_path) as served:
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+async def test_runs_and_durations_change_as_runs_happen(
+    tmp_path: Path, store_url: str | None
+) -> None:
+    async with serving(tmp_path, store_url=store_url) as served:
         for name in ("hello", "fails", "hello"):
             started = await served.client.post(f"/api/v1/schedules/{name}/runs", json={})
             await wait_for_end(served.client, started.json()["id"])
