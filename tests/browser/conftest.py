@@ -207,13 +207,15 @@ def guarded_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
     started.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's synchronous API keeps an event loop of
+# its own, which must be gone before other tests run theirs.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(
