@@ -47,6 +47,21 @@ def test_the_overview_lists_schedules_workers_queues_and_pools(page: Page) -> No
     expect(page.locator("#pools")).to_contain_text("1 GiB")
 
 
+def test_the_overview_refreshes_itself_without_reloading(page: Page, engine: Engine) -> None:
+    page.goto("/")
+    page.evaluate("window.sameDocument = true")
+    row = page.locator('#schedules tr[data-name="hello"]')
+    expect(row).to_contain_text("active")
+    control = engine.app.control("bob@laptop", "cli")
+    engine.call(lambda: control.suspend("hello", "checking the refresh"))
+    try:
+        expect(row).to_contain_text("checking the refresh", timeout=20_000)
+    finally:
+        engine.call(lambda: control.resume("hello"))
+    expect(row).to_contain_text("active", timeout=20_000)
+    assert page.evaluate("window.sameDocument") is True
+
+
 def test_run_now_asks_for_confirmation_and_the_run_shows_up(page: Page, engine: Engine) -> None:
     page.goto("/")
     page.locator('#schedules tr[data-name="hello"] a.name').click()
