@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -139,6 +140,13 @@ async def test_exec_runs_and_waits(tmp_path: Path) -> None:
         assert run.trigger == "manual"
         assert run.requested_by == "alice"
         assert server.app.store.audit(1)[0].via == "cli"
+
+        code, out, err = await jobdeck(server, "exec", "say", "title=as JSON", "--json")
+        assert code == 0, err
+        started = json.loads(out)
+        assert started["argv"][-4:] == ["--title", "as JSON", "--note", ""]
+        assert started["status"] in ("pending", "running")
+        await wait_for_end(server.client, started["id"])
 
 
 async def test_exec_exit_codes(tmp_path: Path) -> None:
