@@ -138,6 +138,9 @@ def event_facts(detail: dict[str, Any]) -> list[tuple[str, str]]:
     for key, value in flat.items():
         if key in _EVENT_NOISE or value is None or value == {}:
             continue
+        if key.endswith("sha256") and isinstance(value, str):
+            facts.append((key.replace("_", " "), value[:12]))
+            continue
         if key.endswith("memory") and isinstance(value, int):
             facts.append((key.replace("_", " "), size(value)))
             continue
