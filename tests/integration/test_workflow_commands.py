@@ -263,3 +263,30 @@ async def test_a_run_requested_from_another_thread_is_dispatched_in_the_drivers_
     for each in (run, manual):
         assert (await deck.wait_ended(each.id)).status == "succeeded"
     await deck.close()
+
+
+async def test_a_command_in_a_warm_pool_is_started_by_the_pools_launcher(
+    decks: Decks, tmp_path: Path
+) -> None:
+    text = catalog(tmp_path).replace("priority: critical", "priority: critical, warm: true")
+    deck = decks(text)
+    (tmp_path / "gate").touch()
+    runs = [
+        deck.driver.run_command(
+            "push", argv(deck, "--echo", str(n)), trigger="api", requested_by="w"
+        )
+        for n in range(3)
+    ]
+    for n, run in enumerate(runs):
+        ended = await deck.wait_ended(run.id)
+        assert (ended.status, ended.detail["launch"]) == ("succeeded", "warm")
+        assert f"echo: {n}\n" in deck.log(run.id)
+        assert isinstance(ended.detail["dispatch_ms"], float)
+    # Other pools start cold, as ever.
+    cold = deck.driver.run_command("slow", ["true"], trigger="api", requested_by="w")
+    quick = await deck.wait_ended(cold.id)
+    assert quick.detail["launch"] == "cold"
+    # A program that is over before its launch returns still started, on the record.
+    assert quick.started_at is not None
+    assert deck.event_types(cold.id) == ["created", "started", "ended"]
+    await deck.close()

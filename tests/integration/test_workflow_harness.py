@@ -18,6 +18,7 @@ from jobdeck.catalog.load import load_catalog_text
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import SystemClock
 from jobdeck.execute.pools import Mode
+from jobdeck.execute.proc import is_alive
 from jobdeck.store import Store, open_store
 from jobdeck.store.records import Run, RunEvent
 from jobdeck.workflow.driver import Applied, RunDriver
@@ -232,4 +233,10 @@ class Decks:
     def cleanup(self) -> None:
         for deck in self.made:
             deck.store.close()
+        launchers = [pid for deck in self.made for pid in deck.executor.stop_launchers()]
+        deadline = time.monotonic() + 15
+        while any(is_alive(pid, None) for pid in launchers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = [pid for pid in launchers if is_alive(pid, None)]
         finish(self.harness, self.made)
+        assert not left, f"warm launchers still alive: {left}"

@@ -253,9 +253,11 @@ class Dispatcher:
         finally:
             self._starting.discard(run.id)
         timings = start_timings(run.detail, dispatched_at, launched.started_at)
-        if launched.result is not None:
+        if launched.result is not None and launched.result.reason == "launch_error":
             self._finish(run.id, launched.result, timings)
             return
+        # A quick program may have ended already: it still started, and is recorded so;
+        # the watch below then reports its outcome at once.
         now = self.clock.now()
         with self.store.transaction() as tx:
             self.running[run.id] = tx.update_run(
@@ -264,7 +266,12 @@ class Dispatcher:
                 event="started",
                 status="running",
                 started_at=now,
-                detail={"run_dir": str(launched.run_dir), "pid": launched.pid, **timings},
+                detail={
+                    "run_dir": str(launched.run_dir),
+                    "pid": launched.pid,
+                    "launch": launched.launch,
+                    **timings,
+                },
             )
         self.executor.watch(run.id, self._on_exit)
         if run.id in self._cancelled_by:
