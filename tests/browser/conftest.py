@@ -72,6 +72,11 @@ schedules:
     description: Rebuild the sitemap every night
     cron: "30 3 * * *"
     shell: "echo rebuilding sitemap && echo done"
+  nightly-export:
+    description: Export the day's articles (skips a fire while the last one runs)
+    cron: "0 2 * * *"
+    shell: "sleep 2; echo exported"
+    overlap: skip
   stale-cache-sweep:
     description: A batch that fails now and then
     rate: 6h

@@ -12,7 +12,13 @@ from jobdeck.store.records import Run
 from tests.browser.conftest import TOKEN, Engine, open_page
 
 ACTOR = "api@127.0.0.1"  # as the JSON API names a caller on loopback
-SCHEDULES = ["hello", "ranking-aggregate", "sitemap-rebuild", "stale-cache-sweep"]
+SCHEDULES = [
+    "hello",
+    "ranking-aggregate",
+    "sitemap-rebuild",
+    "nightly-export",
+    "stale-cache-sweep",
+]
 
 
 def wait_until_ended(engine: Engine, run_id: int, timeout: float = 30.0) -> Run:
@@ -106,6 +112,15 @@ def test_run_now_asks_for_confirmation_and_the_run_shows_up(page: Page, engine: 
     expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
     expect(page.locator("#log")).to_have_text("hi\n")
     expect(page.locator("#summary")).to_contain_text("succeeded")
+
+
+def test_a_run_now_skipped_by_the_overlap_policy_says_so(page: Page, engine: Engine) -> None:
+    running = start_run(engine, "nightly-export")
+    page.goto("/schedules/nightly-export?confirm=run")
+    page.locator("#confirm-run").get_by_role("button", name="Start the run").click()
+    notice = page.get_by_role("status")
+    expect(notice).to_contain_text("was skipped: overlap (the overlap policy is skip)")
+    assert wait_until_ended(engine, running.id).status == "succeeded"
 
 
 def test_suspending_asks_for_a_reason_shows_the_suspension_and_resumes(

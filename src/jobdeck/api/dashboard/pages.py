@@ -111,10 +111,14 @@ class Dashboard:
                 request, f"There is no schedule named {name!r} in the applied revision."
             )
         confirm = confirm or request.query_params.get("confirm")
+        started = _int(request.query_params.get("started"))
+        started_run = None
+        if started is not None:
+            started_run = await asyncio.to_thread(self.app.store.run, started)
         context.update(
             error=error,
             confirm=confirm if confirm in ("run", "suspend", "resume") else None,
-            started=_int(request.query_params.get("started")),
+            started=started_run if started_run and started_run.job == name else None,
             done=request.query_params.get("done"),
         )
         # A refused action shows the page again at the form's URL, with the message; it
