@@ -81,6 +81,7 @@ schedules:
     description: A batch that fails now and then
     rate: 6h
     command: ["python3", "-c", "import sys; print('cache is stale', file=sys.stderr); sys.exit(3)"]
+    retry: {failure: 1, backoff: 1s}
 
 workers:
   feed-indexer:
