@@ -149,7 +149,7 @@ def test_the_example_loads_with_its_defaults() -> None:
     assert catalog.counts() == {
         "pools": 2,
         "queues": 1,
-        "schedules": 3,
+        "schedules": 4,
         "workers": 1,
         "commands": 1,
     }

@@ -106,7 +106,7 @@ def demo(
             state_dir=state_dir,
             public_url=url,
             isolation=_mode(isolation),
-            environ={**os.environ, "JOBDECK_DEMO": "1"},
+            environ={**os.environ, "JOBDECK_DEMO": "1", "PATH": _demo_path()},
         )
         code = run_server(options, ServeOptions(host, port, sqs_port))
     finally:
@@ -114,6 +114,13 @@ def demo(
             discard_state(state_dir)
             shutil.rmtree(workspace, ignore_errors=True)
     raise typer.Exit(code)
+
+
+def _demo_path() -> str:
+    """The example's programs run as ``python3``: let that be this installation's
+    interpreter, which has what they import (httpx for the push tool)."""
+    here = str(Path(sys.executable).parent)
+    return os.pathsep.join([here, os.environ.get("PATH", "/usr/bin:/bin")])
 
 
 def example_dir() -> Path:
@@ -159,6 +166,9 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
     except ServerFailed as exc:
         log.error("jobdeck stopped: %s", exc)
         return 1
+    except ValueError as exc:  # a configuration the environment got wrong (e.g. Slack's)
+        log.error("jobdeck could not start: %s", exc)
+        return EXIT_INVALID
     except OSError as exc:
         log.error("jobdeck could not start: %s", exc)
         return 1
