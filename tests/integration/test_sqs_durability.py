@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from tests.integration.sqs_harness import SqsServer
 
@@ -19,7 +20,7 @@ def test_acknowledged_messages_survive_kill_9(sqs_store_url: str) -> None:
         def send(worker: int) -> None:
             client = server.client()
             for batch in range(10):
-                entries = [
+                entries: Any = [
                     {"Id": str(i), "MessageBody": f"w{worker}-b{batch}-m{i}"} for i in range(10)
                 ]
                 answer = client.send_message_batch(QueueUrl=url, Entries=entries)
