@@ -43,7 +43,8 @@ def test_applied_queues_exist_with_their_dead_letter_queues(store: Store) -> Non
     feed = queues["feed-index"].settings
     assert (feed.visibility_timeout, feed.retention_seconds) == (60, 2 * 86_400)
     assert (feed.dead_letter_target, feed.max_receive_count) == ("feed-index-dlq", 2)
-    assert queues["orders.fifo"].fifo and queues["orders.fifo"].settings.content_based_deduplication
+    assert queues["orders.fifo"].fifo
+    assert queues["orders.fifo"].settings.content_based_deduplication
     assert queues["orders.fifo"].settings.dead_letter_target is None
     assert {q.origin for q in queues.values()} == {"catalog"}
 
@@ -63,14 +64,17 @@ def test_settings_follow_the_catalog_and_dropped_queues_keep_their_messages(
     with store.reading() as tx:
         feed = tx.queue("feed-index")
         orders = tx.queue("orders.fifo")
-    assert feed is not None and feed.settings.visibility_timeout == 90
-    assert orders is not None and orders.origin == "api"
+    assert feed is not None
+    assert feed.settings.visibility_timeout == 90
+    assert orders is not None
+    assert orders.origin == "api"
     assert service.receive({"QueueUrl": url})["Messages"][0]["Body"] == "keep me"
     # Declared again: adopted, the catalog's settings win, API-only attributes stay.
     apply(store, clock, CATALOG)
     with store.reading() as tx:
         orders = tx.queue("orders.fifo")
-    assert orders is not None and orders.origin == "catalog"
+    assert orders is not None
+    assert orders.origin == "catalog"
     assert orders.settings.extra == {"Policy": '{"Version": "2012-10-17"}'}
 
 
@@ -81,7 +85,8 @@ def test_a_queue_created_through_the_api_first_is_adopted(store: Store) -> None:
     apply(store, clock, CATALOG)
     with store.reading() as tx:
         feed = tx.queue("feed-index")
-    assert feed is not None and feed.origin == "catalog"
+    assert feed is not None
+    assert feed.origin == "catalog"
     assert feed.settings.visibility_timeout == 60
 
 
@@ -92,12 +97,10 @@ def test_a_failing_apply_changes_no_queue(store: Store) -> None:
     def breaks(tx: Tx, revision: Revision) -> None:
         raise ControlError("boom")
 
-    try:
+    with pytest.raises(ControlError):
         control.apply(
             load_catalog_text(CATALOG, "jobdeck.yaml"), steps=[sync_catalog_queues, breaks]
         )
-    except ControlError:
-        pass
     with store.reading() as tx:
         assert tx.queues() == []
         assert tx.latest_revision() is None
@@ -129,4 +132,5 @@ def test_worker_environment_points_sdks_at_the_endpoint() -> None:
     assert env["JOBDECK_QUEUE_URL"] == "http://127.0.0.1:9324/000000000000/feed-index"
     assert env["AWS_ENDPOINT_URL_SQS"] == "http://127.0.0.1:9324"
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"]
-    assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["AWS_ACCESS_KEY_ID"]
+    assert env["AWS_SECRET_ACCESS_KEY"]
