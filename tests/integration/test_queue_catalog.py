@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.clock import FakeClock
 from jobdeck.control import Control, ControlError
