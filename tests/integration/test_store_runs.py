@@ -535,7 +535,7 @@ def test_a_foundation_database_is_upgraded_with_its_revisions(empty_store_url: s
         engine.dispose()
 
     with open_store(empty_store_url) as store:
-        assert current_revision(store.engine) == head_revision() == "0002"
+        assert current_revision(store.engine) == head_revision()
         assert store.revision(1) == old
         assert store.latest_revision() == old
         with store.transaction() as tx:
