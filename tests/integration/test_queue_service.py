@@ -6,11 +6,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from alembic import command
 
 from jobdeck.clock import FakeClock
 from jobdeck.queues.errors import SqsError
 from jobdeck.queues.service import QueueService
 from jobdeck.store import Store
+from jobdeck.store.migrate import alembic_config, current_revision, head_revision, upgrade
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -122,3 +124,14 @@ def test_deleting_a_queue_deletes_its_messages(service: QueueService, store: Sto
     service.delete_queue({"QueueUrl": url})
     create(service, "gone")
     assert bodies(service, url) == []
+
+
+def test_the_queues_migration_can_be_undone_and_redone(service: QueueService, store: Store) -> None:
+    create(service, "before")
+    with store.engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+    assert current_revision(store.engine) == "0002"
+    upgrade(store.engine)
+    assert current_revision(store.engine) == head_revision() == "0003"
+    with store.reading() as tx:
+        assert tx.queues() == []
