@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jobdeck.cli import catalog_cmds, exec_cmds, ops_cmds, run_cmds, serve_cmds
+from jobdeck.cli import catalog_cmds, exec_cmds, ops_cmds, queue_cmds, run_cmds, serve_cmds
 from jobdeck.cli.context import Settings
 
 app = typer.Typer(
@@ -46,6 +46,7 @@ ops_cmds.register(app)
 exec_cmds.register(app)
 run_cmds.register(app)
 serve_cmds.register(app)
+queue_cmds.register(app)
 
 
 def main() -> None:

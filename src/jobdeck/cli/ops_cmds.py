@@ -67,7 +67,9 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """What the applied revision runs: schedules, workers, commands, queues, pools."""
     with store(ctx) as opened:
         now = datetime.now(UTC)
-        report = collect_status(opened.latest_revision(), opened.suspensions(now), now)
+        with opened.reading() as tx:
+            depth = tx.queue_counts(int(now.timestamp() * 1000))
+        report = collect_status(opened.latest_revision(), opened.suspensions(now), now, depth)
     if as_json:
         print_json(report)
         return
@@ -97,9 +99,16 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         ),
         (
             "Queues",
-            ("NAME", "VISIBILITY", "MAX RECEIVES", "FIFO"),
+            ("NAME", "VISIBLE", "IN FLIGHT", "DEAD-LETTERED", "VISIBILITY", "MAX RECEIVES"),
             [
-                (q["name"], q["visibility_timeout"], q["max_receive_count"], q["fifo"])
+                (
+                    q["wire_name"],
+                    q["visible"],
+                    q["in_flight"],
+                    q["dead_lettered"],
+                    q["visibility_timeout"],
+                    q["max_receive_count"],
+                )
                 for q in report["queues"]
             ],
         ),

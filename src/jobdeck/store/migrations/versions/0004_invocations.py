@@ -1,7 +1,7 @@
 """Invocation keys: one row per chat request or click that may start a command run.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 The types are spelled out here rather than imported from ``tables.py``: a migration
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
