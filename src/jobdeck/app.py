@@ -50,6 +50,7 @@ class Options:
     state_dir: Path
     store_url: str | None = None
     public_url: str | None = None  # how links in notifications reach the dashboard
+    sqs_url: str | None = None  # the SQS-compatible endpoint workers are pointed at
     isolation: Mode = "auto"
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -64,7 +65,8 @@ class Application:
     def __init__(self, options: Options, *, clock: Clock | None = None) -> None:
         self.options = options
         self.clock: Clock = clock or SystemClock()
-        self.state_dir = options.state_dir
+        # Absolute: run shims and launchers work from "/", not from the engine's cwd.
+        self.state_dir = options.state_dir.resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.store: Store = open_store(options.store_url, state_dir=self.state_dir)
         self.instance = instance_name(self.state_dir, options.store_url)

@@ -45,12 +45,15 @@ class Server:
         store_url: str | None = None,
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        sqs: bool = False,
     ) -> None:
         self.workdir = workdir
         self.state_dir = state_dir or workdir / ".jobdeck"
         self.store_url = store_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.sqs_port = free_port() if sqs else 0
+        self.sqs_url = f"http://127.0.0.1:{self.sqs_port}"
         self.env = env or {}
         self.args = args
         self.process: subprocess.Popen[bytes] | None = None
@@ -80,7 +83,7 @@ class Server:
                     "--port",
                     str(self.port),
                     "--sqs-port",
-                    "0",
+                    str(self.sqs_port),
                     *self.args,
                 ],
                 cwd=self.workdir,

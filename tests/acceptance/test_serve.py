@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.acceptance.server import Server, wait_for
@@ -198,6 +199,30 @@ def test_a_new_revision_is_picked_up_within_two_seconds(
     assert time.monotonic() - applied < 2.0 + 1.5  # picked up in 2 s, fired in the next 1 s
     assert first[0]["trigger"] == "schedule"
     assert first[0]["scheduled_for"] is not None
+
+
+def test_serve_speaks_sqs_for_the_catalog_queues_and_stops_cleanly(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=0) + "queues:\n  feed-index: {}\n")
+    server = make_server(tmp_path, servers, sqs=True)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=server.sqs_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    url = sqs.get_queue_url(QueueName="feed-index")["QueueUrl"]
+    assert url.endswith("/feed-index")
+    sqs.send_message(QueueUrl=url, MessageBody="article 1")
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
+    assert [m["Body"] for m in got] == ["article 1"]
+    names = sqs.list_queues()["QueueUrls"]
+    assert any(n.endswith("/feed-index-dlq") for n in names)
+    assert server.stop(signal.SIGTERM) == 0
 
 
 def _alive(pid: int) -> bool:

@@ -17,9 +17,10 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import uvicorn
+from starlette.applications import Starlette
 
 from jobdeck.api.auth import check_bind, token_from
 from jobdeck.api.metrics import Source
@@ -138,10 +139,38 @@ async def serve_http(
         require_token=require_token,
         metric_sources=metric_sources,
     )
-    sock = bind_socket(host, port)
-    server = EmbeddedServer(config, started)
     scheme = "https" if tls_cert else "http"
     log.info("serving the API and dashboard on %s://%s:%d", scheme, host, port)
+    await serve_config(config, host, port, started)
+
+
+async def serve_asgi(
+    asgi: Starlette,
+    host: str,
+    port: int,
+    *,
+    lifespan: Literal["on", "off"] = "off",
+    started: asyncio.Event | None = None,
+) -> None:
+    """Serve another ASGI application (the SQS endpoint) the same embedded way."""
+    config = uvicorn.Config(
+        asgi,
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+        server_header=False,
+    )
+    config.load()
+    await serve_config(config, host, port, started)
+
+
+async def serve_config(
+    config: uvicorn.Config, host: str, port: int, started: asyncio.Event | None
+) -> None:
+    sock = bind_socket(host, port)
+    server = EmbeddedServer(config, started)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:
         await asyncio.shield(serving)

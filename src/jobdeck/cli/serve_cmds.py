@@ -18,6 +18,7 @@ import typer
 
 from jobdeck.app import Application, Loop, Options, ServerFailed
 from jobdeck.catalog.load import CatalogError, load_catalog
+from jobdeck.cli.catalog_cmds import APPLY_STEPS
 from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, settings
 from jobdeck.clock import SystemClock
 from jobdeck.control import Control, ControlError, current_actor, git_describe
@@ -67,6 +68,7 @@ def serve(
             state_dir=config.state_dir,
             store_url=config.store_url,
             public_url=_public_url(host, port, tls_cert),
+            sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
         ),
         ServeOptions(host, port, sqs_port, tls_cert, tls_key),
@@ -105,6 +107,7 @@ def demo(
         options = Options(
             state_dir=state_dir,
             public_url=url,
+            sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
             environ={**os.environ, "JOBDECK_DEMO": "1", "PATH": _demo_path()},
         )
@@ -207,9 +210,20 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
 
 def _optional_loops(application: Application, serve_options: ServeOptions) -> dict[str, Loop]:
     """The endpoints that run beside the HTTP API when configured."""
+    from jobdeck.api.server import serve_asgi
+    from jobdeck.queues.endpoint import create_sqs_app
     from jobdeck.slack import socket_mode_loops
 
     loops: dict[str, Loop] = {}
+    sqs_url = application.options.sqs_url
+    if serve_options.sqs_port and sqs_url:
+        endpoint = create_sqs_app(application.store, application.clock, base_url=sqs_url)
+
+        async def sqs() -> None:
+            log.info("serving the SQS-compatible endpoint on %s", sqs_url)
+            await serve_asgi(endpoint, serve_options.host, serve_options.sqs_port, lifespan="on")
+
+        loops["sqs"] = sqs
     loops.update(socket_mode_loops(application))
     return loops
 
@@ -224,7 +238,7 @@ def _apply(catalog: Path, state_dir: Path, store_url: str | None) -> None:
     with open_store(store_url, state_dir=state_dir) as store:
         control = Control(store, SystemClock(), current_actor(), "cli")
         try:
-            revision = control.apply(loaded, git=git_describe(catalog))
+            revision = control.apply(loaded, git=git_describe(catalog), steps=APPLY_STEPS)
         except ControlError as exc:
             fail(str(exc))
     if revision is not None:
