@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from jobdeck.clock import FakeClock
+from jobdeck.queues.service import QueueService
 from tests.conftest import BACKENDS
 from tests.integration.test_api_harness import CATALOG, DEADLINE, Served, serving, wait_for_end
 
@@ -139,3 +142,22 @@ async def test_other_features_add_their_metric_families(tmp_path: Path) -> None:
         assert value(await scrape(served), "jobdeck_queue_depth", queue="inbox") == 0
         depth["inbox"] = 7
         assert value(await scrape(served), "jobdeck_queue_depth", queue="inbox") == 7
+
+
+async def test_queue_depth_and_the_age_of_the_oldest_message(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served:
+        samples = await scrape(served)
+        # the catalog's queue and its dead-letter queue exist once applied, empty
+        assert value(samples, "jobdeck_queue_messages", queue="inbox", state="visible") == 0
+        assert value(samples, "jobdeck_queue_messages", queue="inbox-dlq", state="visible") == 0
+        assert value(samples, "jobdeck_queue_oldest_message_age_seconds", queue="inbox") == 0
+        earlier = FakeClock(served.app.clock.now() - timedelta(seconds=5))
+        sender = QueueService(served.app.store, earlier, "http://127.0.0.1:9324")
+        url = sender.get_queue_url({"QueueName": "inbox"})["QueueUrl"]
+        for body in ("a", "b", "c"):
+            sender.send_message({"QueueUrl": url, "MessageBody": body})
+        samples = await scrape(served)
+        assert value(samples, "jobdeck_queue_messages", queue="inbox", state="visible") == 3
+        age = value(samples, "jobdeck_queue_oldest_message_age_seconds", queue="inbox")
+        assert age is not None
+        assert age >= 5

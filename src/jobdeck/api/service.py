@@ -3,6 +3,7 @@ document, the login form and the dashboard, behind access control when not on lo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,7 @@ from jobdeck.api.invocations import invocation_routes
 from jobdeck.api.metrics import Metrics, Source
 from jobdeck.api.openapi import openapi_document
 from jobdeck.api.params import application
+from jobdeck.api.queue_metrics import queue_source
 from jobdeck.api.views import iso
 from jobdeck.slack import slack_routes
 
@@ -85,5 +87,6 @@ def create_api(
     )
     service.state.application = app
     service.state.token = token
-    service.state.metrics = Metrics(app, sources=metric_sources)
+    queues = functools.partial(queue_source, app)
+    service.state.metrics = Metrics(app, sources=[queues, *metric_sources])
     return service

@@ -18,7 +18,6 @@ import typer
 
 from jobdeck.app import Application, Loop, Options, ServerFailed
 from jobdeck.catalog.load import CatalogError, load_catalog
-from jobdeck.cli.catalog_cmds import APPLY_STEPS
 from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, settings
 from jobdeck.clock import SystemClock
 from jobdeck.control import Control, ControlError, current_actor, git_describe
@@ -238,7 +237,7 @@ def _apply(catalog: Path, state_dir: Path, store_url: str | None) -> None:
     with open_store(store_url, state_dir=state_dir) as store:
         control = Control(store, SystemClock(), current_actor(), "cli")
         try:
-            revision = control.apply(loaded, git=git_describe(catalog), steps=APPLY_STEPS)
+            revision = control.apply(loaded, git=git_describe(catalog))
         except ControlError as exc:
             fail(str(exc))
     if revision is not None:
