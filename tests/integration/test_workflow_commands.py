@@ -289,4 +289,7 @@ async def test_a_command_in_a_warm_pool_is_started_by_the_pools_launcher(
     # A program that is over before its launch returns still started, on the record.
     assert quick.started_at is not None
     assert deck.event_types(cold.id) == ["created", "started", "ended"]
+    # Stopped, the launcher is gone for good: reaped, not left a zombie of the engine.
+    (launcher,) = deck.executor.stop_launchers()
+    await until(lambda: not Path(f"/proc/{launcher}").exists(), "the launcher to be reaped")
     await deck.close()

@@ -125,6 +125,25 @@ class WarmLauncher:
     def __init__(self, socket_path: Path, *, python: str = sys.executable) -> None:
         self.socket_path = socket_path
         self.python = python
+        # Launchers this engine started are its children while it lives: reaped here
+        # once they exit, so that replacing one leaves no zombie behind.
+        self._started: list[int] = []
+
+    def _reap(self, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        left = []
+        for pid in self._started:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break  # reaped already, or not ours
+                if done or time.monotonic() >= deadline:
+                    if not done:
+                        left.append(pid)
+                    break
+                time.sleep(0.01)
+        self._started = left
 
     def alive(self) -> bool:
         try:
@@ -137,6 +156,7 @@ class WarmLauncher:
 
     def ensure(self) -> None:
         """Start the launcher unless it answers; wait until it listens."""
+        self._reap()
         if self.alive():
             return
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,8 +179,10 @@ class WarmLauncher:
             if time.monotonic() > deadline:
                 raise WarmLaunchError(f"the warm launcher did not listen on {self.socket_path}")
             time.sleep(0.01)
-        # Not our child to wait for: it lives on (parent init) when the engine restarts.
+        # It lives on (parent init) when the engine restarts; until then it is reaped
+        # by _reap once it has exited. Popen must not wait for it, nor warn about it.
         starter.returncode = 0
+        self._started.append(starter.pid)
 
     def launch(self, run_dir: Path, spec: RunSpec, start_timeout: float = 30.0) -> RunHandle:
         """Write the run's spec and have the launcher fork its shim; return once the
@@ -191,6 +213,7 @@ class WarmLauncher:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        self._reap(wait=5.0)
 
     def _pid(self) -> int | None:
         """The launcher's pid, from the kernel's credentials of the socket's peer."""
