@@ -30,6 +30,7 @@ from jobdeck.api import create_api
 from jobdeck.app import Application, Options
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.control import Control
+from jobdeck.queues.catalog import sync_catalog_queues
 
 CHROMIUM = os.environ.get("JOBDECK_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -160,7 +161,8 @@ class Engine:
         source = self.state_dir / "jobdeck.yaml"
         source.write_text(self.catalog_text)
         loaded = load_catalog_text(self.catalog_text, str(source))
-        Control(app.store, app.clock, "alice@laptop", "cli").apply(loaded, git=None)
+        control = Control(app.store, app.clock, "alice@laptop", "cli")
+        control.apply(loaded, git=None, steps=(sync_catalog_queues,))
         await app.start()
         engine = asyncio.create_task(app.run(), name="engine")
         config = uvicorn.Config(

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Browser, Page, expect
 
+from jobdeck.store.queue_records import NewMessage
 from jobdeck.store.records import Run
 from tests.browser.conftest import TOKEN, Engine, open_page
 
@@ -51,7 +56,26 @@ def start_run(engine: Engine, name: str) -> Run:
     return engine.call(lambda: engine.app.driver.run_now(name, requested_by="tests"))
 
 
-def test_the_overview_lists_schedules_workers_queues_and_pools(page: Page) -> None:
+def enqueue(engine: Engine, queue: str, count: int) -> None:
+    now_ms = int(engine.app.clock.now().timestamp() * 1000)
+    body = "article 1"
+    message = NewMessage(
+        message_id="",
+        body=body,
+        attributes={},
+        system_attributes={},
+        md5_body=hashlib.md5(body.encode()).hexdigest(),
+        md5_attributes=None,
+        md5_system_attributes=None,
+        visible_ms=now_ms,
+    )
+    with engine.app.store.transaction() as tx:
+        tx.insert_messages(
+            queue, [replace(message, message_id=str(uuid.uuid4())) for _ in range(count)], now_ms
+        )
+
+
+def test_the_overview_lists_schedules_workers_queues_and_pools(page: Page, engine: Engine) -> None:
     page.goto("/")
     rows = page.locator("#schedules tr.schedule")
     expect(rows).to_have_count(len(SCHEDULES))
@@ -64,7 +88,14 @@ def test_the_overview_lists_schedules_workers_queues_and_pools(page: Page) -> No
     expect(page.locator('#schedules tr[data-name="ranking-aggregate"]')).to_contain_text("CET")
     expect(page.locator("#workers")).to_contain_text("feed-indexer")
     expect(page.locator("#queues")).to_contain_text("feed-index")
-    expect(page.locator("#queues")).to_contain_text("5 receives")
+    expect(page.locator("#queues")).to_contain_text("dead letter after 5 receives")
+    # The depth is the store's: three messages sent show up at the next refresh.
+    depth = page.locator('#queues tr[data-name="feed-index"] td.num')
+    expect(depth.nth(0)).to_have_text("0")
+    enqueue(engine, "feed-index", 3)
+    expect(depth.nth(0)).to_have_text("3", timeout=20_000)
+    expect(depth.nth(1)).to_have_text("0")
+    expect(depth.nth(2)).to_have_text("0")
     expect(page.locator("#pools")).to_contain_text("1 GiB")
 
 
@@ -193,6 +224,15 @@ def test_a_bad_until_is_refused_with_a_message(page: Page, engine: Engine) -> No
     dialog.get_by_role("button", name="Suspend").click()
     expect(page.get_by_role("alert")).to_contain_text("give a duration such as 2h")
     assert engine.app.store.suspensions(engine.app.clock.now()) == []
+
+
+def test_a_form_post_from_another_site_is_refused(engine: Engine) -> None:
+    before = engine.app.store.runs(job="sitemap-rebuild")
+    refused = httpx.post(
+        f"{engine.url}/schedules/sitemap-rebuild/run", headers={"Origin": "http://elsewhere.test"}
+    )
+    assert refused.status_code == 403
+    assert engine.app.store.runs(job="sitemap-rebuild") == before
 
 
 def test_the_run_page_follows_the_log_while_it_runs(page: Page, engine: Engine) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
@@ -164,7 +165,9 @@ class Dashboard:
 
     async def revision(self, request: Request) -> Response:
         number = _int(request.path_params["number"])
-        found = None if number is None else self.app.store.revision(number)
+        found = None
+        if number is not None:
+            found = await asyncio.to_thread(self.app.store.revision, number)
         if found is None:
             return self._missing(request, f"There is no revision {request.path_params['number']}.")
         return self.page(request, "revision.html", {"revision": found})
@@ -207,12 +210,13 @@ def _back(name: str, query: str) -> Response:
 
 
 def _same_origin(request: Request) -> bool:
-    """A form post from another site carries its own Origin; refuse it (the session
-    cookie of access control would otherwise ride along)."""
+    """A form post that another site makes the browser send carries that site's Origin;
+    refuse it: on loopback there is no token to stop it. Only the host and port are
+    compared, so a proxy that ends TLS in front of the server does not matter."""
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return origin.rstrip("/") == f"{request.url.scheme}://{request.url.netloc}"
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
 
 
 def _int(text: str | None) -> int | None:

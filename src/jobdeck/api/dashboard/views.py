@@ -15,6 +15,8 @@ from typing import Any
 from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.app import Application
 from jobdeck.catalog.model import Catalog, Schedule
+from jobdeck.queues.admin import stats as queue_stats
+from jobdeck.queues.catalog import wire_name
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.records import TERMINAL_STATUSES, Run, Suspension
@@ -97,8 +99,14 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
     for name, worker in catalog.workers.items():
         if worker.queue:
             consumers.setdefault(worker.queue, []).append(name)
+    depth = queue_depth(app, now)
     context["queues"] = [
-        {"name": name, "spec": spec, "consumers": consumers.get(name, [])}
+        {
+            "name": name,
+            "spec": spec,
+            "consumers": consumers.get(name, []),
+            "depth": depth.get(wire_name(name, spec.fifo)),
+        }
         for name, spec in catalog.queues.items()
     ]
     busy: dict[str, int] = {}
@@ -116,6 +124,14 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         for usage in app.executor.pools.usage()
     ]
     return context
+
+
+def queue_depth(app: Application, now: datetime) -> dict[str, dict[str, Any]]:
+    """Visible, in-flight and dead-lettered messages of each queue the store keeps, by
+    wire name; a declared queue missing here has not been applied with its queues."""
+    now_ms = int(now.timestamp() * 1000)
+    with app.store.reading() as tx:
+        return {row["name"]: row for row in queue_stats(tx, now_ms)}
 
 
 def next_fire(app: Application, name: str, spec: Schedule, now: datetime) -> datetime | None:
