@@ -148,9 +148,12 @@ def discard_state(state_dir: Path) -> None:
     while stopping and time.monotonic() < deadline:
         stopping = [d for d in stopping if result(d) is None]
         time.sleep(0.05)
-    for socket_path in (state_dir / "warm").glob("*.sock"):
-        WarmLauncher(socket_path).stop()
-    PoolManager(instance_name(state_dir, None), {}, mode="auto").teardown()
+    instance = instance_name(state_dir, None)
+    # Where the executor puts a warm pool's socket (see Executor._socket_path).
+    for folder in (state_dir / "warm", Path(tempfile.gettempdir()) / instance):
+        for socket_path in folder.glob("*.sock"):
+            WarmLauncher(socket_path).stop()
+    PoolManager(instance, {}, mode="auto").teardown()
 
 
 def run_server(options: Options, serve_options: ServeOptions) -> int:
