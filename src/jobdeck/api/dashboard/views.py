@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from jobdeck.api.dashboard.chart import duration_chart
+from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
 from jobdeck.catalog.model import Catalog, Schedule
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
-from jobdeck.store.records import TERMINAL_STATUSES, Run, Suspension
+from jobdeck.store.records import TERMINAL_STATUSES, Suspension
 
 FAILED_STATUSES = ("failed", "timed_out", "lost")
 RECENT_FAILURES = 10
@@ -198,7 +199,8 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
     run = store.run(run_id)
     if run is None:
         return None
-    attempts = attempt_chain(app, run)
+    # The same attempts as the API's answer for the run.
+    attempts = attempts_of(store, run)
     piece = read_log(app.log_path(run_id), None)
     return {
         "run": run,
@@ -207,24 +209,6 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
         "log": piece,
         "schedule_known": app.catalog is not None and run.job in app.catalog.schedules,
     }
-
-
-def attempt_chain(app: Application, run: Run) -> list[Run]:
-    """Every attempt of the same fire, first to last (retries link back by ``retry_of``)."""
-    first = run
-    for _ in range(100):
-        if first.retry_of is None:
-            break
-        earlier = app.store.run(first.retry_of)
-        if earlier is None:
-            break
-        first = earlier
-    siblings = app.store.runs(job=run.job, since=first.created_at, limit=500)
-    by_parent = {r.retry_of: r for r in siblings if r.retry_of is not None}
-    chain = [first]
-    while chain[-1].id in by_parent and len(chain) < 100:
-        chain.append(by_parent[chain[-1].id])
-    return chain
 
 
 def read_log(path: Path, offset: int | None) -> LogPiece:
