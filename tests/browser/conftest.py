@@ -108,7 +108,7 @@ class Engine:
     serving its HTTP side (the API and the dashboard, behind the login form when given a
     token) on a free 127.0.0.1 port, all in one background event loop."""
 
-    def __init__(self, state_dir: Path, catalog_text: str, token: str | None = None) -> None:
+    def __init__(self, state_dir: Path, catalog_text: str | None, token: str | None = None) -> None:
         self.state_dir = state_dir
         self.catalog_text = catalog_text
         self.token = token
@@ -158,11 +158,12 @@ class Engine:
     async def _main(self) -> None:
         self._done = asyncio.Event()
         app = Application(Options(state_dir=self.state_dir, environ={"PATH": os.environ["PATH"]}))
-        source = self.state_dir / "jobdeck.yaml"
-        source.write_text(self.catalog_text)
-        loaded = load_catalog_text(self.catalog_text, str(source))
-        control = Control(app.store, app.clock, "alice@laptop", "cli")
-        control.apply(loaded, git=None, steps=(sync_catalog_queues,))
+        if self.catalog_text is not None:
+            source = self.state_dir / "jobdeck.yaml"
+            source.write_text(self.catalog_text)
+            loaded = load_catalog_text(self.catalog_text, str(source))
+            control = Control(app.store, app.clock, "alice@laptop", "cli")
+            control.apply(loaded, git=None, steps=(sync_catalog_queues,))
         await app.start()
         engine = asyncio.create_task(app.run(), name="engine")
         config = uvicorn.Config(
