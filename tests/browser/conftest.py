@@ -182,20 +182,32 @@ class Engine:
             server.should_exit = True
             await serving
             app.stop()
-            await engine
-            await self._wait_for_runs(app)
-            await app.aclose()
-            app.executor.pools.teardown()
-            self.sock.close()
+            try:
+                await engine
+            finally:
+                try:
+                    await self._end_runs(app)
+                finally:
+                    await app.aclose()
+                    app.executor.pools.teardown()
+                    self.sock.close()
 
     @staticmethod
-    async def _wait_for_runs(app: Application) -> None:
-        # Runs started by the tests are short; let them end so no process outlives the test.
+    async def _end_runs(app: Application) -> None:
+        """Let the short runs the tests started finish, and stop worker processes (they
+        never end on their own, and outlive an engine by design): nothing outlives the
+        test."""
+        stopping: set[int] = set()
         for _ in range(600):
-            if not app.store.active_runs():
+            alive = [r for r in app.store.active_runs() if app.executor.probe(r.id) == "running"]
+            if not alive:
                 return
+            for run in alive:
+                if run.kind == "worker" and run.id not in stopping:
+                    stopping.add(run.id)
+                    await app.executor.cancel(run.id, 2.0)
             await asyncio.sleep(0.05)
-        raise AssertionError(f"runs still active: {app.store.active_runs()}")
+        raise AssertionError(f"runs still running: {alive}")
 
 
 @pytest.fixture(scope="module")
