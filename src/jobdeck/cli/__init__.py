@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from jobdeck.cli import catalog_cmds, ops_cmds
+from jobdeck.cli import catalog_cmds, deploy_cmds, ops_cmds
 from jobdeck.cli.context import Settings
 
 app = typer.Typer(
@@ -43,6 +43,7 @@ def main_options(
 
 catalog_cmds.register(app)
 ops_cmds.register(app)
+deploy_cmds.register(app)
 
 
 def main() -> None:
