@@ -63,6 +63,12 @@ VARIANTS = textwrap.dedent(
         pool: tools
         timeout: 10m
         env: {LEVEL: "2"}
+      quick:
+        description: Short timeout and backoff, for running the workflow in tests
+        cron: "* * * * *"
+        command: [python, -m, quick]
+        timeout: 10s
+        retry: {launch: 2, backoff: 1s}
       paused:
         rate: 2h
         shell: "echo paused"
