@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import textwrap
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 # Before aws_cdk starts its Node.js process: Node 20 works, and its end-of-life banner
@@ -25,6 +28,7 @@ from jobdeck.catalog.load import LoadedCatalog, load_catalog, load_catalog_text
 if TYPE_CHECKING:
     from aws_cdk.assertions import Template
 
+REGION = "us-east-1"
 REPO = Path(__file__).resolve().parents[2]
 NEWSROOM = REPO / "examples" / "newsroom" / "jobdeck.yaml"
 
@@ -143,6 +147,39 @@ def _synth(loaded: LoadedCatalog, outdir: Path) -> Assembly:
     synth(loaded, outdir)
     template_file = outdir / f"{stack_name(loaded.catalog.project)}.template.json"
     return Assembly(loaded, outdir, json.loads(template_file.read_text()))
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto as a real server on 127.0.0.1, empty; its URL. AWS's side of the wire."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    # moto calls its own services (e.g. from Step Functions) through this port.
+    monkeypatch.setenv("MOTO_PORT", str(port))
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # moto's backends live in this process: start each test from nothing.
+        httpx.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+        yield url
+    finally:
+        server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 @pytest.fixture(scope="session")

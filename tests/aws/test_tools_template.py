@@ -88,7 +88,7 @@ def test_param_patterns_follow_the_catalog(variants: Assembly) -> None:
     ]
     assert params["name"]["allowedPattern"] == "^(?:[a-z]+)$"
     assert "default" not in params["name"]
-    assert params["count"]["allowedPattern"] == "^[+-]?[0-9]+$"
+    assert params["count"]["allowedPattern"] == "^$|^[+-]?[0-9]+$"  # optional: may be empty
     assert params["count"]["default"] == ""
 
 

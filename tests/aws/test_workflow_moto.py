@@ -10,10 +10,9 @@ behave as AWS documents them.
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,61 +21,32 @@ import httpx
 import pytest
 from moto.ecs.exceptions import EcsClientException
 from moto.ecs.models import EC2ContainerServiceBackend
-from moto.server import ThreadedMotoServer
 
 from tests.aws import moto_patches
 from tests.aws.asl import definitions, flatten
-from tests.aws.conftest import Assembly
+from tests.aws.conftest import REGION, Assembly
 
-REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/jobdeck-test"
 DEADLINE = 60.0
 T1 = "2026-03-08T01:00:00Z"
 T2 = "2026-03-08T01:01:00Z"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def moto_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = _free_port()
-    # moto's interpreter calls the other services through this port.
-    monkeypatch.setenv("MOTO_PORT", str(port))
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
+def moto_url(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     moto_patches.apply(monkeypatch)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # moto's backends live in this process: start each test from nothing.
-        httpx.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
-        httpx.post(
-            f"{url}/moto-api/config",
-            json={"stepfunctions": {"execute_state_machine": True}},
-            timeout=10,
-        ).raise_for_status()
-        # Fargate's tasks end when the test stops them, not after a few DescribeTasks.
-        httpx.post(
-            f"{url}/moto-api/state-manager/set-transition",
-            json={
-                "model_name": "ecs::task",
-                "transition": {"progression": "manual", "times": 10**9},
-            },
-            timeout=10,
-        ).raise_for_status()
-        yield url
-    finally:
-        server.stop()
+    httpx.post(
+        f"{moto_server}/moto-api/config",
+        json={"stepfunctions": {"execute_state_machine": True}},
+        timeout=10,
+    ).raise_for_status()
+    # Fargate's tasks end when the test stops them, not after a few DescribeTasks.
+    httpx.post(
+        f"{moto_server}/moto-api/state-manager/set-transition",
+        json={"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10**9}},
+        timeout=10,
+    ).raise_for_status()
+    return moto_server
 
 
 @dataclass

@@ -39,7 +39,7 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     records = event.get("Records") or []
     if records and records[0].get("EventSource") == "aws:sns":
         return relay_notices(records, _slack_client())
-    return SlackRequestHandler(app=_app()).handle(event, context)  # type: ignore[no-untyped-call]
+    return _slack_handler().handle(event, context)  # type: ignore[no-untyped-call]
 
 
 def load_config(path: Path = CONFIG_FILE) -> dict[str, Any]:
@@ -153,7 +153,14 @@ def _secrets() -> dict[str, str]:
 
 
 def _slack_client() -> WebClient:
-    return WebClient(token=_secrets()["SLACK_BOT_TOKEN"])
+    """``SLACK_API_URL`` overrides Slack's Web API base URL, as for ``jobdeck serve``."""
+    base_url = os.environ.get("SLACK_API_URL") or WebClient.BASE_URL
+    return WebClient(token=_secrets()["SLACK_BOT_TOKEN"], base_url=base_url)
+
+
+@functools.lru_cache(maxsize=1)
+def _slack_handler() -> SlackRequestHandler:
+    return SlackRequestHandler(app=_app())
 
 
 @functools.lru_cache(maxsize=1)
@@ -161,7 +168,7 @@ def _app() -> App:
     """One Bolt app per cold start (Lambda reuses the process between invocations)."""
     config = load_config()
     app = App(
-        token=_secrets()["SLACK_BOT_TOKEN"],
+        client=_slack_client(),
         signing_secret=_secrets()["SLACK_SIGNING_SECRET"],
         process_before_response=True,  # required on Lambda: nothing may run after return
     )
@@ -169,6 +176,15 @@ def _app() -> App:
 
     def ack_now(ack: Ack) -> None:
         ack()
+
+    def execute(name: str, params: dict[str, str], user: str, respond: Respond) -> None:
+        command = config["commands"][name]
+        respond(f"Running `{name}` on the tools host...")
+        command_id = send_command(ssm, config, name, params, user)
+        deadline = time.monotonic() + min(command["timeout_seconds"] + 30, 840)
+        result = wait_for(ssm, command_id, config["instance_id"], deadline)
+        tail = (result.get("StandardOutputContent") or "")[-OUTPUT_TAIL:]
+        respond(f"`{name}`: {result['Status']}\n```{tail or '(no output)'}```")
 
     def run_lazy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         slash, text = body["command"], body.get("text", "")
@@ -190,13 +206,61 @@ def _app() -> App:
         if not allowed(command, user, channel, client):
             respond(f"You may not run `{name}` here.")
             return
-        respond(f"Running `{name}` on the tools host...")
-        command_id = send_command(ssm, config, name, params, user)
-        deadline = time.monotonic() + min(command["timeout_seconds"] + 30, 840)
-        result = wait_for(ssm, command_id, config["instance_id"], deadline)
-        tail = (result.get("StandardOutputContent") or "")[-OUTPUT_TAIL:]
-        respond(f"`{name}`: {result['Status']}\n```{tail or '(no output)'}```")
+        if command["confirm"]:
+            respond(blocks=confirm_blocks(name, command, params), text=f"Run `{name}`?")
+            return
+        execute(name, params, user, respond)
+
+    def run_confirmed(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        request = json.loads(body["actions"][0]["value"])
+        name, params = request["command"], request["params"]
+        user, channel = body["user"]["id"], body["channel"]["id"]
+        # Checked again: whoever clicks must be allowed too.
+        if name not in config["commands"] or not allowed(
+            config["commands"][name], user, channel, client
+        ):
+            respond(f"You may not run `{name}` here.")
+            return
+        execute(name, params, user, respond)
+
+    def cancelled(respond: Respond) -> None:
+        respond("Cancelled; nothing was run.")
 
     for slash in ["/jobdeck", *config["slashes"]]:
         app.command(slash)(ack=ack_now, lazy=[run_lazy])
+    app.action("jobdeck_run")(ack=ack_now, lazy=[run_confirmed])
+    app.action("jobdeck_cancel")(ack=ack_now, lazy=[cancelled])
     return app
+
+
+def confirm_blocks(name: str, command: dict[str, Any], params: dict[str, str]) -> list[Any]:
+    """The preview of a ``confirm: true`` command, with Run / Cancel buttons."""
+    shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in params.items())
+    value = json.dumps({"command": name, "params": params})
+    return [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": f"*{name}*: {command['description']}\n`{shown or '(no parameters)'}`",
+            },
+        },
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "jobdeck_run",
+                    "text": {"type": "plain_text", "text": "Run"},
+                    "style": "danger",
+                    "value": value,
+                },
+                {
+                    "type": "button",
+                    "action_id": "jobdeck_cancel",
+                    "text": {"type": "plain_text", "text": "Cancel"},
+                    "value": value,
+                },
+            ],
+        },
+    ]

@@ -9,7 +9,6 @@ repeat the catalog's rules so that SSM refuses a bad value before anything runs.
 
 from __future__ import annotations
 
-import re
 import shlex
 from string import Formatter
 from typing import Any
@@ -64,13 +63,18 @@ def ssm_parameter(param: Param) -> dict[str, Any]:
         value = param.default
         spec["default"] = str(value).lower() if isinstance(value, bool) else str(value)
     elif not param.required:
+        # Left out, an optional param is empty (as locally); SSM checks defaults too.
         spec["default"] = ""
+        if "allowedValues" in spec:
+            spec["allowedValues"].append("")
+        if "allowedPattern" in spec:
+            spec["allowedPattern"] = f"^$|{spec['allowedPattern']}"
     return spec
 
 
 def _anchored(pattern: str) -> str:
     """The catalog matches a pattern against the whole value (re.fullmatch)."""
-    return f"^(?:{pattern})$" if not re.match(r"^\^.*\$$", pattern) else pattern
+    return f"^(?:{pattern})$"
 
 
 def command_document(name: str, command: Command) -> dict[str, Any]:
