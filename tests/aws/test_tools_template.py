@@ -23,6 +23,10 @@ def test_tools_host_is_ssm_managed_without_ssh(newsroom: Assembly) -> None:
         "AWS::EC2::LaunchTemplate",
         {"LaunchTemplateData": {"MetadataOptions": {"HttpTokens": "required"}}},
     )
+    # Unique per stack, so that two projects can share an account and region.
+    name = newsroom.one("AWS::EC2::LaunchTemplate")["LaunchTemplateName"]
+    assert name != "InstanceLaunchTemplate"
+    assert "jobdecknewsroom" in name
     # No security group of the stack lets anything in (no port 22, no other).
     for group in newsroom.resources("AWS::EC2::SecurityGroup").values():
         assert "SecurityGroupIngress" not in group["Properties"]

@@ -20,6 +20,13 @@ from jobdeck.targets.aws.tools import SlackBot, ToolsHost
 from jobdeck.targets.aws.workers import Workers
 
 TOOLS_INSTANCE_TYPE = "t3.small"
+# CDK feature flags that change what is synthesized; set here so that the assembly does
+# not depend on a cdk.json next to the catalog.
+CONTEXT = {
+    # The IMDSv2 launch template of the tools host gets a name unique to the stack, so
+    # that two projects can be deployed into one account and region.
+    "@aws-cdk/aws-ec2:uniqueImdsv2TemplateName": True,
+}
 
 
 class JobdeckStack(Stack):
@@ -111,19 +118,11 @@ def stack_name(project: str) -> str:
     return f"jobdeck-{project}"
 
 
-def build_app(loaded: LoadedCatalog, outdir: Path, asset_dir: Path) -> tuple[App, JobdeckStack]:
-    """The app and its stack; raises CatalogError when the catalog cannot run on AWS."""
-    mapped = map_catalog(loaded)
-    app = App(outdir=str(outdir))
-    stack = JobdeckStack(app, stack_name(mapped.project), mapped=mapped, asset_dir=asset_dir)
-    return app, stack
-
-
 def synth(loaded: LoadedCatalog, outdir: Path) -> Path:
     """Write the cloud assembly that ``cdk deploy --app OUTDIR`` deploys."""
     mapped = map_catalog(loaded)  # every AWS problem before jsii starts
     with tempfile.TemporaryDirectory(prefix="jobdeck-lambda-") as asset_dir:
-        app = App(outdir=str(outdir))
+        app = App(outdir=str(outdir), context=CONTEXT)
         JobdeckStack(app, stack_name(mapped.project), mapped=mapped, asset_dir=Path(asset_dir))
         app.synth()
     return outdir
