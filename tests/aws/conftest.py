@@ -73,6 +73,12 @@ VARIANTS = textwrap.dedent(
         command: [python, -m, quick]
         timeout: 10s
         retry: {launch: 2, backoff: 1s}
+      replace:
+        description: A newer slot stops the run of an older one
+        cron: "*/5 * * * *"
+        command: [python, -m, replace]
+        timeout: 10s
+        overlap: cancel_other
       paused:
         rate: 2h
         shell: "echo paused"

@@ -130,6 +130,19 @@ def test_launcher_checks_overlap_and_names_runs_by_slot(newsroom: Assembly) -> N
     assert start["Resource"] == "arn:aws:states:::states:startExecution"
     assert "$.time.parts" in start["Parameters"]["Name.$"]
     assert start["Catch"][0]["ErrorEquals"] == ["StepFunctions.ExecutionAlreadyExistsException"]
+    cancel = states["Cancel runs"]
+    assert cancel["Type"] == "Map"
+    stop = cancel["ItemProcessor"]["States"]["Cancel run"]
+    assert stop["Resource"] == "arn:aws:states:::aws-sdk:sfn:stopExecution"
+    assert cancel["Next"] == "Start run"
+
+
+def test_cancel_other_may_stop_the_schedules_runs(variants: Assembly) -> None:
+    assert _schedule_input(variants, "variants-replace")["overlap"] == "cancel_other"
+    policies = json.dumps(variants.resources("AWS::IAM::Policy"))
+    assert '"states:StopExecution"' in policies
+    assert ":execution:variants-replace:*" in policies
+    assert ":execution:variants-report:*" not in policies
 
 
 def test_run_machine_runs_fargate_with_timeout_retry_and_notice(newsroom: Assembly) -> None:

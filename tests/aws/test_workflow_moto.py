@@ -57,10 +57,11 @@ class Deployed:
     ecs: Any
     sqs: Any
     launcher: str
-    run: str
+    run: str  # the run machine of "quick" (overlap: skip)
+    replace_run: str  # the run machine of "replace" (overlap: cancel_other)
     cluster: str
     notices: str  # an SQS queue subscribed to the notices topic
-    schedule_input: Callable[[str], dict[str, Any]]
+    schedule_input: Callable[[str, str], dict[str, Any]]
 
 
 @pytest.fixture
@@ -123,17 +124,18 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
         return arn
 
     run = machine("variants-quick")
+    replace_run = machine("variants-replace")
     launcher = machine("variants-launcher")
-    schedule = variants.one("AWS::Scheduler::Schedule", Name="variants-quick")
 
-    def schedule_input(slot: str) -> dict[str, Any]:
-        """What EventBridge Scheduler sends for ``slot``: the target's input with its
-        scheduled-time placeholder filled in."""
+    def schedule_input(name: str, slot: str) -> dict[str, Any]:
+        """What EventBridge Scheduler sends for ``slot`` of schedule ``name``: the
+        target's input with its scheduled-time placeholder filled in."""
+        schedule = variants.one("AWS::Scheduler::Schedule", Name=f"variants-{name}")
         text = flatten(schedule["Target"]["Input"], resolve)
         given: dict[str, Any] = json.loads(text.replace("<aws.scheduler.scheduled-time>", slot))
         return given
 
-    return Deployed(sfn, ecs, sqs, launcher, run, cluster, notices, schedule_input)
+    return Deployed(sfn, ecs, sqs, launcher, run, replace_run, cluster, notices, schedule_input)
 
 
 def _clients(url: str) -> Callable[[str], Any]:
@@ -155,11 +157,11 @@ def _wait(what: str, check: Callable[[], Any]) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _fire(d: Deployed, slot: str) -> str:
+def _fire(d: Deployed, slot: str, schedule: str = "quick") -> str:
     arn: str = d.sfn.start_execution(
         stateMachineArn=d.launcher,
         name=uuid.uuid4().hex,  # Scheduler names each start uniquely (moto would not)
-        input=json.dumps(d.schedule_input(slot)),
+        input=json.dumps(d.schedule_input(schedule, slot)),
     )["executionArn"]
     return arn
 
@@ -184,9 +186,9 @@ def _running_tasks(d: Deployed, count: int) -> list[str]:
     return arns
 
 
-def _run_execution(d: Deployed) -> str:
+def _run_execution(d: Deployed, machine: str | None = None) -> str:
     def one() -> str | None:
-        found = d.sfn.list_executions(stateMachineArn=d.run)["executions"]
+        found = d.sfn.list_executions(stateMachineArn=machine or d.run)["executions"]
         return found[0]["executionArn"] if found else None
 
     arn: str = _wait("the run's execution", one)
@@ -309,3 +311,22 @@ def test_a_timeout_notifies_and_fails(deployed: Deployed) -> None:
     assert message["error"]["Error"] == "States.Timeout"
     assert message["notify"] == ["slack:#ops"]
     assert len(d.ecs.list_tasks(cluster=d.cluster)["taskArns"]) == 1
+
+
+def test_cancel_other_stops_the_older_run(deployed: Deployed) -> None:
+    d = deployed
+    assert _finished(d, _fire(d, T1, "replace"))["status"] == "SUCCEEDED"
+    older = _run_execution(d, d.replace_run)
+    _running_tasks(d, 1)
+    assert _finished(d, _fire(d, T2, "replace"))["status"] == "SUCCEEDED"
+    assert _finished(d, older)["status"] == "ABORTED"
+
+    def newer() -> str | None:
+        found = d.sfn.list_executions(stateMachineArn=d.replace_run, statusFilter="RUNNING")
+        return found["executions"][0]["executionArn"] if found["executions"] else None
+
+    newest: str = _wait("the newer run", newer)
+    assert d.sfn.describe_execution(executionArn=newest)["name"] == "2026-03-08T010100Z"
+    task = _running_tasks(d, 2)[-1]
+    d.ecs.stop_task(cluster=d.cluster, task=task, reason=moto_patches.EXITED_OK)
+    assert _finished(d, newest)["status"] == "SUCCEEDED"

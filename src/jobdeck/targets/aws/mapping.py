@@ -21,7 +21,7 @@ from jobdeck.targets.aws.sizing import InvalidFargateSize, TaskSize, fargate_siz
 FARGATE_MAX_STOP = timedelta(seconds=120)
 # SSM Run Command's longest execution timeout (48 h).
 SSM_MAX_TIMEOUT = timedelta(hours=48)
-OVERLAPS_ON_AWS = ("skip", "allow")
+OVERLAPS_ON_AWS = ("skip", "cancel_other", "allow")
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,8 @@ def _schedule(catalog: Catalog, name: str, spec: Schedule, report: _Report) -> S
         report.add(
             item,
             "overlap",
-            f"'{spec.overlap}' is not supported by the AWS target, which runs 'skip' and "
-            "'allow'; pick one of them",
+            f"'{spec.overlap}' is not supported by the AWS target, which runs 'skip', "
+            "'cancel_other' and 'allow'; pick one of them",
         )
         failed = True
     if failed:

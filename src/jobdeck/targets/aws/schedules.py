@@ -7,7 +7,7 @@ moments and has no container to provision.
 
 from __future__ import annotations
 
-from aws_cdk import Stack
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -164,13 +164,28 @@ class Schedules(Construct):
             )
         )
         topic.grant_publish(machine)
-        # The launcher checks for running executions and starts this machine.
+        # The launcher checks for running executions, starts this machine, and for
+        # cancel_other stops its executions.
         self.launcher.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:ListExecutions", "states:StartExecution"],
                 resources=[machine.state_machine_arn],
             )
         )
+        if item.spec.overlap == "cancel_other":
+            self.launcher.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:StopExecution"],
+                    resources=[
+                        stack.format_arn(
+                            service="states",
+                            resource="execution",
+                            resource_name=f"{project}-{item.name}:*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
         return machine
 
     def _ssm_target(
@@ -212,7 +227,7 @@ class Schedules(Construct):
                 {
                     "DocumentName": document.ref,
                     "InstanceIds": [tools_host.instance_id],
-                    "Comment": f"jobdeck schedule {item.name} at {SCHEDULED_TIME}",
+                    "Comment": f"jobdeck {item.name} {SCHEDULED_TIME}",  # at most 100
                     "TimeoutSeconds": 600,
                     "Parameters": {},
                     "CloudWatchOutputConfig": {

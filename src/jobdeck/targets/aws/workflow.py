@@ -6,7 +6,9 @@ Two state machines carry SPEC section 3 onto AWS:
   with the schedule's name and ``<aws.scheduler.scheduled-time>``: it applies ``overlap:
   skip`` (a RUNNING execution of the schedule's run machine means this slot is skipped,
   and the launcher's own execution, which ends in the ``Skipped (overlap)`` state, is
-  the record) and starts the run with an execution name made of the scheduled time.
+  the record), or ``overlap: cancel_other`` (every RUNNING execution is stopped, which
+  makes Step Functions stop its ECS task), and starts the run with an execution name
+  made of the scheduled time.
   Step Functions keeps names unique per state machine, so a slot that Scheduler delivers
   twice never runs twice;
 * a **run machine** per ECS schedule: ``ecs:runTask.sync`` on Fargate with the catalog's
@@ -55,7 +57,12 @@ def launcher_definition() -> Asl:
             "Check overlap?": {
                 "Type": "Choice",
                 "Choices": [
-                    {"Variable": "$.overlap", "StringEquals": "skip", "Next": "Find running run"}
+                    {"Variable": "$.overlap", "StringEquals": "skip", "Next": "Find running run"},
+                    {
+                        "Variable": "$.overlap",
+                        "StringEquals": "cancel_other",
+                        "Next": "Find runs to cancel",
+                    },
                 ],
                 "Default": "Start run",
             },
@@ -77,6 +84,37 @@ def launcher_definition() -> Asl:
                     {"Variable": "$.running.count", "NumericGreaterThan": 0, "Next": SKIPPED_STATE}
                 ],
                 "Default": "Start run",
+            },
+            "Find runs to cancel": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sfn:listExecutions",
+                "Parameters": {"StateMachineArn.$": "$.state_machine", "StatusFilter": "RUNNING"},
+                "ResultSelector": {"executions.$": "$.Executions"},
+                "ResultPath": "$.running",
+                "Next": "Cancel runs",
+            },
+            "Cancel runs": {
+                "Type": "Map",
+                "ItemsPath": "$.running.executions",
+                "ItemSelector": {"arn.$": "$$.Map.Item.Value.ExecutionArn"},
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Cancel run",
+                    "States": {
+                        "Cancel run": {
+                            "Type": "Task",
+                            "Resource": "arn:aws:states:::aws-sdk:sfn:stopExecution",
+                            "Parameters": {
+                                "ExecutionArn.$": "$.arn",
+                                "Error": "jobdeck.Cancelled",
+                                "Cause": "overlap: cancel_other; a newer slot starts",
+                            },
+                            "End": True,
+                        }
+                    },
+                },
+                "ResultPath": "$.cancelled",
+                "Next": "Start run",
             },
             SKIPPED_STATE: {
                 "Type": "Pass",
