@@ -148,7 +148,7 @@ CONTEXT = SimpleNamespace(
 )
 
 
-def _lazy_event(body: str, lazy_function: str) -> dict[str, Any]:
+def _lazy_event(body: str, lazy_function: str, **headers: str) -> dict[str, Any]:
     """A Function URL event signed like Slack's, re-sent by Bolt for a lazy listener."""
     timestamp = str(int(time.time()))
     signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
@@ -161,6 +161,7 @@ def _lazy_event(body: str, lazy_function: str) -> dict[str, Any]:
             "x-slack-signature": signature,
             "x-slack-bolt-lazy-only": "1",
             "x-slack-bolt-lazy-function-name": lazy_function,
+            **headers,
         },
         "body": body,
         "isBase64Encoded": False,
@@ -211,6 +212,15 @@ def test_a_confirmed_command_runs_through_ssm(bot: Bot, slack: FakeSlack) -> Non
     assert replies[0] == "Running `breaking-push` on the tools host..."
     assert replies[-1].startswith("`breaking-push`: Success")
     assert [c["usergroup"] for c in slack.called("/api/usergroups.users.list")] == ["S0EDITORS"]
+
+
+def test_a_request_slack_resends_runs_nothing(bot: Bot, slack: FakeSlack) -> None:
+    body = _slash(slack, "/jobdeck", "help", "U9", "C0EDITORIAL")
+    event = _lazy_event(body, "run_lazy", **{"x-slack-retry-num": "1"})
+    assert bot.module.handler(event, CONTEXT)["statusCode"] == 200
+    assert slack.called("/respond/1") == []
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    assert len(slack.called("/respond/1")) == 1
 
 
 def test_deny_by_default(bot: Bot, slack: FakeSlack) -> None:

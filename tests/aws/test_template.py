@@ -219,7 +219,10 @@ def test_task_definitions_from_image_argv_env_and_size(newsroom: Assembly) -> No
                         "Image": IMAGE,
                         "EntryPoint": ["python3", "-c", "print('ranking aggregated')"],
                         "Environment": Match.array_with(
-                            [{"Name": "RANKING_WINDOW", "Value": "24h"}]
+                            [
+                                {"Name": "AWS_REGION", "Value": {"Ref": "AWS::Region"}},
+                                {"Name": "RANKING_WINDOW", "Value": "24h"},
+                            ]
                         ),
                         "StopTimeout": 10,
                         "LogConfiguration": Match.object_like({"LogDriver": "awslogs"}),

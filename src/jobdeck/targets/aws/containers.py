@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -42,7 +42,8 @@ def task_definition(
         CONTAINER_NAME,
         image=ecs.ContainerImage.from_registry(spec.image),
         entry_point=entry_point(spec),
-        environment={**spec.env, **environment},
+        # AWS_REGION for the SDKs, as the local engine sets it for workers.
+        environment={"AWS_REGION": Stack.of(scope).region, **spec.env, **environment},
         working_directory=spec.workdir if spec.workdir.startswith("/") else None,
         stop_timeout=Duration.seconds(int(stop_after.total_seconds())),
         logging=ecs.LogDrivers.aws_logs(stream_prefix=construct_id, log_group=log_group),

@@ -11,6 +11,9 @@ command's own slash command) is deliberately small and is to be unified with the
 bot of ``jobdeck serve`` once that exists; SSM re-checks every value against the
 document's allowed patterns before anything runs.
 
+Requests that Slack re-sends (``X-Slack-Retry-Num``) are acknowledged and dropped: the
+first delivery was already handled.
+
 The same function relays failure notices from the SNS topic of the run workflows to the
 Slack channels named in each schedule's ``notify``.
 """
@@ -22,11 +25,12 @@ import json
 import os
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_sdk import WebClient
 
@@ -173,6 +177,16 @@ def _app() -> App:
         process_before_response=True,  # required on Lambda: nothing may run after return
     )
     ssm = boto3.client("ssm")
+
+    def skip_slack_retries(request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
+        """Slack re-sends a request that it thinks went unanswered (a cold start can pass
+        its 3 s); the first one was handled, so a re-sent one is answered and dropped."""
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        next()
+        return None
+
+    app.middleware(skip_slack_retries)
 
     def ack_now(ack: Ack) -> None:
         ack()
