@@ -9,6 +9,8 @@ themselves, as Lambda would, and check what it does.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib.util
 import json
 import threading
@@ -29,6 +31,7 @@ from jobdeck.targets.aws.ssm import command_document
 from tests.aws.conftest import REGION, Assembly
 
 SIGNING_SECRET = "test-signing-secret"
+WEBHOOK_SECRET = "test-webhook-secret"
 EDITORS = {"S0EDITORS": ["U0EDITOR"]}
 
 
@@ -38,6 +41,7 @@ class FakeSlack:
 
     url: str
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    raw: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
 
     def called(self, path: str) -> list[dict[str, Any]]:
         return [body for called, body in self.calls if called == path]
@@ -46,10 +50,13 @@ class FakeSlack:
 @pytest.fixture
 def slack() -> Iterator[FakeSlack]:
     calls: list[tuple[str, dict[str, Any]]] = []
+    raws: list[tuple[str, dict[str, str], bytes]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raws.append((self.path, dict(self.headers.items()), data))
+            raw = data.decode()
             if self.headers.get("Content-Type", "").startswith("application/json"):
                 body: dict[str, Any] = json.loads(raw or "{}")
             else:
@@ -74,7 +81,7 @@ def slack() -> Iterator[FakeSlack]:
     thread = threading.Thread(target=server.serve_forever, name="fake-slack")
     thread.start()
     try:
-        yield FakeSlack(f"http://127.0.0.1:{server.server_address[1]}", calls)
+        yield FakeSlack(f"http://127.0.0.1:{server.server_address[1]}", calls, raws)
     finally:
         server.shutdown()
         server.server_close()
@@ -100,7 +107,11 @@ def bot(
     secret = client("secretsmanager").create_secret(
         Name="jobdeck/newsroom/slack",
         SecretString=json.dumps(
-            {"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": SIGNING_SECRET}
+            {
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "JOBDECK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            }
         ),
     )["ARN"]
     push = newsroom.loaded.catalog.commands["breaking-push"]
@@ -249,21 +260,52 @@ def test_replies_to_what_cannot_run(bot: Bot, slack: FakeSlack, text: str, reply
     assert answer["text"].startswith(reply)
 
 
-def test_failure_notices_are_relayed_to_slack(bot: Bot, slack: FakeSlack) -> None:
+def test_failure_notices_are_relayed_to_slack_and_webhooks(bot: Bot, slack: FakeSlack) -> None:
     notice = {
+        "project": "newsroom",
         "kind": "schedule",
         "job": "ranking-aggregate",
+        "pool": "batch",
         "scheduled_time": "2026-03-08T01:00:00Z",
+        "execution": "arn:aws:states:us-east-1:123456789012:execution:newsroom-x:2026",
         "error": {"Error": "States.Timeout", "Cause": ""},
-        "notify": ["slack:#batch-alerts", "webhook:https://hooks.example/x"],
+        "notify": [
+            "slack:#batch-alerts",
+            f"webhook:{slack.url}/hook",
+            "webhook:http://127.0.0.1:9/refused",  # fails: the others are still sent
+        ],
     }
-    event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": json.dumps(notice)}}]}
-    assert bot.module.handler(event, CONTEXT) == {"sent": 1}
+    record = {
+        "EventSource": "aws:sns",
+        "Sns": {
+            "MessageId": "m-1",
+            "Timestamp": "2026-03-08T01:15:02.000Z",
+            "Message": json.dumps(notice),
+        },
+    }
+    assert bot.module.handler({"Records": [record]}, CONTEXT) == {"sent": 2, "failed": 1}
     (posted,) = slack.called("/api/chat.postMessage")
     assert posted["channel"] == "#batch-alerts"
     assert (
         "*ranking-aggregate* failed (slot 2026-03-08T01:00:00Z): States.Timeout" in posted["text"]
     )
+    ((_, headers, body),) = [r for r in slack.raw if r[0] == "/hook"]
+    digest = hmac.new(
+        WEBHOOK_SECRET.encode(),
+        headers["X-Jobdeck-Timestamp"].encode() + b"." + body,
+        hashlib.sha256,
+    ).hexdigest()
+    assert headers["X-Jobdeck-Signature"] == f"sha256={digest}"
+    payload = json.loads(body)
+    assert payload["type"] == "run.timed_out"
+    assert payload["version"] == 1
+    assert payload["delivery_id"] == "m-1"
+    assert payload["run"]["job"] == "ranking-aggregate"
+    assert payload["run"]["reason"] == "timeout"
+    assert payload["run"]["scheduled_for"] == "2026-03-08T01:00:00Z"
+    assert payload["run"]["project"] == "newsroom"
+    assert payload["run"]["exit_code"] is None
+    assert set(payload) == {"type", "version", "delivery_id", "occurred_at", "run", "log_tail"}
 
 
 def test_the_asset_carries_no_other_module(newsroom: Assembly) -> None:

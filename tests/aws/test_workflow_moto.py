@@ -307,6 +307,7 @@ def test_a_timeout_notifies_and_fails(deployed: Deployed) -> None:
 
     message = _wait("the failure notice", notice)
     assert message["job"] == "quick"
+    assert message["project"] == "variants"
     assert message["scheduled_time"] == T1
     assert message["error"]["Error"] == "States.Timeout"
     assert message["notify"] == ["slack:#ops"]

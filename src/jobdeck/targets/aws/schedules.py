@@ -123,6 +123,7 @@ class Schedules(Construct):
             subnets=[subnet.subnet_id for subnet in subnets],
             security_groups=[security_group.security_group_id],
             topic=topic.topic_arn,
+            project=project,
         )
         stack = Stack.of(self)
         machine = sfn.StateMachine(

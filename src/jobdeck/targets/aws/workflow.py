@@ -163,6 +163,7 @@ class EcsRun:
     subnets: list[str]
     security_groups: list[str]
     topic: str  # SNS topic of failure notices
+    project: str = ""
 
 
 def backoffs(spec: Schedule) -> list[int]:
@@ -283,8 +284,10 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                 "TopicArn": where.topic,
                 "Subject": f"jobdeck: schedule {name} failed",
                 "Message": {
+                    "project": where.project,
                     "kind": "schedule",
                     "job": name,
+                    "pool": spec.pool,
                     "scheduled_time.$": "$.scheduled_time",
                     "execution.$": "$$.Execution.Id",
                     "error.$": "$.error",
