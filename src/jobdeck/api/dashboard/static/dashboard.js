@@ -60,7 +60,13 @@
   }
 
   const every = Number(document.body.getAttribute("data-refresh-ms") || "0");
-  if (every > 0) window.setInterval(refresh, every);
+  if (every > 0) {
+    window.setInterval(refresh, every);
+    // A tab brought back to the front shows the present at once, not in five seconds.
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden) refresh();
+    });
+  }
 
   // -- the run log: ask for what was appended since the last offset while the run runs.
   const log = document.getElementById("log");
