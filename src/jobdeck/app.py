@@ -29,6 +29,7 @@ from jobdeck.notify import Notifier, RunNotice
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Via
+from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.executor import Executor
 
@@ -88,6 +89,14 @@ class Application:
             on_error=self._failed,
         )
         self.scheduler = Scheduler(self.driver, self.clock, self.store.last_fire)
+        self.supervisor = Supervisor(
+            self.store,
+            self.clock,
+            self.executor,
+            host=self.host,
+            sqs_url=options.sqs_url,
+            on_error=self._failed,
+        )
         self.retention = LogRetention(self.executor.runs_dir, self.store)
         self.applied: Applied | None = None
         self.started_at: datetime | None = None
@@ -110,6 +119,7 @@ class Application:
         self.executor.update_pools(catalog.pools)
         self.driver.load(self.applied)
         self.scheduler.load(catalog.schedules, catch_up=starting)
+        self.supervisor.load(self.applied)
         log.info("running revision %d", revision.number)
         return True
 
@@ -139,6 +149,9 @@ class Application:
         adopted = self.driver.recover()
         if adopted:
             log.info("adopted %d running run(s): %s", len(adopted), adopted)
+        workers = self.supervisor.recover()
+        if workers:
+            log.info("adopted %d worker process(es): %s", len(workers), workers)
         self.reload(starting=True)
 
     async def run(self, loops: Mapping[str, Loop] | None = None) -> None:
@@ -147,6 +160,7 @@ class Application:
             "scheduler": self.scheduler.run,
             "revisions": self._follow_revisions,
             "retention": self._sweep_logs,
+            "workers": self.supervisor.run,
             **self.extra_loops,
             **(loops or {}),
         }
@@ -175,7 +189,9 @@ class Application:
         self._stop.set()
 
     async def aclose(self) -> None:
-        """Stop watching runs (they go on; the next start adopts them) and close."""
+        """Stop watching runs and worker processes (they go on; the next start adopts
+        them) and close."""
+        await self.supervisor.aclose()
         await self.driver.aclose()
         if self.notifier is not None:
             await self.notifier.aclose()
