@@ -3,8 +3,9 @@
 Two kinds of numbers, gathered when ``/metrics`` is scraped:
 
 * **State**, read fresh at each scrape by :class:`StateCollector`: runs in the store by
-  kind, job and status; worker replicas desired (the catalog), running and restarted
-  (the store's worker runs); pool memory used and its limit; the applied revision.
+  kind, job and status; worker replicas desired, running and restarted (the
+  supervisor's state, or the catalog and the store's worker runs before it has any);
+  pool memory used and its limit; the applied revision.
 * **Distributions**, histograms fed from the run records: run durations, fire lateness
   and command dispatch latency. The engine writes these into each run's ``detail``;
   rather than hooking the engine, each scrape reads the runs *created* (for lateness)
@@ -85,9 +86,20 @@ class StateCollector(Collector):
             "Worker processes that ended (and were replaced) since this server started.",
             labels=["worker"],
         )
+        catalog = app.catalog
+        live = app.supervisor.overview()
+        if live:
+            # The supervisor's own view: desired after autoscaling and suspensions, its
+            # processes running now, and the restarts it made since this engine started.
+            for name in catalog.workers if catalog else {}:
+                state = live.get(name)
+                desired.add_metric([name], state["desired"] if state else 0)
+                running.add_metric([name], state["running"] if state else 0)
+                restarts.add_metric([name], state["restarts"] if state else 0)
+            yield from (desired, running, restarts)
+            return
         ended = run_counts(app.store, kind="worker", since=app.started_at)
         active = app.store.active_runs(kind="worker")
-        catalog = app.catalog
         for name, spec in (catalog.workers if catalog else {}).items():
             desired.add_metric([name], spec.desired_replicas)
             running.add_metric(
