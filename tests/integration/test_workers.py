@@ -7,7 +7,7 @@ import itertools
 import os
 import signal
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,11 @@ async def deck(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         yield made
     finally:
         await made.cleanup()
+
+
+def when(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment
 
 
 def catalog(worker: str) -> str:
@@ -158,3 +163,52 @@ async def test_suspend_stops_with_sigterm_then_grace_then_sigkill(deck: Deck) ->
     # Suspended: nothing starts again while the suspension lasts.
     assert engine.worker_status("polite")["desired"] == 0
     assert len(engine.runs("polite")) == 1
+
+
+async def test_a_change_rolls_one_replica_at_a_time_and_a_removal_stops_all(
+    deck: Deck,
+) -> None:
+    engine = await deck.engine()
+
+    def indexer(version: int) -> str:
+        return catalog(f"""
+          indexer:
+            command: {deck.argv("--term-delay", "0.3")}
+            replicas: 2
+            stop_grace: 5s
+            env: {{VERSION: "{version}"}}
+        """)
+
+    deck.apply(engine, indexer(1))
+    await until(lambda: len(engine.running("indexer")) == 2, "two replicas")
+    old = {r.id for r in engine.running("indexer")}
+    deck.apply(engine, indexer(2))
+
+    def rolled() -> bool:
+        running = engine.running("indexer")
+        return len(running) == 2 and all(r.revision == 2 for r in running)
+
+    await until(rolled, "both replicas on the new revision")
+    runs = {r.id: r for r in engine.runs("indexer")}
+    new = sorted(set(runs) - old)
+    assert len(new) == 2
+    first_old_end = min(when(runs[i].ended_at) for i in old)
+    first_new_start = when(runs[new[0]].started_at)
+    second_new_start = when(runs[new[1]].started_at)
+    # New first, then old: the first new replica ran before any old one stopped, and
+    # the second new one started only after the first old one was gone.
+    assert first_new_start < first_old_end
+    assert first_old_end <= second_new_start
+    assert all((runs[i].status, runs[i].reason) == ("cancelled", "changed") for i in old)
+    assert deck.life.max_overlap() <= 3
+
+    deck.apply(
+        engine,
+        catalog(f"""
+          other:
+            command: {deck.argv()}
+        """),
+    )
+    await until(lambda: not engine.running("indexer"), "the removed worker stopped")
+    assert {r.reason for r in engine.runs("indexer") if r.id in new} == {"removed"}
+    await until(lambda: len(engine.running("other")) == 1, "the other worker running")
