@@ -26,6 +26,7 @@ from jobdeck.execute.pools import Mode
 from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
 from jobdeck.notify import Notifier, RunNotice
+from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Via
@@ -62,6 +63,15 @@ def instance_name(state_dir: Path, store_url: str | None) -> str:
     return "e" + hashlib.sha256(key.encode()).hexdigest()[:11]
 
 
+def _run_environment(options: Options) -> Mapping[str, str]:
+    """What every run starts from: the engine's environment and, when the SQS endpoint is
+    served, its endpoint, region and credentials, so that a schedule that produces
+    messages with an SDK finds it as a worker does (the environment's own values win)."""
+    if not options.sqs_url:
+        return options.environ
+    return {**worker_environment(options.sqs_url, None), **options.environ}
+
+
 class Application:
     def __init__(self, options: Options, *, clock: Clock | None = None) -> None:
         self.options = options
@@ -76,7 +86,7 @@ class Application:
             self.state_dir,
             self.instance,
             {},
-            base_env=options.environ,
+            base_env=_run_environment(options),
             mode=options.isolation,
         )
         self.notifier: Notifier | None = None
