@@ -128,3 +128,7 @@ async def test_a_singleton_waits_for_a_lease_held_by_another_engine(deck: Deck) 
     # Once the other engine's lease expires unrenewed, this engine takes it over.
     await until(lambda: running_of(engine, 1), "the take-over after the lease expired")
     assert lease_holder(engine) == engine.running("notifier")[0].id
+    await until(
+        lambda: engine.worker_status("notifier")["autoscale_decision"] is None,
+        "the note about the other engine's lease to go",
+    )

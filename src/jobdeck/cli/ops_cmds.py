@@ -203,9 +203,15 @@ def _last_exit(last: dict[str, Any] | None) -> str | None:
 
 
 def _scaling(decision: dict[str, Any] | None) -> str | None:
-    if not decision or "action" not in decision:
+    """The latest autoscale decision; for a singleton, a lease that another engine holds."""
+    if not decision:
         return None
-    return f"{decision['action']} -> {decision['desired']}: {decision['reason']}"
+    shown = []
+    if "action" in decision:
+        shown.append(f"{decision['action']} -> {decision['desired']}: {decision['reason']}")
+    if "lease" in decision:
+        shown.append(f"waiting for the lease: {decision['lease']}")
+    return "; ".join(shown) or None
 
 
 def _detail(detail: dict[str, Any]) -> str:

@@ -166,6 +166,8 @@ class ReplicaKeeper:
             if link is not None:
                 life.exits.insert(0, link)
             return
+        if life.decision is not None and "lease" in life.decision:
+            life.decision = {k: v for k, v in life.decision.items() if k != "lease"} or None
         replica = Replica(run, life.spec_hash, "starting")
         life.replicas[run.id] = replica
         self._spawn(self._launch(life, spec, replica))
