@@ -190,7 +190,7 @@ class WarmLauncher:
         run_dir.mkdir(parents=True, exist_ok=True)
         if (run_dir / SPEC_FILE).exists():
             raise FileExistsError(f"{run_dir} already holds a run")
-        write_json_atomic(run_dir / SPEC_FILE, spec.to_json())
+        write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
         self._request(run_dir.resolve())
         return wait_started(run_dir, start_timeout)
 
