@@ -263,10 +263,6 @@ class Problems:
     def console(self, message: ConsoleMessage) -> None:
         if message.type != "error":
             return
-        # Before sign-in, access control refuses the browser's own favicon request (the
-        # login form names no icon); that is not an error of any page.
-        if message.location.get("url", "").endswith("/favicon.ico") and "401" in message.text:
-            return
         self.found.append(f"console error: {message.text} at {message.location}")
 
 

@@ -31,7 +31,8 @@ SESSION_SECONDS = 12 * 3600
 # Reachable without a token: the health check, the form that asks for the token, and
 # Slack's events, which carry Slack's signature instead (Bolt verifies it; the route
 # exists only when a signing secret is configured).
-OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/slack/events"})
+# The icon too: a browser asks for it on the login page, before anyone signed in.
+OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/slack/events", "/favicon.ico"})
 # Answered with a 401 in JSON rather than a redirect to the login form.
 MACHINE_PATHS = ("/api/", "/metrics", "/openapi.json")
 
