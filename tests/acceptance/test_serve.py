@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +224,52 @@ def test_serve_speaks_sqs_for_the_catalog_queues_and_stops_cleanly(
     names = sqs.list_queues()["QueueUrls"]
     assert any(n.endswith("/feed-index-dlq") for n in names)
     assert server.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("policy", ["latest", "all", "none"])
+def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
+    tmp_path: Path, servers: list[Server], policy: str
+) -> None:
+    write_catalog(
+        tmp_path,
+        "version: 1\nproject: catchup\nschedules:\n  tick:\n    rate: 1s\n"
+        '    command: ["true"]\n    overlap: allow\n'
+        f"    catchup: {policy}\n    catchup_window: 1h\n",
+    )
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    wait_for(lambda: server.get("/api/v1/runs?job=tick")["items"], what="a first fire")
+    assert server.stop(signal.SIGTERM) == 0
+    down_since = time.time()
+    time.sleep(3.5)  # the engine is down: at least three slots go by
+    server.start()
+
+    def caught_up() -> list[dict[str, Any]] | None:
+        runs: list[dict[str, Any]] = server.get("/api/v1/runs?job=tick&trigger=catchup&limit=100")[
+            "items"
+        ]
+        return runs or None
+
+    decided = wait_for(caught_up, timeout=20, what="the catch-up decisions")
+    ran = [r for r in decided if r["status"] != "skipped"]
+    missed = [r for r in decided if r["status"] == "skipped"]
+    assert all(r["reason"] == "missed" for r in missed)
+    slots = sorted(r["scheduled_for"] for r in decided)
+    assert len(slots) >= 3
+    assert all(slot >= _iso(down_since - 1) for slot in slots)
+    if policy == "latest":
+        assert len(ran) == 1
+        assert ran[0]["scheduled_for"] == slots[-1]  # the most recent missed slot
+    elif policy == "all":
+        assert missed == []
+        assert len(ran) == len(slots)
+    else:
+        assert ran == []
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _alive(pid: int) -> bool:
