@@ -8,17 +8,19 @@ server neither kills nor loses them; a run whose process died while no engine ra
 from __future__ import annotations
 
 import contextlib
+import http.server
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
@@ -266,6 +268,66 @@ def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
         assert len(ran) == len(slots)
     else:
         assert ran == []
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Plays Slack's Web API and a webhook receiver at the wire; records every request."""
+
+    seen: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.seen.append((self.path, body))
+        answer = json.dumps({"ok": True, "channel": "C1", "ts": "1.2"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+def test_a_failed_run_is_notified_to_slack_and_a_webhook(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    _Receiver.seen = []
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    try:
+        write_catalog(
+            tmp_path,
+            "version: 1\nproject: alerts\nschedules:\n  broken:\n"
+            '    cron: "0 0 1 1 *"\n'
+            '    command: ["python3", "-c", "print(\'boom\'); raise SystemExit(3)"]\n'
+            f'    notify: ["slack:#batch-alerts", "webhook:{base}/hook"]\n',
+        )
+        server = make_server(
+            tmp_path, servers, env={"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": f"{base}/api"}
+        )
+        assert cli(server, "apply", "--yes").returncode == 0
+        server.start()
+        run_id = start_run(server, "broken")
+        record = wait_for(lambda: ended(server, run_id), what="the failing run")
+        assert (record["status"], record["reason"], record["exit_code"]) == (
+            "failed",
+            "exit_code",
+            3,
+        )
+        wait_for(lambda: len(_Receiver.seen) >= 2, what="both notifications")
+        by_path = dict(_Receiver.seen)
+        slack = by_path["/api/chat.postMessage"]
+        assert slack["channel"] == "#batch-alerts"
+        assert "broken" in slack["text"]
+        hook = by_path["/hook"]
+        assert hook["run"]["id"] == run_id
+        assert hook["run"]["status"] == "failed"
+        assert "boom" in hook["log_tail"]
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
 
 
 def _iso(epoch: float) -> str:
