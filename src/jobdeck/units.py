@@ -1,4 +1,5 @@
-"""Durations (``1h30m``) and sizes (``512MiB``) as the catalog writes them.
+"""Durations (``1h30m``) and sizes (``512MiB``) as the catalog writes them, and the
+times people give on the command line, the API and the dashboard (``2h`` from now or ISO).
 
 Both parsers are pure and round-trip: ``parse_duration(format_duration(d)) == d`` and
 ``parse_size(format_size(n)) == n``.
@@ -7,7 +8,7 @@ Both parsers are pure and round-trip: ``parse_duration(format_duration(d)) == d`
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from fractions import Fraction
 
 _DURATION_UNITS: dict[str, int] = {  # in milliseconds
@@ -71,6 +72,23 @@ def parse_duration(text: str) -> timedelta:
         return timedelta(milliseconds=total)
     except OverflowError:
         raise ValueError(f"invalid duration {text!r}: it is too long; shorten it") from None
+
+
+def parse_instant(text: str, zone: tzinfo = UTC) -> datetime:
+    """An ISO 8601 time (``Z`` allowed); without an offset it is read in ``zone``."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
+
+
+def parse_until(text: str, now: datetime) -> datetime:
+    """The end of a suspension: a duration from ``now`` (``2h``) or an ISO 8601 time.
+
+    Raises ValueError when it is neither; callers say so in their own words.
+    """
+    try:
+        return now + parse_duration(text)
+    except ValueError:
+        return parse_instant(text)
 
 
 def format_duration(value: timedelta) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from jobdeck.api.params import actor, application
 from jobdeck.app import Application
 from jobdeck.catalog.plan import suspension_json
 from jobdeck.control import ControlError
-from jobdeck.units import parse_duration
+from jobdeck.units import parse_duration, parse_instant
 
 # The URL's plural segment and the kind it names.
 KINDS = {"schedules": "schedule", "workers": "worker", "commands": "command"}
@@ -32,13 +32,13 @@ def parse_until(value: Any, now: datetime) -> datetime | None:
         return now + parse_duration(value)
     except ValueError:
         pass
+    # Only a time can lie in the past; a duration always counts from now.
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = parse_instant(value)
     except ValueError:
         raise bad_request(
             f'until {value!r}: give a duration such as "2h" or an ISO 8601 time'
         ) from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     if moment <= now:
         raise bad_request(f"until {value!r} is not in the future")
     return moment

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 
 from jobdeck.api.errors import bad_request
+from jobdeck.units import parse_instant
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -74,12 +75,11 @@ def moment(request: Request, name: str) -> datetime | None:
     if text is None or text == "":
         return None
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(text)
     except ValueError:
         raise bad_request(
             f"?{name}={text!r} is not an ISO 8601 time (e.g. 2026-11-28T09:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def page(request: Request, default: int = 50) -> tuple[int, int]:

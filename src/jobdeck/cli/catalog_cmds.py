@@ -28,6 +28,7 @@ from jobdeck.control import git_describe
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.records import Revision
+from jobdeck.units import parse_instant
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
@@ -192,7 +193,6 @@ def _revision_json(r: Revision) -> dict[str, object]:
 def _instant(text: str, zone: ZoneInfo) -> datetime:
     """An ISO 8601 instant; without an offset it is read in the schedule's zone."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_instant(text, zone)
     except ValueError:
         fail(f"--from {text!r} is not an ISO 8601 time such as 2026-03-08T01:00:00Z", 2)
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)

@@ -12,7 +12,7 @@ from jobdeck.cli.catalog_cmds import JsonFlag
 from jobdeck.cli.context import control, fail, iso, print_json, store, table
 from jobdeck.status import collect_status
 from jobdeck.store.records import AuditEntry
-from jobdeck.units import parse_duration
+from jobdeck.units import parse_until
 
 KindOption = Annotated[
     str | None,
@@ -160,14 +160,9 @@ def audit(
 
 def _until(text: str, now: datetime) -> datetime:
     try:
-        return now + parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_until(text, now)
     except ValueError:
         fail(f"--until {text!r}: give a duration such as 2h or an ISO time", 2)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _kind(kind: str | None) -> str | None:

@@ -6,7 +6,7 @@ and are audited the same way, as ``via: api`` by whoever the request belongs to.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -15,7 +15,7 @@ from jobdeck.api.params import actor
 from jobdeck.app import Application
 from jobdeck.control import ControlError
 from jobdeck.store.records import AuditEntry, Run
-from jobdeck.units import parse_duration
+from jobdeck.units import parse_until as until_moment
 from jobdeck.workflow.driver import RunRefused
 
 
@@ -63,17 +63,12 @@ def parse_until(text: str, now: datetime) -> datetime | None:
     if not value:
         return None
     try:
-        return now + parse_duration(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return until_moment(value, now)
     except ValueError:
         raise ActionRefused(
             f"until {value!r}: give a duration such as 2h or 30m, an ISO time such as "
             "2026-12-01T18:00Z, or leave it empty to suspend until resumed"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _audit(
