@@ -212,3 +212,39 @@ async def test_a_change_rolls_one_replica_at_a_time_and_a_removal_stops_all(
     await until(lambda: not engine.running("indexer"), "the removed worker stopped")
     assert {r.reason for r in engine.runs("indexer") if r.id in new} == {"removed"}
     await until(lambda: len(engine.running("other")) == 1, "the other worker running")
+
+
+async def test_a_restarted_engine_adopts_live_replicas_and_replaces_one_that_died(
+    deck: Deck,
+) -> None:
+    first = await deck.engine()
+    deck.apply(
+        first,
+        catalog(f"""
+          indexer:
+            command: {deck.argv()}
+            replicas: 2
+            stop_grace: 5s
+        """),
+    )
+    await until(lambda: len(first.running("indexer")) == 2, "two replicas")
+    await until(lambda: len(deck.life.alive()) == 2, "both processes logged their start")
+    survivor, victim = first.running("indexer")
+    await first.drop()
+    # While no engine runs, one process dies; its shim records the outcome.
+    os.kill(int(victim.detail["pid"]), signal.SIGKILL)
+    await until(lambda: (first.app.log_path(victim.id).parent / "result.json").exists(), "a result")
+    second = await deck.engine()
+
+    def replaced() -> bool:
+        running = {r.id for r in second.running("indexer")}
+        return len(running) == 2 and survivor.id in running and victim.id not in running
+
+    await until(replaced, "the dead replica replaced and the live one kept")
+    ended = second.store.run(victim.id)
+    assert ended is not None
+    assert ended.status == "failed"
+    assert ended.detail.get("signal") == signal.SIGKILL
+    assert "adopted" in [e.type for e in second.store.events(survivor.id)]
+    await until(lambda: len(deck.life.starts()) == 3, "the replacement to log its start")
+    assert second.workers()["indexer"]["restarts"] == 1
