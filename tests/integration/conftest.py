@@ -1,4 +1,5 @@
-"""Fixtures of the integration tests: a running SQS-compatible endpoint per backend."""
+"""Fixtures of the integration tests: a running SQS-compatible endpoint per backend, the
+asyncio backend for anyio, and the execute and workflow harnesses with their clean-up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,29 @@ import pytest
 
 from tests.conftest import BACKENDS, PostgresServer
 from tests.integration.sqs_harness import SqsServer
+from tests.integration.test_execute_harness import Harness
+from tests.integration.test_workflow_harness import Decks
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"  # the engine (driver, executor, notifier, servers) is built on asyncio
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    """Runs through the real shim in the test's own folder; fails if anything is left."""
+    h = Harness(tmp_path)
+    yield h
+    h.cleanup()
+
+
+@pytest.fixture
+def decks(tmp_path: Path) -> Iterator[Decks]:
+    """Engines over one SQLite store in the test's own folder; nothing left running after."""
+    made = Decks(tmp_path)
+    yield made
+    made.cleanup()
 
 
 def _store_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:

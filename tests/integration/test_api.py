@@ -20,11 +20,6 @@ from tests.integration.test_api_harness import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the engine is built on asyncio
-
-
 def assert_error(response: Any, status: int, code: str, *words: str) -> None:
     assert response.status_code == status, response.text
     error = response.json()["error"]

@@ -38,11 +38,6 @@ pytestmark = pytest.mark.anyio
 TOKEN = "s3cret-token-for-tests-0123456789"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # -- the bind rule -------------------------------------------------------------------------
 
 

@@ -22,11 +22,6 @@ pytestmark = pytest.mark.anyio
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def scrape(served: Served) -> Samples:
     response = await served.client.get("/metrics")
     assert response.status_code == 200

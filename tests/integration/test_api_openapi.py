@@ -22,11 +22,6 @@ pytestmark = pytest.mark.anyio
 DOCUMENTED = re.compile(r"^/(api/v1/|healthz$|metrics$|openapi\.json$)")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def served_operations(routes: list[BaseRoute], prefix: str = "") -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for route in routes:

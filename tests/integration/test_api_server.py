@@ -18,11 +18,6 @@ from tests.integration.test_api_harness import DEADLINE, base_environ, free_port
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def handlers() -> tuple[object, object]:
     return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
 

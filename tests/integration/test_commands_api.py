@@ -21,11 +21,6 @@ from tests.integration.test_slack_harness import CATALOG, RECORDER
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @contextlib.asynccontextmanager
 async def served(tmp_path: Path, extra: str = "") -> AsyncIterator[Served]:
     recorder = tmp_path / "record_argv.py"

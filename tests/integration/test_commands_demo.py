@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "newsroom"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def commands_only(text: str) -> str:
     """The example's pools and commands (its schedules and workers would run too)."""
     yaml = YAML()

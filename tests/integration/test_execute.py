@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -21,13 +20,6 @@ from tests.integration.test_execute_harness import (
 )
 
 pytestmark = needs_cgroups
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.cleanup()
 
 
 def test_a_run_succeeds_with_its_log_and_result(harness: Harness, tmp_path: Path) -> None:

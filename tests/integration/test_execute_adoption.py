@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +24,6 @@ from tests.integration.test_execute_harness import (
 )
 
 pytestmark = needs_cgroups
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.cleanup()
 
 
 def test_a_run_outlives_the_process_that_launched_it(harness: Harness, tmp_path: Path) -> None:

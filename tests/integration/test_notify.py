@@ -29,11 +29,6 @@ TOKEN = "xoxb-test-token"
 START = datetime(2026, 3, 8, 1, 0, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the notifier is built on asyncio tasks
-
-
 @dataclass
 class Request:
     path: str

@@ -31,11 +31,6 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def refused(bot: Bot, command: str, text: str, *, user: str, channel: str) -> str:
     answer = await bot.send.command(command, text, user=user, channel=channel)
     assert answer.status_code == 200

@@ -17,11 +17,6 @@ from tests.integration.test_slack_harness import Bot, Call, FakeSlack, bot_serve
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def acked(bot: Bot, command: str, text: str, *, user: str, channel: str) -> None:
     """Sends a slash command; Slack must get its answer well within 3 seconds."""
     began = time.monotonic()

@@ -32,11 +32,6 @@ pytestmark = pytest.mark.anyio
 APP_TOKEN = "xapp-1-A1-test"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class SocketPeer:
     """Slack's end of the Socket Mode WebSocket: says hello, sends envelopes, and
     collects the acknowledgements."""

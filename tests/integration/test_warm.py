@@ -27,13 +27,6 @@ pytestmark = needs_cgroups
 
 
 @pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harness]:
-    h = Harness(tmp_path)
-    yield h
-    h.cleanup()
-
-
-@pytest.fixture
 def launcher(tmp_path: Path) -> Iterator[WarmLauncher]:
     # Unix socket paths are short (108 bytes): keep it near the root of the test's dir.
     warm = WarmLauncher(tmp_path / "tools.sock")

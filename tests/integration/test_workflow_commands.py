@@ -4,7 +4,6 @@ timeout, suspensions, notices, dispatch timings, and adoption after a restart.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -15,18 +14,6 @@ from jobdeck.workflow.driver import RunRefused
 from tests.integration.test_workflow_harness import PY, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def decks(tmp_path: Path) -> Iterator[Decks]:
-    made = Decks(tmp_path)
-    yield made
-    made.cleanup()
 
 
 def catalog(tmp_path: Path) -> str:

@@ -3,7 +3,6 @@ disabled schedules, and missed slots recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,18 +12,6 @@ from jobdeck.workflow.driver import Applied, RunRefused
 from tests.integration.test_workflow_harness import HOST, T0, Decks
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def decks(tmp_path: Path) -> Iterator[Decks]:
-    made = Decks(tmp_path)
-    yield made
-    made.cleanup()
 
 
 CATALOG = """

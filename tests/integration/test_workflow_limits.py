@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,18 +13,6 @@ from tests.integration.test_execute_harness import needs_cgroups
 from tests.integration.test_workflow_harness import PY, T0, Decks, until
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def decks(tmp_path: Path) -> Iterator[Decks]:
-    made = Decks(tmp_path)
-    yield made
-    made.cleanup()
 
 
 def one_schedule(body: str) -> str:

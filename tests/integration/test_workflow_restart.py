@@ -25,11 +25,6 @@ pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=BACKENDS)
 def decks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Decks]:
     """Restarts on each backend: the second engine opens the store anew."""
