@@ -3,29 +3,17 @@ the jobs themselves proving what ran when."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from jobdeck.store.records import Run
 from tests.integration.test_workflow_harness import T0, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio
 
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the driver and executor are built on asyncio
-
-
-@pytest.fixture
-def decks(tmp_path: Path) -> Iterator[Decks]:
-    made = Decks(tmp_path)
-    yield made
-    made.cleanup()
 
 
 def catalog(policy: str, gate: Path, *, extra: str = "", grace: str = "5s") -> str:
@@ -42,6 +30,22 @@ def catalog(policy: str, gate: Path, *, extra: str = "", grace: str = "5s") -> s
         """
 
 
+async def fire_while_one_runs(deck: Deck) -> tuple[Run, Run]:
+    """Fire the T0 slot, wait until its run is running, then fire the next hour's."""
+    first = deck.driver.fire("tick", T0)
+    assert first is not None
+    await deck.wait_running(first.id)
+    second = deck.driver.fire("tick", T0 + HOUR)
+    assert second is not None
+    return first, second
+
+
+async def all_succeed(deck: Deck, *runs: Run) -> None:
+    """Each of ``runs`` ends, and succeeds (the caller has let the held jobs go)."""
+    for run in runs:
+        assert (await deck.wait_ended(run.id)).status == "succeeded"
+
+
 def mark(deck: Deck, run_id: int, what: str) -> float:
     found = deck.mark(run_id, what)
     assert found is not None, f"run {run_id} has no {what} mark"
@@ -51,11 +55,7 @@ def mark(deck: Deck, run_id: int, what: str) -> float:
 async def test_skip_records_a_skipped_run_while_one_is_active(decks: Decks, tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     deck = decks(catalog("skip", gate))
-    first = deck.driver.fire("tick", T0)
-    assert first is not None
-    await deck.wait_running(first.id)
-    second = deck.driver.fire("tick", T0 + HOUR)
-    assert second is not None
+    first, second = await fire_while_one_runs(deck)
     assert (second.status, second.reason) == ("skipped", "overlap")
     assert second.detail["active_runs"] == [first.id]
     assert deck.driver.fire("tick", T0) is None  # a slot is decided once
@@ -75,12 +75,8 @@ async def test_buffer_one_keeps_one_waiting_run_that_starts_after_the_active_one
 ) -> None:
     gate = tmp_path / "gate"
     deck = decks(catalog("buffer_one", gate))
-    first = deck.driver.fire("tick", T0)
-    assert first is not None
-    await deck.wait_running(first.id)
-    buffered = deck.driver.fire("tick", T0 + HOUR)
+    first, buffered = await fire_while_one_runs(deck)
     third = deck.driver.fire("tick", T0 + 2 * HOUR)
-    assert buffered is not None
     assert third is not None
     assert buffered.status == "pending"
     assert buffered.detail["buffered"] is True
@@ -88,8 +84,7 @@ async def test_buffer_one_keeps_one_waiting_run_that_starts_after_the_active_one
     assert deck.run(buffered.id).status == "pending"
     assert not deck.started(buffered.id)
     gate.touch()
-    for run in (first, buffered):
-        assert (await deck.wait_ended(run.id)).status == "succeeded"
+    await all_succeed(deck, first, buffered)
     # The buffered run started only after the first one had ended.
     assert mark(deck, buffered.id, "start") >= mark(deck, first.id, "end")
     assert not deck.started(third.id)
@@ -99,7 +94,7 @@ async def test_buffer_one_keeps_one_waiting_run_that_starts_after_the_active_one
     # With nothing active, the next fire starts at once again.
     later = deck.driver.fire("tick", T0 + 3 * HOUR)
     assert later is not None
-    assert (await deck.wait_ended(later.id)).status == "succeeded"
+    await all_succeed(deck, later)
     await deck.close()
 
 
@@ -108,11 +103,7 @@ async def test_cancel_other_stops_the_active_run_with_sigterm_then_starts_the_ne
 ) -> None:
     gate = tmp_path / "gate"
     deck = decks(catalog("cancel_other", gate))
-    first = deck.driver.fire("tick", T0)
-    assert first is not None
-    await deck.wait_running(first.id)
-    newer = deck.driver.fire("tick", T0 + HOUR)
-    assert newer is not None
+    first, newer = await fire_while_one_runs(deck)
     assert newer.detail["cancels"] == [first.id]
     stopped = await deck.wait_ended(first.id)
     assert (stopped.status, stopped.reason) == ("cancelled", "overlap")
@@ -123,7 +114,7 @@ async def test_cancel_other_stops_the_active_run_with_sigterm_then_starts_the_ne
     assert mark(deck, newer.id, "start") >= mark(deck, first.id, "term")
     assert deck.mark(first.id, "end") is None
     gate.touch()
-    assert (await deck.wait_ended(newer.id)).status == "succeeded"
+    await all_succeed(deck, newer)
     assert deck.notices == []  # a replaced run is no failure
     await deck.close()
 
@@ -133,11 +124,7 @@ async def test_cancel_other_kills_a_run_that_ignores_sigterm_after_the_grace(
 ) -> None:
     gate = tmp_path / "gate"
     deck = decks(catalog("cancel_other", gate, extra=', "--ignore-term"', grace="700ms"))
-    first = deck.driver.fire("tick", T0)
-    assert first is not None
-    await deck.wait_running(first.id)
-    newer = deck.driver.fire("tick", T0 + HOUR)
-    assert newer is not None
+    first, newer = await fire_while_one_runs(deck)
     stopped = await deck.wait_ended(first.id)
     assert (stopped.status, stopped.reason, stopped.detail["signal"]) == (
         "cancelled",
@@ -150,7 +137,7 @@ async def test_cancel_other_kills_a_run_that_ignores_sigterm_after_the_grace(
     # SIGKILL came only after the grace: the newer run started at least 0.7 s later.
     assert mark(deck, newer.id, "start") - cancelling.at.timestamp() >= 0.7
     gate.touch()
-    assert (await deck.wait_ended(newer.id)).status == "succeeded"
+    await all_succeed(deck, newer)
     await deck.close()
 
 
@@ -161,12 +148,8 @@ async def test_cancel_other_cancels_a_run_that_is_still_waiting(
     deck = decks(catalog("cancel_other", gate))
     # A retry-like wait: the driver holds runs in its pool queue; make one wait by
     # having the first run occupy the job, then replace both.
-    first = deck.driver.fire("tick", T0)
-    assert first is not None
-    await deck.wait_running(first.id)
-    second = deck.driver.fire("tick", T0 + HOUR)  # waits for the first to stop
+    first, second = await fire_while_one_runs(deck)  # the second waits for the first
     third = deck.driver.fire("tick", T0 + 2 * HOUR)  # replaces both
-    assert second is not None
     assert third is not None
     assert set(third.detail["cancels"]) == {first.id, second.id}
     for run in (first, second):
@@ -175,7 +158,7 @@ async def test_cancel_other_cancels_a_run_that_is_still_waiting(
     assert not deck.started(second.id)
     await deck.wait_running(third.id)
     gate.touch()
-    assert (await deck.wait_ended(third.id)).status == "succeeded"
+    await all_succeed(deck, third)
     await deck.close()
 
 
@@ -192,8 +175,7 @@ async def test_allow_runs_both_at_once(decks: Decks, tmp_path: Path) -> None:
         "both to be recorded running",
     )
     gate.touch()
-    for run in (first, second):
-        assert (await deck.wait_ended(run.id)).status == "succeeded"
+    await all_succeed(deck, first, second)
     # Each started before the other ended: they overlapped.
     assert mark(deck, second.id, "start") < mark(deck, first.id, "end")
     assert mark(deck, first.id, "start") < mark(deck, second.id, "end")
@@ -214,8 +196,7 @@ async def test_a_manual_run_goes_through_the_same_policy_unless_told_to_ignore_i
     forced = deck.driver.run_now("tick", ignore_overlap=True)
     await deck.wait_running(forced.id)
     gate.touch()
-    for run in (first, forced):
-        assert (await deck.wait_ended(run.id)).status == "succeeded"
+    await all_succeed(deck, first, forced)
     assert mark(deck, forced.id, "start") < mark(deck, first.id, "end")
     await deck.close()
 
@@ -238,6 +219,6 @@ async def test_cancel_other_stops_a_run_that_is_still_being_launched(
     assert first_end is not None
     assert mark(deck, newer.id, "start") >= first_end.timestamp() - 0.01
     gate.touch()
-    assert (await deck.wait_ended(newer.id)).status == "succeeded"
+    await all_succeed(deck, newer)
     assert deck.mark(first.id, "end") is None
     await deck.close()
