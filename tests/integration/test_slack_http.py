@@ -43,6 +43,23 @@ async def posted(bot: Bot, index: int = 0) -> Call:
     return call
 
 
+PREVIEW_TS = "1700000000.000001"  # what Slack would give the posted preview
+
+
+async def previewed(bot: Bot, text: str, *, channel: str) -> Call:
+    """U_EDITOR asks for ``text`` with /jobdeck; the posted preview, with its ts."""
+    await acked(bot, "/jobdeck", text, user="U_EDITOR", channel=channel)
+    preview = await posted(bot)
+    preview.args["ts"] = PREVIEW_TS
+    return preview
+
+
+async def clicked(bot: Bot, preview: Call, action: str, *, user: str) -> None:
+    """``user`` clicks a button of ``preview``; Slack gets its 200 at once."""
+    click = bot.send.click(preview, action, user=user)
+    assert (await bot.send.post(bot.send.interaction_body(click))).status_code == 200
+
+
 async def test_help_lists_only_what_this_user_may_run_here(tmp_path: Path) -> None:
     async with bot_server(tmp_path) as bot:
         await acked(bot, "/jobdeck", "help", user="U_NOBODY", channel="C_OPS")
@@ -149,14 +166,9 @@ async def test_missing_params_open_a_modal_and_its_submission_runs(tmp_path: Pat
 
 async def test_confirm_previews_then_runs_on_a_click_of_run(tmp_path: Path) -> None:
     async with bot_server(tmp_path) as bot:
-        await acked(
-            bot,
-            "/jobdeck",
-            "run push title='Quake M7' url=https://news.example/q",
-            user="U_EDITOR",
-            channel="C_NEWS",
+        preview = await previewed(
+            bot, "run push title='Quake M7' url=https://news.example/q", channel="C_NEWS"
         )
-        preview = await posted(bot)
         text = json.dumps(preview.args["blocks"], ensure_ascii=False)
         assert "Send a breaking-news push" in text
         assert "'Quake M7' https://news.example/q all" in text  # the exact argv
@@ -168,17 +180,14 @@ async def test_confirm_previews_then_runs_on_a_click_of_run(tmp_path: Path) -> N
         assert run_button[0]["style"] == "danger"
         assert bot.command_runs() == []
 
-        preview.args["ts"] = "1700000000.000001"
-        outsider = bot.send.click(preview, RUN_ACTION, user="U_NOBODY")
-        assert (await bot.send.post(bot.send.interaction_body(outsider))).status_code == 200
+        await clicked(bot, preview, RUN_ACTION, user="U_NOBODY")
         refusal = await reply(bot, 0)
         assert refusal["response_type"] == "ephemeral"
         assert "not allowed" in refusal["text"]
         assert bot.command_runs() == []
 
-        click = bot.send.click(preview, RUN_ACTION, user="U_EDITOR2")
-        assert (await bot.send.post(bot.send.interaction_body(click))).status_code == 200
-        result = await bot.slack.result("C_NEWS", ts="1700000000.000001")
+        await clicked(bot, preview, RUN_ACTION, user="U_EDITOR2")
+        result = await bot.slack.result("C_NEWS", ts=PREVIEW_TS)
         (run,) = bot.command_runs()
         assert bot.argv(run.id) == ["Quake M7", "https://news.example/q", "all"]
         assert f"run {run.id}" in result.args["text"]
@@ -188,26 +197,16 @@ async def test_confirm_previews_then_runs_on_a_click_of_run(tmp_path: Path) -> N
 
 async def test_cancel_says_so_and_runs_nothing(tmp_path: Path) -> None:
     async with bot_server(tmp_path) as bot:
-        await acked(
-            bot,
-            "/jobdeck",
-            "run push title=T url=https://x.example",
-            user="U_EDITOR",
-            channel="C_N",
-        )
-        preview = await posted(bot)
-        preview.args["ts"] = "1700000000.000001"
-        cancel = bot.send.click(preview, CANCEL_ACTION, user="U_EDITOR")
-        assert (await bot.send.post(bot.send.interaction_body(cancel))).status_code == 200
+        preview = await previewed(bot, "run push title=T url=https://x.example", channel="C_N")
+        await clicked(bot, preview, CANCEL_ACTION, user="U_EDITOR")
 
         def cancelled(slack: FakeSlack) -> list[Call]:
             return [c for c in slack.of("chat.update") if "cancelled" in str(c.args["text"])]
 
         (update,) = await bot.slack.wait_for("the preview says cancelled", cancelled)
-        assert update.args["ts"] == "1700000000.000001"
+        assert update.args["ts"] == PREVIEW_TS
         assert "cancelled by <@U_EDITOR>; nothing ran" in update.args["text"]
-        late = bot.send.click(preview, RUN_ACTION, user="U_EDITOR")
-        assert (await bot.send.post(bot.send.interaction_body(late))).status_code == 200
+        await clicked(bot, preview, RUN_ACTION, user="U_EDITOR")  # too late
         assert "already started or cancelled" in (await reply(bot, 0))["text"]
         assert bot.command_runs() == []
         assert [(e.action, e.outcome) for e in bot.audit()] == [("cancel", "ok")]
@@ -215,15 +214,7 @@ async def test_cancel_says_so_and_runs_nothing(tmp_path: Path) -> None:
 
 async def test_a_double_click_starts_one_run(tmp_path: Path) -> None:
     async with bot_server(tmp_path) as bot:
-        await acked(
-            bot,
-            "/jobdeck",
-            "run push title=T url=https://x.example",
-            user="U_EDITOR",
-            channel="C_N",
-        )
-        preview = await posted(bot)
-        preview.args["ts"] = "1700000000.000001"
+        preview = await previewed(bot, "run push title=T url=https://x.example", channel="C_N")
         clicks = [bot.send.click(preview, RUN_ACTION, user="U_EDITOR") for _ in range(2)]
         answers = await asyncio.gather(
             *(bot.send.post(bot.send.interaction_body(click)) for click in clicks)
