@@ -85,6 +85,22 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def embedded_config(asgi: Starlette, *, lifespan: Literal["on", "off"] = "off") -> uvicorn.Config:
+    """uvicorn as one task of ``jobdeck serve``: no logging set-up of its own, no access log,
+    no websockets, no ``Server`` header, a bounded graceful close; loaded, ready to bind."""
+    config = uvicorn.Config(
+        asgi,
+        lifespan=lifespan,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
+        server_header=False,
+    )
+    config.load()
+    return config
+
+
 def make_config(
     app: Application,
     host: str,
@@ -106,16 +122,7 @@ def make_config(
         token = check_bind(host, environ)
     if tls_key is not None and tls_cert is None:
         raise OSError("--tls-key needs --tls-cert")
-    config = uvicorn.Config(
-        create_api(app, token=token, metric_sources=metric_sources),
-        lifespan="off",
-        log_config=None,
-        access_log=False,
-        ws="none",
-        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
-        server_header=False,
-    )
-    config.load()
+    config = embedded_config(create_api(app, token=token, metric_sources=metric_sources))
     if tls_cert is not None:
         # Loaded by hand: uvicorn's own context accepts whatever the OpenSSL defaults allow.
         config.ssl = tls_context(tls_cert, tls_key)
@@ -156,17 +163,7 @@ async def serve_asgi(
     started: asyncio.Event | None = None,
 ) -> None:
     """Serve another ASGI application (the SQS endpoint) the same embedded way."""
-    config = uvicorn.Config(
-        asgi,
-        lifespan=lifespan,
-        log_config=None,
-        access_log=False,
-        ws="none",
-        timeout_graceful_shutdown=int(GRACEFUL_SECONDS),
-        server_header=False,
-    )
-    config.load()
-    await serve_config(config, host, port, started)
+    await serve_config(embedded_config(asgi, lifespan=lifespan), host, port, started)
 
 
 async def serve_config(
