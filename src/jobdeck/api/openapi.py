@@ -18,6 +18,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": schema}}}
 
 
+def _request_body(schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": schema}}}
+
+
 def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {JSON: {"schema": ref("Error")}}}
 
@@ -96,10 +100,7 @@ def _suspend_paths(plural: str, kind: str) -> dict[str, Any]:
             "post": {
                 "summary": f"Suspend a {kind}: an emergency stop that no apply clears.",
                 "parameters": [_NAME],
-                "requestBody": {
-                    "required": True,
-                    "content": {JSON: {"schema": ref("SuspendRequest")}},
-                },
+                "requestBody": _request_body(ref("SuspendRequest"), required=True),
                 "responses": {
                     "201": _json(ref("Suspension"), "Suspended."),
                     "400": _error("No reason, or a bad until."),
@@ -170,10 +171,7 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "Start a run now (trigger manual), through the schedule's policies.",
                 "parameters": [_NAME],
-                "requestBody": {
-                    "required": False,
-                    "content": {JSON: {"schema": ref("RunRequest")}},
-                },
+                "requestBody": _request_body(ref("RunRequest"), required=False),
                 "responses": {
                     "201": _json(
                         ref("Run"), "The run (pending, or skipped by its overlap policy)."
@@ -188,10 +186,7 @@ def openapi_document() -> dict[str, Any]:
             "post": {
                 "summary": "Invoke a command with params, as chat would: validated and audited.",
                 "parameters": [_NAME],
-                "requestBody": {
-                    "required": False,
-                    "content": {JSON: {"schema": ref("InvocationRequest")}},
-                },
+                "requestBody": _request_body(ref("InvocationRequest"), required=False),
                 "responses": {
                     "201": _json(ref("Run"), "The command's run, with argv and params."),
                     "400": _error("Bad params: every problem, each naming its param and rule."),
