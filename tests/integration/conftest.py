@@ -35,6 +35,16 @@ def decks(tmp_path: Path) -> Iterator[Decks]:
     made.cleanup()
 
 
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """An engine's store on each backend: None (SQLite in its state folder) or the URL
+    of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 def _store_url(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{folder / 'jobdeck.db'}"

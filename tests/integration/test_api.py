@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BACKENDS
 from tests.integration.test_api_harness import (
     Served,
     serving,
@@ -267,14 +266,6 @@ async def test_suspend_errors(tmp_path: Path) -> None:
             "no worker named 'hello'",
         )
         assert_error(await client.post("/api/v1/schedules/nope/resume"), 404, "not_found")
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 async def test_runs_filters_and_pages(tmp_path: Path, store_url: str | None) -> None:

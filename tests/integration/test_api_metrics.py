@@ -14,7 +14,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from jobdeck.clock import FakeClock
 from jobdeck.queues.service import QueueService
-from tests.conftest import BACKENDS
 from tests.integration.test_api_harness import CATALOG, DEADLINE, Served, serving, wait_for_end
 
 pytestmark = pytest.mark.anyio
@@ -58,14 +57,6 @@ async def test_state_gauges_are_there_from_the_start(tmp_path: Path) -> None:
         assert limit == 256 * 1024 * 1024
         assert value(samples, "jobdeck_revision") == 1
         assert not [key for key in samples if key[0] == "jobdeck_runs"]
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest) -> str | None:
-    if request.param == "sqlite":
-        return None
-    url: str = request.getfixturevalue("pg_url")
-    return url
 
 
 async def test_runs_and_durations_change_as_runs_happen(

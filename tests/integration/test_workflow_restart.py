@@ -17,7 +17,6 @@ from jobdeck.execute.launch import shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
 from jobdeck.workflow.executor import Executor
-from tests.conftest import BACKENDS
 from tests.integration.test_workflow_harness import PY, T0, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio
@@ -25,11 +24,10 @@ pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(params=BACKENDS)
-def decks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Decks]:
+@pytest.fixture
+def decks(tmp_path: Path, store_url: str | None) -> Iterator[Decks]:
     """Restarts on each backend: the second engine opens the store anew."""
-    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
-    made = Decks(tmp_path, url)
+    made = Decks(tmp_path, store_url)
     yield made
     made.cleanup()
 
