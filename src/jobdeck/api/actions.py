@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from jobdeck.api.errors import ApiError, Json, bad_request, json_body, not_found
+from jobdeck.api.errors import ApiError, Json, bad_request, json_body, json_fields, not_found
 from jobdeck.api.params import actor, application
 from jobdeck.app import Application
 from jobdeck.catalog.plan import suspension_json
@@ -54,10 +54,7 @@ def _known(app: Application, kind: str, name: str) -> bool:
 async def suspend(request: Request, kind: str) -> Response:
     app = application(request)
     name = request.path_params["name"]
-    body = await json_body(request)
-    unknown = sorted(set(body) - {"reason", "until"})
-    if unknown:
-        raise bad_request(f"unknown field(s) {', '.join(unknown)}: use reason, until")
+    body = await json_fields(request, "reason", "until")
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise bad_request('a suspension needs a reason: send {"reason": "why"}')

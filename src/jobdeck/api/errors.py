@@ -94,3 +94,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object")
     return body
+
+
+async def json_fields(request: Request, *fields: str) -> dict[str, Any]:
+    """The request's JSON object, which may hold only ``fields`` (each optional)."""
+    body = await json_body(request)
+    unknown = sorted(set(body) - set(fields))
+    if unknown:
+        raise bad_request(f"unknown field(s) {', '.join(unknown)}: use {', '.join(fields)}")
+    return body

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from jobdeck.api.errors import Json, bad_request, json_body
+from jobdeck.api.errors import Json, bad_request, json_fields
 from jobdeck.api.params import actor
 from jobdeck.api.views import run_json
 from jobdeck.commands import Caller, Invoker, Refused
@@ -43,10 +43,7 @@ def invocation_routes(app: Application) -> list[BaseRoute]:
     async def invoke(request: Request) -> Response:
         requested_at = app.clock.now()
         name = request.path_params["name"]
-        body = await json_body(request)
-        unknown = sorted(set(body) - {"params", "via"})
-        if unknown:
-            raise bad_request(f"unknown field(s) {', '.join(unknown)}: use params, via")
+        body = await json_fields(request, "params", "via")
         params = body.get("params", {})
         if not isinstance(params, dict):
             raise bad_request('params must be an object of names and values, e.g. {"title": "x"}')

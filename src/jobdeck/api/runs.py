@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from jobdeck.api.errors import ApiError, Json, bad_request, json_body, not_found
+from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_found
 from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
 from jobdeck.api.views import run_detail_json, run_json
 from jobdeck.store import Store
@@ -141,10 +141,7 @@ async def start_run(request: Request) -> Response:
     """Start a run of a schedule now, through the same policies as a timed fire."""
     app = application(request)
     name = request.path_params["name"]
-    body = await json_body(request)
-    unknown = sorted(set(body) - {"ignore_overlap", "trigger"})
-    if unknown:
-        raise bad_request(f"unknown field(s) {', '.join(unknown)}: use ignore_overlap, trigger")
+    body = await json_fields(request, "ignore_overlap", "trigger")
     ignore_overlap = body.get("ignore_overlap", False)
     if not isinstance(ignore_overlap, bool):
         raise bad_request("ignore_overlap must be true or false")
