@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from jobdeck.api.views import iso, revision_json
 from jobdeck.catalog.model import Catalog
 from jobdeck.catalog.plan import render_plan
 from jobdeck.cli.context import (
@@ -18,7 +19,6 @@ from jobdeck.cli.context import (
     control,
     fail,
     interactive,
-    iso,
     load,
     print_json,
     store,
@@ -108,7 +108,7 @@ def revisions(
     with store(ctx) as opened:
         found = opened.revisions(limit)
     if as_json:
-        print_json([_revision_json(r) for r in found])
+        print_json([revision_json(r) for r in found])
         return
     rows = [
         (r.number, iso(r.applied_at), r.applied_by, r.catalog_sha256[:12], r.git_describe, r.source)
@@ -177,17 +177,6 @@ def _against(applied: Revision | None) -> str:
     if applied is None:
         return "nothing applied yet"
     return f"revision {applied.number} (applied {iso(applied.applied_at)} by {applied.applied_by})"
-
-
-def _revision_json(r: Revision) -> dict[str, object]:
-    return {
-        "number": r.number,
-        "applied_at": iso(r.applied_at),
-        "applied_by": r.applied_by,
-        "catalog_sha256": r.catalog_sha256,
-        "git_describe": r.git_describe,
-        "source": r.source,
-    }
 
 
 def _instant(text: str, zone: ZoneInfo) -> datetime:

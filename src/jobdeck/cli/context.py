@@ -7,12 +7,13 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 
+from jobdeck.api.views import iso
 from jobdeck.catalog.load import CatalogError, LoadedCatalog, load_catalog
 from jobdeck.clock import SystemClock
 from jobdeck.control import Control, ControlError, current_actor
@@ -81,13 +82,6 @@ def _json_default(value: object) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 in UTC with a ``Z``, as every JSON listing writes times."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 import typer
 
+from jobdeck.api.views import audit_json, iso
 from jobdeck.catalog.plan import suspension_json
 from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import control, fail, iso, print_json, store, table
+from jobdeck.cli.context import control, fail, print_json, store, table
 from jobdeck.status import collect_status
-from jobdeck.store.records import AuditEntry
 from jobdeck.units import parse_until
 
 KindOption = Annotated[
@@ -149,7 +149,7 @@ def audit(
     with store(ctx) as opened:
         entries = opened.audit(limit)
     if as_json:
-        print_json([_audit_json(e) for e in entries])
+        print_json([audit_json(e) for e in entries])
         return
     rows = [
         (iso(e.at), e.actor, e.via, e.action, e.target, e.outcome, _detail(e.detail))
@@ -211,16 +211,3 @@ def _scaling(decision: dict[str, Any] | None) -> str | None:
 
 def _detail(detail: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
-
-
-def _audit_json(e: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "at": iso(e.at),
-        "actor": e.actor,
-        "via": e.via,
-        "action": e.action,
-        "target": e.target,
-        "outcome": e.outcome,
-        "detail": e.detail,
-    }

@@ -18,18 +18,9 @@ from typing import Annotated, Any, NoReturn, get_args
 import httpx
 import typer
 
-from jobdeck.api.views import duration_ms, run_item
+from jobdeck.api.views import duration_ms, iso, run_item
 from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import (
-    EXIT_INVALID,
-    EXIT_REFUSED,
-    fail,
-    iso,
-    print_json,
-    settings,
-    store,
-    table,
-)
+from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, print_json, settings, store, table
 from jobdeck.control import current_actor
 from jobdeck.execute.spec import LOG_FILE
 from jobdeck.store.records import TERMINAL_STATUSES, RunStatus
