@@ -286,6 +286,9 @@ class ReplicaKeeper:
         stopped = replica.stop_reason
         if stopped is not None and result is not None:
             status, reason = "cancelled", stopped
+        # A result written by the shim comes only once everything of the run is gone; a
+        # launch error that the engine made up (a launch that timed out) proves nothing.
+        gone = result is not None and process_gone(self.executor.run_dir(run_id))
         ended: Run | None = None
         try:
             with self.store.transaction() as tx:
@@ -298,7 +301,7 @@ class ReplicaKeeper:
                     ended_at=now,
                     **fields,
                 )
-                if result is not None:  # a result: the shim saw everything gone
+                if gone:
                     tx.release_lease(life.name, run_id)
                 if stopped is None:
                     tx.add_worker_event(
@@ -314,7 +317,7 @@ class ReplicaKeeper:
                     )
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
-        if result is None:
+        if not gone:
             life.cleaning = life.cleaning or bool(replica.run.detail.get("singleton"))
             self._spawn(self._clean_up(life, run_id, replica.run.pool))
         else:

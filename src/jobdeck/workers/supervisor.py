@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 
 
 class Supervisor(ReplicaKeeper):
+    """Decides what each worker needs, round by round; :class:`ReplicaKeeper` does it."""
+
     # -- configuration and state --------------------------------------------------------
 
     def load(self, applied: Applied) -> None:
