@@ -260,13 +260,11 @@ class Dispatcher:
         # the watch below then reports its outcome at once.
         now = self.clock.now()
         with self.store.transaction() as tx:
-            self.running[run.id] = tx.update_run(
+            self._record_started(
+                tx,
                 run.id,
-                at=now,
-                event="started",
-                status="running",
-                started_at=now,
-                detail={
+                now,
+                {
                     "run_dir": str(launched.run_dir),
                     "pid": launched.pid,
                     "launch": launched.launch,
@@ -277,6 +275,12 @@ class Dispatcher:
         if run.id in self._cancelled_by:
             # A newer run asked to replace this one while it was being launched.
             await self._cancel(run.id)
+
+    def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> None:
+        """The run is running (launched now, or found launched after a restart)."""
+        self.running[run_id] = tx.update_run(
+            run_id, at=now, event="started", status="running", started_at=now, detail=detail
+        )
 
     async def _cancel(self, run_id: int) -> None:
         if run_id in self.waiting:

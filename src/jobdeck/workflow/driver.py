@@ -270,14 +270,8 @@ class RunDriver(Dispatcher):
             with self.store.transaction() as tx:
                 tx.add_event(run.id, at=now, type="adopted", detail={"state": state})
                 if run.status == "pending":
-                    self.running[run.id] = tx.update_run(
-                        run.id,
-                        at=now,
-                        event="started",
-                        status="running",
-                        started_at=now,
-                        detail={"run_dir": str(self.executor.run_dir(run.id))},
-                    )
+                    detail = {"run_dir": str(self.executor.run_dir(run.id))}
+                    self._record_started(tx, run.id, now, detail)
             adopted.append(run.id)
             self.executor.watch(run.id, self._on_exit)
         self._pump()
