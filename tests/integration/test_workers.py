@@ -3,9 +3,11 @@ with backoff, stops with SIGTERM and stop_grace, rolling changes."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import signal
+import sys
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,18 @@ async def deck(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         yield made
     finally:
         await made.cleanup()
+
+
+async def jobdeck_status(deck: Deck) -> str:
+    env = {**os.environ, "JOBDECK_STATE_DIR": str(deck.root / "state")}
+    if deck.store_url:
+        env["JOBDECK_STORE"] = deck.store_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jobdeck", "status", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert process.returncode == 0
+    return out.decode()
 
 
 def when(moment: datetime | None) -> datetime:
@@ -119,6 +133,13 @@ async def test_a_crash_loop_backs_off_exponentially_and_shows_in_status(deck: De
     assert shown["last_exit"]["exit_code"] == 3
     assert shown["last_exit"]["status"] == "failed"
     assert shown["last_exit"]["failures_in_a_row"] >= 4
+    # `jobdeck status` shows the crash loop from the store alone.
+    text = await jobdeck_status(deck)
+    header, row = [line for line in text.splitlines() if "crasher" in line or "RESTARTS" in line]
+    assert "RUNNING" in header
+    assert "LAST EXIT" in header
+    assert "failed (exit 3)" in row
+    assert "restart in" in row
 
 
 async def test_suspend_stops_with_sigterm_then_grace_then_sigkill(deck: Deck) -> None:
