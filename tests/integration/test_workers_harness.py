@@ -181,6 +181,7 @@ class Engine:
         sqs_url: str | None = None,
         backoff: Backoff | None = None,
         cooldown: timedelta | None = None,
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.app = Application(
             Options(
@@ -188,7 +189,7 @@ class Engine:
                 store_url=store_url,
                 sqs_url=sqs_url,
                 isolation="rlimit",
-                environ={**ENV, "PYTHONPATH": str(root)},
+                environ={**ENV, "PYTHONPATH": str(root), **(environ or {})},
             )
         )
         supervisor = self.app.supervisor
