@@ -137,6 +137,25 @@ def test_launcher_checks_overlap_and_names_runs_by_slot(newsroom: Assembly) -> N
     assert cancel["Next"] == "Start run"
 
 
+def test_buffer_one_waits_in_the_run_machine(variants: Assembly) -> None:
+    states = _machine(variants, "variants-queued")["States"]
+    assert states["Start"]["Next"] == "Find older runs"
+    find = states["Find older runs"]
+    assert find["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
+    assert find["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    full, waiting = states["Older run?"]["Choices"]
+    assert full["Next"] == "Skipped (buffer full)"
+    assert waiting == {
+        "Variable": "$.queue.count",
+        "NumericGreaterThanEquals": 2,
+        "Next": "Wait for older run",
+    }
+    assert states["Wait for older run"]["Next"] == "Find older runs"
+    assert "Find older runs" not in _machine(variants, "variants-quick")["States"]
+    policies = json.dumps(variants.resources("AWS::IAM::Policy"))
+    assert ":stateMachine:variants-queued" in policies
+
+
 def test_cancel_other_may_stop_the_schedules_runs(variants: Assembly) -> None:
     assert _schedule_input(variants, "variants-replace")["overlap"] == "cancel_other"
     policies = json.dumps(variants.resources("AWS::IAM::Policy"))
