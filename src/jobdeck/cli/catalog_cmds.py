@@ -31,6 +31,8 @@ from jobdeck.store.records import Revision
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
+# What changes in the store together with each applied revision.
+
 
 def register(app: typer.Typer) -> None:
     app.command()(validate)

@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -173,4 +175,144 @@ fires = Table(
     Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
     Column("host", String(NAME_LENGTH), nullable=False),
     PrimaryKeyConstraint("schedule", "nominal_time"),
+)
+
+# One row per request that may start a command run (a chat request, a click of Run),
+# keyed by what identifies it across retries: Slack resends the same request when an
+# answer is late, and a double click sends two. The key is the primary key, so only
+# one of them ever wins, whichever engine process receives it.
+invocation_keys = Table(
+    "invocation_keys",
+    metadata,
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Index(None, "created_at"),
+)
+
+# -- queues (the SQS-compatible endpoint) ---------------------------------------------
+
+# SQS allows queue names of 80 characters; message group and deduplication ids of 128.
+QUEUE_NAME_LENGTH = 80
+MESSAGE_TAG_LENGTH = 128
+
+# Milliseconds since the epoch, as SQS reports times: integers keep the receive path's
+# comparisons cheap. An INTEGER PRIMARY KEY on SQLite (the rowid), 64 bits elsewhere.
+Millis = BigInteger
+MessageSequence = BigInteger().with_variant(Integer(), "sqlite")
+
+queues = Table(
+    "queues",
+    metadata,
+    # The name on the wire: "feed-index", "feed-index-dlq", "orders.fifo".
+    Column("name", String(QUEUE_NAME_LENGTH), primary_key=True),
+    Column("fifo", Boolean, nullable=False),
+    # "catalog": declared in the applied catalog, which decides its settings; "api":
+    # created by CreateQueue (or left behind when the catalog dropped it).
+    Column("origin", String(16), nullable=False),
+    Column("created_ms", Millis, nullable=False),
+    Column("modified_ms", Millis, nullable=False),
+    Column("visibility_timeout", Integer, nullable=False),
+    Column("delay_seconds", Integer, nullable=False),
+    Column("retention_seconds", Integer, nullable=False),
+    Column("max_message_size", Integer, nullable=False),
+    Column("receive_wait_seconds", Integer, nullable=False),
+    Column("content_based_deduplication", Boolean, nullable=False),
+    Column("dead_letter_target", String(QUEUE_NAME_LENGTH), nullable=True),
+    Column("max_receive_count", Integer, nullable=True),
+    Column("extra", JSONDocument, nullable=False),
+    Column("last_purge_ms", Millis, nullable=True),
+)
+
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    # Also the order of sending: FIFO groups deliver in this order.
+    Column("id", MessageSequence, primary_key=True, autoincrement=True),
+    Column(
+        "queue",
+        String(QUEUE_NAME_LENGTH),
+        ForeignKey("queues.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("message_id", String(36), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attributes", JSONDocument, nullable=False),
+    Column("system_attributes", JSONDocument, nullable=False),
+    Column("md5_body", String(32), nullable=False),
+    Column("md5_attributes", String(32), nullable=True),
+    Column("md5_system_attributes", String(32), nullable=True),
+    Column("sent_ms", Millis, nullable=False),
+    # When the message can next be received: after its delay, or after the visibility
+    # timeout of its latest receive.
+    Column("visible_ms", Millis, nullable=False),
+    Column("receive_count", Integer, nullable=False),
+    Column("first_received_ms", Millis, nullable=True),
+    # The secret part of the latest receipt handle; older handles no longer match.
+    Column("receipt_token", String(32), nullable=True),
+    Column("group_id", String(MESSAGE_TAG_LENGTH), nullable=True),
+    Column("dedup_id", String(MESSAGE_TAG_LENGTH), nullable=True),
+    # The queue it was dead-lettered from, so that a redrive can send it back.
+    Column("dead_lettered_from", String(QUEUE_NAME_LENGTH), nullable=True),
+    # Receiving reads a queue's messages by visibility time: a range scan, no sort.
+    Index(None, "queue", "visible_ms", "id"),
+)
+
+# FIFO deduplication: a deduplication id seen within the last 5 minutes is not enqueued
+# again, even when its message was already deleted; hence a table of its own.
+queue_dedup = Table(
+    "queue_dedup",
+    metadata,
+    Column(
+        "queue",
+        String(QUEUE_NAME_LENGTH),
+        ForeignKey("queues.name", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("dedup_id", String(MESSAGE_TAG_LENGTH), nullable=False),
+    Column("message_id", String(36), nullable=False),
+    Column("sequence_number", String(40), nullable=False),
+    Column("expires_ms", Millis, nullable=False),
+    PrimaryKeyConstraint("queue", "dedup_id"),
+)
+
+# -- workers (the supervisor of resident worker processes) ------------------------------
+
+# A singleton worker's lease: taken before its process starts and given back only once
+# that process is confirmed gone, so no restart, apply or engine restart ever has two of
+# them alive. The primary key is the worker: there is one holder at most, by construction.
+worker_leases = Table(
+    "worker_leases",
+    metadata,
+    Column("worker", String(NAME_LENGTH), primary_key=True),
+    # The run of the holding process; not a foreign key: pruning runs never frees a lease.
+    Column("holder_run", Integer, nullable=False),
+    Column("holder_host", String(NAME_LENGTH), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    # Renewed by the holding engine; another engine may take an expired lease over.
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# What the supervisor last decided for each worker, for `jobdeck status` and the API.
+worker_states = Table(
+    "worker_states",
+    metadata,
+    Column("worker", String(NAME_LENGTH), primary_key=True),
+    Column("desired", Integer, nullable=False),
+    Column("restarts", Integer, nullable=False),
+    Column("last_exit", JSONDocument, nullable=True),
+    Column("decision", JSONDocument, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The supervisor's decisions, oldest first: scaling, restarts with their backoff, stops.
+worker_events = Table(
+    "worker_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("worker", String(NAME_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    Index(None, "worker", "id"),
 )

@@ -1,0 +1,227 @@
+"""Throughput of the SQS-compatible endpoint, side by side with moto's server mode.
+
+Several client threads drive each server with boto3 at once: producers send batches
+of 10, consumers receive up to 10 (long polling) and delete what they got in one
+batch. Reported per server: messages per second end to end (sent, received and
+deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
+(SQLite in WAL mode, a send acknowledged only once committed).
+
+    python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4] [--only jobdeck]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+BATCH = 10
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float = 30) -> None:
+    give_up = time.monotonic() + deadline_s
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} after {deadline_s}s")
+
+
+def start_jobdeck(state: Path, port: int) -> subprocess.Popen[bytes]:
+    store = f"sqlite:///{state / 'jobdeck.db'}"
+    command = [sys.executable, __file__, "--serve-jobdeck", store, "--port", str(port)]
+    return subprocess.Popen(command)
+
+
+def start_moto(port: int) -> subprocess.Popen[bytes]:
+    moto = Path(sys.executable).with_name("moto_server")
+    return subprocess.Popen(
+        [str(moto), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def client(port: int) -> Any:
+    return boto3.client(
+        "sqs",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name=REGION,
+        aws_access_key_id="jobdeck",
+        aws_secret_access_key="jobdeck-local",
+        config=Config(retries={"max_attempts": 1}, max_pool_connections=4),
+    )
+
+
+@dataclass
+class Tally:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    deleted: int = 0
+
+    def timed(self, call: str, fn: Any, **kwargs: Any) -> Any:
+        begun = time.perf_counter()
+        answer = fn(**kwargs)
+        elapsed = time.perf_counter() - begun
+        with self.lock:
+            self.latencies[call].append(elapsed)
+        return answer
+
+
+def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[float, Tally]:
+    setup = client(port)
+    url = setup.create_queue(QueueName=f"bench-{time.monotonic_ns()}")["QueueUrl"]
+    tally = Tally()
+    batches = messages // BATCH
+    per_producer = [batches // producers + (i < batches % producers) for i in range(producers)]
+    done = threading.Event()
+    body = "x" * 256
+
+    def produce(count: int) -> None:
+        sqs = client(port)
+        for b in range(count):
+            entries = [{"Id": str(i), "MessageBody": f"{b}-{i}-{body}"} for i in range(BATCH)]
+            answer = tally.timed(
+                "SendMessageBatch", sqs.send_message_batch, QueueUrl=url, Entries=entries
+            )
+            if answer.get("Failed"):
+                raise RuntimeError(f"send failed: {answer['Failed']}")
+
+    def consume() -> None:
+        sqs = client(port)
+        while not done.is_set():
+            answer = tally.timed(
+                "ReceiveMessage",
+                sqs.receive_message,
+                QueueUrl=url,
+                MaxNumberOfMessages=BATCH,
+                WaitTimeSeconds=1,
+            )
+            got = answer.get("Messages", [])
+            if not got:
+                continue
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ]
+            tally.timed(
+                "DeleteMessageBatch", sqs.delete_message_batch, QueueUrl=url, Entries=entries
+            )
+            with tally.lock:
+                tally.deleted += len(got)
+                if tally.deleted >= batches * BATCH:
+                    done.set()
+
+    threads = [threading.Thread(target=produce, args=(n,)) for n in per_producer]
+    threads += [threading.Thread(target=consume) for _ in range(consumers)]
+    begun = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    if not done.wait(timeout=600):
+        raise RuntimeError(f"only {tally.deleted} of {messages} messages came through in 600s")
+    elapsed = time.perf_counter() - begun
+    for thread in threads:
+        thread.join()
+    return elapsed, tally
+
+
+def report(name: str, elapsed: float, tally: Tally) -> float:
+    rate = tally.deleted / elapsed
+    print(f"\n{name}: {tally.deleted} messages in {elapsed:.2f}s = {rate:,.0f} messages/s")
+    for call, values in sorted(tally.latencies.items()):
+        ms = sorted(v * 1000 for v in values)
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        p50 = statistics.median(ms)
+        print(f"  {call:<20} {len(ms):>6} calls  p50 {p50:7.2f} ms  p99 {p99:7.2f} ms")
+    return rate
+
+
+def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        process = start(Path(tmp), port) if name == "jobdeck" else start(port)
+        try:
+            wait_for_port(port, process)
+            elapsed, tally = drive(port, args.messages, args.producers, args.consumers)
+            return report(name, elapsed, tally)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def serve_jobdeck(store_url: str, port: int) -> None:
+    from jobdeck.clock import SystemClock
+    from jobdeck.queues.endpoint import serve_sqs
+    from jobdeck.store import open_store
+
+    async def serve() -> None:
+        store = open_store(store_url)
+        serving = asyncio.create_task(serve_sqs(store, SystemClock(), "127.0.0.1", port))
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
+        try:
+            await serving
+        except asyncio.CancelledError:
+            pass
+        finally:
+            store.close()
+
+    asyncio.run(serve())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--producers", type=int, default=4)
+    parser.add_argument("--consumers", type=int, default=4)
+    parser.add_argument("--only", choices=["jobdeck", "moto"])
+    parser.add_argument("--serve-jobdeck", metavar="STORE_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_jobdeck:
+        serve_jobdeck(args.serve_jobdeck, args.port)
+        return
+    print(
+        f"{args.messages} messages of 256+ bytes, batches of {BATCH}, "
+        f"{args.producers} producer and {args.consumers} consumer threads, {os.cpu_count()} CPUs"
+    )
+    rates = {}
+    if args.only in (None, "jobdeck"):
+        rates["jobdeck"] = run_server("jobdeck", start_jobdeck, args)
+    if args.only in (None, "moto"):
+        rates["moto"] = run_server("moto", start_moto, args)
+    if len(rates) == 2:
+        print(f"\njobdeck / moto: {rates['jobdeck'] / rates['moto']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

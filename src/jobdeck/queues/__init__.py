@@ -1,0 +1,1 @@
+"""Queues: SQS semantics over the store, and the SQS-compatible endpoint."""

@@ -1,0 +1,571 @@
+"""The SQS actions against the store: JSON-shaped parameters in, JSON-shaped results out.
+
+Both wire protocols translate to and from these shapes (those of botocore's service
+model), so there is one implementation of each action. Each action is one transaction;
+a send returns only after its transaction has committed, hence is durable. Long
+polling is the endpoint's business: :meth:`QueueService.receive` tries once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from jobdeck.clock import Clock
+from jobdeck.queues import messages as msg
+from jobdeck.queues.attributes import (
+    FIFO_SUFFIX,
+    LOCAL_ACCOUNT_ID,
+    apply_attributes,
+    check_queue_name,
+    queue_arn,
+    render_attributes,
+)
+from jobdeck.queues.errors import SqsError, invalid_parameter, missing_parameter, no_such_queue
+from jobdeck.store import Store, Tx
+from jobdeck.store.queue_records import (
+    NewMessage,
+    QueueCounts,
+    QueueRecord,
+    QueueSettings,
+    StoredMessage,
+)
+
+Params = Mapping[str, Any]
+Result = dict[str, Any]
+
+# SQS allows one purge per queue per 60 seconds.
+PURGE_INTERVAL_MS = 60_000
+
+
+def now_ms(clock: Clock) -> int:
+    return int(clock.now().timestamp() * 1000)
+
+
+class QueueService:
+    def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
+        self.store = store
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.actions: dict[str, Callable[[Params], Result]] = {
+            "CreateQueue": self.create_queue,
+            "GetQueueUrl": self.get_queue_url,
+            "ListQueues": self.list_queues,
+            "DeleteQueue": self.delete_queue,
+            "GetQueueAttributes": self.get_queue_attributes,
+            "SetQueueAttributes": self.set_queue_attributes,
+            "PurgeQueue": self.purge_queue,
+            "ListDeadLetterSourceQueues": self.list_dead_letter_source_queues,
+            "SendMessage": self.send_message,
+            "SendMessageBatch": self.send_message_batch,
+            "ReceiveMessage": self.receive,
+            "DeleteMessage": self.delete_message,
+            "DeleteMessageBatch": self.delete_message_batch,
+            "ChangeMessageVisibility": self.change_message_visibility,
+            "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
+        }
+
+    def url_of(self, name: str) -> str:
+        return f"{self.base_url}/{LOCAL_ACCOUNT_ID}/{name}"
+
+    # -- queues ----------------------------------------------------------------------
+
+    def create_queue(self, params: Params) -> Result:
+        name = _required(params, "QueueName")
+        attributes = _string_map(params.get("Attributes"), "Attributes")
+        fifo = str(attributes.get("FifoQueue", "false")).lower() == "true"
+        check_queue_name(name, fifo)
+        settings = apply_attributes(QueueSettings(), attributes, fifo=fifo, creating=True)
+        now = now_ms(self.clock)
+        with self.store.transaction() as tx:
+            _check_dead_letter_target(tx, name, fifo, settings)
+            existing = tx.queue(name)
+            if existing is None:
+                tx.create_queue(name, fifo=fifo, settings=settings, origin="api", now_ms=now)
+            elif existing.fifo != fifo or (
+                attributes
+                and apply_attributes(existing.settings, attributes, fifo=fifo, creating=True)
+                != existing.settings
+            ):
+                raise SqsError(
+                    "QueueNameExists",
+                    "A queue already exists with the same name and a different value for "
+                    "attribute(s) given.",
+                )
+        return {"QueueUrl": self.url_of(name)}
+
+    def get_queue_url(self, params: Params) -> Result:
+        name = _required(params, "QueueName")
+        owner = params.get("QueueOwnerAWSAccountId")
+        with self.store.reading() as tx:
+            if (owner not in (None, LOCAL_ACCOUNT_ID)) or tx.queue(name) is None:
+                raise no_such_queue()
+        return {"QueueUrl": self.url_of(name)}
+
+    def list_queues(self, params: Params) -> Result:
+        prefix = str(params.get("QueueNamePrefix") or "")
+        limit = params.get("MaxResults")
+        start = str(params.get("NextToken") or "")
+        if limit is not None and not 1 <= int(limit) <= 1000:
+            raise invalid_parameter("MaxResults must be an integer between 1 and 1000.")
+        with self.store.reading() as tx:
+            names = [q.name for q in tx.queues(prefix) if q.name > start]
+        if limit is None:
+            names = names[:1000]
+            return {"QueueUrls": [self.url_of(n) for n in names]} if names else {}
+        page = names[: int(limit)]
+        result: Result = {"QueueUrls": [self.url_of(n) for n in page]}
+        if len(names) > len(page):
+            result["NextToken"] = page[-1]
+        return result
+
+    def delete_queue(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        with self.store.transaction() as tx:
+            if not tx.delete_queue(name):
+                raise no_such_queue()
+        return {}
+
+    def get_queue_attributes(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        names = params.get("AttributeNames") or []
+        now = now_ms(self.clock)
+        with self.store.reading() as tx:
+            queue = _queue(tx, name)
+            counts = tx.queue_counts(now, [name]).get(name, QueueCounts(0, 0, 0))
+        attributes = render_attributes(queue, counts, names)
+        return {"Attributes": attributes} if attributes else {}
+
+    def set_queue_attributes(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        attributes = _string_map(params.get("Attributes"), "Attributes")
+        if not attributes:
+            raise missing_parameter("Attributes")
+        with self.store.transaction() as tx:
+            queue = _queue(tx, name)
+            settings = apply_attributes(queue.settings, attributes, fifo=queue.fifo, creating=False)
+            _check_dead_letter_target(tx, name, queue.fifo, settings)
+            tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
+        return {}
+
+    def purge_queue(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        now = now_ms(self.clock)
+        with self.store.transaction() as tx:
+            _queue(tx, name)
+            last = tx.last_purge_ms(name)
+            if last is not None and now - last < PURGE_INTERVAL_MS:
+                raise SqsError(
+                    "PurgeQueueInProgress",
+                    f"Only one PurgeQueue operation on {name} is allowed every 60 seconds.",
+                )
+            tx.purge_messages(name)
+            tx.mark_purged(name, now)
+        return {}
+
+    def list_dead_letter_source_queues(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        with self.store.reading() as tx:
+            _queue(tx, name)
+            sources = tx.dead_letter_sources(name)
+        return {"queueUrls": [self.url_of(s) for s in sources]}
+
+    # -- sending ---------------------------------------------------------------------
+
+    def send_message(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        with self.store.transaction() as tx:
+            queue = _queue(tx, name)
+            prepared = self._prepare(queue, params, now_ms(self.clock))
+            (sent,) = self._enqueue(tx, queue, [prepared], now_ms(self.clock))
+        return sent
+
+    def send_message_batch(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        entries = _entries(params)
+        total = sum(msg.message_size(str(e.get("MessageBody") or ""), {}) for e in entries)
+        if total > msg.MAX_BATCH_BYTES:
+            raise SqsError(
+                "BatchRequestTooLong",
+                f"Batch requests cannot be longer than {msg.MAX_BATCH_BYTES} bytes. "
+                f"You have sent {total} bytes.",
+            )
+        failed: list[Result] = []
+        with self.store.transaction() as tx:
+            queue = _queue(tx, name)
+            now = now_ms(self.clock)
+            ready: list[tuple[str, NewMessage]] = []
+            for entry in entries:
+                try:
+                    ready.append((entry["Id"], self._prepare(queue, entry, now)))
+                except SqsError as refused:
+                    failed.append(_failure(entry["Id"], refused))
+            sent = self._enqueue(tx, queue, [m for _, m in ready], now)
+        successful = [{"Id": i, **s} for (i, _), s in zip(ready, sent, strict=True)]
+        return {"Successful": successful, "Failed": failed}
+
+    def _prepare(self, queue: QueueRecord, entry: Params, now: int) -> NewMessage:
+        body = msg.check_body(entry.get("MessageBody"))
+        attributes = msg.check_attributes(entry.get("MessageAttributes"))
+        system = msg.check_system_attributes(entry.get("MessageSystemAttributes"))
+        limit = queue.settings.max_message_size
+        if msg.message_size(body, attributes) > limit:
+            raise invalid_parameter(
+                f"One or more parameters are invalid. Reason: Message must be shorter than "
+                f"{limit} bytes."
+            )
+        delay = entry.get("DelaySeconds")
+        group = entry.get("MessageGroupId")
+        dedup = entry.get("MessageDeduplicationId")
+        if queue.fifo:
+            if delay is not None:
+                raise invalid_parameter(
+                    f"Value {delay} for parameter DelaySeconds is invalid. Reason: The request "
+                    "include parameter that is not valid for this queue type."
+                )
+            if group is None:
+                raise missing_parameter("MessageGroupId")
+            msg.check_tag(group, "MessageGroupId")
+            if dedup is None:
+                if not queue.settings.content_based_deduplication:
+                    raise invalid_parameter(
+                        "The queue should either have ContentBasedDeduplication enabled or "
+                        "MessageDeduplicationId provided explicitly"
+                    )
+                dedup = msg.content_dedup_id(body)
+            msg.check_tag(dedup, "MessageDeduplicationId")
+        elif dedup is not None:
+            raise invalid_parameter(
+                "Value for parameter MessageDeduplicationId is invalid. Reason: The request "
+                "includes a parameter that is not valid for this queue type."
+            )
+        seconds = queue.settings.delay_seconds if delay is None else _int(delay, "DelaySeconds")
+        if not 0 <= seconds <= 900:
+            raise invalid_parameter(
+                f"Value {seconds} for parameter DelaySeconds is invalid. Reason: DelaySeconds "
+                "must be >= 0 and <= 900."
+            )
+        return NewMessage(
+            message_id=str(uuid.uuid4()),
+            body=body,
+            attributes=attributes,
+            system_attributes=system,
+            md5_body=msg.md5_hex(body.encode("utf-8")),
+            md5_attributes=msg.md5_of_attributes(attributes),
+            md5_system_attributes=msg.md5_of_attributes(system),
+            visible_ms=now + seconds * 1000,
+            group_id=group if queue.fifo else None,
+            dedup_id=dedup,
+        )
+
+    def _enqueue(
+        self, tx: Tx, queue: QueueRecord, prepared: list[NewMessage], now: int
+    ) -> list[Result]:
+        """Inserts the messages, skipping FIFO duplicates within the window; one result
+        per message, in order."""
+        if not queue.fifo:
+            tx.insert_messages(queue.name, prepared, now)
+            return [_sent(m, None) for m in prepared]
+        seen = tx.recent_dedup(queue.name, [m.dedup_id or "" for m in prepared], now)
+        fresh: list[NewMessage] = []
+        for m in prepared:
+            if m.dedup_id not in seen:
+                seen[m.dedup_id or ""] = (m.message_id, "")
+                fresh.append(m)
+        ids = tx.insert_messages(queue.name, fresh, now)
+        remembered = [
+            (m.dedup_id or "", m.message_id, msg.sequence_number(i))
+            for m, i in zip(fresh, ids, strict=True)
+        ]
+        tx.remember_dedup(queue.name, remembered, now + msg.DEDUP_WINDOW_MS)
+        for dedup_id, message_id, sequence in remembered:
+            seen[dedup_id] = (message_id, sequence)
+        results = []
+        for m in prepared:
+            original_id, sequence = seen[m.dedup_id or ""]
+            results.append({**_sent(m, sequence), "MessageId": original_id})
+        return results
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receive(self, params: Params) -> Result:
+        """One attempt at receiving; an empty result when nothing is receivable now."""
+        name = self.queue_name(params)
+        limit = receive_limit(params)
+        visibility = params.get("VisibilityTimeout")
+        requested_system = list(params.get("MessageSystemAttributeNames") or []) + list(
+            params.get("AttributeNames") or []
+        )
+        requested_user = list(params.get("MessageAttributeNames") or [])
+        now = now_ms(self.clock)
+        with self.store.transaction() as tx:
+            queue = _queue(tx, name, for_update=True)
+            seconds = queue.settings.visibility_timeout
+            if visibility is not None:
+                seconds = _int(visibility, "VisibilityTimeout")
+                if not 0 <= seconds <= 43_200:
+                    raise invalid_parameter(
+                        f"Value {seconds} for parameter VisibilityTimeout is invalid. Reason: "
+                        "must be between 0 and 43200."
+                    )
+            target = queue.settings.dead_letter_target
+            if target is not None and tx.queue(target) is None:
+                target = None  # the dead-letter queue was deleted: nothing to move to
+            token = secrets.token_hex(8)
+            delivered: list[StoredMessage] = []
+            for _ in range(5):
+                candidates = tx.receivable(
+                    name,
+                    now_ms=now,
+                    sent_after_ms=now - queue.settings.retention_seconds * 1000,
+                    limit=(limit - len(delivered)) + 10,
+                    fifo=queue.fifo,
+                )
+                plan = msg.plan_receive(
+                    queue if target else _without_redrive(queue),
+                    candidates,
+                    limit - len(delivered),
+                )
+                if plan.dead_letter and target is not None:
+                    tx.move_messages(
+                        plan.dead_letter, to_queue=target, now_ms=now, dead_lettered_from=name
+                    )
+                delivered += tx.mark_received(
+                    plan.deliver, visible_ms=now + seconds * 1000, token=token, now_ms=now
+                )
+                if not plan.dead_letter or len(delivered) >= limit:
+                    break
+        return (
+            {
+                "Messages": [
+                    self._received(queue, m, token, requested_system, requested_user)
+                    for m in delivered
+                ]
+            }
+            if delivered
+            else {}
+        )
+
+    def _received(
+        self,
+        queue: QueueRecord,
+        m: StoredMessage,
+        token: str,
+        requested_system: list[str],
+        requested_user: list[str],
+    ) -> Result:
+        out: Result = {
+            "MessageId": m.message_id,
+            "ReceiptHandle": msg.receipt_handle(m.id, token),
+            "MD5OfBody": m.md5_body,
+            "Body": m.body,
+        }
+        source = queue_arn(m.dead_lettered_from) if m.dead_lettered_from else None
+        system = msg.system_attributes(m, requested_system, fifo=queue.fifo, source_arn=source)
+        if system:
+            out["Attributes"] = system
+        chosen = msg.select_attributes(m.attributes, requested_user)
+        if chosen:
+            out["MessageAttributes"] = chosen
+            out["MD5OfMessageAttributes"] = (
+                m.md5_attributes
+                if len(chosen) == len(m.attributes)
+                else msg.md5_of_attributes(chosen)
+            )
+        return out
+
+    # -- receipt handles -------------------------------------------------------------
+
+    def delete_message(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        handle = msg.parse_receipt_handle(_required(params, "ReceiptHandle"))
+        with self.store.transaction() as tx:
+            _queue(tx, name)
+            # A stale handle (the message was received again since) deletes nothing and
+            # succeeds, as SQS documents; so does a handle of an already deleted message.
+            tx.delete_received(name, [handle])
+        return {}
+
+    def delete_message_batch(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        entries = _entries(params)
+        successful: list[Result] = []
+        failed: list[Result] = []
+        handles: list[tuple[str, tuple[int, str]]] = []
+        for entry in entries:
+            try:
+                handles.append((entry["Id"], msg.parse_receipt_handle(entry.get("ReceiptHandle"))))
+            except SqsError as refused:
+                failed.append(_failure(entry["Id"], refused))
+        with self.store.transaction() as tx:
+            _queue(tx, name)
+            tx.delete_received(name, [h for _, h in handles])
+        successful = [{"Id": i} for i, _ in handles]
+        return {"Successful": successful, "Failed": failed}
+
+    def change_message_visibility(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        with self.store.transaction() as tx:
+            _queue(tx, name)
+            self._change_visibility(tx, name, params)
+        return {}
+
+    def change_message_visibility_batch(self, params: Params) -> Result:
+        name = self.queue_name(params)
+        entries = _entries(params)
+        successful: list[Result] = []
+        failed: list[Result] = []
+        with self.store.transaction() as tx:
+            _queue(tx, name)
+            for entry in entries:
+                try:
+                    self._change_visibility(tx, name, entry)
+                    successful.append({"Id": entry["Id"]})
+                except SqsError as refused:
+                    failed.append(_failure(entry["Id"], refused))
+        return {"Successful": successful, "Failed": failed}
+
+    def _change_visibility(self, tx: Tx, name: str, entry: Params) -> None:
+        seq, token = msg.parse_receipt_handle(_required(entry, "ReceiptHandle"))
+        seconds = _int(_required(entry, "VisibilityTimeout"), "VisibilityTimeout")
+        if not 0 <= seconds <= 43_200:
+            raise invalid_parameter(
+                f"Value {seconds} for parameter VisibilityTimeout is invalid. Reason: must be "
+                "between 0 and 43200."
+            )
+        now = now_ms(self.clock)
+        message = tx.received_message(name, seq)
+        if message is None or message.receipt_token != token or message.visible_ms <= now:
+            raise SqsError(
+                "MessageNotInflight" if message is not None else "ReceiptHandleIsInvalid",
+                "Message does not exist or is not available for visibility timeout change."
+                if message is not None
+                else f'The input receipt handle "{entry["ReceiptHandle"]}" is not valid.',
+            )
+        tx.set_visible_at(name, seq, token, visible_ms=now + seconds * 1000)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def queue_name(self, params: Params) -> str:
+        return queue_name_from_url(_required(params, "QueueUrl"))
+
+
+def queue_name_from_url(url: str) -> str:
+    """The queue a QueueUrl names: its last path segment, whatever the host."""
+    path = urlsplit(url).path if "://" in url else url
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise SqsError("InvalidAddress", f"The address {url} is not valid for this endpoint.")
+    return parts[-1]
+
+
+def receive_limit(params: Params) -> int:
+    limit = _int(params.get("MaxNumberOfMessages", 1), "MaxNumberOfMessages")
+    if not 1 <= limit <= msg.MAX_RECEIVE_MESSAGES:
+        raise invalid_parameter(
+            f"Value {limit} for parameter MaxNumberOfMessages is invalid. Reason: Must be "
+            "between 1 and 10, if provided."
+        )
+    return limit
+
+
+def wait_seconds(params: Params, queue_default: int | None = None) -> int:
+    raw = params.get("WaitTimeSeconds")
+    if raw is None:
+        return queue_default or 0
+    seconds = _int(raw, "WaitTimeSeconds")
+    if not 0 <= seconds <= msg.MAX_WAIT_SECONDS:
+        raise invalid_parameter(
+            f"Value {seconds} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 "
+            "and <= 20, if provided."
+        )
+    return seconds
+
+
+def _queue(tx: Tx, name: str, *, for_update: bool = False) -> QueueRecord:
+    queue = tx.queue(name, for_update=for_update)
+    if queue is None:
+        raise no_such_queue()
+    return queue
+
+
+def _without_redrive(queue: QueueRecord) -> QueueRecord:
+    from dataclasses import replace
+
+    return replace(
+        queue, settings=replace(queue.settings, dead_letter_target=None, max_receive_count=None)
+    )
+
+
+def _check_dead_letter_target(tx: Tx, name: str, fifo: bool, settings: QueueSettings) -> None:
+    target = settings.dead_letter_target
+    if target is None:
+        return
+    found = tx.queue(target)
+    if found is None or target == name:
+        raise invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does "
+            "not exist."
+        )
+    if found.fifo != fifo:
+        raise invalid_parameter(
+            "Value for parameter RedrivePolicy is invalid. Reason: The dead-letter queue of a "
+            f"{'FIFO' if fifo else 'standard'} queue must also be a "
+            f"{'FIFO' if fifo else 'standard'} queue."
+        )
+
+
+def _required(params: Params, name: str) -> Any:
+    value = params.get(name)
+    if value is None or value == "":
+        raise missing_parameter(name)
+    return value
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise invalid_parameter(f"Value {value} for parameter {name} is invalid.") from None
+
+
+def _string_map(value: Any, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid_parameter(f"{name} must be a map of strings.")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _entries(params: Params) -> list[dict[str, Any]]:
+    entries = params.get("Entries") or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise invalid_parameter("Entries must be a list of batch entries.")
+    msg.check_batch_ids([e.get("Id") for e in entries])
+    return entries
+
+
+def _failure(entry_id: str, refused: SqsError) -> Result:
+    return {
+        "Id": entry_id,
+        "SenderFault": refused.sender_fault,
+        "Code": refused.query_code,
+        "Message": refused.message,
+    }
+
+
+def _sent(m: NewMessage, sequence: str | None) -> Result:
+    out: Result = {"MessageId": m.message_id, "MD5OfMessageBody": m.md5_body}
+    if m.md5_attributes is not None:
+        out["MD5OfMessageAttributes"] = m.md5_attributes
+    if m.md5_system_attributes is not None:
+        out["MD5OfMessageSystemAttributes"] = m.md5_system_attributes
+    if sequence is not None:
+        out["SequenceNumber"] = sequence
+    return out
+
+
+__all__ = ["FIFO_SUFFIX", "QueueService", "queue_name_from_url", "receive_limit", "wait_seconds"]

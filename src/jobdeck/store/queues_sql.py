@@ -1,0 +1,418 @@
+"""The store's queries for queues and their messages.
+
+:class:`QueueQueries` is mixed into :class:`jobdeck.store.sql.Tx`: every method runs on
+the unit of work's connection and inside its transaction. No method reads the clock,
+and none decides what SQS semantics require: ``jobdeck.queues`` does, and composes these
+primitives inside one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    cast,
+    delete,
+    func,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+
+from jobdeck.store.queue_records import (
+    NewMessage,
+    QueueCounts,
+    QueueOrigin,
+    QueueRecord,
+    QueueSettings,
+    StoredMessage,
+)
+from jobdeck.store.tables import queue_dedup, queue_messages, queues
+
+_m = queue_messages.c
+
+
+class QueueQueries:
+    """Queues, messages and FIFO deduplication, on the connection of one unit of work."""
+
+    connection: Connection
+
+    # -- queues ----------------------------------------------------------------------
+
+    def queue(self, name: str, *, for_update: bool = False) -> QueueRecord | None:
+        """The queue called ``name``. ``for_update`` locks its row until the end of the
+        transaction (PostgreSQL; SQLite's write lock already serializes writers)."""
+        query = select(queues).where(queues.c.name == name)
+        if for_update:
+            query = query.with_for_update()
+        row = self.connection.execute(query).mappings().first()
+        return None if row is None else _queue(row)
+
+    def queues(self, prefix: str = "") -> list[QueueRecord]:
+        query = select(queues).order_by(queues.c.name)
+        if prefix:
+            query = query.where(queues.c.name.startswith(prefix, autoescape=True))
+        return [_queue(row) for row in self.connection.execute(query).mappings()]
+
+    def create_queue(
+        self, name: str, *, fifo: bool, settings: QueueSettings, origin: QueueOrigin, now_ms: int
+    ) -> QueueRecord:
+        values = {
+            "name": name,
+            "fifo": fifo,
+            "origin": origin,
+            "created_ms": now_ms,
+            "modified_ms": now_ms,
+            **_settings_values(settings),
+        }
+        row = self.connection.execute(queues.insert().values(values).returning(*queues.c))
+        return _queue(row.mappings().one())
+
+    def update_queue(
+        self,
+        name: str,
+        *,
+        settings: QueueSettings,
+        now_ms: int,
+        origin: QueueOrigin | None = None,
+    ) -> QueueRecord:
+        values: dict[str, Any] = {"modified_ms": now_ms, **_settings_values(settings)}
+        if origin is not None:
+            values["origin"] = origin
+        query = update(queues).where(queues.c.name == name).values(values).returning(*queues.c)
+        return _queue(self.connection.execute(query).mappings().one())
+
+    def set_queue_origin(self, name: str, origin: QueueOrigin) -> None:
+        self.connection.execute(update(queues).where(queues.c.name == name).values(origin=origin))
+
+    def delete_queue(self, name: str) -> bool:
+        """Deletes the queue with its messages; False when there was no such queue."""
+        # Explicit deletes rather than relying on ON DELETE CASCADE alone, so that the
+        # outcome does not depend on SQLite's foreign_keys pragma of the connection.
+        self.connection.execute(delete(queue_messages).where(_m.queue == name))
+        self.connection.execute(delete(queue_dedup).where(queue_dedup.c.queue == name))
+        done = self.connection.execute(
+            delete(queues).where(queues.c.name == name).returning(queues.c.name)
+        )
+        return done.first() is not None
+
+    def dead_letter_sources(self, target: str) -> list[str]:
+        query = (
+            select(queues.c.name)
+            .where(queues.c.dead_letter_target == target)
+            .order_by(queues.c.name)
+        )
+        return list(self.connection.scalars(query))
+
+    def mark_purged(self, name: str, now_ms: int) -> None:
+        self.connection.execute(
+            update(queues).where(queues.c.name == name).values(last_purge_ms=now_ms)
+        )
+
+    def last_purge_ms(self, name: str) -> int | None:
+        value = self.connection.scalar(select(queues.c.last_purge_ms).where(queues.c.name == name))
+        return None if value is None else int(value)
+
+    # -- sending ---------------------------------------------------------------------
+
+    def insert_messages(self, queue: str, messages: Sequence[NewMessage], now_ms: int) -> list[int]:
+        """Enqueues ``messages`` in order; returns their sequence ids, in the same order."""
+        if not messages:
+            return []
+        rows = [
+            {
+                "queue": queue,
+                "message_id": m.message_id,
+                "body": m.body,
+                "attributes": m.attributes,
+                "system_attributes": m.system_attributes,
+                "md5_body": m.md5_body,
+                "md5_attributes": m.md5_attributes,
+                "md5_system_attributes": m.md5_system_attributes,
+                "sent_ms": now_ms,
+                "visible_ms": m.visible_ms,
+                "receive_count": 0,
+                "group_id": m.group_id,
+                "dedup_id": m.dedup_id,
+            }
+            for m in messages
+        ]
+        if len(rows) == 1:
+            inserted = self.connection.execute(queue_messages.insert().returning(_m.id), rows[0])
+            return [int(inserted.scalar_one())]
+        # sort_by_parameter_order: the ids come back in the order of the rows given.
+        inserted = self.connection.execute(
+            queue_messages.insert().returning(_m.id, sort_by_parameter_order=True), rows
+        )
+        return [int(row[0]) for row in inserted]
+
+    def recent_dedup(
+        self, queue: str, dedup_ids: Iterable[str], now_ms: int
+    ) -> dict[str, tuple[str, str]]:
+        """The deduplication ids among ``dedup_ids`` seen within their window, with the
+        message id and sequence number they were first sent as."""
+        wanted = sorted(set(dedup_ids))
+        if not wanted:
+            return {}
+        query = select(
+            queue_dedup.c.dedup_id, queue_dedup.c.message_id, queue_dedup.c.sequence_number
+        ).where(
+            queue_dedup.c.queue == queue,
+            queue_dedup.c.dedup_id.in_(wanted),
+            queue_dedup.c.expires_ms > now_ms,
+        )
+        return {row[0]: (row[1], row[2]) for row in self.connection.execute(query)}
+
+    def remember_dedup(
+        self, queue: str, entries: Sequence[tuple[str, str, str]], expires_ms: int
+    ) -> None:
+        """Records ``(dedup_id, message_id, sequence_number)`` until ``expires_ms``,
+        replacing an expired record of the same id."""
+        if not entries:
+            return
+        self.connection.execute(
+            delete(queue_dedup).where(
+                queue_dedup.c.queue == queue,
+                queue_dedup.c.dedup_id.in_([e[0] for e in entries]),
+            )
+        )
+        self.connection.execute(
+            queue_dedup.insert(),
+            [
+                {
+                    "queue": queue,
+                    "dedup_id": dedup_id,
+                    "message_id": message_id,
+                    "sequence_number": sequence,
+                    "expires_ms": expires_ms,
+                }
+                for dedup_id, message_id, sequence in entries
+            ],
+        )
+
+    # -- receiving -------------------------------------------------------------------
+
+    def receivable(
+        self, queue: str, *, now_ms: int, sent_after_ms: int, limit: int, fifo: bool
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` messages of ``queue`` that can be received at ``now_ms``.
+
+        Standard queues: the longest-visible first. FIFO queues: in sending order, and
+        none of a message group that has a message in flight (one receiver per group).
+        PostgreSQL skips rows that a concurrent receive has locked.
+        """
+        visible = and_(_m.queue == queue, _m.visible_ms <= now_ms, _m.sent_ms > sent_after_ms)
+        query = select(queue_messages).where(visible).limit(limit)
+        if fifo:
+            busy = select(_m.group_id).where(
+                _m.queue == queue, _m.visible_ms > now_ms, _m.receive_count > 0
+            )
+            query = query.where(_m.group_id.not_in(busy)).order_by(_m.id)
+        else:
+            query = query.order_by(_m.visible_ms, _m.id)
+        if self.connection.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [_message(row) for row in self.connection.execute(query).mappings()]
+
+    def mark_received(
+        self, ids: Sequence[int], *, visible_ms: int, token: str, now_ms: int
+    ) -> list[StoredMessage]:
+        """Counts a receive of each message and hides it until ``visible_ms``."""
+        if not ids:
+            return []
+        query = (
+            update(queue_messages)
+            .where(_m.id.in_(ids))
+            .values(
+                receive_count=_m.receive_count + 1,
+                visible_ms=visible_ms,
+                receipt_token=token,
+                first_received_ms=func.coalesce(_m.first_received_ms, now_ms),
+            )
+            .returning(*queue_messages.c)
+        )
+        found = {row["id"]: _message(row) for row in self.connection.execute(query).mappings()}
+        return [found[i] for i in ids if i in found]
+
+    def move_messages(
+        self, ids: Sequence[int], *, to_queue: str, now_ms: int, dead_lettered_from: str | None
+    ) -> int:
+        """Moves messages to another queue, visible at once, their receipt handles void.
+
+        Into a dead-letter queue the receive count and first receive stay, as in SQS;
+        back out of one (``dead_lettered_from`` None) the message starts afresh.
+        """
+        if not ids:
+            return 0
+        values: dict[str, Any] = {
+            "queue": to_queue,
+            "visible_ms": now_ms,
+            "receipt_token": None,
+            "dead_lettered_from": dead_lettered_from,
+        }
+        if dead_lettered_from is None:
+            values.update(receive_count=0, first_received_ms=None)
+        done = self.connection.execute(
+            update(queue_messages).where(_m.id.in_(ids)).values(values).returning(_m.id)
+        )
+        return len(done.all())
+
+    def dead_letters(self, queue: str, *, source: str | None = None) -> list[tuple[int, str]]:
+        """The ``(id, source queue)`` of the messages that were dead-lettered into
+        ``queue`` (from ``source`` only, when given), in sending order."""
+        query = (
+            select(_m.id, _m.dead_lettered_from)
+            .where(_m.queue == queue, _m.dead_lettered_from.is_not(None))
+            .order_by(_m.id)
+        )
+        if source is not None:
+            query = query.where(_m.dead_lettered_from == source)
+        return [(int(row[0]), str(row[1])) for row in self.connection.execute(query)]
+
+    # -- receipt handles -------------------------------------------------------------
+
+    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> set[int]:
+        """Deletes each message whose latest receipt token matches; returns their ids."""
+        if not handles:
+            return set()
+        done = self.connection.execute(
+            delete(queue_messages)
+            .where(_m.queue == queue, tuple_(_m.id, _m.receipt_token).in_(list(handles)))
+            .returning(_m.id)
+        )
+        return {int(row[0]) for row in done}
+
+    def set_visible_at(self, queue: str, message_id: int, token: str, *, visible_ms: int) -> bool:
+        """Moves the visibility of a received message (matching ``token``) to ``visible_ms``."""
+        done = self.connection.execute(
+            update(queue_messages)
+            .where(_m.id == message_id, _m.queue == queue, _m.receipt_token == token)
+            .values(visible_ms=visible_ms)
+            .returning(_m.id)
+        ).first()
+        return done is not None
+
+    def received_message(self, queue: str, message_id: int) -> StoredMessage | None:
+        row = (
+            self.connection.execute(
+                select(queue_messages).where(_m.id == message_id, _m.queue == queue)
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else _message(row)
+
+    # -- housekeeping and depth ------------------------------------------------------
+
+    def purge_messages(self, queue: str) -> int:
+        done = self.connection.execute(
+            delete(queue_messages).where(_m.queue == queue).returning(_m.id)
+        )
+        return len(done.all())
+
+    def prune_expired(self, now_ms: int) -> int:
+        """Deletes messages older than their queue's retention, and expired dedup ids."""
+        cutoff = (
+            select(_retention_cutoff(now_ms)).where(queues.c.name == _m.queue).scalar_subquery()
+        )
+        done = self.connection.execute(
+            delete(queue_messages).where(_m.sent_ms <= cutoff).returning(_m.id)
+        )
+        self.connection.execute(delete(queue_dedup).where(queue_dedup.c.expires_ms <= now_ms))
+        return len(done.all())
+
+    def queue_counts(
+        self, now_ms: int, names: Sequence[str] | None = None
+    ) -> dict[str, QueueCounts]:
+        """Visible, in-flight and delayed messages of each queue (of ``names`` if given),
+        not counting those past their retention."""
+        in_flight = and_(_m.visible_ms > now_ms, _m.receive_count > 0)
+        delayed = and_(_m.visible_ms > now_ms, _m.receive_count == 0)
+        retained = _m.sent_ms > _retention_cutoff(now_ms)
+        query = (
+            select(
+                queues.c.name,
+                func.count(_m.id).filter(and_(_m.visible_ms <= now_ms, retained)),
+                func.count(_m.id).filter(and_(in_flight, retained)),
+                func.count(_m.id).filter(and_(delayed, retained)),
+            )
+            .select_from(queues.outerjoin(queue_messages, _m.queue == queues.c.name))
+            .group_by(queues.c.name)
+            .order_by(queues.c.name)
+        )
+        if names is not None:
+            query = query.where(queues.c.name.in_(list(names)))
+        return {
+            str(row[0]): QueueCounts(visible=row[1], in_flight=row[2], delayed=row[3])
+            for row in self.connection.execute(query)
+        }
+
+
+def _retention_cutoff(now_ms: int) -> ColumnElement[int]:
+    # In 64-bit arithmetic: milliseconds since the epoch overflow PostgreSQL's integer.
+    seconds = cast(queues.c.retention_seconds, BigInteger)
+    return literal(now_ms, BigInteger) - seconds * 1000
+
+
+def _settings_values(settings: QueueSettings) -> dict[str, Any]:
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        "delay_seconds": settings.delay_seconds,
+        "retention_seconds": settings.retention_seconds,
+        "max_message_size": settings.max_message_size,
+        "receive_wait_seconds": settings.receive_wait_seconds,
+        "content_based_deduplication": settings.content_based_deduplication,
+        "dead_letter_target": settings.dead_letter_target,
+        "max_receive_count": settings.max_receive_count,
+        "extra": dict(settings.extra),
+    }
+
+
+def _queue(row: RowMapping) -> QueueRecord:
+    return QueueRecord(
+        name=row["name"],
+        fifo=bool(row["fifo"]),
+        origin=row["origin"],
+        created_ms=int(row["created_ms"]),
+        modified_ms=int(row["modified_ms"]),
+        settings=QueueSettings(
+            visibility_timeout=row["visibility_timeout"],
+            delay_seconds=row["delay_seconds"],
+            retention_seconds=row["retention_seconds"],
+            max_message_size=row["max_message_size"],
+            receive_wait_seconds=row["receive_wait_seconds"],
+            content_based_deduplication=bool(row["content_based_deduplication"]),
+            dead_letter_target=row["dead_letter_target"],
+            max_receive_count=row["max_receive_count"],
+            extra=dict(row["extra"]),
+        ),
+    )
+
+
+def _message(row: RowMapping) -> StoredMessage:
+    return StoredMessage(
+        id=int(row["id"]),
+        queue=row["queue"],
+        message_id=row["message_id"],
+        body=row["body"],
+        attributes=row["attributes"],
+        system_attributes=row["system_attributes"],
+        md5_body=row["md5_body"],
+        md5_attributes=row["md5_attributes"],
+        md5_system_attributes=row["md5_system_attributes"],
+        sent_ms=int(row["sent_ms"]),
+        visible_ms=int(row["visible_ms"]),
+        receive_count=int(row["receive_count"]),
+        first_received_ms=row["first_received_ms"],
+        receipt_token=row["receipt_token"],
+        group_id=row["group_id"],
+        dedup_id=row["dedup_id"],
+        dead_lettered_from=row["dead_lettered_from"],
+    )
