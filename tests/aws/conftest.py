@@ -79,6 +79,12 @@ VARIANTS = textwrap.dedent(
         command: [python, -m, replace]
         timeout: 10s
         overlap: cancel_other
+      queued:
+        description: At most one run waits for the one before it
+        cron: "*/5 * * * *"
+        command: [python, -m, queued]
+        timeout: 30s
+        overlap: buffer_one
       paused:
         rate: 2h
         shell: "echo paused"

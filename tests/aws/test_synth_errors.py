@@ -53,8 +53,6 @@ EXPECTED = [
     "c.yaml:15:15: error: schedules.both-days.cron: cron '0 9 1 * MON' restricts both "
     "day-of-month (1) and day-of-week (MON); AWS cron takes only one of them; split it "
     "into two schedules, one per field",
-    "c.yaml:17:71: error: schedules.buffered.overlap: 'buffer_one' is not supported by the "
-    "AWS target, which runs 'skip', 'cancel_other' and 'allow'; pick one of them",
     "c.yaml:18:72: error: schedules.slow-stop.kill_grace: longer than 120s, the most "
     "Fargate waits; lower it",
     "c.yaml:19:65: error: schedules.warm-but-long.timeout: longer than 48h, the most SSM "

@@ -29,7 +29,9 @@ def _schedule_input(assembly: Assembly, name: str) -> dict[str, Any]:
 
 
 def test_one_scheduler_schedule_per_schedule_in_its_zone(newsroom: Assembly) -> None:
-    newsroom.cdk.resource_count_is("AWS::Scheduler::Schedule", 3)
+    newsroom.cdk.resource_count_is(
+        "AWS::Scheduler::Schedule", len(newsroom.loaded.catalog.schedules)
+    )
     launcher = newsroom.logical_id(
         "AWS::StepFunctions::StateMachine", StateMachineName="newsroom-launcher"
     )
@@ -37,7 +39,7 @@ def test_one_scheduler_schedule_per_schedule_in_its_zone(newsroom: Assembly) -> 
         "AWS::Scheduler::Schedule",
         {
             "Name": "newsroom-ranking-aggregate",
-            "ScheduleExpression": "cron(0/10 * * * ? *)",
+            "ScheduleExpression": "cron(* * * * ? *)",
             "ScheduleExpressionTimezone": "Asia/Tokyo",
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "State": "ENABLED",
@@ -47,6 +49,10 @@ def test_one_scheduler_schedule_per_schedule_in_its_zone(newsroom: Assembly) -> 
     newsroom.cdk.has_resource_properties(
         "AWS::Scheduler::Schedule",
         {"Name": "newsroom-sitemap-rebuild", "ScheduleExpression": "cron(30 3 * * ? *)"},
+    )
+    newsroom.cdk.has_resource_properties(
+        "AWS::Scheduler::Schedule",
+        {"Name": "newsroom-report-export", "ScheduleExpression": "cron(0 4 ? * MON *)"},
     )
     # A rate counts elapsed time: no zone.
     newsroom.cdk.has_resource_properties(
@@ -137,6 +143,25 @@ def test_launcher_checks_overlap_and_names_runs_by_slot(newsroom: Assembly) -> N
     assert cancel["Next"] == "Start run"
 
 
+def test_buffer_one_waits_in_the_run_machine(variants: Assembly) -> None:
+    states = _machine(variants, "variants-queued")["States"]
+    assert states["Start"]["Next"] == "Find older runs"
+    find = states["Find older runs"]
+    assert find["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
+    assert find["Parameters"]["StateMachineArn.$"] == "$$.StateMachine.Id"
+    full, waiting = states["Older run?"]["Choices"]
+    assert full["Next"] == "Skipped (buffer full)"
+    assert waiting == {
+        "Variable": "$.queue.count",
+        "NumericGreaterThanEquals": 2,
+        "Next": "Wait for older run",
+    }
+    assert states["Wait for older run"]["Next"] == "Find older runs"
+    assert "Find older runs" not in _machine(variants, "variants-quick")["States"]
+    policies = json.dumps(variants.resources("AWS::IAM::Policy"))
+    assert ":stateMachine:variants-queued" in policies
+
+
 def test_cancel_other_may_stop_the_schedules_runs(variants: Assembly) -> None:
     assert _schedule_input(variants, "variants-replace")["overlap"] == "cancel_other"
     policies = json.dumps(variants.resources("AWS::IAM::Policy"))
@@ -155,8 +180,7 @@ def test_run_machine_runs_fargate_with_timeout_retry_and_notice(newsroom: Assemb
     task_definition = next(
         logical
         for logical, r in newsroom.resources("AWS::ECS::TaskDefinition").items()
-        if r["Properties"]["ContainerDefinitions"][0]["EntryPoint"][-1]
-        == "print('ranking aggregated')"
+        if r["Properties"]["ContainerDefinitions"][0]["EntryPoint"][-1] == "newsroom.batch.ranking"
     )
     assert run["Parameters"]["TaskDefinition"] == resolve(task_definition, None)
     assert run["Parameters"]["LaunchType"] == "FARGATE"
@@ -217,7 +241,7 @@ def test_task_definitions_from_image_argv_env_and_size(newsroom: Assembly) -> No
                     {
                         "Name": "run",
                         "Image": IMAGE,
-                        "EntryPoint": ["python3", "-c", "print('ranking aggregated')"],
+                        "EntryPoint": ["python3", "-m", "newsroom.batch.ranking"],
                         "Environment": Match.array_with(
                             [
                                 {"Name": "AWS_REGION", "Value": {"Ref": "AWS::Region"}},
@@ -271,7 +295,7 @@ def test_sizes_round_up_to_fargate(variants: Assembly) -> None:
 
 
 def test_worker_service_replicas_spot_and_queue_url(newsroom: Assembly) -> None:
-    queue = newsroom.logical_id("AWS::SQS::Queue", QueueName="newsroom-feed-index")
+    queue = newsroom.logical_id("AWS::SQS::Queue", QueueName="feed-index")
     newsroom.cdk.has_resource_properties(
         "AWS::ECS::Service",
         {
@@ -328,7 +352,7 @@ def test_autoscale_tracks_backlog_per_task(variants: Assembly) -> None:
         "AWS::ApplicationAutoScaling::ScalableTarget",
         {"MinCapacity": 0, "MaxCapacity": 6, "ScalableDimension": "ecs:service:DesiredCount"},
     )
-    queue = variants.logical_id("AWS::SQS::Queue", QueueName="variants-plain")
+    queue = variants.logical_id("AWS::SQS::Queue", QueueName="plain")
     policy = variants.one("AWS::ApplicationAutoScaling::ScalingPolicy")
     assert policy["PolicyType"] == "TargetTrackingScaling"
     config = policy["TargetTrackingScalingPolicyConfiguration"]
@@ -362,11 +386,11 @@ def test_autoscale_tracks_backlog_per_task(variants: Assembly) -> None:
 
 
 def test_queues_with_dead_letter_queues(newsroom: Assembly) -> None:
-    dlq = newsroom.logical_id("AWS::SQS::Queue", QueueName="newsroom-feed-index-dlq")
+    dlq = newsroom.logical_id("AWS::SQS::Queue", QueueName="feed-index-dlq")
     newsroom.cdk.has_resource_properties(
         "AWS::SQS::Queue",
         {
-            "QueueName": "newsroom-feed-index",
+            "QueueName": "feed-index",
             "VisibilityTimeout": 60,
             "MessageRetentionPeriod": 4 * 86400,
             "RedrivePolicy": {
@@ -377,16 +401,40 @@ def test_queues_with_dead_letter_queues(newsroom: Assembly) -> None:
     )
     newsroom.cdk.has_resource_properties(
         "AWS::SQS::Queue",
-        {"QueueName": "newsroom-feed-index-dlq", "MessageRetentionPeriod": 14 * 86400},
+        {"QueueName": "feed-index-dlq", "MessageRetentionPeriod": 14 * 86400},
     )
 
 
+def test_every_task_may_use_the_projects_queues_by_their_catalog_names(
+    newsroom: Assembly,
+) -> None:
+    # The example's producer and indexer find their queues by name (FEED_QUEUE,
+    # SITEMAP_QUEUE), which on AWS are the catalog's names too.
+    names = {r["Properties"]["QueueName"] for r in newsroom.resources("AWS::SQS::Queue").values()}
+    assert names == {"feed-index", "feed-index-dlq", "sitemap-updates"}
+    updates = newsroom.logical_id("AWS::SQS::Queue", QueueName="sitemap-updates")
+    producer_role = next(
+        r["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]
+        for r in newsroom.resources("AWS::ECS::TaskDefinition").values()
+        if "newsroom.workers.produce_articles"
+        in r["Properties"]["ContainerDefinitions"][0]["EntryPoint"]
+    )
+    statements = [
+        statement
+        for policy in newsroom.resources("AWS::IAM::Policy").values()
+        if {"Ref": producer_role} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    sends = [s["Resource"] for s in statements if "sqs:SendMessage" in s["Action"]]
+    assert {"Fn::GetAtt": [updates, "Arn"]} in sends
+
+
 def test_fifo_queues(variants: Assembly) -> None:
-    dlq = variants.logical_id("AWS::SQS::Queue", QueueName="variants-orders-dlq.fifo")
+    dlq = variants.logical_id("AWS::SQS::Queue", QueueName="orders-dlq.fifo")
     variants.cdk.has_resource_properties(
         "AWS::SQS::Queue",
         {
-            "QueueName": "variants-orders.fifo",
+            "QueueName": "orders.fifo",
             "FifoQueue": True,
             "ContentBasedDeduplication": True,
             "DelaySeconds": 5,
@@ -399,12 +447,12 @@ def test_fifo_queues(variants: Assembly) -> None:
         },
     )
     variants.cdk.has_resource_properties(
-        "AWS::SQS::Queue", {"QueueName": "variants-orders-dlq.fifo", "FifoQueue": True}
+        "AWS::SQS::Queue", {"QueueName": "orders-dlq.fifo", "FifoQueue": True}
     )
     variants.cdk.has_resource_properties(
         "AWS::SQS::Queue",
         {
-            "QueueName": "variants-plain",
+            "QueueName": "plain",
             "RedrivePolicy": Match.absent(),
             "FifoQueue": Match.absent(),
         },

@@ -59,6 +59,7 @@ class Deployed:
     launcher: str
     run: str  # the run machine of "quick" (overlap: skip)
     replace_run: str  # the run machine of "replace" (overlap: cancel_other)
+    queued_run: str  # the run machine of "queued" (overlap: buffer_one)
     cluster: str
     notices: str  # an SQS queue subscribed to the notices topic
     schedule_input: Callable[[str, str], dict[str, Any]]
@@ -125,6 +126,7 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
 
     run = machine("variants-quick")
     replace_run = machine("variants-replace")
+    queued_run = machine("variants-queued")
     launcher = machine("variants-launcher")
 
     def schedule_input(name: str, slot: str) -> dict[str, Any]:
@@ -135,7 +137,9 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
         given: dict[str, Any] = json.loads(text.replace("<aws.scheduler.scheduled-time>", slot))
         return given
 
-    return Deployed(sfn, ecs, sqs, launcher, run, replace_run, cluster, notices, schedule_input)
+    return Deployed(
+        sfn, ecs, sqs, launcher, run, replace_run, queued_run, cluster, notices, schedule_input
+    )
 
 
 def _clients(url: str) -> Callable[[str], Any]:
@@ -331,3 +335,37 @@ def test_cancel_other_stops_the_older_run(deployed: Deployed) -> None:
     task = _running_tasks(d, 2)[-1]
     d.ecs.stop_task(cluster=d.cluster, task=task, reason=moto_patches.EXITED_OK)
     assert _finished(d, newest)["status"] == "SUCCEEDED"
+
+
+def test_buffer_one_keeps_one_run_waiting(deployed: Deployed) -> None:
+    d = deployed
+    T3 = "2026-03-08T01:02:00Z"
+
+    def execution(name: str) -> str:
+        def found() -> str | None:
+            for e in d.sfn.list_executions(stateMachineArn=d.queued_run)["executions"]:
+                if e["name"] == name:
+                    arn: str = e["executionArn"]
+                    return arn
+            return None
+
+        arn: str = _wait(f"execution {name}", found)
+        return arn
+
+    _finished(d, _fire(d, T1, "queued"))
+    first = execution("2026-03-08T010000Z")
+    (task,) = _running_tasks(d, 1)
+    _finished(d, _fire(d, T2, "queued"))
+    second = execution("2026-03-08T010100Z")
+    _wait("the second run to wait", lambda: "Wait for older run" in _entered(d, second))
+    _finished(d, _fire(d, T3, "queued"))
+    third = _finished(d, execution("2026-03-08T010200Z"))
+    assert third["status"] == "SUCCEEDED"
+    assert json.loads(third["output"])["status"] == "skipped"
+    assert d.sfn.describe_execution(executionArn=second)["status"] == "RUNNING"
+    assert len(d.ecs.list_tasks(cluster=d.cluster)["taskArns"]) == 1
+    d.ecs.stop_task(cluster=d.cluster, task=task, reason=moto_patches.EXITED_OK)
+    assert _finished(d, first)["status"] == "SUCCEEDED"
+    later = _running_tasks(d, 2)[-1]  # the waiting run starts once the first has ended
+    d.ecs.stop_task(cluster=d.cluster, task=later, reason=moto_patches.EXITED_OK)
+    assert _finished(d, second)["status"] == "SUCCEEDED"

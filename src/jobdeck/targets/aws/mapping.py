@@ -21,7 +21,6 @@ from jobdeck.targets.aws.sizing import InvalidFargateSize, TaskSize, fargate_siz
 FARGATE_MAX_STOP = timedelta(seconds=120)
 # SSM Run Command's longest execution timeout (48 h).
 SSM_MAX_TIMEOUT = timedelta(hours=48)
-OVERLAPS_ON_AWS = ("skip", "cancel_other", "allow")
 
 
 @dataclass(frozen=True)
@@ -114,14 +113,6 @@ def _schedule(catalog: Catalog, name: str, spec: Schedule, report: _Report) -> S
         if spec.kill_grace > FARGATE_MAX_STOP:
             report.add(item, "kill_grace", "longer than 120s, the most Fargate waits; lower it")
             failed = True
-    if spec.overlap not in OVERLAPS_ON_AWS:
-        report.add(
-            item,
-            "overlap",
-            f"'{spec.overlap}' is not supported by the AWS target, which runs 'skip', "
-            "'cancel_other' and 'allow'; pick one of them",
-        )
-        failed = True
     if failed:
         return None
     zone = (spec.timezone or catalog.timezone) if spec.cron is not None else None

@@ -173,6 +173,21 @@ class Schedules(Construct):
                 resources=[machine.state_machine_arn],
             )
         )
+        if item.spec.overlap == "buffer_one":
+            # By name: the machine's own ARN in its role's policy would be a cycle.
+            machine.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:ListExecutions"],
+                    resources=[
+                        stack.format_arn(
+                            service="states",
+                            resource="stateMachine",
+                            resource_name=f"{project}-{item.name}",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
         if item.spec.overlap == "cancel_other":
             self.launcher.add_to_role_policy(
                 iam.PolicyStatement(

@@ -79,7 +79,7 @@ class JobdeckStack(Stack):
             topic_name=f"{mapped.project}-notices",
             display_name=f"jobdeck {mapped.project} failures",
         )
-        self.queues = Queues(self, "Queues", mapped.project, catalog.queues)
+        self.queues = Queues(self, "Queues", catalog.queues)
         self.tools = ToolsHost(self, "ToolsHost", vpc=self.vpc, instance_type=TOOLS_INSTANCE_TYPE)
         self.bot = SlackBot(
             self,
@@ -112,6 +112,11 @@ class JobdeckStack(Stack):
             queues=self.queues.by_name,
             log_group=self.log_group,
         )
+        for definition in [
+            *self.schedules.task_definitions.values(),
+            *(service.task_definition for service in self.workers.services.values()),
+        ]:
+            self.queues.grant_use(definition.task_role)
 
 
 def stack_name(project: str) -> str:

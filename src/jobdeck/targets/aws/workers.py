@@ -55,9 +55,6 @@ class Workers(Construct):
                 log_group=log_group,
                 environment=environment,
             )
-            if queue is not None:
-                queue.grant_consume_messages(definition.task_role)
-                queue.grant_send_messages(definition.task_role)
             desired = spec.desired_replicas if spec.enabled else 0
             service = ecs.FargateService(
                 self,

@@ -11,7 +11,9 @@ Two state machines carry SPEC section 3 onto AWS:
   made of the scheduled time.
   Step Functions keeps names unique per state machine, so a slot that Scheduler delivers
   twice never runs twice;
-* a **run machine** per ECS schedule: ``ecs:runTask.sync`` on Fargate with the catalog's
+* a **run machine** per ECS schedule: for ``overlap: buffer_one`` it first waits while
+  an older execution of itself runs, and ends as skipped when two older ones exist (one
+  running, one already waiting); then ``ecs:runTask.sync`` on Fargate with the catalog's
   timeout, ``Retry`` of ECS API errors and a relaunch loop for the provisioning failures
   that surface only in the stopped task's reason (they arrive as ``States.TaskFailed``,
   like an application failure, so a ``Choice`` on the cause tells them apart), then on
@@ -37,6 +39,9 @@ PROVISIONING_FAILURES = (
     "TaskFailedToStart",
 )
 SKIPPED_STATE = "Skipped (overlap)"
+BUFFER_FULL_STATE = "Skipped (buffer full)"
+# How often a buffered run (overlap: buffer_one) checks whether the older one has ended.
+BUFFER_POLL_SECONDS = 10
 ALREADY_RAN_STATE = "Slot already ran"
 CONTAINER_NAME = "run"
 
@@ -212,8 +217,9 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                 "scheduled_time.$": "$.scheduled_time",
                 "attempt": {"launch": 0, "failure": 0, "wait": 0},
                 "waits": backoffs(spec),
+                "self.$": "$$.Execution.Id",
             },
-            "Next": "Run task",
+            "Next": "Find older runs" if spec.overlap == "buffer_one" else "Run task",
         },
         "Run task": {
             "Type": "Task",
@@ -306,6 +312,8 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         },
         "Succeeded": {"Type": "Succeed"},
     }
+    if spec.overlap == "buffer_one":
+        states.update(_buffer_states(name))
     if launch:
         states["Run task"]["Retry"] = [
             {
@@ -326,4 +334,66 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         "Comment": f"jobdeck run of schedule {name}",
         "StartAt": "Start",
         "States": states,
+    }
+
+
+def _buffer_states(name: str) -> Asl:
+    """``overlap: buffer_one``: wait while an older run is RUNNING; skip when one is
+    already waiting too (ListExecutions lists the newest first)."""
+    return {
+        "Find older runs": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:sfn:listExecutions",
+            "Parameters": {
+                "StateMachineArn.$": "$$.StateMachine.Id",
+                "StatusFilter": "RUNNING",
+                "MaxResults": 3,
+            },
+            "ResultSelector": {"arns.$": "$.Executions[*].ExecutionArn"},
+            "ResultPath": "$.queue",
+            "Next": "Count older runs",
+        },
+        "Count older runs": {
+            "Type": "Pass",
+            "Parameters": {
+                "count.$": "States.ArrayLength($.queue.arns)",
+                # Its own execution is RUNNING too, so the list is never empty.
+                "newest.$": "States.ArrayGetItem($.queue.arns, 0)",
+            },
+            "ResultPath": "$.queue",
+            "Next": "Older run?",
+        },
+        "Older run?": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.queue.count", "NumericGreaterThanEquals": 3},
+                        {"Variable": "$.queue.newest", "StringEqualsPath": "$.self"},
+                    ],
+                    "Next": BUFFER_FULL_STATE,
+                },
+                {
+                    "Variable": "$.queue.count",
+                    "NumericGreaterThanEquals": 2,
+                    "Next": "Wait for older run",
+                },
+            ],
+            "Default": "Run task",
+        },
+        "Wait for older run": {
+            "Type": "Wait",
+            "Seconds": BUFFER_POLL_SECONDS,
+            "Next": "Find older runs",
+        },
+        BUFFER_FULL_STATE: {
+            "Type": "Pass",
+            "Parameters": {
+                "schedule": name,
+                "scheduled_time.$": "$.scheduled_time",
+                "status": "skipped",
+                "reason": "overlap",
+            },
+            "End": True,
+        },
     }
