@@ -149,9 +149,19 @@ def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[flo
     return elapsed, tally
 
 
-def report(name: str, elapsed: float, tally: Tally) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cpu: float) -> float:
     rate = tally.deleted / elapsed
     print(f"\n{name}: {tally.deleted} messages in {elapsed:.2f}s = {rate:,.0f} messages/s")
+    print(
+        f"  CPU: server {server_cpu:.2f}s ({server_cpu / tally.deleted * 1e6:.0f} us/message), "
+        f"clients {client_cpu:.2f}s ({client_cpu / tally.deleted * 1e6:.0f} us/message)"
+    )
     for call, values in sorted(tally.latencies.items()):
         ms = sorted(v * 1000 for v in values)
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
@@ -166,8 +176,11 @@ def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
         process = start(Path(tmp), port) if name == "jobdeck" else start(port)
         try:
             wait_for_port(port, process)
+            server_before, client_before = cpu_seconds(process.pid), time.process_time()
             elapsed, tally = drive(port, args.messages, args.producers, args.consumers)
-            return report(name, elapsed, tally)
+            server_cpu = cpu_seconds(process.pid) - server_before
+            client_cpu = time.process_time() - client_before
+            return report(name, elapsed, tally, server_cpu, client_cpu)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -193,7 +206,12 @@ def serve_jobdeck(store_url: str, port: int) -> None:
         finally:
             store.close()
 
-    asyncio.run(serve())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve())
+    else:
+        uvloop.run(serve())
 
 
 def main() -> None:

@@ -9,10 +9,14 @@ polling is the endpoint's business: :meth:`QueueService.receive` tries once.
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
+
+from sqlalchemy.exc import IntegrityError
 
 from jobdeck.clock import Clock
 from jobdeck.queues import messages as msg
@@ -37,6 +41,8 @@ from jobdeck.store.queue_records import (
 Params = Mapping[str, Any]
 Result = dict[str, Any]
 
+# How long a queue's settings are taken from memory before the store is read again.
+QUEUE_CACHE_S = 1.0
 # SQS allows one purge per queue per 60 seconds.
 PURGE_INTERVAL_MS = 60_000
 
@@ -50,6 +56,7 @@ class QueueService:
         self.store = store
         self.clock = clock
         self.base_url = base_url.rstrip("/")
+        self._known: dict[str, tuple[float, QueueRecord]] = {}
         self.actions: dict[str, Callable[[Params], Result]] = {
             "CreateQueue": self.create_queue,
             "GetQueueUrl": self.get_queue_url,
@@ -68,6 +75,40 @@ class QueueService:
             "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
         }
 
+    # -- the queue cache -------------------------------------------------------------
+
+    def _queue(self, tx: Tx, name: str) -> QueueRecord:
+        queue = self._queue_or_none(tx, name)
+        if queue is None:
+            raise no_such_queue()
+        return queue
+
+    def _queue_or_none(self, tx: Tx, name: str) -> QueueRecord | None:
+        """The queue, from a cache of at most QUEUE_CACHE_S: the hot actions would
+        otherwise read the queue's row on every call. Changes made through this service
+        apply at once; those of another process (an apply) within the cache's age."""
+        now = time.monotonic()
+        hit = self._known.get(name)
+        if hit is not None and now - hit[0] < QUEUE_CACHE_S:
+            return hit[1]
+        queue = tx.queue(name)
+        if queue is None:
+            self._known.pop(name, None)
+        else:
+            self._known[name] = (now, queue)
+        return queue
+
+    @contextmanager
+    def _sending(self, name: str) -> Iterator[Tx]:
+        """A transaction that enqueues: a queue deleted by another process meanwhile
+        (still in the cache) refuses the insert, which is SQS's missing queue."""
+        try:
+            with self.store.transaction() as tx:
+                yield tx
+        except IntegrityError:
+            self._known.pop(name, None)
+            raise no_such_queue() from None
+
     def url_of(self, name: str) -> str:
         return f"{self.base_url}/{LOCAL_ACCOUNT_ID}/{name}"
 
@@ -80,6 +121,7 @@ class QueueService:
         check_queue_name(name, fifo)
         settings = apply_attributes(QueueSettings(), attributes, fifo=fifo, creating=True)
         now = now_ms(self.clock)
+        self._known.pop(name, None)
         with self.store.transaction() as tx:
             _check_dead_letter_target(tx, name, fifo, settings)
             existing = tx.queue(name)
@@ -95,6 +137,7 @@ class QueueService:
                     "A queue already exists with the same name and a different value for "
                     "attribute(s) given.",
                 )
+        self._known.pop(name, None)
         return {"QueueUrl": self.url_of(name)}
 
     def get_queue_url(self, params: Params) -> Result:
@@ -124,9 +167,11 @@ class QueueService:
 
     def delete_queue(self, params: Params) -> Result:
         name = self.queue_name(params)
+        self._known.pop(name, None)
         with self.store.transaction() as tx:
             if not tx.delete_queue(name):
                 raise no_such_queue()
+        self._known.pop(name, None)
         return {}
 
     def get_queue_attributes(self, params: Params) -> Result:
@@ -144,11 +189,13 @@ class QueueService:
         attributes = _string_map(params.get("Attributes"), "Attributes")
         if not attributes:
             raise missing_parameter("Attributes")
+        self._known.pop(name, None)
         with self.store.transaction() as tx:
             queue = _queue(tx, name)
             settings = apply_attributes(queue.settings, attributes, fifo=queue.fifo, creating=False)
             _check_dead_letter_target(tx, name, queue.fifo, settings)
             tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
+        self._known.pop(name, None)
         return {}
 
     def purge_queue(self, params: Params) -> Result:
@@ -177,8 +224,8 @@ class QueueService:
 
     def send_message(self, params: Params) -> Result:
         name = self.queue_name(params)
-        with self.store.transaction() as tx:
-            queue = _queue(tx, name)
+        with self._sending(name) as tx:
+            queue = self._queue(tx, name)
             prepared = self._prepare(queue, params, now_ms(self.clock))
             (sent,) = self._enqueue(tx, queue, [prepared], now_ms(self.clock))
         return sent
@@ -194,8 +241,8 @@ class QueueService:
                 f"You have sent {total} bytes.",
             )
         failed: list[Result] = []
-        with self.store.transaction() as tx:
-            queue = _queue(tx, name)
+        with self._sending(name) as tx:
+            queue = self._queue(tx, name)
             now = now_ms(self.clock)
             ready: list[tuple[str, NewMessage]] = []
             for entry in entries:
@@ -267,7 +314,7 @@ class QueueService:
         """Inserts the messages, skipping FIFO duplicates within the window; one result
         per message, in order."""
         if not queue.fifo:
-            tx.insert_messages(queue.name, prepared, now)
+            tx.insert_messages(queue.name, prepared, now, ids=False)
             return [_sent(m, None) for m in prepared]
         seen = tx.recent_dedup(queue.name, [m.dedup_id or "" for m in prepared], now)
         fresh: list[NewMessage] = []
@@ -302,7 +349,11 @@ class QueueService:
         requested_user = list(params.get("MessageAttributeNames") or [])
         now = now_ms(self.clock)
         with self.store.transaction() as tx:
-            queue = _queue(tx, name, for_update=True)
+            queue = self._queue(tx, name)
+            if queue.fifo:
+                # PostgreSQL: one FIFO receive per queue at a time, so that two cannot
+                # both take a group that has nothing in flight.
+                queue = _queue(tx, name, for_update=True)
             seconds = queue.settings.visibility_timeout
             if visibility is not None:
                 seconds = _int(visibility, "VisibilityTimeout")
@@ -312,7 +363,7 @@ class QueueService:
                         "must be between 0 and 43200."
                     )
             target = queue.settings.dead_letter_target
-            if target is not None and tx.queue(target) is None:
+            if target is not None and self._queue_or_none(tx, target) is None:
                 target = None  # the dead-letter queue was deleted: nothing to move to
             token = secrets.token_hex(8)
             delivered: list[StoredMessage] = []
@@ -321,7 +372,8 @@ class QueueService:
                     name,
                     now_ms=now,
                     sent_after_ms=now - queue.settings.retention_seconds * 1000,
-                    limit=(limit - len(delivered)) + 10,
+                    # Room for dead letters among them, when there can be any.
+                    limit=(limit - len(delivered)) + (10 if target else 0),
                     fifo=queue.fifo,
                 )
                 plan = msg.plan_receive(
@@ -333,8 +385,12 @@ class QueueService:
                     tx.move_messages(
                         plan.dead_letter, to_queue=target, now_ms=now, dead_lettered_from=name
                     )
+                chosen = set(plan.deliver)
                 delivered += tx.mark_received(
-                    plan.deliver, visible_ms=now + seconds * 1000, token=token, now_ms=now
+                    [m for m in candidates if m.id in chosen],
+                    visible_ms=now + seconds * 1000,
+                    token=token,
+                    now_ms=now,
                 )
                 if not plan.dead_letter or len(delivered) >= limit:
                     break
@@ -383,7 +439,7 @@ class QueueService:
         name = self.queue_name(params)
         handle = msg.parse_receipt_handle(_required(params, "ReceiptHandle"))
         with self.store.transaction() as tx:
-            _queue(tx, name)
+            self._queue(tx, name)
             # A stale handle (the message was received again since) deletes nothing and
             # succeeds, as SQS documents; so does a handle of an already deleted message.
             tx.delete_received(name, [handle])
@@ -401,7 +457,7 @@ class QueueService:
             except SqsError as refused:
                 failed.append(_failure(entry["Id"], refused))
         with self.store.transaction() as tx:
-            _queue(tx, name)
+            self._queue(tx, name)
             tx.delete_received(name, [h for _, h in handles])
         successful = [{"Id": i} for i, _ in handles]
         return {"Successful": successful, "Failed": failed}
@@ -409,7 +465,7 @@ class QueueService:
     def change_message_visibility(self, params: Params) -> Result:
         name = self.queue_name(params)
         with self.store.transaction() as tx:
-            _queue(tx, name)
+            self._queue(tx, name)
             self._change_visibility(tx, name, params)
         return {}
 
@@ -419,7 +475,7 @@ class QueueService:
         successful: list[Result] = []
         failed: list[Result] = []
         with self.store.transaction() as tx:
-            _queue(tx, name)
+            self._queue(tx, name)
             for entry in entries:
                 try:
                     self._change_visibility(tx, name, entry)

@@ -8,6 +8,7 @@ primitives inside one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -122,8 +123,11 @@ class QueueQueries:
 
     # -- sending ---------------------------------------------------------------------
 
-    def insert_messages(self, queue: str, messages: Sequence[NewMessage], now_ms: int) -> list[int]:
-        """Enqueues ``messages`` in order; returns their sequence ids, in the same order."""
+    def insert_messages(
+        self, queue: str, messages: Sequence[NewMessage], now_ms: int, *, ids: bool = True
+    ) -> list[int]:
+        """Enqueues ``messages`` in order; returns their sequence ids, in the same order
+        (nothing without ``ids``, which spares reading them back)."""
         if not messages:
             return []
         rows = [
@@ -144,6 +148,9 @@ class QueueQueries:
             }
             for m in messages
         ]
+        if not ids:
+            self.connection.execute(queue_messages.insert(), rows)
+            return []
         if len(rows) == 1:
             inserted = self.connection.execute(queue_messages.insert().returning(_m.id), rows[0])
             return [int(inserted.scalar_one())]
@@ -222,24 +229,32 @@ class QueueQueries:
         return [_message(row) for row in self.connection.execute(query).mappings()]
 
     def mark_received(
-        self, ids: Sequence[int], *, visible_ms: int, token: str, now_ms: int
+        self, messages: Sequence[StoredMessage], *, visible_ms: int, token: str, now_ms: int
     ) -> list[StoredMessage]:
-        """Counts a receive of each message and hides it until ``visible_ms``."""
-        if not ids:
+        """Counts a receive of each message (read, and locked, by :meth:`receivable` in
+        this transaction) and hides it until ``visible_ms``; returns them as now stored."""
+        if not messages:
             return []
-        query = (
+        self.connection.execute(
             update(queue_messages)
-            .where(_m.id.in_(ids))
+            .where(_m.id.in_([m.id for m in messages]))
             .values(
                 receive_count=_m.receive_count + 1,
                 visible_ms=visible_ms,
                 receipt_token=token,
                 first_received_ms=func.coalesce(_m.first_received_ms, now_ms),
             )
-            .returning(*queue_messages.c)
         )
-        found = {row["id"]: _message(row) for row in self.connection.execute(query).mappings()}
-        return [found[i] for i in ids if i in found]
+        return [
+            dataclasses.replace(
+                m,
+                receive_count=m.receive_count + 1,
+                visible_ms=visible_ms,
+                receipt_token=token,
+                first_received_ms=now_ms if m.first_received_ms is None else m.first_received_ms,
+            )
+            for m in messages
+        ]
 
     def move_messages(
         self, ids: Sequence[int], *, to_queue: str, now_ms: int, dead_lettered_from: str | None
@@ -278,16 +293,15 @@ class QueueQueries:
 
     # -- receipt handles -------------------------------------------------------------
 
-    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> set[int]:
-        """Deletes each message whose latest receipt token matches; returns their ids."""
+    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> None:
+        """Deletes each message whose latest receipt token matches."""
         if not handles:
-            return set()
-        done = self.connection.execute(
-            delete(queue_messages)
-            .where(_m.queue == queue, tuple_(_m.id, _m.receipt_token).in_(list(handles)))
-            .returning(_m.id)
+            return
+        self.connection.execute(
+            delete(queue_messages).where(
+                _m.queue == queue, tuple_(_m.id, _m.receipt_token).in_(list(handles))
+            )
         )
-        return {int(row[0]) for row in done}
 
     def set_visible_at(self, queue: str, message_id: int, token: str, *, visible_ms: int) -> bool:
         """Moves the visibility of a received message (matching ``token``) to ``visible_ms``."""
