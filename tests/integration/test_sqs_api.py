@@ -13,6 +13,9 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from jobdeck.clock import SystemClock
+from jobdeck.queues.service import QueueService
+from jobdeck.store import open_store
 from tests.integration.sqs_harness import SqsServer
 
 if TYPE_CHECKING:
@@ -507,3 +510,29 @@ def test_binary_attribute_values_round_trip_as_base64_on_the_wire(sqs_server: Sq
     value = answer["Messages"][0]["MessageAttributes"]["raw"]
     assert value["DataType"] == "Binary.gz"
     assert base64.b64decode(value["BinaryValue"]) == raw
+
+
+def test_long_polling_sees_a_message_sent_by_another_process(
+    sqs: SQSClient, sqs_server: SqsServer
+) -> None:
+    url = sqs.create_queue(QueueName=unique())["QueueUrl"]
+    got: list[Any] = []
+
+    def wait() -> None:
+        got.extend(receive_all(sqs_server.client(read_timeout=60), url, WaitTimeSeconds=20))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.5)  # lets the receive start waiting; correctness does not depend on it
+    # Another process writes to the same store (here: this test, as `jobdeck` would).
+    store = open_store(sqs_server.store_url)
+    try:
+        QueueService(store, SystemClock(), sqs_server.endpoint).send_message(
+            {"QueueUrl": url, "MessageBody": "from elsewhere"}
+        )
+    finally:
+        store.close()
+    sent_at = time.monotonic()
+    waiter.join(timeout=30)
+    assert [m["Body"] for m in got] == ["from elsewhere"]
+    assert time.monotonic() - sent_at < 5

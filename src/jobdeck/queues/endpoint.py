@@ -102,12 +102,12 @@ class SqsEndpoint:
             )
         if action == "ReceiveMessage":
             return await self._receive(params)
-        result = await self._run(handler, params)
+        result = await self.run(handler, params)
         if action in _WAKING_ACTIONS:
             self.waiters.notify(self.service.queue_name(params))
         return result
 
-    async def _run(self, handler: Callable[[Params], Result], params: Params) -> Result:
+    async def run(self, handler: Callable[[Params], Result], params: Params) -> Result:
         if self.inline:
             return handler(params)
         loop = asyncio.get_running_loop()
@@ -117,25 +117,19 @@ class SqsEndpoint:
         name = self.service.queue_name(params)
         loop = asyncio.get_running_loop()
         if params.get("WaitTimeSeconds") is None:
-            queue = await self._run(self._queue_wait, params)
-            wait = int(queue["wait"])
+            wait = int((await self.run(self.service.default_wait, params))["wait"])
         else:
             wait = wait_seconds(params)
         deadline = loop.time() + wait
         while True:
             # Taken before looking, so that a send during the look is not missed.
             woken = self.waiters.current(name)
-            result = await self._run(self.service.receive, params)
+            result = await self.run(self.service.receive, params)
             remaining = deadline - loop.time()
             if result or remaining <= 0:
                 return result
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.recheck_s))
-
-    def _queue_wait(self, params: Params) -> Result:
-        with self.store.reading() as tx:
-            queue = tx.queue(self.service.queue_name(params))
-        return {"wait": queue.settings.receive_wait_seconds if queue else 0}
 
     def prune(self) -> int:
         with self.store.transaction() as tx:
@@ -226,10 +220,9 @@ def create_sqs_app(
 
 
 async def _prune_loop(endpoint: SqsEndpoint) -> None:
-    loop = asyncio.get_running_loop()
     while True:
         try:
-            await loop.run_in_executor(endpoint.executor, endpoint.prune)
+            await endpoint.run(lambda _params: {"pruned": endpoint.prune()}, {})
         except Exception:
             log.exception("pruning expired messages failed; trying again later")
         await asyncio.sleep(PRUNE_INTERVAL_S)

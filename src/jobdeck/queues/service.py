@@ -109,6 +109,17 @@ class QueueService:
             self._known.pop(name, None)
             raise no_such_queue() from None
 
+    def default_wait(self, params: Params) -> Result:
+        """The queue's ReceiveMessageWaitTimeSeconds, for a receive that gives none."""
+        name = self.queue_name(params)
+        hit = self._known.get(name)
+        if hit is not None and time.monotonic() - hit[0] < QUEUE_CACHE_S:
+            queue: QueueRecord | None = hit[1]
+        else:
+            with self.store.reading() as tx:
+                queue = self._queue_or_none(tx, name)
+        return {"wait": 0 if queue is None else queue.settings.receive_wait_seconds}
+
     def url_of(self, name: str) -> str:
         return f"{self.base_url}/{LOCAL_ACCOUNT_ID}/{name}"
 

@@ -52,7 +52,9 @@ class QueueQueries:
         transaction (PostgreSQL; SQLite's write lock already serializes writers)."""
         query = select(queues).where(queues.c.name == name)
         if for_update:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: inserting a message (whose foreign key takes a KEY SHARE
+            # lock on the queue's row) does not wait for the lock holder.
+            query = query.with_for_update(key_share=True)
         row = self.connection.execute(query).mappings().first()
         return None if row is None else _queue(row)
 
