@@ -6,13 +6,15 @@ batch. Reported per server: messages per second end to end (sent, received and
 deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
 (SQLite in WAL mode, a send acknowledged only once committed).
 
-    python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4] [--only jobdeck]
+    python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4]
+                        [--only jobdeck|moto] [--synchronous normal|full]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -52,10 +54,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float
     raise RuntimeError(f"nothing listens on port {port} after {deadline_s}s")
 
 
-def start_jobdeck(state: Path, port: int) -> subprocess.Popen[bytes]:
+def start_jobdeck(state: Path, port: int, synchronous: str) -> subprocess.Popen[bytes]:
     store = f"sqlite:///{state / 'jobdeck.db'}"
     command = [sys.executable, __file__, "--serve-jobdeck", store, "--port", str(port)]
-    return subprocess.Popen(command)
+    return subprocess.Popen([*command, "--synchronous", synchronous])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -173,7 +175,7 @@ def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cp
 def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        process = start(Path(tmp), port) if name == "jobdeck" else start(port)
+        process = start(port) if name == "moto" else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
             server_before, client_before = cpu_seconds(process.pid), time.process_time()
@@ -190,13 +192,22 @@ def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
                 process.wait()
 
 
-def serve_jobdeck(store_url: str, port: int) -> None:
+def serve_jobdeck(store_url: str, port: int, synchronous: str) -> None:
+    from sqlalchemy import event
+
     from jobdeck.clock import SystemClock
     from jobdeck.queues.endpoint import serve_sqs
     from jobdeck.store import open_store
 
+    def full(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA synchronous = FULL")
+
     async def serve() -> None:
         store = open_store(store_url)
+        if synchronous == "full":
+            # After jobdeck's own settings (NORMAL): every commit is fsynced as well.
+            event.listen(store.engine, "connect", full)
+            store.engine.dispose()
         serving = asyncio.create_task(serve_sqs(store, SystemClock(), "127.0.0.1", port))
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
         try:
@@ -222,11 +233,18 @@ def main() -> None:
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--only", choices=["jobdeck", "moto"])
+    parser.add_argument(
+        "--synchronous",
+        choices=["normal", "full"],
+        default="normal",
+        help="SQLite's synchronous setting for jobdeck: normal (jobdeck's; survives a\n"
+        "crash of the process) or full (an fsync per commit; survives power loss)",
+    )
     parser.add_argument("--serve-jobdeck", metavar="STORE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_jobdeck:
-        serve_jobdeck(args.serve_jobdeck, args.port)
+        serve_jobdeck(args.serve_jobdeck, args.port, args.synchronous)
         return
     print(
         f"{args.messages} messages of 256+ bytes, batches of {BATCH}, "
@@ -234,7 +252,8 @@ def main() -> None:
     )
     rates = {}
     if args.only in (None, "jobdeck"):
-        rates["jobdeck"] = run_server("jobdeck", start_jobdeck, args)
+        start = functools.partial(start_jobdeck, synchronous=args.synchronous)
+        rates["jobdeck"] = run_server(f"jobdeck (synchronous={args.synchronous})", start, args)
     if args.only in (None, "moto"):
         rates["moto"] = run_server("moto", start_moto, args)
     if len(rates) == 2:

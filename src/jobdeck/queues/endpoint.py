@@ -2,9 +2,8 @@
 
 Both SQS wire protocols arrive at any path: the AWS JSON 1.0 protocol of current SDKs
 (``X-Amz-Target: AmazonSQS.<Action>``) and the older query protocol (``Action=...``,
-form-encoded, XML answers). Store work runs on an executor owned by the app, never on
-the event loop: on SQLite one thread, since the database has one writer at a time and
-queueing in-process beats SQLite's sleeping busy handler; on PostgreSQL a few.
+form-encoded, XML answers). Where store work runs is explained in
+:class:`SqsEndpoint`.
 """
 
 from __future__ import annotations
@@ -88,7 +87,10 @@ class SqsEndpoint:
         # SQLite: store work runs on the event loop itself. A transaction takes well
         # under a millisecond and SQLite has one writer at a time anyway; handing each
         # one to a thread costs more (GIL hand-offs of up to the switch interval) than
-        # it saves. PostgreSQL: a few threads, so that slow round trips overlap.
+        # it saves, and the requests of this process never wait on SQLite's sleeping
+        # busy handler for each other. The price: while another process holds the
+        # write lock (an apply, a redrive), the endpoint waits with it, as briefly.
+        # PostgreSQL: a few threads, so that the network round trips overlap.
         self.inline = store.engine.dialect.name == "sqlite"
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
 

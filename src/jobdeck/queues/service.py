@@ -4,6 +4,15 @@ Both wire protocols translate to and from these shapes (those of botocore's serv
 model), so there is one implementation of each action. Each action is one transaction;
 a send returns only after its transaction has committed, hence is durable. Long
 polling is the endpoint's business: :meth:`QueueService.receive` tries once.
+
+Durability on SQLite: the store runs in WAL mode with ``synchronous=NORMAL`` (see
+``jobdeck.store.engine``). A commit has been written to the WAL, in the operating
+system's hands, before it returns, so an acknowledged message survives any crash of the
+server process, ``kill -9`` included; only a power loss or kernel crash can take the
+last commits since the WAL's previous sync. ``FULL`` would close that gap with an fsync
+per commit, which on this kind of disk costs more than the whole rest of a send; the
+queues do not ask for more than the rest of the store, whose runs and revisions carry
+the same guarantee.
 """
 
 from __future__ import annotations
