@@ -172,14 +172,14 @@ def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cp
     return rate
 
 
-def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
+def run_server(name: str, start: Any, args: argparse.Namespace, messages: int) -> float:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         process = start(port) if name == "moto" else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
             server_before, client_before = cpu_seconds(process.pid), time.process_time()
-            elapsed, tally = drive(port, args.messages, args.producers, args.consumers)
+            elapsed, tally = drive(port, messages, args.producers, args.consumers)
             server_cpu = cpu_seconds(process.pid) - server_before
             client_cpu = time.process_time() - client_before
             return report(name, elapsed, tally, server_cpu, client_cpu)
@@ -230,6 +230,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument(
+        "--moto-messages",
+        type=int,
+        default=2_000,
+        help="messages for moto, which slows down as its queue grows (default 2000)",
+    )
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--only", choices=["jobdeck", "moto"])
@@ -247,15 +253,16 @@ def main() -> None:
         serve_jobdeck(args.serve_jobdeck, args.port, args.synchronous)
         return
     print(
-        f"{args.messages} messages of 256+ bytes, batches of {BATCH}, "
+        f"messages of 256+ bytes in batches of {BATCH}, "
         f"{args.producers} producer and {args.consumers} consumer threads, {os.cpu_count()} CPUs"
     )
     rates = {}
     if args.only in (None, "jobdeck"):
         start = functools.partial(start_jobdeck, synchronous=args.synchronous)
-        rates["jobdeck"] = run_server(f"jobdeck (synchronous={args.synchronous})", start, args)
+        label = f"jobdeck (synchronous={args.synchronous})"
+        rates["jobdeck"] = run_server(label, start, args, args.messages)
     if args.only in (None, "moto"):
-        rates["moto"] = run_server("moto", start_moto, args)
+        rates["moto"] = run_server("moto", start_moto, args, args.moto_messages)
     if len(rates) == 2:
         print(f"\njobdeck / moto: {rates['jobdeck'] / rates['moto']:.1f}x")
 

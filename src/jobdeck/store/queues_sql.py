@@ -299,9 +299,12 @@ class QueueQueries:
         """Deletes each message whose latest receipt token matches."""
         if not handles:
             return
+        # ``id IN`` first: without it SQLite's planner walks the queue's whole index.
         self.connection.execute(
             delete(queue_messages).where(
-                _m.queue == queue, tuple_(_m.id, _m.receipt_token).in_(list(handles))
+                _m.id.in_([message_id for message_id, _ in handles]),
+                _m.queue == queue,
+                tuple_(_m.id, _m.receipt_token).in_(list(handles)),
             )
         )
 
