@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
 
 from jobdeck.clock import SystemClock
+from jobdeck.queues.catalog import worker_environment
 from jobdeck.queues.service import QueueService
 from jobdeck.store import open_store
 from tests.integration.sqs_harness import SqsServer, error_of, receive_all, unique
@@ -420,3 +423,17 @@ def test_long_polling_sees_a_message_sent_by_another_process(
     waiter.join(timeout=30)
     assert [m["Body"] for m in got] == ["from elsewhere"]
     assert time.monotonic() - sent_at < 5
+
+
+def test_worker_environment_alone_reaches_the_endpoint(
+    sqs_server: SqsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = unique("worker")
+    sqs_server.client().create_queue(QueueName=name)
+    for key, value in worker_environment(sqs_server.endpoint, name).items():
+        monkeypatch.setenv(key, value)
+    worker = boto3.client("sqs")  # as unchanged worker code creates it
+    url = os.environ["JOBDECK_QUEUE_URL"]
+    worker.send_message(QueueUrl=url, MessageBody="hello worker")
+    (message,) = receive_all(worker, url)
+    assert message["Body"] == "hello worker"
