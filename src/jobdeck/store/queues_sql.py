@@ -16,8 +16,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     RowMapping,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -38,6 +40,53 @@ from jobdeck.store.queue_records import (
 from jobdeck.store.tables import queue_dedup, queue_messages, queues
 
 _m = queue_messages.c
+
+# The statements of the hot path (send, receive, delete), built once with bound
+# parameters: building a Core statement and its cache key on every call costs more than
+# SQLite takes to run it.
+_INSERT_MESSAGES = queue_messages.insert()
+_VISIBLE = and_(
+    _m.queue == bindparam("queue"),
+    _m.visible_ms <= bindparam("now_ms"),
+    _m.sent_ms > bindparam("sent_after_ms"),
+)
+_RECEIVABLE_STANDARD = (
+    select(queue_messages)
+    .where(_VISIBLE)
+    .order_by(_m.visible_ms, _m.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+_RECEIVABLE_FIFO = (
+    select(queue_messages)
+    .where(
+        _VISIBLE,
+        _m.group_id.not_in(
+            select(_m.group_id).where(
+                _m.queue == bindparam("queue"),
+                _m.visible_ms > bindparam("now_ms"),
+                _m.receive_count > 0,
+            )
+        ),
+    )
+    .order_by(_m.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+_MARK_RECEIVED = (
+    update(queue_messages)
+    .where(_m.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        receive_count=_m.receive_count + 1,
+        visible_ms=bindparam("visible_ms"),
+        receipt_token=bindparam("token"),
+        first_received_ms=func.coalesce(_m.first_received_ms, bindparam("now_ms")),
+    )
+)
+# ``id IN`` first: without it SQLite's planner walks the queue's whole index.
+_DELETE_RECEIVED = delete(queue_messages).where(
+    _m.id.in_(bindparam("ids", expanding=True)),
+    _m.queue == bindparam("queue"),
+    tuple_(_m.id, _m.receipt_token).in_(bindparam("handles", expanding=True)),
+)
 
 
 class QueueQueries:
@@ -151,7 +200,7 @@ class QueueQueries:
             for m in messages
         ]
         if not ids:
-            self.connection.execute(queue_messages.insert(), rows)
+            self.connection.execute(_INSERT_MESSAGES, rows)
             return []
         if len(rows) == 1:
             inserted = self.connection.execute(queue_messages.insert().returning(_m.id), rows[0])
@@ -217,18 +266,14 @@ class QueueQueries:
         none of a message group that has a message in flight (one receiver per group).
         PostgreSQL skips rows that a concurrent receive has locked.
         """
-        visible = and_(_m.queue == queue, _m.visible_ms <= now_ms, _m.sent_ms > sent_after_ms)
-        query = select(queue_messages).where(visible).limit(limit)
-        if fifo:
-            busy = select(_m.group_id).where(
-                _m.queue == queue, _m.visible_ms > now_ms, _m.receive_count > 0
-            )
-            query = query.where(_m.group_id.not_in(busy)).order_by(_m.id)
-        else:
-            query = query.order_by(_m.visible_ms, _m.id)
+        query = _RECEIVABLE_FIFO if fifo else _RECEIVABLE_STANDARD
         if self.connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        return [_message(row) for row in self.connection.execute(query).mappings()]
+        found = self.connection.execute(
+            query,
+            {"queue": queue, "now_ms": now_ms, "sent_after_ms": sent_after_ms, "limit": limit},
+        )
+        return [_message(row) for row in found.mappings()]
 
     def mark_received(
         self, messages: Sequence[StoredMessage], *, visible_ms: int, token: str, now_ms: int
@@ -238,14 +283,13 @@ class QueueQueries:
         if not messages:
             return []
         self.connection.execute(
-            update(queue_messages)
-            .where(_m.id.in_([m.id for m in messages]))
-            .values(
-                receive_count=_m.receive_count + 1,
-                visible_ms=visible_ms,
-                receipt_token=token,
-                first_received_ms=func.coalesce(_m.first_received_ms, now_ms),
-            )
+            _MARK_RECEIVED,
+            {
+                "ids": [m.id for m in messages],
+                "visible_ms": visible_ms,
+                "token": token,
+                "now_ms": now_ms,
+            },
         )
         return [
             dataclasses.replace(
@@ -299,13 +343,13 @@ class QueueQueries:
         """Deletes each message whose latest receipt token matches."""
         if not handles:
             return
-        # ``id IN`` first: without it SQLite's planner walks the queue's whole index.
         self.connection.execute(
-            delete(queue_messages).where(
-                _m.id.in_([message_id for message_id, _ in handles]),
-                _m.queue == queue,
-                tuple_(_m.id, _m.receipt_token).in_(list(handles)),
-            )
+            _DELETE_RECEIVED,
+            {
+                "ids": [message_id for message_id, _ in handles],
+                "queue": queue,
+                "handles": list(handles),
+            },
         )
 
     def set_visible_at(self, queue: str, message_id: int, token: str, *, visible_ms: int) -> bool:
