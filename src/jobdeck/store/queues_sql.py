@@ -71,6 +71,11 @@ _RECEIVABLE_FIFO = (
     .order_by(_m.id)
     .limit(bindparam("limit", type_=Integer))
 )
+# PostgreSQL: skip the rows that a concurrent receive has locked.
+_RECEIVABLE_LOCKING = {
+    False: _RECEIVABLE_STANDARD.with_for_update(skip_locked=True),
+    True: _RECEIVABLE_FIFO.with_for_update(skip_locked=True),
+}
 _MARK_RECEIVED = (
     update(queue_messages)
     .where(_m.id.in_(bindparam("ids", expanding=True)))
@@ -266,9 +271,10 @@ class QueueQueries:
         none of a message group that has a message in flight (one receiver per group).
         PostgreSQL skips rows that a concurrent receive has locked.
         """
-        query = _RECEIVABLE_FIFO if fifo else _RECEIVABLE_STANDARD
         if self.connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+            query = _RECEIVABLE_LOCKING[fifo]
+        else:
+            query = _RECEIVABLE_FIFO if fifo else _RECEIVABLE_STANDARD
         found = self.connection.execute(
             query,
             {"queue": queue, "now_ms": now_ms, "sent_after_ms": sent_after_ms, "limit": limit},
