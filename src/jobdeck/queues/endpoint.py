@@ -92,6 +92,8 @@ class SqsEndpoint:
         # write lock (an apply, a redrive), the endpoint waits with it, as briefly.
         # PostgreSQL: a few threads, so that the network round trips overlap.
         self.inline = store.engine.dialect.name == "sqlite"
+        if self.inline:
+            self.service.pin_connection()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
 
     async def call(self, action: str, params: Params) -> Result:
@@ -134,7 +136,7 @@ class SqsEndpoint:
                 await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.recheck_s))
 
     def prune(self) -> int:
-        with self.store.transaction() as tx:
+        with self.service.transaction() as tx:
             return tx.prune_expired(now_ms(self.clock))
 
     # -- HTTP ------------------------------------------------------------------------
@@ -212,6 +214,7 @@ def create_sqs_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             endpoint.executor.shutdown(wait=True)
+            endpoint.service.close()
 
     app = Starlette(
         routes=[Route("/{path:path}", endpoint.handle, methods=["GET", "POST"])],
