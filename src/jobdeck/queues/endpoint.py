@@ -37,6 +37,8 @@ TARGET_PREFIX = "AmazonSQS."
 # How often a waiting receive looks at the store again even without a notification:
 # a message sent by another process, or one whose delay or visibility timeout ran out.
 LONG_POLL_RECHECK_S = 0.5
+# How long a stopping server lets requests in progress finish.
+SHUTDOWN_GRACE_S = 3
 # How often messages past their queue's retention are deleted.
 PRUNE_INTERVAL_S = 60.0
 
@@ -99,6 +101,9 @@ class SqsEndpoint:
         self.require_signature = require_signature
         self.recheck_s = recheck_s
         self.waiters = Waiters()
+        # Whoever runs the app says when it is stopping: waiting long polls then answer
+        # (empty) at their next look instead of holding the shutdown.
+        self.stopping: Callable[[], bool] = lambda: False
         # SQLite: store work runs on the event loop itself. A transaction takes well
         # under a millisecond and SQLite has one writer at a time anyway; handing each
         # one to a thread costs more (GIL hand-offs of up to the switch interval) than
@@ -151,7 +156,7 @@ class SqsEndpoint:
             woken = self.waiters.current(name)
             result = await self.run(self.service.receive, params)
             remaining = deadline - loop.time()
-            if result or remaining <= 0:
+            if result or remaining <= 0 or self.stopping():
                 return result
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.recheck_s))
@@ -266,9 +271,19 @@ async def serve_sqs(
     """Serves the endpoint on ``host:port`` until cancelled (or uvicorn is told to exit)."""
     app = create_sqs_app(store, clock, base_url=base_url or f"http://{host}:{port}")
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Waiting long polls answer within LONG_POLL_RECHECK_S of a shutdown; anything
+        # still running after this is cut: a receive answered to nobody only hides its
+        # messages for their visibility timeout, and SDKs retry a dropped connection.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
+    endpoint_of(app).stopping = lambda: server.should_exit
     serving = asyncio.create_task(server.serve(), name="jobdeck-sqs-server")
     try:
         while not server.started:
