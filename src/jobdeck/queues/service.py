@@ -20,6 +20,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -319,9 +320,9 @@ class QueueService:
         now = now_ms(self.clock)
         with self.transaction() as tx:
             queue = self._queue(tx, name)
-            if queue.fifo:
-                # PostgreSQL: one FIFO receive per queue at a time, so that two cannot
-                # both take a group that has nothing in flight.
+            if queue.fifo and tx.connection.dialect.name == "postgresql":
+                # One FIFO receive per queue at a time, so that two cannot both take a
+                # group that has nothing in flight (SQLite's write lock does this).
                 queue = _queue(tx, name, for_update=True)
             seconds = queue.settings.visibility_timeout
             if visibility is not None:
@@ -486,8 +487,6 @@ def _queue(tx: Tx, name: str, *, for_update: bool = False) -> QueueRecord:
 
 
 def _without_redrive(queue: QueueRecord) -> QueueRecord:
-    from dataclasses import replace
-
     return replace(
         queue, settings=replace(queue.settings, dead_letter_target=None, max_receive_count=None)
     )
