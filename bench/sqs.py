@@ -7,7 +7,7 @@ deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
 (SQLite in WAL mode, a send acknowledged only once committed).
 
     python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4]
-                        [--only jobdeck|moto] [--synchronous normal|full]
+                        [--only jobdeck|moto] [--synchronous normal|full] [--store URL]
 """
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float
     raise RuntimeError(f"nothing listens on port {port} after {deadline_s}s")
 
 
-def start_jobdeck(state: Path, port: int, synchronous: str) -> subprocess.Popen[bytes]:
-    store = f"sqlite:///{state / 'jobdeck.db'}"
+def start_jobdeck(
+    state: Path, port: int, synchronous: str, store: str | None
+) -> subprocess.Popen[bytes]:
+    store = store or f"sqlite:///{state / 'jobdeck.db'}"
     command = [sys.executable, __file__, "--serve-jobdeck", store, "--port", str(port)]
     return subprocess.Popen([*command, "--synchronous", synchronous])
 
@@ -246,6 +248,11 @@ def main() -> None:
         help="SQLite's synchronous setting for jobdeck: normal (jobdeck's; survives a\n"
         "crash of the process) or full (an fsync per commit; survives power loss)",
     )
+    parser.add_argument(
+        "--store",
+        help="run jobdeck on this store (e.g. an empty PostgreSQL database) instead of a\n"
+        "fresh SQLite file",
+    )
     parser.add_argument("--serve-jobdeck", metavar="STORE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,8 +265,12 @@ def main() -> None:
     )
     rates = {}
     if args.only in (None, "jobdeck"):
-        start = functools.partial(start_jobdeck, synchronous=args.synchronous)
-        label = f"jobdeck (synchronous={args.synchronous})"
+        start = functools.partial(start_jobdeck, synchronous=args.synchronous, store=args.store)
+        label = (
+            "jobdeck ("
+            + ("PostgreSQL" if args.store else f"SQLite, synchronous={args.synchronous}")
+            + ")"
+        )
         rates["jobdeck"] = run_server(label, start, args, args.messages)
     if args.only in (None, "moto"):
         rates["moto"] = run_server("moto", start_moto, args, args.moto_messages)
