@@ -473,7 +473,7 @@ class QueueService:
             )
         tx.set_visible_at(name, seq, token, visible_ms=now + seconds * 1000)
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------
 
     def queue_name(self, params: Params) -> str:
         return queue_name_from_url(required(params, "QueueUrl"))
