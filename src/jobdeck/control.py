@@ -20,6 +20,7 @@ from jobdeck.catalog.load import LoadedCatalog
 from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS
 from jobdeck.catalog.plan import Plan, make_plan
 from jobdeck.clock import Clock
+from jobdeck.queues.catalog import sync_catalog_queues
 from jobdeck.store import RevisionConflict, Store, Tx
 from jobdeck.store.records import AuditEntry, Revision, Suspension, Via
 
@@ -90,14 +91,19 @@ class Control:
         *,
         git: str | None = None,
         expected: Plan | None = None,
-        steps: Sequence[ApplyStep] = (),
+        steps: Sequence[ApplyStep] | None = None,
     ) -> Revision | None:
         """Record the catalog as a new revision, atomically; None when nothing changes.
+
+        ``steps`` run inside the same transaction; by default the catalog's queues (with
+        their dead-letter queues) are created or updated, so they exist once applied.
 
         ``expected`` is the plan the user approved: when the applied state moved in the
         meantime (another apply), the apply is refused instead of applying something else.
         """
         document = loaded.catalog.model_dump(mode="json")
+        if steps is None:
+            steps = (sync_catalog_queues,)
         for _ in range(5):
             try:
                 return self._apply_once(loaded, document, git, expected, steps)

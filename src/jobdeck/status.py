@@ -25,10 +25,13 @@ def collect_status(
     suspensions: list[Suspension],
     now: datetime,
     queue_counts: Mapping[str, QueueCounts] | None = None,
+    worker_live: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``queue_counts`` (by wire name, as :meth:`Tx.queue_counts` gives them) adds each
     catalog queue's visible, in-flight and dead-lettered messages; without it they are
-    None (unknown)."""
+    None (unknown). ``worker_live`` (as :meth:`Tx.worker_overview` or the supervisor's
+    ``overview()`` give it) adds each worker's running replicas, restarts, last exit and
+    autoscale decision, and the desired count the supervisor works to."""
     if revision is None:
         return {
             "revision": None,
@@ -67,9 +70,14 @@ def collect_status(
             "queue": spec.queue,
             "enabled": spec.enabled,
             "suspension": suspended.get(("worker", name)),
+            **_worker_live(None if worker_live is None else worker_live.get(name)),
         }
         for name, spec in catalog.workers.items()
     ]
+    for worker in workers:
+        if worker["supervised_desired"] is not None:
+            worker["desired"] = worker["supervised_desired"]
+        del worker["supervised_desired"]
     commands = [
         {
             "name": name,
@@ -105,6 +113,24 @@ def collect_status(
         "commands": commands,
         "queues": queues,
         "pools": pools,
+    }
+
+
+def _worker_live(live: Mapping[str, Any] | None) -> dict[str, Any]:
+    if live is None:
+        return {
+            "supervised_desired": None,
+            "running": None,
+            "restarts": None,
+            "last_exit": None,
+            "autoscale_decision": None,
+        }
+    return {
+        "supervised_desired": live.get("desired"),
+        "running": live.get("running"),
+        "restarts": live.get("restarts"),
+        "last_exit": live.get("last_exit"),
+        "autoscale_decision": live.get("decision"),
     }
 
 

@@ -132,6 +132,6 @@ def test_the_queues_migration_can_be_undone_and_redone(service: QueueService, st
         command.downgrade(alembic_config(connection), "0002")
     assert current_revision(store.engine) == "0002"
     upgrade(store.engine)
-    assert current_revision(store.engine) == head_revision() == "0003"
+    assert current_revision(store.engine) == head_revision()
     with store.reading() as tx:
         assert tx.queues() == []

@@ -148,9 +148,9 @@ def test_the_example_loads_with_its_defaults() -> None:
     catalog = load_catalog(EXAMPLE).catalog
     assert catalog.counts() == {
         "pools": 2,
-        "queues": 1,
-        "schedules": 3,
-        "workers": 1,
+        "queues": 2,
+        "schedules": 5,
+        "workers": 2,
         "commands": 1,
     }
     sitemap = catalog.schedules["sitemap-rebuild"]

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from jobdeck.cli import catalog_cmds, ops_cmds, queue_cmds
+from jobdeck.cli import (
+    catalog_cmds,
+    deploy_cmds,
+    exec_cmds,
+    ops_cmds,
+    queue_cmds,
+    run_cmds,
+    serve_cmds,
+)
 from jobdeck.cli.context import Settings
 
 app = typer.Typer(
@@ -43,7 +51,11 @@ def main_options(
 
 catalog_cmds.register(app)
 ops_cmds.register(app)
+exec_cmds.register(app)
+run_cmds.register(app)
+serve_cmds.register(app)
 queue_cmds.register(app)
+deploy_cmds.register(app)
 
 
 def main() -> None:

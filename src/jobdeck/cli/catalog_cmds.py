@@ -24,8 +24,7 @@ from jobdeck.cli.context import (
     store,
     table,
 )
-from jobdeck.control import ApplyStep, git_describe
-from jobdeck.queues.catalog import sync_catalog_queues
+from jobdeck.control import git_describe
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.records import Revision
@@ -33,7 +32,6 @@ from jobdeck.store.records import Revision
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 # What changes in the store together with each applied revision.
-APPLY_STEPS: tuple[ApplyStep, ...] = (sync_catalog_queues,)
 
 
 def register(app: typer.Typer) -> None:
@@ -95,9 +93,7 @@ def apply(
             answer = typer.prompt("\nApply these changes? Only 'yes' applies", default="")
             if answer.strip() != "yes":
                 fail("apply cancelled; nothing was changed", EXIT_REFUSED)
-        revision = ctl.apply(
-            loaded, git=git_describe(loaded.path), expected=shown, steps=APPLY_STEPS
-        )
+        revision = ctl.apply(loaded, git=git_describe(loaded.path), expected=shown)
     if revision is not None:
         typer.echo(f"\nApplied revision {revision.number} ({revision.catalog_sha256[:12]}).")
 

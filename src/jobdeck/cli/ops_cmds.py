@@ -69,7 +69,8 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         now = datetime.now(UTC)
         with opened.reading() as tx:
             depth = tx.queue_counts(int(now.timestamp() * 1000))
-        report = collect_status(opened.latest_revision(), opened.suspensions(now), now, depth)
+            live = tx.worker_overview()
+        report = collect_status(opened.latest_revision(), opened.suspensions(now), now, depth, live)
     if as_json:
         print_json(report)
         return
@@ -89,8 +90,20 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         ),
         (
             "Workers",
-            ("NAME", "DESIRED", "QUEUE", "STATE"),
-            [(w["name"], _desired(w), w["queue"], _state(w)) for w in report["workers"]],
+            ("NAME", "DESIRED", "RUNNING", "RESTARTS", "LAST EXIT", "QUEUE", "SCALING", "STATE"),
+            [
+                (
+                    w["name"],
+                    _desired(w),
+                    w["running"],
+                    w["restarts"],
+                    _last_exit(w["last_exit"]),
+                    w["queue"],
+                    _scaling(w["autoscale_decision"]),
+                    _state(w),
+                )
+                for w in report["workers"]
+            ],
         ),
         (
             "Commands",
@@ -174,8 +187,31 @@ def _state(item: dict[str, Any]) -> str:
 def _desired(worker: dict[str, Any]) -> str:
     scale = worker["autoscale"]
     if scale:
-        return f"{scale['min']}..{scale['max']} (autoscale)"
+        return f"{worker['desired']} of {scale['min']}..{scale['max']} (autoscale)"
     return str(worker["desired"]) + (" (singleton)" if worker["singleton"] else "")
+
+
+def _last_exit(last: dict[str, Any] | None) -> str | None:
+    """``run 12 failed exit 1 at ...; restart in 4s``: a crash loop at a glance."""
+    if not last:
+        return None
+    how = f"exit {last['exit_code']}" if last.get("exit_code") is not None else last["reason"]
+    return (
+        f"run {last['run']} {last['status']} ({how}) at {last['at']}; "
+        f"restart in {last['restart_in_s']:g}s"
+    )
+
+
+def _scaling(decision: dict[str, Any] | None) -> str | None:
+    """The latest autoscale decision; for a singleton, a lease that another engine holds."""
+    if not decision:
+        return None
+    shown = []
+    if "action" in decision:
+        shown.append(f"{decision['action']} -> {decision['desired']}: {decision['reason']}")
+    if "lease" in decision:
+        shown.append(f"waiting for the lease: {decision['lease']}")
+    return "; ".join(shown) or None
 
 
 def _detail(detail: dict[str, Any]) -> str:

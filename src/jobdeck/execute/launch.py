@@ -63,7 +63,7 @@ def launch(
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / SPEC_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run")
-    write_json_atomic(run_dir / SPEC_FILE, spec.to_json())
+    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
     with open(run_dir / SHIM_LOG_FILE, "ab") as shim_log:
         # The shim forks and this direct child exits at once, so waiting here is brief
         # and leaves no zombie behind; the shim itself is adopted by init.
@@ -140,7 +140,7 @@ def cancel(run_dir: Path, grace: float) -> bool:
     if info is None or info.boot_id != boot_id() or (run_dir / RESULT_FILE).exists():
         return False
     if is_alive(info.shim_pid, info.shim_start):
-        write_json_atomic(run_dir / CANCEL_FILE, {"grace": grace})
+        write_json_atomic(run_dir / CANCEL_FILE, {"grace": grace}, durable=False)
         try:
             os.kill(info.shim_pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -237,7 +237,7 @@ class Shim:
     # -- the whole run --------------------------------------------------------------
 
     def run(self) -> int:
-        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(self.info))
+        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(self.info), durable=False)
         wake_r = self._install_signals()
         log = CappedLog(self.run_dir / LOG_FILE, self.spec.log_cap)
         run_group = Path(self.iso.run_cgroup) if self.iso.run_cgroup else None
@@ -266,7 +266,7 @@ class Shim:
             pgid=pid,
             started_at=self.started_at,
         )
-        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(info))
+        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(info), durable=False)
         try:
             returncode = self._supervise(log, log_r, wake_r)
         except BaseException as exc:

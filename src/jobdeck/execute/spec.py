@@ -202,20 +202,27 @@ class RunResult:
         )
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = True) -> None:
     """Write ``data`` so that a reader sees either nothing or the whole file.
 
     Temp file in the same directory, fsync, rename, then fsync the directory so the
-    rename itself survives a crash.
+    rename itself survives a crash. ``durable=False`` skips both fsyncs, for files
+    whose only readers are processes of this boot (the rename is still atomic for
+    them): a power loss ends every run anyway, and fsync costs milliseconds on the
+    path that starts a run.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # Unique per call, not per process: two threads may write the same file at once.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
+    if not durable:
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -43,6 +43,7 @@ from jobdeck.store.records import (
 )
 from jobdeck.store.runs_sql import RunQueries
 from jobdeck.store.tables import as_utc, audit_entries, revisions, suspensions
+from jobdeck.store.workers_sql import WorkerQueries
 
 __all__ = ["NotFound", "RevisionConflict", "Store", "StoreError", "Tx", "open_store"]
 
@@ -172,11 +173,12 @@ class Store:
             return tx.last_runs(jobs)
 
 
-class Tx(RunQueries, QueueQueries):
+class Tx(RunQueries, QueueQueries, WorkerQueries):
     """The operations of one unit of work, all on one connection and transaction.
 
     The queries for runs and fires come from :class:`RunQueries`, those for queues
-    and messages from :class:`QueueQueries`.
+    and messages from :class:`QueueQueries`, those for workers (leases, states,
+    events) from :class:`WorkerQueries`.
     """
 
     def __init__(self, connection: Connection) -> None:

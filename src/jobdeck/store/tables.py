@@ -177,6 +177,18 @@ fires = Table(
     PrimaryKeyConstraint("schedule", "nominal_time"),
 )
 
+# One row per request that may start a command run (a chat request, a click of Run),
+# keyed by what identifies it across retries: Slack resends the same request when an
+# answer is late, and a double click sends two. The key is the primary key, so only
+# one of them ever wins, whichever engine process receives it.
+invocation_keys = Table(
+    "invocation_keys",
+    metadata,
+    Column("key", String(NAME_LENGTH), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL"), nullable=True),
+    Index(None, "created_at"),
+)
 
 # -- queues (the SQS-compatible endpoint) ---------------------------------------------
 
@@ -262,4 +274,45 @@ queue_dedup = Table(
     Column("sequence_number", String(40), nullable=False),
     Column("expires_ms", Millis, nullable=False),
     PrimaryKeyConstraint("queue", "dedup_id"),
+)
+
+# -- workers (the supervisor of resident worker processes) ------------------------------
+
+# A singleton worker's lease: taken before its process starts and given back only once
+# that process is confirmed gone, so no restart, apply or engine restart ever has two of
+# them alive. The primary key is the worker: there is one holder at most, by construction.
+worker_leases = Table(
+    "worker_leases",
+    metadata,
+    Column("worker", String(NAME_LENGTH), primary_key=True),
+    # The run of the holding process; not a foreign key: pruning runs never frees a lease.
+    Column("holder_run", Integer, nullable=False),
+    Column("holder_host", String(NAME_LENGTH), nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    # Renewed by the holding engine; another engine may take an expired lease over.
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# What the supervisor last decided for each worker, for `jobdeck status` and the API.
+worker_states = Table(
+    "worker_states",
+    metadata,
+    Column("worker", String(NAME_LENGTH), primary_key=True),
+    Column("desired", Integer, nullable=False),
+    Column("restarts", Integer, nullable=False),
+    Column("last_exit", JSONDocument, nullable=True),
+    Column("decision", JSONDocument, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# The supervisor's decisions, oldest first: scaling, restarts with their backoff, stops.
+worker_events = Table(
+    "worker_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("worker", String(NAME_LENGTH), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    Index(None, "worker", "id"),
 )

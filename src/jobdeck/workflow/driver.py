@@ -1,96 +1,52 @@
-"""The run driver: every run of a schedule goes through here, timed or manual.
+"""The run driver: every run of a schedule or a command goes through here.
 
-fire -> (suspension, overlap) -> a run record -> wait for pool room -> launch -> watch ->
-record the outcome -> retry or not -> notify. The decisions are the pure functions of
-:mod:`jobdeck.workflow.decisions`; this module only applies them to the store and the
-executor. All of it runs in the event loop's thread; runs that are waiting live in the
-store (``pending``), so a restarted engine finds them again.
+fire / run_now / run_command -> (suspension, overlap) -> a run record -> wait for pool
+room -> launch -> watch -> record the outcome -> retry or not -> notify. The decisions are
+the pure functions of :mod:`jobdeck.workflow.decisions`; the waiting, launching and
+outcomes are :mod:`jobdeck.workflow.dispatch`; this module decides what a request
+becomes, and adopts the runs an earlier engine left running. Runs that are waiting live
+in the store (``pending``), so a restarted engine finds them again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from jobdeck.catalog.model import Catalog, Schedule
-from jobdeck.clock import Clock
-from jobdeck.execute import RunResult
-from jobdeck.store import Store, Tx
-from jobdeck.store.records import Run, RunStatus, Trigger
-from jobdeck.workflow.decisions import (
-    ActiveRun,
-    RetryState,
-    decide_overlap,
-    decide_retry,
-)
-from jobdeck.workflow.executor import DEFAULT_POOL, Executor
+from jobdeck.catalog.model import Schedule
+from jobdeck.store import Tx
+from jobdeck.store.records import Run, Trigger
+from jobdeck.workflow.decisions import ActiveRun, decide_overlap
+from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify, Waiting
+from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
+
+__all__ = ["NOTIFY_STATUSES", "Applied", "Notify", "RunDriver", "RunRefused", "Waiting"]
 
 log = logging.getLogger(__name__)
 
-NOTIFY_STATUSES = ("failed", "timed_out", "lost")
-# Notify(targets, run, log tail) is called after a run ends badly; it must not block.
-Notify = Callable[[list[str], Run, str], None]
+# Kinds of runs this driver owns (workers have their own supervisor).
+DRIVEN_KINDS = ("schedule", "command")
 
 
 class RunRefused(Exception):
-    """A manual run that cannot start: unknown, disabled or suspended schedule."""
+    """A run that cannot start: unknown, disabled or suspended schedule or command."""
 
 
-@dataclass(frozen=True)
-class Applied:
-    """The revision the engine runs, and where relative workdirs resolve."""
-
-    revision: int
-    catalog: Catalog
-    base_dir: Path
-
-
-@dataclass
-class _Waiting:
-    run: Run
-    not_before: datetime | None = None
-    exclusive: bool = False  # waits until no other run of its job is running
-    shown: str | None = field(default=None)  # the waiting reason last recorded
-
-
-class RunDriver:
-    def __init__(
-        self,
-        store: Store,
-        clock: Clock,
-        executor: Executor,
-        *,
-        host: str,
-        notify: Notify | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
-    ) -> None:
-        self.store = store
-        self.clock = clock
-        self.executor = executor
-        self.host = host
-        self.notify = notify
-        self.on_error = on_error
-        self.applied: Applied | None = None
-        self.running: dict[int, Run] = {}
-        self.waiting: dict[int, _Waiting] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-
+class RunDriver(Dispatcher):
     # -- configuration ----------------------------------------------------------------
 
     def load(self, applied: Applied) -> None:
+        self._bind()
         self.applied = applied
+        self._flush_deferred()
         self._pump()
 
     def schedule(self, name: str) -> Schedule | None:
         return self.applied.catalog.schedules.get(name) if self.applied else None
 
-    # -- starting runs ------------------------------------------------------------------
+    # -- schedule runs ----------------------------------------------------------------
 
     def fire(self, name: str, nominal: datetime, trigger: Trigger = "schedule") -> Run | None:
         """A timed fire (or a catch-up of a missed one). None when another engine, or an
@@ -105,23 +61,34 @@ class RunDriver:
                 return None
             run = self._decide(tx, name, spec, trigger, nominal, now, {"lateness_ms": lateness_ms})
             tx.attach_fire(name, nominal, run.id)
-        self._after_create(run)
+        self._enqueue(run)
         return run
 
     def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
         """Missed slots that catch-up does not run are recorded, never dropped."""
         now = self.clock.now()
-        suspended = self._suspended(name, now)
+        suspended = self._suspended("schedule", name, now)
         reason = "suspended" if suspended else "missed"
         spec = self.schedule(name)
         with self.store.transaction() as tx:
             for slot in slots:
                 if tx.claim_fire(name, slot, decided_at=now, host=self.host):
-                    run = self._record(tx, name, "catchup", "skipped", reason, slot, now, spec)
+                    run = self._record(
+                        tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec
+                    )
                     tx.attach_fire(name, slot, run.id)
             if summary:
                 self._record(
-                    tx, name, "catchup", "skipped", reason, None, now, spec, detail=summary
+                    tx,
+                    "schedule",
+                    name,
+                    "catchup",
+                    "skipped",
+                    reason,
+                    None,
+                    now,
+                    spec,
+                    detail=summary,
                 )
         if spec is not None and self.notify and reason == "missed" and (slots or summary):
             count = len(slots) + int(summary.get("missed_slots", 0))
@@ -135,7 +102,7 @@ class RunDriver:
                 reason="missed",
                 detail={"missed_slots": count},
             )
-            self.notify(list(spec.notify), notice, "")
+            self._send(list(spec.notify), notice, "")
 
     def run_now(
         self,
@@ -148,8 +115,10 @@ class RunDriver:
         spec = self.schedule(name)
         if spec is None:
             raise RunRefused(f"no schedule named {name!r} in the applied revision")
+        if not spec.enabled:
+            raise RunRefused(f"schedule {name} is disabled (enabled: false in the catalog)")
         now = self.clock.now()
-        held = self._suspended(name, now)
+        held = self._suspended("schedule", name, now)
         if held:
             raise RunRefused(f"schedule {name} is suspended: {held}")
         with self.store.transaction() as tx:
@@ -160,11 +129,11 @@ class RunDriver:
                 trigger,
                 None,
                 now,
-                {},
+                {"requested_at": iso(now)},
                 requested_by=requested_by,
                 ignore_overlap=ignore_overlap,
             )
-        self._after_create(run)
+        self._enqueue(run)
         return run
 
     def _decide(
@@ -180,340 +149,136 @@ class RunDriver:
         requested_by: str | None = None,
         ignore_overlap: bool = False,
     ) -> Run:
-        if self._suspended(name, now, tx):
-            return self._record(
-                tx, name, trigger, "skipped", "suspended", nominal, now, spec, detail=detail
-            )
-        active = tx.active_runs(job=name, kind="schedule")
-        policy = "allow" if ignore_overlap else spec.overlap
-        decision = decide_overlap(policy, [ActiveRun(r.id, r.status == "pending") for r in active])
-        if decision.action == "skip":
-            blocking = [r.id for r in active]
+        def record(status: Any, reason: str | None, extra: Mapping[str, Any]) -> Run:
             return self._record(
                 tx,
+                "schedule",
                 name,
                 trigger,
-                "skipped",
-                "overlap",
+                status,
+                reason,
                 nominal,
                 now,
                 spec,
-                detail={**detail, "active_runs": blocking},
+                detail={**detail, **extra},
+                requested_by=requested_by,
             )
-        extra: dict[str, Any] = {}
+
+        if self._suspended("schedule", name, now, tx):
+            return record("skipped", "suspended", {})
+        active = tx.active_runs(job=name, kind="schedule")
+        policy = "allow" if ignore_overlap else spec.overlap
+        # A run already handed to the executor is still pending in the store while its
+        # launch is in flight; it is running for the overlap decision.
+        decision = decide_overlap(
+            policy,
+            [ActiveRun(r.id, r.status == "pending" and r.id not in self.running) for r in active],
+        )
+        if decision.action == "skip":
+            return record("skipped", "overlap", {"active_runs": [r.id for r in active]})
         if decision.action == "buffer":
-            extra = {"buffered": True, "exclusive": True}
-        elif decision.action == "cancel_and_start":
-            extra = {"cancels": list(decision.cancel), "exclusive": True}
-        return self._record(
-            tx,
-            name,
-            trigger,
-            "pending",
-            None,
-            nominal,
-            now,
-            spec,
-            detail={**detail, **extra},
-            requested_by=requested_by,
-        )
+            return record("pending", None, {"buffered": True, "exclusive": True})
+        if decision.action == "cancel_and_start":
+            return record("pending", None, {"cancels": list(decision.cancel), "exclusive": True})
+        return record("pending", None, {})
 
-    def _record(
+    # -- command runs -----------------------------------------------------------------
+
+    def run_command(
         self,
-        tx: Tx,
         name: str,
-        trigger: Trigger,
-        status: RunStatus,
-        reason: str | None,
-        nominal: datetime | None,
-        now: datetime,
-        spec: Schedule | None,
+        argv: Sequence[str],
         *,
+        trigger: Trigger,
+        requested_by: str | None,
         detail: Mapping[str, Any] | None = None,
-        requested_by: str | None = None,
-        attempt: int = 1,
-        retry_of: int | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Run:
-        return tx.create_run(
-            job=name,
-            kind="schedule",
-            trigger=trigger,
-            status=status,
-            created_at=now,
-            reason=reason,
-            attempt=attempt,
-            scheduled_for=nominal,
-            pool=(spec.pool or DEFAULT_POOL) if spec else None,
-            revision=self.applied.revision if self.applied else None,
-            retry_of=retry_of,
-            requested_by=requested_by,
-            host=self.host,
-            detail=dict(detail or {}),
-        )
+        """A run of the command ``name`` with ``argv`` already rendered from its params
+        (each param one whole argv element; no shell ever sees them).
 
-    def _after_create(self, run: Run) -> None:
-        if run.status != "pending":
-            return
-        for victim in run.detail.get("cancels", []):
-            self._spawn(self._cancel(victim))
-        self.waiting[run.id] = _Waiting(run, _not_before(run), bool(run.detail.get("exclusive")))
-        self._pump()
+        It runs in the command's pool with its memory and timeout, waits for the pool's
+        ``max_concurrency`` like any run, and is not retried: the caller is answered with
+        its outcome. ``detail`` may carry ``requested_at`` (ISO) when the request arrived
+        earlier than this call, so that ``dispatch_ms`` covers the whole way.
+        """
+        spec = self.applied.catalog.commands.get(name) if self.applied else None
+        if spec is None:
+            raise RunRefused(f"no command named {name!r} in the applied revision")
+        if not spec.enabled:
+            raise RunRefused(f"command {name} is disabled (enabled: false in the catalog)")
+        if not argv or not all(isinstance(arg, str) for arg in argv):
+            raise ValueError("argv must be a non-empty list of strings")
+        now = self.clock.now()
+        held = self._suspended("command", name, now)
+        if held:
+            raise RunRefused(f"command {name} is suspended: {held}")
+        recorded = {"requested_at": iso(now), **(detail or {}), "argv": list(argv)}
+        with self.store.transaction() as tx:
+            run = self._record(
+                tx,
+                "command",
+                name,
+                trigger,
+                "pending",
+                None,
+                None,
+                now,
+                spec,
+                detail=recorded,
+                requested_by=requested_by,
+                params=params,
+            )
+        self._enqueue(run)
+        return run
 
-    def _suspended(self, name: str, now: datetime, tx: Tx | None = None) -> str | None:
-        found = (tx or self.store).suspensions(now)
-        for held in found:
-            if held.kind == "schedule" and held.name == name:
-                return held.reason
+    def _suspended(self, kind: str, name: str, now: datetime, tx: Tx | None = None) -> str | None:
+        if tx is not None:
+            held = tx.active_suspension(kind, name, now)
+            return held.reason if held else None
+        for found in self.store.suspensions(now):
+            if found.kind == kind and found.name == name:
+                return found.reason
         return None
 
-    # -- dispatching ----------------------------------------------------------------------
-
-    def _pump(self) -> None:
-        """Start every waiting run that may start now; arm a timer for the next one."""
-        if self.applied is None:
-            return
-        now = self.clock.now()
-        running_jobs = {r.job for r in self.running.values()}
-        in_pool: dict[str, int] = {}
-        for r in self.running.values():
-            in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
-        soonest: datetime | None = None
-        for run_id in sorted(self.waiting):
-            wait = self.waiting[run_id]
-            spec = self.schedule(wait.run.job)
-            if spec is None:
-                self._abandon(wait, "removed from the catalog")
-                continue
-            pool = spec.pool or DEFAULT_POOL
-            limit = self.applied.catalog.pools.get(pool)
-            cap = limit.max_concurrency if limit else None
-            if wait.not_before and wait.not_before > now:
-                soonest = min(soonest or wait.not_before, wait.not_before)
-                self._show(wait, "backoff")
-            elif wait.exclusive and wait.run.job in running_jobs:
-                self._show(wait, "overlap")
-            elif cap is not None and in_pool.get(pool, 0) >= cap:
-                self._show(wait, f"pool {pool} is full ({cap} running)")
-            else:
-                del self.waiting[run_id]
-                self.running[run_id] = wait.run
-                running_jobs.add(wait.run.job)
-                in_pool[pool] = in_pool.get(pool, 0) + 1
-                self._spawn(self._start(wait.run, spec))
-        self._arm(soonest)
-
-    def _arm(self, when: datetime | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if when is not None:
-            delay = max(0.0, (when - self.clock.now()).total_seconds())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._pump)
-
-    def _show(self, wait: _Waiting, why: str) -> None:
-        if wait.shown != why:
-            wait.shown = why
-            with self.store.transaction() as tx:
-                tx.add_event(wait.run.id, at=self.clock.now(), type="waiting", detail={"for": why})
-
-    def _abandon(self, wait: _Waiting, why: str) -> None:
-        del self.waiting[wait.run.id]
-        with self.store.transaction() as tx:
-            tx.update_run(
-                wait.run.id,
-                at=self.clock.now(),
-                event="cancelled",
-                status="cancelled",
-                reason="removed",
-                detail={"why": why},
-            )
-
-    async def _start(self, run: Run, spec: Schedule) -> None:
-        assert self.applied is not None
-        env = {
-            **spec.env,
-            "JOBDECK_RUN_ID": str(run.id),
-            "JOBDECK_JOB": run.job,
-            "JOBDECK_ATTEMPT": str(run.attempt),
-            "JOBDECK_TRIGGER": run.trigger,
-        }
-        if run.scheduled_for is not None:
-            env["JOBDECK_SCHEDULED_FOR"] = run.scheduled_for.isoformat()
-        workdir = (self.applied.base_dir / spec.workdir).resolve()
-        launched = await self.executor.start(
-            run.id,
-            spec,
-            pool=spec.pool,
-            argv=list(spec.command) if spec.command else None,
-            workdir=workdir,
-            env=env,
-        )
-        now = self.clock.now()
-        if launched.result is not None:
-            self._finish(run.id, launched.result)
-            return
-        with self.store.transaction() as tx:
-            self.running[run.id] = tx.update_run(
-                run.id,
-                at=now,
-                event="started",
-                status="running",
-                started_at=now,
-                detail={"run_dir": str(launched.run_dir), "pid": launched.pid},
-            )
-        self.executor.watch(run.id, self._finish)
-
-    async def _cancel(self, run_id: int) -> None:
-        if run_id in self.waiting:
-            self._abandon(self.waiting[run_id], "cancelled by a newer run (cancel_other)")
-            return
-        spec = self.schedule(self.running[run_id].job) if run_id in self.running else None
-        grace = spec.kill_grace.total_seconds() if spec else 10.0
-        await self.executor.cancel(run_id, grace)
-
-    # -- outcomes -------------------------------------------------------------------------
-
-    def _finish(self, run_id: int, result: RunResult | None) -> None:
-        run = self.running.pop(run_id, None)
-        if run is None:
-            return
-        now = self.clock.now()
-        status, reason, fields = _outcome(result)
-        with self.store.transaction() as tx:
-            ended = tx.update_run(
-                run_id, at=now, event="ended", status=status, reason=reason, ended_at=now, **fields
-            )
-            retry = self._retry(tx, ended, now)
-        self.executor.release(run.pool, run_id)
-        spec = self.schedule(run.job)
-        if spec and self.notify and status in NOTIFY_STATUSES:
-            self.notify(list(spec.notify), ended, self.executor.log_tail(run_id))
-        if retry is not None:
-            self.waiting[retry.id] = _Waiting(retry, _not_before(retry))
-        self._pump()
-
-    def _retry(self, tx: Tx, ended: Run, now: datetime) -> Run | None:
-        spec = self.schedule(ended.job)
-        if spec is None:
-            return None
-        spent = RetryState(**ended.detail.get("retries", {}))
-        decision = decide_retry(ended.reason, ended.status, spent, spec.retry)
-        if decision is None:
-            return None
-        not_before = now + decision.delay
-        return self._record(
-            tx,
-            ended.job,
-            "retry",
-            "pending",
-            None,
-            ended.scheduled_for,
-            now,
-            spec,
-            detail={
-                "not_before": not_before.isoformat(),
-                "retry_of_reason": ended.reason,
-                "retries": {"launch": decision.state.launch, "failure": decision.state.failure},
-            },
-            attempt=ended.attempt + 1,
-            retry_of=ended.id,
-        )
-
-    # -- recovery -------------------------------------------------------------------------
+    # -- recovery ---------------------------------------------------------------------
 
     def recover(self) -> list[int]:
-        """Adopt this host's runs found active in the store; returns the adopted ids."""
+        """Take over this host's active runs from the store; returns the adopted ids.
+
+        A pending run waits again, unless an earlier engine launched it before it could
+        record so: then it is adopted like a running one. A running run whose shim is
+        alive is watched again (the shim still enforces its timeout); one that ended
+        while no engine ran gets its outcome recorded; one whose shim is gone without
+        a result ends ``lost`` (reason ``engine_restart``).
+        """
+        self._bind()
         adopted: list[int] = []
         now = self.clock.now()
-        for run in self.store.active_runs(host=self.host, kind="schedule"):
-            if run.status == "pending":
-                self.waiting[run.id] = _Waiting(
-                    run, _not_before(run), bool(run.detail.get("exclusive"))
-                )
+        for run in self.store.active_runs(host=self.host):
+            if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
+                continue
+            if run.status == "pending" and not self.executor.launched(run.id):
+                exclusive = bool(run.detail.get("exclusive"))
+                self.waiting[run.id] = Waiting(run, not_before(run), exclusive)
                 continue
             state = self.executor.probe(run.id)
-            self.running[run.id] = run
             if state == "vanished":
-                with self.store.transaction() as tx:
-                    tx.add_event(
-                        run.id,
-                        at=now,
-                        type="vanished",
-                        detail={"why": "no process and no result after a restart"},
-                    )
-                self._finish_lost(run.id, "engine_restart")
+                self._finish_lost(run, "engine_restart", "no process and no result after a restart")
                 continue
+            self.running[run.id] = run
             with self.store.transaction() as tx:
                 tx.add_event(run.id, at=now, type="adopted", detail={"state": state})
+                if run.status == "pending":
+                    self.running[run.id] = tx.update_run(
+                        run.id,
+                        at=now,
+                        event="started",
+                        status="running",
+                        started_at=now,
+                        detail={"run_dir": str(self.executor.run_dir(run.id))},
+                    )
             adopted.append(run.id)
-            self.executor.watch(run.id, self._finish)
+            self.executor.watch(run.id, self._on_exit)
         self._pump()
         return adopted
-
-    def _finish_lost(self, run_id: int, reason: str) -> None:
-        run = self.running.pop(run_id)
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            ended = tx.update_run(
-                run_id, at=now, event="lost", status="lost", reason=reason, ended_at=now
-            )
-        self.executor.release(run.pool, run_id)
-        spec = self.schedule(run.job)
-        if spec and self.notify:
-            self.notify(list(spec.notify), ended, self.executor.log_tail(run_id))
-
-    # -- tasks ------------------------------------------------------------------------------
-
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("run driver task failed", exc_info=error)
-            if self.on_error:
-                self.on_error(error)
-
-    async def aclose(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.executor.close()
-
-
-def _not_before(run: Run) -> datetime | None:
-    text = run.detail.get("not_before")
-    return datetime.fromisoformat(text) if isinstance(text, str) else None
-
-
-def _outcome(result: RunResult | None) -> tuple[RunStatus, str | None, dict[str, Any]]:
-    if result is None:
-        return "lost", "vanished", {}
-    detail: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("signal", result.signal),
-            ("error", result.error),
-            ("peak_memory", result.peak_memory),
-            ("log_dropped_bytes", result.log_dropped_bytes or None),
-        )
-        if value is not None
-    }
-    if result.started_at and result.ended_at:
-        began, ended = (
-            datetime.fromisoformat(result.started_at),
-            datetime.fromisoformat(result.ended_at),
-        )
-        detail["duration_ms"] = round((ended - began) / timedelta(milliseconds=1), 3)
-    status: RunStatus = result.status
-    reason = result.reason
-    if reason == "shim_error":
-        status = "failed"
-    return status, reason, {"exit_code": result.exit_code, "detail": detail}

@@ -2,7 +2,10 @@
 
 Launching waits for the shim to report the program started, so it runs in a worker
 thread; completion is watched with a pidfd on the shim, which wakes the event loop the
-moment the shim exits, also for a shim started by an earlier engine.
+moment the shim exits, also for a shim started by an earlier engine. Runs of a
+``warm: true`` pool get their shim forked by the pool's resident launcher
+(:mod:`jobdeck.execute.warm`) instead of a fresh interpreter; when the launcher cannot
+be reached before the request, the run starts the cold way.
 """
 
 from __future__ import annotations
@@ -11,14 +14,18 @@ import asyncio
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from jobdeck.catalog.model import Command, Pool, Schedule, Worker
 from jobdeck.execute import RunResult, RunSpec, cancel, launch, probe, result
-from jobdeck.execute.launch import LaunchTimeout, shim_info
+from jobdeck.execute.cgroups import CgroupError
+from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
+from jobdeck.execute.spec import SPEC_FILE
+from jobdeck.execute.warm import WarmLauncher, WarmLaunchError
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,10 @@ DEFAULT_POOL = "default"
 PRIVATE_ENV = ("JOBDECK_API_TOKEN", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET")
 
 Item = Schedule | Command | Worker
+# A Unix socket's path must fit in 108 bytes.
+SOCKET_PATH_MAX = 100
+# After a failed request to a launcher: how long a shim it may have forked gets to show.
+WARM_SETTLE = 2.0
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,8 @@ class Launched:
     run_dir: Path
     result: RunResult | None
     pid: int | None = None
+    started_at: str | None = None  # when the shim started the program (ISO, its clock)
+    launch: str = "cold"  # "warm": forked by the pool's resident launcher
 
 
 class Executor:
@@ -48,12 +61,15 @@ class Executor:
         base_env: Mapping[str, str],
         mode: Mode = "auto",
     ) -> None:
+        self.state_dir = state_dir
         self.runs_dir = state_dir / "runs"
         self.instance = instance
         self.mode = mode
         self.base_env = {k: v for k, v in base_env.items() if k not in PRIVATE_ENV}
-        self.pools = self._manager(pools)
         self._watches: dict[int, int] = {}
+        self._launchers: dict[str, WarmLauncher] = {}
+        self.pools = self._manager(pools)
+        self._sync_launchers()
 
     def _manager(self, pools: Mapping[str, Pool]) -> PoolManager:
         declared = dict(pools)
@@ -63,6 +79,55 @@ class Executor:
     def update_pools(self, pools: Mapping[str, Pool]) -> None:
         """Apply a new revision's pools (limits of existing pools change in place)."""
         self.pools = self._manager(pools)
+        self._sync_launchers()
+
+    # -- warm pools -------------------------------------------------------------------
+
+    def _socket_path(self, pool: str) -> Path | None:
+        for base in (self.state_dir / "warm", Path(tempfile.gettempdir()) / self.instance):
+            path = base / f"{pool}.sock"
+            if len(str(path.resolve())) <= SOCKET_PATH_MAX:
+                return path.resolve()
+        return None
+
+    def _sync_launchers(self) -> None:
+        """One launcher per warm pool; the launchers of pools no longer warm stop.
+
+        A launcher starts at the pool's first run (and is found again after an engine
+        restart by its socket): starting it here would block the event loop.
+        """
+        declared = self.pools.pools
+        for name in list(self._launchers):
+            if name not in declared or not declared[name].warm:
+                self._launchers.pop(name).stop()
+        for name, pool in declared.items():
+            if pool.warm and name not in self._launchers:
+                path = self._socket_path(name)
+                if path is None:
+                    log.warning("pool %s: no short enough socket path; runs start cold", name)
+                    continue
+                self._launchers[name] = WarmLauncher(path)
+
+    def stop_launchers(self) -> list[int]:
+        """Stop every warm launcher (runs go on); returns their pids, to wait for."""
+        pids = []
+        for launcher in self._launchers.values():
+            pid = launcher._pid()
+            launcher.stop()
+            if pid is not None:
+                pids.append(pid)
+        return pids
+
+    async def _launch(self, pool: str, run_dir: Path, spec: RunSpec) -> tuple[RunHandle, str]:
+        launcher = self._launchers.get(pool)
+        if launcher is not None:
+            try:
+                await asyncio.to_thread(launcher.ensure)
+            except WarmLaunchError as exc:
+                log.warning("pool %s: %s; run %s starts cold", pool, exc, spec.run_id)
+            else:
+                return await asyncio.to_thread(_launch_warm, launcher, run_dir, spec), "warm"
+        return await asyncio.to_thread(launch, run_dir, spec), "cold"
 
     def run_dir(self, run_id: int) -> Path:
         return self.runs_dir / str(run_id)
@@ -81,7 +146,7 @@ class Executor:
         pool_name = pool or DEFAULT_POOL
         try:
             isolation = self.pools.placement(pool_name, str(run_id), item.memory)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, CgroupError) as exc:
             return Launched(run_dir, _launch_error(run_id, f"pool {pool_name} unavailable: {exc}"))
         shell = None if isinstance(item, Command) else item.shell
         timeout = None if isinstance(item, Worker) else item.timeout.total_seconds()
@@ -97,12 +162,17 @@ class Executor:
             isolation=isolation,
         )
         try:
-            handle = await asyncio.to_thread(launch, run_dir, spec)
-        except (OSError, RuntimeError, LaunchTimeout) as exc:
+            handle, how = await self._launch(pool_name, run_dir, spec)
+        except LaunchTimeout as exc:
+            # The shim may still start the program later: it must not run unrecorded.
+            await asyncio.to_thread(cancel, run_dir, 0.0)
+            return Launched(run_dir, _launch_error(run_id, str(exc)))
+        except (OSError, RuntimeError) as exc:
             self.pools.release(pool_name, str(run_id))
             return Launched(run_dir, _launch_error(run_id, str(exc)))
-        pid = handle.info.child_pid if handle.info else None
-        return Launched(run_dir, handle.result, pid)
+        info = handle.info
+        pid = info.child_pid if info else None
+        return Launched(run_dir, handle.result, pid, info.started_at if info else None, how)
 
     def watch(self, run_id: int, on_exit: Callable[[int, RunResult | None], None]) -> None:
         """Call ``on_exit(run_id, result)`` in the event loop when the run's shim exits.
@@ -130,6 +200,10 @@ class Executor:
 
         self._watches[run_id] = fd
         loop.add_reader(fd, exited)
+
+    def launched(self, run_id: int) -> bool:
+        """True once a shim was started for the run (it may have ended since)."""
+        return (self.run_dir(run_id) / SPEC_FILE).exists()
 
     def probe(self, run_id: int) -> str:
         return probe(self.run_dir(run_id))
@@ -163,6 +237,19 @@ class Executor:
         except OSError:
             return ""
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+
+
+def _launch_warm(launcher: WarmLauncher, run_dir: Path, spec: RunSpec) -> RunHandle:
+    try:
+        return launcher.launch(run_dir, spec)
+    except WarmLaunchError as exc:
+        # The request may have reached the launcher before it failed: a shim that
+        # recorded itself runs the program, and the run is that one. Without one, the
+        # run is a launch error (never a second, cold start of the same spec).
+        try:
+            return wait_started(run_dir, WARM_SETTLE)
+        except LaunchTimeout:
+            raise RuntimeError(f"pool launcher unavailable: {exc}") from exc
 
 
 def _launch_error(run_id: int, message: str) -> RunResult:

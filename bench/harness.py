@@ -1,0 +1,181 @@
+"""What every benchmark needs: a real `jobdeck serve` in a throw-away state dir, free
+ports, percentiles, and the CPU time and memory of a process from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (``fraction`` in 0..1); 0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its reaped children."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(") ", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / CLOCK_TICKS
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/statm") as statm:
+        resident = int(statm.read().split()[1])
+    return resident * PAGE_SIZE / (1024 * 1024)
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class JobdeckServer:
+    """`jobdeck serve` for one catalog, applied first, in its own temporary folder."""
+
+    def __init__(self, catalog: str, *, sqs: bool = False, isolation: str = "auto") -> None:
+        self.tmp = tempfile.TemporaryDirectory(prefix="jobdeck-bench-")
+        self.dir = Path(self.tmp.name)
+        (self.dir / "jobdeck.yaml").write_text(catalog)
+        self.state_dir = self.dir / "state"
+        self.port = free_port()
+        self.sqs_port = free_port() if sqs else 0
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.isolation = isolation
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=self.url, timeout=30)
+
+    def env(self) -> dict[str, str]:
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("JOBDECK_")}
+        environ.update({"JOBDECK_STATE_DIR": str(self.state_dir), "JOBDECK_USER": "bench"})
+        return environ
+
+    def jobdeck(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "jobdeck", *args],
+            cwd=self.dir,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
+
+    def __enter__(self) -> JobdeckServer:
+        self.jobdeck("apply", "--yes")
+        log = open(self.dir / "server.log", "ab")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "jobdeck",
+                "serve",
+                "--port",
+                str(self.port),
+                "--sqs-port",
+                str(self.sqs_port),
+                "--isolation",
+                self.isolation,
+            ],
+            cwd=self.dir,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_for(self._healthy, 120, f"{self.url}/healthz")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"jobdeck serve exited:\n{self.log()[-3000:]}")
+        try:
+            return self.client.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log(self) -> str:
+        return (self.dir / "server.log").read_text(errors="replace")
+
+    def __exit__(self, *_exc: object) -> None:
+        self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.cancel_runs()
+        self.tmp.cleanup()
+
+    def cancel_runs(self) -> None:
+        """Runs outlive the server by design; a benchmark must not leave any behind. A run
+        shim takes SIGTERM as a cancel: it stops its program's whole tree, then exits."""
+        shims = []
+        for info in (self.state_dir / "runs").glob("*/shim.json"):
+            try:
+                pid = int(json.loads(info.read_text())["shim_pid"])
+                os.kill(pid, signal.SIGTERM)
+                shims.append(pid)
+            except (OSError, ValueError, KeyError):
+                continue
+        deadline = time.monotonic() + 30
+        while shims and time.monotonic() < deadline:
+            shims = [pid for pid in shims if _alive(pid)]
+            time.sleep(0.05)
+        for pid in shims:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -1,0 +1,99 @@
+"""The dashboard's buttons: run now, suspend, resume.
+
+They go through the same paths as the HTTP API (the run driver and the control plane)
+and are audited the same way, as ``via: api`` by whoever the request belongs to.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+
+from jobdeck.api.params import actor
+from jobdeck.app import Application
+from jobdeck.control import ControlError
+from jobdeck.store.records import AuditEntry, Run
+from jobdeck.units import parse_duration
+from jobdeck.workflow.driver import RunRefused
+
+
+class ActionRefused(Exception):
+    """The action was not done; the message says why (shown on the page)."""
+
+
+def actor_of(request: Request) -> str:
+    """Who clicked, named as the JSON API names its callers (a session of the login
+    form carries the token's authority, not a person's name)."""
+    return actor(request)
+
+
+def run_now(app: Application, name: str, actor: str) -> Run:
+    now = app.clock.now()
+    try:
+        run = app.driver.run_now(name, trigger="manual", requested_by=actor)
+    except RunRefused as exc:
+        _audit(app, actor, "run", name, now, "refused", {"why": str(exc)})
+        raise ActionRefused(str(exc)) from None
+    detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
+    _audit(app, actor, "run", name, now, "ok", detail)
+    return run
+
+
+def suspend(app: Application, name: str, actor: str, reason: str, until_text: str) -> None:
+    now = app.clock.now()
+    until = parse_until(until_text, now)
+    try:
+        app.control(actor, "api").suspend(name, reason, until=until, kind="schedule")
+    except ControlError as exc:
+        raise ActionRefused(str(exc)) from None
+
+
+def resume(app: Application, name: str, actor: str) -> None:
+    try:
+        app.control(actor, "api").resume(name, kind="schedule")
+    except ControlError as exc:
+        raise ActionRefused(str(exc)) from None
+
+
+def parse_until(text: str, now: datetime) -> datetime | None:
+    """``2h`` (from now) or an ISO time; empty means until someone resumes."""
+    value = text.strip()
+    if not value:
+        return None
+    try:
+        return now + parse_duration(value)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ActionRefused(
+            f"until {value!r}: give a duration such as 2h or 30m, an ISO time such as "
+            "2026-12-01T18:00Z, or leave it empty to suspend until resumed"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _audit(
+    app: Application,
+    actor: str,
+    action: str,
+    name: str,
+    now: datetime,
+    outcome: Any,
+    detail: dict[str, Any],
+) -> None:
+    with app.store.transaction() as tx:
+        tx.record_audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                via="api",
+                action=action,
+                target=f"schedule {name}",
+                outcome=outcome,
+                detail=detail,
+            )
+        )

@@ -1,0 +1,228 @@
+"""The dashboard's HTTP endpoints: server-rendered pages, the log follower, the buttons.
+
+Every link in the pages is relative (a ``<base>`` points at the dashboard's root), so the
+dashboard works wherever it is mounted and behind the login of access control; the
+page's script only fetches its own URLs, with the browser's credentials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from jobdeck.api.dashboard import actions, present, views
+from jobdeck.app import Application
+from jobdeck.store.records import ACTIVE_STATUSES
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Pages ask for a fresh copy of themselves this often (milliseconds).
+REFRESH_MS = 5000
+LOG_POLL_MS = 1000
+
+
+def make_templates() -> Jinja2Templates:
+    env = Environment(
+        loader=PackageLoader("jobdeck.api.dashboard", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        utc=present.utc,
+        in_zone=present.in_zone,
+        size=present.size,
+        duration=present.duration,
+        trigger_text=present.trigger_text,
+        status_class=present.status_class,
+        run_duration=present.run_duration,
+        event_facts=present.event_facts,
+        reason_text=present.reason_text,
+    )
+    env.globals.update(relative=present.relative, percent=present.percent, span=present.span)
+    return Jinja2Templates(env=env)
+
+
+def base_href(request: Request) -> str:
+    """The relative way from this page back to the dashboard's root: ``./`` or ``../``."""
+    path: str = request.scope["path"]
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    depth = path.strip("/").count("/")
+    return "../" * depth if depth else "./"
+
+
+class Dashboard:
+    def __init__(self, app: Application) -> None:
+        self.app = app
+        self.templates = make_templates()
+
+    def page(
+        self,
+        request: Request,
+        template: str,
+        context: dict[str, Any],
+        status: int = 200,
+        *,
+        live: bool = True,
+    ) -> Response:
+        app = self.app
+        context = {
+            "base": base_href(request),
+            "now": app.clock.now(),
+            "project": app.catalog.project if app.catalog else None,
+            "refresh_ms": REFRESH_MS,
+            "log_poll_ms": LOG_POLL_MS,
+            "live": live and status == 200,
+            # Behind access control the header offers to end the browser's session.
+            "signed_in": getattr(request.app.state, "token", None) is not None,
+            **context,
+        }
+        response = self.templates.TemplateResponse(request, template, context, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def overview(self, request: Request) -> Response:
+        now = self.app.clock.now()
+        context = await asyncio.to_thread(views.overview, self.app, now)
+        return self.page(request, "overview.html", context)
+
+    async def schedule(self, request: Request) -> Response:
+        return await self._schedule(request, request.path_params["name"])
+
+    async def _schedule(
+        self,
+        request: Request,
+        name: str,
+        *,
+        error: str | None = None,
+        confirm: str | None = None,
+    ) -> Response:
+        now = self.app.clock.now()
+        context = await asyncio.to_thread(views.schedule_page, self.app, name, now)
+        if context is None:
+            return self._missing(
+                request, f"There is no schedule named {name!r} in the applied revision."
+            )
+        confirm = confirm or request.query_params.get("confirm")
+        started = _int(request.query_params.get("started"))
+        started_run = None
+        if started is not None:
+            started_run = await asyncio.to_thread(self.app.store.run, started)
+        context.update(
+            error=error,
+            confirm=confirm if confirm in ("run", "suspend", "resume") else None,
+            started=started_run if started_run and started_run.job == name else None,
+            done=request.query_params.get("done"),
+        )
+        # A refused action shows the page again at the form's URL, with the message; it
+        # does not refresh itself there (that URL only takes posts).
+        return self.page(request, "schedule.html", context, live=error is None)
+
+    async def run(self, request: Request) -> Response:
+        run_id = _int(request.path_params["run_id"])
+        context = None
+        if run_id is not None:
+            context = await asyncio.to_thread(views.run_page, self.app, run_id)
+        if context is None:
+            return self._missing(request, f"There is no run {request.path_params['run_id']}.")
+        return self.page(request, "run.html", context)
+
+    async def run_log(self, request: Request) -> Response:
+        """What was appended to a run's log since ``offset``, and whether more may come."""
+        run_id = _int(request.path_params["run_id"])
+        offset = _int(request.query_params.get("offset", "0"))
+        run = None if run_id is None else await asyncio.to_thread(self.app.store.run, run_id)
+        if run is None or offset is None or run_id is None:
+            return JSONResponse({"error": "no such run, or a bad offset"}, status_code=404)
+        piece = await asyncio.to_thread(views.read_log, self.app.log_path(run_id), offset)
+        return JSONResponse(
+            {
+                "text": piece.text,
+                "start": piece.start,
+                "offset": piece.end,
+                "status": run.status,
+                "active": run.status in ACTIVE_STATUSES,
+            },
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def audit(self, request: Request) -> Response:
+        page = max(0, _int(request.query_params.get("page", "0")) or 0)
+        context = await asyncio.to_thread(views.audit_page, self.app, page)
+        return self.page(request, "audit.html", context)
+
+    async def revisions(self, request: Request) -> Response:
+        context = await asyncio.to_thread(views.revisions_page, self.app)
+        return self.page(request, "revisions.html", context)
+
+    async def revision(self, request: Request) -> Response:
+        number = _int(request.path_params["number"])
+        found = None
+        if number is not None:
+            found = await asyncio.to_thread(self.app.store.revision, number)
+        if found is None:
+            return self._missing(request, f"There is no revision {request.path_params['number']}.")
+        return self.page(request, "revision.html", {"revision": found})
+
+    async def favicon(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    # -- the buttons ------------------------------------------------------------------------
+
+    async def act(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        action: str = request.path_params["action"]
+        if action not in ("run", "suspend", "resume"):
+            return self._missing(request, f"There is no action {action!r}.")
+        if not _same_origin(request):
+            return Response("cross-origin form posts are refused", status_code=403)
+        form = await request.form()
+        actor = actions.actor_of(request)
+        try:
+            if action == "run":
+                run = actions.run_now(self.app, name, actor)
+                return _back(name, f"started={run.id}")
+            if action == "suspend":
+                reason = str(form.get("reason") or "")
+                until = str(form.get("until") or "")
+                actions.suspend(self.app, name, actor, reason, until)
+                return _back(name, "done=suspended")
+            actions.resume(self.app, name, actor)
+            return _back(name, "done=resumed")
+        except actions.ActionRefused as exc:
+            return await self._schedule(request, name, error=str(exc), confirm=action)
+
+    def _missing(self, request: Request, message: str) -> Response:
+        return self.page(request, "missing.html", {"message": message}, status=404)
+
+
+def _back(name: str, query: str) -> Response:
+    # From /schedules/NAME/ACTION, "../NAME" is the schedule's page.
+    return RedirectResponse(f"../{name}?{query}", status_code=303)
+
+
+def _same_origin(request: Request) -> bool:
+    """A form post that another site makes the browser send carries that site's Origin;
+    refuse it: on loopback there is no token to stop it. Only the host and port are
+    compared, so a proxy that ends TLS in front of the server does not matter."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc == request.headers.get("host", request.url.netloc)
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None

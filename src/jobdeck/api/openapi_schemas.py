@@ -1,0 +1,228 @@
+"""The schemas of the OpenAPI document: the JSON shapes the API answers with."""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from jobdeck.store.records import RunKind, RunStatus, Trigger
+
+STATUSES: list[str] = list(get_args(RunStatus))
+TRIGGERS: list[str] = list(get_args(Trigger))
+KINDS: list[str] = list(get_args(RunKind))
+
+
+def ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def schemas() -> dict[str, Any]:
+    time = {"type": ["string", "null"], "format": "date-time"}
+    text = {"type": ["string", "null"]}
+    integer = {"type": ["integer", "null"]}
+    suspension = {"oneOf": [ref("Suspension"), {"type": "null"}]}
+    run_fields = {
+        "id": {"type": "integer"},
+        "job": {"type": "string"},
+        "kind": {"enum": KINDS},
+        "trigger": {"enum": TRIGGERS},
+        "status": {"enum": STATUSES},
+        "reason": text,
+        "attempt": {"type": "integer"},
+        "scheduled_for": time,
+        "started_at": time,
+        "ended_at": time,
+        "exit_code": integer,
+        "pool": text,
+        "created_at": time,
+        "duration_ms": {"type": ["number", "null"]},
+        "retry_of": integer,
+        "requested_by": text,
+        "revision": integer,
+    }
+    last_run = {"oneOf": [ref("Run"), {"type": "null"}]}
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "Run": {"type": "object", "required": list(run_fields), "properties": run_fields},
+        "RunDetail": {
+            "allOf": [
+                ref("Run"),
+                {
+                    "type": "object",
+                    "required": ["events", "attempts", "detail", "params"],
+                    "properties": {
+                        "host": text,
+                        "params": {"type": "object"},
+                        "detail": {"type": "object"},
+                        "events": {"type": "array", "items": ref("RunEvent")},
+                        "attempts": {
+                            "type": "array",
+                            "description": "Every attempt linked by retries, first to last.",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "attempt": {"type": "integer"},
+                                    "status": {"enum": STATUSES},
+                                    "reason": text,
+                                },
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "RunEvent": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "at": time,
+                "type": {"type": "string"},
+                "detail": {"type": "object"},
+            },
+        },
+        "RunRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ignore_overlap": {"type": "boolean", "default": False},
+                "trigger": {"enum": ["manual", "api"], "default": "manual"},
+            },
+        },
+        "InvocationRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "params": {"type": "object", "description": "Param names and values."},
+                "via": {"enum": ["api", "cli"], "default": "api"},
+            },
+        },
+        "SuspendRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["reason"],
+            "properties": {
+                "reason": {"type": "string", "minLength": 1},
+                "until": {
+                    "type": ["string", "null"],
+                    "description": "A duration (2h) or an ISO 8601 time.",
+                },
+            },
+        },
+        "Suspension": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"enum": KINDS},
+                "name": {"type": "string"},
+                "reason": {"type": "string"},
+                "created_by": {"type": "string"},
+                "created_at": time,
+                "until": time,
+                "ended_at": time,
+                "ended_by": text,
+            },
+        },
+        "Schedule": {
+            "type": "object",
+            "required": ["name", "trigger", "next_fire", "suspension", "last_run"],
+            "properties": {
+                "name": {"type": "string"},
+                "trigger": {"type": "string"},
+                "timezone": text,
+                "enabled": {"type": "boolean"},
+                "next_fire": time,
+                "next_fire_local": text,
+                "pool": text,
+                "suspension": suspension,
+                "last_run": last_run,
+            },
+        },
+        "ScheduleDetail": {
+            "allOf": [
+                ref("Schedule"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "definition": {"type": "object"},
+                        "upcoming": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"at": time, "local": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+            ]
+        },
+        "Worker": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "desired": {"type": "integer"},
+                "running": {"type": "integer"},
+                "restarts": {"type": "integer"},
+                "autoscale": {"type": ["object", "null"]},
+                "singleton": {"type": "boolean"},
+                "queue": text,
+                "enabled": {"type": "boolean"},
+                "suspension": suspension,
+            },
+        },
+        "Command": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "pool": text,
+                "enabled": {"type": "boolean"},
+                "params": {"type": "object"},
+                "suspension": suspension,
+                "last_run": last_run,
+            },
+        },
+        "Queue": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "Pool": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "memory_used": integer,
+                "memory_limit": integer,
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "at": time,
+                "actor": {"type": "string"},
+                "via": {"enum": ["cli", "api", "slack", "engine"]},
+                "action": {"type": "string"},
+                "target": text,
+                "outcome": {"enum": ["ok", "refused", "error"]},
+                "detail": {"type": "object"},
+            },
+        },
+        "Revision": {
+            "type": "object",
+            "properties": {
+                "number": {"type": "integer"},
+                "applied_at": time,
+                "applied_by": {"type": "string"},
+                "catalog_sha256": {"type": "string"},
+                "git_describe": text,
+                "source": {"type": "string"},
+                "text": {"type": "string"},
+                "catalog": {"type": "object"},
+            },
+        },
+    }

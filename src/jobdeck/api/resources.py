@@ -1,0 +1,184 @@
+"""What the applied revision declares, with its live state: schedules, workers, queues,
+commands, pools; and the records of the control plane: revisions and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from jobdeck.api.counts import run_counts
+from jobdeck.api.errors import Json, not_found
+from jobdeck.api.params import application, integer, page, paged
+from jobdeck.api.views import audit_json, iso, revision_json, run_json
+from jobdeck.app import Application
+from jobdeck.schedule.timing import next_fires
+from jobdeck.schedule.trigger import trigger_for
+from jobdeck.status import collect_status
+from jobdeck.store.records import TERMINAL_STATUSES
+
+UPCOMING = 5
+
+
+def _status(app: Application) -> dict[str, Any]:
+    now = app.clock.now()
+    return collect_status(app.store.latest_revision(), app.store.suspensions(now), now)
+
+
+def _with_last_runs(app: Application, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    last = app.store.last_runs([item["name"] for item in items])
+    return [
+        {**item, "last_run": run_json(last[item["name"]]) if item["name"] in last else None}
+        for item in items
+    ]
+
+
+async def schedules(request: Request) -> Response:
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        return _with_last_runs(app, _status(app)["schedules"])
+
+    return Json({"items": await run_in_threadpool(read)})
+
+
+async def schedule(request: Request) -> Response:
+    """One schedule: its effective definition, the next fires and the last run."""
+    app = application(request)
+    name = request.path_params["name"]
+    count = integer(request, "upcoming", UPCOMING, low=1, high=100)
+
+    def read() -> dict[str, Any] | None:
+        status = _status(app)
+        found = [s for s in status["schedules"] if s["name"] == name]
+        if not found:
+            return None
+        revision = app.store.latest_revision()
+        assert revision is not None  # a schedule was found in it
+        spec = app.catalog.schedules.get(name) if app.catalog else None
+        definition = revision.catalog["schedules"][name]
+        upcoming: list[dict[str, Any]] = []
+        if spec is not None and spec.enabled:
+            zone = ZoneInfo(spec.timezone or "UTC")
+            upcoming = [
+                {"at": iso(fire), "local": fire.astimezone(zone).isoformat()}
+                for fire in next_fires(trigger_for(spec), app.clock.now(), count)
+            ]
+        return {
+            **_with_last_runs(app, found)[0],
+            "definition": definition,
+            "upcoming": upcoming,
+        }
+
+    shown = await run_in_threadpool(read)
+    if shown is None:
+        raise not_found(f"no schedule named {name!r} in the applied revision")
+    return Json(shown)
+
+
+async def workers(request: Request) -> Response:
+    """Declared workers with the replicas the store knows of: running ones are active
+    worker runs; restarts are worker runs that ended since this server started."""
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        declared = _status(app)["workers"]
+        running: dict[str, int] = {}
+        for run in app.store.active_runs(kind="worker"):
+            if run.status == "running":
+                running[run.job] = running.get(run.job, 0) + 1
+        ended: dict[str, int] = {}
+        for c in run_counts(app.store, kind="worker", since=app.started_at):
+            if c.status in TERMINAL_STATUSES:
+                ended[c.job] = ended.get(c.job, 0) + c.count
+        return [
+            {**w, "running": running.get(w["name"], 0), "restarts": ended.get(w["name"], 0)}
+            for w in declared
+        ]
+
+    return Json({"items": await run_in_threadpool(read)})
+
+
+async def commands(request: Request) -> Response:
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        status = _status(app)
+        catalog = app.catalog
+        items = []
+        for item in status["commands"]:
+            spec = catalog.commands.get(item["name"]) if catalog else None
+            params = {k: v.model_dump(mode="json") for k, v in spec.params.items()} if spec else {}
+            items.append({**item, "params": params})
+        return _with_last_runs(app, items)
+
+    return Json({"items": await run_in_threadpool(read)})
+
+
+async def queues(request: Request) -> Response:
+    """The queues the applied revision declares (their live depth is the queues' own)."""
+    app = application(request)
+    status = await run_in_threadpool(_status, app)
+    return Json({"items": status["queues"]})
+
+
+async def pools(request: Request) -> Response:
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        declared = {p["name"]: p for p in _status(app)["pools"]}
+        usage = {u.pool: u for u in app.executor.pools.usage()}
+        items = []
+        for name in sorted(set(declared) | set(usage)):
+            used = usage.get(name)
+            items.append(
+                {
+                    **declared.get(name, {"name": name}),
+                    "memory_used": used.memory_used if used else None,
+                    "memory_limit": used.memory_limit if used else None,
+                }
+            )
+        return items
+
+    items = await run_in_threadpool(read)
+    return Json({"isolation": app.executor.pools.isolation, "items": items})
+
+
+async def revisions(request: Request) -> Response:
+    app = application(request)
+    limit = integer(request, "limit", 50, low=1, high=500)
+    found = await run_in_threadpool(app.store.revisions, limit)
+    return Json({"items": [revision_json(r) for r in found]})
+
+
+async def revision(request: Request) -> Response:
+    app = application(request)
+    number: int = request.path_params["number"]
+    found = await run_in_threadpool(app.store.revision, number)
+    if found is None:
+        raise not_found(f"no revision {number}")
+    return Json(revision_json(found, full=True))
+
+
+async def audit(request: Request) -> Response:
+    app = application(request)
+    limit, offset = page(request)
+    entries = await run_in_threadpool(app.store.audit, limit + 1, offset)
+    return Json(paged(request, [audit_json(e) for e in entries], limit, offset))
+
+
+ROUTES = [
+    Route("/schedules", schedules, methods=["GET"]),
+    Route("/schedules/{name}", schedule, methods=["GET"]),
+    Route("/workers", workers, methods=["GET"]),
+    Route("/commands", commands, methods=["GET"]),
+    Route("/queues", queues, methods=["GET"]),
+    Route("/pools", pools, methods=["GET"]),
+    Route("/revisions", revisions, methods=["GET"]),
+    Route("/revisions/{number:int}", revision, methods=["GET"]),
+    Route("/audit", audit, methods=["GET"]),
+]

@@ -1,0 +1,194 @@
+"""Runs: the history with filters and pages, one run with its events and attempts, its
+log (followable by byte offset), and starting a run of a schedule now."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, get_args
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from jobdeck.api.errors import ApiError, Json, bad_request, json_body, not_found
+from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
+from jobdeck.api.views import run_detail_json, run_json
+from jobdeck.store import Store
+from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger
+from jobdeck.workflow.driver import RunRefused
+
+# A log is sent in pieces of at most this many bytes; a reader asks again from the
+# offset it got back until it reaches the size.
+LOG_CHUNK = 1 << 20
+MAX_ATTEMPTS = 100
+
+# The headers of a log response: enough to follow a run without a second request.
+STATUS_HEADER = "X-Jobdeck-Run-Status"
+OFFSET_HEADER = "X-Jobdeck-Log-Offset"
+SIZE_HEADER = "X-Jobdeck-Log-Size"
+
+MANUAL_TRIGGERS = ("manual", "api")
+
+
+async def list_runs(request: Request) -> Response:
+    """Runs, newest first, filtered by job, kind, status, trigger and creation time."""
+    app = application(request)
+    limit, offset = page(request)
+    filters: dict[str, Any] = {
+        "job": request.query_params.get("job") or None,
+        "kind": choice(request, "kind", get_args(RunKind)),
+        "status": choice(request, "status", get_args(RunStatus)),
+        "trigger": choice(request, "trigger", get_args(Trigger)),
+        "since": moment(request, "since"),
+        "until": moment(request, "until"),
+    }
+    found = await run_in_threadpool(
+        lambda: app.store.runs(**filters, limit=limit + 1, offset=offset)
+    )
+    return Json(paged(request, [run_json(r) for r in found], limit, offset))
+
+
+def attempts_of(store: Store, run: Run) -> list[Run]:
+    """Every attempt of the same fire or request, first to last: the earlier ones by
+    ``retry_of``, the later ones that name this run (or its successors) as theirs."""
+    earlier: list[Run] = []
+    current = run
+    while current.retry_of is not None and len(earlier) < MAX_ATTEMPTS:
+        previous = store.run(current.retry_of)
+        if previous is None:
+            break
+        earlier.append(previous)
+        current = previous
+    later: list[Run] = []
+    candidates = store.runs(
+        job=run.job, trigger="retry", since=run.created_at, limit=MAX_ATTEMPTS * 10
+    )
+    last = run.id
+    for candidate in sorted(candidates, key=lambda r: r.id):
+        if candidate.retry_of == last:
+            later.append(candidate)
+            last = candidate.id
+    return [*reversed(earlier), run, *later]
+
+
+def _run_id(request: Request) -> int:
+    run_id: int = request.path_params["run_id"]
+    return run_id
+
+
+async def get_run(request: Request) -> Response:
+    app = application(request)
+    run_id = _run_id(request)
+
+    def read() -> dict[str, Any] | None:
+        run = app.store.run(run_id)
+        if run is None:
+            return None
+        return run_detail_json(run, app.store.events(run_id), attempts_of(app.store, run))
+
+    shown = await run_in_threadpool(read)
+    if shown is None:
+        raise not_found(f"no run with id {run_id}")
+    return Json(shown)
+
+
+def read_log(path: Path, offset: int, limit: int = LOG_CHUNK) -> tuple[bytes, int, int]:
+    """Bytes from ``offset``, the offset after them and the file's size.
+
+    A log that was cut back under its size cap can be shorter than a reader's offset:
+    the reader then continues from the new end.
+    """
+    try:
+        with path.open("rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            if offset > size:
+                return b"", size, size
+            file.seek(offset)
+            data = file.read(limit)
+    except FileNotFoundError:
+        return b"", 0, 0
+    return data, offset + len(data), size
+
+
+async def run_log(request: Request) -> Response:
+    """The run's combined output from ``?offset=`` on; headers carry the run's status,
+    the offset to ask from next, and the log's size. A follower stops once the status
+    is no longer pending or running and its offset has reached the size."""
+    app = application(request)
+    run_id = _run_id(request)
+    offset = integer(request, "offset", 0, low=0, high=2**62)
+    run = await run_in_threadpool(app.store.run, run_id)
+    if run is None:
+        raise not_found(f"no run with id {run_id}")
+    # The status is read before the bytes: when it says the run ended, the bytes read
+    # after it are all there will be.
+    data, following, size = await run_in_threadpool(read_log, app.log_path(run_id), offset)
+    return Response(
+        data,
+        media_type="text/plain; charset=utf-8",
+        headers={
+            STATUS_HEADER: run.status,
+            OFFSET_HEADER: str(following),
+            SIZE_HEADER: str(size),
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def start_run(request: Request) -> Response:
+    """Start a run of a schedule now, through the same policies as a timed fire."""
+    app = application(request)
+    name = request.path_params["name"]
+    body = await json_body(request)
+    unknown = sorted(set(body) - {"ignore_overlap", "trigger"})
+    if unknown:
+        raise bad_request(f"unknown field(s) {', '.join(unknown)}: use ignore_overlap, trigger")
+    ignore_overlap = body.get("ignore_overlap", False)
+    if not isinstance(ignore_overlap, bool):
+        raise bad_request("ignore_overlap must be true or false")
+    trigger = body.get("trigger", "manual")
+    if trigger not in MANUAL_TRIGGERS:
+        raise bad_request(f"trigger must be one of {', '.join(MANUAL_TRIGGERS)}")
+    if app.driver.schedule(name) is None:
+        raise not_found(f"no schedule named {name!r} in the applied revision")
+    who = actor(request)
+    # The driver works in the event loop's thread (it arms timers there), so this call
+    # is not moved to the thread pool.
+    try:
+        run = app.driver.run_now(
+            name, trigger=trigger, requested_by=who, ignore_overlap=ignore_overlap
+        )
+    except RunRefused as exc:
+        await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, "refused", str(exc))
+        raise ApiError(409, "refused", str(exc)) from None
+    detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
+    await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, "ok", detail)
+    return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
+
+
+def _audit(
+    store: Store, at: Any, who: str, name: str, outcome: str, detail: dict[str, Any] | str
+) -> None:
+    shown = detail if isinstance(detail, dict) else {"why": detail}
+    with store.transaction() as tx:
+        tx.record_audit(
+            AuditEntry(
+                at=at,
+                actor=who,
+                via="api",
+                action="run",
+                target=f"schedule {name}",
+                outcome="ok" if outcome == "ok" else "refused",
+                detail=shown,
+            )
+        )
+
+
+ROUTES = [
+    Route("/runs", list_runs, methods=["GET"]),
+    Route("/runs/{run_id:int}", get_run, methods=["GET"]),
+    Route("/runs/{run_id:int}/log", run_log, methods=["GET"]),
+    Route("/schedules/{name}/runs", start_run, methods=["POST"]),
+]

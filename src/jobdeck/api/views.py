@@ -1,0 +1,132 @@
+"""The JSON forms of the store's records, shared by the HTTP API and the CLI listings.
+
+Pure: records in, JSON-ready dicts out, every time in ISO 8601 UTC with a ``Z``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from jobdeck.store.records import AuditEntry, Revision, Run, RunEvent
+
+# The fields of a run listing, exactly as the command line's contract names them.
+RUN_FIELDS = (
+    "id",
+    "job",
+    "kind",
+    "trigger",
+    "status",
+    "reason",
+    "attempt",
+    "scheduled_for",
+    "started_at",
+    "ended_at",
+    "exit_code",
+    "pool",
+)
+
+
+def iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_item(run: Run) -> dict[str, Any]:
+    """A run as ``jobdeck runs --json`` lists it: the contract's fields, nothing else."""
+    return {
+        "id": run.id,
+        "job": run.job,
+        "kind": run.kind,
+        "trigger": run.trigger,
+        "status": run.status,
+        "reason": run.reason,
+        "attempt": run.attempt,
+        "scheduled_for": iso(run.scheduled_for),
+        "started_at": iso(run.started_at),
+        "ended_at": iso(run.ended_at),
+        "exit_code": run.exit_code,
+        "pool": run.pool,
+    }
+
+
+def duration_ms(run: Run) -> float | None:
+    """How long the program ran: the shim's measure when it has one, else the records'."""
+    measured = run.detail.get("duration_ms")
+    if isinstance(measured, int | float):
+        return float(measured)
+    if run.started_at is None or run.ended_at is None:
+        return None
+    return round((run.ended_at - run.started_at).total_seconds() * 1000, 3)
+
+
+def run_json(run: Run) -> dict[str, Any]:
+    """A run as the API lists it: the contract's fields plus who, when and how long."""
+    return {
+        **run_item(run),
+        "created_at": iso(run.created_at),
+        "duration_ms": duration_ms(run),
+        "retry_of": run.retry_of,
+        "requested_by": run.requested_by,
+        "revision": run.revision,
+    }
+
+
+def run_detail_json(run: Run, events: list[RunEvent], attempts: list[Run]) -> dict[str, Any]:
+    """One run with its history and the attempts it is linked to by retries."""
+    return {
+        **run_json(run),
+        "host": run.host,
+        "params": run.params,
+        "detail": run.detail,
+        "events": [event_json(e) for e in events],
+        "attempts": [
+            {"id": a.id, "attempt": a.attempt, "status": a.status, "reason": a.reason}
+            for a in attempts
+        ],
+    }
+
+
+def event_json(event: RunEvent) -> dict[str, Any]:
+    return {"id": event.id, "at": iso(event.at), "type": event.type, "detail": event.detail}
+
+
+def audit_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": iso(entry.at),
+        "actor": entry.actor,
+        "via": entry.via,
+        "action": entry.action,
+        "target": entry.target,
+        "outcome": entry.outcome,
+        "detail": entry.detail,
+    }
+
+
+def revision_json(revision: Revision, *, full: bool = False) -> dict[str, Any]:
+    """A revision's record; ``full`` adds the file's text and the effective catalog."""
+    shown: dict[str, Any] = {
+        "number": revision.number,
+        "applied_at": iso(revision.applied_at),
+        "applied_by": revision.applied_by,
+        "catalog_sha256": revision.catalog_sha256,
+        "git_describe": revision.git_describe,
+        "source": revision.source,
+    }
+    if full:
+        shown["text"] = revision.text
+        shown["catalog"] = revision.catalog
+    return shown
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes anywhere inside ``value`` as ISO strings (for documents built elsewhere)."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -1,0 +1,241 @@
+"""The one application object of ``jobdeck serve``, wired at start.
+
+It owns the store, the clock, the executor (pools and run shims), the run driver and the
+scheduler, follows the applied revision (hot reload), and runs the background loops as
+named, supervised tasks: if one of them dies, the server stops loudly instead of limping
+on. Nothing here is global; tests build an :class:`Application` of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jobdeck.catalog.model import Catalog
+from jobdeck.clock import Clock, SystemClock
+from jobdeck.control import Control
+from jobdeck.execute.pools import Mode
+from jobdeck.execute.retention import LogRetention
+from jobdeck.execute.spec import LOG_FILE
+from jobdeck.notify import Notifier, RunNotice
+from jobdeck.queues.catalog import worker_environment
+from jobdeck.schedule.scheduler import Scheduler
+from jobdeck.store import Run, Store, open_store
+from jobdeck.store.records import Via
+from jobdeck.workers.supervisor import Supervisor
+from jobdeck.workflow.driver import Applied, RunDriver
+from jobdeck.workflow.executor import Executor
+
+log = logging.getLogger("jobdeck")
+
+# A new applied revision is picked up within this many seconds (the contract says 2 s).
+RELOAD_INTERVAL = 1.0
+RETENTION_INTERVAL = 3600.0
+
+Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ServerFailed(Exception):
+    """A supervised loop of the server ended or failed; the server stops."""
+
+
+@dataclass
+class Options:
+    state_dir: Path
+    store_url: str | None = None
+    public_url: str | None = None  # how links in notifications reach the dashboard
+    sqs_url: str | None = None  # the SQS-compatible endpoint workers are pointed at
+    isolation: Mode = "auto"
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def instance_name(state_dir: Path, store_url: str | None) -> str:
+    """Keeps the cgroups and run ownership of two engines on one host apart."""
+    key = f"{state_dir.resolve()}|{store_url or ''}"
+    return "e" + hashlib.sha256(key.encode()).hexdigest()[:11]
+
+
+def _run_environment(options: Options) -> Mapping[str, str]:
+    """What every run starts from: the engine's environment and, when the SQS endpoint is
+    served, its endpoint, region and credentials, so that a schedule that produces
+    messages with an SDK finds it as a worker does (the environment's own values win)."""
+    if not options.sqs_url:
+        return options.environ
+    return {**worker_environment(options.sqs_url, None), **options.environ}
+
+
+class Application:
+    def __init__(self, options: Options, *, clock: Clock | None = None) -> None:
+        self.options = options
+        self.clock: Clock = clock or SystemClock()
+        # Absolute: run shims and launchers work from "/", not from the engine's cwd.
+        self.state_dir = options.state_dir.resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store: Store = open_store(options.store_url, state_dir=self.state_dir)
+        self.instance = instance_name(self.state_dir, options.store_url)
+        self.host = f"{socket.gethostname()}:{self.instance}"
+        self.executor = Executor(
+            self.state_dir,
+            self.instance,
+            {},
+            base_env=_run_environment(options),
+            mode=options.isolation,
+        )
+        self.notifier: Notifier | None = None
+        self.driver = RunDriver(
+            self.store,
+            self.clock,
+            self.executor,
+            host=self.host,
+            notify=self._notify,
+            on_error=self._failed,
+        )
+        self.scheduler = Scheduler(self.driver, self.clock, self.store.last_fire)
+        self.supervisor = Supervisor(
+            self.store,
+            self.clock,
+            self.executor,
+            host=self.host,
+            sqs_url=options.sqs_url,
+            on_error=self._failed,
+        )
+        self.retention = LogRetention(self.executor.runs_dir, self.store)
+        self.applied: Applied | None = None
+        self.started_at: datetime | None = None
+        self._failure: BaseException | None = None
+        self._stop = asyncio.Event()
+        self.extra_loops: dict[str, Loop] = {}
+
+    # -- the applied revision -------------------------------------------------------------
+
+    def reload(self, *, starting: bool = False) -> bool:
+        """Follow the newest applied revision; True when it changed."""
+        revision = self.store.latest_revision()
+        if revision is None:
+            return False
+        if self.applied is not None and self.applied.revision == revision.number:
+            return False
+        catalog = Catalog.model_validate(revision.catalog)
+        base_dir = Path(revision.source).resolve().parent if revision.source else Path.cwd()
+        self.applied = Applied(revision.number, catalog, base_dir)
+        self.executor.update_pools(catalog.pools)
+        self.driver.load(self.applied)
+        self.scheduler.load(catalog.schedules, catch_up=starting)
+        self.supervisor.load(self.applied)
+        log.info("running revision %d", revision.number)
+        return True
+
+    @property
+    def catalog(self) -> Catalog | None:
+        return self.applied.catalog if self.applied else None
+
+    def control(self, actor: str, via: Via) -> Control:
+        return Control(self.store, self.clock, actor, via)
+
+    def log_path(self, run_id: int) -> Path:
+        return self.executor.run_dir(run_id) / LOG_FILE
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Adopt surviving runs, then take the applied revision (with catch-up)."""
+        self.started_at = self.clock.now()
+        self.notifier = Notifier.from_env(self.options.environ, clock=self.clock)
+        for warning in self.executor.pools.warnings:
+            log.warning("%s", warning)
+        log.info("isolation: %s", self.executor.pools.isolation)
+        # Pools first: adopted runs are released back into them when they end.
+        revision = self.store.latest_revision()
+        if revision is not None:
+            self.executor.update_pools(Catalog.model_validate(revision.catalog).pools)
+        adopted = self.driver.recover()
+        if adopted:
+            log.info("adopted %d running run(s): %s", len(adopted), adopted)
+        workers = self.supervisor.recover()
+        if workers:
+            log.info("adopted %d worker process(es): %s", len(workers), workers)
+        self.reload(starting=True)
+
+    async def run(self, loops: Mapping[str, Loop] | None = None) -> None:
+        """Run the background loops until :meth:`stop` or until one of them ends."""
+        named: dict[str, Loop] = {
+            "scheduler": self.scheduler.run,
+            "revisions": self._follow_revisions,
+            "retention": self._sweep_logs,
+            "workers": self.supervisor.run,
+            **self.extra_loops,
+            **(loops or {}),
+        }
+        tasks: dict[asyncio.Task[Any], str] = {
+            asyncio.create_task(loop(), name=name): name for name, loop in named.items()
+        }
+        stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
+        try:
+            done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in [*tasks, stopper]:
+                task.cancel()
+            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        if self._failure is not None:
+            raise ServerFailed(f"the run driver failed: {self._failure!r}") from self._failure
+        for task in done:
+            if task is stopper:
+                continue
+            name = tasks[task]
+            error = task.exception() if not task.cancelled() else None
+            if error is not None:
+                raise ServerFailed(f"the {name} loop failed: {error!r}") from error
+            raise ServerFailed(f"the {name} loop ended")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def aclose(self) -> None:
+        """Stop watching runs and worker processes (they go on; the next start adopts
+        them) and close."""
+        await self.supervisor.aclose()
+        await self.driver.aclose()
+        if self.notifier is not None:
+            await self.notifier.aclose()
+        self.store.close()
+
+    # -- loops and callbacks -----------------------------------------------------------------
+
+    async def _follow_revisions(self) -> None:
+        while True:
+            await asyncio.sleep(RELOAD_INTERVAL)
+            await asyncio.to_thread(self._latest_number)  # keeps the loop responsive
+            self.reload()
+
+    def _latest_number(self) -> int | None:
+        revision = self.store.latest_revision()
+        return revision.number if revision else None
+
+    async def _sweep_logs(self) -> None:
+        while True:
+            removed = await asyncio.to_thread(self.retention.sweep, self.clock.now())
+            if removed:
+                log.info("log retention removed %d run folder(s)", removed)
+            await asyncio.sleep(RETENTION_INTERVAL)
+
+    def _notify(self, targets: list[str], run: Run, tail: str) -> None:
+        if not targets or self.notifier is None:
+            return
+        link = None
+        if self.options.public_url:
+            link = f"{self.options.public_url.rstrip('/')}/runs/{run.id}"
+        project = self.catalog.project if self.catalog else None
+        notice = RunNotice.from_run(run, log_tail=tail, link=link, project=project)
+        self.notifier.notify(targets, notice)
+
+    def _failed(self, error: BaseException) -> None:
+        self._failure = error
+        self._stop.set()

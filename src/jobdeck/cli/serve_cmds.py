@@ -1,0 +1,269 @@
+"""``jobdeck serve`` and ``jobdeck demo``: run the engine, the HTTP API and the endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from jobdeck.app import Application, Loop, Options, ServerFailed
+from jobdeck.catalog.load import CatalogError, load_catalog
+from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, settings
+from jobdeck.clock import SystemClock
+from jobdeck.control import Control, ControlError, current_actor, git_describe
+from jobdeck.execute.pools import Mode
+from jobdeck.store import open_store
+
+log = logging.getLogger("jobdeck")
+
+Host = Annotated[str, typer.Option(help="Address of the HTTP API and dashboard.")]
+Port = Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")]
+SqsPort = Annotated[int, typer.Option(help="Port of the SQS-compatible endpoint (0: off).")]
+TlsCert = Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate.")]
+TlsKey = Annotated[Path | None, typer.Option(help="The certificate's private key.")]
+Isolation = Annotated[str, typer.Option(help="auto (cgroups where permitted), cgroups, or rlimit.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(demo)
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sqs_port: int = 9324
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def serve(
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    sqs_port: SqsPort = 9324,
+    apply: Annotated[bool, typer.Option("--apply", help="Apply the catalog first.")] = False,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    isolation: Isolation = "auto",
+) -> None:
+    """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
+    config = settings(ctx)
+    if apply:
+        _apply(config.catalog, config.state_dir, config.store_url)
+    code = run_server(
+        Options(
+            state_dir=config.state_dir,
+            store_url=config.store_url,
+            public_url=_public_url(host, port, tls_cert),
+            sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
+            isolation=_mode(isolation),
+        ),
+        ServeOptions(host, port, sqs_port, tls_cert, tls_key),
+    )
+    raise typer.Exit(code)
+
+
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8080,
+    sqs_port: SqsPort = 9324,
+    isolation: Isolation = "auto",
+    keep: Annotated[bool, typer.Option(help="Keep the demo's state dir at exit.")] = False,
+) -> None:
+    """Serve the bundled newsroom example from a throw-away state dir."""
+    source = example_dir()
+    workspace = Path(tempfile.mkdtemp(prefix="jobdeck-demo-"))
+    shutil.copytree(source, workspace / "newsroom", ignore=shutil.ignore_patterns("__pycache__"))
+    catalog = workspace / "newsroom" / "jobdeck.yaml"
+    state_dir = workspace / "state"
+    try:
+        _apply(catalog, state_dir, None)
+        url = _public_url(host, port, None)
+        typer.echo(
+            f"jobdeck demo: the newsroom example, state in {state_dir}\n"
+            f"  dashboard:  {url}/\n"
+            f"  try:        export JOBDECK_STATE_DIR={state_dir} JOBDECK_URL={url}\n"
+            "              jobdeck status\n"
+            "              jobdeck run ranking-aggregate --wait\n"
+            "              jobdeck runs --limit 10\n"
+            '              jobdeck suspend stale-cache-sweep --reason "demo" --until 10m\n'
+            "              jobdeck -f "
+            f"{catalog} plan\n"
+            "  stop with Ctrl-C"
+        )
+        options = Options(
+            state_dir=state_dir,
+            public_url=url,
+            sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
+            isolation=_mode(isolation),
+            environ={**os.environ, "JOBDECK_DEMO": "1", "PATH": _demo_path()},
+        )
+        code = run_server(options, ServeOptions(host, port, sqs_port))
+    finally:
+        if not keep:
+            discard_state(state_dir)
+            shutil.rmtree(workspace, ignore_errors=True)
+    raise typer.Exit(code)
+
+
+def _demo_path() -> str:
+    """The example's programs run as ``python3``: let that be this installation's
+    interpreter, which has what they import (httpx for the push tool)."""
+    here = str(Path(sys.executable).parent)
+    return os.pathsep.join([here, os.environ.get("PATH", "/usr/bin:/bin")])
+
+
+def example_dir() -> Path:
+    """The newsroom example: inside the installed package, or in a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "examples" / "newsroom", here.parents[1] / "examples" / "newsroom"):
+        if (candidate / "jobdeck.yaml").is_file():
+            return candidate
+    fail("the bundled example is missing from this installation; reinstall jobdeck")
+
+
+def discard_state(state_dir: Path) -> None:
+    """Before a throw-away state dir goes: stop its runs (they outlive the server by
+    design), its warm launchers and its pools' cgroups."""
+    from jobdeck.app import instance_name
+    from jobdeck.execute.launch import cancel, result
+    from jobdeck.execute.pools import PoolManager
+    from jobdeck.execute.warm import WarmLauncher
+
+    runs = [d for d in (state_dir / "runs").glob("*") if d.is_dir()]
+    stopping = [d for d in runs if cancel(d, 2.0)]
+    deadline = time.monotonic() + 15
+    while stopping and time.monotonic() < deadline:
+        stopping = [d for d in stopping if result(d) is None]
+        time.sleep(0.05)
+    instance = instance_name(state_dir, None)
+    # Where the executor puts a warm pool's socket (see Executor._socket_path).
+    for folder in (state_dir / "warm", Path(tempfile.gettempdir()) / instance):
+        for socket_path in folder.glob("*.sock"):
+            WarmLauncher(socket_path).stop()
+    PoolManager(instance, {}, mode="auto").teardown()
+
+
+def run_server(options: Options, serve_options: ServeOptions) -> int:
+    """Run until SIGTERM or SIGINT (exit 0) or until a loop fails (exit 1)."""
+    _configure_logging()
+    from jobdeck.api.auth import BindRefused, check_bind
+
+    try:
+        check_bind(serve_options.host, options.environ)
+    except BindRefused as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_REFUSED
+    try:
+        asyncio.run(_serve(options, serve_options))
+    except ServerFailed as exc:
+        log.error("jobdeck stopped: %s", exc)
+        return 1
+    except ValueError as exc:  # a configuration the environment got wrong (e.g. Slack's)
+        log.error("jobdeck could not start: %s", exc)
+        return EXIT_INVALID
+    except OSError as exc:
+        log.error("jobdeck could not start: %s", exc)
+        return 1
+    return 0
+
+
+async def _serve(options: Options, serve_options: ServeOptions) -> None:
+    from jobdeck.api.server import serve_http
+
+    application = Application(options, clock=SystemClock())
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, application.stop)
+    try:
+        await application.start()
+        started = asyncio.Event()
+
+        async def http() -> None:
+            await serve_http(
+                application,
+                serve_options.host,
+                serve_options.port,
+                tls_cert=serve_options.tls_cert,
+                tls_key=serve_options.tls_key,
+                started=started,
+            )
+
+        application.extra_loops["http"] = http
+        for name, extra in _optional_loops(application, serve_options).items():
+            application.extra_loops[name] = extra
+        await application.run()
+        log.info("jobdeck stopped; running runs go on and are adopted at the next start")
+    finally:
+        await application.aclose()
+
+
+def _optional_loops(application: Application, serve_options: ServeOptions) -> dict[str, Loop]:
+    """The endpoints that run beside the HTTP API when configured."""
+    from jobdeck.api.server import serve_asgi
+    from jobdeck.queues.endpoint import create_sqs_app
+    from jobdeck.slack import socket_mode_loops
+
+    loops: dict[str, Loop] = {}
+    sqs_url = application.options.sqs_url
+    if serve_options.sqs_port and sqs_url:
+        endpoint = create_sqs_app(application.store, application.clock, base_url=sqs_url)
+
+        async def sqs() -> None:
+            log.info("serving the SQS-compatible endpoint on %s", sqs_url)
+            await serve_asgi(endpoint, serve_options.host, serve_options.sqs_port, lifespan="on")
+
+        loops["sqs"] = sqs
+    loops.update(socket_mode_loops(application))
+    return loops
+
+
+def _apply(catalog: Path, state_dir: Path, store_url: str | None) -> None:
+    try:
+        loaded = load_catalog(catalog)
+    except CatalogError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    with open_store(store_url, state_dir=state_dir) as store:
+        control = Control(store, SystemClock(), current_actor(), "cli")
+        try:
+            revision = control.apply(loaded, git=git_describe(catalog))
+        except ControlError as exc:
+            fail(str(exc))
+    if revision is not None:
+        typer.echo(f"Applied revision {revision.number} ({loaded.digest[:12]}).")
+
+
+def _public_url(host: str, port: int, tls_cert: Path | None) -> str:
+    scheme = "https" if tls_cert else "http"
+    shown = f"[{host}]" if ":" in host else host
+    if host in ("0.0.0.0", "::"):
+        shown = "127.0.0.1"
+    return f"{scheme}://{shown}:{port}"
+
+
+def _mode(isolation: str) -> Mode:
+    if isolation not in ("auto", "cgroups", "rlimit"):
+        fail(f"--isolation must be auto, cgroups or rlimit, not {isolation!r}", EXIT_INVALID)
+    return isolation  # type: ignore[return-value]
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

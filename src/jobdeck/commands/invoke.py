@@ -1,0 +1,286 @@
+"""The one invocation path of commands, for the terminal, the HTTP API and chat.
+
+find the command -> check its params -> authorize -> refuse a disabled or suspended
+command -> claim the request's de-duplication key -> start the run in the command's
+pool -> audit. Every attempt leaves one audit entry, refusals included, saying who,
+from where, which command with which params, the decision, the run and the outcome.
+:func:`prepare` is the pure part; :class:`Invoker` applies it to the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from jobdeck.catalog.model import Catalog, Command, ParamValue
+from jobdeck.clock import Clock
+from jobdeck.commands.authorize import Caller, Decision, authorize, needs_usergroups
+from jobdeck.commands.params import InvalidParams, ParamProblem, render_argv, validate
+from jobdeck.commands.usergroups import UserGroups
+from jobdeck.store import Store
+from jobdeck.store import invocations_sql as keys
+from jobdeck.store.records import AuditEntry, Outcome, Run, Suspension, Trigger, Via
+from jobdeck.workflow.driver import RunRefused
+
+if TYPE_CHECKING:
+    from jobdeck.app import Application
+
+log = logging.getLogger(__name__)
+
+RefusalKind = Literal["unknown", "invalid", "forbidden", "disabled", "suspended"]
+TRIGGERS: dict[Via, Trigger] = {
+    "cli": "manual",
+    "api": "api",
+    "slack": "chatops",
+    "engine": "manual",
+}
+# Slack gives up retrying a request within minutes; a day is plenty.
+KEY_RETENTION = timedelta(days=1)
+
+
+class Refused(Exception):
+    """An invocation that was not started; the message is fit to show the caller."""
+
+    def __init__(
+        self,
+        kind: RefusalKind,
+        message: str,
+        problems: Sequence[ParamProblem] = (),
+        audit_id: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.problems = list(problems)
+        self.audit_id = audit_id
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request that may run: the checked values and the exact argv."""
+
+    name: str
+    command: Command
+    values: dict[str, ParamValue]
+    argv: list[str]
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """A started run, or (``duplicate``) the run an identical earlier request started."""
+
+    prepared: Prepared
+    run: Run | None
+    audit_id: int | None
+    duplicate: bool = False
+
+
+class Starter(Protocol):
+    """What starts a command run: the engine's run driver."""
+
+    def run_command(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        trigger: Trigger,
+        requested_by: str | None,
+        detail: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Run: ...
+
+
+def find_command(catalog: Catalog | None, name: str) -> Command:
+    if catalog is None:
+        raise Refused("unknown", "nothing is applied yet; run `jobdeck apply` first")
+    command = catalog.commands.get(name)
+    if command is None:
+        known = ", ".join(catalog.commands) or "none"
+        raise Refused("unknown", f"no command named {name!r} (known: {known})")
+    return command
+
+
+def prepare(
+    catalog: Catalog | None,
+    name: str,
+    given: Mapping[str, object],
+    caller: Caller,
+    member_of: set[str],
+    suspensions: Sequence[Suspension],
+    now: datetime,
+) -> Prepared:
+    """Decide whether ``caller`` may run ``name`` with ``given`` now; raise Refused."""
+    command = find_command(catalog, name)
+    decision = authorize(command.allow, caller, member_of)
+    if not decision.allowed:
+        raise Refused(
+            "forbidden",
+            f"you are not allowed to run {name} here; its allow list names the channels, "
+            "users and user groups that may",
+        )
+    try:
+        values = validate(name, command, given)
+    except InvalidParams as exc:
+        raise Refused("invalid", str(exc), exc.problems) from None
+    if not command.enabled:
+        raise Refused("disabled", f"command {name} is disabled (enabled: false in the catalog)")
+    for held in suspensions:
+        if held.kind == "command" and held.name == name and held.active(now):
+            raise Refused(
+                "suspended", f"command {name} is suspended by {held.created_by}: {held.reason}"
+            )
+    return Prepared(name, command, values, render_argv(command, values), decision)
+
+
+@dataclass
+class Invoker:
+    store: Store
+    clock: Clock
+    starter: Starter
+    catalog: Callable[[], Catalog | None]
+    usergroups: UserGroups | None = None
+
+    @classmethod
+    def for_app(cls, app: Application, usergroups: UserGroups | None = None) -> Invoker:
+        return cls(app.store, app.clock, app.driver, lambda: app.catalog, usergroups)
+
+    async def member_of(self, name: str, caller: Caller) -> set[str]:
+        catalog = self.catalog()
+        command = catalog.commands.get(name) if catalog else None
+        if command is None or self.usergroups is None:
+            return set()
+        if not needs_usergroups(command.allow, caller):
+            return set()
+        return await self.usergroups.groups_of(caller.actor, command.allow.usergroups)
+
+    async def check(self, name: str, given: Mapping[str, object], caller: Caller) -> Prepared:
+        """:func:`prepare` against the engine's state, without auditing or running."""
+        member_of = await self.member_of(name, caller)
+        now = self.clock.now()
+        return prepare(
+            self.catalog(), name, given, caller, member_of, self.store.suspensions(now), now
+        )
+
+    async def invoke(
+        self,
+        name: str,
+        given: Mapping[str, object],
+        caller: Caller,
+        *,
+        requested_at: datetime | None = None,
+        key: str | None = None,
+    ) -> Invocation:
+        """Run ``name`` for ``caller``; raises :class:`Refused` (audited) when it may not.
+
+        ``key`` identifies the request across retries and double clicks: of all requests
+        with one key, only the first starts a run; the others get that run back.
+        """
+        requested_at = requested_at or self.clock.now()
+        base = {"command": name, "params": _shown(given), "channel": caller.channel}
+        try:
+            prepared = await self.check(name, given, caller)
+        except Refused as refused:
+            self.audit_refusal(name, given, caller, refused)
+            raise
+        if key is not None:
+            now = self.clock.now()
+            with self.store.transaction() as tx:
+                keys.prune_keys(tx, before=now - KEY_RETENTION)
+                first = keys.claim_key(tx, key, at=now)
+                earlier = None if first else keys.key_run(tx, key)
+            if not first:
+                log.info("request %s for %s was already received; not run again", key, name)
+                run = self.store.run(earlier) if earlier is not None else None
+                return Invocation(prepared, run, None, duplicate=True)
+        detail = {
+            "requested_at": requested_at.isoformat(),
+            "via": caller.via,
+            "channel": caller.channel,
+        }
+        argv_detail = {**base, "argv": prepared.argv, "decision": prepared.decision.rule}
+        try:
+            run = self.starter.run_command(
+                name,
+                prepared.argv,
+                trigger=TRIGGERS[caller.via],
+                requested_by=caller.actor,
+                detail={k: v for k, v in detail.items() if v is not None},
+                params=dict(prepared.values),
+            )
+        except Exception as exc:  # the driver's own refusal (a race with suspend) or a fault
+            if key is not None:
+                # Nothing started: a later click (after a resume, say) may try again.
+                with self.store.transaction() as tx:
+                    keys.release_key(tx, key)
+            by_driver = isinstance(exc, RunRefused)
+            audit_id = self._audit(
+                caller,
+                name,
+                "refused" if by_driver else "error",
+                {**argv_detail, "why": str(exc)},
+            )
+            if by_driver:
+                kind: RefusalKind = "suspended" if "suspended" in str(exc) else "disabled"
+                raise Refused(kind, str(exc), audit_id=audit_id) from None
+            raise
+        audit_id = self._audit(caller, name, "ok", {**argv_detail, "run_id": run.id})
+        if key is not None:
+            with self.store.transaction() as tx:
+                keys.attach_run(tx, key, run.id)
+        return Invocation(prepared, run, audit_id)
+
+    def audit_refusal(
+        self, name: str, given: Mapping[str, object], caller: Caller, refused: Refused
+    ) -> None:
+        """Records a refusal found before :meth:`invoke` (by :meth:`check`, or by parsing
+        what was typed); sets its ``audit_id``."""
+        detail = {
+            "command": name,
+            "params": _shown(given),
+            "channel": caller.channel,
+            "decision": refused.kind,
+            "why": refused.message,
+        }
+        refused.audit_id = self._audit(caller, name, "refused", detail)
+        log.info("refused %s for %s: %s", name, caller.where, refused.message)
+
+    def record(
+        self, caller: Caller, name: str, action: str, outcome: Outcome, detail: dict[str, Any]
+    ) -> int:
+        """An audit entry about command ``name`` other than an invocation (a cancel)."""
+        return self._audit(caller, name, outcome, detail, action=action)
+
+    def _audit(
+        self,
+        caller: Caller,
+        name: str,
+        outcome: Outcome,
+        detail: dict[str, Any],
+        *,
+        action: str = "invoke",
+    ) -> int:
+        entry = AuditEntry(
+            at=self.clock.now(),
+            actor=caller.actor,
+            via=caller.via,
+            action=action,
+            target=f"command {name}",
+            outcome=outcome,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
+        with self.store.transaction() as tx:
+            recorded = tx.record_audit(entry)
+        assert recorded.id is not None
+        return recorded.id
+
+
+def _shown(given: Mapping[str, object]) -> dict[str, Any]:
+    """The params as given, JSON-safe, for the audit log."""
+    return {
+        key: value if isinstance(value, str | int | float | bool) or value is None else repr(value)
+        for key, value in given.items()
+    }

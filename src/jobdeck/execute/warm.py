@@ -1,0 +1,234 @@
+"""The warm launcher: a resident process per ``warm: true`` pool that starts run shims by
+forking itself, so a critical command does not pay for a fresh Python interpreter.
+
+The cold path (:func:`jobdeck.execute.launch.launch`) starts ``python -m
+jobdeck.execute.shim`` for every run: tens of milliseconds of interpreter start and
+imports before the program is spawned. The launcher has the shim's code loaded already;
+asked over a Unix socket to start ``RUN_DIR`` it forks, and the child *is* the shim for
+that run (its own session, the run's cgroups and ``oom_score_adj``, exactly as on the
+cold path). The engine then waits for the program to start as it always does.
+
+The launcher itself joins no cgroup: cgroup v2 forbids processes in a pool group that has
+run groups below it, and every run joins its own group anyway. It is detached from the
+engine (its own session, parent init), survives engine restarts, is found again by its
+socket, and is started again on demand if it died. Its shims are its children only until
+it exits; they never depend on it.
+
+    python -m jobdeck.execute.warm SOCKET_PATH
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jobdeck.execute.launch import RunHandle, wait_started
+from jobdeck.execute.spec import SHIM_LOG_FILE, SPEC_FILE, RunSpec, write_json_atomic
+
+CONNECT_TIMEOUT = 10.0
+REPLY_TIMEOUT = 10.0
+MAX_REQUEST = 4096
+
+
+class WarmLaunchError(Exception):
+    """The launcher could not be reached or refused the run; the caller falls back."""
+
+
+# -- the launcher process ------------------------------------------------------------------
+
+
+def serve(socket_path: Path) -> int:
+    """Accept one request per connection: a run directory; reply with the shim's pid."""
+    from jobdeck.execute.shim import Shim  # loaded once, before any fork
+
+    with contextlib.suppress(FileNotFoundError):
+        socket_path.unlink()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(socket_path))
+    os.chmod(socket_path, 0o600)
+    listener.listen(64)
+    # Shims are reaped by the kernel as they exit: nothing here waits for them.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"warm launcher ready on {socket_path} (pid {os.getpid()})", flush=True)
+    try:
+        while True:
+            conn, _ = listener.accept()
+            with conn:
+                _handle(conn, listener, Shim)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            socket_path.unlink()
+
+
+def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
+    conn.settimeout(REPLY_TIMEOUT)
+    try:
+        request = conn.recv(MAX_REQUEST).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return
+    if not request:
+        return  # a liveness probe
+    run_dir = Path(request)
+    if not run_dir.is_absolute() or not (run_dir / SPEC_FILE).is_file():
+        with contextlib.suppress(OSError):
+            conn.sendall(f"error: no run spec in {request!r}\n".encode())
+        return
+    pid = os.fork()
+    if pid == 0:  # the shim for this run
+        code = 70
+        try:
+            listener.close()
+            conn.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.setsid()
+            _redirect_output(run_dir / SHIM_LOG_FILE)
+            code = shim(run_dir).run()
+        finally:
+            os._exit(code)
+    with contextlib.suppress(OSError):
+        conn.sendall(f"ok {pid}\n".encode())
+
+
+def _redirect_output(path: Path) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m jobdeck.execute.warm SOCKET_PATH", file=sys.stderr)
+        return 2
+    return serve(Path(args[0]))
+
+
+# -- the engine's side ----------------------------------------------------------------------
+
+
+class WarmLauncher:
+    """The engine's handle on one pool's launcher; starts it when it is not running."""
+
+    def __init__(self, socket_path: Path, *, python: str = sys.executable) -> None:
+        self.socket_path = socket_path
+        self.python = python
+        # Launchers this engine started are its children while it lives: reaped here
+        # once they exit, so that replacing one leaves no zombie behind.
+        self._started: list[int] = []
+
+    def _reap(self, wait: float = 0.0) -> None:
+        deadline = time.monotonic() + wait
+        left = []
+        for pid in self._started:
+            while True:
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break  # reaped already, or not ours
+                if done or time.monotonic() >= deadline:
+                    if not done:
+                        left.append(pid)
+                    break
+                time.sleep(0.01)
+        self._started = left
+
+    def alive(self) -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1.0)
+                probe.connect(str(self.socket_path))
+            return True
+        except OSError:
+            return False
+
+    def ensure(self) -> None:
+        """Start the launcher unless it answers; wait until it listens."""
+        self._reap()
+        if self.alive():
+            return
+        self.socket_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path = self.socket_path.with_suffix(".log")
+        with open(log_path, "ab") as log:
+            starter = subprocess.Popen(
+                [self.python, "-m", "jobdeck.execute.warm", str(self.socket_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd="/",
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while not self.alive():
+            if starter.poll() is not None:
+                raise WarmLaunchError(
+                    f"the warm launcher exited ({starter.returncode}); see {log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise WarmLaunchError(f"the warm launcher did not listen on {self.socket_path}")
+            time.sleep(0.01)
+        # It lives on (parent init) when the engine restarts; until then it is reaped
+        # by _reap once it has exited. Popen must not wait for it, nor warn about it.
+        starter.returncode = 0
+        self._started.append(starter.pid)
+
+    def launch(self, run_dir: Path, spec: RunSpec, start_timeout: float = 30.0) -> RunHandle:
+        """Write the run's spec and have the launcher fork its shim; return once the
+        program runs (or its launch failed), exactly as the cold path does."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / SPEC_FILE).exists():
+            raise FileExistsError(f"{run_dir} already holds a run")
+        write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+        self._request(run_dir.resolve())
+        return wait_started(run_dir, start_timeout)
+
+    def _request(self, run_dir: Path) -> int:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(REPLY_TIMEOUT)
+                conn.connect(str(self.socket_path))
+                conn.sendall(f"{run_dir}\n".encode())
+                reply = conn.recv(256).decode().strip()
+        except OSError as exc:
+            raise WarmLaunchError(f"the warm launcher did not answer: {exc}") from exc
+        if not reply.startswith("ok "):
+            raise WarmLaunchError(f"the warm launcher refused the run: {reply or 'no reply'}")
+        return int(reply.split()[1])
+
+    def stop(self) -> None:
+        """Ask the launcher to exit (a pool that is no longer warm, or removed)."""
+        pid = self._pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        self._reap(wait=5.0)
+
+    def _pid(self) -> int | None:
+        """The launcher's pid, from the kernel's credentials of the socket's peer."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(1.0)
+                probe.connect(str(self.socket_path))
+                creds = probe.getsockopt(
+                    socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+                )
+        except OSError:
+            return None
+        pid, _uid, _gid = struct.unpack("3i", creds)
+        return int(pid)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

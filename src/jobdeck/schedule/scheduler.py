@@ -1,0 +1,123 @@
+"""The scheduler loop: sleep until the next due slot, fire it, repeat; wake on apply.
+
+No loop that wakes every second: the loop sleeps exactly until the earliest slot of any
+schedule (a :class:`~jobdeck.schedule.firequeue.FireQueue`), or until :meth:`wake` is
+called because a new revision was applied. Firing goes through a narrow interface (the
+run driver in the engine), which claims each (schedule, nominal time) slot in the store
+so that a restart or a second engine can never start the same slot twice.
+
+:meth:`Scheduler.tick` does one round at the clock's ``now``; tests drive it with a fake
+clock, the engine with :meth:`Scheduler.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from jobdeck.catalog.model import Schedule
+from jobdeck.clock import Clock
+from jobdeck.schedule.firequeue import Due, FireQueue
+from jobdeck.schedule.timing import Trigger
+from jobdeck.schedule.trigger import trigger_for
+from jobdeck.store.records import Trigger as RunTrigger
+from jobdeck.workflow.decisions import decide_catchup
+
+log = logging.getLogger(__name__)
+
+
+class Firing(Protocol):
+    """What the scheduler needs of the run workflow."""
+
+    def fire(self, name: str, nominal: datetime, trigger: RunTrigger = "schedule") -> object:
+        """Start (or skip, by the overlap policy) the run of one slot, claiming the slot."""
+        ...
+
+    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
+        """Record slots that are not run (as skipped / missed or suspended)."""
+        ...
+
+
+class Scheduler:
+    def __init__(
+        self,
+        firing: Firing,
+        clock: Clock,
+        last_fire: Callable[[str], datetime | None],
+    ) -> None:
+        self.firing = firing
+        self.clock = clock
+        self.last_fire = last_fire
+        self.queue = FireQueue()
+        self.specs: dict[str, Schedule] = {}
+        self._triggers: dict[str, Trigger] = {}
+        self._wake = asyncio.Event()
+
+    def load(self, schedules: Mapping[str, Schedule], *, catch_up: bool) -> None:
+        """Take a revision's schedules. With ``catch_up`` (when the engine starts), slots
+        missed since each schedule's last claimed fire are run or recorded by its
+        ``catchup`` policy before the queue resumes from ``now``."""
+        now = self.clock.now()
+        self.specs = {n: s for n, s in schedules.items() if s.enabled}
+        self._triggers = {n: trigger_for(s) for n, s in self.specs.items()}
+        if catch_up:
+            for name in sorted(self.specs):
+                self._catch_up(name, self.last_fire(name), now)
+        self.queue.update(self._triggers, now)
+        self.wake()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def next_due(self) -> datetime | None:
+        return self.queue.next_due()
+
+    def tick(self) -> datetime | None:
+        """Fire every slot due at the clock's ``now``; return the next due instant."""
+        now = self.clock.now()
+        for due in self.queue.pop_due(now):
+            self._fire(due, now)
+        return self.queue.next_due()
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            upcoming = self.tick()
+            delay = None
+            if upcoming is not None:
+                delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+
+    def _fire(self, due: Due, now: datetime) -> None:
+        if len(due.slots) == 1 and not due.truncated:
+            self.firing.fire(due.name, due.slots[0])
+            return
+        # The loop itself woke more than one slot late (the host was suspended or
+        # overloaded): treat it as downtime, by the schedule's catch-up policy.
+        before = due.first - timedelta(microseconds=1)
+        log.warning("schedule %s: %d slots overdue at once", due.name, due.count)
+        self._catch_up(due.name, before, now, trigger="schedule")
+
+    def _catch_up(
+        self, name: str, last: datetime | None, now: datetime, trigger: RunTrigger = "catchup"
+    ) -> None:
+        spec = self.specs[name]
+        decision = decide_catchup(
+            self._triggers[name], last, now, spec.catchup, spec.catchup_window
+        )
+        summary: dict[str, Any] = {}
+        if decision.missed_beyond:
+            summary = {
+                "missed_slots": decision.missed_beyond,
+                "first": decision.first_beyond.isoformat() if decision.first_beyond else None,
+                "last": decision.last_beyond.isoformat() if decision.last_beyond else None,
+            }
+        if decision.missed or summary:
+            self.firing.record_missed(name, list(decision.missed), summary)
+        for slot in decision.run:
+            self.firing.fire(name, slot, trigger)

@@ -1,0 +1,223 @@
+"""The Slack bot: a Bolt ``AsyncApp`` wired to one Application.
+
+HTTP mode (``SLACK_SIGNING_SECRET``) answers ``POST /slack/events``; Bolt verifies the
+signature and the timestamp, so a forged or stale request gets 401 and reaches no
+handler. Socket Mode (``SLACK_APP_TOKEN``) connects out to Slack instead, as a named loop
+of the server. ``SLACK_API_URL`` points the Web API client elsewhere (a proxy, a test).
+
+Every listener acknowledges at once and does its work in a lazy listener, after the
+acknowledgement: Slack wants an answer within 3 seconds, and the same split lets the
+handlers run on AWS Lambda later, where work after the answer needs a second invocation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.lazy_listener.async_internals import to_runnable_function
+from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from jobdeck.commands import Invoker, UserGroups
+from jobdeck.slack.handlers import Handlers
+
+if TYPE_CHECKING:
+    from jobdeck.app import Application
+
+log = logging.getLogger("jobdeck.slack")
+
+EVENTS_PATH = "/slack/events"
+DEFAULT_API_URL = "https://slack.com/api/"
+
+Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+class SlackConfigError(ValueError):
+    """The Slack settings in the environment do not make a working bot."""
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    bot_token: str
+    signing_secret: str | None = None
+    app_token: str | None = None
+    api_url: str = DEFAULT_API_URL
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> SlackSettings | None:
+        """None when the bot is not configured (a bot token alone only sends notices)."""
+        token = environ.get("SLACK_BOT_TOKEN", "").strip()
+        secret = environ.get("SLACK_SIGNING_SECRET", "").strip() or None
+        app_token = environ.get("SLACK_APP_TOKEN", "").strip() or None
+        if secret is None and app_token is None:
+            return None
+        if not token:
+            set_ = "SLACK_SIGNING_SECRET" if secret else "SLACK_APP_TOKEN"
+            raise SlackConfigError(
+                f"{set_} is set but SLACK_BOT_TOKEN is not: the bot needs its xoxb- token "
+                "to answer; set it, or unset the other to run without the bot"
+            )
+        if app_token is not None and not app_token.startswith("xapp-"):
+            raise SlackConfigError(
+                "SLACK_APP_TOKEN must be an app-level token (xapp-...) with the "
+                "connections:write scope, for Socket Mode"
+            )
+        api_url = environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
+        if not api_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+            raise SlackConfigError(
+                f"SLACK_API_URL={api_url!r}: use https:// (plain http only on loopback)"
+            )
+        return cls(token, secret, app_token, api_url.rstrip("/") + "/")
+
+
+class SharedTLSContext(ssl.SSLContext):
+    """A client TLS context (TLS 1.2 or newer, verified) that copies as itself: Bolt
+    deep-copies each request, with its Web API client, for the lazy listeners, and an
+    SSLContext cannot be copied."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SharedTLSContext:
+        return self
+
+    @classmethod
+    def create(cls) -> SharedTLSContext:
+        import certifi
+
+        context = cls(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(certifi.where())
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        return context
+
+
+class TrackedLazyRunner(AsyncLazyListenerRunner):
+    """Bolt's asyncio runner keeps no reference to the tasks it starts, so the garbage
+    collector may drop one mid-flight; this one keeps them, named, until they end."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, function: Callable[..., Awaitable[None]], request: AsyncBoltRequest) -> None:
+        work = to_runnable_function(internal_func=function, logger=self.logger, request=request)
+        name = f"slack:{getattr(function, '__name__', 'lazy')}"
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+class SlackBot:
+    def __init__(self, app: Application, settings: SlackSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.client = AsyncWebClient(
+            token=settings.bot_token,
+            base_url=settings.api_url,
+            ssl=SharedTLSContext.create(),
+            logger=log,
+        )
+        self.bolt = AsyncApp(
+            name="jobdeck",
+            client=self.client,
+            signing_secret=settings.signing_secret or "",
+            request_verification_enabled=settings.signing_secret is not None,
+            process_before_response=False,
+            logger=log,
+        )
+        self.lazy = TrackedLazyRunner(log)
+        self.bolt.listener_runner.lazy_listener_runner = self.lazy
+        self.usergroups = UserGroups(self._usergroup_members, app.clock)
+        self.invoker = Invoker.for_app(app, self.usergroups)
+        self.handlers = Handlers(self.invoker, app, tail=self._tail)
+        self.handlers.register(self.bolt)
+        self._http = AsyncSlackRequestHandler(self.bolt)
+
+    @property
+    def http_mode(self) -> bool:
+        return self.settings.signing_secret is not None
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.settings.app_token is not None
+
+    def routes(self) -> list[BaseRoute]:
+        """``POST /slack/events`` in HTTP mode; nothing otherwise (so nothing unverified
+        is ever accepted)."""
+        if not self.http_mode:
+            return []
+        return [Route(EVENTS_PATH, self._events, methods=["POST"])]
+
+    def loops(self) -> dict[str, Loop]:
+        """The server's named loops for this bot: the Socket Mode connection."""
+        return {"slack-socket-mode": self.run_socket_mode} if self.socket_mode else {}
+
+    async def _events(self, request: Request) -> Response:
+        return await self._http.handle(request)
+
+    async def run_socket_mode(self) -> None:
+        """Hold the Socket Mode connection until cancelled (the client reconnects)."""
+        assert self.settings.app_token is not None
+        handler = AsyncSocketModeHandler(self.bolt, self.settings.app_token, web_client=self.client)
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Slack Socket Mode connected")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await handler.close_async()  # type: ignore[no-untyped-call]
+            await self.lazy.drain()
+
+    async def aclose(self) -> None:
+        await self.lazy.drain()
+
+    async def _usergroup_members(self, group: str) -> Collection[str]:
+        answer = await self.client.usergroups_users_list(usergroup=group)
+        users = answer.get("users") or []
+        return [str(user) for user in users]
+
+    def _tail(self, run_id: int) -> str:
+        return self.app.executor.log_tail(run_id, lines=15, max_bytes=2500)
+
+
+def build_slack(app: Application, environ: Mapping[str, str]) -> SlackBot | None:
+    """The bot the environment asks for, or None when Slack is not configured."""
+    settings = SlackSettings.from_env(environ)
+    if settings is None:
+        return None
+    bot = SlackBot(app, settings)
+    modes = [m for m, on in (("HTTP", bot.http_mode), ("Socket Mode", bot.socket_mode)) if on]
+    log.info("Slack bot on (%s)", " and ".join(modes))
+    return bot
+
+
+def slack_routes(app: Application) -> list[BaseRoute]:
+    """The HTTP mode route for the API's router (empty when HTTP mode is off)."""
+    bot = build_slack(app, _http_only(app.options.environ))
+    return bot.routes() if bot else []
+
+
+def socket_mode_loops(app: Application) -> dict[str, Loop]:
+    """The Socket Mode loop for the server (empty when Socket Mode is off)."""
+    environ = {k: v for k, v in app.options.environ.items() if k != "SLACK_SIGNING_SECRET"}
+    bot = build_slack(app, environ)
+    return bot.loops() if bot else {}
+
+
+def _http_only(environ: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in environ.items() if k != "SLACK_APP_TOKEN"}

@@ -1,0 +1,1 @@
+"""Deploy targets: the same catalog run by other infrastructure than ``jobdeck serve``."""

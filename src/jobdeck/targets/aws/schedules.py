@@ -1,0 +1,244 @@
+"""Schedules: EventBridge Scheduler schedules, the launcher, and a run machine per schedule.
+
+An ECS schedule fires the launcher (see :mod:`.workflow`); a schedule of a ``warm`` pool
+fires SSM Run Command on the tools host directly, since its process starts there in
+moments and has no container to provision.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from jobdeck.targets.aws.containers import task_definition
+from jobdeck.targets.aws.mapping import ScheduleOnAws
+from jobdeck.targets.aws.ssm import schedule_document
+from jobdeck.targets.aws.workflow import EcsRun, launcher_definition, run_definition
+
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+
+
+class Schedules(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        project: str,
+        schedules: tuple[ScheduleOnAws, ...],
+        cluster: ecs.Cluster,
+        subnets: list[ec2.ISubnet],
+        security_group: ec2.SecurityGroup,
+        topic: sns.Topic,
+        log_group: logs.ILogGroup,
+        tools_host: ec2.Instance,
+        command_log_group: logs.ILogGroup,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.run_machines: dict[str, sfn.StateMachine] = {}
+        self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
+        self.documents: dict[str, ssm.CfnDocument] = {}
+        self.role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal("scheduler.amazonaws.com"),
+            description=f"EventBridge Scheduler of jobdeck project {project}",
+        )
+        self.launcher = sfn.StateMachine(
+            self,
+            "Launcher",
+            state_machine_name=f"{project}-launcher",
+            definition_body=sfn.DefinitionBody.from_string(
+                stack.to_json_string(launcher_definition())
+            ),
+        )
+        self.launcher.grant_start_execution(self.role)
+        for item in schedules:
+            if item.warm:
+                target = self._ssm_target(project, item, tools_host, command_log_group)
+            else:
+                machine = self._run_machine(
+                    project, item, cluster, subnets, security_group, topic, log_group
+                )
+                target = scheduler.CfnSchedule.TargetProperty(
+                    arn=self.launcher.state_machine_arn,
+                    role_arn=self.role.role_arn,
+                    input=stack.to_json_string(
+                        {
+                            "schedule": item.name,
+                            "scheduled_time": SCHEDULED_TIME,
+                            "state_machine": machine.state_machine_arn,
+                            "overlap": item.spec.overlap,
+                        }
+                    ),
+                    retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                        maximum_event_age_in_seconds=3600, maximum_retry_attempts=5
+                    ),
+                )
+            scheduler.CfnSchedule(
+                self,
+                f"{item.name}-schedule",
+                name=f"{project}-{item.name}",
+                description=item.spec.description or None,
+                schedule_expression=item.expression,
+                schedule_expression_timezone=item.timezone,
+                flexible_time_window=scheduler.CfnSchedule.FlexibleTimeWindowProperty(mode="OFF"),
+                state="ENABLED" if item.spec.enabled else "DISABLED",
+                target=target,
+            )
+
+    def _run_machine(
+        self,
+        project: str,
+        item: ScheduleOnAws,
+        cluster: ecs.Cluster,
+        subnets: list[ec2.ISubnet],
+        security_group: ec2.SecurityGroup,
+        topic: sns.Topic,
+        log_group: logs.ILogGroup,
+    ) -> sfn.StateMachine:
+        assert item.size is not None
+        definition = task_definition(
+            self,
+            item.name,
+            spec=item.spec,
+            size=item.size,
+            stop_after=item.spec.kill_grace,
+            log_group=log_group,
+            environment={"JOBDECK_SCHEDULE": item.name},
+        )
+        self.task_definitions[item.name] = definition
+        where = EcsRun(
+            cluster=cluster.cluster_arn,
+            task_definition=definition.task_definition_arn,
+            subnets=[subnet.subnet_id for subnet in subnets],
+            security_groups=[security_group.security_group_id],
+            topic=topic.topic_arn,
+            project=project,
+        )
+        stack = Stack.of(self)
+        machine = sfn.StateMachine(
+            self,
+            f"{item.name}-run",
+            state_machine_name=f"{project}-{item.name}",
+            definition_body=sfn.DefinitionBody.from_string(
+                stack.to_json_string(run_definition(item.name, item.spec, where))
+            ),
+        )
+        self.run_machines[item.name] = machine
+        # ecs:runTask.sync: run, watch and stop the task, through a managed EventBridge rule.
+        machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["ecs:RunTask"], resources=[definition.task_definition_arn])
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["ecs:StopTask", "ecs:DescribeTasks"],
+                resources=["*"],
+                conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}},
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForECSTaskRule",
+                    )
+                ],
+            )
+        )
+        roles = [definition.task_role, definition.obtain_execution_role()]
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["iam:PassRole"], resources=[role.role_arn for role in roles]
+            )
+        )
+        topic.grant_publish(machine)
+        # The launcher checks for running executions, starts this machine, and for
+        # cancel_other stops its executions.
+        self.launcher.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:ListExecutions", "states:StartExecution"],
+                resources=[machine.state_machine_arn],
+            )
+        )
+        if item.spec.overlap == "cancel_other":
+            self.launcher.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["states:StopExecution"],
+                    resources=[
+                        stack.format_arn(
+                            service="states",
+                            resource="execution",
+                            resource_name=f"{project}-{item.name}:*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    ],
+                )
+            )
+        return machine
+
+    def _ssm_target(
+        self,
+        project: str,
+        item: ScheduleOnAws,
+        tools_host: ec2.Instance,
+        command_log_group: logs.ILogGroup,
+    ) -> scheduler.CfnSchedule.TargetProperty:
+        document = ssm.CfnDocument(
+            self,
+            f"{item.name}-document",
+            name=f"{project}-schedule-{item.name}",
+            document_type="Command",
+            document_format="JSON",
+            update_method="NewVersion",
+            content=schedule_document(item.name, item.spec),
+        )
+        self.documents[item.name] = document
+        stack = Stack.of(self)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["ssm:SendCommand"],
+                resources=[
+                    stack.format_arn(
+                        service="ssm", resource="document", resource_name=document.ref
+                    ),
+                    stack.format_arn(
+                        service="ec2", resource="instance", resource_name=tools_host.instance_id
+                    ),
+                ],
+            )
+        )
+        timeout = int(item.spec.timeout.total_seconds())
+        return scheduler.CfnSchedule.TargetProperty(
+            arn="arn:aws:scheduler:::aws-sdk:ssm:sendCommand",
+            role_arn=self.role.role_arn,
+            input=stack.to_json_string(
+                {
+                    "DocumentName": document.ref,
+                    "InstanceIds": [tools_host.instance_id],
+                    "Comment": f"jobdeck {item.name} {SCHEDULED_TIME}",  # at most 100
+                    "TimeoutSeconds": 600,
+                    "Parameters": {},
+                    "CloudWatchOutputConfig": {
+                        "CloudWatchOutputEnabled": True,
+                        "CloudWatchLogGroupName": command_log_group.log_group_name,
+                    },
+                }
+            ),
+            retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(
+                maximum_event_age_in_seconds=min(3600, max(60, timeout)),
+                maximum_retry_attempts=item.spec.retry.launch,
+            ),
+        )

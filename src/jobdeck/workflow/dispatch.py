@@ -1,0 +1,477 @@
+"""The dispatching half of the run driver: waiting runs -> pool room -> launch -> outcome.
+
+A run that the driver decided to start is ``pending`` in the store and waits here until
+its backoff has passed, no other run of its job runs (when it must run alone: buffered
+or cancel_other), and its pool has room (``max_concurrency``). Then it is launched,
+watched, and its outcome recorded, retried or not, and notified. Every step is a run
+event in the store. All of it runs in the event loop's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jobdeck.catalog.model import Catalog, Command, Schedule
+from jobdeck.clock import Clock
+from jobdeck.execute import RunResult
+from jobdeck.store import Store, Tx
+from jobdeck.store.errors import RunAlreadyEnded
+from jobdeck.store.records import Run, RunKind, RunStatus, Trigger
+from jobdeck.workflow.decisions import RetryState, decide_retry
+from jobdeck.workflow.executor import DEFAULT_POOL, Executor
+from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before, outcome_of, start_timings
+
+log = logging.getLogger(__name__)
+
+# Notify(targets, run, log tail) is called after a run ends badly; it must not block.
+Notify = Callable[[list[str], Run, str], None]
+Spec = Schedule | Command
+JobKey = tuple[str, str]  # (run kind, job name): a schedule and a command may share a name
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The revision the engine runs, and where relative workdirs resolve."""
+
+    revision: int
+    catalog: Catalog
+    base_dir: Path
+
+
+@dataclass
+class Waiting:
+    run: Run
+    not_before: datetime | None = None
+    exclusive: bool = False  # waits until no other run of its job is running
+    shown: str | None = None  # the waiting reason last recorded
+
+
+def _key(run: Run) -> JobKey:
+    return (run.kind, run.job)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        executor: Executor,
+        *,
+        host: str,
+        notify: Notify | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.executor = executor
+        self.host = host
+        self.notify = notify
+        self.on_error = on_error
+        self.applied: Applied | None = None
+        self.running: dict[int, Run] = {}
+        self.waiting: dict[int, Waiting] = {}
+        self._starting: set[int] = set()  # launches in flight
+        self._cancelled_by: dict[int, int] = {}  # run -> the newer run that cancels it
+        self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
+        self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the catalog ------------------------------------------------------------------
+
+    def spec_of(self, kind: str, name: str) -> Spec | None:
+        if self.applied is None:
+            return None
+        if kind == "schedule":
+            return self.applied.catalog.schedules.get(name)
+        if kind == "command":
+            return self.applied.catalog.commands.get(name)
+        return None
+
+    def _record(
+        self,
+        tx: Tx,
+        kind: RunKind,
+        name: str,
+        trigger: Trigger,
+        status: RunStatus,
+        reason: str | None,
+        nominal: datetime | None,
+        now: datetime,
+        spec: Spec | None,
+        *,
+        detail: Mapping[str, Any] | None = None,
+        requested_by: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
+    ) -> Run:
+        return tx.create_run(
+            job=name,
+            kind=kind,
+            trigger=trigger,
+            status=status,
+            created_at=now,
+            reason=reason,
+            attempt=attempt,
+            scheduled_for=nominal,
+            pool=(spec.pool or DEFAULT_POOL) if spec else None,
+            revision=self.applied.revision if self.applied else None,
+            retry_of=retry_of,
+            requested_by=requested_by,
+            host=self.host,
+            params=dict(params or {}),
+            detail=dict(detail or {}),
+        )
+
+    def _bind(self) -> None:
+        """Remember the event loop the driver lives in (it arms timers and tasks there)."""
+        self._loop = asyncio.get_running_loop()
+
+    def _enqueue(self, run: Run) -> None:
+        """A pending run joins the waiting ones (stopping the runs it replaces first)."""
+        if run.status != "pending":
+            return
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if self._loop is not None and current is not self._loop:
+            # Called from another thread (a thread pool of the HTTP side): the run is
+            # recorded already; it joins the queue in the driver's own loop.
+            self._loop.call_soon_threadsafe(self._guarded, self._enqueue, run)
+            return
+        for victim in run.detail.get("cancels", []):
+            self._cancelled_by[int(victim)] = run.id
+            self._spawn(self._cancel(int(victim)))
+        self.waiting[run.id] = Waiting(run, not_before(run), bool(run.detail.get("exclusive")))
+        self._pump()
+
+    # -- dispatching ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start every waiting run that may start now; arm a timer for the next one."""
+        if self.applied is None:
+            return
+        now = self.clock.now()
+        running_jobs = {_key(r) for r in self.running.values()}
+        in_pool: dict[str, int] = {}
+        for r in self.running.values():
+            in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
+        soonest: datetime | None = None
+        for run_id in sorted(self.waiting):
+            wait = self.waiting[run_id]
+            spec = self.spec_of(wait.run.kind, wait.run.job)
+            if spec is None:
+                self._abandon(wait, "removed", "removed from the catalog")
+                continue
+            # The pool recorded at creation, also when a reload moved the job since: the
+            # run is counted, placed and released in one pool.
+            pool = wait.run.pool or DEFAULT_POOL
+            limit = self.applied.catalog.pools.get(pool)
+            cap = limit.max_concurrency if limit else None
+            if wait.not_before and wait.not_before > now:
+                soonest = min(soonest or wait.not_before, wait.not_before)
+                self._show(wait, "backoff")
+            elif wait.exclusive and _key(wait.run) in running_jobs:
+                self._show(wait, "overlap")
+            elif cap is not None and in_pool.get(pool, 0) >= cap:
+                self._show(wait, f"pool {pool} is full ({cap} running)")
+            else:
+                del self.waiting[run_id]
+                self.running[run_id] = wait.run
+                self._starting.add(run_id)
+                running_jobs.add(_key(wait.run))
+                in_pool[pool] = in_pool.get(pool, 0) + 1
+                self._spawn(self._start(wait.run, spec, now))
+        self._arm(soonest)
+
+    def _arm(self, when: datetime | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if when is not None:
+            delay = max(0.0, (when - self.clock.now()).total_seconds())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._guarded, self._pump)
+
+    def _show(self, wait: Waiting, why: str) -> None:
+        if wait.shown != why:
+            wait.shown = why
+            with self.store.transaction() as tx:
+                tx.add_event(wait.run.id, at=self.clock.now(), type="waiting", detail={"for": why})
+
+    def _abandon(self, wait: Waiting, reason: str, why: str) -> None:
+        del self.waiting[wait.run.id]
+        with self.store.transaction() as tx:
+            tx.update_run(
+                wait.run.id,
+                at=self.clock.now(),
+                event="cancelled",
+                status="cancelled",
+                reason=reason,
+                ended_at=self.clock.now(),
+                detail={"why": why},
+            )
+
+    def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
+        env = {
+            **spec.env,
+            "JOBDECK_RUN_ID": str(run.id),
+            "JOBDECK_JOB": run.job,
+            "JOBDECK_KIND": run.kind,
+            "JOBDECK_ATTEMPT": str(run.attempt),
+            "JOBDECK_TRIGGER": run.trigger,
+        }
+        if run.scheduled_for is not None:
+            env["JOBDECK_SCHEDULED_FOR"] = iso(run.scheduled_for)
+        return env
+
+    async def _start(self, run: Run, spec: Spec, dispatched_at: datetime) -> None:
+        assert self.applied is not None
+        try:
+            if isinstance(spec, Command):
+                # Rendered by the caller from the command's params: one argv element
+                # per param, never a shell.
+                argv: list[str] | None = [str(a) for a in run.detail.get("argv", spec.command)]
+            else:
+                argv = list(spec.command) if spec.command else None
+            launched = await self.executor.start(
+                run.id,
+                spec,
+                pool=run.pool,
+                argv=argv,
+                workdir=(self.applied.base_dir / spec.workdir).resolve(),
+                env=self._environment(run, spec),
+            )
+        finally:
+            self._starting.discard(run.id)
+        timings = start_timings(run.detail, dispatched_at, launched.started_at)
+        if launched.result is not None and launched.result.reason == "launch_error":
+            self._finish(run.id, launched.result, timings)
+            return
+        # A quick program may have ended already: it still started, and is recorded so;
+        # the watch below then reports its outcome at once.
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            self.running[run.id] = tx.update_run(
+                run.id,
+                at=now,
+                event="started",
+                status="running",
+                started_at=now,
+                detail={
+                    "run_dir": str(launched.run_dir),
+                    "pid": launched.pid,
+                    "launch": launched.launch,
+                    **timings,
+                },
+            )
+        self.executor.watch(run.id, self._on_exit)
+        if run.id in self._cancelled_by:
+            # A newer run asked to replace this one while it was being launched.
+            await self._cancel(run.id)
+
+    async def _cancel(self, run_id: int) -> None:
+        if run_id in self.waiting:
+            by = self._cancelled_by.pop(run_id, None)
+            self._abandon(self.waiting[run_id], "overlap", f"replaced by run {by} (cancel_other)")
+            self._pump()
+            return
+        if run_id in self._starting or run_id in self._cancelling:
+            return  # _start cancels it once the program runs; or it is being stopped
+        self._cancelling.add(run_id)
+        run = self.running.get(run_id)
+        spec = self.spec_of(run.kind, run.job) if run else None
+        grace = spec.kill_grace.total_seconds() if spec else 10.0
+        with self.store.transaction() as tx:
+            tx.add_event(
+                run_id,
+                at=self.clock.now(),
+                type="cancelling",
+                detail={"by": self._cancelled_by.get(run_id), "grace_s": grace},
+            )
+        try:
+            await self.executor.cancel(run_id, grace)
+        except OSError as exc:
+            # The run goes on; its outcome is still recorded when it ends.
+            self._cancelling.discard(run_id)
+            log.warning("run %s: cannot stop it: %s", run_id, exc)
+            with self.store.transaction() as tx:
+                tx.add_event(
+                    run_id, at=self.clock.now(), type="cancel_failed", detail={"error": str(exc)}
+                )
+
+    # -- outcomes ---------------------------------------------------------------------
+
+    def _on_exit(self, run_id: int, result: RunResult | None) -> None:
+        self._guarded(self._finish, run_id, result)
+
+    def _guarded(self, call: Callable[..., None], *args: Any) -> None:
+        """Callbacks of the event loop report a failure like the driver's tasks do: a
+        driver that cannot record outcomes must stop the server, not limp on."""
+        try:
+            call(*args)
+        except Exception as exc:
+            log.exception("run driver callback failed")
+            if self.on_error:
+                self.on_error(exc)
+
+    def _finish(
+        self, run_id: int, result: RunResult | None, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        run = self.running.pop(run_id, None)
+        if run is None:
+            return
+        if result is None:
+            # The shim died without a result; its program may live on without it.
+            self._finish_lost(run, "vanished", "the run's supervisor died without a result")
+            self._pump()
+            return
+        now = self.clock.now()
+        status, reason, fields = outcome_of(result)
+        fields["detail"] = {**fields["detail"], **(extra or {})}
+        by = self._cancelled_by.pop(run_id, None)
+        self._cancelling.discard(run_id)
+        if by is not None and status == "cancelled":
+            reason = "overlap"
+            fields["detail"]["cancelled_by"] = by
+        retry: Run | None = None
+        ended: Run | None = None
+        try:
+            with self.store.transaction() as tx:
+                ended = tx.update_run(
+                    run_id,
+                    at=now,
+                    event="ended",
+                    status=status,
+                    reason=reason,
+                    ended_at=now,
+                    **fields,
+                )
+                retry = self._retry(tx, ended, now)
+        except RunAlreadyEnded as exc:
+            log.warning("run %s: %s", run_id, exc)
+        self.executor.release(run.pool, run_id)
+        if ended is not None and retry is None:
+            # A retried attempt is not the end of the fire: only its last attempt tells.
+            self._notify_ended(ended)
+        if retry is not None:
+            self.waiting[retry.id] = Waiting(retry, not_before(retry))
+        self._pump()
+
+    def _retry(self, tx: Tx, ended: Run, now: datetime) -> Run | None:
+        spec = self.spec_of(ended.kind, ended.job)
+        if not isinstance(spec, Schedule):
+            return None  # commands answer their caller at once: no retries
+        spent = RetryState(**ended.detail.get("retries", {}))
+        decision = decide_retry(ended.reason, ended.status, spent, spec.retry)
+        if decision is None:
+            return None
+        return self._record(
+            tx,
+            "schedule",
+            ended.job,
+            "retry",
+            "pending",
+            None,
+            ended.scheduled_for,
+            now,
+            spec,
+            detail={
+                "not_before": iso(now + decision.delay),
+                "backoff_ms": round(decision.delay.total_seconds() * 1000, 3),
+                "retry_of_reason": ended.reason,
+                "retries": {"launch": decision.state.launch, "failure": decision.state.failure},
+            },
+            requested_by=ended.requested_by,
+            attempt=ended.attempt + 1,
+            retry_of=ended.id,
+        )
+
+    def _finish_lost(self, run: Run, reason: str, why: str) -> None:
+        """A run whose shim is gone without a result: record it lost, stop what is left
+        of its program (it may have outlived its shim), then give back its cgroup."""
+        self.running.pop(run.id, None)
+        self._cancelled_by.pop(run.id, None)
+        self._cancelling.discard(run.id)
+        now = self.clock.now()
+        with self.store.transaction() as tx:
+            tx.add_event(run.id, at=now, type="vanished", detail={"why": why})
+            ended = tx.update_run(
+                run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
+            )
+        self._notify_ended(ended)
+        self._spawn(self._clean_up_lost(run))
+
+    async def _clean_up_lost(self, run: Run) -> None:
+        grace = 10.0
+        spec = self.spec_of(run.kind, run.job)
+        if spec is not None:
+            grace = spec.kill_grace.total_seconds()
+        try:
+            stopped = await self.executor.cancel(run.id, grace)
+        except OSError as exc:
+            log.warning("run %s: cannot stop what is left of it: %s", run.id, exc)
+            stopped = False
+        if stopped:
+            with self.store.transaction() as tx:
+                tx.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
+        self.executor.release(run.pool, run.id)
+
+    def _notify_ended(self, run: Run) -> None:
+        if self.notify is None or run.status not in NOTIFY_STATUSES:
+            return
+        if self.applied is None:
+            self._deferred.append(run)  # the targets are known once a revision loads
+            return
+        spec = self.spec_of(run.kind, run.job)
+        if spec is None or not spec.notify:
+            return
+        self._send(list(spec.notify), run, self.executor.log_tail(run.id))
+
+    def _send(self, targets: list[str], run: Run, tail: str) -> None:
+        if self.notify is None:
+            return
+        try:
+            self.notify(targets, run, tail)
+        except Exception:  # a failing notification never fails a run
+            log.exception("run %s: notifying %s failed", run.id, targets)
+
+    def _flush_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for run in deferred:
+            self._notify_ended(run)
+
+    # -- tasks ------------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("run driver task failed", exc_info=error)
+            if self.on_error:
+                self.on_error(error)
+
+    async def aclose(self) -> None:
+        """Stop dispatching and watching; runs go on, and the next engine adopts them."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.executor.close()

@@ -1,0 +1,238 @@
+"""`jobdeck serve` as a user runs it: a real server process, restarted and killed.
+
+Runs outlive the engine (each has its own shim), so a restart or a `kill -9` of the
+server neither kills nor loses them; a run whose process died while no engine ran ends
+`lost`. A new applied revision is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.acceptance.server import Server, wait_for
+
+CATALOG = """\
+version: 1
+project: servetest
+schedules:
+  slow:
+    cron: "0 0 1 1 *"
+    command:
+      - python3
+      - -c
+      - "import time; print('begin', flush=True); time.sleep({sleep}); print('end')"
+    timeout: 2m
+  quick:
+    cron: "0 0 1 1 *"
+    command: ["python3", "-c", "print('quick ran')"]
+"""
+
+
+def write_catalog(workdir: Path, text: str) -> None:
+    (workdir / "jobdeck.yaml").write_text(text)
+
+
+def cli(server: Server, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "jobdeck", *args],
+        cwd=server.workdir,
+        env=server.environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[Server]]:
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.close()
+
+
+def make_server(tmp_path: Path, servers: list[Server], **kwargs: Any) -> Server:
+    server = Server(tmp_path, args=("--isolation", "rlimit"), **kwargs)
+    servers.append(server)
+    return server
+
+
+def run_record(server: Server, run_id: int) -> dict[str, Any]:
+    record: dict[str, Any] = server.get(f"/api/v1/runs/{run_id}")
+    return record
+
+
+def start_run(server: Server, name: str) -> int:
+    response = server.post(f"/api/v1/schedules/{name}/runs")
+    assert response.status_code == 201, response.text
+    run_id: int = response.json()["id"]
+    return run_id
+
+
+def ended(server: Server, run_id: int) -> dict[str, Any] | None:
+    record = run_record(server, run_id)
+    return record if record["status"] not in ("pending", "running") else None
+
+
+def runs_in_store(state_dir: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(state_dir / "jobdeck.db") as db:
+        return db.execute("SELECT id, job, status, reason FROM runs ORDER BY id").fetchall()
+
+
+def test_serve_runs_a_schedule_and_stops_cleanly_on_sigterm(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=0))
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    done = cli(server, "run", "quick", "--wait")
+    assert done.returncode == 0, done.stderr
+    run_id = int(done.stdout.split()[0])
+    record = run_record(server, run_id)
+    assert record["status"] == "succeeded"
+    assert record["trigger"] == "manual"
+    logs = cli(server, "logs", str(run_id))
+    assert "quick ran" in logs.stdout
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_a_run_survives_a_clean_restart_and_is_adopted(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=3))
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    run_id = start_run(server, "slow")
+    wait_for(lambda: run_record(server, run_id)["status"] == "running", what="running")
+    assert server.stop(signal.SIGTERM) == 0
+    server.start()
+    record = wait_for(lambda: ended(server, run_id), timeout=60, what="the adopted run")
+    assert record["status"] == "succeeded", record
+    types = [event["type"] for event in record["events"]]
+    assert "adopted" in types
+    log = cli(server, "logs", str(run_id)).stdout
+    assert "begin" in log
+    assert "end" in log
+
+
+def test_kill_9_of_the_server_neither_kills_nor_loses_the_run(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=3))
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    run_id = start_run(server, "slow")
+    wait_for(lambda: run_record(server, run_id)["status"] == "running", what="running")
+    server.kill9()
+    server.start()
+    record = wait_for(lambda: ended(server, run_id), timeout=60, what="the adopted run")
+    assert record["status"] == "succeeded", record
+    assert record["exit_code"] == 0
+    assert "end" in cli(server, "logs", str(run_id)).stdout
+
+
+def test_a_run_killed_while_the_server_is_down_ends_lost(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=60))
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    run_id = start_run(server, "slow")
+    wait_for(lambda: run_record(server, run_id)["status"] == "running", what="running")
+    run_dir = server.state_dir / "runs" / str(run_id)
+    shim = json.loads((run_dir / "shim.json").read_text())
+    server.kill9()
+    # The host loses the run while no engine watches: its supervisor and program die.
+    os.kill(shim["shim_pid"], signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(shim["child_pid"], signal.SIGKILL)
+    wait_for(lambda: not _alive(shim["shim_pid"]), what="the shim to die")
+    (run_dir / "result.json").unlink(missing_ok=True)
+    server.start()
+    record = wait_for(lambda: ended(server, run_id), timeout=30, what="the lost run")
+    assert record["status"] == "lost"
+    assert record["reason"] == "engine_restart"
+
+
+def test_a_new_revision_is_picked_up_within_two_seconds(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=0))
+    server = make_server(tmp_path, servers)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    write_catalog(
+        tmp_path,
+        CATALOG.format(sleep=0)
+        + '  ticker:\n    rate: 1s\n    command: ["python3", "-c", "print(\'tick\')"]\n',
+    )
+    assert cli(server, "apply", "--yes").returncode == 0
+    applied = time.monotonic()
+    wait_for(
+        lambda: any(s["name"] == "ticker" for s in server.get("/api/v1/schedules")["items"]),
+        timeout=10,
+        what="the new schedule in the API",
+    )
+    first = wait_for(
+        lambda: server.get("/api/v1/runs?job=ticker")["items"],
+        timeout=10,
+        what="the new schedule's first run",
+    )
+    assert time.monotonic() - applied < 2.0 + 1.5  # picked up in 2 s, fired in the next 1 s
+    assert first[0]["trigger"] == "schedule"
+    assert first[0]["scheduled_for"] is not None
+
+
+def test_serve_speaks_sqs_for_the_catalog_queues_and_stops_cleanly(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    write_catalog(tmp_path, CATALOG.format(sleep=0) + "queues:\n  feed-index: {}\n")
+    server = make_server(tmp_path, servers, sqs=True)
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=server.sqs_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    url = sqs.get_queue_url(QueueName="feed-index")["QueueUrl"]
+    assert url.endswith("/feed-index")
+    sqs.send_message(QueueUrl=url, MessageBody="article 1")
+    got = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2)["Messages"]
+    assert [m["Body"] for m in got] == ["article 1"]
+    names = sqs.list_queues()["QueueUrls"]
+    assert any(n.endswith("/feed-index-dlq") for n in names)
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; its parent (init) reaps it.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

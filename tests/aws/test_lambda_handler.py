@@ -1,0 +1,315 @@
+"""The Slack bot Lambda, as deployed: the handler file and commands.json of the synthesized
+asset, called with Function URL events signed like Slack's, against moto (Secrets
+Manager, SSM) and a stand-in for Slack's Web API on 127.0.0.1.
+
+The first invocation of a slash command only acks and re-invokes the function (Bolt's
+lazy listener runner calls Lambda's Invoke); these tests send that second invocation
+themselves, as Lambda would, and check what it does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import boto3
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from jobdeck.targets.aws.ssm import command_document
+from tests.aws.conftest import REGION, Assembly
+
+SIGNING_SECRET = "test-signing-secret"
+WEBHOOK_SECRET = "test-webhook-secret"
+EDITORS = {"S0EDITORS": ["U0EDITOR"]}
+
+
+@dataclass
+class FakeSlack:
+    """Slack's Web API and response URLs: records each call, answers ``ok``."""
+
+    url: str
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    raw: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    def called(self, path: str) -> list[dict[str, Any]]:
+        return [body for called, body in self.calls if called == path]
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    calls: list[tuple[str, dict[str, Any]]] = []
+    raws: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            raws.append((self.path, dict(self.headers.items()), data))
+            raw = data.decode()
+            if self.headers.get("Content-Type", "").startswith("application/json"):
+                body: dict[str, Any] = json.loads(raw or "{}")
+            else:
+                body = {k: v[0] for k, v in parse_qs(raw).items()}
+            calls.append((self.path, body))
+            answer: dict[str, Any] = {"ok": True}
+            if self.path == "/api/auth.test":
+                answer.update(user_id="UBOT", team_id="T1", bot_id="B1")
+            if self.path == "/api/usergroups.users.list":
+                answer["users"] = EDITORS.get(body.get("usergroup", ""), [])
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, name="fake-slack")
+    thread.start()
+    try:
+        yield FakeSlack(f"http://127.0.0.1:{server.server_address[1]}", calls, raws)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@dataclass
+class Bot:
+    module: ModuleType
+    ssm: Any
+    instance: str
+
+
+@pytest.fixture
+def bot(
+    newsroom: Assembly, moto_server: str, slack: FakeSlack, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Bot]:
+    def client(service: str) -> Any:
+        make: Any = boto3.client
+        return make(service, region_name=REGION, endpoint_url=moto_server)
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    secret = client("secretsmanager").create_secret(
+        Name="jobdeck/newsroom/slack",
+        SecretString=json.dumps(
+            {
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+                "JOBDECK_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            }
+        ),
+    )["ARN"]
+    push = newsroom.loaded.catalog.commands["breaking-push"]
+    ssm = client("ssm")
+    ssm.create_document(
+        Name="newsroom-command-breaking-push",
+        Content=json.dumps(command_document("breaking-push", push)),
+        DocumentType="Command",
+        DocumentFormat="JSON",
+    )
+    instance = client("ec2").run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)[
+        "Instances"
+    ][0]["InstanceId"]
+    for key, value in {
+        "SLACK_SECRET_ARN": secret,
+        "SLACK_API_URL": f"{slack.url}/api/",
+        "JOBDECK_TOOLS_INSTANCE_ID": instance,
+        "JOBDECK_COMMAND_LOG_GROUP": "/jobdeck/newsroom/commands",
+    }.items():
+        monkeypatch.setenv(key, value)
+    module = _bundled_handler(newsroom)
+    try:
+        yield Bot(module, ssm, instance)
+    finally:
+        for cached in ("_secrets", "_app", "_slack_handler"):
+            getattr(module, cached).cache_clear()
+
+
+def _bundled_handler(assembly: Assembly) -> ModuleType:
+    """The handler file of the synthesized asset (beside its commands.json)."""
+    code = assembly.one("AWS::Lambda::Function", FunctionName="newsroom-slack-bot")["Code"]
+    folder = assembly.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    path = folder / "jobdeck/targets/aws/lambda_handler.py"
+    spec = importlib.util.spec_from_file_location("bundled_lambda_handler", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CONTEXT = SimpleNamespace(
+    function_name="newsroom-slack-bot",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:newsroom-slack-bot",
+)
+
+
+def _lazy_event(body: str, lazy_function: str, **headers: str) -> dict[str, Any]:
+    """A Function URL event signed like Slack's, re-sent by Bolt for a lazy listener."""
+    timestamp = str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
+    return {
+        "version": "2.0",
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": signature,
+            "x-slack-bolt-lazy-only": "1",
+            "x-slack-bolt-lazy-function-name": lazy_function,
+            **headers,
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
+
+
+def _slash(slack: FakeSlack, command: str, text: str, user: str, channel: str) -> str:
+    return urlencode(
+        {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "team_id": "T1",
+            "response_url": f"{slack.url}/respond/1",
+            "trigger_id": "1.2.3",
+        }
+    )
+
+
+def test_a_confirmed_command_runs_through_ssm(bot: Bot, slack: FakeSlack) -> None:
+    text = 'title="Big news" url=https://news.example/1'
+    body = _slash(slack, "/breaking", text, "U9", "C0EDITORIAL")
+    assert bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)["statusCode"] == 200
+    (preview,) = slack.called("/respond/1")
+    buttons = preview["blocks"][1]["elements"]
+    assert [b["action_id"] for b in buttons] == ["jobdeck_run", "jobdeck_cancel"]
+    assert "title='Big news' url=https://news.example/1" in preview["blocks"][0]["text"]["text"]
+    assert bot.ssm.list_commands()["Commands"] == []  # nothing runs before "Run"
+
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U0EDITOR"},
+        "channel": {"id": "C0OTHER"},  # allowed through the user group, not the channel
+        "team": {"id": "T1"},
+        "response_url": f"{slack.url}/respond/2",
+        "trigger_id": "1.2.4",
+        "actions": [{"action_id": "jobdeck_run", "block_id": "b", "value": buttons[0]["value"]}],
+    }
+    event = _lazy_event(urlencode({"payload": json.dumps(click)}), "run_confirmed")
+    assert bot.module.handler(event, CONTEXT)["statusCode"] == 200
+    (sent,) = bot.ssm.list_commands()["Commands"]
+    assert sent["DocumentName"] == "newsroom-command-breaking-push"
+    assert sent["InstanceIds"] == [bot.instance]
+    assert sent["Parameters"] == {"title": ["Big news"], "url": ["https://news.example/1"]}
+    assert sent["Comment"] == "jobdeck breaking-push by U0EDITOR"
+    replies = [r["text"] for r in slack.called("/respond/2")]
+    assert replies[0] == "Running `breaking-push` on the tools host..."
+    assert replies[-1].startswith("`breaking-push`: Success")
+    assert [c["usergroup"] for c in slack.called("/api/usergroups.users.list")] == ["S0EDITORS"]
+
+
+def test_a_request_slack_resends_runs_nothing(bot: Bot, slack: FakeSlack) -> None:
+    body = _slash(slack, "/jobdeck", "help", "U9", "C0EDITORIAL")
+    event = _lazy_event(body, "run_lazy", **{"x-slack-retry-num": "1"})
+    assert bot.module.handler(event, CONTEXT)["statusCode"] == 200
+    assert slack.called("/respond/1") == []
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    assert len(slack.called("/respond/1")) == 1
+
+
+def test_deny_by_default(bot: Bot, slack: FakeSlack) -> None:
+    body = _slash(slack, "/jobdeck", "run breaking-push title=x url=https://e.x", "U9", "C0OTHER")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    assert [r["text"] for r in slack.called("/respond/1")] == [
+        "You may not run `breaking-push` here."
+    ]
+    assert bot.ssm.list_commands()["Commands"] == []
+
+
+@pytest.mark.parametrize(
+    ("text", "reply"),
+    [
+        ("run breaking-push url=https://e.x", "error: missing required parameter(s): title"),
+        ("run breaking-push title=x colour=red", "error: colour: unknown parameter"),
+        ("run nothing", "error: no command 'nothing'; /jobdeck help lists them"),
+        ("deploy", "error: usage: /jobdeck run NAME key=value ...  (or /jobdeck help)"),
+        ("help", "• `breaking-push` Send a breaking-news push to every user"),
+    ],
+)
+def test_replies_to_what_cannot_run(bot: Bot, slack: FakeSlack, text: str, reply: str) -> None:
+    body = _slash(slack, "/jobdeck", text, "U9", "C0EDITORIAL")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    (answer,) = slack.called("/respond/1")
+    assert answer["text"].startswith(reply)
+
+
+def test_failure_notices_are_relayed_to_slack_and_webhooks(bot: Bot, slack: FakeSlack) -> None:
+    notice = {
+        "project": "newsroom",
+        "kind": "schedule",
+        "job": "ranking-aggregate",
+        "pool": "batch",
+        "scheduled_time": "2026-03-08T01:00:00Z",
+        "execution": "arn:aws:states:us-east-1:123456789012:execution:newsroom-x:2026",
+        "error": {"Error": "States.Timeout", "Cause": ""},
+        "notify": [
+            "slack:#batch-alerts",
+            f"webhook:{slack.url}/hook",
+            "webhook:http://127.0.0.1:9/refused",  # fails: the others are still sent
+        ],
+    }
+    record = {
+        "EventSource": "aws:sns",
+        "Sns": {
+            "MessageId": "m-1",
+            "Timestamp": "2026-03-08T01:15:02.000Z",
+            "Message": json.dumps(notice),
+        },
+    }
+    assert bot.module.handler({"Records": [record]}, CONTEXT) == {"sent": 2, "failed": 1}
+    (posted,) = slack.called("/api/chat.postMessage")
+    assert posted["channel"] == "#batch-alerts"
+    assert (
+        "*ranking-aggregate* failed (slot 2026-03-08T01:00:00Z): States.Timeout" in posted["text"]
+    )
+    ((_, headers, body),) = [r for r in slack.raw if r[0] == "/hook"]
+    digest = hmac.new(
+        WEBHOOK_SECRET.encode(),
+        headers["X-Jobdeck-Timestamp"].encode() + b"." + body,
+        hashlib.sha256,
+    ).hexdigest()
+    assert headers["X-Jobdeck-Signature"] == f"sha256={digest}"
+    payload = json.loads(body)
+    assert payload["type"] == "run.timed_out"
+    assert payload["version"] == 1
+    assert payload["delivery_id"] == "m-1"
+    assert payload["run"]["job"] == "ranking-aggregate"
+    assert payload["run"]["reason"] == "timeout"
+    assert payload["run"]["scheduled_for"] == "2026-03-08T01:00:00Z"
+    assert payload["run"]["project"] == "newsroom"
+    assert payload["run"]["exit_code"] is None
+    assert set(payload) == {"type", "version", "delivery_id", "occurred_at", "run", "log_tail"}
+
+
+def test_the_asset_carries_no_other_module(newsroom: Assembly) -> None:
+    code = newsroom.one("AWS::Lambda::Function", FunctionName="newsroom-slack-bot")["Code"]
+    folder = newsroom.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    top = sorted(p.name for p in Path(folder).iterdir())
+    assert top == ["jobdeck", "slack_bolt", "slack_sdk"]

@@ -1,0 +1,156 @@
+"""The warm launcher: runs started by forking a resident process, with the same shim,
+the same cgroups, logs and results as the cold path; it survives and is replaced."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from jobdeck.execute.launch import RunHandle, shim_info
+from jobdeck.execute.pools import PoolManager
+from jobdeck.execute.spec import RunSpec
+from jobdeck.execute.warm import WarmLauncher, WarmLaunchError
+from tests.integration.test_execute_harness import (
+    ENV,
+    PY,
+    Harness,
+    needs_cgroups,
+    pool,
+    wait_for,
+)
+
+pytestmark = needs_cgroups
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path)
+    yield h
+    h.cleanup()
+
+
+@pytest.fixture
+def launcher(tmp_path: Path) -> Iterator[WarmLauncher]:
+    # Unix socket paths are short (108 bytes): keep it near the root of the test's dir.
+    warm = WarmLauncher(tmp_path / "tools.sock")
+    yield warm
+    pid = warm._pid()
+    warm.stop()
+    if pid is not None:
+        wait_for(lambda: not _running(pid), 10, "the launcher to exit")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def start(
+    harness: Harness, manager: PoolManager, warm: WarmLauncher, run_id: str, argv: list[str]
+) -> RunHandle:
+    run_dir = harness.tmp_path / run_id
+    harness.run_dirs.append(run_dir)
+    spec = RunSpec(
+        run_id=run_id,
+        argv=tuple(argv),
+        env=dict(ENV),
+        workdir=str(harness.tmp_path),
+        timeout=60,
+        kill_grace=2,
+        isolation=manager.placement("tools", run_id, None),
+    )
+    return warm.launch(run_dir, spec)
+
+
+def test_a_warm_run_has_the_cold_runs_result_log_and_cgroup(
+    harness: Harness, launcher: WarmLauncher
+) -> None:
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    launcher.ensure()
+    assert launcher.alive()
+    handle = start(
+        harness,
+        manager,
+        launcher,
+        "w1",
+        [
+            PY,
+            "-c",
+            "import sys; print('warm', sys.argv[1:]); print(open('/proc/self/cgroup').read())",
+            "a b",
+            "$(x)",
+        ],
+    )
+    assert handle.info is not None
+    assert handle.result is None
+    found = harness.wait(handle.run_dir)
+    assert (found.status, found.exit_code) == ("succeeded", 0)
+    log = (handle.run_dir / "log").read_text()
+    assert "warm ['a b', '$(x)']" in log
+    assert "run-w1" in log  # the program was born in the run's own cgroup
+    # the shim is the launcher's child, in its own session
+    info = shim_info(handle.run_dir)
+    assert info is not None
+    assert info.pgid == info.child_pid
+
+
+def test_a_run_outlives_its_launcher_and_a_new_launcher_is_started_on_demand(
+    harness: Harness, launcher: WarmLauncher
+) -> None:
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    launcher.ensure()
+    first = launcher._pid()
+    assert first is not None
+    handle = start(
+        harness, manager, launcher, "w2", [PY, "-c", "import time; time.sleep(1.5); print('done')"]
+    )
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: not launcher.alive(), 10, "the launcher to go")
+    found = harness.wait(handle.run_dir)
+    assert found.status == "succeeded"
+    assert "done" in (handle.run_dir / "log").read_text()
+    launcher.ensure()
+    second = launcher._pid()
+    assert second is not None
+    assert second != first
+    handle = start(harness, manager, launcher, "w3", ["/bin/true"])
+    assert harness.wait(handle.run_dir).status == "succeeded"
+
+
+def test_a_missing_executable_is_a_launch_error_not_a_dead_launcher(
+    harness: Harness, launcher: WarmLauncher
+) -> None:
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    launcher.ensure()
+    handle = start(harness, manager, launcher, "w4", ["/no/such/program"])
+    found = handle.result or harness.wait(handle.run_dir)
+    assert (found.status, found.reason) == ("failed", "launch_error")
+    assert launcher.alive()
+
+
+def test_an_unreachable_launcher_is_reported(tmp_path: Path) -> None:
+    warm = WarmLauncher(tmp_path / "none.sock")
+    assert not warm.alive()
+    (tmp_path / "r").mkdir()
+    with pytest.raises(WarmLaunchError):
+        warm._request(tmp_path / "r")
+
+
+def test_the_launcher_refuses_a_directory_without_a_spec(
+    tmp_path: Path, launcher: WarmLauncher
+) -> None:
+    launcher.ensure()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(WarmLaunchError, match="no run spec"):
+        launcher._request(tmp_path / "empty")
+    assert launcher.alive()
+    pid = launcher._pid()
+    assert pid is not None
+    assert _running(pid)

@@ -1,0 +1,214 @@
+"""The worker supervisor with real processes and a real store: replicas kept, restarts
+with backoff, stops with SIGTERM and stop_grace, rolling changes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from jobdeck.workers.supervisor import Backoff
+from tests.conftest import BACKENDS
+from tests.integration.test_workers_harness import Deck, until
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=BACKENDS)
+async def deck(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Deck]:
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    made = Deck(tmp_path, url)
+    try:
+        yield made
+    finally:
+        await made.cleanup()
+
+
+def when(moment: datetime | None) -> datetime:
+    assert moment is not None
+    return moment
+
+
+def catalog(worker: str) -> str:
+    return f"""
+        version: 1
+        project: workers
+        workers:
+        {worker}
+        """
+
+
+async def test_replicas_are_kept_and_a_killed_one_is_replaced(deck: Deck) -> None:
+    engine = await deck.engine()
+    deck.apply(
+        engine,
+        catalog(f"""
+          indexer:
+            command: {deck.argv()}
+            replicas: 2
+            stop_grace: 5s
+        """),
+    )
+    await until(lambda: len(engine.running("indexer")) == 2, "two replicas")
+    await until(lambda: len(deck.life.alive()) == 2, "two processes logged")
+    first = engine.running("indexer")
+    victim = first[0]
+    os.kill(int(victim.detail["pid"]), signal.SIGKILL)
+
+    def replaced() -> bool:
+        running = engine.running("indexer")
+        return len(running) == 2 and victim.id not in {r.id for r in running}
+
+    await until(replaced, "the killed replica to be replaced")
+    ended = engine.store.run(victim.id)
+    assert ended is not None
+    assert ended.status == "failed"
+    restart = [r for r in engine.runs("indexer") if r.retry_of == victim.id]
+    assert len(restart) == 1
+    assert restart[0].trigger == "retry"
+    assert restart[0].attempt == victim.attempt + 1
+    assert all(r.kind == "worker" and r.pool == "default" for r in engine.runs("indexer"))
+    shown = engine.worker_status("indexer")
+    assert shown["desired"] == 2
+    assert shown["running"] == 2
+    assert shown["restarts"] == 1
+    assert shown["last_exit"]["run"] == victim.id
+    # Each process has its own log.
+    log = engine.app.log_path(restart[0].id)
+    await until(lambda: "started" in log.read_text(), "the restarted replica's log")
+
+
+async def test_a_crash_loop_backs_off_exponentially_and_shows_in_status(deck: Deck) -> None:
+    backoff = Backoff(
+        base=timedelta(milliseconds=300),
+        most=timedelta(seconds=10),
+        stable_after=timedelta(seconds=30),
+    )
+    engine = await deck.engine(backoff=backoff)
+    deck.apply(
+        engine,
+        catalog(f"""
+          crasher:
+            command: {deck.argv("--exit-after", "0", "--code", "3")}
+            replicas: 1
+        """),
+    )
+    await until(lambda: len(deck.life.starts()) >= 5, "five starts", within=60)
+    runs = engine.runs("crasher")[:5]
+    assert [r.attempt for r in runs] == [1, 2, 3, 4, 5]
+    assert [r.trigger for r in runs] == ["manual", "retry", "retry", "retry", "retry"]
+    gaps = []
+    for before, after in itertools.pairwise(runs):
+        assert before.ended_at is not None
+        gaps.append((after.created_at - before.ended_at).total_seconds())
+    # 0.3, 0.6, 1.2, 2.4 s: each wait at least its backoff (and the tick adds little).
+    for gap, expected in zip(gaps, (0.3, 0.6, 1.2, 2.4), strict=True):
+        assert expected * 0.95 <= gap <= expected + 1.0, gaps
+    shown = engine.worker_status("crasher")
+    assert shown["restarts"] >= 4
+    assert shown["last_exit"]["exit_code"] == 3
+    assert shown["last_exit"]["status"] == "failed"
+    assert shown["last_exit"]["failures_in_a_row"] >= 4
+
+
+async def test_suspend_stops_with_sigterm_then_grace_then_sigkill(deck: Deck) -> None:
+    engine = await deck.engine()
+    deck.apply(
+        engine,
+        catalog(f"""
+          polite:
+            command: {deck.argv("--term-delay", "1")}
+            stop_grace: 10s
+          stubborn:
+            command: {deck.argv("--ignore-term")}
+            stop_grace: 1s
+        """),
+    )
+    await until(lambda: len(engine.running("polite")) == 1, "polite running")
+    await until(lambda: len(engine.running("stubborn")) == 1, "stubborn running")
+    await until(lambda: len(deck.life.alive()) == 2, "both logged their start")
+    polite = engine.running("polite")[0]
+    stubborn = engine.running("stubborn")[0]
+    await deck.suspend(engine, "polite")
+    await deck.suspend(engine, "stubborn")
+    await until(lambda: not engine.store.active_runs(kind="worker"), "both stopped")
+    ended_polite = engine.store.run(polite.id)
+    ended_stubborn = engine.store.run(stubborn.id)
+    assert ended_polite is not None
+    assert ended_stubborn is not None
+    assert (ended_polite.status, ended_polite.reason) == ("cancelled", "suspended")
+    assert (ended_stubborn.status, ended_stubborn.reason) == ("cancelled", "suspended")
+    entries = deck.life.entries()
+    pid_polite = int(polite.detail["pid"])
+    pid_stubborn = int(stubborn.detail["pid"])
+    term = {pid: at for what, pid, at, _ in entries if what == "term"}
+    end = {pid: at for what, pid, at, _ in entries if what == "end"}
+    # The polite one got SIGTERM and was let finish its second of clean-up.
+    assert end[pid_polite] - term[pid_polite] >= 0.95
+    # The stubborn one got SIGTERM, ignored it, and was killed after its 1 s grace.
+    assert pid_stubborn in term
+    assert pid_stubborn not in end
+    assert ended_stubborn.detail.get("signal") == signal.SIGKILL
+    assert ended_stubborn.ended_at is not None
+    # Suspended: nothing starts again while the suspension lasts.
+    assert engine.worker_status("polite")["desired"] == 0
+    assert len(engine.runs("polite")) == 1
+
+
+async def test_a_change_rolls_one_replica_at_a_time_and_a_removal_stops_all(
+    deck: Deck,
+) -> None:
+    engine = await deck.engine()
+
+    def indexer(version: int) -> str:
+        return catalog(f"""
+          indexer:
+            command: {deck.argv("--term-delay", "0.3")}
+            replicas: 2
+            stop_grace: 5s
+            env: {{VERSION: "{version}"}}
+        """)
+
+    deck.apply(engine, indexer(1))
+    await until(lambda: len(engine.running("indexer")) == 2, "two replicas")
+    old = {r.id for r in engine.running("indexer")}
+    deck.apply(engine, indexer(2))
+
+    def rolled() -> bool:
+        running = engine.running("indexer")
+        return len(running) == 2 and all(r.revision == 2 for r in running)
+
+    await until(rolled, "both replicas on the new revision")
+    runs = {r.id: r for r in engine.runs("indexer")}
+    new = sorted(set(runs) - old)
+    assert len(new) == 2
+    first_old_end = min(when(runs[i].ended_at) for i in old)
+    first_new_start = when(runs[new[0]].started_at)
+    second_new_start = when(runs[new[1]].started_at)
+    # New first, then old: the first new replica ran before any old one stopped, and
+    # the second new one started only after the first old one was gone.
+    assert first_new_start < first_old_end
+    assert first_old_end <= second_new_start
+    assert all((runs[i].status, runs[i].reason) == ("cancelled", "changed") for i in old)
+    assert deck.life.max_overlap() <= 3
+
+    deck.apply(
+        engine,
+        catalog(f"""
+          other:
+            command: {deck.argv()}
+        """),
+    )
+    await until(lambda: not engine.running("indexer"), "the removed worker stopped")
+    assert {r.reason for r in engine.runs("indexer") if r.id in new} == {"removed"}
+    await until(lambda: len(engine.running("other")) == 1, "the other worker running")

@@ -1,0 +1,159 @@
+"""Timed fires through the driver: one decision per slot across engines, suspended and
+disabled schedules, and missed slots recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from jobdeck.workflow.driver import Applied, RunRefused
+from tests.integration.test_workflow_harness import HOST, T0, Decks
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def decks(tmp_path: Path) -> Iterator[Decks]:
+    made = Decks(tmp_path)
+    yield made
+    made.cleanup()
+
+
+CATALOG = """
+    version: 1
+    project: fires
+    schedules:
+      tick:
+        rate: 10m
+        command: JOB]
+        notify: ["slack:#alerts"]
+      off:
+        rate: 10m
+        command: JOB]
+        enabled: false
+    """
+
+
+async def test_a_slot_is_decided_once_even_by_two_engines_on_one_store(decks: Decks) -> None:
+    one = decks(CATALOG)
+    other = decks(CATALOG)
+    run = one.driver.fire("tick", T0)
+    assert run is not None
+    assert other.driver.fire("tick", T0) is None
+    assert one.driver.fire("tick", T0) is None
+    assert (await one.wait_ended(run.id)).status == "succeeded"
+    assert [r.id for r in one.runs("tick")] == [run.id]
+    assert run.scheduled_for == T0
+    assert run.host == HOST
+    assert isinstance(run.detail["lateness_ms"], float)
+    assert one.store.last_fire("tick") == T0
+    await other.close()
+    await one.close()
+
+
+async def test_a_suspended_schedule_records_each_slot_as_skipped(decks: Decks) -> None:
+    deck = decks(CATALOG)
+    now = deck.driver.clock.now()
+    with deck.store.transaction() as tx:
+        tx.add_suspension(
+            kind="schedule",
+            name="tick",
+            reason="upstream is down",
+            created_by="ops",
+            created_at=now,
+            until=None,
+        )
+    first = deck.driver.fire("tick", T0)
+    second = deck.driver.fire("tick", T0 + timedelta(minutes=10))
+    assert first is not None
+    assert second is not None
+    assert {(r.status, r.reason) for r in (first, second)} == {("skipped", "suspended")}
+    assert not deck.started(first.id)
+    with pytest.raises(RunRefused, match="schedule tick is suspended: upstream is down"):
+        deck.driver.run_now("tick")
+    deck.driver.record_missed("tick", [T0 + timedelta(minutes=20)], {})
+    missed = deck.runs("tick")[-1]
+    assert (missed.status, missed.reason, missed.trigger) == ("skipped", "suspended", "catchup")
+    assert deck.notices == []  # a suspension is on purpose: nothing to tell
+    await deck.close()
+
+
+async def test_a_disabled_schedule_fires_nothing_and_refuses_manual_runs(decks: Decks) -> None:
+    deck = decks(CATALOG)
+    assert deck.driver.fire("off", T0) is None
+    with pytest.raises(RunRefused, match="disabled"):
+        deck.driver.run_now("off")
+    with pytest.raises(RunRefused, match="no schedule named 'gone'"):
+        deck.driver.run_now("gone")
+    assert deck.runs("off") == []
+    await deck.close()
+
+
+async def test_missed_slots_are_recorded_claimed_and_notified(decks: Decks) -> None:
+    deck = decks(CATALOG)
+    slots = [T0 + timedelta(minutes=m) for m in (10, 20)]
+    summary = {
+        "missed_slots": 5,
+        "first": (T0 - timedelta(hours=1)).isoformat(),
+        "last": T0.isoformat(),
+    }
+    deck.driver.record_missed("tick", slots, summary)
+    runs = deck.runs("tick")
+    assert [(r.status, r.reason, r.trigger) for r in runs] == [("skipped", "missed", "catchup")] * 3
+    assert [r.scheduled_for for r in runs] == [*slots, None]
+    assert runs[-1].detail == summary
+    # The recorded slots are taken: a late fire of one of them decides nothing.
+    assert deck.driver.fire("tick", slots[0]) is None
+    assert len(deck.notices) == 1
+    notice = deck.notices[0]
+    assert (notice.run.reason, notice.run.detail) == ("missed", {"missed_slots": 7})
+    assert notice.targets == ["slack:#alerts"]
+    await deck.close()
+
+
+async def test_a_reload_drops_waiting_runs_of_removed_jobs_and_applies_new_pool_limits(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    text = f"""
+        version: 1
+        project: fires
+        pools:
+          narrow: {{max_concurrency: LIMIT}}
+        schedules:
+          keep:
+            rate: 10m
+            pool: narrow
+            overlap: allow
+            command: JOB, "--hold", "{gate}"]
+          drop:
+            rate: 10m
+            pool: narrow
+            command: JOB]
+        """
+    deck = decks(text.replace("LIMIT", "1"))
+    running = deck.driver.run_now("keep")
+    await deck.wait_running(running.id)
+    queued = deck.driver.run_now("keep")
+    dropped = deck.driver.run_now("drop")
+    assert {queued.id, dropped.id} <= set(deck.driver.waiting)
+    wider = deck.parse(text.replace("LIMIT", "2"))
+    without_drop = wider.model_copy(update={"schedules": {"keep": wider.schedules["keep"]}})
+    deck.driver.load(Applied(2, without_drop, tmp_path))
+    gone = await deck.wait_ended(dropped.id)
+    assert (gone.status, gone.reason) == ("cancelled", "removed")
+    await deck.wait_running(queued.id)  # room in the pool now: two at once
+    assert deck.run(running.id).status == "running"
+    gate.touch()
+    for run in (running, queued):
+        done = await deck.wait_ended(run.id)
+        assert (done.status, done.revision) == ("succeeded", 1)
+    await deck.close()
