@@ -10,7 +10,7 @@ Durability on SQLite: the store runs in WAL mode with ``synchronous=NORMAL`` (se
 system's hands, before it returns, so an acknowledged message survives any crash of the
 server process, ``kill -9`` included; only a power loss or kernel crash can take the
 last commits since the WAL's previous sync. ``FULL`` would close that gap with an fsync
-per commit; in ``bench/sqs.py`` that costs about a third of the throughput. The queues
+per commit; in ``bench/sqs.py`` that costs a fifth to a third of the throughput. The queues
 ask for what the rest of the store (runs, revisions) has.
 """
 
