@@ -6,13 +6,15 @@ batch. Reported per server: messages per second end to end (sent, received and
 deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
 (SQLite in WAL mode, a send acknowledged only once committed).
 
-    python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4] [--only jobdeck]
+    python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4]
+                        [--only jobdeck|moto] [--synchronous normal|full] [--store URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import signal
 import socket
@@ -52,10 +54,12 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], deadline_s: float
     raise RuntimeError(f"nothing listens on port {port} after {deadline_s}s")
 
 
-def start_jobdeck(state: Path, port: int) -> subprocess.Popen[bytes]:
-    store = f"sqlite:///{state / 'jobdeck.db'}"
+def start_jobdeck(
+    state: Path, port: int, synchronous: str, store: str | None
+) -> subprocess.Popen[bytes]:
+    store = store or f"sqlite:///{state / 'jobdeck.db'}"
     command = [sys.executable, __file__, "--serve-jobdeck", store, "--port", str(port)]
-    return subprocess.Popen(command)
+    return subprocess.Popen([*command, "--synchronous", synchronous])
 
 
 def start_moto(port: int) -> subprocess.Popen[bytes]:
@@ -149,9 +153,19 @@ def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[flo
     return elapsed, tally
 
 
-def report(name: str, elapsed: float, tally: Tally) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cpu: float) -> float:
     rate = tally.deleted / elapsed
     print(f"\n{name}: {tally.deleted} messages in {elapsed:.2f}s = {rate:,.0f} messages/s")
+    print(
+        f"  CPU: server {server_cpu:.2f}s ({server_cpu / tally.deleted * 1e6:.0f} us/message), "
+        f"clients {client_cpu:.2f}s ({client_cpu / tally.deleted * 1e6:.0f} us/message)"
+    )
     for call, values in sorted(tally.latencies.items()):
         ms = sorted(v * 1000 for v in values)
         p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
@@ -160,14 +174,17 @@ def report(name: str, elapsed: float, tally: Tally) -> float:
     return rate
 
 
-def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
+def run_server(name: str, start: Any, args: argparse.Namespace, messages: int) -> float:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        process = start(Path(tmp), port) if name == "jobdeck" else start(port)
+        process = start(port) if name == "moto" else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
-            elapsed, tally = drive(port, args.messages, args.producers, args.consumers)
-            return report(name, elapsed, tally)
+            server_before, client_before = cpu_seconds(process.pid), time.process_time()
+            elapsed, tally = drive(port, messages, args.producers, args.consumers)
+            server_cpu = cpu_seconds(process.pid) - server_before
+            client_cpu = time.process_time() - client_before
+            return report(name, elapsed, tally, server_cpu, client_cpu)
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -177,13 +194,22 @@ def run_server(name: str, start: Any, args: argparse.Namespace) -> float:
                 process.wait()
 
 
-def serve_jobdeck(store_url: str, port: int) -> None:
+def serve_jobdeck(store_url: str, port: int, synchronous: str) -> None:
+    from sqlalchemy import event
+
     from jobdeck.clock import SystemClock
     from jobdeck.queues.endpoint import serve_sqs
     from jobdeck.store import open_store
 
+    def full(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA synchronous = FULL")
+
     async def serve() -> None:
         store = open_store(store_url)
+        if synchronous == "full":
+            # After jobdeck's own settings (NORMAL): every commit is fsynced as well.
+            event.listen(store.engine, "connect", full)
+            store.engine.dispose()
         serving = asyncio.create_task(serve_sqs(store, SystemClock(), "127.0.0.1", port))
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, serving.cancel)
         try:
@@ -193,7 +219,12 @@ def serve_jobdeck(store_url: str, port: int) -> None:
         finally:
             store.close()
 
-    asyncio.run(serve())
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve())
+    else:
+        uvloop.run(serve())
 
 
 def main() -> None:
@@ -201,24 +232,48 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument(
+        "--moto-messages",
+        type=int,
+        default=2_000,
+        help="messages for moto, which slows down as its queue grows (default 2000)",
+    )
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--only", choices=["jobdeck", "moto"])
+    parser.add_argument(
+        "--synchronous",
+        choices=["normal", "full"],
+        default="normal",
+        help="SQLite's synchronous setting for jobdeck: normal (jobdeck's; survives a\n"
+        "crash of the process) or full (an fsync per commit; survives power loss)",
+    )
+    parser.add_argument(
+        "--store",
+        help="run jobdeck on this store (e.g. an empty PostgreSQL database) instead of a\n"
+        "fresh SQLite file",
+    )
     parser.add_argument("--serve-jobdeck", metavar="STORE_URL", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_jobdeck:
-        serve_jobdeck(args.serve_jobdeck, args.port)
+        serve_jobdeck(args.serve_jobdeck, args.port, args.synchronous)
         return
     print(
-        f"{args.messages} messages of 256+ bytes, batches of {BATCH}, "
+        f"messages of 256+ bytes in batches of {BATCH}, "
         f"{args.producers} producer and {args.consumers} consumer threads, {os.cpu_count()} CPUs"
     )
     rates = {}
     if args.only in (None, "jobdeck"):
-        rates["jobdeck"] = run_server("jobdeck", start_jobdeck, args)
+        start = functools.partial(start_jobdeck, synchronous=args.synchronous, store=args.store)
+        label = (
+            "jobdeck ("
+            + ("PostgreSQL" if args.store else f"SQLite, synchronous={args.synchronous}")
+            + ")"
+        )
+        rates["jobdeck"] = run_server(label, start, args, args.messages)
     if args.only in (None, "moto"):
-        rates["moto"] = run_server("moto", start_moto, args)
+        rates["moto"] = run_server("moto", start_moto, args, args.moto_messages)
     if len(rates) == 2:
         print(f"\njobdeck / moto: {rates['jobdeck'] / rates['moto']:.1f}x")
 

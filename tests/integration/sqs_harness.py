@@ -9,11 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -107,3 +110,18 @@ class SqsServer:
             aws_secret_access_key="jobdeck-local",
             config=Config(retries={"max_attempts": 1}, **config),
         )
+
+
+def unique(stem: str = "q") -> str:
+    return f"{stem}-{uuid.uuid4().hex[:10]}"
+
+
+def error_of(raised: pytest.ExceptionInfo[ClientError]) -> tuple[str, str]:
+    error = raised.value.response["Error"]
+    return str(error.get("Code")), str(error.get("QueryErrorCode", ""))
+
+
+def receive_all(sqs: SQSClient, url: str, **options: Any) -> list[Any]:
+    options.setdefault("MaxNumberOfMessages", 10)
+    answer = sqs.receive_message(QueueUrl=url, **options)
+    return list(answer.get("Messages", []))

@@ -43,7 +43,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    asyncio.run(_serve(args.store, args.host, args.port))
+    # uvloop, as a production server would run; plain asyncio where it is missing.
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(_serve(args.store, args.host, args.port))
+    else:
+        uvloop.run(_serve(args.store, args.host, args.port))
     sys.exit(0)
 
 

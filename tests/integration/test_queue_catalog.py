@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobdeck.catalog.load import load_catalog_text
+from jobdeck.catalog.model import Catalog
 from jobdeck.clock import FakeClock
 from jobdeck.control import Control, ControlError
 from jobdeck.queues import admin
@@ -136,3 +137,17 @@ def test_worker_environment_points_sdks_at_the_endpoint() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"]
     assert env["AWS_ACCESS_KEY_ID"]
     assert env["AWS_SECRET_ACCESS_KEY"]
+
+
+def test_catalog_names_resolve_to_their_wire_names(store: Store) -> None:
+    clock = FakeClock(T0)
+    apply(store, clock, CATALOG)
+    with store.reading() as tx:
+        revision = tx.latest_revision()
+        assert revision is not None
+        catalog = Catalog.model_validate(revision.catalog)
+        assert admin.resolve(tx, "orders", catalog) == "orders.fifo"
+        assert admin.resolve(tx, "orders-dlq", catalog) == "orders-dlq.fifo"
+        assert admin.resolve(tx, "feed-index", catalog) == "feed-index"
+        with pytest.raises(admin.QueueAdminError, match="no queue named 'nope'"):
+            admin.resolve(tx, "nope", catalog)

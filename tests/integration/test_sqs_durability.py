@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from tests.integration.sqs_harness import SqsServer
@@ -60,5 +61,27 @@ def test_acknowledged_messages_survive_kill_9(sqs_store_url: str) -> None:
             )
         assert len(acknowledged) == 404
         assert received == acknowledged
+    finally:
+        server.kill()
+
+
+def test_sigterm_answers_waiting_long_polls_and_stops_promptly(sqs_store_url: str) -> None:
+    server = SqsServer(sqs_store_url)
+    server.start()
+    try:
+        client = server.client(read_timeout=60)
+        url = client.create_queue(QueueName="stopping")["QueueUrl"]
+        answers: list[Any] = []
+        waiter = threading.Thread(
+            target=lambda: answers.append(client.receive_message(QueueUrl=url, WaitTimeSeconds=20))
+        )
+        waiter.start()
+        time.sleep(1)  # lets the receive start waiting; correctness does not depend on it
+        begun = time.monotonic()
+        server.stop()
+        assert time.monotonic() - begun < 10
+        waiter.join(timeout=30)
+        assert len(answers) == 1
+        assert answers[0].get("Messages", []) == []
     finally:
         server.kill()

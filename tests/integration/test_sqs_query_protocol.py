@@ -132,3 +132,53 @@ def test_query_protocol_errors(sqs_server: SqsServer) -> None:
     assert text(error, "sqs:Error/sqs:Code") == "InvalidAction"
     unsigned = httpx.post(sqs_server.endpoint + "/", data={"Action": "ListQueues"})
     assert unsigned.status_code == 403
+
+
+def test_query_protocol_batches(sqs_server: SqsServer) -> None:
+    _, created = call(sqs_server, Action="CreateQueue", QueueName="query-batches")
+    url = text(created, "sqs:CreateQueueResult/sqs:QueueUrl")
+    assert url is not None
+    _, sent = call(
+        sqs_server,
+        Action="SendMessageBatch",
+        QueueUrl=url,
+        **{
+            "SendMessageBatchRequestEntry.1.Id": "one",
+            "SendMessageBatchRequestEntry.1.MessageBody": "first",
+            "SendMessageBatchRequestEntry.1.MessageAttribute.1.Name": "n",
+            "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.DataType": "Number",
+            "SendMessageBatchRequestEntry.1.MessageAttribute.1.Value.StringValue": "7",
+            "SendMessageBatchRequestEntry.2.Id": "two",
+            "SendMessageBatchRequestEntry.2.MessageBody": "second",
+            "SendMessageBatchRequestEntry.2.DelaySeconds": "0",
+        },
+    )
+    entries = sent.findall("sqs:SendMessageBatchResult/sqs:SendMessageBatchResultEntry", NS)
+    assert [text(e, "sqs:Id") for e in entries] == ["one", "two"]
+    assert text(entries[0], "sqs:MD5OfMessageAttributes")
+    _, got = call(
+        sqs_server,
+        Action="ReceiveMessage",
+        QueueUrl=url,
+        MaxNumberOfMessages="10",
+        **{"MessageAttributeName.1": "n"},
+    )
+    messages = got.findall("sqs:ReceiveMessageResult/sqs:Message", NS)
+    assert sorted(text(m, "sqs:Body") or "" for m in messages) == ["first", "second"]
+    form = {"Action": "ChangeMessageVisibilityBatch", "QueueUrl": url}
+    for i, message in enumerate(messages, start=1):
+        form[f"ChangeMessageVisibilityBatchRequestEntry.{i}.Id"] = f"m{i}"
+        form[f"ChangeMessageVisibilityBatchRequestEntry.{i}.ReceiptHandle"] = (
+            text(message, "sqs:ReceiptHandle") or ""
+        )
+        form[f"ChangeMessageVisibilityBatchRequestEntry.{i}.VisibilityTimeout"] = "0"
+    _, changed = call(sqs_server, **form)
+    ids = changed.findall(
+        "sqs:ChangeMessageVisibilityBatchResult/sqs:ChangeMessageVisibilityBatchResultEntry/sqs:Id",
+        NS,
+    )
+    assert sorted(i.text or "" for i in ids) == ["m1", "m2"]
+    _, again = call(sqs_server, Action="ReceiveMessage", QueueUrl=url, MaxNumberOfMessages="10")
+    assert len(again.findall("sqs:ReceiveMessageResult/sqs:Message", NS)) == 2
+    status, _ = call(sqs_server, Action="DeleteQueue", QueueUrl=url)
+    assert status == 200

@@ -202,8 +202,3 @@ def render_attributes(
     if unknown:
         raise SqsError("InvalidAttributeName", f"Unknown Attribute {sorted(unknown)[0]}.")
     return {name: known[name] for name in sorted(wanted) if name in known}
-
-
-def same_settings(a: QueueSettings, b: QueueSettings) -> bool:
-    """Whether a CreateQueue of an existing name asks for what it already has."""
-    return a == b

@@ -2,9 +2,8 @@
 
 Both SQS wire protocols arrive at any path: the AWS JSON 1.0 protocol of current SDKs
 (``X-Amz-Target: AmazonSQS.<Action>``) and the older query protocol (``Action=...``,
-form-encoded, XML answers). Store work runs on an executor owned by the app, never on
-the event loop: on SQLite one thread, since the database has one writer at a time and
-queueing in-process beats SQLite's sleeping busy handler; on PostgreSQL a few.
+form-encoded, XML answers). Where store work runs is explained in
+:class:`SqsEndpoint`.
 """
 
 from __future__ import annotations
@@ -38,8 +37,25 @@ TARGET_PREFIX = "AmazonSQS."
 # How often a waiting receive looks at the store again even without a notification:
 # a message sent by another process, or one whose delay or visibility timeout ran out.
 LONG_POLL_RECHECK_S = 0.5
+# How long a stopping server lets requests in progress finish.
+SHUTDOWN_GRACE_S = 3
 # How often messages past their queue's retention are deleted.
 PRUNE_INTERVAL_S = 60.0
+
+# Actions of SQS that the endpoint knows but does not serve (permissions, tags and
+# message move tasks: `jobdeck queue redrive` does what the latter do).
+UNSERVED_ACTIONS = frozenset(
+    {
+        "AddPermission",
+        "RemovePermission",
+        "TagQueue",
+        "UntagQueue",
+        "ListQueueTags",
+        "StartMessageMoveTask",
+        "CancelMessageMoveTask",
+        "ListMessageMoveTasks",
+    }
+)
 
 # Actions after which waiting receivers of the queue should look again.
 _WAKING_ACTIONS = {
@@ -85,16 +101,30 @@ class SqsEndpoint:
         self.require_signature = require_signature
         self.recheck_s = recheck_s
         self.waiters = Waiters()
+        # Whoever runs the app says when it is stopping: waiting long polls then answer
+        # (empty) at their next look instead of holding the shutdown.
+        self.stopping: Callable[[], bool] = lambda: False
         # SQLite: store work runs on the event loop itself. A transaction takes well
         # under a millisecond and SQLite has one writer at a time anyway; handing each
         # one to a thread costs more (GIL hand-offs of up to the switch interval) than
-        # it saves. PostgreSQL: a few threads, so that slow round trips overlap.
+        # it saves, and the requests of this process never wait on SQLite's sleeping
+        # busy handler for each other. The price: while another process holds the
+        # write lock (an apply, a redrive), the endpoint waits with it, as briefly.
+        # PostgreSQL: a few threads, so that the network round trips overlap.
         self.inline = store.engine.dialect.name == "sqlite"
+        if self.inline:
+            self.service.pin_connection()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
 
     async def call(self, action: str, params: Params) -> Result:
         """Runs ``action`` (long polling a receive), raising :class:`SqsError`."""
         handler = self.service.actions.get(action)
+        if action in UNSERVED_ACTIONS:
+            raise SqsError(
+                "UnsupportedOperation",
+                f"{action} is an SQS action that this endpoint does not serve "
+                "(see the queues documentation for what it does).",
+            )
         if handler is None:
             raise SqsError(
                 "UnknownOperationException" if action else "InvalidAction",
@@ -102,12 +132,12 @@ class SqsEndpoint:
             )
         if action == "ReceiveMessage":
             return await self._receive(params)
-        result = await self._run(handler, params)
+        result = await self.run(handler, params)
         if action in _WAKING_ACTIONS:
             self.waiters.notify(self.service.queue_name(params))
         return result
 
-    async def _run(self, handler: Callable[[Params], Result], params: Params) -> Result:
+    async def run(self, handler: Callable[[Params], Result], params: Params) -> Result:
         if self.inline:
             return handler(params)
         loop = asyncio.get_running_loop()
@@ -117,28 +147,22 @@ class SqsEndpoint:
         name = self.service.queue_name(params)
         loop = asyncio.get_running_loop()
         if params.get("WaitTimeSeconds") is None:
-            queue = await self._run(self._queue_wait, params)
-            wait = int(queue["wait"])
+            wait = int((await self.run(self.service.default_wait, params))["wait"])
         else:
             wait = wait_seconds(params)
         deadline = loop.time() + wait
         while True:
             # Taken before looking, so that a send during the look is not missed.
             woken = self.waiters.current(name)
-            result = await self._run(self.service.receive, params)
+            result = await self.run(self.service.receive, params)
             remaining = deadline - loop.time()
-            if result or remaining <= 0:
+            if result or remaining <= 0 or self.stopping():
                 return result
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=min(remaining, self.recheck_s))
 
-    def _queue_wait(self, params: Params) -> Result:
-        with self.store.reading() as tx:
-            queue = tx.queue(self.service.queue_name(params))
-        return {"wait": queue.settings.receive_wait_seconds if queue else 0}
-
     def prune(self) -> int:
-        with self.store.transaction() as tx:
+        with self.service.transaction() as tx:
             return tx.prune_expired(now_ms(self.clock))
 
     # -- HTTP ------------------------------------------------------------------------
@@ -216,6 +240,7 @@ def create_sqs_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             endpoint.executor.shutdown(wait=True)
+            endpoint.service.close()
 
     app = Starlette(
         routes=[Route("/{path:path}", endpoint.handle, methods=["GET", "POST"])],
@@ -226,10 +251,9 @@ def create_sqs_app(
 
 
 async def _prune_loop(endpoint: SqsEndpoint) -> None:
-    loop = asyncio.get_running_loop()
     while True:
         try:
-            await loop.run_in_executor(endpoint.executor, endpoint.prune)
+            await endpoint.run(lambda _params: {"pruned": endpoint.prune()}, {})
         except Exception:
             log.exception("pruning expired messages failed; trying again later")
         await asyncio.sleep(PRUNE_INTERVAL_S)
@@ -247,9 +271,19 @@ async def serve_sqs(
     """Serves the endpoint on ``host:port`` until cancelled (or uvicorn is told to exit)."""
     app = create_sqs_app(store, clock, base_url=base_url or f"http://{host}:{port}")
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        # Waiting long polls answer within LONG_POLL_RECHECK_S of a shutdown; anything
+        # still running after this is cut: a receive answered to nobody only hides its
+        # messages for their visibility timeout, and SDKs retry a dropped connection.
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     server = uvicorn.Server(config)
+    endpoint_of(app).stopping = lambda: server.should_exit
     serving = asyncio.create_task(server.serve(), name="jobdeck-sqs-server")
     try:
         while not server.started:

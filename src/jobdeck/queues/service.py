@@ -4,20 +4,30 @@ Both wire protocols translate to and from these shapes (those of botocore's serv
 model), so there is one implementation of each action. Each action is one transaction;
 a send returns only after its transaction has committed, hence is durable. Long
 polling is the endpoint's business: :meth:`QueueService.receive` tries once.
+
+Durability on SQLite: the store runs in WAL mode with ``synchronous=NORMAL`` (see
+``jobdeck.store.engine``). A commit has been written to the WAL, in the operating
+system's hands, before it returns, so an acknowledged message survives any crash of the
+server process, ``kill -9`` included; only a power loss or kernel crash can take the
+last commits since the WAL's previous sync. ``FULL`` would close that gap with an fsync
+per commit; in ``bench/sqs.py`` that costs a fifth to a third of the throughput. The queues
+ask for what the rest of the store (runs, revisions) has.
 """
 
 from __future__ import annotations
 
 import secrets
-import uuid
-from collections.abc import Callable, Mapping
-from typing import Any
-from urllib.parse import urlsplit
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
 
 from jobdeck.clock import Clock
 from jobdeck.queues import messages as msg
 from jobdeck.queues.attributes import (
-    FIFO_SUFFIX,
     LOCAL_ACCOUNT_ID,
     apply_attributes,
     check_queue_name,
@@ -25,6 +35,19 @@ from jobdeck.queues.attributes import (
     render_attributes,
 )
 from jobdeck.queues.errors import SqsError, invalid_parameter, missing_parameter, no_such_queue
+from jobdeck.queues.params import (
+    Params,
+    Result,
+    as_int,
+    entries,
+    failure,
+    queue_name_from_url,
+    receive_limit,
+    required,
+    string_map,
+    wait_seconds,
+)
+from jobdeck.queues.sending import enqueue, prepare_message
 from jobdeck.store import Store, Tx
 from jobdeck.store.queue_records import (
     NewMessage,
@@ -34,9 +57,8 @@ from jobdeck.store.queue_records import (
     StoredMessage,
 )
 
-Params = Mapping[str, Any]
-Result = dict[str, Any]
-
+# How long a queue's settings are taken from memory before the store is read again.
+QUEUE_CACHE_S = 1.0
 # SQS allows one purge per queue per 60 seconds.
 PURGE_INTERVAL_MS = 60_000
 
@@ -50,6 +72,8 @@ class QueueService:
         self.store = store
         self.clock = clock
         self.base_url = base_url.rstrip("/")
+        self._known: dict[str, tuple[float, QueueRecord]] = {}
+        self._pinned: Connection | None = None
         self.actions: dict[str, Callable[[Params], Result]] = {
             "CreateQueue": self.create_queue,
             "GetQueueUrl": self.get_queue_url,
@@ -68,19 +92,89 @@ class QueueService:
             "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
         }
 
+    # -- the queue cache -------------------------------------------------------------
+
+    def _queue(self, tx: Tx, name: str) -> QueueRecord:
+        queue = self._queue_or_none(tx, name)
+        if queue is None:
+            raise no_such_queue()
+        return queue
+
+    def _queue_or_none(self, tx: Tx, name: str) -> QueueRecord | None:
+        """The queue, from a cache of at most QUEUE_CACHE_S: the hot actions would
+        otherwise read the queue's row on every call. Changes made through this service
+        apply at once; those of another process (an apply) within the cache's age."""
+        now = time.monotonic()
+        hit = self._known.get(name)
+        if hit is not None and now - hit[0] < QUEUE_CACHE_S:
+            return hit[1]
+        queue = tx.queue(name)
+        if queue is None:
+            self._known.pop(name, None)
+        else:
+            self._known[name] = (now, queue)
+        return queue
+
+    # -- transactions ----------------------------------------------------------------
+
+    def pin_connection(self) -> None:
+        """Runs every transaction of this service on one connection of its own, which
+        spares a pool checkout per call. Only for a service used by one thread at a
+        time (the endpoint on SQLite, whose requests all run on the event loop)."""
+        if self._pinned is None:
+            self._pinned = self.store.engine.connect()
+
+    def close(self) -> None:
+        if self._pinned is not None:
+            self._pinned.close()
+            self._pinned = None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """One unit of work, as :meth:`Store.transaction` (on the pinned connection)."""
+        if self._pinned is None:
+            with self.store.transaction() as tx:
+                yield tx
+            return
+        with self._pinned.begin():
+            yield Tx(self._pinned)
+
+    @contextmanager
+    def _sending(self, name: str) -> Iterator[Tx]:
+        """A transaction that enqueues: a queue deleted by another process meanwhile
+        (still in the cache) refuses the insert, which is SQS's missing queue."""
+        try:
+            with self.transaction() as tx:
+                yield tx
+        except IntegrityError:
+            self._known.pop(name, None)
+            raise no_such_queue() from None
+
+    def default_wait(self, params: Params) -> Result:
+        """The queue's ReceiveMessageWaitTimeSeconds, for a receive that gives none."""
+        name = self.queue_name(params)
+        hit = self._known.get(name)
+        if hit is not None and time.monotonic() - hit[0] < QUEUE_CACHE_S:
+            queue: QueueRecord | None = hit[1]
+        else:
+            with self.store.reading() as tx:
+                queue = self._queue_or_none(tx, name)
+        return {"wait": 0 if queue is None else queue.settings.receive_wait_seconds}
+
     def url_of(self, name: str) -> str:
         return f"{self.base_url}/{LOCAL_ACCOUNT_ID}/{name}"
 
     # -- queues ----------------------------------------------------------------------
 
     def create_queue(self, params: Params) -> Result:
-        name = _required(params, "QueueName")
-        attributes = _string_map(params.get("Attributes"), "Attributes")
+        name = required(params, "QueueName")
+        attributes = string_map(params.get("Attributes"), "Attributes")
         fifo = str(attributes.get("FifoQueue", "false")).lower() == "true"
         check_queue_name(name, fifo)
         settings = apply_attributes(QueueSettings(), attributes, fifo=fifo, creating=True)
         now = now_ms(self.clock)
-        with self.store.transaction() as tx:
+        self._known.pop(name, None)
+        with self.transaction() as tx:
             _check_dead_letter_target(tx, name, fifo, settings)
             existing = tx.queue(name)
             if existing is None:
@@ -95,10 +189,11 @@ class QueueService:
                     "A queue already exists with the same name and a different value for "
                     "attribute(s) given.",
                 )
+        self._known.pop(name, None)
         return {"QueueUrl": self.url_of(name)}
 
     def get_queue_url(self, params: Params) -> Result:
-        name = _required(params, "QueueName")
+        name = required(params, "QueueName")
         owner = params.get("QueueOwnerAWSAccountId")
         with self.store.reading() as tx:
             if (owner not in (None, LOCAL_ACCOUNT_ID)) or tx.queue(name) is None:
@@ -124,9 +219,11 @@ class QueueService:
 
     def delete_queue(self, params: Params) -> Result:
         name = self.queue_name(params)
-        with self.store.transaction() as tx:
+        self._known.pop(name, None)
+        with self.transaction() as tx:
             if not tx.delete_queue(name):
                 raise no_such_queue()
+        self._known.pop(name, None)
         return {}
 
     def get_queue_attributes(self, params: Params) -> Result:
@@ -141,20 +238,22 @@ class QueueService:
 
     def set_queue_attributes(self, params: Params) -> Result:
         name = self.queue_name(params)
-        attributes = _string_map(params.get("Attributes"), "Attributes")
+        attributes = string_map(params.get("Attributes"), "Attributes")
         if not attributes:
             raise missing_parameter("Attributes")
-        with self.store.transaction() as tx:
+        self._known.pop(name, None)
+        with self.transaction() as tx:
             queue = _queue(tx, name)
             settings = apply_attributes(queue.settings, attributes, fifo=queue.fifo, creating=False)
             _check_dead_letter_target(tx, name, queue.fifo, settings)
             tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
+        self._known.pop(name, None)
         return {}
 
     def purge_queue(self, params: Params) -> Result:
         name = self.queue_name(params)
         now = now_ms(self.clock)
-        with self.store.transaction() as tx:
+        with self.transaction() as tx:
             _queue(tx, name)
             last = tx.last_purge_ms(name)
             if last is not None and now - last < PURGE_INTERVAL_MS:
@@ -177,16 +276,16 @@ class QueueService:
 
     def send_message(self, params: Params) -> Result:
         name = self.queue_name(params)
-        with self.store.transaction() as tx:
-            queue = _queue(tx, name)
-            prepared = self._prepare(queue, params, now_ms(self.clock))
-            (sent,) = self._enqueue(tx, queue, [prepared], now_ms(self.clock))
+        with self._sending(name) as tx:
+            queue = self._queue(tx, name)
+            prepared = prepare_message(queue, params, now_ms(self.clock))
+            (sent,) = enqueue(tx, queue, [prepared], now_ms(self.clock))
         return sent
 
     def send_message_batch(self, params: Params) -> Result:
         name = self.queue_name(params)
-        entries = _entries(params)
-        total = sum(msg.message_size(str(e.get("MessageBody") or ""), {}) for e in entries)
+        batch = entries(params)
+        total = sum(msg.message_size(str(e.get("MessageBody") or ""), {}) for e in batch)
         if total > msg.MAX_BATCH_BYTES:
             raise SqsError(
                 "BatchRequestTooLong",
@@ -194,100 +293,18 @@ class QueueService:
                 f"You have sent {total} bytes.",
             )
         failed: list[Result] = []
-        with self.store.transaction() as tx:
-            queue = _queue(tx, name)
+        with self._sending(name) as tx:
+            queue = self._queue(tx, name)
             now = now_ms(self.clock)
             ready: list[tuple[str, NewMessage]] = []
-            for entry in entries:
+            for entry in batch:
                 try:
-                    ready.append((entry["Id"], self._prepare(queue, entry, now)))
+                    ready.append((entry["Id"], prepare_message(queue, entry, now)))
                 except SqsError as refused:
-                    failed.append(_failure(entry["Id"], refused))
-            sent = self._enqueue(tx, queue, [m for _, m in ready], now)
+                    failed.append(failure(entry["Id"], refused))
+            sent = enqueue(tx, queue, [m for _, m in ready], now)
         successful = [{"Id": i, **s} for (i, _), s in zip(ready, sent, strict=True)]
         return {"Successful": successful, "Failed": failed}
-
-    def _prepare(self, queue: QueueRecord, entry: Params, now: int) -> NewMessage:
-        body = msg.check_body(entry.get("MessageBody"))
-        attributes = msg.check_attributes(entry.get("MessageAttributes"))
-        system = msg.check_system_attributes(entry.get("MessageSystemAttributes"))
-        limit = queue.settings.max_message_size
-        if msg.message_size(body, attributes) > limit:
-            raise invalid_parameter(
-                f"One or more parameters are invalid. Reason: Message must be shorter than "
-                f"{limit} bytes."
-            )
-        delay = entry.get("DelaySeconds")
-        group = entry.get("MessageGroupId")
-        dedup = entry.get("MessageDeduplicationId")
-        if queue.fifo:
-            if delay is not None:
-                raise invalid_parameter(
-                    f"Value {delay} for parameter DelaySeconds is invalid. Reason: The request "
-                    "include parameter that is not valid for this queue type."
-                )
-            if group is None:
-                raise missing_parameter("MessageGroupId")
-            msg.check_tag(group, "MessageGroupId")
-            if dedup is None:
-                if not queue.settings.content_based_deduplication:
-                    raise invalid_parameter(
-                        "The queue should either have ContentBasedDeduplication enabled or "
-                        "MessageDeduplicationId provided explicitly"
-                    )
-                dedup = msg.content_dedup_id(body)
-            msg.check_tag(dedup, "MessageDeduplicationId")
-        elif dedup is not None:
-            raise invalid_parameter(
-                "Value for parameter MessageDeduplicationId is invalid. Reason: The request "
-                "includes a parameter that is not valid for this queue type."
-            )
-        seconds = queue.settings.delay_seconds if delay is None else _int(delay, "DelaySeconds")
-        if not 0 <= seconds <= 900:
-            raise invalid_parameter(
-                f"Value {seconds} for parameter DelaySeconds is invalid. Reason: DelaySeconds "
-                "must be >= 0 and <= 900."
-            )
-        return NewMessage(
-            message_id=str(uuid.uuid4()),
-            body=body,
-            attributes=attributes,
-            system_attributes=system,
-            md5_body=msg.md5_hex(body.encode("utf-8")),
-            md5_attributes=msg.md5_of_attributes(attributes),
-            md5_system_attributes=msg.md5_of_attributes(system),
-            visible_ms=now + seconds * 1000,
-            group_id=group if queue.fifo else None,
-            dedup_id=dedup,
-        )
-
-    def _enqueue(
-        self, tx: Tx, queue: QueueRecord, prepared: list[NewMessage], now: int
-    ) -> list[Result]:
-        """Inserts the messages, skipping FIFO duplicates within the window; one result
-        per message, in order."""
-        if not queue.fifo:
-            tx.insert_messages(queue.name, prepared, now)
-            return [_sent(m, None) for m in prepared]
-        seen = tx.recent_dedup(queue.name, [m.dedup_id or "" for m in prepared], now)
-        fresh: list[NewMessage] = []
-        for m in prepared:
-            if m.dedup_id not in seen:
-                seen[m.dedup_id or ""] = (m.message_id, "")
-                fresh.append(m)
-        ids = tx.insert_messages(queue.name, fresh, now)
-        remembered = [
-            (m.dedup_id or "", m.message_id, msg.sequence_number(i))
-            for m, i in zip(fresh, ids, strict=True)
-        ]
-        tx.remember_dedup(queue.name, remembered, now + msg.DEDUP_WINDOW_MS)
-        for dedup_id, message_id, sequence in remembered:
-            seen[dedup_id] = (message_id, sequence)
-        results = []
-        for m in prepared:
-            original_id, sequence = seen[m.dedup_id or ""]
-            results.append({**_sent(m, sequence), "MessageId": original_id})
-        return results
 
     # -- receiving -------------------------------------------------------------------
 
@@ -301,18 +318,22 @@ class QueueService:
         )
         requested_user = list(params.get("MessageAttributeNames") or [])
         now = now_ms(self.clock)
-        with self.store.transaction() as tx:
-            queue = _queue(tx, name, for_update=True)
+        with self.transaction() as tx:
+            queue = self._queue(tx, name)
+            if queue.fifo and tx.connection.dialect.name == "postgresql":
+                # One FIFO receive per queue at a time, so that two cannot both take a
+                # group that has nothing in flight (SQLite's write lock does this).
+                queue = _queue(tx, name, for_update=True)
             seconds = queue.settings.visibility_timeout
             if visibility is not None:
-                seconds = _int(visibility, "VisibilityTimeout")
+                seconds = as_int(visibility, "VisibilityTimeout")
                 if not 0 <= seconds <= 43_200:
                     raise invalid_parameter(
                         f"Value {seconds} for parameter VisibilityTimeout is invalid. Reason: "
                         "must be between 0 and 43200."
                     )
             target = queue.settings.dead_letter_target
-            if target is not None and tx.queue(target) is None:
+            if target is not None and self._queue_or_none(tx, target) is None:
                 target = None  # the dead-letter queue was deleted: nothing to move to
             token = secrets.token_hex(8)
             delivered: list[StoredMessage] = []
@@ -321,7 +342,8 @@ class QueueService:
                     name,
                     now_ms=now,
                     sent_after_ms=now - queue.settings.retention_seconds * 1000,
-                    limit=(limit - len(delivered)) + 10,
+                    # Room for dead letters among them, when there can be any.
+                    limit=(limit - len(delivered)) + (10 if target else 0),
                     fifo=queue.fifo,
                 )
                 plan = msg.plan_receive(
@@ -333,8 +355,12 @@ class QueueService:
                     tx.move_messages(
                         plan.dead_letter, to_queue=target, now_ms=now, dead_lettered_from=name
                     )
+                chosen = set(plan.deliver)
                 delivered += tx.mark_received(
-                    plan.deliver, visible_ms=now + seconds * 1000, token=token, now_ms=now
+                    [m for m in candidates if m.id in chosen],
+                    visible_ms=now + seconds * 1000,
+                    token=token,
+                    now_ms=now,
                 )
                 if not plan.dead_letter or len(delivered) >= limit:
                     break
@@ -381,9 +407,9 @@ class QueueService:
 
     def delete_message(self, params: Params) -> Result:
         name = self.queue_name(params)
-        handle = msg.parse_receipt_handle(_required(params, "ReceiptHandle"))
-        with self.store.transaction() as tx:
-            _queue(tx, name)
+        handle = msg.parse_receipt_handle(required(params, "ReceiptHandle"))
+        with self.transaction() as tx:
+            self._queue(tx, name)
             # A stale handle (the message was received again since) deletes nothing and
             # succeeds, as SQS documents; so does a handle of an already deleted message.
             tx.delete_received(name, [handle])
@@ -391,46 +417,46 @@ class QueueService:
 
     def delete_message_batch(self, params: Params) -> Result:
         name = self.queue_name(params)
-        entries = _entries(params)
+        batch = entries(params)
         successful: list[Result] = []
         failed: list[Result] = []
         handles: list[tuple[str, tuple[int, str]]] = []
-        for entry in entries:
+        for entry in batch:
             try:
                 handles.append((entry["Id"], msg.parse_receipt_handle(entry.get("ReceiptHandle"))))
             except SqsError as refused:
-                failed.append(_failure(entry["Id"], refused))
-        with self.store.transaction() as tx:
-            _queue(tx, name)
+                failed.append(failure(entry["Id"], refused))
+        with self.transaction() as tx:
+            self._queue(tx, name)
             tx.delete_received(name, [h for _, h in handles])
         successful = [{"Id": i} for i, _ in handles]
         return {"Successful": successful, "Failed": failed}
 
     def change_message_visibility(self, params: Params) -> Result:
         name = self.queue_name(params)
-        with self.store.transaction() as tx:
-            _queue(tx, name)
+        with self.transaction() as tx:
+            self._queue(tx, name)
             self._change_visibility(tx, name, params)
         return {}
 
     def change_message_visibility_batch(self, params: Params) -> Result:
         name = self.queue_name(params)
-        entries = _entries(params)
+        batch = entries(params)
         successful: list[Result] = []
         failed: list[Result] = []
-        with self.store.transaction() as tx:
-            _queue(tx, name)
-            for entry in entries:
+        with self.transaction() as tx:
+            self._queue(tx, name)
+            for entry in batch:
                 try:
                     self._change_visibility(tx, name, entry)
                     successful.append({"Id": entry["Id"]})
                 except SqsError as refused:
-                    failed.append(_failure(entry["Id"], refused))
+                    failed.append(failure(entry["Id"], refused))
         return {"Successful": successful, "Failed": failed}
 
     def _change_visibility(self, tx: Tx, name: str, entry: Params) -> None:
-        seq, token = msg.parse_receipt_handle(_required(entry, "ReceiptHandle"))
-        seconds = _int(_required(entry, "VisibilityTimeout"), "VisibilityTimeout")
+        seq, token = msg.parse_receipt_handle(required(entry, "ReceiptHandle"))
+        seconds = as_int(required(entry, "VisibilityTimeout"), "VisibilityTimeout")
         if not 0 <= seconds <= 43_200:
             raise invalid_parameter(
                 f"Value {seconds} for parameter VisibilityTimeout is invalid. Reason: must be "
@@ -447,42 +473,10 @@ class QueueService:
             )
         tx.set_visible_at(name, seq, token, visible_ms=now + seconds * 1000)
 
-    # -- helpers ---------------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------
 
     def queue_name(self, params: Params) -> str:
-        return queue_name_from_url(_required(params, "QueueUrl"))
-
-
-def queue_name_from_url(url: str) -> str:
-    """The queue a QueueUrl names: its last path segment, whatever the host."""
-    path = urlsplit(url).path if "://" in url else url
-    parts = [p for p in path.split("/") if p]
-    if not parts:
-        raise SqsError("InvalidAddress", f"The address {url} is not valid for this endpoint.")
-    return parts[-1]
-
-
-def receive_limit(params: Params) -> int:
-    limit = _int(params.get("MaxNumberOfMessages", 1), "MaxNumberOfMessages")
-    if not 1 <= limit <= msg.MAX_RECEIVE_MESSAGES:
-        raise invalid_parameter(
-            f"Value {limit} for parameter MaxNumberOfMessages is invalid. Reason: Must be "
-            "between 1 and 10, if provided."
-        )
-    return limit
-
-
-def wait_seconds(params: Params, queue_default: int | None = None) -> int:
-    raw = params.get("WaitTimeSeconds")
-    if raw is None:
-        return queue_default or 0
-    seconds = _int(raw, "WaitTimeSeconds")
-    if not 0 <= seconds <= msg.MAX_WAIT_SECONDS:
-        raise invalid_parameter(
-            f"Value {seconds} for parameter WaitTimeSeconds is invalid. Reason: Must be >= 0 "
-            "and <= 20, if provided."
-        )
-    return seconds
+        return queue_name_from_url(required(params, "QueueUrl"))
 
 
 def _queue(tx: Tx, name: str, *, for_update: bool = False) -> QueueRecord:
@@ -493,8 +487,6 @@ def _queue(tx: Tx, name: str, *, for_update: bool = False) -> QueueRecord:
 
 
 def _without_redrive(queue: QueueRecord) -> QueueRecord:
-    from dataclasses import replace
-
     return replace(
         queue, settings=replace(queue.settings, dead_letter_target=None, max_receive_count=None)
     )
@@ -518,54 +510,11 @@ def _check_dead_letter_target(tx: Tx, name: str, fifo: bool, settings: QueueSett
         )
 
 
-def _required(params: Params, name: str) -> Any:
-    value = params.get(name)
-    if value is None or value == "":
-        raise missing_parameter(name)
-    return value
-
-
-def _int(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise invalid_parameter(f"Value {value} for parameter {name} is invalid.") from None
-
-
-def _string_map(value: Any, name: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise invalid_parameter(f"{name} must be a map of strings.")
-    return {str(k): str(v) for k, v in value.items()}
-
-
-def _entries(params: Params) -> list[dict[str, Any]]:
-    entries = params.get("Entries") or []
-    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-        raise invalid_parameter("Entries must be a list of batch entries.")
-    msg.check_batch_ids([e.get("Id") for e in entries])
-    return entries
-
-
-def _failure(entry_id: str, refused: SqsError) -> Result:
-    return {
-        "Id": entry_id,
-        "SenderFault": refused.sender_fault,
-        "Code": refused.query_code,
-        "Message": refused.message,
-    }
-
-
-def _sent(m: NewMessage, sequence: str | None) -> Result:
-    out: Result = {"MessageId": m.message_id, "MD5OfMessageBody": m.md5_body}
-    if m.md5_attributes is not None:
-        out["MD5OfMessageAttributes"] = m.md5_attributes
-    if m.md5_system_attributes is not None:
-        out["MD5OfMessageSystemAttributes"] = m.md5_system_attributes
-    if sequence is not None:
-        out["SequenceNumber"] = sequence
-    return out
-
-
-__all__ = ["FIFO_SUFFIX", "QueueService", "queue_name_from_url", "receive_limit", "wait_seconds"]
+__all__ = [
+    "Params",
+    "QueueService",
+    "Result",
+    "queue_name_from_url",
+    "receive_limit",
+    "wait_seconds",
+]

@@ -8,6 +8,7 @@ primitives inside one transaction.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,8 +16,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     RowMapping,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -38,6 +41,58 @@ from jobdeck.store.tables import queue_dedup, queue_messages, queues
 
 _m = queue_messages.c
 
+# The statements of the hot path (send, receive, delete), built once with bound
+# parameters: building a Core statement and its cache key on every call costs more than
+# SQLite takes to run it.
+_INSERT_MESSAGES = queue_messages.insert()
+_VISIBLE = and_(
+    _m.queue == bindparam("queue"),
+    _m.visible_ms <= bindparam("now_ms"),
+    _m.sent_ms > bindparam("sent_after_ms"),
+)
+_RECEIVABLE_STANDARD = (
+    select(queue_messages)
+    .where(_VISIBLE)
+    .order_by(_m.visible_ms, _m.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+_RECEIVABLE_FIFO = (
+    select(queue_messages)
+    .where(
+        _VISIBLE,
+        _m.group_id.not_in(
+            select(_m.group_id).where(
+                _m.queue == bindparam("queue"),
+                _m.visible_ms > bindparam("now_ms"),
+                _m.receive_count > 0,
+            )
+        ),
+    )
+    .order_by(_m.id)
+    .limit(bindparam("limit", type_=Integer))
+)
+# PostgreSQL: skip the rows that a concurrent receive has locked.
+_RECEIVABLE_LOCKING = {
+    False: _RECEIVABLE_STANDARD.with_for_update(skip_locked=True),
+    True: _RECEIVABLE_FIFO.with_for_update(skip_locked=True),
+}
+_MARK_RECEIVED = (
+    update(queue_messages)
+    .where(_m.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        receive_count=_m.receive_count + 1,
+        visible_ms=bindparam("visible_ms"),
+        receipt_token=bindparam("token"),
+        first_received_ms=func.coalesce(_m.first_received_ms, bindparam("now_ms")),
+    )
+)
+# ``id IN`` first: without it SQLite's planner walks the queue's whole index.
+_DELETE_RECEIVED = delete(queue_messages).where(
+    _m.id.in_(bindparam("ids", expanding=True)),
+    _m.queue == bindparam("queue"),
+    tuple_(_m.id, _m.receipt_token).in_(bindparam("handles", expanding=True)),
+)
+
 
 class QueueQueries:
     """Queues, messages and FIFO deduplication, on the connection of one unit of work."""
@@ -51,7 +106,9 @@ class QueueQueries:
         transaction (PostgreSQL; SQLite's write lock already serializes writers)."""
         query = select(queues).where(queues.c.name == name)
         if for_update:
-            query = query.with_for_update()
+            # FOR NO KEY UPDATE: inserting a message (whose foreign key takes a KEY SHARE
+            # lock on the queue's row) does not wait for the lock holder.
+            query = query.with_for_update(key_share=True)
         row = self.connection.execute(query).mappings().first()
         return None if row is None else _queue(row)
 
@@ -122,8 +179,11 @@ class QueueQueries:
 
     # -- sending ---------------------------------------------------------------------
 
-    def insert_messages(self, queue: str, messages: Sequence[NewMessage], now_ms: int) -> list[int]:
-        """Enqueues ``messages`` in order; returns their sequence ids, in the same order."""
+    def insert_messages(
+        self, queue: str, messages: Sequence[NewMessage], now_ms: int, *, ids: bool = True
+    ) -> list[int]:
+        """Enqueues ``messages`` in order; returns their sequence ids, in the same order
+        (nothing without ``ids``, which spares reading them back)."""
         if not messages:
             return []
         rows = [
@@ -144,6 +204,9 @@ class QueueQueries:
             }
             for m in messages
         ]
+        if not ids:
+            self.connection.execute(_INSERT_MESSAGES, rows)
+            return []
         if len(rows) == 1:
             inserted = self.connection.execute(queue_messages.insert().returning(_m.id), rows[0])
             return [int(inserted.scalar_one())]
@@ -208,38 +271,42 @@ class QueueQueries:
         none of a message group that has a message in flight (one receiver per group).
         PostgreSQL skips rows that a concurrent receive has locked.
         """
-        visible = and_(_m.queue == queue, _m.visible_ms <= now_ms, _m.sent_ms > sent_after_ms)
-        query = select(queue_messages).where(visible).limit(limit)
-        if fifo:
-            busy = select(_m.group_id).where(
-                _m.queue == queue, _m.visible_ms > now_ms, _m.receive_count > 0
-            )
-            query = query.where(_m.group_id.not_in(busy)).order_by(_m.id)
-        else:
-            query = query.order_by(_m.visible_ms, _m.id)
         if self.connection.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        return [_message(row) for row in self.connection.execute(query).mappings()]
+            query = _RECEIVABLE_LOCKING[fifo]
+        else:
+            query = _RECEIVABLE_FIFO if fifo else _RECEIVABLE_STANDARD
+        found = self.connection.execute(
+            query,
+            {"queue": queue, "now_ms": now_ms, "sent_after_ms": sent_after_ms, "limit": limit},
+        )
+        return [_message(row) for row in found.mappings()]
 
     def mark_received(
-        self, ids: Sequence[int], *, visible_ms: int, token: str, now_ms: int
+        self, messages: Sequence[StoredMessage], *, visible_ms: int, token: str, now_ms: int
     ) -> list[StoredMessage]:
-        """Counts a receive of each message and hides it until ``visible_ms``."""
-        if not ids:
+        """Counts a receive of each message (read, and locked, by :meth:`receivable` in
+        this transaction) and hides it until ``visible_ms``; returns them as now stored."""
+        if not messages:
             return []
-        query = (
-            update(queue_messages)
-            .where(_m.id.in_(ids))
-            .values(
-                receive_count=_m.receive_count + 1,
+        self.connection.execute(
+            _MARK_RECEIVED,
+            {
+                "ids": [m.id for m in messages],
+                "visible_ms": visible_ms,
+                "token": token,
+                "now_ms": now_ms,
+            },
+        )
+        return [
+            dataclasses.replace(
+                m,
+                receive_count=m.receive_count + 1,
                 visible_ms=visible_ms,
                 receipt_token=token,
-                first_received_ms=func.coalesce(_m.first_received_ms, now_ms),
+                first_received_ms=now_ms if m.first_received_ms is None else m.first_received_ms,
             )
-            .returning(*queue_messages.c)
-        )
-        found = {row["id"]: _message(row) for row in self.connection.execute(query).mappings()}
-        return [found[i] for i in ids if i in found]
+            for m in messages
+        ]
 
     def move_messages(
         self, ids: Sequence[int], *, to_queue: str, now_ms: int, dead_lettered_from: str | None
@@ -278,16 +345,18 @@ class QueueQueries:
 
     # -- receipt handles -------------------------------------------------------------
 
-    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> set[int]:
-        """Deletes each message whose latest receipt token matches; returns their ids."""
+    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> None:
+        """Deletes each message whose latest receipt token matches."""
         if not handles:
-            return set()
-        done = self.connection.execute(
-            delete(queue_messages)
-            .where(_m.queue == queue, tuple_(_m.id, _m.receipt_token).in_(list(handles)))
-            .returning(_m.id)
+            return
+        self.connection.execute(
+            _DELETE_RECEIVED,
+            {
+                "ids": [message_id for message_id, _ in handles],
+                "queue": queue,
+                "handles": list(handles),
+            },
         )
-        return {int(row[0]) for row in done}
 
     def set_visible_at(self, queue: str, message_id: int, token: str, *, visible_ms: int) -> bool:
         """Moves the visibility of a received message (matching ``token``) to ``visible_ms``."""

@@ -12,6 +12,7 @@ import os
 import random
 import time
 import uuid
+from typing import Any
 
 import boto3
 
@@ -33,10 +34,10 @@ def main() -> None:
     ]
     for start in range(0, count, 10):  # SendMessageBatch takes at most 10
         batch = articles[start : start + 10]
-        sent = sqs.send_message_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "MessageBody": json.dumps(a)} for i, a in enumerate(batch)],
-        )
+        entries: list[Any] = [
+            {"Id": str(i), "MessageBody": json.dumps(a)} for i, a in enumerate(batch)
+        ]
+        sent = sqs.send_message_batch(QueueUrl=url, Entries=entries)
         if sent.get("Failed"):
             raise SystemExit(f"produce: {len(sent['Failed'])} articles were refused: {sent}")
     print(f"produce: enqueued {count} articles to {url}", flush=True)
