@@ -15,7 +15,7 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -161,16 +161,25 @@ async def serve_asgi(
     *,
     lifespan: Literal["on", "off"] = "off",
     started: asyncio.Event | None = None,
+    on_server: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
-    """Serve another ASGI application (the SQS endpoint) the same embedded way."""
-    await serve_config(embedded_config(asgi, lifespan=lifespan), host, port, started)
+    """Serve another ASGI application (the SQS endpoint) the same embedded way;
+    ``on_server`` sees the server before it starts (to learn when it is stopping)."""
+    config = embedded_config(asgi, lifespan=lifespan)
+    await serve_config(config, host, port, started, on_server)
 
 
 async def serve_config(
-    config: uvicorn.Config, host: str, port: int, started: asyncio.Event | None
+    config: uvicorn.Config,
+    host: str,
+    port: int,
+    started: asyncio.Event | None,
+    on_server: Callable[[uvicorn.Server], None] | None = None,
 ) -> None:
     sock = bind_socket(host, port)
     server = EmbeddedServer(config, started)
+    if on_server is not None:
+        on_server(server)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn")
     try:
         await asyncio.shield(serving)

@@ -212,8 +212,10 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
 
 def _optional_loops(application: Application, serve_options: ServeOptions) -> dict[str, Loop]:
     """The endpoints that run beside the HTTP API when configured."""
+    import uvicorn
+
     from jobdeck.api.server import serve_asgi
-    from jobdeck.queues.endpoint import create_sqs_app
+    from jobdeck.queues.endpoint import create_sqs_app, endpoint_of
     from jobdeck.slack import socket_mode_loops
 
     loops: dict[str, Loop] = {}
@@ -221,9 +223,15 @@ def _optional_loops(application: Application, serve_options: ServeOptions) -> di
     if serve_options.sqs_port and sqs_url:
         endpoint = create_sqs_app(application.store, application.clock, base_url=sqs_url)
 
+        def watch(server: uvicorn.Server) -> None:
+            # Waiting long polls answer as soon as the server is stopping.
+            endpoint_of(endpoint).stopping = lambda: server.should_exit
+
         async def sqs() -> None:
             log.info("serving the SQS-compatible endpoint on %s", sqs_url)
-            await serve_asgi(endpoint, serve_options.host, serve_options.sqs_port, lifespan="on")
+            await serve_asgi(
+                endpoint, serve_options.host, serve_options.sqs_port, lifespan="on", on_server=watch
+            )
 
         loops["sqs"] = sqs
     loops.update(socket_mode_loops(application))
