@@ -59,10 +59,12 @@ async def test_catalog_listings(tmp_path: Path) -> None:
                 "autoscale": None,
                 "singleton": False,
                 "queue": None,
-                "enabled": True,
+                "enabled": False,
                 "suspension": None,
                 "running": 0,
                 "restarts": 0,
+                "last_exit": None,
+                "autoscale_decision": None,
             }
         ]
         commands = (await client.get("/api/v1/commands")).json()["items"]

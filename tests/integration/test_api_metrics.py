@@ -50,7 +50,8 @@ def tick_catalog() -> str:
 async def test_state_gauges_are_there_from_the_start(tmp_path: Path) -> None:
     async with serving(tmp_path) as served:
         samples = await scrape(served)
-        assert value(samples, "jobdeck_worker_replicas_desired", worker="indexer") == 2
+        # declared with 2 replicas but disabled: the supervisor keeps none alive
+        assert value(samples, "jobdeck_worker_replicas_desired", worker="indexer") == 0
         assert value(samples, "jobdeck_worker_replicas_running", worker="indexer") == 0
         assert value(samples, "jobdeck_worker_restarts_total", worker="indexer") == 0
         limit = value(samples, "jobdeck_pool_memory_limit_bytes", pool="small")
