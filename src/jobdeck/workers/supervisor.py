@@ -168,10 +168,18 @@ class Supervisor(ReplicaKeeper):
                 continue
             self._converge(life, spec, name in suspended, visible, now)
             self._save(life, now)
-        if any(
-            r.run.detail.get("singleton")
-            for life in self.workers.values()
-            for r in life.replicas.values()
+        # Renewed while this engine may hold a lease: a singleton declared, or a process
+        # of one (also one being confirmed gone after the catalog dropped it).
+        declared = any(w.singleton for w in catalog.workers.values())
+        cleaning = any(life.cleaning for life in self.workers.values())
+        if (
+            declared
+            or cleaning
+            or any(
+                r.run.detail.get("singleton")
+                for life in self.workers.values()
+                for r in life.replicas.values()
+            )
         ):
             with self.store.transaction() as tx:
                 tx.renew_leases(self.host, now + self.lease_ttl)
