@@ -187,13 +187,13 @@ def _desired(worker: dict[str, Any]) -> str:
 
 
 def _last_exit(last: dict[str, Any] | None) -> str | None:
-    """``run 12 failed exit 1 at ...; restart in 4s``: a crash loop at a glance."""
+    """``run 12 failed (exit 1) at ...; backoff 4s``: a crash loop at a glance."""
     if not last:
         return None
     how = f"exit {last['exit_code']}" if last.get("exit_code") is not None else last["reason"]
     return (
         f"run {last['run']} {last['status']} ({how}) at {last['at']}; "
-        f"restart in {last['restart_in_s']:g}s"
+        f"backoff {last['restart_in_s']:g}s"
     )
 
 
