@@ -88,5 +88,7 @@ def create_api(
     service.state.application = app
     service.state.token = token
     queues = functools.partial(queue_source, app)
-    service.state.metrics = Metrics(app, sources=[queues, *metric_sources])
+    # Histograms cover the runs since the engine started, also those created before
+    # the HTTP side came up.
+    service.state.metrics = Metrics(app, sources=[queues, *metric_sources], since=app.started_at)
     return service
