@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from jobdeck.cli.serve_cmds import discard_state
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -151,6 +153,8 @@ class JobdeckServer:
                 self.process.kill()
                 self.process.wait()
         self.cancel_runs()
+        # Warm launchers and pool cgroups outlive a server by design: not a benchmark's.
+        discard_state(self.state_dir)
         self.tmp.cleanup()
 
     def cancel_runs(self) -> None:

@@ -188,6 +188,7 @@ class Engine:
                 try:
                     await self._end_runs(app)
                 finally:
+                    app.executor.stop_launchers()
                     await app.aclose()
                     app.executor.pools.teardown()
                     self.sock.close()

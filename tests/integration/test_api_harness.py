@@ -129,6 +129,8 @@ async def serving(
         await stop_runs(app)
         app.stop()
         await running
+        # Warm launchers outlive the engine by design; a test's must not outlive the test.
+        app.executor.stop_launchers()
         await app.aclose()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,25 @@ def test_the_launcher_refuses_a_directory_without_a_spec(
     pid = launcher._pid()
     assert pid is not None
     assert _running(pid)
+
+
+def test_concurrent_ensures_start_one_launcher(tmp_path: Path, launcher: WarmLauncher) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: launcher.ensure(), range(8)))
+    # a second handle on the same socket (another engine) does not start another either
+    WarmLauncher(launcher.socket_path).ensure()
+    pid = launcher._pid()
+    assert pid is not None
+    serving = [
+        p
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and _cmdline(p).endswith(str(launcher.socket_path))
+    ]
+    assert [int(p.name) for p in serving if _running(int(p.name))] == [pid]
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""

@@ -26,6 +26,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -48,6 +49,9 @@ def serve(socket_path: Path) -> int:
     """Accept one request per connection: a run directory; reply with the shim's pid."""
     from jobdeck.execute.shim import Shim  # loaded once, before any fork
 
+    if WarmLauncher(socket_path).alive():
+        print(f"a warm launcher already serves {socket_path}", flush=True)
+        return 0
     with contextlib.suppress(FileNotFoundError):
         socket_path.unlink()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -125,6 +129,8 @@ class WarmLauncher:
     def __init__(self, socket_path: Path, *, python: str = sys.executable) -> None:
         self.socket_path = socket_path
         self.python = python
+        # Launches run in worker threads: two of them must not both start a launcher.
+        self._starting = threading.Lock()
         # Launchers this engine started are its children while it lives: reaped here
         # once they exit, so that replacing one leaves no zombie behind.
         self._started: list[int] = []
@@ -159,6 +165,11 @@ class WarmLauncher:
         self._reap()
         if self.alive():
             return
+        with self._starting:
+            if not self.alive():
+                self._start()
+
+    def _start(self) -> None:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         log_path = self.socket_path.with_suffix(".log")
         with open(log_path, "ab") as log:
