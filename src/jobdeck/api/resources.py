@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from jobdeck.api.counts import run_counts
 from jobdeck.api.errors import Json, not_found
 from jobdeck.api.params import application, integer, page, paged
 from jobdeck.api.views import audit_json, iso, revision_json, run_json
@@ -19,7 +18,6 @@ from jobdeck.app import Application
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.status import collect_status
-from jobdeck.store.records import TERMINAL_STATUSES
 
 UPCOMING = 5
 
@@ -81,22 +79,19 @@ async def schedule(request: Request) -> Response:
 
 
 async def workers(request: Request) -> Response:
-    """Declared workers with the replicas the store knows of: running ones are active
-    worker runs; restarts are worker runs that ended since this server started."""
+    """Declared workers with what the supervisor sees now: running replicas, restarts
+    (exits it restarted, not deliberate stops), the last exit and the scaling decision."""
     app = application(request)
 
     def read() -> list[dict[str, Any]]:
         declared = _status(app)["workers"]
-        running: dict[str, int] = {}
-        for run in app.store.active_runs(kind="worker"):
-            if run.status == "running":
-                running[run.job] = running.get(run.job, 0) + 1
-        ended: dict[str, int] = {}
-        for c in run_counts(app.store, kind="worker", since=app.started_at):
-            if c.status in TERMINAL_STATUSES:
-                ended[c.job] = ended.get(c.job, 0) + c.count
+        seen = app.supervisor.overview()
         return [
-            {**w, "running": running.get(w["name"], 0), "restarts": ended.get(w["name"], 0)}
+            {
+                **w,
+                "running": seen.get(w["name"], {}).get("running", 0),
+                "restarts": seen.get(w["name"], {}).get("restarts", 0),
+            }
             for w in declared
         ]
 
