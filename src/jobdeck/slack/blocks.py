@@ -296,25 +296,54 @@ ICONS = {
 
 
 def started_text(name: str, run: Run, requested_by: str) -> str:
-    return f":arrow_forward: *{name}* started by <@{requested_by}> (run {run.id}, {run.status})"
+    return started_line(name, f"run {run.id}", run.status, requested_by)
+
+
+def started_line(name: str, label: str, status: str, requested_by: str) -> str:
+    """``label`` names what runs it: ``run 7`` here, an SSM command on AWS."""
+    return f":arrow_forward: *{name}* started by <@{requested_by}> ({label}, {status})"
 
 
 def result_text(name: str, run: Run, requested_by: str) -> str:
-    exit_code = "-" if run.exit_code is None else str(run.exit_code)
-    took = duration(run)
-    line = (
-        f"{ICONS.get(run.status, ':grey_question:')} *{name}* {run.status}"
-        f" — exit code {exit_code}"
-        + (f", {took}" if took else "")
-        + f" — run {run.id}, asked by <@{requested_by}>"
+    return result_line(
+        name,
+        run.status,
+        run.exit_code,
+        duration(run),
+        f"run {run.id}",
+        requested_by,
+        run.reason,
     )
-    if run.reason and run.status != "succeeded":
-        line += f" (reason: {mrkdwn_escape(run.reason)})"
+
+
+def result_line(
+    name: str,
+    status: str,
+    exit_code: int | None,
+    took: str | None,
+    label: str,
+    requested_by: str,
+    reason: str | None,
+) -> str:
+    shown_code = "-" if exit_code is None else str(exit_code)
+    line = (
+        f"{ICONS.get(status, ':grey_question:')} *{name}* {status}"
+        f" — exit code {shown_code}"
+        + (f", {took}" if took else "")
+        + f" — {label}, asked by <@{requested_by}>"
+    )
+    if reason and status != "succeeded":
+        line += f" (reason: {mrkdwn_escape(reason)})"
     return line
 
 
 def result_blocks(name: str, run: Run, requested_by: str, tail: str) -> list[Block]:
-    blocks = [section(result_text(name, run, requested_by))]
+    return line_and_tail(result_text(name, run, requested_by), tail)
+
+
+def line_and_tail(line: str, tail: str) -> list[Block]:
+    """A result's line, and the end of its output when there is any."""
+    blocks = [section(line)]
     if tail.strip():
         body = mrkdwn_escape(tail.rstrip()).replace("```", "ˋˋˋ")
         blocks.append(section("```" + body[-(TEXT_LIMIT - 8) :] + "```"))
