@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -123,18 +124,7 @@ class SlackBot(Construct):
             description="SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET of the jobdeck Slack app",
             secret_object_value={},
         )
-        config = {
-            "project": project,
-            "slashes": sorted(c.slash for c in catalog.commands.values() if c.slash),
-            "commands": {
-                name: {
-                    **command_json(command),
-                    "document": f"{project}-command-{name}",
-                    "timeout_seconds": int(command.timeout.total_seconds()),
-                }
-                for name, command in catalog.commands.items()
-            },
-        }
+        config = bot_config(catalog)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -187,6 +177,24 @@ class SlackBot(Construct):
         url = self.function.add_function_url(auth_type=lambda_.FunctionUrlAuthType.NONE)
         topic.add_subscription(subscriptions.LambdaSubscription(self.function))
         CfnOutput(self, "SlackRequestUrl", value=url.url, description="Slack's Request URL")
+
+
+def bot_config(catalog: Catalog) -> dict[str, Any]:
+    """The bot's ``commands.json``: each command as the pure modules read it, with its
+    SSM document and timeout."""
+    project = catalog.project
+    return {
+        "project": project,
+        "slashes": sorted(c.slash for c in catalog.commands.values() if c.slash),
+        "commands": {
+            name: {
+                **command_json(command),
+                "document": f"{project}-command-{name}",
+                "timeout_seconds": int(command.timeout.total_seconds()),
+            }
+            for name, command in catalog.commands.items()
+        },
+    }
 
 
 def bundle(asset_dir: Path, config: Mapping[str, object]) -> Path:
