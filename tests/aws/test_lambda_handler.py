@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -27,6 +28,10 @@ import boto3
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
+from jobdeck.commands.authorize import Caller, authorize
+from jobdeck.commands.decide import Refused, decide
+from jobdeck.slack import blocks
+from jobdeck.slack.requests import read_slash
 from jobdeck.targets.aws.ssm import command_document
 from tests.aws.conftest import REGION, Assembly
 
@@ -65,6 +70,8 @@ def slack() -> Iterator[FakeSlack]:
             answer: dict[str, Any] = {"ok": True}
             if self.path == "/api/auth.test":
                 answer.update(user_id="UBOT", team_id="T1", bot_id="B1")
+            if self.path == "/api/chat.postMessage":
+                answer.update(ts=f"1.{len(calls)}", channel=body.get("channel"))
             if self.path == "/api/usergroups.users.list":
                 answer["users"] = EDITORS.get(body.get("usergroup", ""), [])
             data = json.dumps(answer).encode()
@@ -193,35 +200,71 @@ def _slash(slack: FakeSlack, command: str, text: str, user: str, channel: str) -
     )
 
 
-def test_a_confirmed_command_runs_through_ssm(bot: Bot, slack: FakeSlack) -> None:
+def _local_refusal(newsroom: Assembly, text: str, user: str, channel: str) -> str:
+    """What the bot of ``jobdeck serve`` answers, from the same pure pieces and catalog."""
+    commands = newsroom.loaded.catalog.commands
+    caller = Caller("slack", user, channel)
+    asked = read_slash("/jobdeck", text, None)
+    if asked.kind == "reply":
+        return asked.text
+    groups = {g for g, members in EDITORS.items() if user in members}
+    with pytest.raises(Refused) as refused:
+        decide(commands, asked.name, asked.given, caller, groups, [], datetime.now(UTC))
+    return blocks.refusal_text(refused.value.message, refused.value.problems)
+
+
+def test_a_confirmed_command_runs_through_ssm(
+    bot: Bot, slack: FakeSlack, newsroom: Assembly
+) -> None:
     text = 'title="Big news" url=https://news.example/1'
     body = _slash(slack, "/breaking", text, "U9", "C0EDITORIAL")
     assert bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)["statusCode"] == 200
-    (preview,) = slack.called("/respond/1")
-    buttons = preview["blocks"][1]["elements"]
-    assert [b["action_id"] for b in buttons] == ["jobdeck_run", "jobdeck_cancel"]
-    assert "title='Big news' url=https://news.example/1" in preview["blocks"][0]["text"]["text"]
+    (preview,) = slack.called("/api/chat.postMessage")
+    shown = preview["blocks"]
+    buttons = shown[-1]["elements"]
+    assert [b["action_id"] for b in buttons] == [blocks.RUN_ACTION, blocks.CANCEL_ACTION]
+    # The local bot's preview, for the same command, params and caller.
+    push = newsroom.loaded.catalog.commands["breaking-push"]
+    given = {"title": "Big news", "url": "https://news.example/1"}
+    local = decide(
+        {"breaking-push": push},
+        "breaking-push",
+        given,
+        Caller("slack", "U9", "C0EDITORIAL"),
+        set(),
+        [],
+        datetime.now(UTC),
+    )
+    value = blocks.PreviewValue.load(buttons[0]["value"])
+    assert value.params == given
+    assert shown == blocks.preview_blocks("breaking-push", push, local.argv, "U9", value)
     assert bot.ssm.list_commands()["Commands"] == []  # nothing runs before "Run"
 
     click = {
         "type": "block_actions",
         "user": {"id": "U0EDITOR"},
         "channel": {"id": "C0OTHER"},  # allowed through the user group, not the channel
+        "container": {"channel_id": "C0OTHER", "message_ts": "1.5"},
         "team": {"id": "T1"},
         "response_url": f"{slack.url}/respond/2",
         "trigger_id": "1.2.4",
-        "actions": [{"action_id": "jobdeck_run", "block_id": "b", "value": buttons[0]["value"]}],
+        "actions": [
+            {"action_id": blocks.RUN_ACTION, "block_id": "b", "value": buttons[0]["value"]}
+        ],
     }
-    event = _lazy_event(urlencode({"payload": json.dumps(click)}), "run_confirmed")
+    event = _lazy_event(urlencode({"payload": json.dumps(click)}), "run_clicked")
     assert bot.module.handler(event, CONTEXT)["statusCode"] == 200
     (sent,) = bot.ssm.list_commands()["Commands"]
     assert sent["DocumentName"] == "newsroom-command-breaking-push"
     assert sent["InstanceIds"] == [bot.instance]
     assert sent["Parameters"] == {"title": ["Big news"], "url": ["https://news.example/1"]}
     assert sent["Comment"] == "jobdeck breaking-push by U0EDITOR"
-    replies = [r["text"] for r in slack.called("/respond/2")]
-    assert replies[0] == "Running `breaking-push` on the tools host..."
-    assert replies[-1].startswith("`breaking-push`: Success")
+    label = f"SSM command {sent['CommandId']}"
+    updates = slack.called("/api/chat.update")
+    assert [(u["channel"], u["ts"]) for u in updates] == [("C0OTHER", "1.5")] * 2
+    assert updates[0]["text"] == blocks.started_line("breaking-push", label, "pending", "U0EDITOR")
+    assert updates[-1]["text"].startswith(":white_check_mark: *breaking-push* succeeded")
+    assert f"{label}, asked by <@U0EDITOR>" in updates[-1]["text"]
     assert [c["usergroup"] for c in slack.called("/api/usergroups.users.list")] == ["S0EDITORS"]
 
 
@@ -234,30 +277,55 @@ def test_a_request_slack_resends_runs_nothing(bot: Bot, slack: FakeSlack) -> Non
     assert len(slack.called("/respond/1")) == 1
 
 
-def test_deny_by_default(bot: Bot, slack: FakeSlack) -> None:
-    body = _slash(slack, "/jobdeck", "run breaking-push title=x url=https://e.x", "U9", "C0OTHER")
+def test_deny_by_default(bot: Bot, slack: FakeSlack, newsroom: Assembly) -> None:
+    text = "run breaking-push title=x url=https://e.x"
+    body = _slash(slack, "/jobdeck", text, "U9", "C0OTHER")
     bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
-    assert [r["text"] for r in slack.called("/respond/1")] == [
-        "You may not run `breaking-push` here."
-    ]
+    (answer,) = slack.called("/respond/1")
+    assert answer["text"] == _local_refusal(newsroom, text, "U9", "C0OTHER")
+    assert answer["text"].startswith("Sorry, I cannot run that: you are not allowed to run")
+    assert answer["response_type"] == "ephemeral"
     assert bot.ssm.list_commands()["Commands"] == []
 
 
 @pytest.mark.parametrize(
     ("text", "reply"),
     [
-        ("run breaking-push url=https://e.x", "error: missing required parameter(s): title"),
-        ("run breaking-push title=x colour=red", "error: colour: unknown parameter"),
-        ("run nothing", "error: no command 'nothing'; /jobdeck help lists them"),
-        ("deploy", "error: usage: /jobdeck run NAME key=value ...  (or /jobdeck help)"),
-        ("help", "• `breaking-push` Send a breaking-news push to every user"),
+        ("run breaking-push url=https://e.x", "• `title`: required"),
+        ("run breaking-push title=x colour=red", "• `colour`: no such param"),
+        ("run nothing", "Sorry, I cannot run that: no command named 'nothing'"),
+        ("deploy", "Usage: `/jobdeck help`"),
     ],
 )
-def test_replies_to_what_cannot_run(bot: Bot, slack: FakeSlack, text: str, reply: str) -> None:
+def test_replies_to_what_cannot_run_as_the_local_bot(
+    bot: Bot, slack: FakeSlack, newsroom: Assembly, text: str, reply: str
+) -> None:
     body = _slash(slack, "/jobdeck", text, "U9", "C0EDITORIAL")
     bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
     (answer,) = slack.called("/respond/1")
-    assert answer["text"].startswith(reply)
+    assert answer["text"] == _local_refusal(newsroom, text, "U9", "C0EDITORIAL")
+    assert reply in answer["text"]
+    assert bot.ssm.list_commands()["Commands"] == []
+
+
+@pytest.mark.parametrize(
+    ("user", "channel"), [("U9", "C0EDITORIAL"), ("U0EDITOR", "C0X"), ("U9", "C0X")]
+)
+def test_help_is_the_local_bots(
+    bot: Bot, slack: FakeSlack, newsroom: Assembly, user: str, channel: str
+) -> None:
+    body = _slash(slack, "/jobdeck", "help", user, channel)
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    (answer,) = slack.called("/respond/1")
+    caller = Caller("slack", user, channel)
+    groups = {g for g, members in EDITORS.items() if user in members}
+    mine = {
+        name: command
+        for name, command in newsroom.loaded.catalog.commands.items()
+        if command.enabled and authorize(command.allow, caller, groups).allowed
+    }
+    assert answer["text"] == blocks.help_text(mine, "/jobdeck")
+    assert ("breaking-push" in answer["text"]) == ((user, channel) != ("U9", "C0X"))
 
 
 def test_failure_notices_are_relayed_to_slack_and_webhooks(bot: Bot, slack: FakeSlack) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from aws_cdk.assertions import Match
 
+from jobdeck.commands.spec import LightCommand, command_json
 from tests.aws.conftest import Assembly
 
 
@@ -132,11 +135,39 @@ def test_lambda_code_is_the_handler_and_bolt(newsroom: Assembly) -> None:
     assert (folder / "jobdeck/targets/aws/lambda_handler.py").is_file()
     assert (folder / "slack_bolt/adapter/aws_lambda/handler.py").is_file()
     assert (folder / "slack_sdk/web/client.py").is_file()
-    assert not (folder / "jobdeck/catalog").exists()  # no pydantic at cold start
+    assert not (folder / "jobdeck/catalog/model.py").exists()  # no pydantic at cold start
+    assert (folder / "jobdeck/slack/blocks.py").is_file()  # the local bot's messages
+    assert (folder / "jobdeck/commands/decide.py").is_file()
     config = json.loads(Path(folder / "jobdeck/targets/aws/commands.json").read_text())
     assert config["slashes"] == ["/breaking"]
     push = config["commands"]["breaking-push"]
     assert push["document"] == "newsroom-command-breaking-push"
     assert push["allow"] == {"channels": ["C0EDITORIAL"], "users": [], "usergroups": ["S0EDITORS"]}
-    assert push["params"]["title"] == {"type": "string", "required": True}
+    assert push["params"]["title"]["type"] == "string"
+    assert push["params"]["title"]["required"] is True
+    catalog_push = newsroom.loaded.catalog.commands["breaking-push"]
+    assert LightCommand.load(push) == LightCommand.load(command_json(catalog_push))
+    assert list(push["params"]) == list(catalog_push.params)  # help follows this order
     assert push["timeout_seconds"] == 120
+
+
+def test_the_lambda_modules_import_no_heavy_library(newsroom: Assembly) -> None:
+    """Imported from the asset alone (as on Lambda), the handler and the pure modules it
+    shares with the local bot load neither pydantic, SQLAlchemy nor Starlette."""
+    code = newsroom.one("AWS::Lambda::Function", FunctionName="newsroom-slack-bot")["Code"]
+    folder = newsroom.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    probe = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(folder)!r})\n"
+        "import jobdeck.targets.aws.lambda_handler as handler\n"
+        f"assert handler.__file__.startswith({str(folder)!r}), handler.__file__\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'pydantic', 'pydantic_core', 'sqlalchemy', 'starlette', 'alembic'})\n"
+        "assert not heavy, heavy\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from jobdeck.catalog.model import Command, Param, ParamValue
+    from jobdeck.catalog.model import Command, ParamValue
+    from jobdeck.commands.spec import ParamSpec
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
 
-def coerce(param: Param, raw: object) -> ParamValue:
+def coerce(param: ParamSpec, raw: object) -> ParamValue:
     """Check ``raw`` against ``param``'s rules; return the typed value or raise ValueError."""
     kind = param.type
     if kind == "bool":
@@ -69,7 +70,7 @@ def resolve(command: Command, given: Mapping[str, object]) -> dict[str, ParamVal
     return values
 
 
-def render(argv: list[str], values: Mapping[str, ParamValue]) -> list[str]:
+def render(argv: Sequence[str], values: Mapping[str, ParamValue]) -> list[str]:
     """Substitute ``{name}`` fields; each element stays exactly one argv element."""
     text = {name: _text(value) for name, value in values.items()}
     return [arg.format_map(text) for arg in argv]
@@ -81,7 +82,7 @@ def _text(value: ParamValue) -> str:
     return str(value)
 
 
-def _check_text(param: Param, value: str) -> None:
+def _check_text(param: ParamSpec, value: str) -> None:
     if param.max_length is not None and len(value) > param.max_length:
         raise ValueError(f"longer than {param.max_length} characters ({len(value)})")
     if param.type == "url":

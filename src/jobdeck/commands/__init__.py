@@ -1,7 +1,8 @@
 """Commands: params, authorization, the one invocation path and its audit."""
 
 from jobdeck.commands.authorize import Caller, Decision, authorize
-from jobdeck.commands.invoke import Invocation, Invoker, Prepared, Refused, prepare
+from jobdeck.commands.decide import Prepared, Refused
+from jobdeck.commands.invoke import Invocation, Invoker, prepare
 from jobdeck.commands.params import (
     InvalidParams,
     ParamProblem,

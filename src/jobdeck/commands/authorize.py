@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from jobdeck.catalog.model import Allow
-from jobdeck.store.records import Via
+if TYPE_CHECKING:
+    from jobdeck.commands.spec import AllowSpec
+    from jobdeck.store.records import Via
 
 OPERATOR_VIAS: tuple[Via, ...] = ("cli", "api")
 
@@ -36,14 +38,14 @@ class Decision:
     rule: str  # why: "channel C0EDITORIAL", "usergroup S0EDITORS", "operator (cli)", ...
 
 
-def needs_usergroups(allow: Allow, caller: Caller) -> bool:
+def needs_usergroups(allow: AllowSpec, caller: Caller) -> bool:
     """Whether the decision depends on the caller's user groups (worth a lookup)."""
     if caller.via in OPERATOR_VIAS or not allow.usergroups:
         return False
     return caller.channel not in allow.channels and caller.actor not in allow.users
 
 
-def authorize(allow: Allow, caller: Caller, member_of: Collection[str] = ()) -> Decision:
+def authorize(allow: AllowSpec, caller: Caller, member_of: Collection[str] = ()) -> Decision:
     """``member_of``: the user groups of ``allow`` that the caller belongs to."""
     if caller.via in OPERATOR_VIAS:
         return Decision(True, f"operator ({caller.via})")

@@ -13,12 +13,15 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobdeck.catalog.model import Catalog, Command, ParamValue
+from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock
-from jobdeck.commands.authorize import Caller, Decision, authorize, needs_usergroups
-from jobdeck.commands.params import InvalidParams, ParamProblem, render_argv, validate
+from jobdeck.commands.authorize import Caller, needs_usergroups
+from jobdeck.commands.decide import Prepared as Prepared
+from jobdeck.commands.decide import RefusalKind as RefusalKind
+from jobdeck.commands.decide import Refused as Refused
+from jobdeck.commands.decide import decide
 from jobdeck.commands.usergroups import UserGroups
 from jobdeck.store import Store
 from jobdeck.store import invocations_sql as keys
@@ -30,7 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RefusalKind = Literal["unknown", "invalid", "forbidden", "disabled", "suspended"]
 TRIGGERS: dict[Via, Trigger] = {
     "cli": "manual",
     "api": "api",
@@ -39,34 +41,6 @@ TRIGGERS: dict[Via, Trigger] = {
 }
 # Slack gives up retrying a request within minutes; a day is plenty.
 KEY_RETENTION = timedelta(days=1)
-
-
-class Refused(Exception):
-    """An invocation that was not started; the message is fit to show the caller."""
-
-    def __init__(
-        self,
-        kind: RefusalKind,
-        message: str,
-        problems: Sequence[ParamProblem] = (),
-        audit_id: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.problems = list(problems)
-        self.audit_id = audit_id
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A request that may run: the checked values and the exact argv."""
-
-    name: str
-    command: Command
-    values: dict[str, ParamValue]
-    argv: list[str]
-    decision: Decision
 
 
 @dataclass(frozen=True)
@@ -94,16 +68,6 @@ class Starter(Protocol):
     ) -> Run: ...
 
 
-def find_command(catalog: Catalog | None, name: str) -> Command:
-    if catalog is None:
-        raise Refused("unknown", "nothing is applied yet; run `jobdeck apply` first")
-    command = catalog.commands.get(name)
-    if command is None:
-        known = ", ".join(catalog.commands) or "none"
-        raise Refused("unknown", f"no command named {name!r} (known: {known})")
-    return command
-
-
 def prepare(
     catalog: Catalog | None,
     name: str,
@@ -113,27 +77,10 @@ def prepare(
     suspensions: Sequence[Suspension],
     now: datetime,
 ) -> Prepared:
-    """Decide whether ``caller`` may run ``name`` with ``given`` now; raise Refused."""
-    command = find_command(catalog, name)
-    decision = authorize(command.allow, caller, member_of)
-    if not decision.allowed:
-        raise Refused(
-            "forbidden",
-            f"you are not allowed to run {name} here; its allow list names the channels, "
-            "users and user groups that may",
-        )
-    try:
-        values = validate(name, command, given)
-    except InvalidParams as exc:
-        raise Refused("invalid", str(exc), exc.problems) from None
-    if not command.enabled:
-        raise Refused("disabled", f"command {name} is disabled (enabled: false in the catalog)")
-    for held in suspensions:
-        if held.kind == "command" and held.name == name and held.active(now):
-            raise Refused(
-                "suspended", f"command {name} is suspended by {held.created_by}: {held.reason}"
-            )
-    return Prepared(name, command, values, render_argv(command, values), decision)
+    """:func:`jobdeck.commands.decide.decide` on the commands of ``catalog``."""
+    return decide(
+        catalog.commands if catalog else None, name, given, caller, member_of, suspensions, now
+    )
 
 
 @dataclass

@@ -12,9 +12,13 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from jobdeck.catalog.model import Command, Param, ParamValue
 from jobdeck.catalog.params import coerce, render
+from jobdeck.commands.spec import LightParam
+
+if TYPE_CHECKING:
+    from jobdeck.commands.spec import CommandSpec, ParamSpec, ParamValue
 
 # The constraints of a param, in the order a value is checked against them.
 _RULES = ("max_length", "choices", "pattern", "min", "max")
@@ -85,7 +89,7 @@ def unescape_slack(text: str) -> str:
     return html.unescape(_SLACK_LINK.sub(r"\1", text))
 
 
-def validate(name: str, command: Command, given: Mapping[str, object]) -> dict[str, ParamValue]:
+def validate(name: str, command: CommandSpec, given: Mapping[str, object]) -> dict[str, ParamValue]:
     """Every param of ``command``: the given value checked against its rules, else its
     default, else "" when optional; raises :class:`InvalidParams` with every problem."""
     known = ", ".join(command.params) or "none"
@@ -114,11 +118,11 @@ def validate(name: str, command: Command, given: Mapping[str, object]) -> dict[s
     return values
 
 
-def broken_rule(param: Param, raw: object) -> str:
+def broken_rule(param: ParamSpec, raw: object) -> str:
     """The first rule of ``param`` that ``raw`` breaks: ``type`` or a constraint's key."""
     base = "string" if param.type == "choice" else param.type
     try:
-        coerce(Param(type=base), raw)
+        coerce(LightParam(type=base), raw)
     except ValueError:
         return "type"
     for rule in _RULES:
@@ -127,13 +131,13 @@ def broken_rule(param: Param, raw: object) -> str:
             continue
         kind = "choice" if rule == "choices" else param.type
         try:
-            coerce(Param(type=kind, **{rule: value}), raw)
+            coerce(LightParam(type=kind, **{rule: value}), raw)
         except ValueError:
             return rule
     return "type"
 
 
-def describe_rule(param: Param, rule: str) -> str:
+def describe_rule(param: ParamSpec, rule: str) -> str:
     if rule == "type":
         return f"type: {param.type}"
     if rule == "choices":
@@ -141,12 +145,12 @@ def describe_rule(param: Param, rule: str) -> str:
     return f"{rule}: {getattr(param, rule)}"
 
 
-def render_argv(command: Command, values: Mapping[str, ParamValue]) -> list[str]:
+def render_argv(command: CommandSpec, values: Mapping[str, ParamValue]) -> list[str]:
     """The argv with each ``{param}`` replaced inside its own element, never split."""
     return render(list(command.command), values)
 
 
-def usage(name: str, command: Command, prefix: str = "") -> str:
+def usage(name: str, command: CommandSpec, prefix: str = "") -> str:
     """``breaking-push title=TEXT url=URL [audience=all|ios|android]``."""
     parts = [f"{prefix}{name}"]
     for key, param in command.params.items():
@@ -155,7 +159,7 @@ def usage(name: str, command: Command, prefix: str = "") -> str:
     return " ".join(parts)
 
 
-def placeholder(param: Param) -> str:
+def placeholder(param: ParamSpec) -> str:
     if param.type == "choice":
         return "|".join(param.choices or [])
     return {

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobdeck.catalog.model import Command, Param, ParamValue
 from jobdeck.commands.params import ParamProblem, shell_quote, usage
-from jobdeck.store.records import Run
+
+if TYPE_CHECKING:
+    from jobdeck.commands.spec import CommandSpec, ParamSpec, ParamValue
+    from jobdeck.store.records import Run
 
 MODAL_CALLBACK = "jobdeck_params"
 RUN_ACTION = "jobdeck_confirm_run"
@@ -48,7 +50,7 @@ def context(text: str) -> Block:
 
 
 def help_text(
-    commands: Mapping[str, Command],
+    commands: Mapping[str, CommandSpec],
     base_slash: str = "/jobdeck",
     *,
     suspended: Mapping[str, str] | None = None,
@@ -80,7 +82,7 @@ def help_text(
     return "\n".join(lines)
 
 
-def describe_param(param: Param) -> str:
+def describe_param(param: ParamSpec) -> str:
     parts: list[str] = [param.type]
     if param.type == "choice":
         parts.append("one of " + ", ".join(param.choices or []))
@@ -122,7 +124,7 @@ class ModalContext:
         return cls(str(data.get("c", "")), data.get("ch"), data.get("r"))
 
 
-def params_modal(name: str, command: Command, meta: ModalContext) -> dict[str, Any]:
+def params_modal(name: str, command: CommandSpec, meta: ModalContext) -> dict[str, Any]:
     """A modal asking for every param, each input typed by the param's type."""
     blocks: list[Block] = []
     if command.description:
@@ -149,7 +151,7 @@ def params_modal(name: str, command: Command, meta: ModalContext) -> dict[str, A
     }
 
 
-def param_input(param: Param) -> Block:
+def param_input(param: ParamSpec) -> Block:
     default = None if param.default is None else _shown(param.default)
     if param.type in ("choice", "bool"):
         choices = (param.choices or []) if param.type == "choice" else ["true", "false"]
@@ -230,7 +232,7 @@ class PreviewValue:
 
 
 def preview_blocks(
-    name: str, command: Command, argv: list[str], requested_by: str, value: PreviewValue
+    name: str, command: CommandSpec, argv: list[str], requested_by: str, value: PreviewValue
 ) -> list[Block]:
     shown = value.dump()
     if len(shown) > VALUE_LIMIT:
@@ -294,25 +296,54 @@ ICONS = {
 
 
 def started_text(name: str, run: Run, requested_by: str) -> str:
-    return f":arrow_forward: *{name}* started by <@{requested_by}> (run {run.id}, {run.status})"
+    return started_line(name, f"run {run.id}", run.status, requested_by)
+
+
+def started_line(name: str, label: str, status: str, requested_by: str) -> str:
+    """``label`` names what runs it: ``run 7`` here, an SSM command on AWS."""
+    return f":arrow_forward: *{name}* started by <@{requested_by}> ({label}, {status})"
 
 
 def result_text(name: str, run: Run, requested_by: str) -> str:
-    exit_code = "-" if run.exit_code is None else str(run.exit_code)
-    took = duration(run)
-    line = (
-        f"{ICONS.get(run.status, ':grey_question:')} *{name}* {run.status}"
-        f" — exit code {exit_code}"
-        + (f", {took}" if took else "")
-        + f" — run {run.id}, asked by <@{requested_by}>"
+    return result_line(
+        name,
+        run.status,
+        run.exit_code,
+        duration(run),
+        f"run {run.id}",
+        requested_by,
+        run.reason,
     )
-    if run.reason and run.status != "succeeded":
-        line += f" (reason: {mrkdwn_escape(run.reason)})"
+
+
+def result_line(
+    name: str,
+    status: str,
+    exit_code: int | None,
+    took: str | None,
+    label: str,
+    requested_by: str,
+    reason: str | None,
+) -> str:
+    shown_code = "-" if exit_code is None else str(exit_code)
+    line = (
+        f"{ICONS.get(status, ':grey_question:')} *{name}* {status}"
+        f" — exit code {shown_code}"
+        + (f", {took}" if took else "")
+        + f" — {label}, asked by <@{requested_by}>"
+    )
+    if reason and status != "succeeded":
+        line += f" (reason: {mrkdwn_escape(reason)})"
     return line
 
 
 def result_blocks(name: str, run: Run, requested_by: str, tail: str) -> list[Block]:
-    blocks = [section(result_text(name, run, requested_by))]
+    return line_and_tail(result_text(name, run, requested_by), tail)
+
+
+def line_and_tail(line: str, tail: str) -> list[Block]:
+    """A result's line, and the end of its output when there is any."""
+    blocks = [section(line)]
     if tail.strip():
         body = mrkdwn_escape(tail.rstrip()).replace("```", "ˋˋˋ")
         blocks.append(section("```" + body[-(TEXT_LIMIT - 8) :] + "```"))

@@ -25,8 +25,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from jobdeck.catalog.model import Command
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
-from jobdeck.commands.params import parse_assignments, split_words, validate
+from jobdeck.commands.params import validate
 from jobdeck.slack import blocks
+from jobdeck.slack.requests import BASE_SLASH, read_slash
 from jobdeck.store import invocations_sql as keys
 from jobdeck.store.records import Run
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobdeck.slack")
 
-BASE_SLASH = "/jobdeck"
 FOLLOW_SECONDS = 0.25
 REQUESTED_AT = "jobdeck_requested_at"
 Tell = Callable[[str], Awaitable[None]]
@@ -96,30 +96,21 @@ class Handlers:
             await respond(text=text, response_type="ephemeral")
 
         slash, text = str(body.get("command", "")), str(body.get("text", ""))
-        name = self._command_of_slash(slash)
         try:
-            if slash == BASE_SLASH:
-                words = split_words("jobdeck", text)
-                if not words or words[0] in ("help", "-h", "--help"):
-                    await tell(await self.help_for(caller))
-                    return
-                if words[0] != "run" or len(words) < 2:
-                    await tell(
-                        f"Usage: `{BASE_SLASH} help` or `{BASE_SLASH} run NAME key=value ...`"
-                    )
-                    return
-                name, words = words[1], words[2:]
-            elif name is None:
-                await tell(f"No command of the applied catalog answers to `{slash}`.")
-                return
-            else:
-                words = split_words(name, text)
-            given = parse_assignments(name, words)
+            asked = read_slash(slash, text, self._command_of_slash(slash))
         except InvalidParams as exc:
             refused = Refused("invalid", str(exc), exc.problems)
-            self.invoker.audit_refusal(name or slash, {"text": text}, caller, refused)
+            audited = slash if slash == BASE_SLASH and exc.command == "jobdeck" else exc.command
+            self.invoker.audit_refusal(audited, {"text": text}, caller, refused)
             await tell(blocks.refusal_text(refused.message, refused.problems))
             return
+        if asked.kind == "help":
+            await tell(await self.help_for(caller))
+            return
+        if asked.kind == "reply":
+            await tell(asked.text)
+            return
+        name, given = asked.name, asked.given
         await self.request(
             name,
             given,

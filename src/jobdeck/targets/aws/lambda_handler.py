@@ -6,10 +6,14 @@ boto3, so that a cold start stays short. Slack must be answered within 3 s: ever
 listener acks at once and does its work in a lazy listener, which Bolt runs in a second
 invocation of this function.
 
-The command parsing here (``/jobdeck run NAME key=value ...``, ``/jobdeck help``, a
-command's own slash command) is deliberately small and is to be unified with the local
-bot of ``jobdeck serve`` once that exists; SSM re-checks every value against the
-document's allowed patterns before anything runs.
+What a request means, whether it may run and what Slack is shown are the same pure
+functions as for the bot of ``jobdeck serve``: :mod:`jobdeck.slack.requests` reads the
+text, :mod:`jobdeck.commands.decide` finds the command, authorizes the caller (user
+groups looked up with ``usergroups.users.list``), checks the params and renders the
+argv, and :mod:`jobdeck.slack.blocks` builds the help, refusals, the Run / Cancel preview
+and the progress message. Only the transport differs: SSM SendCommand on the tools
+host instead of the local run driver. SSM re-checks every value against the document's
+allowed patterns before anything runs.
 
 Requests that Slack re-sends (``X-Slack-Retry-Num``) are acknowledged and dropped: the
 first delivery was already handled.
@@ -29,11 +33,12 @@ import hmac
 import json
 import logging
 import os
-import shlex
+import secrets
 import ssl
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +46,29 @@ import boto3
 from slack_bolt import Ack, App, BoltRequest, BoltResponse, Respond
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from jobdeck.commands.authorize import Caller, authorize, needs_usergroups
+from jobdeck.commands.decide import Prepared, Refused, decide
+from jobdeck.commands.params import InvalidParams
+from jobdeck.commands.spec import CommandSpec, LightCommand
+from jobdeck.slack import blocks
+from jobdeck.slack.requests import BASE_SLASH, read_slash
 
 LOG = logging.getLogger(__name__)
 CONFIG_FILE = Path(__file__).with_name("commands.json")
 TERMINAL = {"Success", "Failed", "Cancelled", "TimedOut", "Cancelling"}
+# SSM's statuses of an invocation, as the run statuses the local bot shows.
+STATUSES = {
+    "Pending": "pending",
+    "InProgress": "running",
+    "Delayed": "pending",
+    "Success": "succeeded",
+    "Failed": "failed",
+    "TimedOut": "timed_out",
+    "Cancelled": "cancelled",
+    "Cancelling": "cancelled",
+}
 OUTPUT_TAIL = 2500
 
 
@@ -63,54 +87,55 @@ def load_config(path: Path = CONFIG_FILE) -> dict[str, Any]:
     return loaded
 
 
-def parse_request(text: str, slash: str, config: dict[str, Any]) -> tuple[str, dict[str, str]]:
-    """(command name, params) from a slash command's text; ValueError says what is wrong.
-
-    ``/jobdeck run NAME key=value ...`` or a command's own ``/slash key=value ...``;
-    values may be quoted as in a shell (``title="Big news"``).
-    """
-    words = shlex.split(text)
-    commands: dict[str, Any] = config["commands"]
-    if slash != "/jobdeck":
-        name = next((n for n, c in commands.items() if c.get("slash") == slash), None)
-        if name is None:
-            raise ValueError(f"{slash} is not a command of this catalog")
-    else:
-        if len(words) < 2 or words[0] != "run":
-            raise ValueError("usage: /jobdeck run NAME key=value ...  (or /jobdeck help)")
-        name, words = words[1], words[2:]
-        if name not in commands:
-            raise ValueError(f"no command {name!r}; /jobdeck help lists them")
-    params: dict[str, str] = {}
-    declared: dict[str, Any] = commands[name]["params"]
-    for word in words:
-        key, sep, value = word.partition("=")
-        if not sep:
-            raise ValueError(f"{word!r} is not key=value")
-        if key not in declared:
-            raise ValueError(f"{key}: unknown parameter (known: {', '.join(declared) or 'none'})")
-        params[key] = value
-    missing = [k for k, p in declared.items() if p.get("required") and k not in params]
-    if missing:
-        raise ValueError(f"missing required parameter(s): {', '.join(missing)}")
-    return name, params
+def commands_of(config: dict[str, Any]) -> dict[str, LightCommand]:
+    return {name: LightCommand.load(c) for name, c in config["commands"].items()}
 
 
-def allowed(command: dict[str, Any], user: str, channel: str, client: WebClient) -> bool:
-    """Deny by default: the caller's channel, user or one of their user groups is listed."""
-    allow = command["allow"]
-    if channel in allow["channels"] or user in allow["users"]:
-        return True
-    for group in allow["usergroups"]:
-        members = client.usergroups_users_list(usergroup=group).get("users") or []
-        if user in members:
-            return True
-    return False
+def member_of(command: CommandSpec, caller: Caller, client: WebClient) -> set[str]:
+    """The user groups of ``command``'s allow list that the caller belongs to; a group
+    whose lookup fails counts as not containing them (deny by default)."""
+    if not needs_usergroups(command.allow, caller):
+        return set()
+    found: set[str] = set()
+    for group in command.allow.usergroups:
+        try:
+            members = client.usergroups_users_list(usergroup=group).get("users") or []
+        except SlackApiError as exc:
+            LOG.warning("cannot list the members of user group %s: %s", group, exc)
+            continue
+        if caller.actor in members:
+            found.add(group)
+    return found
+
+
+def help_for(commands: dict[str, LightCommand], caller: Caller, client: WebClient) -> str:
+    """The local bot's help: the enabled commands this caller may run here."""
+    allowed = {
+        name: command
+        for name, command in commands.items()
+        if command.enabled
+        and authorize(command.allow, caller, member_of(command, caller, client)).allowed
+    }
+    return blocks.help_text(allowed, BASE_SLASH)
+
+
+def check(
+    commands: dict[str, LightCommand],
+    name: str,
+    given: dict[str, str],
+    caller: Caller,
+    client: WebClient,
+) -> Prepared:
+    """:func:`decide` as locally; AWS has no suspensions (no store), so none apply."""
+    command = commands.get(name)
+    groups = member_of(command, caller, client) if command is not None else set()
+    return decide(commands, name, given, caller, groups, [], datetime.now(UTC))
 
 
 def send_command(
     ssm: Any, config: dict[str, Any], name: str, params: dict[str, str], who: str
 ) -> str:
+    """``params``: the given values, as checked; the document fills in the others."""
     command = config["commands"][name]
     sent = ssm.send_command(
         DocumentName=command["document"],
@@ -266,93 +291,162 @@ def _app() -> App:
 
     app.middleware(skip_slack_retries)
 
+    commands = commands_of(config)
+
     def ack_now(ack: Ack) -> None:
         ack()
 
-    def execute(name: str, params: dict[str, str], user: str, respond: Respond) -> None:
-        command = config["commands"][name]
-        respond(f"Running `{name}` on the tools host...")
-        command_id = send_command(ssm, config, name, params, user)
-        deadline = time.monotonic() + min(command["timeout_seconds"] + 30, 840)
-        result = wait_for(ssm, command_id, config["instance_id"], deadline)
-        tail = (result.get("StandardOutputContent") or "")[-OUTPUT_TAIL:]
-        respond(f"`{name}`: {result['Status']}\n```{tail or '(no output)'}```")
-
     def run_lazy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        slash, text = body["command"], body.get("text", "")
-        user, channel = body["user_id"], body["channel_id"]
-        if slash == "/jobdeck" and text.strip() in ("", "help"):
-            mine = [
-                f"• `{n}` {c['description']}"
-                for n, c in config["commands"].items()
-                if allowed(c, user, channel, client)
-            ]
-            respond("\n".join(mine) or "You may not run any command here.")
+        caller = Caller("slack", str(body.get("user_id", "")), body.get("channel_id"))
+
+        def tell(text: str) -> None:
+            respond(text=text, response_type="ephemeral")
+
+        slash, text = str(body.get("command", "")), str(body.get("text", ""))
+        own = next((n for n, c in commands.items() if c.slash == slash), None)
+        try:
+            asked = read_slash(slash, text, own)
+        except InvalidParams as exc:
+            tell(blocks.refusal_text(str(exc), exc.problems))
+            return
+        if asked.kind == "help":
+            tell(help_for(commands, caller, client))
+            return
+        if asked.kind == "reply":
+            tell(asked.text)
             return
         try:
-            name, params = parse_request(text, slash, config)
+            prepared = check(commands, asked.name, asked.given, caller, client)
+        except Refused as refused:
+            tell(blocks.refusal_text(refused.message, refused.problems))
+            return
+        if prepared.command.confirm:
+            preview(prepared, asked.given, caller, client, tell)
+            return
+        execute(prepared, asked.given, caller, client, ts=None)
+
+    def preview(
+        prepared: Prepared,
+        given: dict[str, str],
+        caller: Caller,
+        client: WebClient,
+        tell: Callable[[str], None],
+    ) -> None:
+        name = prepared.name
+        value = blocks.PreviewValue(secrets.token_urlsafe(12), name, given, caller.actor)
+        try:
+            shown = blocks.preview_blocks(
+                name, prepared.command, prepared.argv, caller.actor, value
+            )
         except ValueError as exc:
-            respond(f"error: {exc}")
+            tell(blocks.refusal_text(str(exc)))
             return
-        command = config["commands"][name]
-        if not allowed(command, user, channel, client):
-            respond(f"You may not run `{name}` here.")
-            return
-        if command["confirm"]:
-            respond(blocks=confirm_blocks(name, command, params), text=f"Run `{name}`?")
-            return
-        execute(name, params, user, respond)
+        client.chat_postMessage(
+            channel=caller.channel or caller.actor,
+            text=blocks.preview_text(name, prepared.argv, caller.actor),
+            blocks=shown,
+        )
 
-    def run_confirmed(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        request = json.loads(body["actions"][0]["value"])
-        name, params = request["command"], request["params"]
-        user, channel = body["user"]["id"], body["channel"]["id"]
-        # Checked again: whoever clicks must be allowed too.
-        if name not in config["commands"] or not allowed(
-            config["commands"][name], user, channel, client
+    def execute(
+        prepared: Prepared,
+        given: dict[str, str],
+        caller: Caller,
+        client: WebClient,
+        *,
+        ts: str | None,
+    ) -> None:
+        """SendCommand, then one message: posted (or the preview, edited) with the
+        start, then edited with the result, as the local bot does."""
+        name, channel = prepared.name, caller.channel or caller.actor
+        checked = {key: _text(prepared.values[key]) for key in given}
+        command_id = send_command(ssm, config, name, checked, caller.actor)
+        label = f"SSM command {command_id}"
+        text = blocks.started_line(name, label, "pending", caller.actor)
+        try:
+            if ts is None:
+                posted = client.chat_postMessage(
+                    channel=channel, text=text, blocks=[blocks.section(text)]
+                )
+                ts, channel = str(posted["ts"]), str(posted.get("channel") or channel)
+            else:
+                client.chat_update(channel=channel, ts=ts, text=text, blocks=[blocks.section(text)])
+        except SlackApiError as exc:
+            LOG.warning("cannot post the progress of %s in %s: %s", command_id, channel, exc)
+            ts = None
+        timeout = config["commands"][name]["timeout_seconds"]
+        deadline = time.monotonic() + min(timeout + 30, 840)
+        found = wait_for(ssm, command_id, config["instance_id"], deadline)
+        status = STATUSES.get(found["Status"], "lost")
+        exit_code = found.get("ResponseCode")
+        line = blocks.result_line(
+            name,
+            status,
+            exit_code if isinstance(exit_code, int) and exit_code >= 0 else None,
+            None,
+            label,
+            caller.actor,
+            found.get("StatusDetails"),
+        )
+        tail = (found.get("StandardOutputContent") or "")[-OUTPUT_TAIL:]
+        shown = blocks.line_and_tail(line, tail)
+        if ts is not None:
+            client.chat_update(channel=channel, ts=ts, text=line, blocks=shown)
+        else:
+            client.chat_postMessage(channel=channel, text=line, blocks=shown)
+
+    def run_clicked(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        value, caller, message_ts = _click(body)
+        try:
+            # Checked again: whoever clicks must be allowed too.
+            prepared = check(commands, value.command, value.params, caller, client)
+        except Refused as refused:
+            respond(
+                text=blocks.refusal_text(refused.message, refused.problems),
+                response_type="ephemeral",
+                replace_original=False,
+            )
+            return
+        execute(prepared, value.params, caller, client, ts=message_ts)
+
+    def cancel_clicked(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        value, caller, message_ts = _click(body)
+        command = commands.get(value.command)
+        # The one who asked may always take it back; anyone else must be allowed to run it.
+        if caller.actor != value.requested_by and (
+            command is None
+            or not authorize(command.allow, caller, member_of(command, caller, client)).allowed
         ):
-            respond(f"You may not run `{name}` here.")
+            respond(
+                text=f"Sorry, only people allowed to run {value.command} may cancel it.",
+                response_type="ephemeral",
+                replace_original=False,
+            )
             return
-        execute(name, params, user, respond)
+        if caller.channel and message_ts:
+            text = blocks.cancelled_text(value.command, caller.actor)
+            client.chat_update(
+                channel=caller.channel, ts=message_ts, text=text, blocks=[blocks.section(text)]
+            )
 
-    def cancelled(respond: Respond) -> None:
-        respond("Cancelled; nothing was run.")
-
-    for slash in ["/jobdeck", *config["slashes"]]:
+    for slash in [BASE_SLASH, *config["slashes"]]:
         app.command(slash)(ack=ack_now, lazy=[run_lazy])
-    app.action("jobdeck_run")(ack=ack_now, lazy=[run_confirmed])
-    app.action("jobdeck_cancel")(ack=ack_now, lazy=[cancelled])
+    app.action(blocks.RUN_ACTION)(ack=ack_now, lazy=[run_clicked])
+    app.action(blocks.CANCEL_ACTION)(ack=ack_now, lazy=[cancel_clicked])
     return app
 
 
-def confirm_blocks(name: str, command: dict[str, Any], params: dict[str, str]) -> list[Any]:
-    """The preview of a ``confirm: true`` command, with Run / Cancel buttons."""
-    shown = " ".join(f"{key}={shlex.quote(value)}" for key, value in params.items())
-    value = json.dumps({"command": name, "params": params})
-    return [
-        {
-            "type": "section",
-            "text": {
-                "type": "mrkdwn",
-                "text": f"*{name}*: {command['description']}\n`{shown or '(no parameters)'}`",
-            },
-        },
-        {
-            "type": "actions",
-            "elements": [
-                {
-                    "type": "button",
-                    "action_id": "jobdeck_run",
-                    "text": {"type": "plain_text", "text": "Run"},
-                    "style": "danger",
-                    "value": value,
-                },
-                {
-                    "type": "button",
-                    "action_id": "jobdeck_cancel",
-                    "text": {"type": "plain_text", "text": "Cancel"},
-                    "value": value,
-                },
-            ],
-        },
-    ]
+def _click(body: dict[str, Any]) -> tuple[blocks.PreviewValue, Caller, str | None]:
+    """As the local bot reads a Run / Cancel click."""
+    action = (body.get("actions") or [{}])[0]
+    value = blocks.PreviewValue.load(str(action.get("value", "{}")))
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
+    user = str((body.get("user") or {}).get("id", ""))
+    message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+    return value, Caller("slack", user, channel), message_ts
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

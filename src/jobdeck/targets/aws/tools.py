@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
@@ -21,16 +22,30 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from jobdeck.catalog.model import Catalog
+from jobdeck.commands.spec import command_json
 from jobdeck.targets.aws.ssm import command_document
 
 HANDLER = "jobdeck.targets.aws.lambda_handler.handler"
-# The files of the jobdeck package that the Lambda imports (nothing that needs pydantic).
+# The files of the jobdeck package that the Lambda imports: the handler and the pure
+# pieces it shares with the local bot (standard library only; no pydantic, SQLAlchemy
+# or Starlette, which would lengthen every cold start).
 _HANDLER_FILES = (
     "jobdeck/__init__.py",
+    "jobdeck/catalog/__init__.py",
+    "jobdeck/catalog/params.py",
+    "jobdeck/commands/authorize.py",
+    "jobdeck/commands/decide.py",
+    "jobdeck/commands/params.py",
+    "jobdeck/commands/spec.py",
+    "jobdeck/slack/blocks.py",
+    "jobdeck/slack/requests.py",
     "jobdeck/targets/__init__.py",
     "jobdeck/targets/aws/__init__.py",
     "jobdeck/targets/aws/lambda_handler.py",
 )
+# Packages whose own __init__ imports the local engine (the invoker, the bot's server):
+# in the asset they are empty, so that importing one pure module loads only that.
+_EMPTY_PACKAGES = ("jobdeck/commands/__init__.py", "jobdeck/slack/__init__.py")
 _BUNDLED = ("slack_bolt", "slack_sdk")  # pure Python; boto3 comes with the runtime
 LAMBDA_TIMEOUT = Duration.minutes(15)
 
@@ -109,27 +124,7 @@ class SlackBot(Construct):
             description="SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET of the jobdeck Slack app",
             secret_object_value={},
         )
-        config = {
-            "project": project,
-            "slashes": sorted(c.slash for c in catalog.commands.values() if c.slash),
-            "commands": {
-                name: {
-                    "description": command.description,
-                    "document": f"{project}-command-{name}",
-                    "enabled": command.enabled,
-                    "confirm": command.confirm,
-                    "slash": command.slash,
-                    "timeout_seconds": int(command.timeout.total_seconds()),
-                    "allow": command.allow.model_dump(),
-                    "params": {
-                        key: {"type": p.type, "required": p.required}
-                        for key, p in command.params.items()
-                    },
-                }
-                for name, command in catalog.commands.items()
-                if command.enabled
-            },
-        }
+        config = bot_config(catalog)
         self.function = lambda_.Function(
             self,
             "Function",
@@ -184,14 +179,34 @@ class SlackBot(Construct):
         CfnOutput(self, "SlackRequestUrl", value=url.url, description="Slack's Request URL")
 
 
+def bot_config(catalog: Catalog) -> dict[str, Any]:
+    """The bot's ``commands.json``: each command as the pure modules read it, with its
+    SSM document and timeout."""
+    project = catalog.project
+    return {
+        "project": project,
+        "slashes": sorted(c.slash for c in catalog.commands.values() if c.slash),
+        "commands": {
+            name: {
+                **command_json(command),
+                "document": f"{project}-command-{name}",
+                "timeout_seconds": int(command.timeout.total_seconds()),
+            }
+            for name, command in catalog.commands.items()
+        },
+    }
+
+
 def bundle(asset_dir: Path, config: Mapping[str, object]) -> Path:
-    """The Lambda's code folder: the handler's files of this package, slack_bolt and
-    slack_sdk, and the catalog's commands as ``commands.json``."""
+    """The Lambda's code folder: the handler and the pure modules it shares with the
+    local bot, slack_bolt and slack_sdk, and the catalog's commands as ``commands.json``."""
     package_root = Path(__file__).resolve().parents[3]
     for relative in _HANDLER_FILES:
         target = asset_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(package_root / relative, target)
+    for relative in _EMPTY_PACKAGES:
+        (asset_dir / relative).write_text('"""Only the pure modules, for Lambda."""\n')
     for module in _BUNDLED:
         spec = importlib.util.find_spec(module)
         if spec is None or spec.origin is None:
@@ -202,7 +217,8 @@ def bundle(asset_dir: Path, config: Mapping[str, object]) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             dirs_exist_ok=True,
         )
+    # Unsorted: the catalog's order of commands and params is the order help shows.
     (asset_dir / "jobdeck/targets/aws/commands.json").write_text(
-        json.dumps(config, indent=2, sort_keys=True), encoding="utf-8"
+        json.dumps(config, indent=2), encoding="utf-8"
     )
     return asset_dir
