@@ -20,7 +20,7 @@ from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
-from jobdeck.store.records import TERMINAL_STATUSES, Suspension
+from jobdeck.store.records import Suspension
 
 FAILED_STATUSES = ("failed", "timed_out", "lost")
 RECENT_FAILURES = 10
@@ -77,21 +77,18 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         for name, spec in catalog.schedules.items()
     ]
     active = store.active_runs()
-    since = app.started_at
+    # What the supervisor sees now, as the JSON API and /metrics report it.
+    seen = app.supervisor.overview()
     workers = []
     for name, spec in catalog.workers.items():
-        running = sum(1 for run in active if run.kind == "worker" and run.job == name)
-        ended = 0
-        if since is not None:
-            runs = store.runs(job=name, kind="worker", since=since, limit=1000)
-            ended = sum(1 for run in runs if run.status in TERMINAL_STATUSES)
+        state = seen.get(name, {})
         workers.append(
             {
                 "name": name,
                 "spec": spec,
-                "desired": spec.desired_replicas,
-                "running": running,
-                "restarts": ended,
+                "desired": state.get("desired", spec.desired_replicas),
+                "running": state.get("running", 0),
+                "restarts": state.get("restarts", 0),
                 "suspension": suspended.get(("worker", name)),
             }
         )
