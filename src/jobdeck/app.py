@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func, select
+
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
 from jobdeck.control import Control
@@ -30,6 +32,7 @@ from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Via
+from jobdeck.store.tables import revisions
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.executor import Executor
@@ -212,12 +215,17 @@ class Application:
     async def _follow_revisions(self) -> None:
         while True:
             await asyncio.sleep(RELOAD_INTERVAL)
-            await asyncio.to_thread(self._latest_number)  # keeps the loop responsive
-            self.reload()
+            # Only the number, off the event loop: a revision's row holds the whole
+            # catalog, which is large at thousands of schedules.
+            latest = await asyncio.to_thread(self._latest_number)
+            applied = self.applied.revision if self.applied else None
+            if latest is not None and latest != applied:
+                self.reload()
 
     def _latest_number(self) -> int | None:
-        revision = self.store.latest_revision()
-        return revision.number if revision else None
+        with self.store.reading() as tx:
+            number = tx.connection.execute(select(func.max(revisions.c.number))).scalar()
+        return int(number) if number is not None else None
 
     async def _sweep_logs(self) -> None:
         while True:
