@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, RowMapping, Select, func, select, update
+from sqlalchemy import Connection, Insert, RowMapping, Select, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobdeck.store.errors import NotFound, RunAlreadyEnded
@@ -27,6 +27,31 @@ from jobdeck.store.tables import as_utc, fires, run_events, runs
 # Newest first, and a stable order among runs created at the same instant.
 _NEWEST_FIRST = (runs.c.created_at.desc(), runs.c.id.desc())
 _OLDEST_FIRST = (runs.c.created_at, runs.c.id)
+
+# The statements every run executes are built once, with bound parameters: SQLAlchemy
+# then finds their compiled form by a memoized cache key, instead of building and
+# hashing a new statement with its values embedded for every call (most of a run's
+# store time went there). Bound names differ from column names, which SET reserves.
+_CLAIMS: dict[str, Insert] = {
+    name: dialect.insert(fires).on_conflict_do_nothing().returning(fires.c.schedule)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_ATTACH_FIRE = (
+    update(fires)
+    .where(
+        fires.c.schedule == bindparam("b_schedule"),
+        fires.c.nominal_time == bindparam("b_nominal"),
+    )
+    .returning(fires.c.schedule)
+)
+_INSERT_RUN = runs.insert().returning(*runs.c)
+_INSERT_EVENT = run_events.insert()
+_INSERT_EVENT_RETURNING = run_events.insert().returning(*run_events.c)
+_RUN_BY_ID = select(runs).where(runs.c.id == bindparam("b_id"))
+_RUN_FOR_UPDATE = _RUN_BY_ID.with_for_update()
+_RUN_EXISTS = select(runs.c.id).where(runs.c.id == bindparam("b_id"))
+_UPDATE_RUN = update(runs).where(runs.c.id == bindparam("b_id")).returning(*runs.c)
+_ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
 class RunQueries:
@@ -52,28 +77,19 @@ class RunQueries:
             "host": host,
         }
         dialect = self.connection.dialect.name
-        insert: postgresql.Insert | sqlite.Insert
-        if dialect == "postgresql":
-            insert = postgresql.insert(fires).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            insert = sqlite.insert(fires).values(values).on_conflict_do_nothing()
-        else:
+        claim = _CLAIMS.get(dialect)
+        if claim is None:
             raise NotImplementedError(f"claiming a fire is not supported on {dialect}")
-        won = self.connection.execute(insert.returning(fires.c.schedule)).first()
-        return won is not None
+        return self.connection.execute(claim, values).first() is not None
 
     def attach_fire(self, schedule: str, nominal: datetime, run_id: int) -> None:
         """Records which run a claimed fire started (or recorded as skipped)."""
-        query = (
-            update(fires)
-            .where(
-                fires.c.schedule == schedule,
-                fires.c.nominal_time == as_utc(nominal, "nominal"),
-            )
-            .values(run_id=run_id)
-            .returning(fires.c.schedule)
-        )
-        if self.connection.execute(query).first() is None:
+        values = {
+            "b_schedule": schedule,
+            "b_nominal": as_utc(nominal, "nominal"),
+            "run_id": run_id,
+        }
+        if self.connection.execute(_ATTACH_FIRE, values).first() is None:
             raise NotFound(f"no claimed fire of {schedule!r} at {nominal.isoformat()}")
 
     def last_fire(self, schedule: str) -> datetime | None:
@@ -125,9 +141,8 @@ class RunQueries:
             "params": {} if params is None else params,
             "detail": {} if detail is None else detail,
         }
-        row = self.connection.execute(runs.insert().values(values).returning(*runs.c))
-        created = _run(row.mappings().one())
-        self._insert_event(created.id, created_at, "created", {"status": status, "reason": reason})
+        created = _run(self.connection.execute(_INSERT_RUN, values).mappings().one())
+        self._append_event(created.id, created_at, "created", {"status": status, "reason": reason})
         return created
 
     def update_run(
@@ -152,11 +167,7 @@ class RunQueries:
         """
         # FOR UPDATE (PostgreSQL; SQLite's write lock already serializes): a concurrent
         # completion waits here, then sees the final status and is refused.
-        current = (
-            self.connection.execute(select(runs).where(runs.c.id == run_id).with_for_update())
-            .mappings()
-            .first()
-        )
+        current = self.connection.execute(_RUN_FOR_UPDATE, {"b_id": run_id}).mappings().first()
         if current is None:
             raise NotFound(f"no run with id {run_id}")
         if status is not None and current["status"] in TERMINAL_STATUSES:
@@ -177,21 +188,21 @@ class RunQueries:
             recorded["detail"] = detail
         updated = _run(current)
         if changes:
-            query = update(runs).where(runs.c.id == run_id).values(changes).returning(*runs.c)
-            updated = _run(self.connection.execute(query).mappings().one())
-        self._insert_event(run_id, at, event, recorded)
+            row = self.connection.execute(_UPDATE_RUN, {"b_id": run_id, **changes})
+            updated = _run(row.mappings().one())
+        self._append_event(run_id, at, event, recorded)
         return updated
 
     def add_event(
         self, run_id: int, *, at: datetime, type: str, detail: dict[str, Any] | None = None
     ) -> RunEvent:
         """Appends a step to a run's history; raises :class:`NotFound` for an unknown run."""
-        if self.connection.scalar(select(runs.c.id).where(runs.c.id == run_id)) is None:
+        if self.connection.scalar(_RUN_EXISTS, {"b_id": run_id}) is None:
             raise NotFound(f"no run with id {run_id}")
         return self._insert_event(run_id, at, type, {} if detail is None else detail)
 
     def run(self, run_id: int) -> Run | None:
-        row = self._first_row(select(runs).where(runs.c.id == run_id))
+        row = self.connection.execute(_RUN_BY_ID, {"b_id": run_id}).mappings().first()
         return None if row is None else _run(row)
 
     def runs(
@@ -229,11 +240,17 @@ class RunQueries:
         self, *, job: str | None = None, kind: RunKind | None = None, host: str | None = None
     ) -> list[Run]:
         """Runs still pending or running, oldest first."""
-        query = select(runs).where(runs.c.status.in_(ACTIVE_STATUSES)).order_by(*_OLDEST_FIRST)
-        for column, wanted in ((runs.c.job, job), (runs.c.kind, kind), (runs.c.host, host)):
-            if wanted is not None:
-                query = query.where(column == wanted)
-        return [_run(row) for row in self.connection.execute(query).mappings()]
+        wanted = {"b_job": job, "b_kind": kind, "b_host": host}
+        shape = (job is not None, kind is not None, host is not None)
+        query = _ACTIVE_RUNS.get(shape)
+        if query is None:
+            query = select(runs).where(runs.c.status.in_(ACTIVE_STATUSES))
+            for column, present in zip((runs.c.job, runs.c.kind, runs.c.host), shape, strict=True):
+                if present:
+                    query = query.where(column == bindparam(f"b_{column.name}"))
+            query = _ACTIVE_RUNS[shape] = query.order_by(*_OLDEST_FIRST)
+        values = {name: value for name, value in wanted.items() if value is not None}
+        return [_run(row) for row in self.connection.execute(query, values).mappings()]
 
     def last_runs(self, jobs: list[str] | None = None) -> dict[str, Run]:
         """The newest run of each job (of each of ``jobs`` that has one, when given)."""
@@ -257,8 +274,13 @@ class RunQueries:
         self, run_id: int, at: datetime, type: str, detail: dict[str, Any]
     ) -> RunEvent:
         values = {"run_id": run_id, "at": as_utc(at, "at"), "type": type, "detail": detail}
-        row = self.connection.execute(run_events.insert().values(values).returning(*run_events.c))
+        row = self.connection.execute(_INSERT_EVENT_RETURNING, values)
         return _event(row.mappings().one())
+
+    def _append_event(self, run_id: int, at: datetime, type: str, detail: dict[str, Any]) -> None:
+        """Like :meth:`_insert_event`, for callers that do not need the event back."""
+        values = {"run_id": run_id, "at": as_utc(at, "at"), "type": type, "detail": detail}
+        self.connection.execute(_INSERT_EVENT, values)
 
     def _first_row(self, query: Select[Any]) -> RowMapping | None:
         return self.connection.execute(query).mappings().first()

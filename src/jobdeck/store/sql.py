@@ -20,6 +20,7 @@ from sqlalchemy import (
     RowMapping,
     Select,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -240,13 +241,8 @@ class Tx(RunQueries, QueueQueries, WorkerQueries):
 
     def active_suspension(self, kind: str, name: str, now: datetime) -> Suspension | None:
         """The newest suspension of ``kind``/``name`` in force at ``now``, if any."""
-        query = (
-            select(suspensions)
-            .where(suspensions.c.kind == kind, suspensions.c.name == name, _active(now))
-            .order_by(suspensions.c.created_at.desc(), suspensions.c.id.desc())
-            .limit(1)
-        )
-        row = self._first(query)
+        values = {"b_kind": kind, "b_name": name, "b_now": as_utc(now, "now")}
+        row = self.connection.execute(_ACTIVE_SUSPENSION, values).mappings().first()
         return None if row is None else _suspension(row)
 
     def add_suspension(
@@ -329,6 +325,20 @@ class Tx(RunQueries, QueueQueries, WorkerQueries):
 
     def _first(self, query: Select[Any]) -> RowMapping | None:
         return self.connection.execute(query).mappings().first()
+
+
+# Asked before every run starts: built once, with bound parameters (see runs_sql).
+_ACTIVE_SUSPENSION = (
+    select(suspensions)
+    .where(
+        suspensions.c.kind == bindparam("b_kind"),
+        suspensions.c.name == bindparam("b_name"),
+        suspensions.c.ended_at.is_(None),
+        or_(suspensions.c.until.is_(None), suspensions.c.until > bindparam("b_now")),
+    )
+    .order_by(suspensions.c.created_at.desc(), suspensions.c.id.desc())
+    .limit(1)
+)
 
 
 def _active(now: datetime) -> ColumnElement[bool]:
