@@ -26,6 +26,9 @@ from jobdeck.store import open_store
 
 log = logging.getLogger("jobdeck")
 
+# Seconds a thread may hold the interpreter's lock while another waits for it.
+SWITCH_INTERVAL = 0.001
+
 Host = Annotated[str, typer.Option(help="Address of the HTTP API and dashboard.")]
 Port = Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")]
 SqsPort = Annotated[int, typer.Option(help="Port of the SQS-compatible endpoint (0: off).")]
@@ -166,6 +169,10 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
     except BindRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
+    # A thread that wakes (the scheduler's, at a due slot) waits for the interpreter's
+    # lock until the running thread lets go of it: at most this many seconds, instead of
+    # the default 5 ms.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         asyncio.run(_serve(options, serve_options))
     except ServerFailed as exc:

@@ -136,7 +136,7 @@ class QueueService:
             with self.store.transaction() as tx:
                 yield tx
             return
-        with self._pinned.begin():
+        with self.store.write_lock, self._pinned.begin():
             yield Tx(self._pinned)
 
     @contextmanager

@@ -6,6 +6,12 @@ called because a new revision was applied. Firing goes through a narrow interfac
 run driver in the engine), which claims each (schedule, nominal time) slot in the store
 so that a restart or a second engine can never start the same slot twice.
 
+The loop has a thread of its own. On the event loop's thread a due slot would wait
+behind whatever callback runs there (a run's launch, its outcome, an API request), and
+at tens of fires per second those waits were the lateness. Here it waits only for the
+interpreter's lock; the run driver it fires into is safe to call from any thread (the
+API's worker threads call it too), and hands the run to the event loop once recorded.
+
 :meth:`Scheduler.tick` does one round at the clock's ``now``; tests drive it with a fake
 clock, the engine with :meth:`Scheduler.run`.
 """
@@ -13,8 +19,8 @@ clock, the engine with :meth:`Scheduler.run`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -55,43 +61,71 @@ class Scheduler:
         self.queue = FireQueue()
         self.specs: dict[str, Schedule] = {}
         self._triggers: dict[str, Trigger] = {}
-        self._wake = asyncio.Event()
+        # The queue and the schedules are loaded by the event loop's thread and fired by
+        # the scheduler's: one at a time.
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
 
     def load(self, schedules: Mapping[str, Schedule], *, catch_up: bool) -> None:
         """Take a revision's schedules. With ``catch_up`` (when the engine starts), slots
         missed since each schedule's last claimed fire are run or recorded by its
         ``catchup`` policy before the queue resumes from ``now``."""
-        now = self.clock.now()
-        self.specs = {n: s for n, s in schedules.items() if s.enabled}
-        self._triggers = {n: trigger_for(s) for n, s in self.specs.items()}
-        if catch_up:
-            for name in sorted(self.specs):
-                self._catch_up(name, self.last_fire(name), now)
-        self.queue.update(self._triggers, now)
+        with self._lock:
+            now = self.clock.now()
+            self.specs = {n: s for n, s in schedules.items() if s.enabled}
+            self._triggers = {n: trigger_for(s) for n, s in self.specs.items()}
+            if catch_up:
+                for name in sorted(self.specs):
+                    self._catch_up(name, self.last_fire(name), now)
+            self.queue.update(self._triggers, now)
         self.wake()
 
     def wake(self) -> None:
+        """Look at the queue again now (a new revision was loaded); any thread."""
         self._wake.set()
 
     def next_due(self) -> datetime | None:
-        return self.queue.next_due()
+        with self._lock:
+            return self.queue.next_due()
 
     def tick(self) -> datetime | None:
         """Fire every slot due at the clock's ``now``; return the next due instant."""
-        now = self.clock.now()
-        for due in self.queue.pop_due(now):
-            self._fire(due, now)
-        return self.queue.next_due()
+        with self._lock:
+            now = self.clock.now()
+            for due in self.queue.pop_due(now):
+                self._fire(due, now)
+            return self.queue.next_due()
 
     async def run(self) -> None:
-        while True:
+        """Run the loop in its own thread until cancelled; a failure of the loop is
+        raised here. Cancelling waits for the fire in progress to finish."""
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
+        stop = threading.Event()
+
+        def serve() -> None:
+            try:
+                self._serve(stop)
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, ended, exc)
+
+        thread = threading.Thread(target=serve, name="jobdeck-scheduler", daemon=True)
+        thread.start()
+        try:
+            await asyncio.shield(ended)
+        finally:
+            stop.set()
+            self.wake()
+            await asyncio.to_thread(thread.join)
+
+    def _serve(self, stop: threading.Event) -> None:
+        while not stop.is_set():
             self._wake.clear()
             upcoming = self.tick()
             delay = None
             if upcoming is not None:
                 delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.wait(delay)
 
     def _fire(self, due: Due, now: datetime) -> None:
         if len(due.slots) == 1 and not due.truncated:
@@ -121,3 +155,8 @@ class Scheduler:
             self.firing.record_missed(name, list(decision.missed), summary)
         for slot in decision.run:
             self.firing.fire(name, slot, trigger)
+
+
+def _settle(future: asyncio.Future[None], failure: BaseException) -> None:
+    if not future.done():
+        future.set_exception(failure)

@@ -7,8 +7,9 @@ block ends and rolls back if it raises. No method reads the clock: callers pass 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -67,6 +68,13 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.url = display_url(engine.url)
+        # SQLite has one writer at a time. Writers of another process wait in SQLite's
+        # busy handler, which sleeps in growing steps (up to 100 ms) between tries;
+        # writers of this process (the event loop, the scheduler, the API's threads)
+        # queue here instead, and the next one starts the moment the lock is free.
+        self.write_lock: AbstractContextManager[object] = (
+            threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -88,7 +96,7 @@ class Store:
         On SQLite it holds the database's write lock from its start, so keep it short;
         concurrent writers wait for it (up to the busy timeout) instead of failing.
         """
-        with self.engine.begin() as connection:
+        with self.write_lock, self.engine.begin() as connection:
             yield Tx(connection)
 
     @contextmanager

@@ -4,7 +4,8 @@ A run that the driver decided to start is ``pending`` in the store and waits her
 its backoff has passed, no other run of its job runs (when it must run alone: buffered
 or cancel_other), and its pool has room (``max_concurrency``). Then it is launched,
 watched, and its outcome recorded, retried or not, and notified. Every step is a run
-event in the store. All of it runs in the event loop's thread.
+event in the store. All of it runs in the event loop's thread; what other threads
+ask for is handed to it.
 """
 
 from __future__ import annotations
@@ -135,19 +136,23 @@ class Dispatcher:
         """Remember the event loop the driver lives in (it arms timers and tasks there)."""
         self._loop = asyncio.get_running_loop()
 
-    def _enqueue(self, run: Run) -> None:
-        """A pending run joins the waiting ones (stopping the runs it replaces first)."""
-        if run.status != "pending":
-            return
+    def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:
+        """True, having handed ``call(*args)`` to the driver's event loop, when called
+        from another thread (the scheduler's, or a worker thread of the HTTP side):
+        the driver's queues and timers live in its loop's thread only."""
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        if self._loop is not None and current is not self._loop:
-            # Called from another thread (a thread pool of the HTTP side): the run is
-            # recorded already; it joins the queue in the driver's own loop.
-            self._loop.call_soon_threadsafe(self._guarded, self._enqueue, run)
-            return
+        if self._loop is None or current is self._loop:
+            return False
+        self._loop.call_soon_threadsafe(self._guarded, call, *args)
+        return True
+
+    def _enqueue(self, run: Run) -> None:
+        """A pending run joins the waiting ones (stopping the runs it replaces first)."""
+        if run.status != "pending" or self._elsewhere(self._enqueue, run):
+            return  # recorded already: it joins the queue in the driver's own loop
         for victim in run.detail.get("cancels", []):
             self._cancelled_by[int(victim)] = run.id
             self._spawn(self._cancel(int(victim)))
@@ -441,7 +446,7 @@ class Dispatcher:
         self._send(list(spec.notify), run, self.executor.log_tail(run.id))
 
     def _send(self, targets: list[str], run: Run, tail: str) -> None:
-        if self.notify is None:
+        if self.notify is None or self._elsewhere(self._send, targets, run, tail):
             return
         try:
             self.notify(targets, run, tail)
