@@ -181,6 +181,9 @@ def test_last_fire_is_the_newest_nominal_time_claimed(store: Store) -> None:
     assert_utc(last)
     assert store.last_fire("other") == at(50)
     assert store.last_fire("unknown") is None
+    every = store.last_fires()
+    assert every == {"ranking": at(30), "other": at(50)}
+    assert_utc(every["ranking"])
 
 
 def test_a_claimed_fire_is_linked_to_its_run(store: Store) -> None:

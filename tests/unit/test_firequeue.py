@@ -131,7 +131,7 @@ def scheduler_for(
     catchup: str, last: datetime | None, clock: FakeClock
 ) -> tuple[Scheduler, Recorder]:
     recorder = Recorder()
-    scheduler = Scheduler(recorder, clock, lambda name: last)
+    scheduler = Scheduler(recorder, clock, lambda: {} if last is None else {"every-ten": last})
     catalog = load_catalog_text(CATALOG.format(catchup=catchup), "jobdeck.yaml").catalog
     scheduler.load(catalog.schedules, catch_up=True)
     return scheduler, recorder

@@ -71,7 +71,7 @@ def test_slots_fire_from_the_schedulers_own_thread_in_order() -> None:
     firing = Firing()
 
     async def scenario() -> None:
-        scheduler = Scheduler(firing, SystemClock(), lambda name: None)
+        scheduler = Scheduler(firing, SystemClock(), dict)
         scheduler.load(schedules(), catch_up=False)
         task = asyncio.create_task(scheduler.run())
         await until(lambda: len(firing.fires) >= 2)
@@ -96,7 +96,7 @@ def test_a_revision_loaded_while_it_sleeps_wakes_it() -> None:
     firing = Firing()
 
     async def scenario() -> None:
-        scheduler = Scheduler(firing, SystemClock(), lambda name: None)
+        scheduler = Scheduler(firing, SystemClock(), dict)
         task = asyncio.create_task(scheduler.run())  # nothing to fire: it sleeps for good
         await until(lambda: bool(scheduler_threads()))
         scheduler.load(schedules(), catch_up=False)
@@ -111,7 +111,7 @@ def test_a_revision_loaded_while_it_sleeps_wakes_it() -> None:
 
 def test_a_failing_fire_ends_run_with_the_error() -> None:
     async def scenario() -> None:
-        scheduler = Scheduler(Firing(fail=True), SystemClock(), lambda name: None)
+        scheduler = Scheduler(Firing(fail=True), SystemClock(), dict)
         scheduler.load(schedules(), catch_up=False)
         await asyncio.wait_for(scheduler.run(), 10)
 

@@ -53,11 +53,11 @@ class Scheduler:
         self,
         firing: Firing,
         clock: Clock,
-        last_fire: Callable[[str], datetime | None],
+        last_fires: Callable[[], Mapping[str, datetime]],
     ) -> None:
         self.firing = firing
         self.clock = clock
-        self.last_fire = last_fire
+        self.last_fires = last_fires  # each schedule's newest claimed slot
         self.queue = FireQueue()
         self.specs: dict[str, Schedule] = {}
         self._triggers: dict[str, Trigger] = {}
@@ -75,8 +75,9 @@ class Scheduler:
             self.specs = {n: s for n, s in schedules.items() if s.enabled}
             self._triggers = {n: trigger_for(s) for n, s in self.specs.items()}
             if catch_up:
+                last = self.last_fires()
                 for name in sorted(self.specs):
-                    self._catch_up(name, self.last_fire(name), now)
+                    self._catch_up(name, last.get(name), now)
             self.queue.update(self._triggers, now)
         self.wake()
 

@@ -115,3 +115,45 @@ def _sqlite_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
     else:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# -- checkpoints of a long-running engine ----------------------------------------------
+
+
+def take_over_checkpoints(engine: Engine) -> bool:
+    """Stop this engine's SQLite connections from checkpointing the WAL as they commit;
+    :func:`checkpoint` must then be called regularly. False (nothing changed) on
+    PostgreSQL.
+
+    By default the commit that grows the WAL past 1,000 pages copies it into the database
+    and syncs it, while it holds the write lock: every few seconds under load, one run's
+    bookkeeping (and whoever waits for the lock, a due fire among them) took tens of
+    milliseconds longer. A checkpoint from another thread needs no write lock.
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    event.listen(engine, "connect", _manual_checkpoints)
+    engine.dispose()  # connections pooled already reconnect with it
+    return True
+
+
+def checkpoint(engine: Engine) -> tuple[int, int]:
+    """A passive checkpoint (it waits for no reader or writer); returns the WAL's frames
+    and how many of them are in the database now."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            row = cursor.fetchone()
+            assert row is not None, "wal_checkpoint answers one row"
+            _busy, frames, done = row
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+    return int(frames), int(done)
+
+
+def _manual_checkpoints(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint = 0")

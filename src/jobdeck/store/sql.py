@@ -30,7 +30,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from jobdeck.store import migrate
-from jobdeck.store.engine import READ_ONLY, create_store_engine, display_url, store_url
+from jobdeck.store.engine import (
+    READ_ONLY,
+    checkpoint,
+    create_store_engine,
+    display_url,
+    store_url,
+    take_over_checkpoints,
+)
 from jobdeck.store.errors import NotFound, RevisionConflict, StoreError
 from jobdeck.store.queues_sql import QueueQueries
 from jobdeck.store.records import (
@@ -88,6 +95,15 @@ class Store:
     def close(self) -> None:
         """Closes every pooled connection; the store must not be used afterwards."""
         self.engine.dispose()
+
+    def take_over_checkpoints(self) -> bool:
+        """For a long-running server on SQLite: checkpoint the WAL with
+        :meth:`checkpoint`, off the commits' path. See :mod:`jobdeck.store.engine`."""
+        return take_over_checkpoints(self.engine)
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy the WAL into the database as far as readers allow (SQLite)."""
+        return checkpoint(self.engine)
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:
@@ -175,6 +191,11 @@ class Store:
         """The newest nominal time claimed for ``schedule``."""
         with self.reading() as tx:
             return tx.last_fire(schedule)
+
+    def last_fires(self) -> dict[str, datetime]:
+        """The newest nominal time claimed for each schedule that has one."""
+        with self.reading() as tx:
+            return tx.last_fires()
 
     def last_runs(self, jobs: list[str] | None = None) -> dict[str, Run]:
         """The newest run of each job (of each of ``jobs`` that has one, when given)."""
