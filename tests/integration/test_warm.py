@@ -13,8 +13,8 @@ import pytest
 
 from jobdeck.execute.launch import RunHandle, shim_info
 from jobdeck.execute.pools import PoolManager
-from jobdeck.execute.spec import RunSpec
-from jobdeck.execute.warm import WarmLauncher, WarmLaunchError
+from jobdeck.execute.spec import RESULT_FILE, SPEC_FILE, RunSpec, write_json_atomic
+from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
 from tests.integration.test_execute_harness import (
     ENV,
     PY,
@@ -170,3 +170,40 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+def test_the_answer_comes_once_the_program_runs(harness: Harness, launcher: WarmLauncher) -> None:
+    """The shim says ``started`` on the request's connection: when the request returns,
+    the run's files already show the program, with no polling for them."""
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    launcher.ensure()
+    run_dir = harness.tmp_path / "w5"
+    harness.run_dirs.append(run_dir)
+    run_dir.mkdir()
+    spec = RunSpec(
+        run_id="w5",
+        argv=(PY, "-c", "import time; time.sleep(2)"),
+        env=dict(ENV),
+        workdir=str(harness.tmp_path),
+        timeout=30,
+        kill_grace=2,
+        isolation=manager.placement("tools", "w5", None),
+    )
+    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+    shim_pid = launcher._request(run_dir.resolve())
+    info = shim_info(run_dir)
+    assert info is not None
+    assert info.shim_pid == shim_pid
+    assert info.child_pid is not None
+    assert not (run_dir / RESULT_FILE).exists(), "answered at the start, not at the end"
+    assert harness.wait(run_dir).status == "succeeded"
+
+
+def test_no_launcher_to_reach_or_start_writes_nothing(tmp_path: Path) -> None:
+    """The caller then starts the run the cold way: no spec may be left behind."""
+    warm = WarmLauncher(tmp_path / "none.sock", python="/nonexistent/python")
+    run_dir = tmp_path / "r"
+    spec = RunSpec(run_id="r", argv=("/bin/true",), env=dict(ENV), workdir=str(tmp_path))
+    with pytest.raises(LauncherUnreachable):
+        warm.launch(run_dir, spec)
+    assert not (run_dir / SPEC_FILE).exists()

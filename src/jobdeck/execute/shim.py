@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,8 +72,11 @@ def now_iso() -> str:
 
 
 class Shim:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, on_started: Callable[[], None] | None = None) -> None:
+        """``on_started`` is called once the program runs and ``shim.json`` says so, or
+        once a launch error is recorded: whoever waits for the start can look then."""
         self.run_dir = run_dir
+        self.on_started = on_started
         data = read_json(run_dir / SPEC_FILE)
         if data is None:
             raise FileNotFoundError(f"{run_dir / SPEC_FILE} does not exist")
@@ -267,6 +271,7 @@ class Shim:
             started_at=self.started_at,
         )
         write_json_atomic(self.run_dir / SHIM_FILE, _info_json(info), durable=False)
+        self._announce()
         try:
             returncode = self._supervise(log, log_r, wake_r)
         except BaseException as exc:
@@ -290,6 +295,13 @@ class Shim:
             oom = not self.killed_by_us and cgroups.oom_kills(version, pool_group) > pool_ooms
         result = self._outcome(returncode, oom, log.dropped)
         return self._finish(result)
+
+    def _announce(self) -> None:
+        announce, self.on_started = self.on_started, None
+        if announce is not None:
+            # Nobody may wait any more: the engine finds the files anyway.
+            with contextlib.suppress(OSError):
+                announce()
 
     def _outcome(self, returncode: int, oom: bool, dropped: int) -> RunResult:
         exit_code = returncode if returncode >= 0 else None
@@ -325,6 +337,7 @@ class Shim:
         if result.ended_at is None:
             result = RunResult(**{**result.__dict__, "ended_at": now_iso()})
         write_json_atomic(self.run_dir / RESULT_FILE, result.to_json())
+        self._announce()  # a launch error is the answer to whoever waits for the start
         # The run's group can only be removed once nothing, the shim included, is in it.
         for group in self.iso.leave_to:
             with contextlib.suppress(cgroups.CgroupError):

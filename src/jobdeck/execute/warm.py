@@ -6,7 +6,11 @@ jobdeck.execute.shim`` for every run: tens of milliseconds of interpreter start 
 imports before the program is spawned. The launcher has the shim's code loaded already;
 asked over a Unix socket to start ``RUN_DIR`` it forks, and the child *is* the shim for
 that run (its own session, the run's cgroups and ``oom_score_adj``, exactly as on the
-cold path). The engine then waits for the program to start as it always does.
+cold path). The launcher answers ``ok PID``; the shim keeps the connection and writes
+``started`` on it once the program runs (or its launch error is recorded), so the
+engine learns of the start at once instead of polling the run's files for it. If the
+connection closes without that word (the shim died first), the engine looks at the
+files as on the cold path.
 
 The launcher itself joins no cgroup: cgroup v2 forbids processes in a pool group that has
 run groups below it, and every run joins its own group anyway. It is detached from the
@@ -36,10 +40,16 @@ from jobdeck.execute.spec import SHIM_LOG_FILE, SPEC_FILE, RunSpec, write_json_a
 CONNECT_TIMEOUT = 10.0
 REPLY_TIMEOUT = 10.0
 MAX_REQUEST = 4096
+STARTED = b"started\n"
 
 
 class WarmLaunchError(Exception):
-    """The launcher could not be reached or refused the run; the caller falls back."""
+    """The launcher refused the run or stopped answering after it was asked."""
+
+
+class LauncherUnreachable(Exception):
+    """No launcher answers and none could be started; nothing was written or asked: the
+    caller may start the run the cold way."""
 
 
 # -- the launcher process ------------------------------------------------------------------
@@ -90,12 +100,18 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
         code = 70
         try:
             listener.close()
-            conn.close()
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.setsid()
             _redirect_output(run_dir / SHIM_LOG_FILE)
-            code = shim(run_dir).run()
+
+            def started() -> None:
+                try:
+                    conn.sendall(STARTED)
+                finally:
+                    conn.close()
+
+            code = shim(run_dir, started).run()
         finally:
             os._exit(code)
     with contextlib.suppress(OSError):
@@ -196,24 +212,68 @@ class WarmLauncher:
         self._started.append(starter.pid)
 
     def launch(self, run_dir: Path, spec: RunSpec, start_timeout: float = 30.0) -> RunHandle:
-        """Write the run's spec and have the launcher fork its shim; return once the
-        program runs (or its launch failed), exactly as the cold path does."""
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / SPEC_FILE).exists():
-            raise FileExistsError(f"{run_dir} already holds a run")
-        write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
-        self._request(run_dir.resolve())
+        """Reach the launcher (starting it if none answers), write the run's spec and
+        have the launcher fork its shim; return once the program runs (or its launch
+        failed), exactly as the cold path does.
+
+        Raises :class:`LauncherUnreachable` before anything is written when no launcher
+        can be reached, and :class:`WarmLaunchError` when it failed after the request.
+        """
+        conn = self._connect()
+        with conn:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if (run_dir / SPEC_FILE).exists():
+                raise FileExistsError(f"{run_dir} already holds a run")
+            write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+            self._ask(conn, run_dir.resolve(), start_timeout)
         return wait_started(run_dir, start_timeout)
 
-    def _request(self, run_dir: Path) -> int:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(REPLY_TIMEOUT)
+    def _connect(self) -> socket.socket:
+        for attempt in range(2):
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(CONNECT_TIMEOUT)
+            try:
                 conn.connect(str(self.socket_path))
-                conn.sendall(f"{run_dir}\n".encode())
-                reply = conn.recv(256).decode().strip()
+                return conn
+            except OSError as exc:
+                conn.close()
+                if attempt:
+                    raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
+            try:
+                self.ensure()
+            except (WarmLaunchError, OSError) as exc:
+                raise LauncherUnreachable(f"no warm launcher could be started: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _request(self, run_dir: Path, start_timeout: float = 30.0) -> int:
+        """Ask for ``run_dir``'s shim on a connection of its own; returns its pid."""
+        try:
+            conn = self._connect()
+        except LauncherUnreachable as exc:
+            raise WarmLaunchError(str(exc)) from exc
+        with conn:
+            return self._ask(conn, run_dir, start_timeout)
+
+    def _ask(self, conn: socket.socket, run_dir: Path, start_timeout: float) -> int:
+        """Send the request; wait for the launcher's ``ok PID`` and then for the shim's
+        ``started`` (or for the connection to close, or ``start_timeout``)."""
+        deadline = time.monotonic() + start_timeout
+        received = b""
+        try:
+            conn.settimeout(REPLY_TIMEOUT)
+            conn.sendall(f"{run_dir}\n".encode())
+            while not _answered(received):
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                received += chunk
+                conn.settimeout(max(0.001, deadline - time.monotonic()))
+        except TimeoutError:
+            pass  # the caller's wait for the start reports it
         except OSError as exc:
             raise WarmLaunchError(f"the warm launcher did not answer: {exc}") from exc
+        replies = [line for line in received.split(b"\n")[:-1] if line != STARTED.strip()]
+        reply = replies[0].decode(errors="replace") if replies else ""
         if not reply.startswith("ok "):
             raise WarmLaunchError(f"the warm launcher refused the run: {reply or 'no reply'}")
         return int(reply.split()[1])
@@ -239,6 +299,16 @@ class WarmLauncher:
             return None
         pid, _uid, _gid = struct.unpack("3i", creds)
         return int(pid)
+
+
+def _answered(received: bytes) -> bool:
+    """The launcher refused, or both its ``ok PID`` and the shim's ``started`` came (in
+    either order: they are written by two processes)."""
+    lines = received.split(b"\n")[:-1]
+    replies = [line for line in lines if line != STARTED.strip()]
+    if any(not line.startswith(b"ok ") for line in replies):
+        return True
+    return bool(replies) and len(replies) < len(lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
 from jobdeck.execute.spec import SPEC_FILE
-from jobdeck.execute.warm import WarmLauncher, WarmLaunchError
+from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
 
 log = logging.getLogger(__name__)
 
@@ -122,11 +122,9 @@ class Executor:
         launcher = self._launchers.get(pool)
         if launcher is not None:
             try:
-                await asyncio.to_thread(launcher.ensure)
-            except WarmLaunchError as exc:
-                log.warning("pool %s: %s; run %s starts cold", pool, exc, spec.run_id)
-            else:
                 return await asyncio.to_thread(_launch_warm, launcher, run_dir, spec), "warm"
+            except LauncherUnreachable as exc:
+                log.warning("pool %s: %s; run %s starts cold", pool, exc, spec.run_id)
         return await asyncio.to_thread(launch, run_dir, spec), "cold"
 
     def run_dir(self, run_id: int) -> Path:
