@@ -151,11 +151,14 @@ async def start_run(request: Request) -> Response:
     if app.driver.schedule(name) is None:
         raise not_found(f"no schedule named {name!r} in the applied revision")
     who = actor(request)
-    # The driver works in the event loop's thread (it arms timers there), so this call
-    # is not moved to the thread pool.
+    # Off the event loop: the driver records the run here and hands it to its own loop.
     try:
-        run = app.driver.run_now(
-            name, trigger=trigger, requested_by=who, ignore_overlap=ignore_overlap
+        run = await run_in_threadpool(
+            app.driver.run_now,
+            name,
+            trigger=trigger,
+            requested_by=who,
+            ignore_overlap=ignore_overlap,
         )
     except RunRefused as exc:
         await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, "refused", str(exc))

@@ -84,6 +84,7 @@ class Dispatcher:
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
 
     # -- the catalog ------------------------------------------------------------------
 
@@ -171,6 +172,7 @@ class Dispatcher:
         for r in self.running.values():
             in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
         soonest: datetime | None = None
+        self._shown = []
         for run_id in sorted(self.waiting):
             wait = self.waiting[run_id]
             spec = self.spec_of(wait.run.kind, wait.run.job)
@@ -196,6 +198,11 @@ class Dispatcher:
                 running_jobs.add(_key(wait.run))
                 in_pool[pool] = in_pool.get(pool, 0) + 1
                 self._spawn(self._start(wait.run, spec, now))
+        if self._shown:
+            # What each waiting run waits for, in one transaction for all of them.
+            with self.store.transaction() as tx:
+                for run_id, why in self._shown:
+                    tx.add_event(run_id, at=now, type="waiting", detail={"for": why})
         self._arm(soonest)
 
     def _arm(self, when: datetime | None) -> None:
@@ -207,10 +214,10 @@ class Dispatcher:
             self._timer = asyncio.get_running_loop().call_later(delay, self._guarded, self._pump)
 
     def _show(self, wait: Waiting, why: str) -> None:
+        """Record (at the end of this pump) what the run waits for, when that changed."""
         if wait.shown != why:
             wait.shown = why
-            with self.store.transaction() as tx:
-                tx.add_event(wait.run.id, at=self.clock.now(), type="waiting", detail={"for": why})
+            self._shown.append((wait.run.id, why))
 
     def _abandon(self, wait: Waiting, reason: str, why: str) -> None:
         del self.waiting[wait.run.id]

@@ -118,10 +118,10 @@ class RunDriver(Dispatcher):
         if not spec.enabled:
             raise RunRefused(f"schedule {name} is disabled (enabled: false in the catalog)")
         now = self.clock.now()
-        held = self._suspended("schedule", name, now)
-        if held:
-            raise RunRefused(f"schedule {name} is suspended: {held}")
         with self.store.transaction() as tx:
+            held = self._suspended("schedule", name, now, tx)
+            if held:
+                raise RunRefused(f"schedule {name} is suspended: {held}")
             run = self._decide(
                 tx,
                 name,
@@ -132,6 +132,7 @@ class RunDriver(Dispatcher):
                 {"requested_at": iso(now)},
                 requested_by=requested_by,
                 ignore_overlap=ignore_overlap,
+                unsuspended=True,
             )
         self._enqueue(run)
         return run
@@ -148,7 +149,11 @@ class RunDriver(Dispatcher):
         *,
         requested_by: str | None = None,
         ignore_overlap: bool = False,
+        unsuspended: bool = False,
     ) -> Run:
+        """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
+        found no suspension in ``tx`` already."""
+
         def record(status: Any, reason: str | None, extra: Mapping[str, Any]) -> Run:
             return self._record(
                 tx,
@@ -164,10 +169,12 @@ class RunDriver(Dispatcher):
                 requested_by=requested_by,
             )
 
-        if self._suspended("schedule", name, now, tx):
+        if not unsuspended and self._suspended("schedule", name, now, tx):
             return record("skipped", "suspended", {})
-        active = tx.active_runs(job=name, kind="schedule")
         policy = "allow" if ignore_overlap else spec.overlap
+        if policy == "allow":
+            return record("pending", None, {})  # whatever else runs: no need to look
+        active = tx.active_runs(job=name, kind="schedule")
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
         decision = decide_overlap(
@@ -210,11 +217,11 @@ class RunDriver(Dispatcher):
         if not argv or not all(isinstance(arg, str) for arg in argv):
             raise ValueError("argv must be a non-empty list of strings")
         now = self.clock.now()
-        held = self._suspended("command", name, now)
-        if held:
-            raise RunRefused(f"command {name} is suspended: {held}")
         recorded = {"requested_at": iso(now), **(detail or {}), "argv": list(argv)}
         with self.store.transaction() as tx:
+            held = self._suspended("command", name, now, tx)
+            if held:
+                raise RunRefused(f"command {name} is suspended: {held}")
             run = self._record(
                 tx,
                 "command",
