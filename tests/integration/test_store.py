@@ -90,6 +90,8 @@ def test_revisions_are_numbered_from_one_and_listed_newest_first(store: Store) -
     assert store.revision(4) is None
     assert [r.number for r in store.revisions()] == [3, 2, 1]
     assert [r.number for r in store.revisions(limit=2)] == [3, 2]
+    # A listing does not read each revision's text and catalog.
+    assert not any(hasattr(r, "text") or hasattr(r, "catalog") for r in store.revisions())
 
 
 def test_revision_round_trips_text_json_and_time(store: Store) -> None:

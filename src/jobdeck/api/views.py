@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from jobdeck.store.records import AuditEntry, Revision, Run, RunEvent
+from jobdeck.store.records import AuditEntry, Revision, RevisionInfo, Run, RunEvent
 
 # The fields of a run listing, exactly as the command line's contract names them.
 RUN_FIELDS = (
@@ -105,8 +105,9 @@ def audit_json(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
-def revision_json(revision: Revision, *, full: bool = False) -> dict[str, Any]:
-    """A revision's record; ``full`` adds the file's text and the effective catalog."""
+def revision_json(revision: RevisionInfo, *, full: bool = False) -> dict[str, Any]:
+    """A revision's record; ``full`` adds the file's text and the effective catalog
+    (of a :class:`Revision` read whole)."""
     shown: dict[str, Any] = {
         "number": revision.number,
         "applied_at": iso(revision.applied_at),
@@ -116,6 +117,7 @@ def revision_json(revision: Revision, *, full: bool = False) -> dict[str, Any]:
         "source": revision.source,
     }
     if full:
+        assert isinstance(revision, Revision), "a listed revision has no text or catalog"
         shown["text"] = revision.text
         shown["catalog"] = revision.catalog
     return shown

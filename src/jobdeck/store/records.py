@@ -11,8 +11,8 @@ Outcome = Literal["ok", "refused", "error"]
 
 
 @dataclass(frozen=True)
-class Revision:
-    """One applied catalog: what runs, from which file and commit, applied by whom."""
+class RevisionInfo:
+    """An applied revision as listed: which one, from which file and commit, by whom."""
 
     number: int
     applied_at: datetime
@@ -20,6 +20,12 @@ class Revision:
     catalog_sha256: str
     git_describe: str | None
     source: str
+
+
+@dataclass(frozen=True)
+class Revision(RevisionInfo):
+    """One applied catalog: its listing, the file's text and what runs."""
+
     text: str
     catalog: dict[str, Any]  # the effective catalog, as Catalog.model_dump(mode="json")
 

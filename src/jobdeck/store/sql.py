@@ -44,6 +44,7 @@ from jobdeck.store.records import (
     AuditEntry,
     Outcome,
     Revision,
+    RevisionInfo,
     Run,
     RunEvent,
     RunKind,
@@ -131,8 +132,8 @@ class Store:
         with self.reading() as tx:
             return tx.revision(number)
 
-    def revisions(self, limit: int = 50) -> list[Revision]:
-        """Applied revisions, newest first."""
+    def revisions(self, limit: int = 50) -> list[RevisionInfo]:
+        """Applied revisions, newest first (without their text and catalog)."""
         with self.reading() as tx:
             return tx.revisions(limit)
 
@@ -224,9 +225,13 @@ class Tx(RunQueries, QueueQueries, WorkerQueries):
         row = self._first(select(revisions).where(revisions.c.number == number))
         return None if row is None else _revision(row)
 
-    def revisions(self, limit: int = 50) -> list[Revision]:
-        query = select(revisions).order_by(revisions.c.number.desc()).limit(limit)
-        return [_revision(row) for row in self.connection.execute(query).mappings()]
+    def revisions(self, limit: int = 50) -> list[RevisionInfo]:
+        """Newest first. Not the text and catalog of each: at thousands of schedules
+        they are megabytes per revision, which a listing would read and parse for
+        nothing."""
+        listed = [c for c in revisions.c if c.name not in ("text", "catalog")]
+        query = select(*listed).order_by(revisions.c.number.desc()).limit(limit)
+        return [_revision_info(row) for row in self.connection.execute(query).mappings()]
 
     def add_revision(
         self,
@@ -375,6 +380,17 @@ def _active(now: datetime) -> ColumnElement[bool]:
     return and_(
         suspensions.c.ended_at.is_(None),
         or_(suspensions.c.until.is_(None), suspensions.c.until > instant),
+    )
+
+
+def _revision_info(row: RowMapping) -> RevisionInfo:
+    return RevisionInfo(
+        number=row["number"],
+        applied_at=row["applied_at"],
+        applied_by=row["applied_by"],
+        catalog_sha256=row["catalog_sha256"],
+        git_describe=row["git_describe"],
+        source=row["source"],
     )
 
 
