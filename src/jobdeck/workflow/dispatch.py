@@ -173,15 +173,22 @@ class Dispatcher:
             in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
         soonest: datetime | None = None
         self._shown = []
+        # Pools left without room in this pump, with the reason their runs wait. With a
+        # backlog of thousands, a waiting run of a full pool costs a lookup, not a
+        # decision: every event (a run requested, one ended) pumps again.
+        full: dict[str, str] = {}
         for run_id in sorted(self.waiting):
             wait = self.waiting[run_id]
+            pool = wait.run.pool or DEFAULT_POOL
+            if pool in full and wait.not_before is None and not wait.exclusive:
+                self._show(wait, full[pool])
+                continue
             spec = self.spec_of(wait.run.kind, wait.run.job)
             if spec is None:
                 self._abandon(wait, "removed", "removed from the catalog")
                 continue
             # The pool recorded at creation, also when a reload moved the job since: the
             # run is counted, placed and released in one pool.
-            pool = wait.run.pool or DEFAULT_POOL
             limit = self.applied.catalog.pools.get(pool)
             cap = limit.max_concurrency if limit else None
             if wait.not_before and wait.not_before > now:
@@ -190,7 +197,8 @@ class Dispatcher:
             elif wait.exclusive and _key(wait.run) in running_jobs:
                 self._show(wait, "overlap")
             elif cap is not None and in_pool.get(pool, 0) >= cap:
-                self._show(wait, f"pool {pool} is full ({cap} running)")
+                full[pool] = f"pool {pool} is full ({cap} running)"
+                self._show(wait, full[pool])
             else:
                 del self.waiting[run_id]
                 self.running[run_id] = wait.run
