@@ -135,6 +135,7 @@ def test_an_unreachable_launcher_is_reported(tmp_path: Path) -> None:
     (tmp_path / "r").mkdir()
     with pytest.raises(WarmLaunchError):
         warm._request(tmp_path / "r")
+    assert not warm.alive(), "asking a launcher that is not there starts none"
 
 
 def test_the_launcher_refuses_a_directory_without_a_spec(

@@ -233,8 +233,9 @@ class WarmLauncher:
             self._ask(conn, run_dir.resolve(), start_timeout)
         return wait_started(run_dir, start_timeout)
 
-    def _connect(self) -> socket.socket:
-        for attempt in range(2):
+    def _connect(self, *, start: bool = True) -> socket.socket:
+        """A connection to the launcher; with ``start``, one is started if none answers."""
+        for attempt in range(2 if start else 1):
             conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             conn.settimeout(CONNECT_TIMEOUT)
             try:
@@ -242,7 +243,7 @@ class WarmLauncher:
                 return conn
             except OSError as exc:
                 conn.close()
-                if attempt:
+                if attempt or not start:
                     raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
             try:
                 self.ensure()
@@ -251,9 +252,9 @@ class WarmLauncher:
         raise AssertionError("unreachable")
 
     def _request(self, run_dir: Path, start_timeout: float = 30.0) -> int:
-        """Ask for ``run_dir``'s shim on a connection of its own; returns its pid."""
+        """Ask the running launcher for ``run_dir``'s shim; returns its pid."""
         try:
-            conn = self._connect()
+            conn = self._connect(start=False)
         except LauncherUnreachable as exc:
             raise WarmLaunchError(str(exc)) from exc
         with conn:
