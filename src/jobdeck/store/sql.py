@@ -395,16 +395,7 @@ def _revision_info(row: RowMapping) -> RevisionInfo:
 
 
 def _revision(row: RowMapping) -> Revision:
-    return Revision(
-        number=row["number"],
-        applied_at=row["applied_at"],
-        applied_by=row["applied_by"],
-        catalog_sha256=row["catalog_sha256"],
-        git_describe=row["git_describe"],
-        source=row["source"],
-        text=row["text"],
-        catalog=row["catalog"],
-    )
+    return Revision(**vars(_revision_info(row)), text=row["text"], catalog=row["catalog"])
 
 
 def _suspension(row: RowMapping) -> Suspension:
