@@ -235,21 +235,26 @@ class WarmLauncher:
 
     def _connect(self, *, start: bool = True) -> socket.socket:
         """A connection to the launcher; with ``start``, one is started if none answers."""
-        for attempt in range(2 if start else 1):
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.settimeout(CONNECT_TIMEOUT)
-            try:
-                conn.connect(str(self.socket_path))
-                return conn
-            except OSError as exc:
-                conn.close()
-                if attempt or not start:
-                    raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
-            try:
-                self.ensure()
-            except (WarmLaunchError, OSError) as exc:
-                raise LauncherUnreachable(f"no warm launcher could be started: {exc}") from exc
-        raise AssertionError("unreachable")
+        try:
+            return self._dial()
+        except OSError as exc:
+            if not start:
+                raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
+        try:
+            self.ensure()
+            return self._dial()
+        except (WarmLaunchError, OSError) as exc:
+            raise LauncherUnreachable(f"no warm launcher could be started: {exc}") from exc
+
+    def _dial(self) -> socket.socket:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(CONNECT_TIMEOUT)
+        try:
+            conn.connect(str(self.socket_path))
+        except OSError:
+            conn.close()
+            raise
+        return conn
 
     def _request(self, run_dir: Path, start_timeout: float = 30.0) -> int:
         """Ask the running launcher for ``run_dir``'s shim; returns its pid."""
