@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from jobdeck.catalog.model import Catalog, Schedule, Spec, one_of_problems
+from jobdeck.catalog.model import Catalog, Schedule, Spec, one_of_problems, share_fields_set
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
 from jobdeck.catalog.types import closest
 from jobdeck.units import format_size, parse_size
@@ -117,7 +117,7 @@ def apply_defaults(catalog: Catalog) -> Catalog:
                 change["env"] = {**preset["env"], **getattr(spec, "env", {})}
             if isinstance(spec, Schedule) and spec.cron is not None and spec.timezone is None:
                 change["timezone"] = catalog.timezone
-            resolved[name] = spec.model_copy(update=change) if change else spec
+            resolved[name] = share_fields_set(spec.model_copy(update=change)) if change else spec
         updates[section] = resolved
     return catalog.model_copy(update=updates)
 

@@ -1,0 +1,61 @@
+"""What keeps a large catalog small in memory, and a server without Slack free of Bolt."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from jobdeck.catalog.load import load_catalog_text
+
+CATALOG = """\
+version: 1
+project: footprint
+timezone: Europe/Paris
+defaults:
+  timeout: 5m
+schedules:
+  a: {rate: 1m, command: [/bin/true]}
+  b: {rate: 2m, command: [/bin/true]}
+  c: {cron: "0 * * * *", command: [/bin/true]}
+  d: {cron: "5 * * * *", command: [/bin/true]}
+  e: {rate: 3m, command: [/bin/true], description: other fields given}
+"""
+
+
+def test_schedules_given_the_same_fields_share_one_set_of_their_names() -> None:
+    first = load_catalog_text(CATALOG).catalog.schedules
+    second = load_catalog_text(CATALOG).catalog.schedules
+    # Validated models (a, b) and copies made by the defaults (c, d) alike.
+    assert first["a"].model_fields_set is first["b"].model_fields_set
+    assert first["a"].model_fields_set is second["a"].model_fields_set
+    assert first["c"].model_fields_set is first["d"].model_fields_set
+    assert first["c"].model_fields_set is second["d"].model_fields_set
+    # ...but never with a model given other fields.
+    assert "timezone" in first["c"].model_fields_set
+    assert "timezone" not in first["a"].model_fields_set
+    assert "description" in first["e"].model_fields_set
+    assert "description" not in first["a"].model_fields_set
+
+
+def test_a_copy_with_changes_leaves_the_shared_set_alone() -> None:
+    schedules = load_catalog_text(CATALOG).catalog.schedules
+    before = set(schedules["a"].model_fields_set)
+    changed = schedules["a"].model_copy(update={"description": "changed"})
+    assert "description" in changed.model_fields_set
+    assert schedules["a"].model_fields_set == before
+    assert schedules["b"].model_fields_set == before
+
+
+def test_the_server_imports_slack_bolt_only_when_slack_is_configured() -> None:
+    probe = (
+        "import sys\n"
+        "from jobdeck.app import Application\n"
+        "import jobdeck.api.service, jobdeck.cli.serve_cmds\n"
+        "from jobdeck.slack import SlackSettings\n"
+        "assert SlackSettings.from_env({}) is None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('slack_bolt', 'slack_sdk')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
