@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -32,6 +31,8 @@ from starlette.routing import BaseRoute, Route
 
 from jobdeck.commands import Invoker, UserGroups
 from jobdeck.slack.handlers import Handlers
+from jobdeck.slack.mount import Loop
+from jobdeck.slack.settings import SlackSettings
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -39,47 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobdeck.slack")
 
 EVENTS_PATH = "/slack/events"
-DEFAULT_API_URL = "https://slack.com/api/"
-
-Loop = Callable[[], Coroutine[Any, Any, None]]
-
-
-class SlackConfigError(ValueError):
-    """The Slack settings in the environment do not make a working bot."""
-
-
-@dataclass(frozen=True)
-class SlackSettings:
-    bot_token: str
-    signing_secret: str | None = None
-    app_token: str | None = None
-    api_url: str = DEFAULT_API_URL
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> SlackSettings | None:
-        """None when the bot is not configured (a bot token alone only sends notices)."""
-        token = environ.get("SLACK_BOT_TOKEN", "").strip()
-        secret = environ.get("SLACK_SIGNING_SECRET", "").strip() or None
-        app_token = environ.get("SLACK_APP_TOKEN", "").strip() or None
-        if secret is None and app_token is None:
-            return None
-        if not token:
-            set_ = "SLACK_SIGNING_SECRET" if secret else "SLACK_APP_TOKEN"
-            raise SlackConfigError(
-                f"{set_} is set but SLACK_BOT_TOKEN is not: the bot needs its xoxb- token "
-                "to answer; set it, or unset the other to run without the bot"
-            )
-        if app_token is not None and not app_token.startswith("xapp-"):
-            raise SlackConfigError(
-                "SLACK_APP_TOKEN must be an app-level token (xapp-...) with the "
-                "connections:write scope, for Socket Mode"
-            )
-        api_url = environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
-        if not api_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise SlackConfigError(
-                f"SLACK_API_URL={api_url!r}: use https:// (plain http only on loopback)"
-            )
-        return cls(token, secret, app_token, api_url.rstrip("/") + "/")
 
 
 class SharedTLSContext(ssl.SSLContext):
@@ -193,31 +153,3 @@ class SlackBot:
 
     def _tail(self, run_id: int) -> str:
         return self.app.executor.log_tail(run_id, lines=15, max_bytes=2500)
-
-
-def build_slack(app: Application, environ: Mapping[str, str]) -> SlackBot | None:
-    """The bot the environment asks for, or None when Slack is not configured."""
-    settings = SlackSettings.from_env(environ)
-    if settings is None:
-        return None
-    bot = SlackBot(app, settings)
-    modes = [m for m, on in (("HTTP", bot.http_mode), ("Socket Mode", bot.socket_mode)) if on]
-    log.info("Slack bot on (%s)", " and ".join(modes))
-    return bot
-
-
-def slack_routes(app: Application) -> list[BaseRoute]:
-    """The HTTP mode route for the API's router (empty when HTTP mode is off)."""
-    bot = build_slack(app, _http_only(app.options.environ))
-    return bot.routes() if bot else []
-
-
-def socket_mode_loops(app: Application) -> dict[str, Loop]:
-    """The Socket Mode loop for the server (empty when Socket Mode is off)."""
-    environ = {k: v for k, v in app.options.environ.items() if k != "SLACK_SIGNING_SECRET"}
-    bot = build_slack(app, environ)
-    return bot.loops() if bot else {}
-
-
-def _http_only(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in environ.items() if k != "SLACK_APP_TOKEN"}
