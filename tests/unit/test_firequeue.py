@@ -102,7 +102,13 @@ class Recorder:
         self.fired: list[tuple[str, datetime, Trigger]] = []
         self.missed: list[tuple[str, list[datetime], dict[str, Any]]] = []
 
-    def fire(self, name: str, nominal: datetime, trigger: Trigger = "schedule") -> object:
+    def fire(
+        self,
+        name: str,
+        nominal: datetime,
+        trigger: Trigger = "schedule",
+        decided_at: datetime | None = None,
+    ) -> object:
         self.fired.append((name, nominal, trigger))
         return None
 

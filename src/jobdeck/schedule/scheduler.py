@@ -6,11 +6,17 @@ called because a new revision was applied. Firing goes through a narrow interfac
 run driver in the engine), which claims each (schedule, nominal time) slot in the store
 so that a restart or a second engine can never start the same slot twice.
 
-The loop has a thread of its own. On the event loop's thread a due slot would wait
+The loop has threads of its own. On the event loop's thread a due slot would wait
 behind whatever callback runs there (a run's launch, its outcome, an API request), and
-at tens of fires per second those waits were the lateness. Here it waits only for the
-interpreter's lock; the run driver it fires into is safe to call from any thread (the
-API's worker threads call it too), and hands the run to the event loop once recorded.
+at tens of fires per second those waits were the lateness. The timer thread
+("jobdeck-scheduler") only sleeps, pops the due slots and stamps each with the instant
+it was decided; a second thread ("jobdeck-scheduler-fire") hands them, in order, to the
+run driver, which claims each slot in the store with that instant. So a slot never waits
+for the store's writer lock or for the previous slot's bookkeeping to be decided; it
+waits only for the interpreter's lock. The run driver is safe to call from any thread
+(the API's worker threads call it too), and hands the run to the event loop once
+recorded. A slot decided but not yet claimed when the loop stops is claimed before
+:meth:`Scheduler.run` returns; after a crash, catch-up finds it unclaimed.
 
 :meth:`Scheduler.tick` does one round at the clock's ``now``; tests drive it with a fake
 clock, the engine with :meth:`Scheduler.run`.
@@ -19,7 +25,10 @@ clock, the engine with :meth:`Scheduler.run`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import queue
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -35,12 +44,25 @@ from jobdeck.workflow.decisions import decide_catchup
 
 log = logging.getLogger(__name__)
 
+# Slots the timer decided, with the instant it did, on their way to the run driver (None:
+# no more).
+TIMER_NICE = -10
+
+_Decided = queue.SimpleQueue[tuple[Due, datetime] | None]
+
 
 class Firing(Protocol):
     """What the scheduler needs of the run workflow."""
 
-    def fire(self, name: str, nominal: datetime, trigger: RunTrigger = "schedule") -> object:
-        """Start (or skip, by the overlap policy) the run of one slot, claiming the slot."""
+    def fire(
+        self,
+        name: str,
+        nominal: datetime,
+        trigger: RunTrigger = "schedule",
+        decided_at: datetime | None = None,
+    ) -> object:
+        """Start (or skip, by the overlap policy) the run of one slot, claiming the slot
+        as decided at ``decided_at`` (default: now)."""
         ...
 
     def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
@@ -98,39 +120,66 @@ class Scheduler:
             return self.queue.next_due()
 
     async def run(self) -> None:
-        """Run the loop in its own thread until cancelled; a failure of the loop is
-        raised here. Cancelling waits for the fire in progress to finish."""
+        """Run the loop in its threads until cancelled; a failure of either is raised
+        here. Cancelling waits until every slot already decided has been fired."""
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
         stop = threading.Event()
+        decided: _Decided = queue.SimpleQueue()
 
-        def serve() -> None:
-            try:
-                self._serve(stop)
-            except BaseException as exc:
-                loop.call_soon_threadsafe(_settle, ended, exc)
+        def guarded(work: Callable[[], None]) -> Callable[[], None]:
+            def target() -> None:
+                try:
+                    work()
+                except BaseException as exc:
+                    loop.call_soon_threadsafe(_settle, ended, exc)
 
-        thread = threading.Thread(target=serve, name="jobdeck-scheduler", daemon=True)
-        thread.start()
+            return target
+
+        timer = threading.Thread(
+            target=guarded(lambda: self._time(stop, decided)), name="jobdeck-scheduler", daemon=True
+        )
+        firer = threading.Thread(
+            target=guarded(lambda: self._fire_decided(decided)),
+            name="jobdeck-scheduler-fire",
+            daemon=True,
+        )
+        firer.start()
+        timer.start()
         try:
             await asyncio.shield(ended)
         finally:
             stop.set()
             self.wake()
-            await asyncio.to_thread(thread.join)
+            await asyncio.to_thread(timer.join)
+            decided.put(None)  # after the last slot the timer decided
+            await asyncio.to_thread(firer.join)
 
-    def _serve(self, stop: threading.Event) -> None:
+    def _time(self, stop: threading.Event, decided: _Decided) -> None:
+        """The timer: sleep until the next due slot, pop what is due, stamp it, pass it on."""
+        # Ahead of the server's other threads for a CPU when it wakes (root only; a
+        # server that may not is merely less punctual on a busy host).
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TIMER_NICE)
         while not stop.is_set():
             self._wake.clear()
-            upcoming = self.tick()
+            with self._lock:
+                now = self.clock.now()
+                for due in self.queue.pop_due(now):
+                    decided.put((due, now))
+                upcoming = self.queue.next_due()
             delay = None
             if upcoming is not None:
                 delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
             self._wake.wait(delay)
 
+    def _fire_decided(self, decided: _Decided) -> None:
+        while (item := decided.get()) is not None:
+            self._fire(*item)
+
     def _fire(self, due: Due, now: datetime) -> None:
         if len(due.slots) == 1 and not due.truncated:
-            self.firing.fire(due.name, due.slots[0])
+            self.firing.fire(due.name, due.slots[0], decided_at=now)
             return
         # The loop itself woke more than one slot late (the host was suspended or
         # overloaded): treat it as downtime, by the schedule's catch-up policy.
@@ -141,10 +190,11 @@ class Scheduler:
     def _catch_up(
         self, name: str, last: datetime | None, now: datetime, trigger: RunTrigger = "catchup"
     ) -> None:
-        spec = self.specs[name]
-        decision = decide_catchup(
-            self._triggers[name], last, now, spec.catchup, spec.catchup_window
-        )
+        with self._lock:  # a revision may be loading meanwhile: read one or the other
+            spec, trigger_of = self.specs.get(name), self._triggers.get(name)
+        if spec is None or trigger_of is None:
+            return  # removed or disabled by the revision loaded since it was due
+        decision = decide_catchup(trigger_of, last, now, spec.catchup, spec.catchup_window)
         summary: dict[str, Any] = {}
         if decision.missed_beyond:
             summary = {

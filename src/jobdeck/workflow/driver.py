@@ -48,13 +48,20 @@ class RunDriver(Dispatcher):
 
     # -- schedule runs ----------------------------------------------------------------
 
-    def fire(self, name: str, nominal: datetime, trigger: Trigger = "schedule") -> Run | None:
-        """A timed fire (or a catch-up of a missed one). None when another engine, or an
-        earlier life of this one, already decided this slot."""
+    def fire(
+        self,
+        name: str,
+        nominal: datetime,
+        trigger: Trigger = "schedule",
+        decided_at: datetime | None = None,
+    ) -> Run | None:
+        """A timed fire (or a catch-up of a missed one), decided by the scheduler at
+        ``decided_at`` (default: now). None when another engine, or an earlier life of
+        this one, already decided this slot."""
         spec = self.schedule(name)
         if spec is None or not spec.enabled:
             return None
-        now = self.clock.now()
+        now = decided_at or self.clock.now()
         lateness_ms = round((now - nominal).total_seconds() * 1000, 3)
         with self.store.transaction() as tx:
             if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
