@@ -44,10 +44,11 @@ from jobdeck.workflow.decisions import decide_catchup
 
 log = logging.getLogger(__name__)
 
-# Slots the timer decided, with the instant it did, on their way to the run driver (None:
-# no more).
+# The timer thread's niceness: it wakes for a few microseconds of work, on time.
 TIMER_NICE = -10
 
+# Slots the timer decided, with the instant it did, on their way to the run driver (None:
+# no more).
 _Decided = queue.SimpleQueue[tuple[Due, datetime] | None]
 
 
