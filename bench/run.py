@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -82,5 +83,12 @@ def main() -> None:
             print(f"  {key:<30} {value:>12.2f}")
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # As SystemExit, so that every server, peer and run the benchmark started is stopped
+    # and removed on the way out, as after Ctrl-C.
+    raise SystemExit(128 + signum)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     main()
