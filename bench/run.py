@@ -71,7 +71,12 @@ def main() -> None:
         began = time.monotonic()
         print(f"== {name} ...", file=sys.stderr, flush=True)
         figures = BENCHES[name](args.quick)
-        print(f"== {name}: {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+        # Each benchmark's figures as it ends: a later one that fails loses none of them.
+        print(
+            f"== {name}: {time.monotonic() - began:.0f} s {json.dumps(figures)}",
+            file=sys.stderr,
+            flush=True,
+        )
         results[name] = {key: float(figures[key]) for key in KEYS[name]}
         extras[name] = {k: v for k, v in figures.items() if k not in KEYS[name]}
     if args.json:

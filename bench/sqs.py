@@ -1,9 +1,9 @@
 """Throughput of the SQS-compatible endpoint, side by side with moto's server mode.
 
-Several client threads drive each server with boto3 at once: producers send batches
-of 10, consumers receive up to 10 (long polling) and delete what they got in one
-batch. Reported per server: messages per second end to end (sent, received and
-deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
+Several client threads, spread over two client processes, drive each server with boto3
+at once: producers send batches of 10, consumers receive up to 10 (long polling) and
+delete what they got in one batch. Reported per server: messages per second end to end
+(sent, received and deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
 (SQLite in WAL mode, a send acknowledged only once committed).
 
     python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4]
@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import multiprocessing
 import os
+import resource
 import signal
 import socket
 import statistics
@@ -97,17 +99,104 @@ class Tally:
         return answer
 
 
-def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[float, Tally]:
+# Client processes: boto3 spends more CPU per message than the endpoint does, and clients
+# in one process share its interpreter lock, so one process would measure itself.
+CLIENT_PROCESSES = 2
+DRIVE_TIMEOUT = 600.0
+
+
+def drive(
+    port: int,
+    messages: int,
+    producers: int,
+    consumers: int,
+    processes: int = CLIENT_PROCESSES,
+) -> tuple[float, Tally]:
+    """Send ``messages`` and receive and delete them all, with the producer and consumer
+    threads spread over ``processes`` client processes; the seconds that took, and every
+    call's latency."""
     setup = client(port)
     url = setup.create_queue(QueueName=f"bench-{time.monotonic_ns()}")["QueueUrl"]
-    tally = Tally()
     batches = messages // BATCH
     per_producer = [batches // producers + (i < batches % producers) for i in range(producers)]
-    done = threading.Event()
-    body = "x" * 256
+    context = multiprocessing.get_context("fork")
+    shared = _Shared(
+        deleted=context.Value("q", 0),
+        total=batches * BATCH,
+        go=context.Event(),
+        finished=context.Event(),
+        results=context.Queue(),
+    )
+    workers = [
+        context.Process(
+            target=_client_process,
+            args=(port, url, per_producer[n::processes], len(range(consumers)[n::processes])),
+            kwargs={"shared": shared},
+            daemon=True,
+        )
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:  # each has made its clients
+            _expect(shared.results.get(timeout=60), "ready")
+        begun = time.perf_counter()
+        shared.go.set()
+        if not shared.finished.wait(timeout=DRIVE_TIMEOUT):
+            raise RuntimeError(
+                f"only {shared.deleted.value} of {messages} messages came through "
+                f"in {DRIVE_TIMEOUT:.0f}s"
+            )
+        elapsed = time.perf_counter() - begun
+        tally = Tally()
+        for _ in workers:
+            answer = shared.results.get(timeout=60)
+            _expect(answer, "done")
+            for call, values in answer[1].items():
+                tally.latencies[call].extend(values)
+        tally.deleted = int(shared.deleted.value)
+        for worker in workers:
+            worker.join(timeout=60)
+        return elapsed, tally
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
 
-    def produce(count: int) -> None:
-        sqs = client(port)
+
+@dataclass
+class _Shared:
+    deleted: Any  # multiprocessing.Value("q"): messages deleted, over every process
+    total: int
+    go: Any  # multiprocessing.Event: every client process is ready; start
+    finished: Any  # multiprocessing.Event: every message was deleted
+    results: Any  # multiprocessing.Queue: ("ready",), then ("done", latencies) or ("error", text)
+
+
+def _expect(answer: tuple[Any, ...], kind: str) -> None:
+    if answer[0] == "error":
+        raise RuntimeError(f"a client process failed: {answer[1]}")
+    if answer[0] != kind:
+        raise RuntimeError(f"a client process said {answer[0]!r}, not {kind!r}")
+
+
+def _client_process(
+    port: int, url: str, batches: list[int], consumers: int, *, shared: _Shared
+) -> None:
+    tally = Tally()
+    failures: list[str] = []
+    body = "x" * 256
+    try:
+        clients = [client(port) for _ in range(len(batches) + consumers)]
+    except Exception as exc:
+        shared.results.put(("error", repr(exc)))
+        return
+    shared.results.put(("ready",))
+    shared.go.wait()
+
+    def produce(sqs: Any, count: int) -> None:
         for b in range(count):
             entries = [{"Id": str(i), "MessageBody": f"{b}-{i}-{body}"} for i in range(BATCH)]
             answer = tally.timed(
@@ -116,9 +205,8 @@ def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[flo
             if answer.get("Failed"):
                 raise RuntimeError(f"send failed: {answer['Failed']}")
 
-    def consume() -> None:
-        sqs = client(port)
-        while not done.is_set():
+    def consume(sqs: Any) -> None:
+        while not shared.finished.is_set():
             answer = tally.timed(
                 "ReceiveMessage",
                 sqs.receive_message,
@@ -135,28 +223,46 @@ def drive(port: int, messages: int, producers: int, consumers: int) -> tuple[flo
             tally.timed(
                 "DeleteMessageBatch", sqs.delete_message_batch, QueueUrl=url, Entries=entries
             )
-            with tally.lock:
-                tally.deleted += len(got)
-                if tally.deleted >= batches * BATCH:
-                    done.set()
+            with shared.deleted.get_lock():
+                shared.deleted.value += len(got)
+                if shared.deleted.value >= shared.total:
+                    shared.finished.set()
 
-    threads = [threading.Thread(target=produce, args=(n,)) for n in per_producer]
-    threads += [threading.Thread(target=consume) for _ in range(consumers)]
-    begun = time.perf_counter()
+    def guarded(work: Any, *args: Any) -> None:
+        try:
+            work(*args)
+        except Exception as exc:
+            failures.append(repr(exc))
+            shared.finished.set()  # the run is void: stop every process now
+
+    threads = [
+        threading.Thread(target=guarded, args=(produce, clients[i], count))
+        for i, count in enumerate(batches)
+    ]
+    threads += [
+        threading.Thread(target=guarded, args=(consume, clients[len(batches) + i]))
+        for i in range(consumers)
+    ]
     for thread in threads:
         thread.start()
-    if not done.wait(timeout=600):
-        raise RuntimeError(f"only {tally.deleted} of {messages} messages came through in 600s")
-    elapsed = time.perf_counter() - begun
     for thread in threads:
         thread.join()
-    return elapsed, tally
+    if failures:
+        shared.results.put(("error", failures[0]))
+    else:
+        shared.results.put(("done", dict(tally.latencies)))
 
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process so far (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def clients_cpu() -> float:
+    """CPU time of this process and of its client processes that have ended."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cpu: float) -> float:
@@ -180,10 +286,10 @@ def run_server(name: str, start: Any, args: argparse.Namespace, messages: int) -
         process = start(port) if name == "moto" else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
-            server_before, client_before = cpu_seconds(process.pid), time.process_time()
+            server_before, client_before = cpu_seconds(process.pid), clients_cpu()
             elapsed, tally = drive(port, messages, args.producers, args.consumers)
             server_cpu = cpu_seconds(process.pid) - server_before
-            client_cpu = time.process_time() - client_before
+            client_cpu = clients_cpu() - client_before
             return report(name, elapsed, tally, server_cpu, client_cpu)
         finally:
             process.send_signal(signal.SIGTERM)
