@@ -31,11 +31,10 @@ from starlette.routing import BaseRoute, Route
 
 from jobdeck.commands import Invoker, UserGroups
 from jobdeck.slack.handlers import Handlers
-from jobdeck.slack.mount import Loop
 from jobdeck.slack.settings import SlackSettings
 
 if TYPE_CHECKING:
-    from jobdeck.app import Application
+    from jobdeck.app import Application, Loop
 
 log = logging.getLogger("jobdeck.slack")
 

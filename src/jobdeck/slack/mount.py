@@ -7,20 +7,18 @@ Slack carries none of it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from jobdeck.slack.settings import SlackSettings
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from jobdeck.app import Application
+    from jobdeck.app import Application, Loop
     from jobdeck.slack.bot import SlackBot
 
 log = logging.getLogger("jobdeck.slack")
-
-Loop = Callable[[], Coroutine[Any, Any, None]]
 
 
 def build_slack(app: Application, environ: Mapping[str, str]) -> SlackBot | None:
