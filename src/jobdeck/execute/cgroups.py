@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobdeck.execute.proc import signal_pids
+from jobdeck.execute.sysfiles import read_text, write_text
 
 CFS_PERIOD_US = 100_000
 
@@ -83,14 +84,14 @@ def detect(mountinfo: str | None = None) -> tuple[Hierarchy | None, str]:
 
 def write(group: Path, name: str, value: str) -> None:
     try:
-        (group / name).write_text(value)
+        write_text(group / name, value)
     except OSError as exc:
         raise CgroupError(f"cannot write {value.strip()!r} to {group / name}: {exc}") from exc
 
 
 def read(group: Path, name: str) -> str | None:
     try:
-        return (group / name).read_text()
+        return read_text(group / name)
     except OSError:
         return None
 
@@ -233,8 +234,13 @@ def remove(group: Path, attempts: int = 5, delay: float = 0.05) -> bool:
     """
     # The run's shim removes its own group too: the group may vanish at any point here,
     # which is what was wanted, never an error.
+    # scandir, not iterdir and is_dir: a v1 memory group holds about thirty files, and
+    # the directory entries tell which are groups without a stat of each.
     try:
-        children = sorted((p for p in group.iterdir() if p.is_dir()), reverse=True)
+        with os.scandir(group) as entries:
+            children = sorted(
+                (Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)), reverse=True
+            )
     except FileNotFoundError:
         return True
     for child in children:

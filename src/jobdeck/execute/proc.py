@@ -5,22 +5,31 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from pathlib import Path
 
-_BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+from jobdeck.execute.sysfiles import read_text, write_text
+
+_BOOT_ID = "/proc/sys/kernel/random/boot_id"
+_boot_id: str | None = None
 
 
 def boot_id() -> str:
-    """The kernel's id of this boot: a record from another boot names no live process."""
-    try:
-        return _BOOT_ID.read_text().strip()
-    except OSError:
-        return "unknown"
+    """The kernel's id of this boot: a record from another boot names no live process.
+
+    Read once per process (no process outlives its boot); a warm launcher reads it
+    before it forks, so its shims do not read it at all.
+    """
+    global _boot_id
+    if _boot_id is None:
+        try:
+            _boot_id = read_text(_BOOT_ID).strip()
+        except OSError:
+            return "unknown"
+    return _boot_id
 
 
 def _stat_fields(pid: int) -> list[str] | None:
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
+        raw = read_text(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # The command name (field 2) is in parentheses and may itself contain spaces or
@@ -77,7 +86,7 @@ def set_oom_score_adj(value: int, pid: int | str = "self") -> str | None:
     does, so a ``low`` pool is always honoured and a ``critical`` one needs root.
     """
     try:
-        Path(f"/proc/{pid}/oom_score_adj").write_text(f"{value}\n")
+        write_text(f"/proc/{pid}/oom_score_adj", f"{value}\n")
     except OSError as exc:
         return f"cannot set oom_score_adj {value}: {exc.strerror or exc}"
     return None
@@ -89,7 +98,7 @@ CAP_SYS_RESOURCE = 24
 def can_lower_oom_score_adj() -> bool:
     """Whether this process holds CAP_SYS_RESOURCE (root in a container may not)."""
     try:
-        status = Path("/proc/self/status").read_text()
+        status = read_text("/proc/self/status")
     except OSError:
         return False
     for line in status.splitlines():

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from jobdeck.execute.sysfiles import read_bytes
+
 SPEC_FILE = "spec.json"
 SHIM_FILE = "shim.json"
 CANCEL_FILE = "cancel.json"
@@ -233,7 +235,7 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
 def read_json(path: Path) -> dict[str, Any] | None:
     """The file's object, or None when it does not exist (yet)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_bytes(path))
     except FileNotFoundError:
         return None
     if not isinstance(data, dict):
