@@ -27,6 +27,7 @@ from jobdeck.store.records import Run, RunKind, RunStatus, Trigger
 from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.executor import DEFAULT_POOL, Executor
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before, outcome_of, start_timings
+from jobdeck.workflow.waiting import Waiting, WaitingRuns
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,6 @@ class Applied:
     revision: int
     catalog: Catalog
     base_dir: Path
-
-
-@dataclass
-class Waiting:
-    run: Run
-    not_before: datetime | None = None
-    exclusive: bool = False  # waits until no other run of its job is running
-    shown: str | None = None  # the waiting reason last recorded
 
 
 def _key(run: Run) -> JobKey:
@@ -76,7 +69,7 @@ class Dispatcher:
         self.on_error = on_error
         self.applied: Applied | None = None
         self.running: dict[int, Run] = {}
-        self.waiting: dict[int, Waiting] = {}
+        self.waiting = WaitingRuns()
         self._starting: set[int] = set()  # launches in flight
         self._cancelled_by: dict[int, int] = {}  # run -> the newer run that cancels it
         self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
@@ -173,15 +166,24 @@ class Dispatcher:
             in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
         soonest: datetime | None = None
         self._shown = []
-        # Pools left without room in this pump, with the reason their runs wait. With a
-        # backlog of thousands, a waiting run of a full pool costs a lookup, not a
-        # decision: every event (a run requested, one ended) pumps again.
+        pools = self.applied.catalog.pools
+
+        def room(pool: str) -> int | None:
+            limit = pools.get(pool)
+            cap = limit.max_concurrency if limit else None
+            return None if cap is None else max(0, cap - in_pool.get(pool, 0))
+
+        # Pools left without room in this pump, with the reason their runs wait. A run
+        # that waits only for room is parked once told so (see jobdeck.workflow.waiting):
+        # every event pumps again, and a backlog of thousands must not be looked at each
+        # time.
         full: dict[str, str] = {}
-        for run_id in sorted(self.waiting):
+        for run_id in self.waiting.candidates(room):
             wait = self.waiting[run_id]
             pool = wait.run.pool or DEFAULT_POOL
-            if pool in full and wait.not_before is None and not wait.exclusive:
+            if pool in full and wait.plain:
                 self._show(wait, full[pool])
+                self.waiting.park(run_id, pool)
                 continue
             spec = self.spec_of(wait.run.kind, wait.run.job)
             if spec is None:
@@ -189,7 +191,7 @@ class Dispatcher:
                 continue
             # The pool recorded at creation, also when a reload moved the job since: the
             # run is counted, placed and released in one pool.
-            limit = self.applied.catalog.pools.get(pool)
+            limit = pools.get(pool)
             cap = limit.max_concurrency if limit else None
             if wait.not_before and wait.not_before > now:
                 soonest = min(soonest or wait.not_before, wait.not_before)
@@ -199,6 +201,7 @@ class Dispatcher:
             elif cap is not None and in_pool.get(pool, 0) >= cap:
                 full[pool] = f"pool {pool} is full ({cap} running)"
                 self._show(wait, full[pool])
+                self.waiting.park(run_id, pool)
             else:
                 del self.waiting[run_id]
                 self.running[run_id] = wait.run

@@ -19,8 +19,9 @@ from jobdeck.catalog.model import Schedule
 from jobdeck.store import Tx
 from jobdeck.store.records import Run, Trigger
 from jobdeck.workflow.decisions import ActiveRun, decide_overlap
-from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify, Waiting
+from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
+from jobdeck.workflow.waiting import Waiting
 
 __all__ = ["NOTIFY_STATUSES", "Applied", "Notify", "RunDriver", "RunRefused", "Waiting"]
 
@@ -40,6 +41,7 @@ class RunDriver(Dispatcher):
     def load(self, applied: Applied) -> None:
         self._bind()
         self.applied = applied
+        self.waiting.unpark_all()  # the new revision's limits and jobs apply to all of them
         self._flush_deferred()
         self._pump()
 
