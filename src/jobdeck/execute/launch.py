@@ -111,17 +111,18 @@ def result(run_dir: Path) -> RunResult | None:
     return RunResult.from_json(data) if data is not None else None
 
 
-def probe(run_dir: Path) -> Probe:
+def probe(run_dir: Path, info: ShimInfo | None = None) -> Probe:
     """The state of a run found in the store after an engine (re)start.
 
     ``finished``: it has a result. ``running``: its shim (this boot, same start time)
     is alive and will write one. ``vanished``: no result and no shim to write one —
     the machine rebooted, or the shim was killed; the run is lost. A program that
-    outlived its shim may still run: :func:`cancel` stops it.
+    outlived its shim may still run: :func:`cancel` stops it. ``info`` is the shim's
+    record when the caller has read it already.
     """
     if (run_dir / RESULT_FILE).exists():
         return "finished"
-    info = shim_info(run_dir)
+    info = info or shim_info(run_dir)
     if info is None or info.boot_id != boot_id():
         return "vanished"
     if is_alive(info.shim_pid, info.shim_start):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,10 +99,14 @@ class RunSpec:
         return list(self.argv)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["env"] = dict(self.env)
-        data["schema"] = SCHEMA_VERSION
-        return data
+        # Shallow copies, not dataclasses.asdict: its deep copy cost the engine a few
+        # per cent of its time per run, for values that are serialized at once.
+        return {
+            **self.__dict__,
+            "env": dict(self.env),
+            "isolation": dict(self.isolation.__dict__),
+            "schema": SCHEMA_VERSION,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunSpec:
@@ -184,9 +188,7 @@ class RunResult:
     log_dropped_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["schema"] = SCHEMA_VERSION
-        return data
+        return {**self.__dict__, "schema": SCHEMA_VERSION}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunResult:

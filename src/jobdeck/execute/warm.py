@@ -23,6 +23,7 @@ it exits; they never depend on it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import os
@@ -226,12 +227,49 @@ class WarmLauncher:
         """
         conn = self._connect()
         with conn:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            if (run_dir / SPEC_FILE).exists():
-                raise FileExistsError(f"{run_dir} already holds a run")
-            write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
-            self._ask(conn, run_dir.resolve(), start_timeout)
+            self._ask(conn, _write_spec(run_dir, spec), start_timeout)
         return wait_started(run_dir, start_timeout)
+
+    async def launch_async(
+        self, run_dir: Path, spec: RunSpec, start_timeout: float = 30.0
+    ) -> RunHandle:
+        """:meth:`launch` for an event loop, without a thread while the launcher answers.
+
+        The engine launches every run of a warm pool: handing each to a worker thread
+        and back cost more of its time than the request itself. What may block (starting
+        a launcher that does not answer, waiting for a shim that died before it said
+        ``started``) still runs in a thread.
+        """
+        loop = asyncio.get_running_loop()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.setblocking(False)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await loop.sock_connect(conn, str(self.socket_path))
+        except (OSError, TimeoutError):
+            conn.close()
+            return await asyncio.to_thread(self.launch, run_dir, spec, start_timeout)
+        received = b""
+        with conn:
+            # The run's few small files are written in the loop, as the store's are.
+            where = _write_spec(run_dir, spec)
+            deadline = loop.time() + start_timeout
+            try:
+                await loop.sock_sendall(conn, f"{where}\n".encode())
+                async with asyncio.timeout_at(deadline):
+                    while not _answered(received):
+                        chunk = await loop.sock_recv(conn, 256)
+                        if not chunk:
+                            break
+                        received += chunk
+            except TimeoutError:
+                pass  # the wait for the start below reports it
+            except OSError as exc:
+                raise WarmLaunchError(f"the warm launcher did not answer: {exc}") from exc
+            _reply_pid(received)
+        if STARTED in received:
+            return wait_started(run_dir, start_timeout)  # the files say so already
+        return await asyncio.to_thread(wait_started, run_dir, max(0.0, deadline - loop.time()))
 
     def _connect(self, *, start: bool = True) -> socket.socket:
         """A connection to the launcher; with ``start``, one is started if none answers."""
@@ -283,11 +321,7 @@ class WarmLauncher:
             pass  # the caller's wait for the start reports it
         except OSError as exc:
             raise WarmLaunchError(f"the warm launcher did not answer: {exc}") from exc
-        replies = [line for line in received.split(b"\n")[:-1] if line != STARTED.strip()]
-        reply = replies[0].decode(errors="replace") if replies else ""
-        if not reply.startswith("ok "):
-            raise WarmLaunchError(f"the warm launcher refused the run: {reply or 'no reply'}")
-        return int(reply.split()[1])
+        return _reply_pid(received)
 
     def stop(self) -> None:
         """Ask the launcher to exit (a pool that is no longer warm, or removed)."""
@@ -310,6 +344,24 @@ class WarmLauncher:
             return None
         pid, _uid, _gid = struct.unpack("3i", creds)
         return int(pid)
+
+
+def _write_spec(run_dir: Path, spec: RunSpec) -> Path:
+    """Write the run's spec; returns the run directory's absolute path, for the request."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / SPEC_FILE).exists():
+        raise FileExistsError(f"{run_dir} already holds a run")
+    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+    return run_dir.resolve()
+
+
+def _reply_pid(received: bytes) -> int:
+    """The shim's pid from the launcher's ``ok PID``; raises when it refused the run."""
+    replies = [line for line in received.split(b"\n")[:-1] if line != STARTED.strip()]
+    reply = replies[0].decode(errors="replace") if replies else ""
+    if not reply.startswith("ok "):
+        raise WarmLaunchError(f"the warm launcher refused the run: {reply or 'no reply'}")
+    return int(reply.split()[1])
 
 
 def _answered(received: bytes) -> bool:

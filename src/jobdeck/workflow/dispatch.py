@@ -294,7 +294,7 @@ class Dispatcher:
                     **timings,
                 },
             )
-        self.executor.watch(run.id, self._on_exit)
+        self.executor.watch(run.id, self._on_exit, launched.shim)
         if run.id in self._cancelled_by:
             # A newer run asked to replace this one while it was being launched.
             await self._cancel(run.id)

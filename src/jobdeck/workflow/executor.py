@@ -1,11 +1,12 @@
 """The engine's asynchronous side of running a process: catalog item -> RunSpec -> shim.
 
-Launching waits for the shim to report the program started, so it runs in a worker
-thread; completion is watched with a pidfd on the shim, which wakes the event loop the
-moment the shim exits, also for a shim started by an earlier engine. Runs of a
-``warm: true`` pool get their shim forked by the pool's resident launcher
-(:mod:`jobdeck.execute.warm`) instead of a fresh interpreter; when the launcher cannot
-be reached before the request, the run starts the cold way.
+Launching waits for the shim to report the program started; completion is watched with
+a pidfd on the shim, which wakes the event loop the moment the shim exits, also for a
+shim started by an earlier engine. Runs of a ``warm: true`` pool get their shim forked
+by the pool's resident launcher (:mod:`jobdeck.execute.warm`) instead of a fresh
+interpreter, and the engine talks to it from the event loop itself; a cold launch
+(a fresh interpreter, polled for its start) runs in a worker thread. When the launcher
+cannot be reached before the request, the run starts the cold way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobdeck.catalog.model import Command, Pool, Schedule, Worker
-from jobdeck.execute import RunResult, RunSpec, cancel, launch, probe, result
+from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe, result
 from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
@@ -49,6 +50,7 @@ class Launched:
     pid: int | None = None
     started_at: str | None = None  # when the shim started the program (ISO, its clock)
     launch: str = "cold"  # "warm": forked by the pool's resident launcher
+    shim: ShimInfo | None = None  # the shim's record, as it was when the program started
 
 
 class Executor:
@@ -122,7 +124,7 @@ class Executor:
         launcher = self._launchers.get(pool)
         if launcher is not None:
             try:
-                return await asyncio.to_thread(_launch_warm, launcher, run_dir, spec), "warm"
+                return await _launch_warm(launcher, run_dir, spec), "warm"
             except LauncherUnreachable as exc:
                 log.warning("pool %s: %s; run %s starts cold", pool, exc, spec.run_id)
         return await asyncio.to_thread(launch, run_dir, spec), "cold"
@@ -170,21 +172,27 @@ class Executor:
             return Launched(run_dir, _launch_error(run_id, str(exc)))
         info = handle.info
         pid = info.child_pid if info else None
-        return Launched(run_dir, handle.result, pid, info.started_at if info else None, how)
+        return Launched(run_dir, handle.result, pid, info.started_at if info else None, how, info)
 
-    def watch(self, run_id: int, on_exit: Callable[[int, RunResult | None], None]) -> None:
+    def watch(
+        self,
+        run_id: int,
+        on_exit: Callable[[int, RunResult | None], None],
+        shim: ShimInfo | None = None,
+    ) -> None:
         """Call ``on_exit(run_id, result)`` in the event loop when the run's shim exits.
 
         The result is None when the shim died without writing one (the run is lost).
+        ``shim`` is the shim's record when the caller has it (it just launched the run).
         """
         loop = asyncio.get_running_loop()
         run_dir = self.run_dir(run_id)
-        info = shim_info(run_dir)
+        info = shim or shim_info(run_dir)
         fd: int | None = None
         if info is not None:
             with contextlib.suppress(ProcessLookupError):
                 fd = os.pidfd_open(info.shim_pid)
-        if fd is None or probe(run_dir) != "running":
+        if fd is None or probe(run_dir, info) != "running":
             if fd is not None:
                 os.close(fd)
             loop.call_soon(on_exit, run_id, result(run_dir))
@@ -237,15 +245,15 @@ class Executor:
         return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
-def _launch_warm(launcher: WarmLauncher, run_dir: Path, spec: RunSpec) -> RunHandle:
+async def _launch_warm(launcher: WarmLauncher, run_dir: Path, spec: RunSpec) -> RunHandle:
     try:
-        return launcher.launch(run_dir, spec)
+        return await launcher.launch_async(run_dir, spec)
     except WarmLaunchError as exc:
         # The request may have reached the launcher before it failed: a shim that
         # recorded itself runs the program, and the run is that one. Without one, the
         # run is a launch error (never a second, cold start of the same spec).
         try:
-            return wait_started(run_dir, WARM_SETTLE)
+            return await asyncio.to_thread(wait_started, run_dir, WARM_SETTLE)
         except LaunchTimeout:
             raise RuntimeError(f"pool launcher unavailable: {exc}") from exc
 
