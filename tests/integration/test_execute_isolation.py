@@ -175,3 +175,47 @@ def test_a_busy_run_group_is_not_reaped(harness: Harness, tmp_path: Path) -> Non
         10,
         "the shim to remove its run group",
     )
+
+
+def _memory_groups() -> int:
+    """The kernel's count of memory cgroups, removed ones still held included."""
+    for line in Path("/proc/cgroups").read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "memory":
+            return int(fields[2])
+    raise AssertionError("no memory controller in /proc/cgroups")
+
+
+@needs_cgroups
+def test_the_shim_steps_out_of_the_run_group_and_leaves_no_hidden_group(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """The program is born in the run's memory group and stays there; the shim leaves
+    it at once, so that the log and the result it writes are not charged to the run.
+    A removed memory group with file pages charged lives on in the kernel: thousands
+    of runs left thousands of them behind."""
+    pools = harness.pools(batch=pool())
+    run_group = pools.memory_group("batch") / "run-inside"
+    flag = tmp_path / "stop"
+    script = f"echo some output; while [ ! -e {flag} ]; do sleep 0.05; done"
+    handle = harness.start(pools, "batch", "inside", shell=script)
+    assert handle.info is not None
+    assert handle.info.child_pid is not None
+    members = cgroups.procs(run_group)
+    assert handle.info.child_pid in members
+    assert handle.info.shim_pid not in members
+    assert handle.info.shim_pid in cgroups.procs(pools.memory_group("batch"))
+    flag.touch()
+    assert harness.wait(handle.run_dir).status == "succeeded"
+
+    before = _memory_groups()
+    for i in range(20):
+        quick = harness.start(pools, "batch", f"quick-{i}", shell="echo hello")
+        assert harness.wait(quick.run_dir).status == "succeeded"
+        wait_for(
+            lambda i=i: not (pools.memory_group("batch") / f"run-quick-{i}").exists(),
+            10,
+            "the shim to remove its run group",
+        )
+    # Other tests' groups may come and go meanwhile; twenty hidden ones may not.
+    assert _memory_groups() - before < 10

@@ -7,7 +7,10 @@ in its own session, runs ``RUN_DIR/spec.json``:
 1. joins the run's cgroups and sets the run's ``oom_score_adj`` on itself, then spawns
    the program (no ``preexec_fn``, so CPython can use vfork), which inherits both;
    in the fallback mode it applies RLIMIT_AS to the program right after the spawn;
-2. lowers its own ``oom_score_adj`` to -1000 so that at the limit the kernel kills the
+2. steps out of the run's memory group at once (into ``leave_to``), so that what it
+   writes itself (the log, the result) is not charged to the run: a removed memory
+   group that still has file pages charged lives on, hidden, in the kernel; and lowers
+   its own ``oom_score_adj`` to -1000 so that at the limit the kernel kills the
    program, never its supervisor;
 3. copies the program's combined stdout/stderr into the capped ``log``;
 4. enforces the timeout itself (SIGTERM to the process group and the run's cgroup,
@@ -16,7 +19,7 @@ in its own session, runs ``RUN_DIR/spec.json``:
    is ``cancelled``/``cancelled``);
 5. when the program exits, stops what it left behind in its group or cgroup (SIGTERM,
    SIGKILL after ``kill_grace``): a run is over when its main process is;
-6. writes ``result.json`` atomically, steps out of the run's cgroup and removes it.
+6. writes ``result.json`` atomically and removes the run's group.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ class Shim:
         self.killed_by_us = False
         self.child: subprocess.Popen[bytes] | None = None
         self.started_at: str | None = None
+        self._left = False  # out of the run's memory group again
 
     # -- signals --------------------------------------------------------------------
 
@@ -148,8 +152,18 @@ class Shim:
                 child.kill()
                 child.wait()
                 raise LaunchError(f"cannot set RLIMIT_AS {limit}: {exc}") from exc
+        self._leave_run_groups()
         set_oom_score_adj(-1000)
         return child
+
+    def _leave_run_groups(self) -> None:
+        """Move the shim out of the run's memory group (the program stays inside)."""
+        if self._left:
+            return
+        self._left = True
+        for group in self.iso.leave_to:
+            with contextlib.suppress(cgroups.CgroupError):
+                cgroups.join(Path(group), self.pid)
 
     # -- stopping -------------------------------------------------------------------
 
@@ -338,10 +352,9 @@ class Shim:
             result = RunResult(**{**result.__dict__, "ended_at": now_iso()})
         write_json_atomic(self.run_dir / RESULT_FILE, result.to_json())
         self._announce()  # a launch error is the answer to whoever waits for the start
-        # The run's group can only be removed once nothing, the shim included, is in it.
-        for group in self.iso.leave_to:
-            with contextlib.suppress(cgroups.CgroupError):
-                cgroups.join(Path(group), self.pid)
+        # The run's group can only be removed once nothing, the shim included, is in it
+        # (a launch that failed after joining it never left it).
+        self._leave_run_groups()
         for group in self.iso.remove:
             cgroups.remove(Path(group))
         return 0

@@ -172,8 +172,8 @@ class RunResult:
     ``exit_code`` is set when the program exited, ``signal`` when a signal ended it.
     ``error`` explains a launch error (missing executable, permission denied, bad
     workdir, pool unavailable): those are safe to retry, the program never ran.
-    ``peak_memory`` is in bytes (the run cgroup's peak, which includes the shim, or the
-    program's peak RSS in the fallback mode).
+    ``peak_memory`` is in bytes (the run cgroup's peak: the program's, and the shim's
+    while it started the program; or the program's peak RSS in the fallback mode).
     """
 
     run_id: str
