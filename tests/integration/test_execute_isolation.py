@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,10 @@ def test_a_busy_run_group_is_not_reaped(harness: Harness, tmp_path: Path) -> Non
     )
 
 
+def _gone_group(group: Path) -> bool:
+    return not group.exists()
+
+
 def _memory_groups() -> int:
     """The kernel's count of memory cgroups, removed ones still held included."""
     for line in Path("/proc/cgroups").read_text().splitlines():
@@ -212,10 +217,7 @@ def test_the_shim_steps_out_of_the_run_group_and_leaves_no_hidden_group(
     for i in range(20):
         quick = harness.start(pools, "batch", f"quick-{i}", shell="echo hello")
         assert harness.wait(quick.run_dir).status == "succeeded"
-        wait_for(
-            lambda i=i: not (pools.memory_group("batch") / f"run-quick-{i}").exists(),
-            10,
-            "the shim to remove its run group",
-        )
+        group = pools.memory_group("batch") / f"run-quick-{i}"
+        wait_for(partial(_gone_group, group), 10, "the shim to remove its run group")
     # Other tests' groups may come and go meanwhile; twenty hidden ones may not.
     assert _memory_groups() - before < 10

@@ -3,6 +3,7 @@ the same cgroups, logs and results as the cold path; it survives and is replaced
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 from collections.abc import Iterator
@@ -46,12 +47,9 @@ def _running(pid: int) -> bool:
         return False
 
 
-def start(
-    harness: Harness, manager: PoolManager, warm: WarmLauncher, run_id: str, argv: list[str]
-) -> RunHandle:
-    run_dir = harness.tmp_path / run_id
-    harness.run_dirs.append(run_dir)
-    spec = RunSpec(
+def spec_for(harness: Harness, manager: PoolManager, run_id: str, argv: list[str]) -> RunSpec:
+    harness.run_dirs.append(harness.tmp_path / run_id)
+    return RunSpec(
         run_id=run_id,
         argv=tuple(argv),
         env=dict(ENV),
@@ -60,7 +58,12 @@ def start(
         kill_grace=2,
         isolation=manager.placement("tools", run_id, None),
     )
-    return warm.launch(run_dir, spec)
+
+
+def start(
+    harness: Harness, manager: PoolManager, warm: WarmLauncher, run_id: str, argv: list[str]
+) -> RunHandle:
+    return warm.launch(harness.tmp_path / run_id, spec_for(harness, manager, run_id, argv))
 
 
 def test_a_warm_run_has_the_cold_runs_result_log_and_cgroup(
@@ -207,4 +210,39 @@ def test_no_launcher_to_reach_or_start_writes_nothing(tmp_path: Path) -> None:
     spec = RunSpec(run_id="r", argv=("/bin/true",), env=dict(ENV), workdir=str(tmp_path))
     with pytest.raises(LauncherUnreachable):
         warm.launch(run_dir, spec)
+    assert not (run_dir / SPEC_FILE).exists()
+
+
+def test_the_event_loop_launches_like_the_thread_and_starts_a_missing_launcher(
+    harness: Harness, launcher: WarmLauncher
+) -> None:
+    """The engine's way: no launcher runs yet (one is started, off the loop), then one
+    answers (the request is made from the loop itself); both runs start as above."""
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    assert not launcher.alive()
+    argv = [PY, "-c", "print(open('/proc/self/cgroup').read())"]
+
+    async def both() -> list[RunHandle]:
+        return [
+            await launcher.launch_async(
+                harness.tmp_path / name, spec_for(harness, manager, name, argv)
+            )
+            for name in ("a1", "a2")
+        ]
+
+    for handle in asyncio.run(both()):
+        assert handle.result is None
+        assert handle.info is not None
+        assert handle.info.child_pid is not None
+        assert harness.wait(handle.run_dir).status == "succeeded"
+        assert f"run-{handle.run_dir.name}" in (handle.run_dir / "log").read_text()
+    assert launcher.alive()
+
+
+def test_the_event_loop_launch_without_a_launcher_writes_nothing(tmp_path: Path) -> None:
+    warm = WarmLauncher(tmp_path / "none.sock", python="/nonexistent/python")
+    run_dir = tmp_path / "r"
+    spec = RunSpec(run_id="r", argv=("/bin/true",), env=dict(ENV), workdir=str(tmp_path))
+    with pytest.raises(LauncherUnreachable):
+        asyncio.run(warm.launch_async(run_dir, spec))
     assert not (run_dir / SPEC_FILE).exists()
