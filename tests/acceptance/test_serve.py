@@ -161,7 +161,10 @@ def test_a_run_killed_while_the_server_is_down_ends_lost(
     run_id = start_run(server, "slow")
     wait_for(lambda: run_record(server, run_id)["status"] == "running", what="running")
     run_dir = server.state_dir / "runs" / str(run_id)
-    shim = json.loads((run_dir / "shim.json").read_text())
+    shim = {
+        **json.loads((run_dir / "shim.json").read_text()),
+        **json.loads((run_dir / "started.json").read_text()),
+    }
     server.kill9()
     # The host loses the run while no engine watches: its supervisor and program die.
     os.kill(shim["shim_pid"], signal.SIGKILL)

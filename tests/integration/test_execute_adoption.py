@@ -142,3 +142,41 @@ def _remove_group(group: Path) -> None:
     wait_for(lambda: not group.exists() or not (group / "cgroup.procs").read_text(), 10, "empty")
     if group.exists():
         group.rmdir()
+
+
+def test_the_shims_record_is_written_once_and_the_programs_beside_it(harness: Harness) -> None:
+    """``shim.json`` is never replaced (a replaced file frees an inode, which costs every
+    file created after it on ext4 without a journal); the program's pid and start are in
+    ``started.json``, and readers see both as one record."""
+    pools = harness.pools(batch=pool())
+    handle = harness.start(pools, "batch", "once", shell="echo hi")
+    assert harness.wait(handle.run_dir).status == "succeeded"
+    own = json.loads((handle.run_dir / "shim.json").read_text())
+    assert own["child_pid"] is None
+    started = json.loads((handle.run_dir / "started.json").read_text())
+    info = shim_info(handle.run_dir)
+    assert info is not None
+    assert (info.shim_pid, info.child_pid, info.pgid) == (
+        own["shim_pid"],
+        started["child_pid"],
+        started["child_pid"],
+    )
+    assert info.started_at == started["started_at"]
+
+
+def test_a_run_directory_of_an_earlier_version_is_still_read(tmp_path: Path) -> None:
+    """Before ``started.json``, the shim rewrote ``shim.json`` with the program in it: an
+    engine upgraded while such a run goes on must still adopt it."""
+    record = {
+        "shim_pid": 4321,
+        "shim_start": 99,
+        "boot_id": "b",
+        "child_pid": 4322,
+        "child_start": 100,
+        "pgid": 4322,
+        "started_at": "2026-03-29T00:00:00.000Z",
+    }
+    (tmp_path / "shim.json").write_text(json.dumps(record))
+    info = shim_info(tmp_path)
+    assert info is not None
+    assert (info.child_pid, info.child_start, info.pgid) == (4322, 100, 4322)

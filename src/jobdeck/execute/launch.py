@@ -23,6 +23,7 @@ from jobdeck.execute.spec import (
     SHIM_FILE,
     SHIM_LOG_FILE,
     SPEC_FILE,
+    STARTED_FILE,
     RunResult,
     RunSpec,
     ShimInfo,
@@ -101,8 +102,13 @@ def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
 
 
 def shim_info(run_dir: Path) -> ShimInfo | None:
+    """The shim's record, with the program's once it started (``started.json``; a run
+    directory of an earlier version has it all in ``shim.json``)."""
     data = read_json(run_dir / SHIM_FILE)
-    return ShimInfo.from_json(data) if data is not None else None
+    if data is None:
+        return None
+    started = read_json(run_dir / STARTED_FILE)
+    return ShimInfo.from_json({**data, **started} if started else data)
 
 
 def result(run_dir: Path) -> RunResult | None:

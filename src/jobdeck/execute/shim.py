@@ -51,6 +51,7 @@ from jobdeck.execute.spec import (
     RESULT_FILE,
     SHIM_FILE,
     SPEC_FILE,
+    STARTED_FILE,
     Reason,
     RunResult,
     RunSpec,
@@ -76,7 +77,7 @@ def now_iso() -> str:
 
 class Shim:
     def __init__(self, run_dir: Path, on_started: Callable[[], None] | None = None) -> None:
-        """``on_started`` is called once the program runs and ``shim.json`` says so, or
+        """``on_started`` is called once the program runs and ``started.json`` says so, or
         once a launch error is recorded: whoever waits for the start can look then."""
         self.run_dir = run_dir
         self.on_started = on_started
@@ -275,16 +276,13 @@ class Shim:
         os.close(log_w)
         self.started_at = now_iso()
         pid = self.child.pid
-        info = ShimInfo(
-            self.info.shim_pid,
-            self.info.shim_start,
-            self.info.boot_id,
-            child_pid=pid,
-            child_start=start_time(pid),
-            pgid=pid,
-            started_at=self.started_at,
-        )
-        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(info), durable=False)
+        started = {
+            "child_pid": pid,
+            "child_start": start_time(pid),
+            "pgid": pid,
+            "started_at": self.started_at,
+        }
+        write_json_atomic(self.run_dir / STARTED_FILE, started, durable=False)
         self._announce()
         try:
             returncode = self._supervise(log, log_r, wake_r)

@@ -4,9 +4,13 @@ The engine and the run shim talk only through files in the run's directory, so t
 run outlives the engine that started it:
 
 ``spec.json``    written by the engine before the shim starts (:class:`RunSpec`);
-``shim.json``    written by the shim: who is running, to recognise them later
-                 (:class:`ShimInfo`); written once before the program starts (no child
-                 yet) and again once it has started;
+``shim.json``    written by the shim before the program starts: who supervises the run,
+                 to recognise it later (:class:`ShimInfo` without the program);
+``started.json`` written by the shim once the program runs: the program's pid, start
+                 time and group, and when it started. A file of its own rather than a
+                 second ``shim.json``: replacing a file frees its inode, and on ext4
+                 without a journal every new file then passes the inodes freed in
+                 the last half minute, one by one, before it gets one;
 ``cancel.json``  written by the engine to ask for a cancel with a given grace;
 ``result.json``  written by the shim, atomically, when the run is over (:class:`RunResult`);
 ``log``          the program's stdout and stderr, combined and capped.
@@ -28,6 +32,7 @@ from jobdeck.execute.sysfiles import read_bytes
 
 SPEC_FILE = "spec.json"
 SHIM_FILE = "shim.json"
+STARTED_FILE = "started.json"
 CANCEL_FILE = "cancel.json"
 RESULT_FILE = "result.json"
 LOG_FILE = "log"
