@@ -59,3 +59,19 @@ def test_the_server_imports_slack_bolt_only_when_slack_is_configured() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_warm_launcher_holds_only_what_its_shims_need() -> None:
+    """Every shim is a fork of the launcher and pays for its size: the page tables
+    copied at the fork and torn down at the exit. asyncio (with ssl and logging) is the
+    engine's, imported where the engine uses it."""
+    probe = (
+        "import sys\n"
+        "import jobdeck.execute.warm, jobdeck.execute.shim\n"
+        "heavy = ('asyncio', 'ssl', 'logging', 'concurrent', 'pydantic', 'sqlalchemy')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

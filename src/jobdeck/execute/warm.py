@@ -23,7 +23,6 @@ it exits; they never depend on it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import os
@@ -240,6 +239,10 @@ class WarmLauncher:
         a launcher that does not answer, waiting for a shim that died before it said
         ``started``) still runs in a thread.
         """
+        # Imported here: the launcher process imports this module too, and every shim
+        # it forks pays for its size (the page tables copied, then torn down).
+        import asyncio
+
         loop = asyncio.get_running_loop()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.setblocking(False)
