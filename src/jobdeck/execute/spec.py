@@ -224,7 +224,9 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        os.write(fd, json.dumps(data, indent=2, sort_keys=True).encode() + b"\n")
+        # One line, not indented: only the compact form has the C encoder, and these
+        # files are written on every run's path.
+        os.write(fd, json.dumps(data, sort_keys=True).encode() + b"\n")
         if durable:
             os.fsync(fd)
     finally:

@@ -355,7 +355,8 @@ def _write_spec(run_dir: Path, spec: RunSpec) -> Path:
     if (run_dir / SPEC_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run")
     write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
-    return run_dir.resolve()
+    # Absolute is all the launcher needs; resolving symlinks costs a stat per component.
+    return Path(os.path.abspath(run_dir))
 
 
 def _reply_pid(received: bytes) -> int:
