@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.store import Tx
+from jobdeck.store.records import AuditEntry, Run
 from jobdeck.workflow.driver import Applied, RunRefused
 from tests.integration.test_workflow_harness import HOST, T0, Decks
 
@@ -143,4 +145,34 @@ async def test_a_reload_drops_waiting_runs_of_removed_jobs_and_applies_new_pool_
     for run in (running, queued):
         done = await deck.wait_ended(run.id)
         assert (done.status, done.revision) == ("succeeded", 1)
+    await deck.close()
+
+
+async def test_a_manual_run_and_its_audit_entry_are_one_transaction(decks: Decks) -> None:
+    """What the API records of who asked commits with the run, or neither does."""
+    deck = decks(CATALOG)
+
+    def broken(tx: Tx, run: Run) -> None:
+        raise RuntimeError("the audit entry could not be written")
+
+    with pytest.raises(RuntimeError, match="audit entry"):
+        deck.driver.run_now("tick", requested_by="ops", audit=broken)
+    assert deck.runs("tick") == []
+    assert deck.driver.waiting == {}
+
+    def audited(tx: Tx, run: Run) -> None:
+        entry = AuditEntry(
+            at=deck.driver.clock.now(),
+            actor="ops",
+            via="api",
+            action="run",
+            target="schedule tick",
+            outcome="ok",
+            detail={"run_id": run.id},
+        )
+        tx.record_audit(entry)
+
+    run = deck.driver.run_now("tick", requested_by="ops", audit=audited)
+    assert [entry.detail for entry in deck.store.audit()] == [{"run_id": run.id}]
+    assert (await deck.wait_ended(run.id)).status == "succeeded"
     await deck.close()

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_found
 from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
 from jobdeck.api.views import run_detail_json, run_json
-from jobdeck.store import Store
+from jobdeck.store import Store, Tx
 from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger
 from jobdeck.workflow.driver import RunRefused
 
@@ -151,7 +151,13 @@ async def start_run(request: Request) -> Response:
     if app.driver.schedule(name) is None:
         raise not_found(f"no schedule named {name!r} in the applied revision")
     who = actor(request)
-    # Off the event loop: the driver records the run here and hands it to its own loop.
+
+    def audited(tx: Tx, run: Run) -> None:
+        detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
+        tx.record_audit(_entry(app.clock.now(), who, name, "ok", detail))
+
+    # Off the event loop: the driver records the run and its audit entry here, in one
+    # transaction, and hands the run to its own loop.
     try:
         run = await run_in_threadpool(
             app.driver.run_now,
@@ -159,31 +165,30 @@ async def start_run(request: Request) -> Response:
             trigger=trigger,
             requested_by=who,
             ignore_overlap=ignore_overlap,
+            audit=audited,
         )
     except RunRefused as exc:
-        await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, "refused", str(exc))
+        await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, str(exc))
         raise ApiError(409, "refused", str(exc)) from None
-    detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
-    await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, "ok", detail)
     return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
-def _audit(
-    store: Store, at: Any, who: str, name: str, outcome: str, detail: dict[str, Any] | str
-) -> None:
-    shown = detail if isinstance(detail, dict) else {"why": detail}
+def _entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        actor=who,
+        via="api",
+        action="run",
+        target=f"schedule {name}",
+        outcome="ok" if outcome == "ok" else "refused",
+        detail=detail,
+    )
+
+
+def _audit(store: Store, at: Any, who: str, name: str, why: str) -> None:
+    """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
-        tx.record_audit(
-            AuditEntry(
-                at=at,
-                actor=who,
-                via="api",
-                action="run",
-                target=f"schedule {name}",
-                outcome="ok" if outcome == "ok" else "refused",
-                detail=shown,
-            )
-        )
+        tx.record_audit(_entry(at, who, name, "refused", {"why": why}))
 
 
 ROUTES = [

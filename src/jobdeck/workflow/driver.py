@@ -11,7 +11,7 @@ in the store (``pending``), so a restarted engine finds them again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -120,7 +120,10 @@ class RunDriver(Dispatcher):
         trigger: Trigger = "manual",
         requested_by: str | None = None,
         ignore_overlap: bool = False,
+        audit: Callable[[Tx, Run], None] | None = None,
     ) -> Run:
+        """Record a run of ``name`` now and hand it to the dispatcher; ``audit`` records
+        who asked in the same transaction (one commit for the request, not two)."""
         spec = self.schedule(name)
         if spec is None:
             raise RunRefused(f"no schedule named {name!r} in the applied revision")
@@ -143,6 +146,8 @@ class RunDriver(Dispatcher):
                 ignore_overlap=ignore_overlap,
                 unsuspended=True,
             )
+            if audit is not None:
+                audit(tx, run)
         self._enqueue(run)
         return run
 

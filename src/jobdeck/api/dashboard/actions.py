@@ -14,6 +14,7 @@ from starlette.requests import Request
 from jobdeck.api.params import actor
 from jobdeck.app import Application
 from jobdeck.control import ControlError
+from jobdeck.store import Tx
 from jobdeck.store.records import AuditEntry, Run
 from jobdeck.units import parse_until as until_moment
 from jobdeck.workflow.driver import RunRefused
@@ -31,14 +32,17 @@ def actor_of(request: Request) -> str:
 
 def run_now(app: Application, name: str, actor: str) -> Run:
     now = app.clock.now()
+
+    def audited(tx: Tx, run: Run) -> None:
+        detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
+        tx.record_audit(_entry(actor, "run", name, now, "ok", detail))
+
     try:
-        run = app.driver.run_now(name, trigger="manual", requested_by=actor)
+        # The run and its audit entry in one transaction.
+        return app.driver.run_now(name, trigger="manual", requested_by=actor, audit=audited)
     except RunRefused as exc:
         _audit(app, actor, "run", name, now, "refused", {"why": str(exc)})
         raise ActionRefused(str(exc)) from None
-    detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
-    _audit(app, actor, "run", name, now, "ok", detail)
-    return run
 
 
 def suspend(app: Application, name: str, actor: str, reason: str, until_text: str) -> None:
@@ -81,14 +85,18 @@ def _audit(
     detail: dict[str, Any],
 ) -> None:
     with app.store.transaction() as tx:
-        tx.record_audit(
-            AuditEntry(
-                at=now,
-                actor=actor,
-                via="api",
-                action=action,
-                target=f"schedule {name}",
-                outcome=outcome,
-                detail=detail,
-            )
-        )
+        tx.record_audit(_entry(actor, action, name, now, outcome, detail))
+
+
+def _entry(
+    actor: str, action: str, name: str, now: datetime, outcome: Any, detail: dict[str, Any]
+) -> AuditEntry:
+    return AuditEntry(
+        at=now,
+        actor=actor,
+        via="api",
+        action=action,
+        target=f"schedule {name}",
+        outcome=outcome,
+        detail=detail,
+    )
