@@ -246,3 +246,23 @@ def test_the_event_loop_launch_without_a_launcher_writes_nothing(tmp_path: Path)
     with pytest.raises(LauncherUnreachable):
         asyncio.run(warm.launch_async(run_dir, spec))
     assert not (run_dir / SPEC_FILE).exists()
+
+
+def test_the_launchers_rehearsal_leaves_nothing_behind(
+    tmp_path: Path, launcher: WarmLauncher
+) -> None:
+    """Before it serves, the launcher runs a trivial program through the shim's code (so
+    that its shims share the rewritten bytecode); what that changed in the launcher is
+    put back: no files, no pipes, its own oom_score_adj, SIGTERM still stops it."""
+    launcher.ensure()
+    pid = launcher._pid()
+    assert pid is not None
+    assert not list(launcher.socket_path.parent.glob(".rehearsal-*"))
+    fds = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+    assert not [fd for fd in fds if fd.startswith("pipe:")]
+    ours = Path("/proc/self/oom_score_adj").read_text()
+    assert Path(f"/proc/{pid}/oom_score_adj").read_text() == ours
+    log = launcher.socket_path.with_suffix(".log").read_text()
+    assert "rehearsal failed" not in log
+    launcher.stop()
+    wait_for(lambda: not _running(pid), 10, "the launcher to exit on SIGTERM")

