@@ -73,6 +73,31 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 _LEFT: list[Path] = []
+SLOW_FILE_US = 100.0  # a new file costs 15 to 30 us on this kind of machine
+
+
+def file_create_us(folder: Path, count: int = 200) -> float:
+    """What a new empty file costs in ``folder``, in microseconds (the mean of ``count``).
+
+    Every run creates a handful of files. On ext4 without a journal, right after many
+    deletions, each costs up to half a millisecond more (see :func:`remove_later`): the
+    runs benchmark reports this beside its figure, and the harness warns.
+    """
+    probe = Path(tempfile.mkdtemp(prefix="files-", dir=folder))
+    began = time.perf_counter()
+    for i in range(count):
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT, 0o644))
+    cost = (time.perf_counter() - began) / count * 1e6
+    remove_later(probe)
+    if cost > SLOW_FILE_US:
+        print(
+            f"warning: a new file costs {cost:.0f} us in {folder} (ext4 without a journal "
+            "after many deletions?); wait five minutes after deleting many files, or the "
+            "runs figures include it (docs/benchmarks.md)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return cost
 
 
 def remove_later(path: Path) -> None:

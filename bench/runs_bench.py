@@ -17,7 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import JobdeckServer, wait_for
+from harness import JobdeckServer, file_create_us, wait_for
 from sqlalchemy import func, select
 
 from jobdeck.store import open_store
@@ -45,6 +45,7 @@ def run(quick: bool) -> dict[str, float]:
     count = 200 if quick else 1000
     spawn_per_s = _bare_spawns(count)
     with JobdeckServer(CATALOG) as server:
+        file_us = file_create_us(server.state_dir)
         for _ in range(20):  # warm-up: the warm launcher, the store, the code paths
             server.client.post("/api/v1/schedules/trivial/runs", json={})
         wait_for(lambda: _ended(server) >= 20, 120, "the warm-up runs")
@@ -66,6 +67,7 @@ def run(quick: bool) -> dict[str, float]:
         "spawn_per_s": spawn_per_s,
         "overhead_ms_per_run": (1 / runs_per_s - 1 / spawn_per_s) * 1000,
         "not_succeeded": float(failed),
+        "file_create_us": file_us,
     }
 
 
