@@ -1,7 +1,9 @@
-"""What keeps a large catalog small in memory, and a server without Slack free of Bolt."""
+"""What keeps a large catalog small in memory, a server without Slack free of Bolt, and
+the warm launcher (every shim is a fork of it) free of what only the engine needs."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -46,32 +48,31 @@ def test_a_copy_with_changes_leaves_the_shared_set_alone() -> None:
     assert schedules["b"].model_fields_set == before
 
 
-def test_the_server_imports_slack_bolt_only_when_slack_is_configured() -> None:
+def _loaded(imports: str, packages: tuple[str, ...]) -> list[str]:
+    """The modules of ``packages`` that a fresh interpreter holds after ``imports``."""
     probe = (
-        "import sys\n"
-        "from jobdeck.app import Application\n"
-        "import jobdeck.api.service, jobdeck.cli.serve_cmds\n"
-        "from jobdeck.slack import SlackSettings\n"
-        "assert SlackSettings.from_env({}) is None\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('slack_bolt', 'slack_sdk')))\n"
+        f"import sys\n{imports}\n"
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {packages!r}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
     )
-    assert done.stdout.strip() == "[]"
+    return list(ast.literal_eval(done.stdout.strip()))
+
+
+def test_the_server_imports_slack_bolt_only_when_slack_is_configured() -> None:
+    imports = (
+        "from jobdeck.app import Application\n"
+        "import jobdeck.api.service, jobdeck.cli.serve_cmds\n"
+        "from jobdeck.slack import SlackSettings\n"
+        "assert SlackSettings.from_env({}) is None"
+    )
+    assert _loaded(imports, ("slack_bolt", "slack_sdk")) == []
 
 
 def test_the_warm_launcher_holds_only_what_its_shims_need() -> None:
     """Every shim is a fork of the launcher and pays for its size: the page tables
     copied at the fork and torn down at the exit. asyncio (with ssl and logging) is the
     engine's, imported where the engine uses it."""
-    probe = (
-        "import sys\n"
-        "import jobdeck.execute.warm, jobdeck.execute.shim\n"
-        "heavy = ('asyncio', 'ssl', 'logging', 'concurrent', 'pydantic', 'sqlalchemy')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.strip() == "[]"
+    heavy = ("asyncio", "ssl", "logging", "concurrent", "pydantic", "sqlalchemy")
+    assert _loaded("import jobdeck.execute.warm, jobdeck.execute.shim", heavy) == []
