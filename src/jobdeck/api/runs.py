@@ -154,7 +154,7 @@ async def start_run(request: Request) -> Response:
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
-        tx.record_audit(_entry(app.clock.now(), who, name, "ok", detail))
+        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail))
 
     # Off the event loop: the driver records the run and its audit entry here, in one
     # transaction, and hands the run to its own loop.
@@ -168,12 +168,13 @@ async def start_run(request: Request) -> Response:
             audit=audited,
         )
     except RunRefused as exc:
-        await run_in_threadpool(_audit, app.store, app.clock.now(), who, name, str(exc))
+        await run_in_threadpool(record_refused, app.store, app.clock.now(), who, name, str(exc))
         raise ApiError(409, "refused", str(exc)) from None
     return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
-def _entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -> AuditEntry:
+def run_entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -> AuditEntry:
+    """The audit entry of a request to run schedule ``name`` (the API's or the dashboard's)."""
     return AuditEntry(
         at=at,
         actor=who,
@@ -185,10 +186,10 @@ def _entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -
     )
 
 
-def _audit(store: Store, at: Any, who: str, name: str, why: str) -> None:
+def record_refused(store: Store, at: Any, who: str, name: str, why: str) -> None:
     """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
-        tx.record_audit(_entry(at, who, name, "refused", {"why": why}))
+        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}))
 
 
 ROUTES = [

@@ -7,15 +7,15 @@ and are audited the same way, as ``via: api`` by whoever the request belongs to.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from starlette.requests import Request
 
 from jobdeck.api.params import actor
+from jobdeck.api.runs import record_refused, run_entry
 from jobdeck.app import Application
 from jobdeck.control import ControlError
 from jobdeck.store import Tx
-from jobdeck.store.records import AuditEntry, Run
+from jobdeck.store.records import Run
 from jobdeck.units import parse_until as until_moment
 from jobdeck.workflow.driver import RunRefused
 
@@ -35,13 +35,13 @@ def run_now(app: Application, name: str, actor: str) -> Run:
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
-        tx.record_audit(_entry(actor, "run", name, now, "ok", detail))
+        tx.record_audit(run_entry(now, actor, name, "ok", detail))
 
     try:
         # The run and its audit entry in one transaction.
         return app.driver.run_now(name, trigger="manual", requested_by=actor, audit=audited)
     except RunRefused as exc:
-        _audit(app, actor, "run", name, now, "refused", {"why": str(exc)})
+        record_refused(app.store, now, actor, name, str(exc))
         raise ActionRefused(str(exc)) from None
 
 
@@ -73,30 +73,3 @@ def parse_until(text: str, now: datetime) -> datetime | None:
             f"until {value!r}: give a duration such as 2h or 30m, an ISO time such as "
             "2026-12-01T18:00Z, or leave it empty to suspend until resumed"
         ) from None
-
-
-def _audit(
-    app: Application,
-    actor: str,
-    action: str,
-    name: str,
-    now: datetime,
-    outcome: Any,
-    detail: dict[str, Any],
-) -> None:
-    with app.store.transaction() as tx:
-        tx.record_audit(_entry(actor, action, name, now, outcome, detail))
-
-
-def _entry(
-    actor: str, action: str, name: str, now: datetime, outcome: Any, detail: dict[str, Any]
-) -> AuditEntry:
-    return AuditEntry(
-        at=now,
-        actor=actor,
-        via="api",
-        action=action,
-        target=f"schedule {name}",
-        outcome=outcome,
-        detail=detail,
-    )
