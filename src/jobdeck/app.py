@@ -160,6 +160,7 @@ class Application:
     async def start(self) -> None:
         """Adopt surviving runs, then take the applied revision (with catch-up)."""
         self.started_at = self.clock.now()
+        self.scheduler.start()  # it starts while the rest does, to listen when loaded
         self.notifier = Notifier.from_env(self.options.environ, clock=self.clock)
         for warning in self.executor.pools.warnings:
             log.warning("%s", warning)
@@ -215,6 +216,7 @@ class Application:
     async def aclose(self) -> None:
         """Stop watching runs and worker processes (they go on; the next start adopts
         them) and close."""
+        self.scheduler.close()
         await self.supervisor.aclose()
         await self.driver.aclose()
         if self.notifier is not None:

@@ -1,5 +1,6 @@
 """What keeps a large catalog small in memory, a server without Slack free of Bolt, and
-the warm launcher (every shim is a fork of it) free of what only the engine needs."""
+the warm launcher (every shim is a fork of it) and the scheduler's timer free of what
+only the engine needs."""
 
 from __future__ import annotations
 
@@ -76,3 +77,12 @@ def test_the_warm_launcher_holds_only_what_its_shims_need() -> None:
     engine's, imported where the engine uses it."""
     heavy = ("asyncio", "ssl", "logging", "concurrent", "pydantic", "sqlalchemy")
     assert _loaded("import jobdeck.execute.warm, jobdeck.execute.shim", heavy) == []
+
+
+def test_the_schedulers_timer_holds_only_the_fire_queue() -> None:
+    """The timer is a process of the server's that lives as long as it: it holds the
+    schedules' triggers, not the catalog's models, the store or an event loop."""
+    heavy = ("asyncio", "ssl", "logging", "pydantic", "sqlalchemy", "ruamel")
+    assert _loaded("import jobdeck.schedule.timer", heavy) == []
+    ours = _loaded("import jobdeck.schedule.timer", ("jobdeck",))
+    assert {m.rsplit(".", 1)[0] for m in ours} == {"jobdeck", "jobdeck.schedule"}

@@ -1,25 +1,27 @@
 """The scheduler loop: sleep until the next due slot, fire it, repeat; wake on apply.
 
-No loop that wakes every second: the loop sleeps exactly until the earliest slot of any
-schedule (a :class:`~jobdeck.schedule.firequeue.FireQueue`), or until :meth:`wake` is
-called because a new revision was applied. Firing goes through a narrow interface (the
-run driver in the engine), which claims each (schedule, nominal time) slot in the store
-so that a restart or a second engine can never start the same slot twice.
+No loop that wakes every second: the timer sleeps exactly until the earliest slot of any
+schedule (a :class:`~jobdeck.schedule.firequeue.FireQueue`), and a revision applied
+meanwhile reaches it at once. Firing goes through a narrow interface (the run driver in
+the engine), which claims each (schedule, nominal time) slot in the store so that a
+restart or a second engine can never start the same slot twice.
 
-The loop has threads of its own. On the event loop's thread a due slot would wait
-behind whatever callback runs there (a run's launch, its outcome, an API request), and
-at tens of fires per second those waits were the lateness. The timer thread
-("jobdeck-scheduler") only sleeps, pops the due slots and stamps each with the instant
-it was decided; a second thread ("jobdeck-scheduler-fire") hands them, in order, to the
-run driver, which claims each slot in the store with that instant. So a slot never waits
-for the store's writer lock or for the previous slot's bookkeeping to be decided; it
-waits only for the interpreter's lock. The run driver is safe to call from any thread
-(the API's worker threads call it too), and hands the run to the event loop once
-recorded. A slot decided but not yet claimed when the loop stops is claimed before
-:meth:`Scheduler.run` returns; after a crash, catch-up finds it unclaimed.
+The timer is a process of its own (:mod:`jobdeck.schedule.timer`): a thread of this
+process would wait for the interpreter's lock on waking, behind the launches, outcomes
+and requests that the server's other threads run, and at tens of fires a second those
+waits were the lateness. The timer decides each slot on time and stamps it with the
+instant it did; the "jobdeck-scheduler-fire" thread here reads the slots, in order,
+and hands each to the run driver, which claims it with that instant. The run driver is
+safe to call from any thread (the API's worker threads call it too), and hands the run
+to the event loop once recorded.
 
-:meth:`Scheduler.tick` does one round at the clock's ``now``; tests drive it with a fake
-clock, the engine with :meth:`Scheduler.run`.
+Cancelling :meth:`Scheduler.run` closes the timer's input; every slot it decided before
+is claimed before ``run`` returns. A timer that dies is started again, after a catch-up
+(by each schedule's policy) of the slots it may have taken with it; after a crash of the
+server, catch-up finds the slots that were decided but not claimed.
+
+:meth:`Scheduler.tick` does one round of the timer's work in this process at the clock's
+``now``: tests drive it with a fake clock, the engine uses :meth:`Scheduler.run`.
 """
 
 from __future__ import annotations
@@ -27,29 +29,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import queue
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from jobdeck.catalog.model import Schedule
 from jobdeck.clock import Clock
 from jobdeck.schedule.firequeue import Due, FireQueue
-from jobdeck.schedule.timing import Trigger
+from jobdeck.schedule.timing import Trigger, next_fires
 from jobdeck.schedule.trigger import trigger_for
+from jobdeck.schedule.wire import decode_due, encode_triggers
 from jobdeck.store.records import Trigger as RunTrigger
 from jobdeck.workflow.decisions import decide_catchup
 
 log = logging.getLogger(__name__)
 
-# The timer thread's niceness: it wakes for a few microseconds of work, on time.
-TIMER_NICE = -10
+FIRE_THREAD = "jobdeck-scheduler-fire"
+# A timer that ends sooner than this after it started is not started again: it would
+# only end again (it cannot start, or cannot read what it is sent).
+TIMER_MIN_LIFE = 2.0
 
-# Slots the timer decided, with the instant it did, on their way to the run driver (None:
-# no more).
-_Decided = queue.SimpleQueue[tuple[Due, datetime] | None]
+
+class TimerFailed(RuntimeError):
+    """The timer process could not be kept running."""
 
 
 class Firing(Protocol):
@@ -77,17 +83,26 @@ class Scheduler:
         firing: Firing,
         clock: Clock,
         last_fires: Callable[[], Mapping[str, datetime]],
+        *,
+        python: str = sys.executable,
     ) -> None:
         self.firing = firing
         self.clock = clock
         self.last_fires = last_fires  # each schedule's newest claimed slot
-        self.queue = FireQueue()
+        self.python = python
+        self.queue = FireQueue()  # the timer's queue, for tick()
         self.specs: dict[str, Schedule] = {}
         self._triggers: dict[str, Trigger] = {}
-        # The queue and the schedules are loaded by the event loop's thread and fired by
-        # the scheduler's: one at a time.
+        # When each trigger was loaded as new or changed: it has no slot before that.
+        self._since: dict[str, datetime] = {}
+        self._loaded_at: datetime | None = None
+        # The revision is loaded by the event loop's thread and fired by the scheduler's,
+        # one at a time; the timer process is started, told and stopped under it too.
         self._lock = threading.RLock()
-        self._wake = threading.Event()
+        self._timer: subprocess.Popen[bytes] | None = None
+        self._spawned = 0.0  # when it was started (monotonic)
+        self._stopping = False  # no timer is to be started (again)
+        self._following = False  # run() reads the timer
 
     def load(self, schedules: Mapping[str, Schedule], *, catch_up: bool) -> None:
         """Take a revision's schedules. With ``catch_up`` (when the engine starts), slots
@@ -96,17 +111,30 @@ class Scheduler:
         with self._lock:
             now = self.clock.now()
             self.specs = {n: s for n, s in schedules.items() if s.enabled}
-            self._triggers = {n: trigger_for(s) for n, s in self.specs.items()}
+            triggers = {n: trigger_for(s) for n, s in self.specs.items()}
+            since: dict[str, datetime] = {}
+            for name, trigger in triggers.items():
+                kept = self._since.get(name)
+                unchanged = kept is not None and self._triggers.get(name) == trigger
+                since[name] = kept if kept is not None and unchanged else now
+            self._since, self._triggers = since, triggers
             if catch_up:
                 last = self.last_fires()
                 for name in sorted(self.specs):
                     self._catch_up(name, last.get(name), now)
             self.queue.update(self._triggers, now)
-        self.wake()
+            self._loaded_at = now
+            self._tell_timer()
 
-    def wake(self) -> None:
-        """Look at the queue again now (a new revision was loaded); any thread."""
-        self._wake.set()
+    def next_of(self, name: str, now: datetime) -> datetime | None:
+        """The schedule's next slot after ``now``; None when it is not loaded (unknown or
+        disabled) or will never fire again."""
+        with self._lock:
+            trigger = self._triggers.get(name)
+        if trigger is None:
+            return None
+        fires = next_fires(trigger, now, 1)
+        return fires[0] if fires else None
 
     def next_due(self) -> datetime | None:
         with self._lock:
@@ -120,63 +148,129 @@ class Scheduler:
                 self._fire(due, now)
             return self.queue.next_due()
 
+    @property
+    def timer_pid(self) -> int | None:
+        """The timer process's pid while it runs."""
+        timer = self._timer
+        return timer.pid if timer is not None else None
+
+    def start(self) -> None:
+        """Start the timer process unless it runs. The engine starts it before it loads
+        its first revision, so that it listens by then; :meth:`run` does if not."""
+        with self._lock:
+            if self._timer is not None or self._stopping:
+                return
+            self._timer = subprocess.Popen(
+                [self.python, "-m", "jobdeck.schedule.timer"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+            )
+            self._spawned = time.monotonic()
+            self._tell_timer()
+
+    def close(self) -> None:
+        """Stop a timer that :meth:`run` does not follow (it stops its own). What the
+        timer decided and nothing claimed is left to the next start's catch-up."""
+        with self._lock:
+            self._stopping = True
+            timer = self._timer
+            if timer is None or self._following:
+                return
+        self._end_timer(timer)
+
     async def run(self) -> None:
-        """Run the loop in its threads until cancelled; a failure of either is raised
-        here. Cancelling waits until every slot already decided has been fired."""
+        """Run the timer process and fire what it decides until cancelled; a failure is
+        raised here. Cancelling waits until every slot already decided has been fired."""
         loop = asyncio.get_running_loop()
         ended: asyncio.Future[None] = loop.create_future()
-        stop = threading.Event()
-        decided: _Decided = queue.SimpleQueue()
 
-        def guarded(work: Callable[[], None]) -> Callable[[], None]:
-            def target() -> None:
-                try:
-                    work()
-                except BaseException as exc:
-                    loop.call_soon_threadsafe(_settle, ended, exc)
+        def target() -> None:
+            try:
+                self._follow()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(_settle, ended, exc)
 
-            return target
-
-        timer = threading.Thread(
-            target=guarded(lambda: self._time(stop, decided)), name="jobdeck-scheduler", daemon=True
-        )
-        firer = threading.Thread(
-            target=guarded(lambda: self._fire_decided(decided)),
-            name="jobdeck-scheduler-fire",
-            daemon=True,
-        )
+        with self._lock:
+            self._stopping, self._following = False, True
+        firer = threading.Thread(target=target, name=FIRE_THREAD, daemon=True)
         firer.start()
-        timer.start()
         try:
             await asyncio.shield(ended)
         finally:
-            stop.set()
-            self.wake()
-            await asyncio.to_thread(timer.join)
-            decided.put(None)  # after the last slot the timer decided
-            await asyncio.to_thread(firer.join)
-
-    def _time(self, stop: threading.Event, decided: _Decided) -> None:
-        """The timer: sleep until the next due slot, pop what is due, stamp it, pass it on."""
-        # Ahead of the server's other threads for a CPU when it wakes (root only; a
-        # server that may not is merely less punctual on a busy host).
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), TIMER_NICE)
-        while not stop.is_set():
-            self._wake.clear()
             with self._lock:
-                now = self.clock.now()
-                for due in self.queue.pop_due(now):
-                    decided.put((due, now))
-                upcoming = self.queue.next_due()
-            delay = None
-            if upcoming is not None:
-                delay = max(0.0, (upcoming - self.clock.now()).total_seconds())
-            self._wake.wait(delay)
+                self._stopping = True
+                self._close_timer()
+            await asyncio.to_thread(firer.join)
+            self._following = False
 
-    def _fire_decided(self, decided: _Decided) -> None:
-        while (item := decided.get()) is not None:
-            self._fire(*item)
+    def _follow(self) -> None:
+        """Keep a timer running and fire what it decides, until stopped."""
+        self.start()
+        while (timer := self._timer) is not None:
+            try:
+                assert timer.stdout is not None
+                for line in timer.stdout:
+                    self._fire(*decode_due(line))
+            except BaseException:
+                self._end_timer(timer)
+                raise
+            status = self._end_timer(timer)
+            with self._lock:
+                if self._stopping:
+                    return
+            if time.monotonic() - self._spawned < TIMER_MIN_LIFE:
+                raise TimerFailed(
+                    f"the scheduler's timer ({self.python} -m jobdeck.schedule.timer) exited "
+                    f"with status {status} as it started; its error is in the server's log"
+                )
+            log.error("the scheduler's timer exited with status %s; starting it again", status)
+            self._recover()
+            self.start()
+
+    def _tell_timer(self) -> None:
+        """Send the loaded triggers to the running timer (under the lock)."""
+        timer = self._timer
+        if timer is None or self._loaded_at is None or timer.stdin is None:
+            return
+        # A timer that has ended (or is being stopped) is not told: the follower starts
+        # the next one, which is sent these triggers.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            _write(timer.stdin, encode_triggers(self._triggers, self._loaded_at))
+
+    def _close_timer(self) -> None:
+        timer = self._timer
+        if timer is not None and timer.stdin is not None and not timer.stdin.closed:
+            with contextlib.suppress(BrokenPipeError):  # it had not read everything
+                timer.stdin.close()
+
+    def _end_timer(self, timer: subprocess.Popen[bytes]) -> int:
+        """Close both ends of a timer's pipes (so that it cannot block on either), reap
+        it and return its exit status."""
+        with self._lock:
+            self._close_timer()
+        if timer.stdout is not None:
+            timer.stdout.close()
+        status = timer.wait()
+        with self._lock:
+            if self._timer is timer:
+                self._timer = None
+        return status
+
+    def _recover(self) -> None:
+        """After a timer ended: catch up, by each schedule's policy, the slots it may have
+        taken with it (those after the schedule's newest claimed slot, and after it was
+        loaded), then count every schedule from now."""
+        with self._lock:
+            now = self.clock.now()
+            last = self.last_fires()
+            for name in sorted(self.specs):
+                since, claimed = self._since.get(name), last.get(name)
+                if since is None:
+                    continue
+                self._catch_up(name, max(since, claimed) if claimed else since, now)
+            self._since = dict.fromkeys(self._triggers, now)
+            self._loaded_at = now
 
     def _fire(self, due: Due, now: datetime) -> None:
         if len(due.slots) == 1 and not due.truncated:
@@ -212,3 +306,8 @@ class Scheduler:
 def _settle(future: asyncio.Future[None], failure: BaseException) -> None:
     if not future.done():
         future.set_exception(failure)
+
+
+def _write(pipe: IO[bytes], data: bytes) -> None:
+    pipe.write(data)
+    pipe.flush()

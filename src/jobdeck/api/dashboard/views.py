@@ -133,13 +133,13 @@ def queue_depth(app: Application, now: datetime) -> dict[str, dict[str, Any]]:
 
 
 def next_fire(app: Application, name: str, spec: Schedule, now: datetime) -> datetime | None:
-    """The engine's own next slot for the schedule; computed from ``now`` when the engine
-    has not loaded it (not started yet, or disabled)."""
+    """The schedule's next slot after ``now``, by the trigger the engine has loaded;
+    by the catalog's when the engine has not loaded it (not started yet)."""
     if not spec.enabled:
         return None
-    queued = app.scheduler.queue.next_of(name)
-    if queued is not None:
-        return queued
+    loaded = app.scheduler.next_of(name, now)
+    if loaded is not None:
+        return loaded
     fires = next_fires(trigger_for(spec), now, 1)
     return fires[0] if fires else None
 
