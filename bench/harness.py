@@ -61,6 +61,23 @@ def rss_mb(pid: int) -> float:
     return resident * PAGE_SIZE / (1024 * 1024)
 
 
+def children(pid: int) -> list[int]:
+    """The pids of a process's children."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return []
+    return [part.decode() for part in raw.split(b"\0") if part]
+
+
 def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:

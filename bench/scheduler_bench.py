@@ -5,7 +5,10 @@ Schedule ``i`` fires every ``base + i * step`` milliseconds, counted from the Un
 (that is how a jobdeck `rate` is defined, and how the APScheduler peer's IntervalTrigger
 is started), so the fires of all schedules spread evenly over time. Each fire runs a
 trivial program in a warm pool. Lateness is "decided minus nominal": for jobdeck the
-instant its scheduler claimed the slot, for APScheduler the instant it submitted the job.
+instant its scheduler's timer took the slot (the instant the slot is claimed with in the
+store), for APScheduler the instant it submitted the job. Beside each, the machine's
+floor in the same seconds: how late a bare sleeper wakes (``wake_floor.py``). The
+server's CPU and memory include its timer's, a process of its own.
 """
 
 from __future__ import annotations
@@ -18,11 +21,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from harness import JobdeckServer, cpu_seconds, median, percentile, rss_mb, wait_for
+from harness import (
+    JobdeckServer,
+    children,
+    cmdline,
+    cpu_seconds,
+    median,
+    percentile,
+    rss_mb,
+    wait_for,
+)
 
 from jobdeck.store import open_store
 
 PEER = Path(__file__).parent / "peers" / "apscheduler_peer.py"
+FLOOR = Path(__file__).parent / "wake_floor.py"
 
 
 def periods_ms(count: int, base_ms: int, step_ms: int) -> list[int]:
@@ -55,11 +68,16 @@ def run(quick: bool) -> dict[str, float]:
     window = 30.0 if quick else 90.0
     base, step = (20_000, 13) if quick else (120_000, 11)
     periods = periods_ms(count, base, step)
+    floor = _floor(window)
     peer_lateness = _apscheduler(periods, window)
+    peer_floor = _lateness_of(floor)
     with JobdeckServer(catalog(periods)) as server:
         began = time.time()
+        timer = wait_for(lambda: _timer(server.pid), 30, "the scheduler's timer")
+        floor = _floor(window)
         time.sleep(window)
-        rss = rss_mb(server.pid)
+        jobdeck_floor = _lateness_of(floor)
+        rss, timer_rss = rss_mb(server.pid), rss_mb(timer)
         lateness, started = _lateness(server, began)
         # Idle: the same schedules, each now firing once a week; nothing is due.
         idle = catalog([604_800_000 + p for p in periods])
@@ -67,10 +85,11 @@ def run(quick: bool) -> dict[str, float]:
         server.jobdeck("apply", "--yes")
         wait_for(lambda: _revision(server) >= 2, 60, "the idle revision")
         time.sleep(5)
-        before, t0 = cpu_seconds(server.pid), time.monotonic()
+        pids = (server.pid, timer)
+        before, t0 = sum(map(cpu_seconds, pids)), time.monotonic()
         time.sleep(15)
-        idle_cpu = (cpu_seconds(server.pid) - before) / (time.monotonic() - t0) * 100
-        rss = max(rss, rss_mb(server.pid))
+        idle_cpu = (sum(map(cpu_seconds, pids)) - before) / (time.monotonic() - t0) * 100
+        rss, timer_rss = max(rss, rss_mb(server.pid)), max(timer_rss, rss_mb(timer))
     return {
         "schedules": float(count),
         "fires": float(len(lateness)),
@@ -79,11 +98,23 @@ def run(quick: bool) -> dict[str, float]:
         "lateness_max_ms": max(lateness, default=0.0),
         "nominal_to_started_p50_ms": median(started),
         "nominal_to_started_p99_ms": percentile(started, 0.99),
+        "floor_lateness_p99_ms": percentile(jobdeck_floor, 0.99),
         "apscheduler_fires": float(len(peer_lateness)),
         "apscheduler_lateness_p99_ms": percentile(peer_lateness, 0.99),
+        "apscheduler_floor_lateness_p99_ms": percentile(peer_floor, 0.99),
         "idle_cpu_percent": idle_cpu,
-        "rss_mb": rss,
+        "rss_mb": rss + timer_rss,
+        "server_rss_mb": rss,
+        "timer_rss_mb": timer_rss,
     }
+
+
+def _timer(server: int) -> int | None:
+    """The server's timer process (its CPU and memory count as the server's)."""
+    for pid in children(server):
+        if "jobdeck.schedule.timer" in cmdline(pid):
+            return pid
+    return None
 
 
 def _lateness(server: JobdeckServer, since: float) -> tuple[list[float], list[float]]:
@@ -105,6 +136,21 @@ def _revision(server: JobdeckServer) -> int:
     body: dict[str, Any] = server.client.get("/api/v1/revisions").json()
     items = body.get("items", body if isinstance(body, list) else [])
     return max((int(r["number"]) for r in items), default=0)
+
+
+def _floor(window: float) -> subprocess.Popen[str]:
+    """The machine's floor for a timer, measured over the next ``window`` seconds."""
+    return subprocess.Popen(
+        [sys.executable, str(FLOOR), str(window)], stdout=subprocess.PIPE, text=True
+    )
+
+
+def _lateness_of(probe: subprocess.Popen[str]) -> list[float]:
+    out, _ = probe.communicate(timeout=120)
+    if probe.returncode != 0:
+        raise RuntimeError(f"the wake floor probe exited with status {probe.returncode}")
+    values: list[float] = json.loads(out)["lateness_ms"]
+    return values
 
 
 def _apscheduler(periods: list[int], window: float) -> list[float]:
