@@ -61,6 +61,18 @@ def rss_mb(pid: int) -> float:
     return resident * PAGE_SIZE / (1024 * 1024)
 
 
+def private_mb(pid: int) -> float:
+    """A process's private memory (resident, not shared with any other process): what it
+    adds to the machine beside processes that map the same files."""
+    fields: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            name, _, rest = line.partition(":")
+            if rest.strip().endswith("kB"):
+                fields[name] = int(rest.split()[0])
+    return (fields["Private_Clean"] + fields["Private_Dirty"]) / 1024
+
+
 def children(pid: int) -> list[int]:
     """The pids of a process's children."""
     found: list[int] = []

@@ -90,7 +90,7 @@ class Scheduler:
         self.clock = clock
         self.last_fires = last_fires  # each schedule's newest claimed slot
         self.python = python
-        self.queue = FireQueue()  # the timer's queue, for tick()
+        self._queue: FireQueue | None = None  # tick()'s, made by its first call
         self.specs: dict[str, Schedule] = {}
         self._triggers: dict[str, Trigger] = {}
         # When each trigger was loaded as new or changed: it has no slot before that.
@@ -122,7 +122,8 @@ class Scheduler:
                 last = self.last_fires()
                 for name in sorted(self.specs):
                     self._catch_up(name, last.get(name), now)
-            self.queue.update(self._triggers, now)
+            if self._queue is not None:
+                self._queue.update(self._triggers, now)
             self._loaded_at = now
             self._tell_timer()
 
@@ -136,9 +137,16 @@ class Scheduler:
         fires = next_fires(trigger, now, 1)
         return fires[0] if fires else None
 
-    def next_due(self) -> datetime | None:
+    @property
+    def queue(self) -> FireQueue:
+        """The queue :meth:`tick` fires from, in this process; the engine's timer keeps
+        its own, so a server that only runs never holds this one."""
         with self._lock:
-            return self.queue.next_due()
+            if self._queue is None:
+                self._queue = FireQueue()
+                if self._loaded_at is not None:
+                    self._queue.update(self._triggers, self._loaded_at)
+            return self._queue
 
     def tick(self) -> datetime | None:
         """Fire every slot due at the clock's ``now``; return the next due instant."""

@@ -90,7 +90,7 @@ def cron_error(expression: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CronTrigger:
     expression: str
     zone: str = "UTC"
@@ -112,7 +112,7 @@ class CronTrigger:
             yield instant
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RateTrigger:
     interval: timedelta
 
