@@ -169,9 +169,9 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
     except BindRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
-    # A thread that wakes (the scheduler's, at a due slot) waits for the interpreter's
-    # lock until the running thread lets go of it: at most this many seconds, instead of
-    # the default 5 ms.
+    # A thread that wakes (the scheduler's fire thread, with a slot to claim) waits for
+    # the interpreter's lock until the running thread lets go of it: at most this many
+    # seconds, instead of the default 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
         asyncio.run(_serve(options, serve_options))
