@@ -12,6 +12,8 @@ import itertools
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -347,3 +349,50 @@ def _hog_size() -> int:
         if time.perf_counter() - began > 0.15:
             return size + 4
         size += 1
+
+
+SERVER = """\
+import asyncio, sys
+from jobdeck.catalog.load import load_catalog_text
+from jobdeck.clock import SystemClock
+from jobdeck.schedule.scheduler import Scheduler
+
+class Firing:
+    def fire(self, *args, **kwargs): return None
+    def record_missed(self, *args): return None
+
+scheduler = Scheduler(Firing(), SystemClock(), dict)
+scheduler.load(load_catalog_text(sys.argv[1], "jobdeck.yaml").catalog.schedules, catch_up=False)
+scheduler.start()
+print(scheduler.timer_pid, flush=True)
+asyncio.run(asyncio.sleep(60))
+"""
+
+
+def test_the_timer_ends_when_the_server_is_killed() -> None:
+    """A server killed outright (SIGKILL: nothing of it runs again) leaves no timer
+    behind: the timer's input ends with the server."""
+    with subprocess.Popen(
+        [sys.executable, "-c", SERVER, CATALOG], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None
+            timer = int(server.stdout.readline())
+            assert _running(timer)
+            server.kill()
+            server.wait(10)
+            deadline = time.monotonic() + 10
+            while _running(timer):
+                assert time.monotonic() < deadline, "the timer outlived the server"
+                time.sleep(0.01)
+        finally:
+            server.kill()
+
+
+def _running(pid: int) -> bool:
+    """The process exists and has not exited (an exited one may wait to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(") ", 1)[1].split()[0] not in ("Z", "X")
