@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import shutil
@@ -106,6 +107,12 @@ def demo(
             f"{catalog} plan\n"
             "  stop with Ctrl-C"
         )
+        if importlib.util.find_spec("boto3") is None:
+            typer.echo(
+                "  note: the example's queue workers import boto3, which is not installed: "
+                "install jobdeck[demo] (pip install -e '.[demo]'); until then they fail",
+                err=True,
+            )
         options = Options(
             state_dir=state_dir,
             public_url=url,
