@@ -108,6 +108,13 @@ def scheduler_for(firing: Firing, **options: Any) -> Scheduler:
     return Scheduler(firing, SystemClock(), firing.last_fires, **options)
 
 
+def running(firing: Firing) -> tuple[Scheduler, asyncio.Task[None]]:
+    """A scheduler with the catalog's schedules, its loop running (in the running loop)."""
+    scheduler = scheduler_for(firing)
+    scheduler.load(schedules(), catch_up=False)
+    return scheduler, asyncio.create_task(scheduler.run())
+
+
 async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
     deadline = time.monotonic() + limit
     while not condition():
@@ -132,9 +139,7 @@ def test_slots_are_decided_by_the_timer_process_and_fired_in_order() -> None:
     timers: list[int] = []
 
     async def scenario() -> None:
-        scheduler = scheduler_for(firing)
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        scheduler, task = running(firing)
         await until(lambda: scheduler.timer_pid is not None)
         timers.append(scheduler.timer_pid or 0)
         await until(lambda: len(firing.fires) >= 2)
@@ -176,9 +181,7 @@ def test_a_failing_fire_ends_run_with_the_error_and_the_timer() -> None:
     timers: list[int] = []
 
     async def scenario() -> None:
-        scheduler = scheduler_for(Firing(fail=True))
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        scheduler, task = running(Firing(fail=True))
         await until(lambda: scheduler.timer_pid is not None)
         timers.append(scheduler.timer_pid or 0)
         await asyncio.wait_for(task, 10)
@@ -195,9 +198,7 @@ def test_a_slow_fire_does_not_make_the_next_slot_late() -> None:
     firing = Firing(takes=1.5)  # slower than the schedule's 1 s rate
 
     async def scenario() -> None:
-        scheduler = scheduler_for(firing)
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        _, task = running(firing)
         await until(lambda: len(firing.fires) >= 3, limit=20)
         firing.takes = 0.0  # the slots still queued need not take as long to drain
         task.cancel()
@@ -225,9 +226,7 @@ def test_a_busy_interpreter_does_not_make_the_decision_late() -> None:
         held.append(time.time())
 
     async def scenario() -> None:
-        scheduler = scheduler_for(firing)
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        _, task = running(firing)
         await until(lambda: len(firing.fires) >= 1)
         hog = threading.Thread(target=hold)
         hog.start()
@@ -254,9 +253,7 @@ def test_stopping_fires_every_slot_already_decided() -> None:
     stopped: list[datetime] = []
 
     async def scenario() -> None:
-        scheduler = scheduler_for(firing)
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        _, task = running(firing)
         await until(lambda: len(firing.fires) >= 1, limit=20)
         await asyncio.sleep(2.5)  # two slots decided behind the one firing
         stopped.append(SystemClock().now())
@@ -282,9 +279,7 @@ def test_a_timer_that_dies_is_started_again_and_no_slot_is_lost() -> None:
     timers: list[int] = []
 
     async def scenario() -> None:
-        scheduler = scheduler_for(firing)
-        scheduler.load(schedules(), catch_up=False)
-        task = asyncio.create_task(scheduler.run())
+        scheduler, task = running(firing)
         await until(lambda: len(firing.fires) >= 3)  # it has lived long enough
         first = scheduler.timer_pid or 0
         timers.append(first)

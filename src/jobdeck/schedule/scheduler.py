@@ -115,7 +115,7 @@ class Scheduler:
             since: dict[str, datetime] = {}
             for name, trigger in triggers.items():
                 kept = self._since.get(name)
-                unchanged = kept is not None and self._triggers.get(name) == trigger
+                unchanged = self._triggers.get(name) == trigger
                 since[name] = kept if kept is not None and unchanged else now
             self._since, self._triggers = since, triggers
             if catch_up:
@@ -208,7 +208,8 @@ class Scheduler:
         finally:
             with self._lock:
                 self._stopping = True
-                self._close_timer()
+                if self._timer is not None:
+                    self._close_input(self._timer)
             await asyncio.to_thread(firer.join)
             self._following = False
 
@@ -246,9 +247,10 @@ class Scheduler:
         with contextlib.suppress(BrokenPipeError, ValueError):
             _write(timer.stdin, encode_triggers(self._triggers, self._loaded_at))
 
-    def _close_timer(self) -> None:
-        timer = self._timer
-        if timer is not None and timer.stdin is not None and not timer.stdin.closed:
+    @staticmethod
+    def _close_input(timer: subprocess.Popen[bytes]) -> None:
+        """The timer's order to stop (under the lock)."""
+        if timer.stdin is not None and not timer.stdin.closed:
             with contextlib.suppress(BrokenPipeError):  # it had not read everything
                 timer.stdin.close()
 
@@ -256,7 +258,7 @@ class Scheduler:
         """Close both ends of a timer's pipes (so that it cannot block on either), reap
         it and return its exit status."""
         with self._lock:
-            self._close_timer()
+            self._close_input(timer)
         if timer.stdout is not None:
             timer.stdout.close()
         status = timer.wait()
