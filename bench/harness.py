@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 
 from jobdeck.cli.serve_cmds import discard_state
+from jobdeck.execute import record
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
@@ -238,9 +238,12 @@ class JobdeckServer:
         """Runs outlive the server by design; a benchmark must not leave any behind. A run
         shim takes SIGTERM as a cancel: it stops its program's whole tree, then exits."""
         shims = []
-        for info in (self.state_dir / "runs").glob("*/shim.json"):
+        for path in (self.state_dir / "runs").glob(f"*/{record.RECORD_FILE}"):
             try:
-                pid = int(json.loads(info.read_text())["shim_pid"])
+                info = record.read(path.parent).shim_info()
+                if info is None:
+                    continue
+                pid = info.shim_pid
                 os.kill(pid, signal.SIGTERM)
                 shims.append(pid)
             except (OSError, ValueError, KeyError):

@@ -161,21 +161,30 @@ def test_a_run_killed_while_the_server_is_down_ends_lost(
     run_id = start_run(server, "slow")
     wait_for(lambda: run_record(server, run_id)["status"] == "running", what="running")
     run_dir = server.state_dir / "runs" / str(run_id)
-    shim = {
-        **json.loads((run_dir / "shim.json").read_text()),
-        **json.loads((run_dir / "started.json").read_text()),
-    }
+    shim = _record(run_dir)
+    assert {"shim_pid", "child_pid"} <= shim.keys()
     server.kill9()
     # The host loses the run while no engine watches: its supervisor and program die.
     os.kill(shim["shim_pid"], signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         os.kill(shim["child_pid"], signal.SIGKILL)
     wait_for(lambda: not _alive(shim["shim_pid"]), what="the shim to die")
-    (run_dir / "result.json").unlink(missing_ok=True)
+    assert "status" not in _record(run_dir), "the killed shim wrote no result"
     server.start()
     record = wait_for(lambda: ended(server, run_id), timeout=30, what="the lost run")
     assert record["status"] == "lost"
     assert record["reason"] == "engine_restart"
+
+
+def _record(run_dir: Path) -> dict[str, Any]:
+    """The run's record (``run.jsonl``: one object per line, written by the engine and
+    the run's supervisor) with every part merged, the spec left out."""
+    merged: dict[str, Any] = {}
+    for line in (run_dir / "run.jsonl").read_text().splitlines():
+        for kind, part in json.loads(line).items():
+            if kind != "spec":
+                merged.update(part)
+    return merged
 
 
 def test_a_new_revision_is_picked_up_within_two_seconds(

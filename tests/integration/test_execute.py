@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from datetime import datetime
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.execute.proc import boot_id, is_alive
 from tests.integration.test_execute_harness import (
     PY,
@@ -55,7 +55,8 @@ def test_a_run_succeeds_with_its_log_and_result(harness: Harness, tmp_path: Path
     assert "/jobdeck/" in log
     assert "/batch/run-ok" in log
     # The schema on disk is what the engine and other tools read.
-    data = json.loads((handle.run_dir / "result.json").read_text())
+    data = record.read(handle.run_dir).result
+    assert data is not None
     assert data["schema"] == 1
     assert data["status"] == "succeeded"
 

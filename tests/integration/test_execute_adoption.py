@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.execute.launch import cancel, probe, result, shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.execute.spec import RunSpec
@@ -144,16 +145,18 @@ def _remove_group(group: Path) -> None:
         group.rmdir()
 
 
-def test_the_shims_record_is_written_once_and_the_programs_beside_it(harness: Harness) -> None:
-    """``shim.json`` is never replaced (a replaced file frees an inode, which costs every
-    file created after it on ext4 without a journal); the program's pid and start are in
-    ``started.json``, and readers see both as one record."""
+def test_a_run_leaves_one_record_and_its_log_and_each_part_once(harness: Harness) -> None:
+    """The engine's spec, the shim's identity, the program's start and the result are
+    lines of one record, in that order (every new file costs an inode, which on ext4
+    without a journal is slow after deletions); readers see the shim and the program
+    as one."""
     pools = harness.pools(batch=pool())
     handle = harness.start(pools, "batch", "once", shell="echo hi")
     assert harness.wait(handle.run_dir).status == "succeeded"
-    own = json.loads((handle.run_dir / "shim.json").read_text())
+    lines = [json.loads(line) for line in (handle.run_dir / "run.jsonl").read_text().splitlines()]
+    assert [next(iter(line)) for line in lines] == ["spec", "shim", "started", "result"]
+    own, started = lines[1]["shim"], lines[2]["started"]
     assert own["child_pid"] is None
-    started = json.loads((handle.run_dir / "started.json").read_text())
     info = shim_info(handle.run_dir)
     assert info is not None
     assert (info.shim_pid, info.child_pid, info.pgid) == (
@@ -162,11 +165,14 @@ def test_the_shims_record_is_written_once_and_the_programs_beside_it(harness: Ha
         started["child_pid"],
     )
     assert info.started_at == started["started_at"]
+    # Started the cold way, the shim's own output has a file too.
+    assert sorted(p.name for p in handle.run_dir.iterdir()) == ["log", "run.jsonl", "shim.log"]
 
 
 def test_a_run_directory_of_an_earlier_version_is_still_read(tmp_path: Path) -> None:
-    """Before ``started.json``, the shim rewrote ``shim.json`` with the program in it: an
-    engine upgraded while such a run goes on must still adopt it."""
+    """Earlier versions wrote a file per part, and before ``started.json`` the shim
+    rewrote ``shim.json`` with the program in it: an engine upgraded while such a run
+    goes on must still adopt it."""
     record = {
         "shim_pid": 4321,
         "shim_start": 99,
@@ -180,3 +186,26 @@ def test_a_run_directory_of_an_earlier_version_is_still_read(tmp_path: Path) -> 
     info = shim_info(tmp_path)
     assert info is not None
     assert (info.child_pid, info.child_start, info.pgid) == (4322, 100, 4322)
+
+
+def test_an_earlier_versions_four_files_are_read_as_one_record(tmp_path: Path) -> None:
+    """A run that an earlier version launched and that ended while no engine ran: its
+    spec, shim, start and result files are found, and the run is finished."""
+    spec = RunSpec(run_id="old", argv=("/bin/true",), env=ENV, workdir=str(tmp_path))
+    (tmp_path / "spec.json").write_text(json.dumps(spec.to_json()))
+    shim = {"shim_pid": 4321, "shim_start": 99, "boot_id": "b", "child_pid": None}
+    (tmp_path / "shim.json").write_text(json.dumps(shim))
+    started = {"child_pid": 4322, "child_start": 100, "pgid": 4322, "started_at": "x"}
+    (tmp_path / "started.json").write_text(json.dumps(started))
+    ended = {"run_id": "old", "status": "failed", "reason": "exit_code", "exit_code": 3}
+    (tmp_path / "result.json").write_text(json.dumps(ended))
+    info = shim_info(tmp_path)
+    assert info is not None
+    assert (info.shim_pid, info.child_pid, info.started_at) == (4321, 4322, "x")
+    done = result(tmp_path)
+    assert done is not None
+    assert (done.status, done.exit_code) == ("failed", 3)
+    assert probe(tmp_path) == "finished"
+    assert RunSpec.from_json(record.read(tmp_path).spec or {}) == spec
+    with pytest.raises(FileExistsError):
+        record.create(tmp_path, spec.to_json())

@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.execute.launch import RunHandle, shim_info
 from jobdeck.execute.pools import PoolManager
-from jobdeck.execute.spec import RESULT_FILE, SPEC_FILE, RunSpec, write_json_atomic
-from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
+from jobdeck.execute.spec import RunSpec
+from jobdeck.execute.warm import VERSION, LauncherUnreachable, WarmLauncher, WarmLaunchError
 from tests.integration.test_execute_harness import (
     ENV,
     PY,
@@ -96,6 +98,69 @@ def test_a_warm_run_has_the_cold_runs_result_log_and_cgroup(
     info = shim_info(handle.run_dir)
     assert info is not None
     assert info.pgid == info.child_pid
+    # Two new files per run beside its folder: the record and the log (the shim's own
+    # output goes to the launcher's log).
+    assert sorted(p.name for p in handle.run_dir.iterdir()) == ["log", "run.jsonl"]
+
+
+# What a launcher of the previous version did with a request: it knew no version
+# request, and looked for ``spec.json``. It exits on SIGTERM and removes its socket.
+OLD_LAUNCHER = """
+import os, signal, socket, sys
+path = sys.argv[1]
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(path)
+listener.listen(8)
+def stop(*_):
+    os.unlink(path)
+    os._exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    conn, _ = listener.accept()
+    request = conn.recv(4096).decode().strip()
+    if request:
+        conn.sendall(f"error: no run spec in {request!r}\\n".encode())
+    conn.close()
+"""
+
+
+def test_a_launcher_of_an_earlier_version_is_replaced(
+    harness: Harness, launcher: WarmLauncher
+) -> None:
+    """Left running across an upgrade, it would refuse every run (it cannot read the
+    run's record): the engine stops it at its first run and starts its own."""
+    manager = harness.pools(tools=pool(memory="256MiB", priority="critical", warm=True))
+    old = subprocess.Popen([PY, "-c", OLD_LAUNCHER, str(launcher.socket_path)])
+    try:
+        wait_for(launcher.alive, 10, "the old launcher to listen")
+        handle = asyncio.run(
+            launcher.launch_async(
+                harness.tmp_path / "up", spec_for(harness, manager, "up", ["/bin/true"])
+            )
+        )
+        assert handle.result is None or handle.result.status == "succeeded"
+        assert old.wait(timeout=10) == 0, "the old launcher was asked to stop"
+        assert harness.wait(handle.run_dir).status == "succeeded"
+        assert launcher._version() == VERSION
+        assert launcher._pid() not in (None, old.pid)
+    finally:
+        if old.poll() is None:
+            old.kill()
+            old.wait()
+
+
+def test_a_shim_that_fails_says_so_in_the_launchers_log(
+    tmp_path: Path, launcher: WarmLauncher
+) -> None:
+    launcher.ensure()
+    run_dir = tmp_path / "bad"
+    record.create(run_dir, {"run_id": "bad"})  # neither argv nor shell
+    launcher._request(run_dir)
+    log = launcher.socket_path.with_suffix(".log")
+    wait_for(lambda: "give exactly one of argv and shell" in log.read_text(), 10, "the log")
+    assert f"the shim of {run_dir} failed" in log.read_text()
+    assert record.read(run_dir).shim is None
+    assert launcher.alive()
 
 
 def test_a_run_outlives_its_launcher_and_a_new_launcher_is_started_on_demand(
@@ -193,13 +258,13 @@ def test_the_answer_comes_once_the_program_runs(harness: Harness, launcher: Warm
         kill_grace=2,
         isolation=manager.placement("tools", "w5", None),
     )
-    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+    record.create(run_dir, spec.to_json())
     shim_pid = launcher._request(run_dir.resolve())
     info = shim_info(run_dir)
     assert info is not None
     assert info.shim_pid == shim_pid
     assert info.child_pid is not None
-    assert not (run_dir / RESULT_FILE).exists(), "answered at the start, not at the end"
+    assert record.read(run_dir).result is None, "answered at the start, not at the end"
     assert harness.wait(run_dir).status == "succeeded"
 
 
@@ -210,7 +275,7 @@ def test_no_launcher_to_reach_or_start_writes_nothing(tmp_path: Path) -> None:
     spec = RunSpec(run_id="r", argv=("/bin/true",), env=dict(ENV), workdir=str(tmp_path))
     with pytest.raises(LauncherUnreachable):
         warm.launch(run_dir, spec)
-    assert not (run_dir / SPEC_FILE).exists()
+    assert not record.exists(run_dir)
 
 
 def test_the_event_loop_launches_like_the_thread_and_starts_a_missing_launcher(
@@ -245,7 +310,7 @@ def test_the_event_loop_launch_without_a_launcher_writes_nothing(tmp_path: Path)
     spec = RunSpec(run_id="r", argv=("/bin/true",), env=dict(ENV), workdir=str(tmp_path))
     with pytest.raises(LauncherUnreachable):
         asyncio.run(warm.launch_async(run_dir, spec))
-    assert not (run_dir / SPEC_FILE).exists()
+    assert not record.exists(run_dir)
 
 
 def test_the_launchers_rehearsal_leaves_nothing_behind(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.workers.supervisor import Backoff
 from tests.conftest import BACKENDS
 from tests.integration.test_workers_harness import Deck, until
@@ -254,7 +255,9 @@ async def test_a_restarted_engine_adopts_live_replicas_and_replaces_one_that_die
     await first.drop()
     # While no engine runs, one process dies; its shim records the outcome.
     os.kill(int(victim.detail["pid"]), signal.SIGKILL)
-    await until(lambda: (first.app.log_path(victim.id).parent / "result.json").exists(), "a result")
+    await until(
+        lambda: record.read(first.app.log_path(victim.id).parent).result is not None, "a result"
+    )
     second = await deck.engine()
 
     def replaced() -> bool:

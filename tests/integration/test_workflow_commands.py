@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from jobdeck.execute.spec import RunSpec, read_json
+from jobdeck.execute import record
+from jobdeck.execute.spec import RunSpec
 from jobdeck.workflow.driver import RunRefused
 from tests.integration.test_workflow_harness import PY, Deck, Decks, until
 
@@ -96,7 +97,7 @@ async def test_a_command_runs_its_argv_as_given_in_its_pool_with_timings(
     assert isinstance(dispatch_ms, float)
     assert dispatch_ms == pytest.approx((started - requested) / timedelta(milliseconds=1))
     assert 0 <= dispatch_ms < 10_000
-    spec = read_json(deck.executor.run_dir(run.id) / "spec.json")
+    spec = record.read(deck.executor.run_dir(run.id)).spec
     assert spec is not None
     isolation = RunSpec.from_json(spec).isolation
     assert isolation.memory_limit == 64 * 1024 * 1024

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.execute.proc import is_alive
-from jobdeck.execute.spec import RunSpec, read_json
+from jobdeck.execute.spec import RunSpec
 from tests.integration.test_execute_harness import needs_cgroups
 from tests.integration.test_workflow_harness import PY, T0, Decks, until
 
@@ -197,7 +198,7 @@ async def test_max_concurrency_makes_extra_runs_wait_visibly(decks: Decks, tmp_p
     assert deck.run(second.id).status == "pending"
     assert second.id in deck.driver.waiting
     # The run's own memory limit is part of what its shim was told.
-    spec = read_json(deck.executor.run_dir(first.id) / "spec.json")
+    spec = record.read(deck.executor.run_dir(first.id)).spec
     assert spec is not None
     assert RunSpec.from_json(spec).isolation.memory_limit == 64 * 1024 * 1024
     gate.touch()
@@ -285,7 +286,7 @@ async def test_runs_work_the_same_with_per_process_limits_only(decks: Decks) -> 
     run = deck.driver.run_now("job")
     ended = await deck.wait_ended(run.id)
     assert (ended.status, ended.exit_code, ended.pool) == ("failed", 5, "batch")
-    spec = read_json(deck.executor.run_dir(run.id) / "spec.json")
+    spec = record.read(deck.executor.run_dir(run.id)).spec
     assert spec is not None
     isolation = RunSpec.from_json(spec).isolation
     assert (isolation.cgroup_version, isolation.memory_limit) == (None, 256 * 1024 * 1024)

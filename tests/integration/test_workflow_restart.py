@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from jobdeck.execute import record
 from jobdeck.execute.launch import shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
@@ -83,7 +84,7 @@ async def test_a_restarted_driver_adopts_live_runs_and_ends_vanished_ones_lost(
     )
     # One run ends on its own while no engine runs.
     (tmp_path / "quick-gate").touch()
-    await until(lambda: (first.executor.run_dir(quick.id) / "result.json").exists(), "quick")
+    await until(lambda: record.read(first.executor.run_dir(quick.id)).result is not None, "quick")
     assert first.run(quick.id).status == "running"  # nobody recorded it yet
 
     # Like the server: adopt first, then load the applied revision.

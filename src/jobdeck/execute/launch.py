@@ -15,19 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from jobdeck.execute import cgroups
+from jobdeck.execute import cgroups, record
 from jobdeck.execute.proc import boot_id, group_alive, is_alive, signal_group
+from jobdeck.execute.record import Record
 from jobdeck.execute.spec import (
     CANCEL_FILE,
-    RESULT_FILE,
-    SHIM_FILE,
     SHIM_LOG_FILE,
-    SPEC_FILE,
-    STARTED_FILE,
     RunResult,
     RunSpec,
     ShimInfo,
-    read_json,
     write_json_atomic,
 )
 
@@ -56,15 +52,13 @@ def launch(
     python: str = sys.executable,
     start_timeout: float = 30.0,
 ) -> RunHandle:
-    """Write ``spec.json``, start the shim detached, and return once the program runs.
+    """Write the run's record (its spec), start the shim detached, and return once the
+    program runs.
 
     Returns with ``result`` set when the launch failed (``reason == "launch_error"``).
     Refuses a run directory that already has a spec: a run is started at most once.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / SPEC_FILE).exists():
-        raise FileExistsError(f"{run_dir} already holds a run")
-    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+    record.create(run_dir, spec.to_json())
     with open(run_dir / SHIM_LOG_FILE, "ab") as shim_log:
         # The shim forks and this direct child exits at once, so waiting here is brief
         # and leaves no zombie behind; the shim itself is adopted by init.
@@ -87,8 +81,8 @@ def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
     """Wait until the shim reports the program started, or a result, or its death."""
     deadline = time.monotonic() + start_timeout
     while True:
-        done = result(run_dir)
-        info = shim_info(run_dir)
+        found = record.read(run_dir)
+        done, info = found.run_result(), found.shim_info()
         if done is not None:
             return RunHandle(run_dir, info, done)
         if info is not None and info.child_pid is not None:
@@ -102,19 +96,14 @@ def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
 
 
 def shim_info(run_dir: Path) -> ShimInfo | None:
-    """The shim's record, with the program's once it started (``started.json``; a run
-    directory of an earlier version has it all in ``shim.json``)."""
-    data = read_json(run_dir / SHIM_FILE)
-    if data is None:
-        return None
-    started = read_json(run_dir / STARTED_FILE)
-    return ShimInfo.from_json({**data, **started} if started else data)
+    """Who supervises the run, with the program once it started (None before the shim
+    recorded itself)."""
+    return record.read(run_dir).shim_info()
 
 
 def result(run_dir: Path) -> RunResult | None:
     """The run's result, or None while it has none."""
-    data = read_json(run_dir / RESULT_FILE)
-    return RunResult.from_json(data) if data is not None else None
+    return record.read(run_dir).run_result()
 
 
 def probe(run_dir: Path, info: ShimInfo | None = None) -> Probe:
@@ -126,14 +115,15 @@ def probe(run_dir: Path, info: ShimInfo | None = None) -> Probe:
     outlived its shim may still run: :func:`cancel` stops it. ``info`` is the shim's
     record when the caller has read it already.
     """
-    if (run_dir / RESULT_FILE).exists():
+    found = record.read(run_dir)
+    if found.result is not None:
         return "finished"
-    info = info or shim_info(run_dir)
+    info = info or found.shim_info()
     if info is None or info.boot_id != boot_id():
         return "vanished"
     if is_alive(info.shim_pid, info.shim_start):
         return "running"
-    return "finished" if (run_dir / RESULT_FILE).exists() else "vanished"
+    return "finished" if result(run_dir) is not None else "vanished"
 
 
 def cancel(run_dir: Path, grace: float) -> bool:
@@ -143,8 +133,9 @@ def cancel(run_dir: Path, grace: float) -> bool:
     writes the result (``cancelled``). Without one (the run vanished) it stops what is
     left of the program itself, which takes up to ``grace``. False when nothing ran.
     """
-    info = shim_info(run_dir)
-    if info is None or info.boot_id != boot_id() or (run_dir / RESULT_FILE).exists():
+    found = record.read(run_dir)
+    info = found.shim_info()
+    if info is None or info.boot_id != boot_id() or found.result is not None:
         return False
     if is_alive(info.shim_pid, info.shim_start):
         write_json_atomic(run_dir / CANCEL_FILE, {"grace": grace}, durable=False)
@@ -153,14 +144,13 @@ def cancel(run_dir: Path, grace: float) -> bool:
         except ProcessLookupError:
             return False
         return True
-    return _stop_orphans(run_dir, info, grace)
+    return _stop_orphans(found, info, grace)
 
 
-def _stop_orphans(run_dir: Path, info: ShimInfo, grace: float) -> bool:
-    data = read_json(run_dir / SPEC_FILE)
+def _stop_orphans(found: Record, info: ShimInfo, grace: float) -> bool:
     run_group = None
-    if data is not None:
-        group = RunSpec.from_json(data).isolation.run_cgroup
+    if found.spec is not None:
+        group = RunSpec.from_json(found.spec).isolation.run_cgroup
         run_group = Path(group) if group else None
     # A pgid is trusted while its leader is the very process the shim started, or when
     # no process has that pid: the kernel does not reuse a pid that still names a group.

@@ -2,7 +2,8 @@
 
 ``python -m jobdeck.execute.shim RUN_DIR`` forks, the parent exits at once (so the
 engine has no child to reap and the shim is nobody's child but init's) and the shim,
-in its own session, runs ``RUN_DIR/spec.json``:
+in its own session, runs the spec in ``RUN_DIR/run.jsonl`` (the run's record, see
+:mod:`jobdeck.execute.record`), to which it appends who it is, then the program's start:
 
 1. joins the run's cgroups and sets the run's ``oom_score_adj`` on itself, then spawns
    the program (no ``preexec_fn``, so CPython can use vfork), which inherits both;
@@ -19,7 +20,7 @@ in its own session, runs ``RUN_DIR/spec.json``:
    is ``cancelled``/``cancelled``);
 5. when the program exits, stops what it left behind in its group or cgroup (SIGTERM,
    SIGKILL after ``kill_grace``): a run is over when its main process is;
-6. writes ``result.json`` atomically and removes the run's group.
+6. appends the result to the record, flushed to disk, and removes the run's group.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from jobdeck.execute import cgroups
+from jobdeck.execute import cgroups, record
 from jobdeck.execute.logcap import CappedLog
 from jobdeck.execute.proc import (
     boot_id,
@@ -48,16 +49,11 @@ from jobdeck.execute.proc import (
 from jobdeck.execute.spec import (
     CANCEL_FILE,
     LOG_FILE,
-    RESULT_FILE,
-    SHIM_FILE,
-    SPEC_FILE,
-    STARTED_FILE,
     Reason,
     RunResult,
     RunSpec,
     ShimInfo,
     read_json,
-    write_json_atomic,
 )
 
 # After the program and everything it left have gone, output still in flight is read
@@ -77,14 +73,15 @@ def now_iso() -> str:
 
 class Shim:
     def __init__(self, run_dir: Path, on_started: Callable[[], None] | None = None) -> None:
-        """``on_started`` is called once the program runs and ``started.json`` says so, or
+        """``on_started`` is called once the program runs and the record says so, or
         once a launch error is recorded: whoever waits for the start can look then."""
         self.run_dir = run_dir
         self.on_started = on_started
-        data = read_json(run_dir / SPEC_FILE)
+        data = record.read(run_dir).spec
         if data is None:
-            raise FileNotFoundError(f"{run_dir / SPEC_FILE} does not exist")
+            raise FileNotFoundError(f"{run_dir / record.RECORD_FILE} holds no run spec")
         self.spec = RunSpec.from_json(data)
+        self._record = -1  # the record's descriptor while the shim appends to it
         self.iso = self.spec.isolation
         self.pid = os.getpid()
         self.info = ShimInfo(self.pid, start_time(self.pid) or 0, boot_id())
@@ -122,7 +119,7 @@ class Shim:
                 raise LaunchError(f"pool unavailable: {exc}") from exc
         problem = set_oom_score_adj(self.iso.oom_score_adj)
         if problem:
-            print(f"jobdeck shim: {problem}", file=sys.stderr)
+            print(f"jobdeck shim of run {self.spec.run_id}: {problem}", file=sys.stderr)
         workdir = self.spec.workdir
         if not os.path.isdir(workdir):
             what = "does not exist" if not os.path.exists(workdir) else "is not a directory"
@@ -258,7 +255,15 @@ class Shim:
     # -- the whole run --------------------------------------------------------------
 
     def run(self) -> int:
-        write_json_atomic(self.run_dir / SHIM_FILE, _info_json(self.info), durable=False)
+        self._record = record.open_for_append(self.run_dir)
+        try:
+            return self._run()
+        finally:
+            os.close(self._record)
+            self._record = -1
+
+    def _run(self) -> int:
+        record.write_line(self._record, "shim", _info_json(self.info))
         wake_r = self._install_signals()
         log = CappedLog(self.run_dir / LOG_FILE, self.spec.log_cap)
         run_group = Path(self.iso.run_cgroup) if self.iso.run_cgroup else None
@@ -284,7 +289,7 @@ class Shim:
             "pgid": pid,
             "started_at": self.started_at,
         }
-        write_json_atomic(self.run_dir / STARTED_FILE, started, durable=False)
+        record.write_line(self._record, "started", started)
         self._announce()
         try:
             returncode = self._supervise(log, log_r, wake_r)
@@ -350,7 +355,8 @@ class Shim:
     def _finish(self, result: RunResult) -> int:
         if result.ended_at is None:
             result = RunResult(**{**result.__dict__, "ended_at": now_iso()})
-        write_json_atomic(self.run_dir / RESULT_FILE, result.to_json())
+        record.write_line(self._record, "result", result.to_json())
+        record.flush(self._record, self.run_dir)
         self._announce()  # a launch error is the answer to whoever waits for the start
         # The run's group can only be removed once nothing, the shim included, is in it
         # (a launch that failed after joining it never left it).

@@ -1,19 +1,19 @@
-"""The files a run directory holds, as typed values, and how they are written.
+"""What a run directory holds, as typed values, and how small files are written.
 
 The engine and the run shim talk only through files in the run's directory, so that a
 run outlives the engine that started it:
 
-``spec.json``    written by the engine before the shim starts (:class:`RunSpec`);
-``shim.json``    written by the shim before the program starts: who supervises the run,
-                 to recognise it later (:class:`ShimInfo` without the program);
-``started.json`` written by the shim once the program runs: the program's pid, start
-                 time and group, and when it started. A file of its own rather than a
-                 second ``shim.json``: replacing a file frees its inode, and on ext4
-                 without a journal every new file then passes the inodes freed in
-                 the last half minute, one by one, before it gets one;
+``run.jsonl``    the run's record (:mod:`jobdeck.execute.record`): the spec written by
+                 the engine (:class:`RunSpec`), then by the shim who supervises the run
+                 and the program's start (:class:`ShimInfo`), then the result
+                 (:class:`RunResult`);
 ``cancel.json``  written by the engine to ask for a cancel with a given grace;
-``result.json``  written by the shim, atomically, when the run is over (:class:`RunResult`);
-``log``          the program's stdout and stderr, combined and capped.
+``log``          the program's stdout and stderr, combined and capped;
+``shim.log``     the output of a shim started the cold way (a warm launcher's shims
+                 write to the launcher's log).
+
+Run directories of earlier versions hold the record as four files (``spec.json``,
+``shim.json``, ``started.json``, ``result.json``); they are still read.
 
 This module is imported by the shim, which starts a fresh interpreter per run: it must
 stay free of heavy imports (no pydantic, no catalog).

@@ -33,12 +33,14 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from jobdeck.execute import record
 from jobdeck.execute.launch import RunHandle, wait_started
 from jobdeck.execute.proc import set_oom_score_adj
-from jobdeck.execute.spec import SHIM_LOG_FILE, SPEC_FILE, RunSpec, write_json_atomic
+from jobdeck.execute.spec import RunSpec
 from jobdeck.execute.sysfiles import read_text
 
 if TYPE_CHECKING:
@@ -50,6 +52,11 @@ REHEARSAL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 REPLY_TIMEOUT = 10.0
 MAX_REQUEST = 4096
 STARTED = b"started\n"
+# The launcher's answer to VERSION_REQUEST: the request and record formats it knows.
+# An engine replaces a launcher that answers anything else (one of an earlier version,
+# left running across an upgrade, which would not find the run's record).
+VERSION_REQUEST = "version"
+VERSION = b"jobdeck-launcher 2\n"
 
 
 class WarmLaunchError(Exception):
@@ -120,7 +127,7 @@ def _rehearse(shim: type[Shim], folder: Path) -> None:
             run_dir = base / str(i)
             run_dir.mkdir(parents=True)
             spec = RunSpec(run_id="rehearsal", argv=(program,), env={"PATH": os.defpath})
-            write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+            record.create(run_dir, spec.to_json())
             rehearsal = shim(run_dir)
             rehearsal.run()
             signal.set_wakeup_fd(-1)
@@ -160,8 +167,12 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
         return
     if not request:
         return  # a liveness probe
+    if request == VERSION_REQUEST:
+        with contextlib.suppress(OSError):
+            conn.sendall(VERSION)
+        return
     run_dir = Path(request)
-    if not run_dir.is_absolute() or not (run_dir / SPEC_FILE).is_file():
+    if not run_dir.is_absolute() or not (run_dir / record.RECORD_FILE).is_file():
         with contextlib.suppress(OSError):
             conn.sendall(f"error: no run spec in {request!r}\n".encode())
         return
@@ -173,7 +184,6 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.setsid()
-            _redirect_output(run_dir / SHIM_LOG_FILE)
 
             def started() -> None:
                 try:
@@ -181,21 +191,18 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
                 finally:
                     conn.close()
 
+            # Its output goes to the launcher's log (a file of its own per run would
+            # cost every run a new file, for what is nearly always nothing).
             code = shim(run_dir, started).run()
+        except BaseException:
+            print(f"warm launcher: the shim of {run_dir} failed:", file=sys.stderr)
+            traceback.print_exc()
         finally:
+            with contextlib.suppress(BaseException):
+                sys.stderr.flush()
             os._exit(code)
     with contextlib.suppress(OSError):
         conn.sendall(f"ok {pid}\n".encode())
-
-
-def _redirect_output(path: Path) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,6 +227,9 @@ class WarmLauncher:
         # Launchers this engine started are its children while it lives: reaped here
         # once they exit, so that replacing one leaves no zombie behind.
         self._started: list[int] = []
+        # The launcher that answers was asked its version (or started here): the
+        # connections after that need no question first.
+        self._checked = False
 
     def _reap(self, wait: float = 0.0) -> None:
         deadline = time.monotonic() + wait
@@ -247,13 +257,57 @@ class WarmLauncher:
             return False
 
     def ensure(self) -> None:
-        """Start the launcher unless it answers; wait until it listens."""
+        """Start the launcher unless one of this version answers; wait until it listens.
+
+        One of another version (left running across an upgrade) is stopped first.
+        """
         self._reap()
-        if self.alive():
+        if self._current():
             return
         with self._starting:
-            if not self.alive():
+            if not self._current():
                 self._start()
+                self._checked = True
+
+    def _current(self) -> bool:
+        """True when a launcher of this version answers. One that answers with another
+        version is stopped (its shims go on), and this waits until it is gone."""
+        if not self.alive():
+            return False
+        if self._checked:
+            return True
+        answer = self._version()
+        if answer == VERSION:
+            self._checked = True
+            return True
+        if answer is None:
+            return False  # it went away meanwhile
+        self.stop()
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while self.alive():
+            if time.monotonic() > deadline:
+                raise WarmLaunchError(
+                    f"the warm launcher on {self.socket_path} is of another version "
+                    f"({answer.decode(errors='replace').strip()!r}) and does not stop"
+                )
+            time.sleep(0.01)
+        return False
+
+    def _version(self) -> bytes | None:
+        """The running launcher's answer to the version request; None when none answers."""
+        try:
+            with self._dial() as conn:
+                conn.settimeout(REPLY_TIMEOUT)
+                conn.sendall(f"{VERSION_REQUEST}\n".encode())
+                received = b""
+                while not received.endswith(b"\n"):
+                    chunk = conn.recv(256)
+                    if not chunk:
+                        break
+                    received += chunk
+        except OSError:
+            return None
+        return received
 
     def _start(self) -> None:
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,6 +362,9 @@ class WarmLauncher:
         # it forks pays for its size (the page tables copied, then torn down).
         import asyncio
 
+        if not self._checked:
+            # The first launch asks the launcher's version (or starts one) in a thread.
+            return await asyncio.to_thread(self.launch, run_dir, spec, start_timeout)
         loop = asyncio.get_running_loop()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.setblocking(False)
@@ -340,12 +397,14 @@ class WarmLauncher:
         return await asyncio.to_thread(wait_started, run_dir, max(0.0, deadline - loop.time()))
 
     def _connect(self, *, start: bool = True) -> socket.socket:
-        """A connection to the launcher; with ``start``, one is started if none answers."""
-        try:
-            return self._dial()
-        except OSError as exc:
-            if not start:
-                raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
+        """A connection to the launcher; with ``start``, one of this version is started
+        if none answers (the first time, the one that answers is asked its version)."""
+        if self._checked or not start:
+            try:
+                return self._dial()
+            except OSError as exc:
+                if not start:
+                    raise LauncherUnreachable(f"the warm launcher does not answer: {exc}") from exc
         try:
             self.ensure()
             return self._dial()
@@ -415,11 +474,9 @@ class WarmLauncher:
 
 
 def _write_spec(run_dir: Path, spec: RunSpec) -> Path:
-    """Write the run's spec; returns the run directory's absolute path, for the request."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if (run_dir / SPEC_FILE).exists():
-        raise FileExistsError(f"{run_dir} already holds a run")
-    write_json_atomic(run_dir / SPEC_FILE, spec.to_json(), durable=False)
+    """Write the run's record (its spec); returns the run directory's absolute path, for
+    the request."""
+    record.create(run_dir, spec.to_json())
     # Absolute is all the launcher needs; resolving symlinks costs a stat per component.
     return Path(os.path.abspath(run_dir))
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from jobdeck.execute.launch import shim_info
+from jobdeck.execute import record
 from jobdeck.execute.proc import group_alive, is_alive
-from jobdeck.execute.spec import RESULT_FILE, SPEC_FILE
+from jobdeck.execute.spec import SPEC_FILE
 
 # A shim records itself within moments of its launch; a spec older than this without a
 # shim record means the launch died before the shim did anything.
@@ -20,14 +20,21 @@ LAUNCH_SETTLE_S = 30.0
 
 
 def process_gone(run_dir: Path) -> bool:
-    if (run_dir / RESULT_FILE).exists():
+    found = record.read(run_dir)
+    if found.result is not None:
         return True
-    info = shim_info(run_dir)
+    info = found.shim_info()
     if info is None:
-        spec = run_dir / SPEC_FILE
-        if not spec.exists():
+        if found.spec is None:
             return True  # never launched
-        return time.time() - spec.stat().st_mtime > LAUNCH_SETTLE_S
+        # The record's (or an earlier version's spec file's) age: when it was written.
+        path = run_dir / record.RECORD_FILE
+        if not path.exists():
+            path = run_dir / SPEC_FILE
+        try:
+            return time.time() - path.stat().st_mtime > LAUNCH_SETTLE_S
+        except FileNotFoundError:
+            return True
     if is_alive(info.shim_pid, info.shim_start):
         return False
     if info.child_pid is not None and is_alive(info.child_pid, info.child_start):

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jobdeck.catalog.model import Command, Pool, Schedule, Worker
-from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe, result
+from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe, record, result
 from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
-from jobdeck.execute.spec import SPEC_FILE
 from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
 
 log = logging.getLogger(__name__)
@@ -209,7 +208,7 @@ class Executor:
 
     def launched(self, run_id: int) -> bool:
         """True once a shim was started for the run (it may have ended since)."""
-        return (self.run_dir(run_id) / SPEC_FILE).exists()
+        return record.exists(self.run_dir(run_id))
 
     def probe(self, run_id: int) -> str:
         return probe(self.run_dir(run_id))
