@@ -4,13 +4,18 @@ timeout, suspensions, notices, dispatch timings, and adoption after a restart.""
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection, event
 
 from jobdeck.execute import record
+from jobdeck.execute.proc import is_alive
 from jobdeck.execute.spec import RunSpec
+from jobdeck.store.engine import READ_ONLY
 from jobdeck.workflow.driver import RunRefused
 from tests.integration.test_workflow_harness import PY, Deck, Decks, until
 
@@ -281,3 +286,64 @@ async def test_a_command_in_a_warm_pool_is_started_by_the_pools_launcher(
     (launcher,) = deck.executor.stop_launchers()
     await until(lambda: not Path(f"/proc/{launcher}").exists(), "the launcher to be reaped")
     await deck.close()
+
+
+async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commit(
+    decks: Decks,
+) -> None:
+    """Under load the engine often gets to record a quick program's start only after the
+    program and its shim are gone: then its start and its end are one commit, with
+    everything each records on its own."""
+    deck = decks(
+        """
+        version: 1
+        project: quick
+        commands:
+          quick:
+            command: ["/bin/true"]
+        """
+    )
+    run = deck.driver.run_command("quick", ["/bin/true"], trigger="api", requested_by="q")
+    await asyncio.sleep(0)  # the launch is handed to a thread (the pool is not warm)
+    run_dir = deck.executor.run_dir(run.id)
+    commits: list[object] = []
+
+    def committed(connection: Connection) -> None:
+        if not connection.get_execution_options().get(READ_ONLY):
+            commits.append(connection)  # a writing transaction (reads commit too)
+
+    event.listen(deck.store.engine, "commit", committed)
+
+    def over() -> bool:
+        found = record.read(run_dir)
+        info = found.shim_info()
+        return (
+            found.result is not None
+            and info is not None
+            and not is_alive(info.shim_pid, info.shim_start)
+        )
+
+    _hold_the_event_loop_until(over)
+    ended = await deck.wait_ended(run.id)
+    event.remove(deck.store.engine, "commit", committed)
+    assert len(commits) == 1
+    assert (ended.status, ended.exit_code) == ("succeeded", 0)
+    events = deck.events(run.id)
+    assert [e.type for e in events] == ["created", "started", "ended"]
+    assert events[1].at == events[2].at
+    assert ended.started_at == ended.ended_at
+    assert ended.detail["run_dir"] == str(run_dir)
+    assert ended.detail["launch"] == "cold"
+    assert isinstance(ended.detail["pid"], int)
+    assert {"dispatched_at", "process_started_at", "dispatch_ms", "duration_ms"} <= set(
+        ended.detail
+    )
+    await deck.close()
+
+
+def _hold_the_event_loop_until(check: Callable[[], bool], within: float = 30.0) -> None:
+    """Called from the event loop: nothing else in it runs until ``check`` holds."""
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.01)

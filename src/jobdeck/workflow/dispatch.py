@@ -279,21 +279,22 @@ class Dispatcher:
         if launched.result is not None and launched.result.reason == "launch_error":
             self._finish(run.id, launched.result, timings)
             return
-        # A quick program may have ended already: it still started, and is recorded so;
-        # the watch below then reports its outcome at once.
+        started = {
+            "run_dir": str(launched.run_dir),
+            "pid": launched.pid,
+            "launch": launched.launch,
+            **timings,
+        }
+        done = self.executor.finished(run.id, launched.shim)
+        if done is not None:
+            # A quick program, over with its shim already: its start and its end are
+            # recorded in one commit.
+            self._finish(run.id, done, started=started)
+            return
         now = self.clock.now()
         with self.store.transaction() as tx:
-            self._record_started(
-                tx,
-                run.id,
-                now,
-                {
-                    "run_dir": str(launched.run_dir),
-                    "pid": launched.pid,
-                    "launch": launched.launch,
-                    **timings,
-                },
-            )
+            self._record_started(tx, run.id, now, started)
+        # A program that ended meanwhile is reported by the watch at once.
         self.executor.watch(run.id, self._on_exit, launched.shim)
         if run.id in self._cancelled_by:
             # A newer run asked to replace this one while it was being launched.
@@ -351,8 +352,15 @@ class Dispatcher:
                 self.on_error(exc)
 
     def _finish(
-        self, run_id: int, result: RunResult | None, extra: Mapping[str, Any] | None = None
+        self,
+        run_id: int,
+        result: RunResult | None,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        started: dict[str, Any] | None = None,
     ) -> None:
+        """Record the run's outcome; ``started``: the detail of its start, not recorded
+        yet (the program ended before it was), recorded first in the same commit."""
         run = self.running.pop(run_id, None)
         if run is None:
             return
@@ -373,6 +381,15 @@ class Dispatcher:
         ended: Run | None = None
         try:
             with self.store.transaction() as tx:
+                if started is not None:
+                    tx.update_run(
+                        run_id,
+                        at=now,
+                        event="started",
+                        status="running",
+                        started_at=now,
+                        detail=started,
+                    )
                 ended = tx.update_run(
                     run_id,
                     at=now,

@@ -25,6 +25,7 @@ from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe,
 from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
+from jobdeck.execute.proc import is_alive
 from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,13 @@ class Executor:
 
         self._watches[run_id] = fd
         loop.add_reader(fd, exited)
+
+    def finished(self, run_id: int, shim: ShimInfo | None) -> RunResult | None:
+        """The run's result when its shim has exited already, having written one; None
+        while the shim runs (or when it died without a result: :meth:`watch` tells)."""
+        if shim is None or is_alive(shim.shim_pid, shim.shim_start):
+            return None
+        return result(self.run_dir(run_id))
 
     def launched(self, run_id: int) -> bool:
         """True once a shim was started for the run (it may have ended since)."""
