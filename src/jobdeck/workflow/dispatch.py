@@ -293,16 +293,16 @@ class Dispatcher:
             return
         now = self.clock.now()
         with self.store.transaction() as tx:
-            self._record_started(tx, run.id, now, started)
+            self.running[run.id] = self._record_started(tx, run.id, now, started)
         # A program that ended meanwhile is reported by the watch at once.
         self.executor.watch(run.id, self._on_exit, launched.shim)
         if run.id in self._cancelled_by:
             # A newer run asked to replace this one while it was being launched.
             await self._cancel(run.id)
 
-    def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> None:
+    def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
         """The run is running (launched now, or found launched after a restart)."""
-        self.running[run_id] = tx.update_run(
+        return tx.update_run(
             run_id, at=now, event="started", status="running", started_at=now, detail=detail
         )
 
@@ -382,14 +382,7 @@ class Dispatcher:
         try:
             with self.store.transaction() as tx:
                 if started is not None:
-                    tx.update_run(
-                        run_id,
-                        at=now,
-                        event="started",
-                        status="running",
-                        started_at=now,
-                        detail=started,
-                    )
+                    self._record_started(tx, run_id, now, started)
                 ended = tx.update_run(
                     run_id,
                     at=now,

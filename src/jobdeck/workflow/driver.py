@@ -292,7 +292,7 @@ class RunDriver(Dispatcher):
                 tx.add_event(run.id, at=now, type="adopted", detail={"state": state})
                 if run.status == "pending":
                     detail = {"run_dir": str(self.executor.run_dir(run.id))}
-                    self._record_started(tx, run.id, now, detail)
+                    self.running[run.id] = self._record_started(tx, run.id, now, detail)
             adopted.append(run.id)
             self.executor.watch(run.id, self._on_exit)
         self._pump()
