@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from tests.integration.test_api_harness import (
@@ -120,6 +122,31 @@ async def test_a_run_started_over_the_api_has_its_events_attempts_and_log(
         assert audit[0]["via"] == "api"
         assert audit[0]["target"] == "schedule hello"
         assert audit[0]["detail"]["run_id"] == started["id"]
+
+
+async def test_a_run_is_started_while_the_thread_pool_is_taken(tmp_path: Path) -> None:
+    """Starting a run needs no worker thread: slow reads that take every thread of the
+    pool (a crowd of dashboards, a large log) do not hold up an operator's run."""
+    async with serving(tmp_path) as served:
+        suspended = await served.client.post(
+            "/api/v1/schedules/fails/suspend", json={"reason": "held for the test"}
+        )
+        assert suspended.status_code == 201, suspended.text
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        holders = [object() for _ in range(int(limiter.total_tokens))]
+        for holder in holders:
+            await limiter.acquire_on_behalf_of(holder)
+        try:
+            with anyio.fail_after(10):
+                started = await start(served, "hello")
+                refused = await served.client.post("/api/v1/schedules/fails/runs", json={})
+        finally:
+            for holder in holders:
+                limiter.release_on_behalf_of(holder)
+        assert started["status"] == "pending"
+        assert refused.status_code == 409, refused.text
+        ended = await wait_for_end(served.client, started["id"])
+        assert ended["status"] == "succeeded"
 
 
 async def test_a_live_log_is_followed_by_offset(tmp_path: Path) -> None:
