@@ -74,8 +74,18 @@ def test_the_server_imports_slack_bolt_only_when_slack_is_configured() -> None:
 def test_the_warm_launcher_holds_only_what_its_shims_need() -> None:
     """Every shim is a fork of the launcher and pays for its size: the page tables
     copied at the fork and torn down at the exit. asyncio (with ssl and logging) is the
-    engine's, imported where the engine uses it."""
-    heavy = ("asyncio", "ssl", "logging", "concurrent", "pydantic", "sqlalchemy")
+    engine's, imported where the engine uses it; so are subprocess and threading, whose
+    handler would run in every shim after its fork (the shim spawns with posix_spawn)."""
+    heavy = (
+        "asyncio",
+        "ssl",
+        "logging",
+        "concurrent",
+        "pydantic",
+        "sqlalchemy",
+        "subprocess",
+        "threading",
+    )
     assert _loaded("import jobdeck.execute.warm, jobdeck.execute.shim", heavy) == []
 
 

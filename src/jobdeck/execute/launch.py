@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -58,6 +57,11 @@ def launch(
     Returns with ``result`` set when the launch failed (``reason == "launch_error"``).
     Refuses a run directory that already has a spec: a run is started at most once.
     """
+    # Imported here: the warm launcher imports this module, and every shim it forks
+    # pays for what it holds (subprocess brings threading, whose handler runs after
+    # every fork).
+    import subprocess
+
     record.create(run_dir, spec.to_json())
     with open(run_dir / SHIM_LOG_FILE, "ab") as shim_log:
         # The shim forks and this direct child exits at once, so waiting here is brief

@@ -5,8 +5,9 @@ engine has no child to reap and the shim is nobody's child but init's) and the s
 in its own session, runs the spec in ``RUN_DIR/run.jsonl`` (the run's record, see
 :mod:`jobdeck.execute.record`), to which it appends who it is, then the program's start:
 
-1. joins the run's cgroups and sets the run's ``oom_score_adj`` on itself, then spawns
-   the program (no ``preexec_fn``, so CPython can use vfork), which inherits both;
+1. joins the run's cgroups and sets the run's ``oom_score_adj`` on itself, moves to its
+   working directory, then spawns the program with ``posix_spawn`` (vfork and exec, no
+   Python in between: :mod:`jobdeck.execute.spawn`), which inherits all three;
    in the fallback mode it applies RLIMIT_AS to the program right after the spawn;
 2. steps out of the run's memory group at once (into ``leave_to``), so that what it
    writes itself (the log, the result) is not charged to the run: a removed memory
@@ -30,7 +31,6 @@ import os
 import resource
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +46,7 @@ from jobdeck.execute.proc import (
     signal_group,
     start_time,
 )
+from jobdeck.execute.spawn import Program, spawn
 from jobdeck.execute.spec import (
     CANCEL_FILE,
     LOG_FILE,
@@ -89,7 +90,7 @@ class Shim:
         self.stop_reason: Reason | None = None
         self.kill_at: float | None = None
         self.killed_by_us = False
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: Program | None = None
         self.started_at: str | None = None
         self._left = False  # out of the run's memory group again
         self.wake_fds: tuple[int, int] | None = None  # the signal wake-up pipe
@@ -111,7 +112,7 @@ class Shim:
 
     # -- launch ---------------------------------------------------------------------
 
-    def _launch(self, log_w: int) -> subprocess.Popen[bytes]:
+    def _launch(self, log_w: int) -> Program:
         for group in self.iso.join:
             try:
                 cgroups.join(Path(group), self.pid)
@@ -128,16 +129,12 @@ class Shim:
         env = dict(self.spec.env)
         env["JOBDECK_RUN_ID"] = self.spec.run_id
         try:
-            child = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_w,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-                env=env,
-                start_new_session=True,
-                close_fds=True,
-            )
+            # The shim's own directory is the program's: posix_spawn has no cwd.
+            os.chdir(workdir)
+        except OSError as exc:
+            raise LaunchError(f"bad workdir {workdir!r}: {exc.strerror or exc}") from exc
+        try:
+            child = spawn(argv, env, log_w)
         except OSError as exc:
             raise LaunchError(
                 f"cannot execute {argv[0]!r}: {exc.strerror or exc} (errno {exc.errno})"

@@ -29,9 +29,7 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -220,6 +218,10 @@ class WarmLauncher:
     """The engine's handle on one pool's launcher; starts it when it is not running."""
 
     def __init__(self, socket_path: Path, *, python: str = sys.executable) -> None:
+        # Imported here, by the engine: the launcher process imports this module too,
+        # and threading's handler would run after every fork of a shim.
+        import threading
+
         self.socket_path = socket_path
         self.python = python
         # Launches run in worker threads: two of them must not both start a launcher.
@@ -310,6 +312,8 @@ class WarmLauncher:
         return received
 
     def _start(self) -> None:
+        import subprocess  # the engine's, as threading above
+
         self.socket_path.parent.mkdir(parents=True, exist_ok=True)
         log_path = self.socket_path.with_suffix(".log")
         with open(log_path, "ab") as log:
