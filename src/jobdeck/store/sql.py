@@ -342,9 +342,7 @@ class Tx(RunQueries, QueueQueries, WorkerQueries):
             "outcome": entry.outcome,
             "detail": entry.detail,
         }
-        new_id = self.connection.scalar(
-            audit_entries.insert().values(values).returning(audit_entries.c.id)
-        )
+        new_id = self.connection.scalar(_INSERT_AUDIT, values)
         return dataclasses.replace(entry, id=int(cast(int, new_id)))
 
     def audit(self, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
@@ -361,6 +359,9 @@ class Tx(RunQueries, QueueQueries, WorkerQueries):
         return self.connection.execute(query).mappings().first()
 
 
+# Written with every run requested (its audit entry): built once, with bound parameters
+# (see runs_sql); with its values embedded it was built and hashed anew for each entry.
+_INSERT_AUDIT = audit_entries.insert().returning(audit_entries.c.id)
 # Asked before every run starts: built once, with bound parameters (see runs_sql).
 _ACTIVE_SUSPENSION = (
     select(suspensions)
