@@ -21,6 +21,7 @@ from jobdeck.store import (
     Run,
     RunAlreadyEnded,
     RunStatus,
+    RunStep,
     Store,
     StoreError,
     Tx,
@@ -373,6 +374,44 @@ def test_a_final_status_is_final(store: Store) -> None:
         skipped = new_run(tx, status="skipped", reason="overlap")
         with pytest.raises(RunAlreadyEnded):
             tx.update_run(skipped.id, at=at(1), event="started", status="running")
+
+
+def test_steps_are_one_write_of_the_run_with_an_event_each(store: Store) -> None:
+    with store.transaction() as tx:
+        run = new_run(tx, detail={"requested_at": "x"})
+        steps = [
+            RunStep("started", "running", started_at=at(1), detail={"pid": 7, "launch": "warm"}),
+            RunStep("ended", "succeeded", exit_code=0, ended_at=at(1), detail={"launch": "x"}),
+        ]
+        ended = tx.update_run_steps(run.id, at=at(1), steps=steps)
+    assert (ended.status, ended.exit_code) == ("succeeded", 0)
+    assert (ended.started_at, ended.ended_at) == (at(1), at(1))
+    # Merged in order: a later step's key wins.
+    assert ended.detail == {"requested_at": "x", "pid": 7, "launch": "x"}
+    assert store.run(run.id) == ended
+    events = store.events(run.id)
+    assert [e.type for e in events] == ["created", "started", "ended"]
+    assert events[1].detail == {
+        "status": "running",
+        "started_at": at(1).isoformat(),
+        "detail": {"pid": 7, "launch": "warm"},
+    }
+    assert events[2].detail == {
+        "status": "succeeded",
+        "exit_code": 0,
+        "ended_at": at(1).isoformat(),
+        "detail": {"launch": "x"},
+    }
+
+
+def test_a_step_after_a_final_one_is_refused_with_the_others(store: Store) -> None:
+    with store.transaction() as tx:
+        run = new_run(tx)
+    twice = [RunStep("ended", "succeeded"), RunStep("ended", "failed")]
+    with pytest.raises(RunAlreadyEnded, match="succeeded"), store.transaction() as tx:
+        tx.update_run_steps(run.id, at=at(1), steps=twice)
+    assert store.run(run.id) == run
+    assert [e.type for e in store.events(run.id)] == ["created"]
 
 
 def test_concurrent_completions_record_one_outcome(store: Store) -> None:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, event
@@ -312,7 +313,14 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
         if not connection.get_execution_options().get(READ_ONLY):
             commits.append(connection)  # a writing transaction (reads commit too)
 
+    def executed(*args: Any) -> None:
+        statement = str(args[2])  # (connection, cursor, statement, ...)
+        if statement.lstrip().upper().startswith("UPDATE RUNS"):
+            updates.append(statement)
+
+    updates: list[str] = []
     event.listen(deck.store.engine, "commit", committed)
+    event.listen(deck.store.engine, "before_cursor_execute", executed)
 
     def over() -> bool:
         found = record.read(run_dir)
@@ -326,11 +334,18 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
     _hold_the_event_loop_until(over)
     ended = await deck.wait_ended(run.id)
     event.remove(deck.store.engine, "commit", committed)
+    event.remove(deck.store.engine, "before_cursor_execute", executed)
     assert len(commits) == 1
+    assert len(updates) == 1, "the run is written once, with its start and its end"
     assert (ended.status, ended.exit_code) == ("succeeded", 0)
     events = deck.events(run.id)
     assert [e.type for e in events] == ["created", "started", "ended"]
     assert events[1].at == events[2].at
+    assert events[1].detail["status"] == "running"
+    assert events[1].detail["detail"]["run_dir"] == str(run_dir)
+    assert "exit_code" not in events[1].detail
+    assert (events[2].detail["status"], events[2].detail["exit_code"]) == ("succeeded", 0)
+    assert "run_dir" not in events[2].detail["detail"]
     assert ended.started_at == ended.ended_at
     assert ended.detail["run_dir"] == str(run_dir)
     assert ended.detail["launch"] == "cold"

@@ -12,6 +12,7 @@ from jobdeck.store.records import (
     RunEvent,
     RunKind,
     RunStatus,
+    RunStep,
     Suspension,
     Trigger,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "RunEvent",
     "RunKind",
     "RunStatus",
+    "RunStep",
     "SchemaTooNew",
     "Store",
     "StoreError",

@@ -114,6 +114,20 @@ class Run:
 
 
 @dataclass(frozen=True)
+class RunStep:
+    """A change of a run and the event that records it: the fields given are set
+    (``detail`` merged into the run's, key by key), the others left as they are."""
+
+    event: str
+    status: RunStatus | None = None
+    reason: str | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    exit_code: int | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class RunEvent:
     """One step in a run's history, like a workflow execution's event."""
 

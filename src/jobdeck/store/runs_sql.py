@@ -6,6 +6,7 @@ the unit of work's connection and inside its transaction. No method reads the cl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from jobdeck.store.records import (
     RunEvent,
     RunKind,
     RunStatus,
+    RunStep,
     Trigger,
 )
 from jobdeck.store.tables import as_utc, fires, run_events, runs
@@ -171,32 +173,52 @@ class RunQueries:
         ``status`` is given for a run whose status is already final: the first outcome
         recorded stands. Other fields of an ended run can still be added.
         """
+        step = RunStep(event, status, reason, started_at, ended_at, exit_code, detail)
+        return self.update_run_steps(run_id, at=at, steps=[step])
+
+    def update_run_steps(self, run_id: int, *, at: datetime, steps: Sequence[RunStep]) -> Run:
+        """:meth:`update_run` for several steps in turn (a program's start and its end,
+        learnt of together): one read and one write of the run, an event per step, the
+        same checks as for each step on its own."""
         # FOR UPDATE (PostgreSQL; SQLite's write lock already serializes): a concurrent
         # completion waits here, then sees the final status and is refused.
         current = self.connection.execute(_RUN_FOR_UPDATE, {"b_id": run_id}).mappings().first()
         if current is None:
             raise NotFound(f"no run with id {run_id}")
-        if status is not None and current["status"] in TERMINAL_STATUSES:
-            raise RunAlreadyEnded(
-                f"run {run_id} already ended {current['status']}; it cannot become {status}"
-            )
+        status_now = current["status"]
+        merged = current["detail"]
         changes: dict[str, Any] = {}
-        recorded: dict[str, Any] = {}
-        for name, value in (("status", status), ("reason", reason), ("exit_code", exit_code)):
-            if value is not None:
-                changes[name] = recorded[name] = value
-        for name, instant in (("started_at", started_at), ("ended_at", ended_at)):
-            if instant is not None:
-                changes[name] = as_utc(instant, name)
-                recorded[name] = changes[name].isoformat()
-        if detail is not None:
-            changes["detail"] = {**current["detail"], **detail}
-            recorded["detail"] = detail
+        events: list[dict[str, Any]] = []
+        for step in steps:
+            if step.status is not None and status_now in TERMINAL_STATUSES:
+                raise RunAlreadyEnded(
+                    f"run {run_id} already ended {status_now}; it cannot become {step.status}"
+                )
+            recorded: dict[str, Any] = {}
+            for name, value in (
+                ("status", step.status),
+                ("reason", step.reason),
+                ("exit_code", step.exit_code),
+            ):
+                if value is not None:
+                    changes[name] = recorded[name] = value
+            for name, instant in (("started_at", step.started_at), ("ended_at", step.ended_at)):
+                if instant is not None:
+                    changes[name] = as_utc(instant, name)
+                    recorded[name] = changes[name].isoformat()
+            if step.detail is not None:
+                merged = changes["detail"] = {**merged, **step.detail}
+                recorded["detail"] = step.detail
+            status_now = step.status or status_now
+            events.append(
+                {"run_id": run_id, "at": as_utc(at, "at"), "type": step.event, "detail": recorded}
+            )
         updated = _run(current)
         if changes:
             row = self.connection.execute(_UPDATE_RUN, {"b_id": run_id, **changes})
             updated = _run(row.mappings().one())
-        self._append_event(run_id, at, event, recorded)
+        if events:
+            self.connection.execute(_INSERT_EVENT, events)
         return updated
 
     def add_event(

@@ -23,7 +23,7 @@ from jobdeck.clock import Clock
 from jobdeck.execute import RunResult
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import RunAlreadyEnded
-from jobdeck.store.records import Run, RunKind, RunStatus, Trigger
+from jobdeck.store.records import Run, RunKind, RunStatus, RunStep, Trigger
 from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.executor import DEFAULT_POOL, Executor
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before, outcome_of, start_timings
@@ -288,7 +288,7 @@ class Dispatcher:
         done = self.executor.finished(run.id, launched.shim)
         if done is not None:
             # A quick program, over with its shim already: its start and its end are
-            # recorded in one commit.
+            # recorded in one commit, with one write of the run.
             self._finish(run.id, done, started=started)
             return
         now = self.clock.now()
@@ -302,9 +302,11 @@ class Dispatcher:
 
     def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
         """The run is running (launched now, or found launched after a restart)."""
-        return tx.update_run(
-            run_id, at=now, event="started", status="running", started_at=now, detail=detail
-        )
+        return tx.update_run_steps(run_id, at=now, steps=[self._started_step(now, detail)])
+
+    @staticmethod
+    def _started_step(now: datetime, detail: dict[str, Any]) -> RunStep:
+        return RunStep("started", "running", started_at=now, detail=detail)
 
     async def _cancel(self, run_id: int) -> None:
         if run_id in self.waiting:
@@ -380,18 +382,10 @@ class Dispatcher:
         retry: Run | None = None
         ended: Run | None = None
         try:
+            end = RunStep("ended", status, reason, ended_at=now, **fields)
+            steps = [end] if started is None else [self._started_step(now, started), end]
             with self.store.transaction() as tx:
-                if started is not None:
-                    self._record_started(tx, run_id, now, started)
-                ended = tx.update_run(
-                    run_id,
-                    at=now,
-                    event="ended",
-                    status=status,
-                    reason=reason,
-                    ended_at=now,
-                    **fields,
-                )
+                ended = tx.update_run_steps(run_id, at=now, steps=steps)
                 retry = self._retry(tx, ended, now)
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
