@@ -134,13 +134,17 @@ async def test_a_command_waits_for_its_pools_concurrency_visibly(
     deck = decks(catalog(tmp_path))
     hog = deck.driver.run_now("hog")
     await deck.wait_running(hog.id)
+    commits = _writes_committed(deck)
     run = deck.driver.run_command("push", argv(deck), trigger="api", requested_by="bob")
-    await until(lambda: "waiting" in deck.event_types(run.id), "the command to wait")
+    # The run and what it waits for, in the request's one commit.
+    assert len(commits) == 1
+    assert deck.event_types(run.id) == ["created", "waiting"]
     waiting = next(e for e in deck.events(run.id) if e.type == "waiting")
     assert waiting.detail == {"for": "pool tools is full (1 running)"}
     (tmp_path / "gate").touch()
     ended = await deck.wait_ended(run.id)
     assert ended.status == "succeeded"
+    assert deck.event_types(run.id) == ["created", "waiting", "started", "ended"]
     hog_end = deck.mark(hog.id, "end")
     run_start = deck.mark(run.id, "start")
     assert hog_end is not None
@@ -307,11 +311,6 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
     run = deck.driver.run_command("quick", ["/bin/true"], trigger="api", requested_by="q")
     await asyncio.sleep(0)  # the launch is handed to a thread (the pool is not warm)
     run_dir = deck.executor.run_dir(run.id)
-    commits: list[object] = []
-
-    def committed(connection: Connection) -> None:
-        if not connection.get_execution_options().get(READ_ONLY):
-            commits.append(connection)  # a writing transaction (reads commit too)
 
     def executed(*args: Any) -> None:
         statement = str(args[2])  # (connection, cursor, statement, ...)
@@ -319,7 +318,7 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
             updates.append(statement)
 
     updates: list[str] = []
-    event.listen(deck.store.engine, "commit", committed)
+    commits = _writes_committed(deck)
     event.listen(deck.store.engine, "before_cursor_execute", executed)
 
     def over() -> bool:
@@ -333,7 +332,6 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
 
     _hold_the_event_loop_until(over)
     ended = await deck.wait_ended(run.id)
-    event.remove(deck.store.engine, "commit", committed)
     event.remove(deck.store.engine, "before_cursor_execute", executed)
     assert len(commits) == 1
     assert len(updates) == 1, "the run is written once, with its start and its end"
@@ -354,6 +352,18 @@ async def test_a_program_over_before_its_start_is_recorded_has_both_in_one_commi
         ended.detail
     )
     await deck.close()
+
+
+def _writes_committed(deck: Deck) -> list[object]:
+    """The writing transactions committed from now on (the list grows as they do)."""
+    commits: list[object] = []
+
+    def committed(connection: Connection) -> None:
+        if not connection.get_execution_options().get(READ_ONLY):
+            commits.append(connection)  # a writing transaction (reads commit too)
+
+    event.listen(deck.store.engine, "commit", committed)
+    return commits
 
 
 def _hold_the_event_loop_until(check: Callable[[], bool], within: float = 30.0) -> None:

@@ -50,6 +50,11 @@ def _key(run: Run) -> JobKey:
     return (run.kind, run.job)
 
 
+def _full(pool: str, cap: int) -> str:
+    """What a run waits for in a full pool."""
+    return f"pool {pool} is full ({cap} running)"
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -130,28 +135,59 @@ class Dispatcher:
         """Remember the event loop the driver lives in (it arms timers and tasks there)."""
         self._loop = asyncio.get_running_loop()
 
-    def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:
-        """True, having handed ``call(*args)`` to the driver's event loop, when called
-        from another thread (the scheduler's, or a worker thread of the HTTP side):
-        the driver's queues and timers live in its loop's thread only."""
+    def _in_own_loop(self) -> bool:
+        """True in the driver's event loop's thread (or before it has one)."""
         try:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        if self._loop is None or current is self._loop:
+        return self._loop is None or current is self._loop
+
+    def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:
+        """True, having handed ``call(*args)`` to the driver's event loop, when called
+        from another thread (the scheduler's, or a worker thread of the HTTP side):
+        the driver's queues and timers live in its loop's thread only."""
+        if self._in_own_loop():
             return False
+        assert self._loop is not None
         self._loop.call_soon_threadsafe(self._guarded, call, *args)
         return True
 
-    def _enqueue(self, run: Run) -> None:
-        """A pending run joins the waiting ones (stopping the runs it replaces first)."""
-        if run.status != "pending" or self._elsewhere(self._enqueue, run):
+    def _enqueue(self, run: Run, shown: str | None = None) -> None:
+        """A pending run joins the waiting ones (stopping the runs it replaces first);
+        ``shown``: what it waits for, recorded already (see :meth:`_note_waiting`)."""
+        if run.status != "pending" or self._elsewhere(self._enqueue, run, shown):
             return  # recorded already: it joins the queue in the driver's own loop
         for victim in run.detail.get("cancels", []):
             self._cancelled_by[int(victim)] = run.id
             self._spawn(self._cancel(int(victim)))
-        self.waiting[run.id] = Waiting(run, not_before(run), bool(run.detail.get("exclusive")))
+        exclusive = bool(run.detail.get("exclusive"))
+        self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
         self._pump()
+
+    def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
+        """In the transaction that records a new run, the event that it waits for room
+        in its pool, when it will: the request is then one commit, not two (the pump
+        would record the same event in a commit of its own). Returns what it waits for,
+        for :meth:`_enqueue`; None when the pump tells (the run may start, or waits for
+        something else, or the run is enqueued from another thread, later)."""
+        if (
+            self.applied is None
+            or run.status != "pending"
+            or not_before(run) is not None
+            or run.detail.get("exclusive")
+            or not self._in_own_loop()
+        ):
+            return None
+        pool = run.pool or DEFAULT_POOL
+        limit = self.applied.catalog.pools.get(pool)
+        cap = limit.max_concurrency if limit else None
+        busy = sum(1 for r in self.running.values() if (r.pool or DEFAULT_POOL) == pool)
+        if cap is None or busy < cap:
+            return None
+        why = _full(pool, cap)
+        tx.add_event(run.id, at=now, type="waiting", detail={"for": why})
+        return why
 
     # -- dispatching ------------------------------------------------------------------
 
@@ -199,7 +235,7 @@ class Dispatcher:
             elif wait.exclusive and _key(wait.run) in running_jobs:
                 self._show(wait, "overlap")
             elif cap is not None and in_pool.get(pool, 0) >= cap:
-                full[pool] = f"pool {pool} is full ({cap} running)"
+                full[pool] = _full(pool, cap)
                 self._show(wait, full[pool])
                 self.waiting.park(run_id, pool)
             else:

@@ -148,7 +148,8 @@ class RunDriver(Dispatcher):
             )
             if audit is not None:
                 audit(tx, run)
-        self._enqueue(run)
+            waits = self._note_waiting(tx, run, now)
+        self._enqueue(run, waits)
         return run
 
     def _decide(
@@ -250,7 +251,8 @@ class RunDriver(Dispatcher):
                 requested_by=requested_by,
                 params=params,
             )
-        self._enqueue(run)
+            waits = self._note_waiting(tx, run, now)
+        self._enqueue(run, waits)
         return run
 
     def _suspended(self, kind: str, name: str, now: datetime, tx: Tx | None = None) -> str | None:
