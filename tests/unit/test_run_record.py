@@ -55,6 +55,23 @@ def test_appended_parts_are_read_in_one_record(tmp_path: Path) -> None:
     done = found.run_result()
     assert done is not None
     assert done.status == "succeeded"
+    # The engine's reads leave out the spec (the largest line), and only it.
+    without = record.read(tmp_path, spec=False)
+    assert without.spec is None
+    assert (without.shim, without.started, without.result) == (
+        found.shim,
+        found.started,
+        found.result,
+    )
+
+
+def test_an_earlier_versions_files_are_read_with_or_without_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "spec.json").write_text(json.dumps(SPEC.to_json()))
+    (tmp_path / "shim.json").write_text(json.dumps({"shim_pid": 3, "shim_start": 4}))
+    assert RunSpec.from_json(record.read(tmp_path).spec or {}) == SPEC
+    without = record.read(tmp_path, spec=False)
+    assert without.spec is None
+    assert without.shim == {"shim_pid": 3, "shim_start": 4}
 
 
 def test_a_line_still_being_written_is_not_there_yet(tmp_path: Path) -> None:

@@ -85,7 +85,7 @@ def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
     """Wait until the shim reports the program started, or a result, or its death."""
     deadline = time.monotonic() + start_timeout
     while True:
-        found = record.read(run_dir)
+        found = record.read(run_dir, spec=False)
         done, info = found.run_result(), found.shim_info()
         if done is not None:
             return RunHandle(run_dir, info, done)
@@ -102,12 +102,12 @@ def wait_started(run_dir: Path, start_timeout: float = 30.0) -> RunHandle:
 def shim_info(run_dir: Path) -> ShimInfo | None:
     """Who supervises the run, with the program once it started (None before the shim
     recorded itself)."""
-    return record.read(run_dir).shim_info()
+    return record.read(run_dir, spec=False).shim_info()
 
 
 def result(run_dir: Path) -> RunResult | None:
     """The run's result, or None while it has none."""
-    return record.read(run_dir).run_result()
+    return record.read(run_dir, spec=False).run_result()
 
 
 def probe(run_dir: Path, info: ShimInfo | None = None) -> Probe:
@@ -119,7 +119,7 @@ def probe(run_dir: Path, info: ShimInfo | None = None) -> Probe:
     outlived its shim may still run: :func:`cancel` stops it. ``info`` is the shim's
     record when the caller has read it already.
     """
-    found = record.read(run_dir)
+    found = record.read(run_dir, spec=False)
     if found.result is not None:
         return "finished"
     info = info or found.shim_info()

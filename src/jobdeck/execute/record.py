@@ -45,6 +45,8 @@ from jobdeck.execute.sysfiles import read_bytes
 
 RECORD_FILE = "run.jsonl"
 KINDS = ("spec", "shim", "started", "result")
+# How the spec's line begins (each line is one object with one key, see write_line).
+SPEC_LINE = b'{"spec":'
 
 
 @dataclass(frozen=True)
@@ -115,15 +117,22 @@ def flush(fd: int, run_dir: Path) -> None:
         os.close(dir_fd)
 
 
-def read(run_dir: Path) -> Record:
-    """The run's record as far as it is written; an empty one when there is none."""
+def read(run_dir: Path, *, spec: bool = True) -> Record:
+    """The run's record as far as it is written; an empty one when there is none.
+
+    ``spec=False`` leaves the spec out (None): it is the record's largest line (the
+    run's whole environment), and the engine, which wrote it, reads the rest of the
+    record a few times per run.
+    """
     try:
         data = read_bytes(run_dir / RECORD_FILE)
     except FileNotFoundError:
-        return _read_legacy(run_dir)
+        return _read_legacy(run_dir, spec=spec)
     parts: dict[str, dict[str, Any]] = {}
     # The last piece is empty, or a line still being written.
     for line in data.split(b"\n")[:-1]:
+        if not spec and line.startswith(SPEC_LINE):
+            continue
         try:
             entry = json.loads(line)
         except ValueError:
@@ -135,10 +144,10 @@ def read(run_dir: Path) -> Record:
     return Record(**parts)
 
 
-def _read_legacy(run_dir: Path) -> Record:
+def _read_legacy(run_dir: Path, *, spec: bool = True) -> Record:
     """The four files of a run directory written by an earlier version."""
     return Record(
-        spec=read_json(run_dir / SPEC_FILE),
+        spec=read_json(run_dir / SPEC_FILE) if spec else None,
         shim=read_json(run_dir / SHIM_FILE),
         started=read_json(run_dir / STARTED_FILE),
         result=read_json(run_dir / RESULT_FILE),
