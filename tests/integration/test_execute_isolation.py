@@ -95,6 +95,17 @@ def test_pool_limits_are_written_to_the_cgroups(harness: Harness) -> None:
     assert placed.run_cgroup is not None
     assert placed.run_cgroup.endswith("/run-r_1")
     assert cgroups.memory_limit(hierarchy.version, Path(placed.run_cgroup)) == 32 * MiB
+    # A run bounded by its pool only: no limit of its own, and no swap on v1 either.
+    bounded = pools.placement("batch", "r/2")
+    assert bounded.run_cgroup is not None
+    assert cgroups.memory_limit(hierarchy.version, Path(bounded.run_cgroup)) is None
+    if hierarchy.version == 1:
+        assert (Path(bounded.run_cgroup) / "memory.swappiness").read_text().strip() == "0"
+    # A group left behind with a limit (the same run placed again) loses it.
+    again = pools.placement("batch", "r/1")
+    assert again.run_cgroup == placed.run_cgroup
+    assert cgroups.memory_limit(hierarchy.version, Path(placed.run_cgroup)) is None
+    pools.release("batch", "r/2")
     # Nothing joined it: an empty, old-enough group of a run that is gone is reaped.
     assert pools.reap(keep={"r/1"}, min_age=0) == []
     assert pools.reap(min_age=0) == [Path(placed.run_cgroup)]

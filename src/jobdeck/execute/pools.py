@@ -200,9 +200,12 @@ class PoolManager:
         h = self.hierarchy
         pool_memory = self.memory_group(pool)
         run = pool_memory / run_group_name(run_id)
-        cgroups.make(run)
+        created = cgroups.make(run)
         try:
-            cgroups.set_memory_limit(h, run, memory)
+            if not (created and memory is None and h.version == 1):
+                # A new v1 group has no limit of its own and takes its pool's
+                # swappiness (0): nothing to write for a run bounded by its pool only.
+                cgroups.set_memory_limit(h, run, memory)
             if h.version == 2:
                 # The whole run dies together on OOM: no half-killed process tree.
                 cgroups.write(run, "memory.oom.group", "1")
