@@ -154,11 +154,24 @@ def test_a_shim_that_fails_says_so_in_the_launchers_log(
 ) -> None:
     launcher.ensure()
     run_dir = tmp_path / "bad"
-    record.create(run_dir, {"run_id": "bad"})  # neither argv nor shell
+    record.create(run_dir, {"run_id": "bad", "argv": ["/bin/true"]})
+    (run_dir / "log").mkdir()  # the shim cannot open the run's log
     launcher._request(run_dir)
     log = launcher.socket_path.with_suffix(".log")
-    wait_for(lambda: "give exactly one of argv and shell" in log.read_text(), 10, "the log")
+    wait_for(lambda: "IsADirectoryError" in log.read_text(), 10, "the log")
     assert f"the shim of {run_dir} failed" in log.read_text()
+    assert record.read(run_dir).result is None
+    assert launcher.alive()
+
+
+def test_a_spec_the_launcher_cannot_use_is_refused_before_any_fork(
+    tmp_path: Path, launcher: WarmLauncher
+) -> None:
+    launcher.ensure()
+    run_dir = tmp_path / "bad"
+    record.create(run_dir, {"run_id": "bad"})  # neither argv nor shell
+    with pytest.raises(WarmLaunchError, match=r"bad run spec.*give exactly one of argv and shell"):
+        launcher._request(run_dir)
     assert record.read(run_dir).shim is None
     assert launcher.alive()
 
@@ -213,6 +226,11 @@ def test_the_launcher_refuses_a_directory_without_a_spec(
     (tmp_path / "empty").mkdir()
     with pytest.raises(WarmLaunchError, match="no run spec"):
         launcher._request(tmp_path / "empty")
+    # A record without a usable spec is refused the same way, before any fork.
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / record.RECORD_FILE).write_text('{"spec": 5}\n{"spec": {"argv"\n')
+    with pytest.raises(WarmLaunchError, match="no run spec"):
+        launcher._request(tmp_path / "cut")
     assert launcher.alive()
     pid = launcher._pid()
     assert pid is not None

@@ -73,15 +73,18 @@ def now_iso() -> str:
 
 
 class Shim:
-    def __init__(self, run_dir: Path, on_started: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        on_started: Callable[[], None] | None = None,
+        spec: RunSpec | None = None,
+    ) -> None:
         """``on_started`` is called once the program runs and the record says so, or
-        once a launch error is recorded: whoever waits for the start can look then."""
+        once a launch error is recorded: whoever waits for the start can look then.
+        ``spec``: the run's, read by whoever forked this shim (else read here)."""
         self.run_dir = run_dir
         self.on_started = on_started
-        data = record.read(run_dir).spec
-        if data is None:
-            raise FileNotFoundError(f"{run_dir / record.RECORD_FILE} holds no run spec")
-        self.spec = RunSpec.from_json(data)
+        self.spec = spec or self.load_spec(run_dir)
         self._record = -1  # the record's descriptor while the shim appends to it
         self.iso = self.spec.isolation
         self.pid = os.getpid()
@@ -94,6 +97,14 @@ class Shim:
         self.started_at: str | None = None
         self._left = False  # out of the run's memory group again
         self.wake_fds: tuple[int, int] | None = None  # the signal wake-up pipe
+
+    @staticmethod
+    def load_spec(run_dir: Path) -> RunSpec:
+        """The run's spec from its record; FileNotFoundError when it holds none."""
+        data = record.read(run_dir).spec
+        if data is None:
+            raise FileNotFoundError(f"{run_dir / record.RECORD_FILE} holds no run spec")
+        return RunSpec.from_json(data)
 
     # -- signals --------------------------------------------------------------------
 

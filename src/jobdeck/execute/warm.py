@@ -157,7 +157,7 @@ def _remove_tree(folder: Path) -> None:
         os.rmdir(folder)
 
 
-def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
+def _handle(conn: socket.socket, listener: socket.socket, shim: type[Shim]) -> None:
     conn.settimeout(REPLY_TIMEOUT)
     try:
         request = conn.recv(MAX_REQUEST).decode().strip()
@@ -170,9 +170,17 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
             conn.sendall(VERSION)
         return
     run_dir = Path(request)
-    if not run_dir.is_absolute() or not (run_dir / record.RECORD_FILE).is_file():
-        with contextlib.suppress(OSError):
-            conn.sendall(f"error: no run spec in {request!r}\n".encode())
+    try:
+        if not run_dir.is_absolute():
+            raise FileNotFoundError("not an absolute path")
+        # Read here, before the fork: the launcher does it at full speed, while in the
+        # shim every page the reading touched would be a page fault.
+        spec = shim.load_spec(run_dir)
+    except OSError as exc:
+        _refuse(conn, f"no run spec in {request!r}: {exc}")
+        return
+    except (ValueError, TypeError, KeyError) as exc:
+        _refuse(conn, f"bad run spec in {request!r}: {exc}")
         return
     pid = os.fork()
     if pid == 0:  # the shim for this run
@@ -191,7 +199,7 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
 
             # Its output goes to the launcher's log (a file of its own per run would
             # cost every run a new file, for what is nearly always nothing).
-            code = shim(run_dir, started).run()
+            code = shim(run_dir, started, spec).run()
         except BaseException:
             print(f"warm launcher: the shim of {run_dir} failed:", file=sys.stderr)
             traceback.print_exc()
@@ -201,6 +209,11 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type) -> None:
             os._exit(code)
     with contextlib.suppress(OSError):
         conn.sendall(f"ok {pid}\n".encode())
+
+
+def _refuse(conn: socket.socket, why: str) -> None:
+    with contextlib.suppress(OSError):
+        conn.sendall(f"error: {why}\n".encode())
 
 
 def main(argv: list[str] | None = None) -> int:
