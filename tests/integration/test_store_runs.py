@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from jobdeck.store import (
     NotFound,
@@ -412,6 +413,67 @@ def test_a_step_after_a_final_one_is_refused_with_the_others(store: Store) -> No
         tx.update_run_steps(run.id, at=at(1), steps=twice)
     assert store.run(run.id) == run
     assert [e.type for e in store.events(run.id)] == ["created"]
+
+
+def test_steps_onto_a_known_run_write_it_without_reading_it(store: Store) -> None:
+    with store.transaction() as tx:
+        run = new_run(tx, detail={"requested_at": "x"})
+    statements: list[str] = []
+
+    def executed(*args: Any) -> None:
+        statements.append(str(args[2]).split()[0].upper())  # (conn, cursor, statement, ...)
+
+    event.listen(store.engine, "before_cursor_execute", executed)
+    try:
+        with store.transaction() as tx:
+            started = tx.update_run_steps(
+                run.id,
+                at=at(1),
+                steps=[RunStep("started", "running", started_at=at(1), detail={"pid": 7})],
+                known=run,
+            )
+            ended = tx.update_run_steps(
+                run.id,
+                at=at(2),
+                steps=[RunStep("ended", "succeeded", exit_code=0, ended_at=at(2))],
+                known=started,
+            )
+    finally:
+        event.remove(store.engine, "before_cursor_execute", executed)
+    assert "SELECT" not in statements, "nothing is read back"
+    assert store.run(run.id) == ended
+    assert (ended.status, ended.exit_code, ended.started_at, ended.ended_at) == (
+        "succeeded",
+        0,
+        at(1),
+        at(2),
+    )
+    assert ended.detail == {"requested_at": "x", "pid": 7}
+    assert [e.type for e in store.events(run.id)] == ["created", "started", "ended"]
+
+
+def test_a_known_run_that_ended_meanwhile_is_refused_as_usual(store: Store) -> None:
+    with store.transaction() as tx:
+        run = new_run(tx, status="running")
+        tx.update_run(run.id, at=at(1), event="ended", status="lost", reason="vanished")
+    stale = [RunStep("ended", "succeeded", exit_code=0, ended_at=at(2))]
+    with pytest.raises(RunAlreadyEnded, match="lost"), store.transaction() as tx:
+        tx.update_run_steps(run.id, at=at(2), steps=stale, known=run)
+    final = store.run(run.id)
+    assert final is not None
+    assert (final.status, final.exit_code) == ("lost", None)
+    assert [e.type for e in store.events(run.id)] == ["created", "ended"]
+    # What is not an outcome can still be added, and is read first, known or not.
+    with store.transaction() as tx:
+        later = tx.update_run_steps(
+            run.id, at=at(3), steps=[RunStep("measured", detail={"peak": 7})], known=run
+        )
+    assert later == store.run(run.id)
+    assert later.status == "lost"
+    assert later.detail == {"peak": 7}
+    gone = dataclasses.replace(run, id=run.id + 1000, status="running")
+    with store.transaction() as tx, pytest.raises(NotFound):
+        tx.update_run_steps(gone.id, at=at(4), steps=[RunStep("ended", "failed")], known=gone)
 
 
 def test_concurrent_completions_record_one_outcome(store: Store) -> None:

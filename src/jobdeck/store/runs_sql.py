@@ -6,6 +6,7 @@ the unit of work's connection and inside its transaction. No method reads the cl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -53,6 +54,11 @@ _RUN_BY_ID = select(runs).where(runs.c.id == bindparam("b_id"))
 _RUN_FOR_UPDATE = _RUN_BY_ID.with_for_update()
 _RUN_EXISTS = select(runs.c.id).where(runs.c.id == bindparam("b_id"))
 _UPDATE_RUN = update(runs).where(runs.c.id == bindparam("b_id")).returning(*runs.c)
+# A run's new status when the caller knows its current state (see update_run_steps): the
+# final status guarded in the write itself, nothing read back.
+_UPDATE_ACTIVE_RUN = update(runs).where(
+    runs.c.id == bindparam("b_id"), runs.c.status.not_in(TERMINAL_STATUSES)
+)
 _ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
@@ -176,43 +182,30 @@ class RunQueries:
         step = RunStep(event, status, reason, started_at, ended_at, exit_code, detail)
         return self.update_run_steps(run_id, at=at, steps=[step])
 
-    def update_run_steps(self, run_id: int, *, at: datetime, steps: Sequence[RunStep]) -> Run:
+    def update_run_steps(
+        self, run_id: int, *, at: datetime, steps: Sequence[RunStep], known: Run | None = None
+    ) -> Run:
         """:meth:`update_run` for several steps in turn (a program's start and its end,
         learnt of together): one read and one write of the run, an event per step, the
-        same checks as for each step on its own."""
+        same checks as for each step on its own.
+
+        ``known``: the run as the caller last had it from the store, when the caller is
+        the only one that changes it (the engine that owns a run it is running). Steps
+        that change its status are then written without reading the run first, the
+        final status guarded in the write itself; when the write finds the run ended
+        already (or gone), they are applied as without ``known``, which refuses them as
+        usual.
+        """
+        if known is not None and known.id == run_id and any(s.status for s in steps):
+            done = self._update_known(known, at, steps)
+            if done is not None:
+                return done
         # FOR UPDATE (PostgreSQL; SQLite's write lock already serializes): a concurrent
         # completion waits here, then sees the final status and is refused.
         current = self.connection.execute(_RUN_FOR_UPDATE, {"b_id": run_id}).mappings().first()
         if current is None:
             raise NotFound(f"no run with id {run_id}")
-        status_now = current["status"]
-        merged = current["detail"]
-        changes: dict[str, Any] = {}
-        events: list[dict[str, Any]] = []
-        for step in steps:
-            if step.status is not None and status_now in TERMINAL_STATUSES:
-                raise RunAlreadyEnded(
-                    f"run {run_id} already ended {status_now}; it cannot become {step.status}"
-                )
-            recorded: dict[str, Any] = {}
-            for name, value in (
-                ("status", step.status),
-                ("reason", step.reason),
-                ("exit_code", step.exit_code),
-            ):
-                if value is not None:
-                    changes[name] = recorded[name] = value
-            for name, instant in (("started_at", step.started_at), ("ended_at", step.ended_at)):
-                if instant is not None:
-                    changes[name] = as_utc(instant, name)
-                    recorded[name] = changes[name].isoformat()
-            if step.detail is not None:
-                merged = changes["detail"] = {**merged, **step.detail}
-                recorded["detail"] = step.detail
-            status_now = step.status or status_now
-            events.append(
-                {"run_id": run_id, "at": as_utc(at, "at"), "type": step.event, "detail": recorded}
-            )
+        changes, events = _apply(run_id, at, steps, current["status"], current["detail"])
         updated = _run(current)
         if changes:
             row = self.connection.execute(_UPDATE_RUN, {"b_id": run_id, **changes})
@@ -220,6 +213,16 @@ class RunQueries:
         if events:
             self.connection.execute(_INSERT_EVENT, events)
         return updated
+
+    def _update_known(self, known: Run, at: datetime, steps: Sequence[RunStep]) -> Run | None:
+        """Steps that change the status, written onto ``known`` without reading the run;
+        None when the write found nothing to change (the run ended meanwhile, or is
+        gone)."""
+        changes, events = _apply(known.id, at, steps, known.status, known.detail)
+        if self.connection.execute(_UPDATE_ACTIVE_RUN, {"b_id": known.id, **changes}).rowcount != 1:
+            return None
+        self.connection.execute(_INSERT_EVENT, events)
+        return dataclasses.replace(known, **changes)
 
     def add_event(
         self, run_id: int, *, at: datetime, type: str, detail: dict[str, Any] | None = None
@@ -312,6 +315,45 @@ class RunQueries:
 
     def _first_row(self, query: Select[Any]) -> RowMapping | None:
         return self.connection.execute(query).mappings().first()
+
+
+def _apply(
+    run_id: int,
+    at: datetime,
+    steps: Sequence[RunStep],
+    status: str,
+    detail: dict[str, Any],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The columns that ``steps`` change in a run that is ``status`` with ``detail``, and
+    an event for each step; raises :class:`RunAlreadyEnded` for a step that gives a
+    status once the run's is final."""
+    changes: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
+    for step in steps:
+        if step.status is not None and status in TERMINAL_STATUSES:
+            raise RunAlreadyEnded(
+                f"run {run_id} already ended {status}; it cannot become {step.status}"
+            )
+        recorded: dict[str, Any] = {}
+        for name, value in (
+            ("status", step.status),
+            ("reason", step.reason),
+            ("exit_code", step.exit_code),
+        ):
+            if value is not None:
+                changes[name] = recorded[name] = value
+        for name, instant in (("started_at", step.started_at), ("ended_at", step.ended_at)):
+            if instant is not None:
+                changes[name] = as_utc(instant, name)
+                recorded[name] = changes[name].isoformat()
+        if step.detail is not None:
+            detail = changes["detail"] = {**detail, **step.detail}
+            recorded["detail"] = step.detail
+        status = step.status or status
+        events.append(
+            {"run_id": run_id, "at": as_utc(at, "at"), "type": step.event, "detail": recorded}
+        )
+    return changes, events
 
 
 def _optional_utc(value: datetime | None, what: str) -> datetime | None:

@@ -338,7 +338,9 @@ class Dispatcher:
 
     def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
         """The run is running (launched now, or found launched after a restart)."""
-        return tx.update_run_steps(run_id, at=now, steps=[self._started_step(now, detail)])
+        step = self._started_step(now, detail)
+        # This engine alone changes the runs it runs: what it holds of one is current.
+        return tx.update_run_steps(run_id, at=now, steps=[step], known=self.running.get(run_id))
 
     @staticmethod
     def _started_step(now: datetime, detail: dict[str, Any]) -> RunStep:
@@ -421,7 +423,7 @@ class Dispatcher:
             end = RunStep("ended", status, reason, ended_at=now, **fields)
             steps = [end] if started is None else [self._started_step(now, started), end]
             with self.store.transaction() as tx:
-                ended = tx.update_run_steps(run_id, at=now, steps=steps)
+                ended = tx.update_run_steps(run_id, at=now, steps=steps, known=run)
                 retry = self._retry(tx, ended, now)
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
