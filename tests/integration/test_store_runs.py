@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from alembic import command
 from sqlalchemy import event, select
+from sqlalchemy.exc import IntegrityError
 
 from jobdeck.store import (
     NotFound,
@@ -474,6 +475,26 @@ def test_a_known_run_that_ended_meanwhile_is_refused_as_usual(store: Store) -> N
     gone = dataclasses.replace(run, id=run.id + 1000, status="running")
     with store.transaction() as tx, pytest.raises(NotFound):
         tx.update_run_steps(gone.id, at=at(4), steps=[RunStep("ended", "failed")], known=gone)
+
+
+def test_events_appended_to_runs_held_by_the_caller(store: Store) -> None:
+    with store.transaction() as tx:
+        first, second = new_run(tx), new_run(tx, job="other")
+        tx.append_events([first.id, second.id], at=at(1), type="waiting", detail={"for": "x"})
+        tx.append_events([], at=at(1), type="waiting", detail={})
+    for run in (first, second):
+        events = store.events(run.id)
+        assert [(e.type, e.detail, e.at) for e in events[1:]] == [("waiting", {"for": "x"}, at(1))]
+
+    # A run that does not exist is refused by the database, with the whole unit of work.
+    def append_to_a_missing_run() -> None:
+        with store.transaction() as tx:
+            third = new_run(tx, job="third")
+            tx.append_events([third.id + 1000], at=at(2), type="waiting", detail={})
+
+    with pytest.raises(IntegrityError):
+        append_to_a_missing_run()
+    assert store.runs(job="third") == []
 
 
 def test_concurrent_completions_record_one_outcome(store: Store) -> None:

@@ -186,7 +186,7 @@ class Dispatcher:
         if cap is None or busy < cap:
             return None
         why = _full(pool, cap)
-        tx.add_event(run.id, at=now, type="waiting", detail={"for": why})
+        tx.append_events([run.id], at=now, type="waiting", detail={"for": why})
         return why
 
     # -- dispatching ------------------------------------------------------------------
@@ -247,9 +247,12 @@ class Dispatcher:
                 self._spawn(self._start(wait.run, spec, now))
         if self._shown:
             # What each waiting run waits for, in one transaction for all of them.
+            reasons: dict[str, list[int]] = {}
+            for run_id, why in self._shown:
+                reasons.setdefault(why, []).append(run_id)
             with self.store.transaction() as tx:
-                for run_id, why in self._shown:
-                    tx.add_event(run_id, at=now, type="waiting", detail={"for": why})
+                for why, ids in reasons.items():
+                    tx.append_events(ids, at=now, type="waiting", detail={"for": why})
         self._arm(soonest)
 
     def _arm(self, when: datetime | None) -> None:
