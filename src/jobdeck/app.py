@@ -161,6 +161,7 @@ class Application:
         """Adopt surviving runs, then take the applied revision (with catch-up)."""
         self.started_at = self.clock.now()
         self.scheduler.start()  # it starts while the rest does, to listen when loaded
+        self.store.pin_writes()  # the event loop's transactions, on a connection of its own
         self.notifier = Notifier.from_env(self.options.environ, clock=self.clock)
         for warning in self.executor.pools.warnings:
             log.warning("%s", warning)

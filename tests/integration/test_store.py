@@ -414,3 +414,61 @@ def test_store_urls() -> None:
         store_url("mysql://db.example/jobdeck", ".")
     with pytest.raises(ValueError, match="in-memory"):
         store_url("sqlite://", ".")
+
+
+def _entry(actor: str) -> AuditEntry:
+    return AuditEntry(
+        at=datetime(2024, 3, 10, tzinfo=UTC),
+        actor=actor,
+        via="cli",
+        action="apply",
+        target="revision 1",
+        outcome="ok",
+    )
+
+
+def test_a_threads_pinned_writes_run_on_one_connection(store: Store) -> None:
+    """The engine's event loop writes on a connection of its own (SQLite); every other
+    thread, and every read, goes through the pool as before, and sees its writes."""
+    connections: list[object] = []
+
+    def used(tx: Tx) -> None:
+        connections.append(tx.connection.connection.dbapi_connection)
+
+    store.pin_writes()
+    if store.engine.dialect.name != "sqlite":
+        assert store._pinned is None, "a pooled connection to a server can be replaced"
+        return
+    assert store._pinned is not None
+    pinned = store._pinned.connection.dbapi_connection
+    for actor in ("first", "second"):
+        with store.transaction() as tx:
+            tx.record_audit(_entry(actor))
+            used(tx)
+    assert connections == [pinned, pinned]
+
+    # A unit of work that fails is rolled back, and the connection serves the next one.
+    def fails() -> None:
+        with store.transaction() as tx:
+            tx.record_audit(_entry("rolled back"))
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        fails()
+    with store.transaction() as tx:
+        tx.record_audit(_entry("third"))
+        used(tx)
+    assert connections[2] is pinned
+
+    def elsewhere() -> None:
+        with store.transaction() as tx:
+            tx.record_audit(_entry("other thread"))
+            used(tx)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert connections[3] is not pinned
+    assert [e.actor for e in store.audit()] == ["other thread", "third", "second", "first"]
+    store.close()
+    assert store._pinned is None

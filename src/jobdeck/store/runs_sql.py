@@ -56,8 +56,10 @@ _RUN_EXISTS = select(runs.c.id).where(runs.c.id == bindparam("b_id"))
 _UPDATE_RUN = update(runs).where(runs.c.id == bindparam("b_id")).returning(*runs.c)
 # A run's new status when the caller knows its current state (see update_run_steps): the
 # final status guarded in the write itself, nothing read back.
+# (Each final status compared on its own: NOT IN with a list is expanded at every
+# execution, a statement's worth of work again.)
 _UPDATE_ACTIVE_RUN = update(runs).where(
-    runs.c.id == bindparam("b_id"), runs.c.status.not_in(TERMINAL_STATUSES)
+    runs.c.id == bindparam("b_id"), *(runs.c.status != final for final in TERMINAL_STATUSES)
 )
 _ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
