@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -164,6 +165,45 @@ def test_a_shim_that_fails_says_so_in_the_launchers_log(
     assert launcher.alive()
 
 
+SERVING_PROBE = """
+import os, signal, sys
+from pathlib import Path
+from jobdeck.execute import warm
+
+def report(*_):
+    held = [m for m in ("threading", "subprocess", "asyncio", "logging") if m in sys.modules]
+    print("held:", ",".join(held) or "nothing", flush=True)
+    os._exit(0)
+
+signal.signal(signal.SIGUSR1, report)
+warm.serve(Path(sys.argv[1]))
+"""
+
+
+def test_a_serving_launcher_holds_only_what_its_shims_need(tmp_path: Path) -> None:
+    """Every shim is forked from the launcher as it serves: what it imported while it
+    started (not only its modules' imports) is in every shim, and threading's handler
+    would run after every fork."""
+    socket_path = tmp_path / "probe.sock"
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVING_PROBE, str(socket_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("warm launcher ready"):
+                break
+        process.send_signal(signal.SIGUSR1)
+        shown, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert shown.strip().splitlines()[-1] == "held: nothing"
+
+
 def test_a_spec_the_launcher_cannot_use_is_refused_before_any_fork(
     tmp_path: Path, launcher: WarmLauncher
 ) -> None:
@@ -173,6 +213,11 @@ def test_a_spec_the_launcher_cannot_use_is_refused_before_any_fork(
     with pytest.raises(WarmLaunchError, match=r"bad run spec.*give exactly one of argv and shell"):
         launcher._request(run_dir)
     assert record.read(run_dir).shim is None
+    # Whatever the spec holds, the launcher serves on.
+    odd = tmp_path / "odd"
+    record.create(odd, {"run_id": "odd", "argv": ["/bin/true"], "isolation": [1, 2]})
+    with pytest.raises(WarmLaunchError, match="bad run spec"):
+        launcher._request(odd)
     assert launcher.alive()
 
 

@@ -76,7 +76,8 @@ def serve(socket_path: Path) -> int:
     # Before the socket exists: whoever started this launcher waits until it listens,
     # and a launcher that listens serves at once.
     _rehearse(Shim, socket_path.parent)
-    if WarmLauncher(socket_path).alive():
+    # Not through a WarmLauncher: that is the engine's side, which imports threading.
+    if _answers(socket_path):
         print(f"a warm launcher already serves {socket_path}", flush=True)
         return 0
     with contextlib.suppress(FileNotFoundError):
@@ -179,8 +180,8 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type[Shim]) -> N
     except OSError as exc:
         _refuse(conn, f"no run spec in {request!r}: {exc}")
         return
-    except (ValueError, TypeError, KeyError) as exc:
-        _refuse(conn, f"bad run spec in {request!r}: {exc}")
+    except Exception as exc:  # whatever the spec holds, the launcher serves on
+        _refuse(conn, f"bad run spec in {request!r}: {exc!r}")
         return
     pid = os.fork()
     if pid == 0:  # the shim for this run
@@ -209,6 +210,17 @@ def _handle(conn: socket.socket, listener: socket.socket, shim: type[Shim]) -> N
             os._exit(code)
     with contextlib.suppress(OSError):
         conn.sendall(f"ok {pid}\n".encode())
+
+
+def _answers(socket_path: Path) -> bool:
+    """True when something listens on the launcher's socket."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(str(socket_path))
+        return True
+    except OSError:
+        return False
 
 
 def _refuse(conn: socket.socket, why: str) -> None:
@@ -263,13 +275,7 @@ class WarmLauncher:
         self._started = left
 
     def alive(self) -> bool:
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                probe.settimeout(1.0)
-                probe.connect(str(self.socket_path))
-            return True
-        except OSError:
-            return False
+        return _answers(self.socket_path)
 
     def ensure(self) -> None:
         """Start the launcher unless one of this version answers; wait until it listens.
