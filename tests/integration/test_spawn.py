@@ -7,6 +7,7 @@ import errno
 import os
 import signal
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,4 +131,20 @@ def test_exit_statuses_and_signals(output: int) -> None:
     assert sleeper.wait() == -signal.SIGKILL
     assert sleeper.poll() == -signal.SIGKILL
     sleeper.kill()  # over already: nothing to do
-    assert Program(sleeper.pid).poll() is None  # not a child any more: nothing known
+    assert Program(sleeper.pid).poll() == 0  # not a child (any more): over, as Popen says
+
+
+def test_a_program_reaped_by_the_kernel_is_over(output: int) -> None:
+    """With SIGCHLD ignored (by whoever started the shim) the kernel reaps the program
+    and nothing can wait for it: it is over, with status 0, as Popen has it."""
+    before = signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    try:
+        program = spawn(["/bin/true"], {}, output)
+        deadline = time.monotonic() + 10
+        while program.poll() is None:
+            assert time.monotonic() < deadline, "the program is never over"
+            time.sleep(0.01)
+        assert program.poll() == 0
+        assert spawn(["/bin/true"], {}, output).wait() == 0
+    finally:
+        signal.signal(signal.SIGCHLD, before)

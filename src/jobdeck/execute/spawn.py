@@ -40,11 +40,16 @@ class Program:
 
     def poll(self) -> int | None:
         """The exit status once the program is over (``-N`` when signal N ended it),
-        None while it runs. Reaps it."""
+        None while it runs. Reaps it.
+
+        A program that cannot be waited for (SIGCHLD ignored by whoever started the
+        shim: the kernel reaped it) is over with status 0, as ``Popen`` has it.
+        """
         if self.returncode is None:
             try:
                 pid, status = os.waitpid(self.pid, os.WNOHANG)
             except ChildProcessError:
+                self.returncode = 0
                 return self.returncode
             if pid == self.pid:
                 self.returncode = os.waitstatus_to_exitcode(status)
@@ -55,9 +60,10 @@ class Program:
             try:
                 _, status = os.waitpid(self.pid, 0)
             except ChildProcessError:
+                self.returncode = 0  # as in poll
                 break
             self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode if self.returncode is not None else 0
+        return self.returncode
 
     def kill(self) -> None:
         if self.returncode is None:
@@ -95,6 +101,11 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], output: int) -> Program:
     first: OSError | None = None
     last: OSError | None = None
     for path in candidates(argv[0], env):
+        if not os.path.exists(path):
+            # Where execve would say "no such file": no spawn for it (a bare name found
+            # late in the PATH would cost a spawn per directory before it).
+            last = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+            continue
         try:
             pid = os.posix_spawn(
                 path,
