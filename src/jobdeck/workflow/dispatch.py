@@ -163,7 +163,10 @@ class Dispatcher:
             self._spawn(self._cancel(int(victim)))
         exclusive = bool(run.detail.get("exclusive"))
         self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
-        self._pump()
+        # Guarded, as when the pump is handed to the loop from another thread: the run
+        # is recorded already, and a pump that fails stops the engine (on_error), not
+        # the request that recorded it (whose caller would ask again: a second run).
+        self._guarded(self._pump)
 
     def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
         """In the transaction that records a new run, the event that it waits for room
