@@ -18,7 +18,8 @@ from jobdeck.execute import record
 from jobdeck.execute.launch import RunHandle, shim_info
 from jobdeck.execute.pools import PoolManager
 from jobdeck.execute.spec import RunSpec
-from jobdeck.execute.warm import VERSION, LauncherUnreachable, WarmLauncher, WarmLaunchError
+from jobdeck.execute.warm import VERSION
+from jobdeck.execute.warm_client import LauncherUnreachable, WarmLauncher, WarmLaunchError
 from tests.integration.test_execute_harness import (
     ENV,
     PY,

@@ -150,7 +150,7 @@ def discard_state(state_dir: Path) -> None:
     from jobdeck.app import instance_name
     from jobdeck.execute.launch import cancel, result
     from jobdeck.execute.pools import PoolManager
-    from jobdeck.execute.warm import WarmLauncher
+    from jobdeck.execute.warm_client import WarmLauncher
 
     runs = [d for d in (state_dir / "runs").glob("*") if d.is_dir()]
     stopping = [d for d in runs if cancel(d, 2.0)]

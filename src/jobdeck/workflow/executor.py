@@ -26,7 +26,7 @@ from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
 from jobdeck.execute.pools import Mode, PoolManager
 from jobdeck.execute.proc import is_alive
-from jobdeck.execute.warm import LauncherUnreachable, WarmLauncher, WarmLaunchError
+from jobdeck.execute.warm_client import LauncherUnreachable, WarmLauncher, WarmLaunchError
 
 log = logging.getLogger(__name__)
 
