@@ -170,10 +170,9 @@ class Control:
         kinds = [k for k in RUNNABLE_KINDS if kind in (None, k)]
         found = [k for k in kinds if name in (revision.catalog.get(SECTIONS[k]) or {})]
         if not found:
-            known = _names(revision.catalog)
             raise ControlError(
                 f"no schedule, worker or command named {name!r} in revision {revision.number}"
-                + (f" (known: {', '.join(known)})" if known else "")
+                + _suggestion(name, _names(revision.catalog))
             )
         if len(found) > 1:
             raise ControlError(f"{name!r} names a {' and a '.join(found)}; say which with --kind")
@@ -211,6 +210,9 @@ class Control:
 
     def resume(self, name: str, *, kind: str | None = None) -> Suspension:
         now = self.clock.now()
+        if not any(s.name == name and kind in (None, s.kind) for s in self.store.suspensions(now)):
+            target = self.resolve(name, kind)  # an unknown name says so
+            raise ControlError(f"{target.kind} {name} is not suspended")
         with self.store.transaction() as tx:
             active = [
                 s
@@ -239,6 +241,14 @@ class Control:
                 detail=detail,
             )
         )
+
+
+def _suggestion(name: str, known: list[str]) -> str:
+    """``; did you mean 'X'?`` for the one close name (a typo), else nothing."""
+    import difflib
+
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _names(catalog: dict[str, Any]) -> list[str]:

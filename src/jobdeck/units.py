@@ -136,12 +136,15 @@ def parse_size(text: str) -> int:
 
 
 def format_size(size: int) -> str:
-    """The catalog spelling of a byte count, binary units first: 536870912 -> ``512MiB``,
-    1000000000 -> ``1G``, 1000 -> ``1K``, 1500 -> ``1500B``."""
+    """The shortest catalog spelling of a byte count, binary units first on a tie:
+    536870912 -> ``512MiB``, 128000000 -> ``128M`` (not ``125000KiB``), 1000 -> ``1K``,
+    1500 -> ``1500B``."""
     if size <= 0:
         raise ValueError("sizes must be greater than zero")
+    spellings = [f"{size}B"]
     for unit in ("TiB", "GiB", "MiB", "KiB", "T", "G", "M", "K"):
         factor = _SIZE_UNITS[unit]
         if size % factor == 0:
-            return f"{size // factor}{unit}"
-    return f"{size}B"
+            spellings.append(f"{size // factor}{unit}")
+    # The fewest digits; among equals, the first found (binary before decimal).
+    return min(spellings[1:] or spellings, key=lambda s: len(s.rstrip("BKMGTi")))

@@ -93,10 +93,10 @@ def token_server(tmp_path: Path) -> Iterator[LiveServer]:
     )
 
 
-def serve_in_a_thread(tmp_path: Path, **options: Any) -> Iterator[LiveServer]:
+def serve_in_a_thread(tmp_path: Path, text: str = CATALOG, **options: Any) -> Iterator[LiveServer]:
     """A served Application on its own event loop, stopped (with its runs) at the end."""
     gate = tmp_path / "gate"
-    catalog = CATALOG.replace("@GATE@", str(gate))
+    catalog = text.replace("@GATE@", str(gate))
     ready: Future[str] = Future()
     stop = threading.Event()
 
@@ -189,7 +189,7 @@ def test_run_wait_follows_the_retries_to_the_last_attempt(
         (1, "manual", "failed"),
     ]
     assert attempts[1]["id"] == first
-    assert f"run {attempts[0]['id']}: failed" in done.err
+    assert f"run {attempts[0]['id']}: flaky failed" in done.err
 
 
 def test_run_without_wait_prints_the_id_at_once(jobdeck: Jobdeck, server: LiveServer) -> None:

@@ -129,8 +129,8 @@ async def test_exec_runs_and_waits(tmp_path: Path) -> None:
     async with served(tmp_path) as server:
         code, out, err = await jobdeck(server, "exec", "say", "title=from the CLI", "--wait")
         assert code == 0, err
-        assert out.splitlines()[-1].startswith("run ")
-        assert "say succeeded (exit 0)" in out
+        assert err.splitlines()[-1].startswith("run ")
+        assert "say succeeded (exit 0)" in err
         (run,) = server.app.store.runs(kind="command")
         assert run.trigger == "manual"
         assert run.requested_by == "alice"
@@ -160,7 +160,7 @@ async def test_exec_exit_codes(tmp_path: Path) -> None:
 
         code, out, err = await jobdeck(server, "exec", "failing", "--wait")
         assert code == 1, out + err
-        assert "failing failed (exit 3)" in out
+        assert "failing failed (exit 3)" in err
 
         code, out, _ = await jobdeck(server, "exec", "failing")
         assert code == 0  # started; without --wait its outcome is not awaited

@@ -15,8 +15,9 @@ from starlette.routing import Route
 from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_found
 from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
 from jobdeck.api.views import run_detail_json, run_json
+from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger
+from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
 from jobdeck.workflow.driver import RunRefused
 
 # A log is sent in pieces of at most this many bytes; a reader asks again from the
@@ -141,20 +142,25 @@ async def start_run(request: Request) -> Response:
     """Start a run of a schedule now, through the same policies as a timed fire."""
     app = application(request)
     name = request.path_params["name"]
-    body = await json_fields(request, "ignore_overlap", "trigger")
+    body = await json_fields(request, "ignore_overlap", "trigger", "via")
     ignore_overlap = body.get("ignore_overlap", False)
     if not isinstance(ignore_overlap, bool):
         raise bad_request("ignore_overlap must be true or false")
     trigger = body.get("trigger", "manual")
     if trigger not in MANUAL_TRIGGERS:
         raise bad_request(f"trigger must be one of {', '.join(MANUAL_TRIGGERS)}")
+    via = body.get("via", "api")
+    if via not in ("api", "cli"):
+        raise bad_request("via must be one of api, cli")
     if app.driver.schedule(name) is None:
-        raise not_found(f"no schedule named {name!r} in the applied revision")
+        applied = await run_in_threadpool(app.store.latest_revision)
+        catalog = None if applied is None else applied.catalog
+        raise not_found(unknown_schedule(name, catalog, "the applied revision"))
     who = actor(request)
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
-        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail))
+        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail, via=via))
 
     # In the event loop's thread, as a command's invocation is: the driver records the
     # run and its audit entry in one short transaction and queues the run in the same
@@ -169,17 +175,20 @@ async def start_run(request: Request) -> Response:
             audit=audited,
         )
     except RunRefused as exc:
-        record_refused(app.store, app.clock.now(), who, name, str(exc))
+        record_refused(app.store, app.clock.now(), who, name, str(exc), via=via)
         raise ApiError(409, "refused", str(exc)) from None
     return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
-def run_entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -> AuditEntry:
-    """The audit entry of a request to run schedule ``name`` (the API's or the dashboard's)."""
+def run_entry(
+    at: Any, who: str, name: str, outcome: str, detail: dict[str, Any], via: Via = "api"
+) -> AuditEntry:
+    """The audit entry of a request to run schedule ``name`` (the API's, the CLI's or the
+    dashboard's)."""
     return AuditEntry(
         at=at,
         actor=who,
-        via="api",
+        via=via,
         action="run",
         target=f"schedule {name}",
         outcome="ok" if outcome == "ok" else "refused",
@@ -187,10 +196,10 @@ def run_entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]
     )
 
 
-def record_refused(store: Store, at: Any, who: str, name: str, why: str) -> None:
+def record_refused(store: Store, at: Any, who: str, name: str, why: str, via: Via = "api") -> None:
     """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
-        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}))
+        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}, via=via))
 
 
 ROUTES = [

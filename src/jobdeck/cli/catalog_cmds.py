@@ -5,34 +5,32 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jobdeck.api.views import iso, revision_json
-from jobdeck.catalog.model import Catalog
-from jobdeck.catalog.plan import render_plan
 from jobdeck.cli.context import (
     EXIT_INVALID,
     EXIT_REFUSED,
+    JsonFlag,
     control,
+    emit,
     fail,
     interactive,
+    iso,
     load,
     print_json,
+    print_table,
     store,
-    table,
 )
-from jobdeck.control import git_describe
-from jobdeck.schedule.timing import next_fires
-from jobdeck.schedule.trigger import trigger_for
-from jobdeck.store.records import Revision
-from jobdeck.units import parse_instant
+from jobdeck.cli.output import print_plan
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
-# What changes in the store together with each applied revision.
+    from jobdeck.store.records import Revision
+
+__all__ = ["JsonFlag", "register"]
 
 
 def register(app: typer.Typer) -> None:
@@ -47,17 +45,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(importer, name="import")
 
 
-def validate(ctx: typer.Context) -> None:
+def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Check the catalog file and count what it declares."""
-    counts = load(ctx).catalog.counts()
-    typer.echo(
-        f"ok: {counts['schedules']} schedules, {counts['workers']} workers, "
-        f"{counts['commands']} commands, {counts['queues']} queues, {counts['pools']} pools"
+    loaded = load(ctx)
+    counts = loaded.catalog.counts()
+    emit(
+        as_json,
+        {"valid": True, "catalog": str(loaded.path), "digest": loaded.digest, "counts": counts},
+        lambda: typer.echo(
+            f"ok: {counts['schedules']} schedules, {counts['workers']} workers, "
+            f"{counts['commands']} commands, {counts['queues']} queues, {counts['pools']} pools"
+        ),
     )
 
 
 def schema() -> None:
     """Print the catalog's JSON Schema (for editors)."""
+    from jobdeck.catalog.model import Catalog
+
     document = Catalog.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     document["title"] = "jobdeck catalog (jobdeck.yaml)"
@@ -66,6 +71,8 @@ def schema() -> None:
 
 def plan(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Show what `apply` would change, and every active suspension."""
+    from jobdeck.catalog.plan import render_plan
+
     loaded = load(ctx)
     with control(ctx) as ctl:
         result = ctl.plan(loaded)
@@ -73,29 +80,47 @@ def plan(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(result.to_json())
     else:
-        typer.echo(render_plan(result, against=_against(applied)))
+        print_plan(render_plan(result, against=_against(applied)))
 
 
 def apply(
     ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Apply the catalog as a new revision, atomically."""
+    from jobdeck.api.views import revision_json
+    from jobdeck.catalog.plan import render_plan
+    from jobdeck.control import git_describe
+
     loaded = load(ctx)
     with control(ctx) as ctl:
         shown = ctl.plan(loaded)
         applied = ctl.store.latest_revision()
-        typer.echo(render_plan(shown, against=_against(applied)))
+        if not as_json:
+            print_plan(render_plan(shown, against=_against(applied)))
         if shown.empty and applied is not None:
+            if as_json:
+                print_json({"applied": None, "plan": shown.to_json()})
             return
         if not yes:
-            if not interactive():
-                fail("not applying: not on a terminal; pass --yes to apply", EXIT_REFUSED)
-            answer = typer.prompt("\nApply these changes? Only 'yes' applies", default="")
+            if as_json or not interactive():
+                where = "with --json" if as_json else "not on a terminal"
+                fail(f"not applying: {where}; pass --yes to apply", EXIT_REFUSED)
+            answer = typer.prompt(
+                "\nApply these changes? Only 'yes' applies", default="", show_default=False
+            )
             if answer.strip() != "yes":
                 fail("apply cancelled; nothing was changed", EXIT_REFUSED)
         revision = ctl.apply(loaded, git=git_describe(loaded.path), expected=shown)
-    if revision is not None:
+    if as_json:
+        print_json(
+            {
+                "applied": None if revision is None else revision_json(revision),
+                "plan": shown.to_json(),
+            }
+        )
+    elif revision is not None:
         typer.echo(f"\nApplied revision {revision.number} ({revision.catalog_sha256[:12]}).")
 
 
@@ -105,6 +130,8 @@ def revisions(
     as_json: JsonFlag = False,
 ) -> None:
     """Applied revisions, newest first."""
+    from jobdeck.api.views import revision_json
+
     with store(ctx) as opened:
         found = opened.revisions(limit)
     if as_json:
@@ -114,7 +141,7 @@ def revisions(
         (r.number, iso(r.applied_at), r.applied_by, r.catalog_sha256[:12], r.git_describe, r.source)
         for r in found
     ]
-    typer.echo(table(("REVISION", "APPLIED", "BY", "SHA256", "GIT", "SOURCE"), rows))
+    print_table(("REVISION", "APPLIED", "BY", "SHA256", "GIT", "SOURCE"), rows)
 
 
 def next_(
@@ -127,13 +154,17 @@ def next_(
     as_json: JsonFlag = False,
 ) -> None:
     """The next fire times of a schedule, in its zone and in UTC."""
+    from zoneinfo import ZoneInfo
+
+    from jobdeck.catalog.names import unknown_schedule
+    from jobdeck.schedule.timing import next_fires
+    from jobdeck.schedule.trigger import trigger_for
+    from jobdeck.units import format_duration
+
     catalog = load(ctx).catalog
     spec = catalog.schedules.get(name)
     if spec is None:
-        fail(
-            f"no schedule named {name!r} in the catalog (schedules: "
-            f"{', '.join(catalog.schedules) or 'none'})"
-        )
+        fail(unknown_schedule(name, catalog.model_dump(mode="json"), "the catalog"))
     zone = spec.timezone or "UTC"
     tz = ZoneInfo(zone)
     start = _instant(from_, tz) if from_ else datetime.now(UTC)
@@ -147,10 +178,14 @@ def next_(
             }
         )
         return
-    what = f"cron {spec.cron!r}" if spec.cron else f"every {spec.rate}"
+    if spec.cron:
+        what = f"cron {spec.cron!r}"
+    else:
+        assert spec.rate is not None
+        what = f"every {format_duration(spec.rate)}"
     typer.echo(f"{name}: {what} in {zone}")
     rows = [(f.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z (%z)"), iso(f)) for f in fires]
-    typer.echo(table((zone.upper() if zone == "UTC" else zone, "UTC"), rows))
+    print_table((zone.upper() if zone == "UTC" else zone, "UTC"), rows)
 
 
 def import_crontab(
@@ -181,6 +216,8 @@ def _against(applied: Revision | None) -> str:
 
 def _instant(text: str, zone: ZoneInfo) -> datetime:
     """An ISO 8601 instant; without an offset it is read in the schedule's zone."""
+    from jobdeck.units import parse_instant
+
     try:
         return parse_instant(text, zone)
     except ValueError:

@@ -1,26 +1,47 @@
-"""What every command needs: the global options, the catalog, the store, and output helpers."""
+"""What every command needs: the global options, the catalog, the store, and output helpers.
+
+Only light modules are imported at the top: the engine, the store and the catalog's model
+are imported by the verbs that use them, so that ``jobdeck --help`` starts quickly.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from jobdeck.api.views import iso
-from jobdeck.catalog.load import CatalogError, LoadedCatalog, load_catalog
-from jobdeck.clock import SystemClock
-from jobdeck.control import Control, ControlError, current_actor
-from jobdeck.store import Store, open_store
+from jobdeck.cli.output import JsonFlag, emit, iso, print_json, print_table, table
+
+if TYPE_CHECKING:
+    from jobdeck.catalog.load import LoadedCatalog
+    from jobdeck.control import Control
+    from jobdeck.store import Store
 
 EXIT_REFUSED = 1
 EXIT_INVALID = 2
+
+__all__ = [
+    "EXIT_INVALID",
+    "EXIT_REFUSED",
+    "JsonFlag",
+    "Settings",
+    "control",
+    "emit",
+    "fail",
+    "interactive",
+    "iso",
+    "load",
+    "print_json",
+    "print_table",
+    "settings",
+    "store",
+    "table",
+]
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,8 @@ def settings(ctx: typer.Context) -> Settings:
 
 def load(ctx: typer.Context) -> LoadedCatalog:
     """The catalog file, or every error on stderr and exit 2."""
+    from jobdeck.catalog.load import CatalogError, load_catalog
+
     try:
         return load_catalog(settings(ctx).catalog)
     except CatalogError as exc:
@@ -51,6 +74,8 @@ def load(ctx: typer.Context) -> LoadedCatalog:
 
 @contextmanager
 def store(ctx: typer.Context) -> Iterator[Store]:
+    from jobdeck.store import open_store
+
     config = settings(ctx)
     opened = open_store(config.store_url, state_dir=config.state_dir)
     try:
@@ -62,6 +87,9 @@ def store(ctx: typer.Context) -> Iterator[Store]:
 @contextmanager
 def control(ctx: typer.Context) -> Iterator[Control]:
     """A Control acting as this terminal's user; ControlError exits 1 with its message."""
+    from jobdeck.clock import SystemClock
+    from jobdeck.control import Control, ControlError, current_actor
+
     with store(ctx) as opened:
         try:
             yield Control(opened, SystemClock(), current_actor(), "cli")
@@ -72,26 +100,6 @@ def control(ctx: typer.Context) -> Iterator[Control]:
 def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
-
-
-def print_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=_json_default))
-
-
-def _json_default(value: object) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain aligned table (no colours, so that it greps and pipes well)."""
-    cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in cells
-    )
 
 
 def interactive() -> bool:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from jobdeck.catalog.load import CatalogError
 from jobdeck.cli.context import EXIT_INVALID, fail, load
 
 
@@ -27,6 +26,8 @@ def synth(
     ] = Path("cdk.out"),
 ) -> None:
     """Write a CDK cloud assembly; deploy it with `cdk deploy --app DIR`."""
+    from jobdeck.catalog.load import CatalogError
+
     loaded = load(ctx)
     from jobdeck.targets.aws.mapping import map_catalog
 

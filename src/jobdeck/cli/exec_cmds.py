@@ -7,21 +7,13 @@ run. Exit codes: 0 started (with ``--wait``: succeeded), 2 bad params, 1 otherwi
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
-import httpx
 import typer
 
-from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, print_json, settings
-from jobdeck.commands.params import InvalidParams, parse_assignments
-from jobdeck.control import current_actor
-
-TOKEN_ENV = "JOBDECK_API_TOKEN"
-USER_HEADER = "X-Jobdeck-User"
-POLL_SECONDS = 0.2
-TERMINAL = {"succeeded", "failed", "timed_out", "skipped", "cancelled", "lost"}
+from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, JsonFlag, fail, print_json
+from jobdeck.cli.follow import finish, follow, refused, server_client
+from jobdeck.cli.output import print_status
 
 
 def register(app: typer.Typer) -> None:
@@ -34,77 +26,35 @@ def exec_command(
     params: Annotated[
         list[str] | None, typer.Argument(help="Params as key=value (quote values with spaces).")
     ] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the run until it ends.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run: stream its output until it ends.")
+    ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Invoke a command with params, through the same checks and audit as Slack."""
+    from jobdeck.commands.params import InvalidParams, parse_assignments
+
     try:
         given = parse_assignments(command, params or [])
     except InvalidParams as exc:
         fail(str(exc), EXIT_INVALID)
-    server = settings(ctx).server.rstrip("/")
-    with httpx.Client(base_url=server, headers=_headers(), timeout=30.0) as client:
-        answer = _call(
-            client,
-            "POST",
-            f"/api/v1/commands/{command}/invocations",
-            json={"params": given, "via": "cli"},
+    with server_client(ctx) as client:
+        answer = client.post(
+            f"/api/v1/commands/{command}/invocations", json={"params": given, "via": "cli"}
         )
         if answer.status_code != 201:
-            _refused(answer, command)
+            refused(answer, command)
         run: dict[str, Any] = answer.json()
         if not wait:
             if as_json:
                 print_json(run)
             else:
-                typer.echo(f"run {run['id']}: {command} {run['status']}")
+                print_status(f"run {run['id']}: {command} {run['status']}", run["status"])
             return
         if not as_json:
-            typer.echo(f"run {run['id']}: {command} started; waiting for it to end")
-        while run["status"] not in TERMINAL:
-            time.sleep(POLL_SECONDS)
-            followed = _call(client, "GET", f"/api/v1/runs/{run['id']}")
-            if followed.status_code != 200:
-                _refused(followed, command)
-            run = followed.json()
+            typer.echo(f"run {run['id']}: {command} started; following it", err=True)
+        final = follow(client, int(run["id"]), stream=not as_json)
     if as_json:
-        print_json(run)
-    else:
-        exit_code = run.get("exit_code")
-        duration = run.get("duration_ms")
-        shown = f" (exit {exit_code})" if exit_code is not None else ""
-        took = f" in {duration:.0f} ms" if isinstance(duration, int | float) else ""
-        typer.echo(f"run {run['id']}: {command} {run['status']}{shown}{took}")
-    if run["status"] != "succeeded":
-        raise typer.Exit(EXIT_REFUSED)
-
-
-def _headers() -> dict[str, str]:
-    headers = {USER_HEADER: current_actor()}
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    return headers
-
-
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    try:
-        return client.request(method, path, **kwargs)
-    except httpx.HTTPError as exc:
-        fail(
-            f"cannot reach the jobdeck server at {client.base_url} ({exc}); "
-            "start it with `jobdeck serve` or point --server (JOBDECK_URL) at it"
-        )
-
-
-def _refused(answer: httpx.Response, command: str) -> NoReturn:
-    try:
-        error = answer.json().get("error", {})
-    except ValueError:
-        error = {}
-    message = error.get("message") or f"the server answered {answer.status_code}"
-    problems = error.get("problems") or []
-    if problems:
-        lines = [f"  {p['param']}: {p['message']}" for p in problems]
-        message = "\n".join([f"bad params for {command}:", *lines])
-    fail(message, EXIT_INVALID if answer.status_code == 400 else EXIT_REFUSED)
+        print_json(final)
+        raise typer.Exit(0 if final["status"] == "succeeded" else EXIT_REFUSED)
+    finish(final)

@@ -7,12 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from jobdeck.api.views import audit_json, iso
-from jobdeck.catalog.plan import suspension_json
-from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import control, fail, print_json, store, table
-from jobdeck.status import collect_status
-from jobdeck.units import parse_until
+from jobdeck.cli.context import JsonFlag, control, fail, iso, print_json, print_table, store
 
 KindOption = Annotated[
     str | None,
@@ -38,6 +33,8 @@ def suspend(
     as_json: JsonFlag = False,
 ) -> None:
     """Emergency stop: recorded with who and when; no apply ever clears it."""
+    from jobdeck.catalog.plan import suspension_json
+
     with control(ctx) as ctl:
         expiry = _until(until, ctl.clock.now()) if until else None
         done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
@@ -55,6 +52,8 @@ def resume(
     as_json: JsonFlag = False,
 ) -> None:
     """End a suspension."""
+    from jobdeck.catalog.plan import suspension_json
+
     with control(ctx) as ctl:
         done = ctl.resume(name, kind=_kind(kind))
     if as_json:
@@ -65,6 +64,8 @@ def resume(
 
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """What the applied revision runs: schedules, workers, commands, queues, pools."""
+    from jobdeck.status import collect_status
+
     with store(ctx) as opened:
         now = datetime.now(UTC)
         with opened.reading() as tx:
@@ -137,7 +138,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     for title, headers, rows in sections:
         if rows:
             typer.echo(f"\n{title}")
-            typer.echo(table(headers, rows))
+            print_table(headers, rows)
 
 
 def audit(
@@ -146,6 +147,8 @@ def audit(
     as_json: JsonFlag = False,
 ) -> None:
     """Who invoked, suspended, resumed and applied what, from where, and the outcome."""
+    from jobdeck.api.views import audit_json
+
     with store(ctx) as opened:
         entries = opened.audit(limit)
     if as_json:
@@ -155,10 +158,12 @@ def audit(
         (iso(e.at), e.actor, e.via, e.action, e.target, e.outcome, _detail(e.detail))
         for e in entries
     ]
-    typer.echo(table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows))
+    print_table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows)
 
 
 def _until(text: str, now: datetime) -> datetime:
+    from jobdeck.units import parse_until
+
     try:
         return parse_until(text, now)
     except ValueError:
@@ -210,4 +215,21 @@ def _scaling(decision: dict[str, Any] | None) -> str | None:
 
 
 def _detail(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+    """``params.title="Hi there" run_id=12``: nested values flattened, text quoted when it
+    has spaces, lists and the rest as JSON; never a Python repr."""
+    return " ".join(f"{key}={value}" for key, value in _flat(detail, ""))
+
+
+def _flat(value: Any, prefix: str) -> list[tuple[str, str]]:
+    import json
+
+    if isinstance(value, dict):
+        found: list[tuple[str, str]] = []
+        for key, item in value.items():
+            if item is not None:
+                found.extend(_flat(item, f"{prefix}.{key}" if prefix else str(key)))
+        return found
+    if isinstance(value, str):
+        plain = value and not any(c.isspace() or c in '"=' for c in value)
+        return [(prefix, value if plain else json.dumps(value, ensure_ascii=False))]
+    return [(prefix, json.dumps(value, ensure_ascii=False))]

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jobdeck.catalog.model import Catalog
-from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import fail, print_json, store, table
-from jobdeck.control import current_actor
-from jobdeck.queues import admin
-from jobdeck.store.records import AuditEntry
+from jobdeck.cli.context import JsonFlag, fail, print_json, print_table, store
+
+if TYPE_CHECKING:
+    from jobdeck.catalog.model import Catalog
 
 queue_app = typer.Typer(
     name="queue", help="Queue depth and dead-letter redrive.", no_args_is_help=True
@@ -24,6 +22,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _catalog(revision_catalog: dict[str, object] | None) -> Catalog | None:
+    from jobdeck.catalog.model import Catalog
+
     return None if revision_catalog is None else Catalog.model_validate(revision_catalog)
 
 
@@ -34,6 +34,8 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Messages visible, in flight and delayed, and dead letters, of each queue."""
+    from jobdeck.queues import admin
+
     with store(ctx) as opened, opened.reading() as tx:
         revision = tx.latest_revision()
         try:
@@ -51,23 +53,21 @@ def stats(
     if not rows:
         typer.echo("No queues yet: declare them in the catalog and apply, or create them via SQS.")
         return
-    typer.echo(
-        table(
-            ("NAME", "VISIBLE", "IN FLIGHT", "DELAYED", "DEAD LETTERS", "ORIGIN"),
-            [
-                (
-                    r["name"],
-                    r["visible"],
-                    r["in_flight"],
-                    r["delayed"],
-                    "-"
-                    if r["dead_lettered"] is None
-                    else f"{r['dead_lettered']} in {r['dead_letter_queue']}",
-                    r["origin"],
-                )
-                for r in rows
-            ],
-        )
+    print_table(
+        ("NAME", "VISIBLE", "IN FLIGHT", "DELAYED", "DEAD LETTERS", "ORIGIN"),
+        [
+            (
+                r["name"],
+                r["visible"],
+                r["in_flight"],
+                r["delayed"],
+                "-"
+                if r["dead_lettered"] is None
+                else f"{r['dead_lettered']} in {r['dead_letter_queue']}",
+                r["origin"],
+            )
+            for r in rows
+        ],
     )
 
 
@@ -78,6 +78,10 @@ def redrive(
     as_json: JsonFlag = False,
 ) -> None:
     """Move dead letters back to the queues they came from."""
+    from jobdeck.control import current_actor
+    from jobdeck.queues import admin
+    from jobdeck.store.records import AuditEntry
+
     now = datetime.now(UTC)
     with store(ctx) as opened, opened.transaction() as tx:
         revision = tx.latest_revision()

@@ -9,28 +9,43 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, get_args
+from typing import Annotated, Any
 
-import httpx
 import typer
 
-from jobdeck.api.views import duration_ms, iso, run_item
-from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, print_json, settings, store, table
-from jobdeck.control import current_actor
-from jobdeck.execute.spec import LOG_FILE
-from jobdeck.store.records import TERMINAL_STATUSES, RunStatus
-from jobdeck.units import format_duration
+from jobdeck.cli.context import (
+    EXIT_INVALID,
+    EXIT_REFUSED,
+    JsonFlag,
+    fail,
+    iso,
+    print_json,
+    print_table,
+    settings,
+    store,
+)
+from jobdeck.cli.follow import (
+    POLL_SECONDS,
+    TERMINAL,
+    finish,
+    follow,
+    refused,
+    server_client,
+)
+from jobdeck.cli.output import note
 
-TOKEN_ENV = "JOBDECK_API_TOKEN"
-USER_HEADER = "X-Jobdeck-User"
-# How often a follower looks for new output or a new status: quick enough to feel live.
-POLL_SECONDS = 0.25
-REQUEST_TIMEOUT = 30.0
+STATUSES = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "skipped",
+    "cancelled",
+    "lost",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -39,103 +54,40 @@ def register(app: typer.Typer) -> None:
     app.command()(logs)
 
 
-# -- talking to the server -----------------------------------------------------------------
-
-
-@contextmanager
-def server_client(ctx: typer.Context) -> Iterator[httpx.Client]:
-    """A client of the server at ``--server``; an unreachable server exits 1 saying so."""
-    url = settings(ctx).server.rstrip("/")
-    headers = {USER_HEADER: current_actor()}
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client:
-            yield client
-    except httpx.TransportError as exc:
-        fail(
-            f"no jobdeck server answers at {url} ({exc or type(exc).__name__}); "
-            "start one with `jobdeck serve` (or point --server / JOBDECK_URL at it)"
-        )
-
-
-def _refused(response: httpx.Response) -> NoReturn:
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text.strip() or response.reason_phrase
-    if response.status_code == 401:
-        message += f" (set {TOKEN_ENV} to the server's token)"
-    fail(str(message), EXIT_REFUSED)
-
-
-def _get_run(client: httpx.Client, run_id: int) -> dict[str, Any]:
-    response = client.get(f"/api/v1/runs/{run_id}")
-    if response.status_code != 200:
-        _refused(response)
-    found: dict[str, Any] = response.json()
-    return found
-
-
 def run(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="A schedule.")],
-    wait: Annotated[bool, typer.Option("--wait", help="Follow the run to its end.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the run: stream its output until it ends.")
+    ] = False,
     ignore_overlap: Annotated[
         bool, typer.Option("--ignore-overlap", help="Start even if another run is active.")
     ] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Start a run of a schedule now (trigger manual); prints the run id."""
     with server_client(ctx) as client:
         response = client.post(
-            f"/api/v1/schedules/{name}/runs", json={"ignore_overlap": ignore_overlap}
+            f"/api/v1/schedules/{name}/runs",
+            json={"ignore_overlap": ignore_overlap, "via": "cli"},
         )
         if response.status_code != 201:
-            _refused(response)
+            refused(response)
         started: dict[str, Any] = response.json()
-        typer.echo(str(started["id"]))
+        if not as_json:
+            typer.echo(str(started["id"]))
         if started["status"] == "skipped":
             hint = " (use --ignore-overlap)" if started["reason"] == "overlap" else ""
-            typer.echo(f"run {started['id']} was skipped: {started['reason']}{hint}", err=True)
+            note(f"run {started['id']} was skipped: {started['reason']}{hint}", "skipped")
         if not wait:
+            if as_json:
+                print_json(started)
             return
-        final = _follow(client, int(started["id"]))
-    raise typer.Exit(0 if final["status"] == "succeeded" else 1)
-
-
-def _follow(client: httpx.Client, run_id: int) -> dict[str, Any]:
-    """Wait for the run, and for the retries it leads to, to end; returns the last."""
-    shown = ""
-    while True:
-        current = _get_run(client, run_id)
-        status = current["status"]
-        if status != shown:
-            shown = status
-            if status not in TERMINAL_STATUSES:
-                typer.echo(f"run {run_id}: {status}", err=True)
-        if status in TERMINAL_STATUSES:
-            later = [a for a in current["attempts"] if a["attempt"] > current["attempt"]]
-            typer.echo(f"run {run_id}: {_outcome(current)}", err=True)
-            if not later:
-                return current
-            run_id = int(later[0]["id"])
-            typer.echo(f"retried as run {run_id} (attempt {later[0]['attempt']})", err=True)
-            shown = ""
-            continue
-        time.sleep(POLL_SECONDS)
-
-
-def _outcome(run_json: dict[str, Any]) -> str:
-    parts = [run_json["status"]]
-    if run_json.get("reason"):
-        parts.append(f"({run_json['reason']})")
-    if run_json.get("exit_code") is not None:
-        parts.append(f"exit {run_json['exit_code']}")
-    took = run_json.get("duration_ms")
-    if took is not None:
-        parts.append(f"after {took / 1000:.1f}s")
-    return " ".join(parts)
+        final = follow(client, int(started["id"]), stream=not as_json)
+    if as_json:
+        print_json(final)
+        raise typer.Exit(0 if final["status"] == "succeeded" else EXIT_REFUSED)
+    finish(final)
 
 
 # -- reading the store directly ------------------------------------------------------------
@@ -151,16 +103,31 @@ def runs(
     as_json: JsonFlag = False,
 ) -> None:
     """Run history, newest first."""
-    statuses = get_args(RunStatus)
-    if status is not None and status not in statuses:
-        fail(f"--status {status!r}: use one of {', '.join(statuses)}", EXIT_INVALID)
+    from jobdeck.api.views import duration_ms, run_item
+    from jobdeck.catalog.names import closest
+
+    if status is not None and status not in STATUSES:
+        fail(f"--status {status!r}: use one of {', '.join(STATUSES)}", EXIT_INVALID)
     with store(ctx) as opened:
         found = opened.runs(job=name, status=status, limit=limit)
+        if name is not None and not found and not opened.runs(job=name, limit=1):
+            applied = opened.latest_revision()
+            catalog = applied.catalog if applied else {}
+            known = [n for s in ("schedules", "workers", "commands") for n in catalog.get(s) or {}]
+            if name not in known:
+                near = closest(name, known)
+                hint = f"; did you mean {near!r}?" if near else ""
+                fail(f"no schedule, worker or command named {name!r} has runs{hint}")
+        any_runs = bool(found) or bool(opened.runs(job=name, limit=1))
     if as_json:
         print_json([run_item(r) for r in found])
         return
     if not found:
-        typer.echo("No runs" + (f" of {name}" if name else "") + " yet.")
+        of = f" of {name}" if name else ""
+        if status is not None and any_runs:
+            typer.echo(f"No {status} runs{of} (among the last {limit}).")
+        else:
+            typer.echo(f"No runs{of} yet.")
         return
     rows = []
     for r in found:
@@ -179,10 +146,12 @@ def runs(
             )
         )
     headers = ("ID", "JOB", "TRIGGER", "STATUS", "REASON", "ATTEMPT", "STARTED", "TOOK", "EXIT")
-    typer.echo(table(headers, rows))
+    print_table(headers, rows)
 
 
 def format_duration_ms(took: float | None) -> str | None:
+    from jobdeck.units import format_duration
+
     if took is None:
         return None
     if took < 60_000:
@@ -192,6 +161,8 @@ def format_duration_ms(took: float | None) -> str | None:
 
 def run_log_path(state_dir: Path, run_id: int) -> Path:
     """Where the engine keeps a run's output (the executor's layout)."""
+    from jobdeck.execute.spec import LOG_FILE
+
     return state_dir / "runs" / str(run_id) / LOG_FILE
 
 
@@ -214,7 +185,7 @@ def logs(
         while True:
             # The status is read before the bytes: once it says the run ended, what is
             # read after it is the whole log.
-            ended = status in TERMINAL_STATUSES
+            ended = status in TERMINAL
             offset = _copy_new(path, offset, out)
             if ended or not follow:
                 break

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import importlib.util
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from jobdeck.app import Application, Loop, Options, ServerFailed
-from jobdeck.catalog.load import CatalogError, load_catalog
 from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, settings
-from jobdeck.clock import SystemClock
-from jobdeck.control import Control, ControlError, current_actor, git_describe
-from jobdeck.execute.pools import Mode
-from jobdeck.store import open_store
+
+if TYPE_CHECKING:
+    from jobdeck.app import Application, Loop, Options
+    from jobdeck.execute.pools import Mode
 
 log = logging.getLogger("jobdeck")
 
@@ -63,6 +58,8 @@ def serve(
     isolation: Isolation = "auto",
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
+    from jobdeck.app import Options
+
     config = settings(ctx)
     if apply:
         _apply(config.catalog, config.state_dir, config.store_url)
@@ -87,6 +84,8 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Keep the demo's state dir at exit.")] = False,
 ) -> None:
     """Serve the bundled newsroom example from a throw-away state dir."""
+    from jobdeck.app import Options
+
     source = example_dir()
     workspace = Path(tempfile.mkdtemp(prefix="jobdeck-demo-"))
     shutil.copytree(source, workspace / "newsroom", ignore=shutil.ignore_patterns("__pycache__"))
@@ -107,6 +106,8 @@ def demo(
             f"{catalog} plan\n"
             "  stop with Ctrl-C"
         )
+        import importlib.util
+
         if importlib.util.find_spec("boto3") is None:
             typer.echo(
                 "  note: the example's queue workers import boto3, which is not installed: "
@@ -168,6 +169,10 @@ def discard_state(state_dir: Path) -> None:
 
 def run_server(options: Options, serve_options: ServeOptions) -> int:
     """Run until SIGTERM or SIGINT (exit 0) or until a loop fails (exit 1)."""
+    import asyncio
+
+    from jobdeck.app import ServerFailed
+
     _configure_logging()
     from jobdeck.api.auth import BindRefused, check_bind
 
@@ -195,7 +200,12 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
 
 
 async def _serve(options: Options, serve_options: ServeOptions) -> None:
+    import asyncio
+    import signal
+
     from jobdeck.api.server import serve_http
+    from jobdeck.app import Application
+    from jobdeck.clock import SystemClock
 
     application = Application(options, clock=SystemClock())
     loop = asyncio.get_running_loop()
@@ -253,6 +263,11 @@ def _optional_loops(application: Application, serve_options: ServeOptions) -> di
 
 
 def _apply(catalog: Path, state_dir: Path, store_url: str | None) -> None:
+    from jobdeck.catalog.load import CatalogError, load_catalog
+    from jobdeck.clock import SystemClock
+    from jobdeck.control import Control, ControlError, current_actor, git_describe
+    from jobdeck.store import open_store
+
     try:
         loaded = load_catalog(catalog)
     except CatalogError as exc:
