@@ -63,6 +63,14 @@ class Options:
     sqs_url: str | None = None  # the SQS-compatible endpoint workers are pointed at
     isolation: Mode = "auto"
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Stop the worker processes at shutdown, while the loops (the SQS endpoint they use
+    # among them) still serve, recording them cancelled with reason ``shutdown``; else
+    # they go on and the next start adopts them.
+    stop_workers_at_exit: bool = False
+
+
+# The longest a shutdown waits for worker processes beyond their stop_grace.
+SHUTDOWN_SLACK = 10.0
 
 
 def instance_name(state_dir: Path, store_url: str | None) -> str:
@@ -196,6 +204,8 @@ class Application:
         stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
+            if stopper in done and self._failure is None and self.options.stop_workers_at_exit:
+                await self._stop_workers()
         finally:
             for task in [*tasks, stopper]:
                 task.cancel()
@@ -214,12 +224,25 @@ class Application:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _stop_workers(self) -> None:
+        """Every worker process stopped (SIGTERM, its stop_grace, SIGKILL) before the
+        other loops end, each recorded as cancelled for ``shutdown``."""
+        catalog = self.catalog
+        graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
+        try:
+            await self.supervisor.stop_all(max(graces, default=30.0) + SHUTDOWN_SLACK, "shutdown")
+        except TimeoutError:
+            log.warning("some worker processes did not stop in time; the next start adopts them")
+
     async def aclose(self) -> None:
         """Stop watching runs and worker processes (they go on; the next start adopts
         them) and close."""
         self.scheduler.close()
         await self.supervisor.aclose()
         await self.driver.aclose()
+        # A warm pool's launcher is the engine's helper: it goes with it (the runs it
+        # started go on; the next start starts a launcher again at the pool's first run).
+        await asyncio.to_thread(self.executor.stop_launchers)
         if self.notifier is not None:
             await self.notifier.aclose()
         self.store.close()

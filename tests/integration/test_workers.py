@@ -121,7 +121,7 @@ async def test_a_crash_loop_backs_off_exponentially_and_shows_in_status(deck: De
     await until(lambda: len(deck.life.starts()) >= 5, "five starts", within=60)
     runs = engine.runs("crasher")[:5]
     assert [r.attempt for r in runs] == [1, 2, 3, 4, 5]
-    assert [r.trigger for r in runs] == ["manual", "retry", "retry", "retry", "retry"]
+    assert [r.trigger for r in runs] == ["schedule", "retry", "retry", "retry", "retry"]
     gaps = []
     for before, after in itertools.pairwise(runs):
         assert before.ended_at is not None
@@ -272,3 +272,38 @@ async def test_a_restarted_engine_adopts_live_replicas_and_replaces_one_that_die
     assert "adopted" in [e.type for e in second.store.events(survivor.id)]
     await until(lambda: len(deck.life.starts()) == 3, "the replacement to log its start")
     assert second.workers()["indexer"]["restarts"] == 1
+
+
+async def test_a_replica_change_starts_or_stops_only_the_difference(deck: Deck) -> None:
+    """replicas 2 -> 3 starts one and keeps both; 3 -> 1 stops the two newest. No spec
+    change, so nothing restarts; the engine's own starts are not ``manual``."""
+    engine = await deck.engine()
+
+    def indexer(replicas: int) -> str:
+        return catalog(f"""
+          indexer:
+            command: {deck.argv()}
+            replicas: {replicas}
+            stop_grace: 5s
+        """)
+
+    deck.apply(engine, indexer(2))
+    await until(lambda: len(engine.running("indexer")) == 2, "two replicas")
+    first = sorted(r.id for r in engine.running("indexer"))
+    deck.apply(engine, indexer(3))
+    await until(lambda: len(engine.running("indexer")) == 3, "three replicas")
+    runs = engine.runs("indexer")
+    assert len(runs) == 3
+    assert set(first) <= {r.id for r in engine.running("indexer")}
+    assert deck.life.max_overlap() == 3
+    assert {r.trigger for r in runs} == {"schedule"}
+
+    deck.apply(engine, indexer(1))
+    await until(lambda: len(engine.running("indexer")) == 1, "one replica")
+    assert [r.id for r in engine.running("indexer")] == first[:1]
+    ended = [r for r in engine.runs("indexer") if r.id != first[0]]
+    await until(lambda: all(r.ended_at for r in engine.runs("indexer") if r.id != first[0]), "ends")
+    assert {(r.status, r.reason) for r in engine.runs("indexer") if r.id != first[0]} == {
+        ("cancelled", "scaled_in")
+    }
+    assert len(ended) == 2

@@ -139,8 +139,10 @@ async def serve_http(
     started: asyncio.Event | None = None,
     require_token: bool | None = None,
     metric_sources: Iterable[Source] = (),
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve until cancelled; ``started`` is set once the socket accepts connections."""
+    """Serve until cancelled; ``started`` is set once the socket accepts connections;
+    ``sock``, when given, is the socket already bound to ``host:port``."""
     config = make_config(
         app,
         host,
@@ -151,7 +153,7 @@ async def serve_http(
     )
     scheme = "https" if tls_cert else "http"
     log.info("serving the API and dashboard on %s://%s:%d", scheme, host, port)
-    await serve_config(config, host, port, started)
+    await serve_config(config, host, port, started, sock=sock)
 
 
 async def serve_asgi(
@@ -162,11 +164,12 @@ async def serve_asgi(
     lifespan: Literal["on", "off"] = "off",
     started: asyncio.Event | None = None,
     on_server: Callable[[uvicorn.Server], None] | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve another ASGI application (the SQS endpoint) the same embedded way;
     ``on_server`` sees the server before it starts (to learn when it is stopping)."""
     config = embedded_config(asgi, lifespan=lifespan)
-    await serve_config(config, host, port, started, on_server)
+    await serve_config(config, host, port, started, on_server, sock=sock)
 
 
 async def serve_config(
@@ -175,8 +178,11 @@ async def serve_config(
     port: int,
     started: asyncio.Event | None,
     on_server: Callable[[uvicorn.Server], None] | None = None,
+    *,
+    sock: socket.socket | None = None,
 ) -> None:
-    sock = bind_socket(host, port)
+    if sock is None:
+        sock = bind_socket(host, port)
     server = EmbeddedServer(config, started)
     if on_server is not None:
         on_server(server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -168,25 +169,36 @@ def discard_state(state_dir: Path) -> None:
 
 
 def run_server(options: Options, serve_options: ServeOptions) -> int:
-    """Run until SIGTERM or SIGINT (exit 0) or until a loop fails (exit 1)."""
+    """Run until SIGTERM or SIGINT (exit 0) or until a loop fails (exit 1).
+
+    The ports are taken first: a busy one is reported in one line before any run is
+    adopted or any worker started."""
     import asyncio
+    import dataclasses
 
-    from jobdeck.app import ServerFailed
-
-    _configure_logging()
     from jobdeck.api.auth import BindRefused, check_bind
+    from jobdeck.app import ServerFailed
 
     try:
         check_bind(serve_options.host, options.environ)
     except BindRefused as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
+    try:
+        sockets = _listen(serve_options)
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_REFUSED
+    _configure_logging()
+    if sockets.sqs is not None:
+        # The workers use this server's SQS endpoint: they stop before it does.
+        options = dataclasses.replace(options, stop_workers_at_exit=True)
     # A thread that wakes (the scheduler's fire thread, with a slot to claim) waits for
     # the interpreter's lock until the running thread lets go of it: at most this many
     # seconds, instead of the default 5 ms.
     sys.setswitchinterval(SWITCH_INTERVAL)
     try:
-        asyncio.run(_serve(options, serve_options))
+        asyncio.run(_serve(options, serve_options, sockets))
     except ServerFailed as exc:
         log.error("jobdeck stopped: %s", exc)
         return 1
@@ -196,10 +208,79 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
     except OSError as exc:
         log.error("jobdeck could not start: %s", exc)
         return 1
+    finally:
+        sockets.close()
     return 0
 
 
-async def _serve(options: Options, serve_options: ServeOptions) -> None:
+@dataclass
+class Sockets:
+    http: socket.socket
+    sqs: socket.socket | None
+
+    def close(self) -> None:
+        self.http.close()
+        if self.sqs is not None:
+            self.sqs.close()
+
+
+def _listen(serve_options: ServeOptions) -> Sockets:
+    """Both ports bound, or an OSError that says which one and what to do."""
+    from jobdeck.api.server import bind_socket
+
+    host = serve_options.host
+    try:
+        http = bind_socket(host, serve_options.port)
+    except OSError as exc:
+        raise OSError(
+            f"{exc} (the API and dashboard): is another jobdeck serve running? "
+            "stop it, or choose another --port"
+        ) from None
+    if not serve_options.sqs_port:
+        return Sockets(http, None)
+    try:
+        sqs = bind_socket(host, serve_options.sqs_port)
+    except OSError as exc:
+        http.close()
+        raise OSError(
+            f"{exc} (the SQS endpoint): choose another --sqs-port, or 0 to serve none"
+        ) from None
+    return Sockets(http, sqs)
+
+
+def describe(application: Application, serve_options: ServeOptions) -> list[str]:
+    """What ``serve`` has on and off, said once at start."""
+    from jobdeck.slack import SlackSettings
+
+    options = application.options
+    scheme = "https" if serve_options.tls_cert else "http"
+    lines = [
+        f"API and dashboard: {scheme}://{serve_options.host}:{serve_options.port} "
+        + (f"(TLS on: {serve_options.tls_cert})" if serve_options.tls_cert else "(TLS off)"),
+        "SQS endpoint: "
+        + (f"on at {options.sqs_url}" if options.sqs_url else "off (--sqs-port 0)"),
+    ]
+    try:
+        slack = SlackSettings.from_env(options.environ)
+    except ValueError:
+        slack = None  # the loops report the misconfiguration and stop
+    if slack is not None:
+        how = "Socket Mode" if slack.app_token else "HTTP events at /slack/events"
+        lines.append(f"Slack bot: on ({how})")
+    elif options.environ.get("SLACK_BOT_TOKEN", "").strip():
+        lines.append(
+            "Slack bot: off (SLACK_BOT_TOKEN only sends notices; set SLACK_APP_TOKEN "
+            "or SLACK_SIGNING_SECRET for the bot)"
+        )
+    else:
+        lines.append("Slack bot: off (SLACK_BOT_TOKEN is not set)")
+    pools = application.executor.pools
+    lines.append(f"isolation: {pools.isolation} (asked: {options.isolation})")
+    lines.append(f"store: {application.store.url}")
+    return lines
+
+
+async def _serve(options: Options, serve_options: ServeOptions, sockets: Sockets) -> None:
     import asyncio
     import signal
 
@@ -208,6 +289,8 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
     from jobdeck.clock import SystemClock
 
     application = Application(options, clock=SystemClock())
+    for line in describe(application, serve_options):
+        log.info("%s", line)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, application.stop)
@@ -223,10 +306,11 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
                 tls_cert=serve_options.tls_cert,
                 tls_key=serve_options.tls_key,
                 started=started,
+                sock=sockets.http,
             )
 
         application.extra_loops["http"] = http
-        for name, extra in _optional_loops(application, serve_options).items():
+        for name, extra in _optional_loops(application, serve_options, sockets).items():
             application.extra_loops[name] = extra
         await application.run()
         log.info("jobdeck stopped; running runs go on and are adopted at the next start")
@@ -234,7 +318,9 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
         await application.aclose()
 
 
-def _optional_loops(application: Application, serve_options: ServeOptions) -> dict[str, Loop]:
+def _optional_loops(
+    application: Application, serve_options: ServeOptions, sockets: Sockets
+) -> dict[str, Loop]:
     """The endpoints that run beside the HTTP API when configured."""
     import uvicorn
 
@@ -254,7 +340,12 @@ def _optional_loops(application: Application, serve_options: ServeOptions) -> di
         async def sqs() -> None:
             log.info("serving the SQS-compatible endpoint on %s", sqs_url)
             await serve_asgi(
-                endpoint, serve_options.host, serve_options.sqs_port, lifespan="on", on_server=watch
+                endpoint,
+                serve_options.host,
+                serve_options.sqs_port,
+                lifespan="on",
+                on_server=watch,
+                sock=sockets.sqs,
             )
 
         loops["sqs"] = sqs

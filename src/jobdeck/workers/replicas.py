@@ -144,7 +144,7 @@ class ReplicaKeeper:
                 run = tx.create_run(
                     job=life.name,
                     kind="worker",
-                    trigger="retry" if link else "manual",
+                    trigger="retry" if link else "schedule",
                     status="pending",
                     created_at=now,
                     attempt=link.attempt + 1 if link else 1,

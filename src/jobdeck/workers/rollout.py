@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 ReplicaState = Literal["starting", "running", "stopping"]
-StopReason = Literal["changed", "scaled_in", "removed", "suspended", "disabled"]
+StopReason = Literal["changed", "scaled_in", "removed", "suspended", "disabled", "shutdown"]
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,9 @@ and given back only once that process is confirmed gone, so that crash loops, ap
 and engine restarts never have two of its processes alive. Worker processes outlive the
 engine; the next engine adopts them (:meth:`Supervisor.recover`).
 
-Starts are recorded with trigger ``manual`` (the applied catalog asked for them) and
-restarts after an exit with trigger ``retry``, linked to the run that exited.
+Starts are recorded with trigger ``schedule`` (the engine starts them on its own, as the
+applied catalog declares, as it fires a schedule) and restarts after an exit with
+trigger ``retry``, linked to the run that exited.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ from jobdeck.workflow.dispatch import Applied
 __all__ = ["Backoff", "Replica", "Supervisor", "WorkerLife"]
 
 log = logging.getLogger(__name__)
+
+# A worker's fields that its running processes do not depend on: changing them scales
+# or re-labels the worker without restarting a replica.
+NOT_IN_THE_PROCESS = {"replicas", "autoscale", "description", "stop_grace", "capacity", "notify"}
 
 
 class Supervisor(ReplicaKeeper):
@@ -70,7 +75,9 @@ class Supervisor(ReplicaKeeper):
     def _hash(self, spec: Worker) -> str:
         assert self.applied is not None
         document = {
-            "spec": spec.model_dump(mode="json"),
+            # What the process is made of: the count of replicas, the autoscale policy
+            # and the rest that no process sees change nothing that runs.
+            "spec": spec.model_dump(mode="json", exclude=NOT_IN_THE_PROCESS),
             "base_dir": str(self.applied.base_dir),
             "sqs_url": self.sqs_url,
         }
@@ -319,14 +326,15 @@ class Supervisor(ReplicaKeeper):
         if life.decision is None or life.decision.get(what) != text:
             life.decision = {**(life.decision or {}), what: text}
 
-    async def stop_all(self, within: float = 60.0) -> None:
+    async def stop_all(self, within: float = 60.0, reason: StopReason = "removed") -> None:
         """Stop every worker process (each with its stop_grace) and wait until they are
-        gone. Not part of shutdown (processes outlive the engine); for tests and tools."""
+        gone: at a shutdown that takes the workers' SQS endpoint away (reason
+        ``shutdown``), and for tests and tools."""
         now = self.clock.now()
         for life in self.workers.values():
             for replica in list(life.replicas.values()):
                 if replica.state != "stopping":
-                    self._stop(life, replica, "removed", now)
+                    self._stop(life, replica, reason, now)
         self.applied = None  # nothing starts again
         deadline = asyncio.get_running_loop().time() + within
         while any(life.replicas for life in self.workers.values()):
