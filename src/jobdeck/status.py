@@ -7,6 +7,7 @@ a JSON-ready dict out.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,17 @@ from jobdeck.queues.catalog import dead_letter_name, wire_name
 from jobdeck.schedule.timing import next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.queue_records import QueueCounts
-from jobdeck.store.records import Revision, Suspension
+from jobdeck.store.records import Revision, Run, Suspension
+
+
+@dataclass(frozen=True)
+class Activity:
+    """What the store and the host know of what runs: the newest run of each job, the
+    running runs of each pool, and each pool's memory in use (None: unknown)."""
+
+    last_runs: Mapping[str, Run] = field(default_factory=dict)
+    running_by_pool: Mapping[str, int] = field(default_factory=dict)
+    memory_used: Mapping[str, int | None] = field(default_factory=dict)
 
 
 def collect_status(
@@ -26,12 +37,18 @@ def collect_status(
     now: datetime,
     queue_counts: Mapping[str, QueueCounts] | None = None,
     worker_live: Mapping[str, Mapping[str, Any]] | None = None,
+    activity: Activity | None = None,
 ) -> dict[str, Any]:
     """``queue_counts`` (by wire name, as :meth:`Tx.queue_counts` gives them) adds each
     catalog queue's visible, in-flight and dead-lettered messages; without it they are
     None (unknown). ``worker_live`` (as :meth:`Tx.worker_overview` or the supervisor's
     ``overview()`` give it) adds each worker's running replicas, restarts, last exit and
-    autoscale decision, and the desired count the supervisor works to."""
+    autoscale decision, and the desired count the supervisor works to. ``activity`` adds
+    each schedule's last run and each pool's running runs and memory in use.
+
+    Times are to the second. A suspended schedule has no next fire (its slots are
+    skipped while the suspension lasts): its ``suspension`` says why and until when."""
+    seen = activity or Activity()
     if revision is None:
         return {
             "revision": None,
@@ -45,7 +62,9 @@ def collect_status(
     suspended = {(s.kind, s.name): suspension_json(s) for s in suspensions if s.active(now)}
     schedules = []
     for name, spec in catalog.schedules.items():
-        fire = next_fires(trigger_for(spec), now, 1)[0] if spec.enabled else None
+        suspension = suspended.get(("schedule", name))
+        fires = spec.enabled and suspension is None
+        fire = next_fires(trigger_for(spec), now, 1)[0] if fires else None
         zone = ZoneInfo(spec.timezone or "UTC")
         schedules.append(
             {
@@ -55,10 +74,13 @@ def collect_status(
                 else f"rate {spec.model_dump(mode='json')['rate']}",
                 "timezone": spec.timezone,
                 "enabled": spec.enabled,
-                "next_fire": fire,
-                "next_fire_local": fire.astimezone(zone).isoformat() if fire else None,
+                "next_fire": _second(fire),
+                "next_fire_local": fire.astimezone(zone).replace(microsecond=0).isoformat()
+                if fire
+                else None,
                 "pool": spec.pool,
-                "suspension": suspended.get(("schedule", name)),
+                "suspension": suspension,
+                "last_run": _last_run(seen.last_runs.get(name)),
             }
         )
     workers = [
@@ -98,13 +120,19 @@ def collect_status(
         for name, spec in catalog.queues.items()
     ]
     pools = [
-        {"name": name, **spec.model_dump(mode="json", exclude={"description"})}
+        {
+            "name": name,
+            **spec.model_dump(mode="json", exclude={"description"}),
+            "memory_limit": spec.memory,
+            "memory_used": seen.memory_used.get(name),
+            "running": seen.running_by_pool.get(name, 0),
+        }
         for name, spec in catalog.pools.items()
     ]
     return {
         "revision": {
             "number": revision.number,
-            "applied_at": revision.applied_at,
+            "applied_at": _second(revision.applied_at),
             "applied_by": revision.applied_by,
             "git_describe": revision.git_describe,
         },
@@ -113,6 +141,22 @@ def collect_status(
         "commands": commands,
         "queues": queues,
         "pools": pools,
+    }
+
+
+def _second(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(microsecond=0)
+
+
+def _last_run(run: Run | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {
+        "id": run.id,
+        "status": run.status,
+        "reason": run.reason,
+        "at": _second(run.ended_at or run.started_at or run.created_at),
+        "trigger": run.trigger,
     }
 
 

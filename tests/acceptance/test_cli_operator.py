@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -307,3 +308,37 @@ def strip_ansi(text: str) -> str:
 def test_json_is_plain_even_when_forced(jobdeck: Jobdeck) -> None:
     done = jobdeck("version", "--json", env={"FORCE_COLOR": "1"})
     assert json.loads(done.out)["jobdeck"]
+
+
+def test_status_shows_last_runs_pools_and_suspensions_as_the_dashboard_does(
+    jobdeck: Jobdeck, live: LiveServer
+) -> None:
+    assert on(jobdeck, live, "run", "broken", "--wait").code == 1
+    held = on(jobdeck, live, "suspend", "chatty", "--reason", "noisy", "--until", "2h")
+    assert held.code == 0, held.err
+    report = on(jobdeck, live, "status", "--json").json()
+    schedules = {s["name"]: s for s in report["schedules"]}
+    last = schedules["broken"]["last_run"]
+    assert (last["status"], last["trigger"]) == ("failed", "manual")
+    assert last["at"].endswith("Z")
+    assert "." not in last["at"]  # to the second
+    assert schedules["chatty"]["next_fire"] is None
+    assert schedules["chatty"]["suspension"]["reason"] == "noisy"
+    assert schedules["chatty"]["last_run"] is None
+    (pool,) = report["pools"]
+    assert (pool["name"], pool["memory_limit"], pool["running"]) == ("small", 128_000_000, 0)
+    assert "memory_used" in pool
+    assert "." not in report["revision"]["applied_at"]
+
+    text = on(jobdeck, live, "status").out
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert " failed 20" in rows["broken"]
+    assert "suspended until " in rows["chatty"]
+    assert "SUSPENDED by alice until " in rows["chatty"]
+    assert ": noisy" in rows["chatty"]
+    assert "never" in rows["stale-cache-sweep"]
+    assert "/ 128M" in rows["small"]
+    assert re.search(r"\d\d:\d\d:\d\d\.\d", text) is None  # no microseconds
+    assert "True" not in text
+    assert "False" not in text
+    assert " no" in rows["small"]  # warm: a word

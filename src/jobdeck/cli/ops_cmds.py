@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from jobdeck.cli.context import JsonFlag, control, fail, iso, print_json, print_table, store
+from jobdeck.cli.context import (
+    JsonFlag,
+    control,
+    fail,
+    iso,
+    print_json,
+    print_table,
+    settings,
+    store,
+)
+from jobdeck.cli.output import when
+
+if TYPE_CHECKING:
+    from jobdeck.status import Activity
+    from jobdeck.store import Store
+    from jobdeck.store.records import Revision
 
 KindOption = Annotated[
     str | None,
@@ -63,7 +78,8 @@ def resume(
 
 
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """What the applied revision runs: schedules, workers, commands, queues, pools."""
+    """What the applied revision runs, and how it is doing: each schedule's last run and
+    next fire, workers' replicas, queues' depth, pools' memory and running runs."""
     from jobdeck.status import collect_status
 
     with store(ctx) as opened:
@@ -71,7 +87,11 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         with opened.reading() as tx:
             depth = tx.queue_counts(int(now.timestamp() * 1000))
             live = tx.worker_overview()
-        report = collect_status(opened.latest_revision(), opened.suspensions(now), now, depth, live)
+        revision = opened.latest_revision()
+        activity = _activity(ctx, opened, revision)
+        report = collect_status(
+            revision, opened.suspensions(now), now, depth, live, activity=activity
+        )
     if as_json:
         print_json(report)
         return
@@ -79,13 +99,58 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         typer.echo("Nothing applied yet: run `jobdeck plan`, then `jobdeck apply`.")
         return
     rev = report["revision"]
-    typer.echo(f"Revision {rev['number']}, applied {iso(rev['applied_at'])} by {rev['applied_by']}")
-    sections: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]] = [
+    typer.echo(
+        f"Revision {rev['number']}, applied {when(rev['applied_at'])} by {rev['applied_by']}"
+    )
+    for title, headers, rows in _sections(report):
+        if rows:
+            typer.echo(f"\n{title}")
+            print_table(headers, rows)
+
+
+def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> Activity:
+    """The newest run of each schedule, the running runs of each pool, and each pool's
+    memory in use as its cgroup counts it (unknown without cgroups)."""
+    from jobdeck.app import instance_name
+    from jobdeck.execute import cgroups
+    from jobdeck.status import Activity
+
+    if revision is None:
+        return Activity()
+    schedules = list(revision.catalog.get("schedules") or {})
+    pools = list(revision.catalog.get("pools") or {})
+    running: dict[str, int] = {}
+    for run in opened.active_runs():
+        if run.status == "running":
+            running[run.pool or "default"] = running.get(run.pool or "default", 0) + 1
+    used: dict[str, int | None] = dict.fromkeys(pools)
+    hierarchy, _ = cgroups.detect()
+    if hierarchy is not None:
+        config = settings(ctx)
+        instance = instance_name(config.state_dir.resolve(), config.store_url)
+        for pool in pools:
+            group = hierarchy.memory / "jobdeck" / instance / pool
+            used[pool] = cgroups.memory_usage(hierarchy.version, group)
+    return Activity(opened.last_runs(schedules), running, used)
+
+
+Section = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
+
+
+def _sections(report: dict[str, Any]) -> list[Section]:
+    return [
         (
             "Schedules",
-            ("NAME", "TRIGGER", "ZONE", "NEXT FIRE", "STATE"),
+            ("NAME", "TRIGGER", "ZONE", "LAST RUN", "NEXT FIRE", "STATE"),
             [
-                (s["name"], s["trigger"], s["timezone"], s["next_fire_local"], _state(s))
+                (
+                    s["name"],
+                    s["trigger"],
+                    s["timezone"] or "UTC",
+                    _last_run(s["last_run"]),
+                    _next_fire(s),
+                    _state(s),
+                )
                 for s in report["schedules"]
             ],
         ),
@@ -109,11 +174,11 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         (
             "Commands",
             ("NAME", "POOL", "STATE"),
-            [(c["name"], c["pool"], _state(c)) for c in report["commands"]],
+            [(c["name"], c["pool"] or "default", _state(c)) for c in report["commands"]],
         ),
         (
             "Queues",
-            ("NAME", "VISIBLE", "IN FLIGHT", "DEAD-LETTERED", "VISIBILITY", "MAX RECEIVES"),
+            ("NAME", "VISIBLE", "IN FLIGHT", "DEAD LETTERS", "VISIBILITY", "MAX RECEIVES"),
             [
                 (
                     q["wire_name"],
@@ -128,17 +193,55 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         ),
         (
             "Pools",
-            ("NAME", "MEMORY", "CPUS", "CONCURRENCY", "PRIORITY", "WARM"),
+            ("NAME", "MEMORY USED", "RUNNING", "CONCURRENCY", "CPUS", "PRIORITY", "WARM"),
             [
-                (p["name"], p["memory"], p["cpus"], p["max_concurrency"], p["priority"], p["warm"])
+                (
+                    p["name"],
+                    _memory(p),
+                    p["running"],
+                    p["max_concurrency"],
+                    p["cpus"],
+                    p["priority"],
+                    p["warm"],
+                )
                 for p in report["pools"]
             ],
         ),
     ]
-    for title, headers, rows in sections:
-        if rows:
-            typer.echo(f"\n{title}")
-            print_table(headers, rows)
+
+
+def _last_run(last: dict[str, Any] | None) -> str:
+    """``succeeded 2026-12-07 08:00:03Z (run 41)``."""
+    if not last:
+        return "never"
+    return f"{last['status']} {when(last['at'])} (run {last['id']})"
+
+
+def _next_fire(schedule: dict[str, Any]) -> str | None:
+    suspension = schedule["suspension"]
+    if suspension:
+        return "suspended" + (f" until {when(suspension['until'])}" if suspension["until"] else "")
+    if not schedule["enabled"]:
+        return "disabled"
+    local = schedule["next_fire_local"]
+    return local.replace("T", " ") if local else None
+
+
+def _memory(pool: dict[str, Any]) -> str:
+    """``12MiB / 2GiB``; the use is unknown without cgroups."""
+    from jobdeck.units import format_size
+
+    limit = pool["memory_limit"]
+    shown_limit = format_size(limit) if limit else "no limit"
+    used = pool["memory_used"]
+    return f"{_human_size(used) if used is not None else '-'} / {shown_limit}"
+
+
+def _human_size(size: int) -> str:
+    for unit, factor in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.1f}{unit}".replace(".0", "")
+    return f"{size}B"
 
 
 def audit(
@@ -179,7 +282,7 @@ def _kind(kind: str | None) -> str | None:
 def _state(item: dict[str, Any]) -> str:
     suspension = item.get("suspension")
     if suspension:
-        until = f" until {suspension['until']}" if suspension["until"] else ""
+        until = f" until {when(suspension['until'])}" if suspension["until"] else ""
         return f"SUSPENDED by {suspension['created_by']}{until}: {suspension['reason']}"
     return "enabled" if item.get("enabled", True) else "disabled"
 
@@ -197,7 +300,7 @@ def _last_exit(last: dict[str, Any] | None) -> str | None:
         return None
     how = f"exit {last['exit_code']}" if last.get("exit_code") is not None else last["reason"]
     return (
-        f"run {last['run']} {last['status']} ({how}) at {last['at']}; "
+        f"run {last['run']} {last['status']} ({how}) at {when(last['at'])}; "
         f"backoff {last['restart_in_s']:g}s"
     )
 
