@@ -295,6 +295,7 @@ async def test_a_replica_change_starts_or_stops_only_the_difference(deck: Deck) 
     runs = engine.runs("indexer")
     assert len(runs) == 3
     assert set(first) <= {r.id for r in engine.running("indexer")}
+    await until(lambda: len(deck.life.alive()) == 3, "three processes alive")
     assert deck.life.max_overlap() == 3
     assert {r.trigger for r in runs} == {"schedule"}
 
