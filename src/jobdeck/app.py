@@ -29,6 +29,7 @@ from jobdeck.execute.pools import Mode
 from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
 from jobdeck.notify import Notifier, RunNotice
+from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.store import Run, Store, open_store
@@ -125,6 +126,7 @@ class Application:
             on_error=self._failed,
         )
         self.retention = LogRetention(self.executor.runs_dir, self.store)
+        self.queue_depth = DepthHistory()
         self.applied: Applied | None = None
         self.started_at: datetime | None = None
         self._failure: BaseException | None = None
@@ -193,6 +195,7 @@ class Application:
             "scheduler": self.scheduler.run,
             "revisions": self._follow_revisions,
             "retention": self._sweep_logs,
+            "queue-depth": self._sample_queues,
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
             **self.extra_loops,
@@ -263,6 +266,18 @@ class Application:
         with self.store.reading() as tx:
             number = tx.connection.execute(select(func.max(revisions.c.number))).scalar()
         return int(number) if number is not None else None
+
+    async def _sample_queues(self) -> None:
+        while True:
+            await asyncio.to_thread(self.sample_queues)
+            await asyncio.sleep(SAMPLE_SECONDS)
+
+    def sample_queues(self) -> None:
+        """One sample of every queue's depth into :attr:`queue_depth`."""
+        now = self.clock.now()
+        with self.store.reading() as tx:
+            counts = tx.queue_counts(int(now.timestamp() * 1000))
+        self.queue_depth.record(now, counts)
 
     async def _checkpoint(self) -> None:
         while True:

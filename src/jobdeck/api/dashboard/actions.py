@@ -1,4 +1,5 @@
-"""The dashboard's buttons: run now, suspend, resume.
+"""The dashboard's buttons: run now, suspend, resume, redrive a queue's dead letters,
+run a command.
 
 They go through the same paths as the HTTP API (the run driver and the control plane)
 and are audited the same way, as ``via: api`` by whoever the request belongs to.
@@ -14,8 +15,9 @@ from jobdeck.api.params import actor
 from jobdeck.api.runs import record_refused, run_entry
 from jobdeck.app import Application
 from jobdeck.control import ControlError
+from jobdeck.queues.admin import Redrive
 from jobdeck.store import Tx
-from jobdeck.store.records import Run
+from jobdeck.store.records import AuditEntry, Run
 from jobdeck.units import parse_until as until_moment
 from jobdeck.workflow.driver import RunRefused
 
@@ -73,3 +75,48 @@ def parse_until(text: str, now: datetime) -> datetime | None:
             f"until {value!r}: give a duration such as 2h or 30m, an ISO time such as "
             "2026-12-01T18:00Z, or leave it empty to suspend until resumed"
         ) from None
+
+
+def redrive(app: Application, name: str, actor: str) -> Redrive:
+    """The queue's dead letters back to where they came from, audited as the CLI's is."""
+    from jobdeck.queues import admin
+
+    now = app.clock.now()
+    catalog = app.catalog
+    if catalog is None or name not in catalog.queues:
+        raise ActionRefused(f"there is no queue named {name!r} in the applied revision")
+    with app.store.transaction() as tx:
+        try:
+            wire = admin.resolve(tx, name, catalog)
+            done = admin.redrive(tx, wire, int(now.timestamp() * 1000))
+        except admin.QueueAdminError as exc:
+            raise ActionRefused(str(exc)) from None
+        tx.record_audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                via="api",
+                action="queue redrive",
+                target=f"queue {wire}",
+                detail={"moved": done.moved, "stranded": done.stranded},
+            )
+        )
+    return done
+
+
+async def invoke(app: Application, name: str, params: dict[str, str], actor: str) -> Run:
+    """A command run from its page, through the same checks and audit as the API's."""
+    from jobdeck.commands.authorize import Caller
+    from jobdeck.commands.decide import Refused
+    from jobdeck.commands.invoke import Invoker
+
+    given = {key: value for key, value in params.items() if value != ""}
+    try:
+        done = await Invoker.for_app(app).invoke(
+            name, given, Caller("api", actor), requested_at=app.clock.now()
+        )
+    except Refused as refused:
+        problems = "; ".join(f"{p.param}: {p.message}" for p in refused.problems or [])
+        raise ActionRefused(refused.message + (f" ({problems})" if problems else "")) from None
+    assert done.run is not None
+    return done.run

@@ -6,12 +6,14 @@ linked to the run; the tallest bar is the longest run shown, labelled on the axi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
 from markupsafe import Markup
 
 from jobdeck.api.dashboard.present import duration_seconds, span, status_class
+from jobdeck.queue_depth import SAMPLE_SECONDS, Sample
 from jobdeck.store.records import Run
 
 WIDTH = 640
@@ -57,3 +59,44 @@ def duration_chart(runs: list[Run], now: datetime) -> Markup:
         )
     parts.append("</svg>")
     return Markup("".join(parts))
+
+
+def depth_chart(samples: Sequence[Sample]) -> Markup:
+    """A queue's visible and in-flight messages over the samples the engine kept, as two
+    lines (oldest on the left); the axis is labelled with the highest count."""
+    if len(samples) < 2:
+        return Markup(
+            '<p class="muted">Not enough samples yet: the engine samples the depth every '
+            f"{SAMPLE_SECONDS:g} s.</p>"
+        )
+    highest = max(max(s.visible, s.in_flight) for s in samples) or 1
+    plot = WIDTH - AXIS
+    step = plot / (len(samples) - 1)
+
+    def line(values: list[int], kind: str) -> str:
+        points = " ".join(
+            f"{AXIS + i * step:.1f},{HEIGHT - HEIGHT * v / highest:.1f}"
+            for i, v in enumerate(values)
+        )
+        return f'<polyline class="depth {kind}" points="{points}"/>'
+
+    first, last = samples[0].at, samples[-1].at
+    return Markup(
+        "".join(
+            [
+                f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT + 18}" role="img" '
+                f'aria-label="Queue depth over the last {len(samples)} samples">',
+                f'<text class="axis" x="{AXIS - 6}" y="12" text-anchor="end">{highest}</text>',
+                f'<text class="axis" x="{AXIS - 6}" y="{HEIGHT}" text-anchor="end">0</text>',
+                f'<line class="base" x1="{AXIS}" y1="{HEIGHT + 0.5}" x2="{WIDTH}" '
+                f'y2="{HEIGHT + 0.5}"/>',
+                line([s.visible for s in samples], "visible"),
+                line([s.in_flight for s in samples], "in-flight"),
+                f'<text class="axis" x="{AXIS}" y="{HEIGHT + 15}">'
+                f"{escape(first.strftime('%H:%M:%S'))}</text>",
+                f'<text class="axis" x="{WIDTH}" y="{HEIGHT + 15}" text-anchor="end">'
+                f"{escape(last.strftime('%H:%M:%S'))} UTC</text>",
+                "</svg>",
+            ]
+        )
+    )

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from jobdeck.api.dashboard import actions, present, views
+from jobdeck.api.dashboard import actions, present, things, views
 from jobdeck.app import Application
 from jobdeck.store.records import ACTIVE_STATUSES
 
@@ -171,6 +171,87 @@ class Dashboard:
         if found is None:
             return self._missing(request, f"There is no revision {request.path_params['number']}.")
         return self.page(request, "revision.html", {"revision": found})
+
+    # -- workers, queues, commands, pools, the run list ------------------------------------
+
+    async def worker(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        context = await asyncio.to_thread(things.worker_page, self.app, name, self.app.clock.now())
+        if context is None:
+            return self._missing(
+                request, f"There is no worker named {name!r} in the applied revision."
+            )
+        return self.page(request, "worker.html", context)
+
+    async def queue(self, request: Request, *, error: str | None = None) -> Response:
+        name = request.path_params["name"]
+        context = await asyncio.to_thread(things.queue_page, self.app, name, self.app.clock.now())
+        if context is None:
+            return self._missing(
+                request, f"There is no queue named {name!r} in the applied revision."
+            )
+        confirm = "redrive" if error or request.query_params.get("confirm") == "redrive" else None
+        context.update(error=error, confirm=confirm, done=request.query_params.get("done"))
+        return self.page(request, "queue.html", context, live=error is None and confirm is None)
+
+    async def command(
+        self, request: Request, *, error: str | None = None, given: dict[str, str] | None = None
+    ) -> Response:
+        name = request.path_params["name"]
+        context = await asyncio.to_thread(things.command_page, self.app, name)
+        if context is None:
+            return self._missing(
+                request, f"There is no command named {name!r} in the applied revision."
+            )
+        started = _int(request.query_params.get("started"))
+        started_run = (
+            None if started is None else await asyncio.to_thread(self.app.store.run, started)
+        )
+        confirm = error is not None or request.query_params.get("confirm") == "run"
+        context.update(
+            error=error,
+            confirm="run" if confirm else None,
+            given=given or {},
+            started=started_run if started_run and started_run.job == name else None,
+        )
+        return self.page(request, "command.html", context, live=not confirm)
+
+    async def pool(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        context = await asyncio.to_thread(things.pool_page, self.app, name)
+        if context is None:
+            return self._missing(request, f"There is no pool named {name!r} in the catalog.")
+        return self.page(request, "pool.html", context)
+
+    async def runs(self, request: Request) -> Response:
+        filters = things.RunFilters.of(dict(request.query_params))
+        now = self.app.clock.now()
+        context = await asyncio.to_thread(things.runs_page, self.app, filters, now)
+        return self.page(request, "runs.html", context)
+
+    async def redrive(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        if not _same_origin(request):
+            return Response("cross-origin form posts are refused", status_code=403)
+        try:
+            done = await asyncio.to_thread(
+                actions.redrive, self.app, name, actions.actor_of(request)
+            )
+        except actions.ActionRefused as exc:
+            return await self.queue(request, error=str(exc))
+        return RedirectResponse(f"../{name}?done={sum(done.moved.values())}", status_code=303)
+
+    async def run_command(self, request: Request) -> Response:
+        name: str = request.path_params["name"]
+        if not _same_origin(request):
+            return Response("cross-origin form posts are refused", status_code=403)
+        form = await request.form()
+        given = {str(k)[6:]: str(v) for k, v in form.items() if str(k).startswith("param-")}
+        try:
+            run = await actions.invoke(self.app, name, given, actions.actor_of(request))
+        except actions.ActionRefused as exc:
+            return await self.command(request, error=str(exc), given=given)
+        return RedirectResponse(f"../{name}?started={run.id}", status_code=303)
 
     async def favicon(self, request: Request) -> Response:
         return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")

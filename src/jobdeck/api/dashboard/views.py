@@ -15,7 +15,7 @@ from typing import Any
 from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
-from jobdeck.catalog.model import Catalog, Schedule
+from jobdeck.catalog.model import Catalog, Schedule, Spec
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.schedule.timing import next_fires
@@ -59,6 +59,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "failures": failures,
         "schedules": [],
         "workers": [],
+        "commands": [],
         "queues": [],
         "pools": [],
     }
@@ -93,6 +94,16 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
             }
         )
     context["workers"] = workers
+    last_commands = store.last_runs(list(catalog.commands))
+    context["commands"] = [
+        {
+            "name": name,
+            "spec": spec,
+            "last": last_commands.get(name),
+            "suspension": suspended.get(("command", name)),
+        }
+        for name, spec in catalog.commands.items()
+    ]
     consumers: dict[str, list[str]] = {}
     for name, worker in catalog.workers.items():
         if worker.queue:
@@ -169,8 +180,8 @@ def schedule_page(app: Application, name: str, now: datetime) -> dict[str, Any] 
     }
 
 
-def definition(spec: Schedule) -> list[tuple[str, str]]:
-    """The schedule's fields as the catalog would write them, set ones first."""
+def definition(spec: Spec) -> list[tuple[str, str]]:
+    """The fields as the catalog would write them, set ones first."""
     document = spec.model_dump(mode="json", exclude_none=True)
     rows = []
     for key in sorted(document, key=lambda k: (k not in spec.model_fields_set, k)):
