@@ -137,7 +137,7 @@ class Control:
                 applied_by=self.actor,
                 catalog_sha256=loaded.digest,
                 git_describe=git,
-                source=loaded.path,
+                source=_source(loaded.path),
                 text=loaded.text,
                 catalog=document,
             )
@@ -241,6 +241,13 @@ class Control:
                 detail=detail,
             )
         )
+
+
+def _source(path: str) -> str:
+    """The catalog file as the engine finds it from any working directory: relative
+    workdirs resolve against its folder."""
+    found = Path(path)
+    return str(found.resolve()) if found.is_file() else path
 
 
 def _suggestion(name: str, known: list[str]) -> str:

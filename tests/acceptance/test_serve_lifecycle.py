@@ -162,3 +162,30 @@ def test_a_restart_leaves_no_failed_worker_runs_and_no_launcher(
         (path / "log").read_text() for path in (server.state_dir / "runs").iterdir()
     )
     assert os.path.isdir(server.state_dir)
+
+
+def test_a_relative_workdir_resolves_against_the_catalog_folder_not_the_servers(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "jobdeck.yaml").write_text(
+        "version: 1\nproject: where\nschedules:\n  where:\n"
+        '    cron: "0 0 1 1 *"\n    workdir: data\n'
+        '    command: ["python3", "-c", "import os; print(os.getcwd())"]\n'
+    )
+    server = Server(tmp_path, state_dir=tmp_path / "state", args=("--isolation", "rlimit"))
+    servers.append(server)
+    applied = subprocess.run(
+        [sys.executable, "-m", "jobdeck", "apply", "--yes", "-f", "jobdeck.yaml"],
+        cwd=project,
+        env=server.environment(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    server.start()  # from tmp_path, not from the project
+    done = cli(server, "run", "where", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1] == str((project / "data").resolve())
