@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import hashlib
 import logging
 import os
 import socket
@@ -28,6 +27,7 @@ from jobdeck.control import Control
 from jobdeck.execute.pools import Mode
 from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
+from jobdeck.instance import instance_name
 from jobdeck.notify import Notifier, RunNotice
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
@@ -72,12 +72,6 @@ class Options:
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
 SHUTDOWN_SLACK = 10.0
-
-
-def instance_name(state_dir: Path, store_url: str | None) -> str:
-    """Keeps the cgroups and run ownership of two engines on one host apart."""
-    key = f"{state_dir.resolve()}|{store_url or ''}"
-    return "e" + hashlib.sha256(key.encode()).hexdigest()[:11]
 
 
 def _run_environment(options: Options) -> Mapping[str, str]:

@@ -111,8 +111,8 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> Activity:
     """The newest run of each schedule, the running runs of each pool, and each pool's
     memory in use as its cgroup counts it (unknown without cgroups)."""
-    from jobdeck.app import instance_name
     from jobdeck.execute import cgroups
+    from jobdeck.instance import instance_name
     from jobdeck.status import Activity
 
     if revision is None:

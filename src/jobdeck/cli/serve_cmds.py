@@ -149,10 +149,10 @@ def example_dir() -> Path:
 def discard_state(state_dir: Path) -> None:
     """Before a throw-away state dir goes: stop its runs (they outlive the server by
     design), its warm launchers and its pools' cgroups."""
-    from jobdeck.app import instance_name
     from jobdeck.execute.launch import cancel, result
     from jobdeck.execute.pools import PoolManager
     from jobdeck.execute.warm_client import WarmLauncher
+    from jobdeck.instance import instance_name
 
     runs = [d for d in (state_dir / "runs").glob("*") if d.is_dir()]
     stopping = [d for d in runs if cancel(d, 2.0)]
