@@ -258,7 +258,7 @@ def audit(
         print_json([audit_json(e) for e in entries])
         return
     rows = [
-        (iso(e.at), e.actor, e.via, e.action, e.target, e.outcome, _detail(e.detail))
+        (when(e.at), e.actor, e.via, e.action, e.target, e.outcome, _detail(e.detail))
         for e in entries
     ]
     print_table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows)

@@ -108,15 +108,16 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """A table: plain when piped, a Rich table with coloured statuses on a terminal."""
+    plain = table(headers, rows)
     if not rich_output():
-        typer.echo(table(headers, rows))
+        typer.echo(plain)
         return
     from rich.table import Table
     from rich.text import Text
 
     shown = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
     for header in headers:
-        shown.add_column(header, overflow="fold")
+        shown.add_column(header, no_wrap=True)
     for row in rows:
         cells = []
         for cell in row:
@@ -124,7 +125,12 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
             style = STYLES.get(text, "bold yellow" if text.startswith("SUSPENDED") else "")
             cells.append(Text(text, style=style))
         shown.add_row(*cells)
-    console().print(shown)
+    # As wide as the rows need: a long line wraps in the terminal, as kubectl's do,
+    # instead of every cell folding into a narrow column.
+    out = console()
+    needed = max(len(line) for line in plain.split("\n")) + 2 * len(headers)
+    out.width = max(out.width, needed)
+    out.print(shown)
 
 
 def print_plan(text: str) -> None:

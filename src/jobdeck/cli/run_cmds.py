@@ -20,7 +20,6 @@ from jobdeck.cli.context import (
     EXIT_REFUSED,
     JsonFlag,
     fail,
-    iso,
     print_json,
     print_table,
     settings,
@@ -34,7 +33,7 @@ from jobdeck.cli.follow import (
     refused,
     server_client,
 )
-from jobdeck.cli.output import note
+from jobdeck.cli.output import note, when
 
 STATUSES = (
     "pending",
@@ -140,7 +139,7 @@ def runs(
                 r.status,
                 r.reason,
                 r.attempt,
-                iso(r.started_at or r.created_at),
+                when(r.started_at or r.created_at),
                 format_duration_ms(took),
                 r.exit_code,
             )
