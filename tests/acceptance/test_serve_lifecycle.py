@@ -4,6 +4,7 @@ stop before their SQS endpoint does), and no warm launcher outlives it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -100,11 +101,13 @@ def launchers() -> set[int]:
 
 def test_a_busy_port_is_reported_first_in_one_line(tmp_path: Path, servers: list[Server]) -> None:
     server = prepare(tmp_path, servers)
+    catalog = tmp_path / "jobdeck.yaml"
+    catalog.write_text(catalog.read_text() + '  another:\n    rate: 1h\n    command: ["true"]\n')
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", server.port))
         taken.listen()
         done = subprocess.run(
-            [sys.executable, "-m", "jobdeck", "serve", "--port", str(server.port)],
+            [sys.executable, "-m", "jobdeck", "serve", "--apply", "--port", str(server.port)],
             cwd=tmp_path,
             env=server.environment(),
             capture_output=True,
@@ -119,6 +122,7 @@ def test_a_busy_port_is_reported_first_in_one_line(tmp_path: Path, servers: list
     assert lines[0].startswith(f"error: cannot listen on 127.0.0.1:{server.port}: ")
     assert "--port" in lines[0]
     assert worker_runs(server) == []  # nothing was started
+    assert len(json.loads(cli(server, "revisions", "--json").stdout)) == 1  # nor applied
 
 
 def test_serve_says_what_is_on_and_off(tmp_path: Path, servers: list[Server]) -> None:

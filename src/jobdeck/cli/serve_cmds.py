@@ -9,6 +9,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -62,8 +63,11 @@ def serve(
     from jobdeck.app import Options
 
     config = settings(ctx)
-    if apply:
-        _apply(config.catalog, config.state_dir, config.store_url)
+
+    def first() -> None:
+        if apply:
+            _apply(config.catalog, config.state_dir, config.store_url)
+
     code = run_server(
         Options(
             state_dir=config.state_dir,
@@ -73,6 +77,7 @@ def serve(
             isolation=_mode(isolation),
         ),
         ServeOptions(host, port, sqs_port, tls_cert, tls_key),
+        first,
     )
     raise typer.Exit(code)
 
@@ -168,11 +173,14 @@ def discard_state(state_dir: Path) -> None:
     PoolManager(instance, {}, mode="auto").teardown()
 
 
-def run_server(options: Options, serve_options: ServeOptions) -> int:
+def run_server(
+    options: Options, serve_options: ServeOptions, first: Callable[[], None] | None = None
+) -> int:
     """Run until SIGTERM or SIGINT (exit 0) or until a loop fails (exit 1).
 
-    The ports are taken first: a busy one is reported in one line before any run is
-    adopted or any worker started."""
+    The ports are taken first: a busy one is reported in one line before anything else
+    (``first``, such as ``--apply``, runs once they are taken), before any run is adopted
+    or any worker started."""
     import asyncio
     import dataclasses
 
@@ -189,6 +197,12 @@ def run_server(options: Options, serve_options: ServeOptions) -> int:
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
+    try:
+        if first is not None:
+            first()
+    except BaseException:
+        sockets.close()
+        raise
     _configure_logging()
     if sockets.sqs is not None:
         # The workers use this server's SQS endpoint: they stop before it does.
