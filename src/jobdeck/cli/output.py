@@ -189,11 +189,3 @@ def _json_default(value: object) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def closest_hint(name: str, known: Sequence[str]) -> str:
-    """`` (did you mean X?)`` for a near miss, else nothing."""
-    import difflib
-
-    found = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    return f" (did you mean {found[0]!r}?)" if found else ""
