@@ -296,7 +296,8 @@ def test_apply_prompt_on_a_terminal_has_no_stray_default(tmp_path: Path) -> None
         process.wait()
         os.close(main)
     prompt = [line for line in seen.decode().splitlines() if "Apply these changes?" in line]
-    assert prompt == ["Apply these changes? Only 'yes' applies: "]
+    assert [line.rstrip() for line in prompt] == ["Apply these changes? Only 'yes' applies:"]
+    assert b"[]" not in seen
 
 
 def strip_ansi(text: str) -> str:
