@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -247,7 +248,7 @@ def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
     write_catalog(
         tmp_path,
         "version: 1\nproject: catchup\nschedules:\n  tick:\n    rate: 1s\n"
-        '    command: ["true"]\n    overlap: allow\n'
+        '    command: ["true"]\n'
         f"    catchup: {policy}\n    catchup_window: 1h\n",
     )
     server = make_server(tmp_path, servers)
@@ -276,8 +277,12 @@ def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
         assert len(ran) == 1
         assert ran[0]["scheduled_for"] == slots[-1]  # the most recent missed slot
     elif policy == "all":
+        # The default overlap (skip) queues the caught-up slots behind each other.
         assert missed == []
         assert len(ran) == len(slots)
+        for run_id in [int(r["id"]) for r in ran]:
+            record = wait_for(partial(ended, server, run_id), what="a caught-up run")
+            assert record["status"] == "succeeded"
     else:
         assert ran == []
 

@@ -3,6 +3,7 @@ disabled schedules, and missed slots recorded."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from pathlib import Path
 
@@ -175,4 +176,60 @@ async def test_a_manual_run_and_its_audit_entry_are_one_transaction(decks: Decks
     run = deck.driver.run_now("tick", requested_by="ops", audit=audited)
     assert [entry.detail for entry in deck.store.audit()] == [{"run_id": run.id}]
     assert (await deck.wait_ended(run.id)).status == "succeeded"
+    await deck.close()
+
+
+@pytest.mark.parametrize("overlap", ["skip", "buffer_one", "cancel_other"])
+async def test_catchup_all_runs_every_missed_slot_one_after_another(
+    decks: Decks, overlap: str
+) -> None:
+    deck = decks(
+        f"""
+        version: 1
+        project: fires
+        schedules:
+          minutely:
+            cron: "* * * * *"
+            command: JOB, "--sleep", "0.3"]
+            overlap: {overlap}
+            catchup: all
+        """
+    )
+    slots = [T0 + timedelta(minutes=m) for m in range(4)]
+    fired = [deck.driver.fire("minutely", slot, "catchup") for slot in slots]
+    assert all(run is not None for run in fired)
+    ended = [await deck.wait_ended(run.id) for run in fired if run is not None]
+    assert [(r.status, r.trigger) for r in ended] == [("succeeded", "catchup")] * 4
+    assert [r.scheduled_for for r in ended] == slots
+    # Queued behind each other: each started after the one before had ended.
+    for before, after in itertools.pairwise(ended):
+        start, end = deck.mark(after.id, "start"), deck.mark(before.id, "end")
+        assert start is not None
+        assert end is not None
+        assert start >= end
+    await deck.close()
+
+
+async def test_a_catchup_meets_the_policy_against_a_run_from_before(
+    decks: Decks, tmp_path: Path
+) -> None:
+    deck = decks(
+        """
+        version: 1
+        project: fires
+        schedules:
+          minutely:
+            cron: "* * * * *"
+            command: JOB, "--hold", "GATE"]
+            catchup: all
+        """.replace("GATE", str(tmp_path / "gate"))
+    )
+    before = deck.driver.fire("minutely", T0)
+    assert before is not None
+    await deck.wait_running(before.id)
+    late = deck.driver.fire("minutely", T0 + timedelta(minutes=1), "catchup")
+    assert late is not None
+    assert (late.status, late.reason) == ("skipped", "overlap")
+    (tmp_path / "gate").write_text("")
+    assert (await deck.wait_ended(before.id)).status == "succeeded"
     await deck.close()

@@ -190,6 +190,12 @@ class RunDriver(Dispatcher):
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         active = tx.active_runs(job=name, kind="schedule")
+        catching_up = trigger == "catchup"
+        if catching_up:
+            # Missed slots caught up at once queue behind each other (each waits until no
+            # other run of the schedule runs): none is skipped or cancelled for the others
+            # of its catch-up. Runs from before meet the schedule's own policy.
+            active = [r for r in active if r.trigger != "catchup"]
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
         decision = decide_overlap(
@@ -202,7 +208,7 @@ class RunDriver(Dispatcher):
             return record("pending", None, {"buffered": True, "exclusive": True})
         if decision.action == "cancel_and_start":
             return record("pending", None, {"cancels": list(decision.cancel), "exclusive": True})
-        return record("pending", None, {})
+        return record("pending", None, {"exclusive": True} if catching_up else {})
 
     # -- command runs -----------------------------------------------------------------
 
