@@ -18,8 +18,15 @@ from typing import Any
 from jobdeck.catalog.model import Schedule
 from jobdeck.store import Tx
 from jobdeck.store.records import Run, Trigger
-from jobdeck.workflow.decisions import ActiveRun, decide_overlap
+from jobdeck.workflow.decisions import (
+    ActiveRun,
+    CatchupDecision,
+    MissCause,
+    decide_overlap,
+    missed_why,
+)
 from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify
+from jobdeck.workflow.missed import MissedSlots
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
 from jobdeck.workflow.waiting import Waiting
 
@@ -73,45 +80,85 @@ class RunDriver(Dispatcher):
         self._enqueue(run)
         return run
 
-    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
-        """Missed slots that catch-up does not run are recorded, never dropped."""
-        now = self.clock.now()
-        suspended = self._suspended("schedule", name, now)
-        reason = "suspended" if suspended else "missed"
+    def catch_up(
+        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+    ) -> None:
+        """Missed slots: those catch-up does not run are recorded, never dropped; those it
+        runs are fired oldest first. One notice tells the schedule's targets about every
+        slot that did not run (also one fired but skipped: a run from before still ran);
+        none when the schedule is suspended (that is on purpose)."""
         spec = self.schedule(name)
+        if spec is None or not spec.enabled:
+            return
+        now = self.clock.now()
+        reason = "suspended" if self._suspended("schedule", name, now) else "missed"
+        missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
+        first: Run | None = None
         with self.store.transaction() as tx:
-            for slot in slots:
-                if tx.claim_fire(name, slot, decided_at=now, host=self.host):
-                    run = self._record(
-                        tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec
-                    )
-                    tx.attach_fire(name, slot, run.id)
-            if summary:
-                self._record(
-                    tx,
-                    "schedule",
-                    name,
-                    "catchup",
-                    "skipped",
-                    reason,
-                    None,
-                    now,
-                    spec,
-                    detail=summary,
+            for slot in decision.missed:
+                if not tx.claim_fire(name, slot, decided_at=now, host=self.host):
+                    continue  # another engine (or an earlier life) decided it
+                why = missed_why(slot, now, spec.catchup, spec.catchup_window)
+                detail = {"cause": cause, "why": why}
+                run = self._record(
+                    tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
+                    detail=detail,
+                )  # fmt: skip
+                tx.attach_fire(name, slot, run.id)
+                missed.slots.append((slot, why))
+                first = first or run
+            if decision.missed_beyond:
+                assert decision.last_beyond is not None
+                missed.beyond = decision.missed_beyond
+                missed.first_beyond, missed.last_beyond = (
+                    decision.first_beyond,
+                    decision.last_beyond,
                 )
-        if spec is not None and self.notify and reason == "missed" and (slots or summary):
-            count = len(slots) + int(summary.get("missed_slots", 0))
-            notice = Run(
-                0,
-                name,
-                "schedule",
-                "catchup",
-                "skipped",
-                now,
-                reason="missed",
-                detail={"missed_slots": count},
-            )
-            self._send(list(spec.notify), notice, "")
+                missed.beyond_why = missed_why(
+                    decision.last_beyond, now, spec.catchup, spec.catchup_window
+                )
+                summary = {
+                    "cause": cause,
+                    "why": missed.beyond_why,
+                    "missed_slots": decision.missed_beyond,
+                    "first": iso(decision.first_beyond or decision.last_beyond),
+                    "last": iso(decision.last_beyond),
+                }
+                run = self._record(
+                    tx, "schedule", name, "catchup", "skipped", reason, None, now, spec,
+                    detail=summary,
+                )  # fmt: skip
+                first = first or run
+        for slot in decision.run:
+            fired = self.fire(name, slot, trigger)
+            if fired is None:
+                continue
+            missed.caught_up.append(slot)
+            if fired.status == "skipped" and fired.reason != "suspended":
+                missed.skipped(fired)
+                first = first or fired
+        if reason == "missed" and first is not None and missed.count and spec.notify:
+            self._send_missed(list(spec.notify), first, missed, now)
+
+    def _send_missed(
+        self, targets: list[str], first: Run, missed: MissedSlots, now: datetime
+    ) -> None:
+        """One notice for the slots of one catch-up; it stands on the first run recorded
+        for them (a real run that the link opens), carrying the whole ``missed`` detail."""
+        notice = Run(
+            first.id,
+            missed.schedule,
+            "schedule",
+            first.trigger,
+            "skipped",
+            now,
+            reason="missed",
+            scheduled_for=first.scheduled_for,
+            pool=first.pool,
+            host=first.host,
+            detail={"missed": missed.detail()},
+        )
+        self._send(targets, notice, "")
 
     def run_now(
         self,
