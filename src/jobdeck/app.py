@@ -171,9 +171,9 @@ class Application:
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
-        adopted = self.driver.recover()
-        if adopted:
-            log.info("adopted %d running run(s): %s", len(adopted), adopted)
+        recovered = self.driver.recover().report()
+        if recovered:
+            log.info("%s", recovered)
         workers = self.supervisor.recover()
         if workers:
             log.info("adopted %d worker process(es): %s", len(workers), workers)

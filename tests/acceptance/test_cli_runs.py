@@ -14,12 +14,14 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from jobdeck.store import open_store
 from tests.acceptance.conftest import Jobdeck, Result
 from tests.integration.test_api_harness import base_environ, free_port, serving
 
@@ -268,3 +270,23 @@ def test_runs_and_logs_work_without_a_server(jobdeck: Jobdeck, tmp_path: Path) -
     assert empty.code == 0
     assert "No runs" in empty.out
     assert jobdeck("runs", "--json", env={"JOBDECK_STATE_DIR": str(state)}).json() == []
+
+
+def test_a_pending_run_shows_no_start_time(jobdeck: Jobdeck, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    created = datetime(2026, 3, 8, 1, 2, 3, tzinfo=UTC)
+    store = open_store(None, state_dir=state)
+    with store.transaction() as tx:
+        run = tx.create_run(
+            job="hello", kind="schedule", trigger="manual", status="pending", created_at=created
+        )
+    store.close()
+    listed = jobdeck("runs", env={"JOBDECK_STATE_DIR": str(state)})
+    assert listed.code == 0, listed.err
+    header, row = listed.out.splitlines()
+    started = header.index("STARTED")
+    assert row.split()[0] == str(run.id)
+    assert row[started:].split()[0] == "-"
+    assert "2026-03-08T01:02:03" not in listed.out
+    item = jobdeck("runs", "--json", env={"JOBDECK_STATE_DIR": str(state)}).json()[0]
+    assert item["started_at"] is None

@@ -173,7 +173,7 @@ def runs(
                 r.status,
                 r.reason,
                 r.attempt,
-                iso(r.started_at or r.created_at),
+                iso(r.started_at),  # none while pending: not its creation time
                 format_duration_ms(took),
                 r.exit_code,
             )

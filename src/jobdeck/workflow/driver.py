@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +31,15 @@ from jobdeck.workflow.missed import MissedSlots
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
 from jobdeck.workflow.waiting import Waiting
 
-__all__ = ["NOTIFY_STATUSES", "Applied", "Notify", "RunDriver", "RunRefused", "Waiting"]
+__all__ = [
+    "NOTIFY_STATUSES",
+    "Applied",
+    "Notify",
+    "Recovered",
+    "RunDriver",
+    "RunRefused",
+    "Waiting",
+]
 
 log = logging.getLogger(__name__)
 
@@ -319,8 +328,8 @@ class RunDriver(Dispatcher):
 
     # -- recovery ---------------------------------------------------------------------
 
-    def recover(self) -> list[int]:
-        """Take over this host's active runs from the store; returns the adopted ids.
+    def recover(self) -> Recovered:
+        """Take over this host's active runs from the store.
 
         A pending run waits again, unless an earlier engine launched it before it could
         record so: then it is adopted like a running one. A running run whose shim is
@@ -329,7 +338,7 @@ class RunDriver(Dispatcher):
         a result ends ``lost`` (reason ``engine_restart``).
         """
         self._bind()
-        adopted: list[int] = []
+        found = Recovered()
         now = self.clock.now()
         for run in self.store.active_runs(host=self.host):
             if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
@@ -337,10 +346,12 @@ class RunDriver(Dispatcher):
             if run.status == "pending" and not self.executor.launched(run.id):
                 exclusive = bool(run.detail.get("exclusive"))
                 self.waiting[run.id] = Waiting(run, not_before(run), exclusive)
+                found.waiting.append(run.id)
                 continue
             state = self.executor.probe(run.id)
             if state == "vanished":
                 self._finish_lost(run, "engine_restart", "no process and no result after a restart")
+                found.lost.append(run.id)
                 continue
             self.running[run.id] = run
             with self.store.transaction() as tx:
@@ -348,7 +359,33 @@ class RunDriver(Dispatcher):
                 if run.status == "pending":
                     detail = {"run_dir": str(self.executor.run_dir(run.id))}
                     self.running[run.id] = self._record_started(tx, run.id, now, detail)
-            adopted.append(run.id)
+            # A run that ended while no engine ran is not running: its watch reports its
+            # outcome at once, and it is told apart from those that still run.
+            (found.finished if state == "finished" else found.adopted).append(run.id)
             self.executor.watch(run.id, self._on_exit)
         self._pump()
-        return adopted
+        return found
+
+
+@dataclass
+class Recovered:
+    """What :meth:`RunDriver.recover` found of the runs an earlier engine left active."""
+
+    adopted: list[int] = field(default_factory=list)  # still running: watched again
+    finished: list[int] = field(default_factory=list)  # ended meanwhile: outcome recorded
+    lost: list[int] = field(default_factory=list)  # gone without a result
+    waiting: list[int] = field(default_factory=list)  # pending: they wait again
+
+    def report(self) -> str:
+        """One line for the engine's log; empty when there was nothing to take over."""
+        parts = [
+            f"{what} {len(ids)} {label}: {ids}"
+            for what, ids, label in (
+                ("adopted", self.adopted, "running run(s)"),
+                ("recorded", self.finished, "run(s) that ended while the engine was down"),
+                ("lost", self.lost, "run(s) with no process and no result"),
+                ("queued again", self.waiting, "pending run(s)"),
+            )
+            if ids
+        ]
+        return "; ".join(parts)
