@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -290,3 +291,49 @@ def test_a_pending_run_shows_no_start_time(jobdeck: Jobdeck, tmp_path: Path) -> 
     assert "2026-03-08T01:02:03" not in listed.out
     item = jobdeck("runs", "--json", env={"JOBDECK_STATE_DIR": str(state)}).json()[0]
     assert item["started_at"] is None
+
+
+def _running(live: LiveServer, run_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{live.url}/api/v1/runs/{run_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline, f"run {run_id} did not start"
+        time.sleep(0.05)
+
+
+def test_cancel_stops_a_running_run_and_refuses_an_ended_one(
+    jobdeck: Jobdeck, server: LiveServer
+) -> None:
+    started = cli(jobdeck, server, "run", "gated")
+    assert started.code == 0, started.err
+    run_id = int(started.out.split()[0])
+    _running(server, run_id)
+    done = cli(jobdeck, server, "cancel", str(run_id), "--reason", "stuck", "--json")
+    assert done.code == 0, done.err
+    final = done.json()
+    assert (final["status"], final["reason"]) == ("cancelled", "cancelled")
+    assert final["detail"]["cancel_reason"] == "stuck"
+    assert final["detail"]["cancelled_by"] == "alice"
+
+    again = cli(jobdeck, server, "cancel", str(run_id))
+    assert again.code == 1
+    assert "already ended" in again.err
+    assert httpx.get(f"{server.url}/api/v1/runs/{run_id}").json() == final
+    audit = cli(jobdeck, server, "audit", "--json").json()
+    assert [(a["action"], a["outcome"]) for a in audit][:2] == [
+        ("cancel", "refused"),
+        ("cancel", "ok"),
+    ]
+
+
+def test_suspend_cancel_running_stops_the_active_runs(jobdeck: Jobdeck, server: LiveServer) -> None:
+    started = cli(jobdeck, server, "run", "gated")
+    run_id = int(started.out.split()[0])
+    _running(server, run_id)
+    done = cli(
+        jobdeck, server, "suspend", "gated", "--reason", "bad data", "--cancel-running", "--json"
+    )
+    assert done.code == 0, done.err
+    shown = done.json()
+    assert [(r["id"], r["status"]) for r in shown["cancelled_runs"]] == [(run_id, "cancelled")]
+    record = httpx.get(f"{server.url}/api/v1/runs/{run_id}").json()
+    assert record["detail"]["cancel_reason"] == "suspended: bad data"

@@ -1,7 +1,7 @@
-"""Runs from the terminal: start one on the server, list the history, read a log.
+"""Runs from the terminal: start or cancel one on the server, list the history, read a log.
 
-``run`` asks the running server (the engine that owns the pools); ``runs`` and ``logs``
-read the store and the state dir directly, so they work with the server stopped.
+``run`` and ``cancel`` ask the running server (the engine that owns the pools); ``runs``
+and ``logs`` read the store and the state dir directly, so they work with the server stopped.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ REQUEST_TIMEOUT = 30.0
 
 def register(app: typer.Typer) -> None:
     app.command()(run)
+    app.command()(cancel)
     app.command()(runs)
     app.command()(logs)
 
@@ -102,6 +103,37 @@ def run(
             return
         final = _follow(client, int(started["id"]))
     raise typer.Exit(0 if final["status"] == "succeeded" else 1)
+
+
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="A run's id (see `jobdeck runs`).")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; recorded with the run and audited.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a run: a pending run never starts; a running one gets SIGTERM for its whole
+    process tree, SIGKILL after its kill_grace. Waits until it has ended."""
+    with server_client(ctx) as client:
+        final = cancel_run(client, run_id, reason)
+    if as_json:
+        print_json(final)
+        return
+    typer.echo(f"run {run_id}: {_outcome(final)}")
+
+
+def cancel_run(client: httpx.Client, run_id: int, reason: str | None) -> dict[str, Any]:
+    """Ask the server to cancel the run and wait for its end; exits 1 when refused (it
+    had ended already: nothing changed)."""
+    response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason})
+    if response.status_code not in (200, 202):
+        _refused(response)
+    while True:
+        current = _get_run(client, run_id)
+        if current["status"] in TERMINAL_STATUSES:
+            return current
+        time.sleep(POLL_SECONDS)
 
 
 def _follow(client: httpx.Client, run_id: int) -> dict[str, Any]:

@@ -78,6 +78,9 @@ class Dispatcher:
         self._starting: set[int] = set()  # launches in flight
         self._cancelled_by: dict[int, int] = {}  # run -> the newer run that cancels it
         self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
+        # Runs that someone cancelled (jobdeck cancel, the API): who and why, recorded
+        # with the outcome.
+        self._asked: dict[int, dict[str, Any]] = {}
         self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,6 +287,7 @@ class Dispatcher:
                 ended_at=self.clock.now(),
                 detail={"why": why},
             )
+        self._asked.pop(wait.run.id, None)
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
         env = {
@@ -338,8 +342,8 @@ class Dispatcher:
             self.running[run.id] = self._record_started(tx, run.id, now, started)
         # A program that ended meanwhile is reported by the watch at once.
         self.executor.watch(run.id, self._on_exit, launched.shim)
-        if run.id in self._cancelled_by:
-            # A newer run asked to replace this one while it was being launched.
+        if run.id in self._cancelled_by or run.id in self._asked:
+            # Cancelled (or replaced by a newer run) while it was being launched.
             await self._cancel(run.id)
 
     def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
@@ -369,7 +373,11 @@ class Dispatcher:
                 run_id,
                 at=self.clock.now(),
                 type="cancelling",
-                detail={"by": self._cancelled_by.get(run_id), "grace_s": grace},
+                detail={
+                    "by": self._cancelled_by.get(run_id),
+                    "grace_s": grace,
+                    **self._asked.get(run_id, {}),
+                },
             )
         try:
             await self.executor.cancel(run_id, grace)
@@ -419,8 +427,11 @@ class Dispatcher:
         status, reason, fields = outcome_of(result)
         fields["detail"] = {**fields["detail"], **(extra or {})}
         by = self._cancelled_by.pop(run_id, None)
+        asked = self._asked.pop(run_id, None)
         self._cancelling.discard(run_id)
-        if by is not None and status == "cancelled":
+        if asked is not None and status == "cancelled":
+            fields["detail"].update(asked)  # who cancelled it, and why
+        elif by is not None and status == "cancelled":
             reason = "overlap"
             fields["detail"]["cancelled_by"] = by
         retry: Run | None = None
@@ -475,6 +486,7 @@ class Dispatcher:
         of its program (it may have outlived its shim), then give back its cgroup."""
         self.running.pop(run.id, None)
         self._cancelled_by.pop(run.id, None)
+        self._asked.pop(run.id, None)
         self._cancelling.discard(run.id)
         now = self.clock.now()
         with self.store.transaction() as tx:

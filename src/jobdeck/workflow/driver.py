@@ -34,6 +34,7 @@ from jobdeck.workflow.waiting import Waiting
 __all__ = [
     "NOTIFY_STATUSES",
     "Applied",
+    "CancelRefused",
     "Notify",
     "Recovered",
     "RunDriver",
@@ -49,6 +50,11 @@ DRIVEN_KINDS = ("schedule", "command")
 
 class RunRefused(Exception):
     """A run that cannot start: unknown, disabled or suspended schedule or command."""
+
+
+class CancelRefused(Exception):
+    """A run that cannot be cancelled (it ended already, it is a worker process, or
+    another engine runs it); nothing was changed."""
 
 
 class RunDriver(Dispatcher):
@@ -265,6 +271,69 @@ class RunDriver(Dispatcher):
         if decision.action == "cancel_and_start":
             return record("pending", None, {"cancels": list(decision.cancel), "exclusive": True})
         return record("pending", None, {"exclusive": True} if catching_up else {})
+
+    # -- cancelling -------------------------------------------------------------------
+
+    def cancel(
+        self,
+        run_id: int,
+        *,
+        by: str,
+        why: str | None = None,
+        audit: Callable[[Tx, Run], None] | None = None,
+    ) -> Run:
+        """Cancel a run that has not ended, in the driver's event loop's thread.
+
+        A pending run (waiting for room, a backoff or its turn) ends ``cancelled`` at
+        once and never starts. A running one is stopped as a timeout stops it: SIGTERM
+        to its whole process tree, SIGKILL after its ``kill_grace``; it ends
+        ``cancelled`` when its supervisor says so. Either way the outcome records
+        ``cancelled_by`` and ``cancel_reason``; ``audit`` records the request in the same
+        transaction. Returns the run as recorded now. Raises :class:`KeyError` for an
+        unknown run and :class:`CancelRefused`, changing nothing, for an ended one.
+        """
+        now = self.clock.now()
+        asked: dict[str, Any] = {"cancelled_by": by, "cancel_reason": why}
+        waiting = False
+        with self.store.transaction() as tx:
+            run = tx.run(run_id)
+            if run is None:
+                raise KeyError(run_id)
+            if not run.active:
+                raise CancelRefused(
+                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel"
+                )
+            if run.kind not in DRIVEN_KINDS:
+                raise CancelRefused(
+                    f"run {run_id} is a process of worker {run.job}: suspend the worker or "
+                    "change its replicas instead"
+                )
+            if run.host != self.host:
+                raise CancelRefused(
+                    f"run {run_id} runs on host {run.host}; cancel it through that engine"
+                )
+            waiting = run_id in self.waiting
+            if waiting:
+                run = tx.update_run(
+                    run_id,
+                    at=now,
+                    event="cancelled",
+                    status="cancelled",
+                    reason="cancelled",
+                    ended_at=now,
+                    detail=asked,
+                )
+            else:
+                tx.add_event(run_id, at=now, type="cancel_requested", detail=asked)
+            if audit is not None:
+                audit(tx, run)
+        if waiting:
+            del self.waiting[run_id]
+            self._pump()
+        else:
+            self._asked[run_id] = asked
+            self._spawn(self._cancel(run_id))
+        return run
 
     # -- command runs -----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ def dashboard_routes(app: Application) -> list[BaseRoute]:
         Route("/schedules/{name}", board.schedule, methods=["GET"]),
         Route("/schedules/{name}/{action}", board.act, methods=["POST"]),
         Route("/runs/{run_id}", board.run, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", board.cancel, methods=["POST"]),
         Route("/runs/{run_id}/log", board.run_log, methods=["GET"]),
         Route("/audit", board.audit, methods=["GET"]),
         Route("/revisions", board.revisions, methods=["GET"]),
