@@ -64,7 +64,7 @@ class RunDriver(Dispatcher):
         self._bind()
         self.applied = applied
         self.waiting.unpark_all()  # the new revision's limits and jobs apply to all of them
-        self._flush_deferred()
+        self.outcomes.flush_deferred()
         self._pump()
 
     def schedule(self, name: str) -> Schedule | None:
@@ -173,7 +173,7 @@ class RunDriver(Dispatcher):
             host=first.host,
             detail={"missed": missed.detail()},
         )
-        self._send(targets, notice, "")
+        self.outcomes.send(targets, notice, "")
 
     def run_now(
         self,
@@ -419,7 +419,9 @@ class RunDriver(Dispatcher):
                 continue
             state = self.executor.probe(run.id)
             if state == "vanished":
-                self._finish_lost(run, "engine_restart", "no process and no result after a restart")
+                self.outcomes.finish_lost(
+                    run, "engine_restart", "no process and no result after a restart"
+                )
                 found.lost.append(run.id)
                 continue
             self.running[run.id] = run
@@ -431,7 +433,7 @@ class RunDriver(Dispatcher):
             # A run that ended while no engine ran is not running: its watch reports its
             # outcome at once, and it is told apart from those that still run.
             (found.finished if state == "finished" else found.adopted).append(run.id)
-            self.executor.watch(run.id, self._on_exit)
+            self.executor.watch(run.id, self.outcomes.on_exit)
         self._pump()
         return found
 
