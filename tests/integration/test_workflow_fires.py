@@ -280,3 +280,29 @@ async def test_a_catchup_meets_the_policy_against_a_run_from_before(
     (tmp_path / "gate").write_text("")
     assert (await deck.wait_ended(before.id)).status == "succeeded"
     await deck.close()
+
+
+async def test_slots_overdue_after_a_late_wake_queue_too(decks: Decks) -> None:
+    deck = decks(
+        """
+        version: 1
+        project: fires
+        schedules:
+          minutely:
+            cron: "* * * * *"
+            command: JOB, "--sleep", "0.2"]
+            catchup: all
+            catchup_window: 10000d
+        """
+    )
+    slots = tuple(T0 + timedelta(minutes=m) for m in range(3))
+    decision = CatchupDecision(run=slots)
+    deck.driver.catch_up("minutely", decision, trigger="schedule", cause="engine_late")
+    runs = deck.runs("minutely")
+    ended = [await deck.wait_ended(run.id) for run in runs]
+    assert [(r.scheduled_for, r.trigger, r.status) for r in ended] == [
+        (slot, "schedule", "succeeded") for slot in slots
+    ]
+    assert {r.detail["catchup_of"] for r in ended} == {"engine_late"}
+    assert deck.notices == []
+    await deck.close()

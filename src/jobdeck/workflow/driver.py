@@ -78,10 +78,13 @@ class RunDriver(Dispatcher):
         nominal: datetime,
         trigger: Trigger = "schedule",
         decided_at: datetime | None = None,
+        *,
+        catching_up: MissCause | None = None,
     ) -> Run | None:
         """A timed fire (or a catch-up of a missed one), decided by the scheduler at
         ``decided_at`` (default: now). None when another engine, or an earlier life of
-        this one, already decided this slot."""
+        this one, already decided this slot. ``catching_up``: why the slot is fired late,
+        when it is (its run queues behind the others of its catch-up)."""
         spec = self.schedule(name)
         if spec is None or not spec.enabled:
             return None
@@ -90,7 +93,10 @@ class RunDriver(Dispatcher):
         with self.store.transaction() as tx:
             if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
-            run = self._decide(tx, name, spec, trigger, nominal, now, {"lateness_ms": lateness_ms})
+            detail: dict[str, Any] = {"lateness_ms": lateness_ms}
+            if catching_up is not None or trigger == "catchup":
+                detail["catchup_of"] = catching_up or "engine_down"
+            run = self._decide(tx, name, spec, trigger, nominal, now, detail)
             tx.attach_fire(name, nominal, run.id)
         self._enqueue(run)
         return run
@@ -145,7 +151,7 @@ class RunDriver(Dispatcher):
                 )  # fmt: skip
                 first = first or run
         for slot in decision.run:
-            fired = self.fire(name, slot, trigger)
+            fired = self.fire(name, slot, trigger, catching_up=cause)
             if fired is None:
                 continue
             missed.caught_up.append(slot)
@@ -252,12 +258,12 @@ class RunDriver(Dispatcher):
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         active = tx.active_runs(job=name, kind="schedule")
-        catching_up = trigger == "catchup"
+        catching_up = "catchup_of" in detail
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
             # of its catch-up. Runs from before meet the schedule's own policy.
-            active = [r for r in active if r.trigger != "catchup"]
+            active = [r for r in active if "catchup_of" not in r.detail]
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
         decision = decide_overlap(
