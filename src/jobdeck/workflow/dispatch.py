@@ -164,6 +164,10 @@ class Dispatcher:
             self._spawn(self._cancel(int(victim)))
         exclusive = bool(run.detail.get("exclusive"))
         self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
+        if run.id in self._asked:
+            # Cancelled between its record and its arrival here: it never starts.
+            self._abandon(self.waiting[run.id], "cancelled", "cancelled before it queued")
+            return
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
@@ -283,9 +287,8 @@ class Dispatcher:
                 status="cancelled",
                 reason=reason,
                 ended_at=self.clock.now(),
-                detail={"why": why},
+                detail={"why": why, **self._asked.pop(wait.run.id, {})},
             )
-        self._asked.pop(wait.run.id, None)
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
         env = {

@@ -338,7 +338,10 @@ class RunDriver(Dispatcher):
             self._pump()
         else:
             self._asked[run_id] = asked
-            self._spawn(self._cancel(run_id))
+            if run_id in self.running:
+                self._spawn(self._cancel(run_id))
+            # else: recorded, and on its way to the queue from another thread, where it
+            # is dropped without starting (see _enqueue)
         return run
 
     # -- command runs -----------------------------------------------------------------
