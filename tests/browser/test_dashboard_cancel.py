@@ -82,6 +82,7 @@ def test_cancel_asks_for_confirmation_then_stops_the_run(page: Page, engine: Eng
     # The page refreshes itself: the run shows cancelled and the button is gone.
     expect(page.locator("#summary")).to_contain_text("cancelled", timeout=15_000)
     expect(page.get_by_role("link", name="Cancel", exact=True)).to_have_count(0)
+    expect(page.locator("#cancelled-by")).to_have_text(f"{ACTOR}: stuck on a lock")
 
     entry = engine.app.store.audit(limit=1)[0]
     assert (entry.action, entry.target, entry.actor, entry.outcome) == (
