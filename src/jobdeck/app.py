@@ -175,9 +175,9 @@ class Application:
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
-        adopted = self.driver.recover()
-        if adopted:
-            log.info("adopted %d running run(s): %s", len(adopted), adopted)
+        recovered = self.driver.recover().report()
+        if recovered:
+            log.info("%s", recovered)
         workers = self.supervisor.recover()
         if workers:
             log.info("adopted %d worker process(es): %s", len(workers), workers)
@@ -290,7 +290,9 @@ class Application:
             return
         link = None
         if self.options.public_url:
-            link = f"{self.options.public_url.rstrip('/')}/runs/{run.id}"
+            # A missed-slot notice links the schedule's page (its runs, the missed ones).
+            page = f"schedules/{run.job}" if run.reason == "missed" else f"runs/{run.id}"
+            link = f"{self.options.public_url.rstrip('/')}/{page}"
         project = self.catalog.project if self.catalog else None
         notice = RunNotice.from_run(run, log_tail=tail, link=link, project=project)
         self.notifier.notify(targets, notice)

@@ -11,15 +11,18 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from jobdeck.store import open_store
 from tests.acceptance.conftest import Jobdeck, Result
 from tests.integration.test_api_harness import base_environ, free_port, serving
 
@@ -268,3 +271,69 @@ def test_runs_and_logs_work_without_a_server(jobdeck: Jobdeck, tmp_path: Path) -
     assert empty.code == 0
     assert "No runs" in empty.out
     assert jobdeck("runs", "--json", env={"JOBDECK_STATE_DIR": str(state)}).json() == []
+
+
+def test_a_pending_run_shows_no_start_time(jobdeck: Jobdeck, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    created = datetime(2026, 3, 8, 1, 2, 3, tzinfo=UTC)
+    store = open_store(None, state_dir=state)
+    with store.transaction() as tx:
+        run = tx.create_run(
+            job="hello", kind="schedule", trigger="manual", status="pending", created_at=created
+        )
+    store.close()
+    listed = jobdeck("runs", env={"JOBDECK_STATE_DIR": str(state)})
+    assert listed.code == 0, listed.err
+    header, row = listed.out.splitlines()
+    started = header.index("STARTED")
+    assert row.split()[0] == str(run.id)
+    assert row[started:].split()[0] == "-"
+    assert "2026-03-08T01:02:03" not in listed.out
+    item = jobdeck("runs", "--json", env={"JOBDECK_STATE_DIR": str(state)}).json()[0]
+    assert item["started_at"] is None
+
+
+def _running(live: LiveServer, run_id: int) -> None:
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{live.url}/api/v1/runs/{run_id}").json()["status"] != "running":
+        assert time.monotonic() < deadline, f"run {run_id} did not start"
+        time.sleep(0.05)
+
+
+def test_cancel_stops_a_running_run_and_refuses_an_ended_one(
+    jobdeck: Jobdeck, server: LiveServer
+) -> None:
+    started = cli(jobdeck, server, "run", "gated")
+    assert started.code == 0, started.err
+    run_id = int(started.out.split()[0])
+    _running(server, run_id)
+    done = cli(jobdeck, server, "cancel", str(run_id), "--reason", "stuck", "--json")
+    assert done.code == 0, done.err
+    final = done.json()
+    assert (final["status"], final["reason"]) == ("cancelled", "cancelled")
+    assert final["detail"]["cancel_reason"] == "stuck"
+    assert final["detail"]["cancelled_by"] == "alice"
+
+    again = cli(jobdeck, server, "cancel", str(run_id))
+    assert again.code == 1
+    assert "already ended" in again.err
+    assert httpx.get(f"{server.url}/api/v1/runs/{run_id}").json() == final
+    audit = cli(jobdeck, server, "audit", "--json").json()
+    assert [(a["action"], a["outcome"]) for a in audit][:2] == [
+        ("cancel", "refused"),
+        ("cancel", "ok"),
+    ]
+
+
+def test_suspend_cancel_running_stops_the_active_runs(jobdeck: Jobdeck, server: LiveServer) -> None:
+    started = cli(jobdeck, server, "run", "gated")
+    run_id = int(started.out.split()[0])
+    _running(server, run_id)
+    done = cli(
+        jobdeck, server, "suspend", "gated", "--reason", "bad data", "--cancel-running", "--json"
+    )
+    assert done.code == 0, done.err
+    shown = done.json()
+    assert [(r["id"], r["status"]) for r in shown["cancelled_runs"]] == [(run_id, "cancelled")]
+    record = httpx.get(f"{server.url}/api/v1/runs/{run_id}").json()
+    assert record["detail"]["cancel_reason"] == "suspended: bad data"

@@ -19,10 +19,12 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import boto3
+import httpx
 import pytest
 
 from tests.acceptance.server import Server, wait_for
@@ -247,7 +249,7 @@ def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
     write_catalog(
         tmp_path,
         "version: 1\nproject: catchup\nschedules:\n  tick:\n    rate: 1s\n"
-        '    command: ["true"]\n    overlap: allow\n'
+        '    command: ["true"]\n'
         f"    catchup: {policy}\n    catchup_window: 1h\n",
     )
     server = make_server(tmp_path, servers)
@@ -276,8 +278,12 @@ def test_slots_missed_while_the_server_was_down_follow_the_catchup_policy(
         assert len(ran) == 1
         assert ran[0]["scheduled_for"] == slots[-1]  # the most recent missed slot
     elif policy == "all":
+        # The default overlap (skip) queues the caught-up slots behind each other.
         assert missed == []
         assert len(ran) == len(slots)
+        for run_id in [int(r["id"]) for r in ran]:
+            record = wait_for(partial(ended, server, run_id), what="a caught-up run")
+            assert record["status"] == "succeeded"
     else:
         assert ran == []
 
@@ -337,6 +343,57 @@ def test_a_failed_run_is_notified_to_slack_and_a_webhook(
         assert hook["run"]["id"] == run_id
         assert hook["run"]["status"] == "failed"
         assert "boom" in hook["log_tail"]
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
+def test_slots_missed_while_the_server_was_down_are_told_in_one_notice(
+    tmp_path: Path, servers: list[Server]
+) -> None:
+    _Receiver.seen = []
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{receiver.server_address[1]}"
+    try:
+        write_catalog(
+            tmp_path,
+            "version: 1\nproject: missed\nschedules:\n  tick:\n    rate: 1s\n"
+            '    command: ["true"]\n    catchup: none\n'
+            f'    notify: ["webhook:{base}/hook"]\n',
+        )
+        server = make_server(tmp_path, servers)
+        assert cli(server, "apply", "--yes").returncode == 0
+        server.start()
+        wait_for(lambda: server.get("/api/v1/runs?job=tick")["items"], what="a first fire")
+        assert server.stop(signal.SIGTERM) == 0
+        time.sleep(2.5)  # the engine is down: at least two slots go by
+        server.start()
+        wait_for(lambda: _Receiver.seen, timeout=20, what="the missed-run notice")
+        time.sleep(0.5)  # a second notice for the same catch-up would arrive by now
+        assert len(_Receiver.seen) == 1
+        path, hook = _Receiver.seen[0]
+        assert path == "/hook"
+        assert hook["type"] == hook["event"] == "run.missed"
+        missed = hook["missed"]
+        skipped = server.get("/api/v1/runs?job=tick&trigger=catchup&limit=100")["items"]
+        assert missed["count"] == len(skipped) >= 2
+        assert missed["schedule"] == "tick"
+        assert missed["cause"] == "engine_down"
+        assert missed["reasons"] == {"catchup_policy": len(skipped)}
+        assert [slot["at"] for slot in missed["slots"]] == sorted(
+            r["scheduled_for"] for r in skipped
+        )
+        assert (missed["first"], missed["last"]) == (
+            missed["slots"][0]["at"],
+            missed["slots"][-1]["at"],
+        )
+        assert hook["run"]["id"] in [r["id"] for r in skipped]
+        assert hook["run"]["scheduled_for"] == missed["first"]
+        # The link opens the schedule's page.
+        assert hook["run"]["url"].endswith("/schedules/tick")
+        assert httpx.get(hook["run"]["url"]).status_code == 200
+        assert f"tick: missed {missed['count']} slots (engine_down)" in server.output()
     finally:
         receiver.shutdown()
         receiver.server_close()

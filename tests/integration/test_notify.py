@@ -179,6 +179,58 @@ async def test_slack_message_carries_job_status_fields_and_log_tail(
     assert "open in the dashboard" in context["elements"][0]["text"]
 
 
+MISSED: dict[str, Any] = {
+    "schedule": "ranking-aggregate",
+    "cause": "engine_down",
+    "count": 3,
+    "first": "2026-03-08T01:00:00Z",
+    "last": "2026-03-08T01:20:00Z",
+    "slots": [{"at": f"2026-03-08T01:{m}0:00Z", "reason": "catchup_policy"} for m in range(3)],
+    "slots_listed": 3,
+    "reasons": {"catchup_policy": 3},
+    "catchup": "none",
+    "catchup_window": "1h",
+    "caught_up": [],
+}
+
+
+@pytest.mark.anyio
+async def test_a_missed_notice_says_which_slots_and_why_to_slack_and_a_webhook(
+    serve: Callable[..., Receiver], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    slack = serve(slack_standin)
+    hook = serve(lambda request, index: (204, {}, b""))
+    missed = notice(
+        status="skipped",
+        reason="missed",
+        trigger="catchup",
+        started_at=None,
+        ended_at=None,
+        exit_code=None,
+        log_tail="",
+        link="https://jobdeck.example/schedules/ranking-aggregate",
+        missed=MISSED,
+    )
+    notifier = Notifier.from_env({"SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": f"{slack.url}/api"})
+    notifier.notify(["slack:#batch-alerts", f"webhook:{hook.url}/hook"], missed)
+    await notifier.aclose()
+
+    body = slack.requests[0].json()
+    header, fields, _ = body["blocks"]
+    assert header["text"]["text"] == ":rotating_light: ranking-aggregate missed 3 slots"
+    shown = {f["text"].split("\n")[0]: f["text"].split("\n", 1)[1] for f in fields["fields"]}
+    assert shown["*Cause*"] == "`engine_down`"
+    assert shown["*Missed*"] == "3 (catchup_policy 3)"
+    assert shown["*Slots*"].splitlines() == [s["at"] for s in MISSED["slots"]]
+    payload = hook.requests[0].json()
+    assert payload["type"] == payload["event"] == "run.missed"
+    assert payload["missed"] == MISSED
+    assert payload["run"]["url"] == "https://jobdeck.example/schedules/ranking-aggregate"
+    said = "ranking-aggregate: missed 3 slots (engine_down), 2026-03-08T01:00:00Z to "
+    assert said + "2026-03-08T01:20:00Z, run 42" in caplog.text
+
+
 @pytest.mark.anyio
 async def test_slack_refusal_is_final_and_logged(
     serve: Callable[..., Receiver], caplog: pytest.LogCaptureFixture

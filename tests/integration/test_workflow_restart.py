@@ -89,8 +89,18 @@ async def test_a_restarted_driver_adopts_live_runs_and_ends_vanished_ones_lost(
 
     # Like the server: adopt first, then load the applied revision.
     second = decks(catalog(tmp_path), load=False)
-    adopted = second.driver.recover()
-    assert sorted(adopted) == sorted([live.id, quick.id])
+    recovered = second.driver.recover()
+    # The quick run ended while no engine ran: its outcome is recorded, it is not
+    # "adopted" as if it still ran.
+    assert (recovered.adopted, recovered.finished, recovered.lost) == (
+        [live.id],
+        [quick.id],
+        [doomed.id],
+    )
+    report = recovered.report()
+    assert f"adopted 1 running run(s): [{live.id}]" in report
+    assert f"recorded 1 run(s) that ended while the engine was down: [{quick.id}]" in report
+    assert f"lost 1 run(s) with no process and no result: [{doomed.id}]" in report
     lost = second.run(doomed.id)
     assert (lost.status, lost.reason) == ("lost", "engine_restart")
     assert second.event_types(doomed.id) == ["created", "started", "vanished", "lost"]
@@ -143,7 +153,7 @@ async def test_a_run_launched_but_not_yet_recorded_is_adopted_not_started_twice(
     await first.close()
 
     second = decks(catalog(tmp_path))
-    assert second.driver.recover() == [run.id]
+    assert second.driver.recover().adopted == [run.id]
     assert second.run(run.id).status == "running"
     (tmp_path / "gate").touch()
     ended = await second.wait_ended(run.id)
@@ -202,7 +212,7 @@ async def test_kill_9_of_the_engine_during_a_run_then_restart_adopts_it(
 
     deck: Deck = decks(text, load=False)
     assert deck.run(run_id).status == "running"
-    assert deck.driver.recover() == [run_id]
+    assert deck.driver.recover().adopted == [run_id]
     deck.driver.load(deck.applied)
     (tmp_path / "gate").touch()
     ended = await deck.wait_ended(run_id)
@@ -233,7 +243,7 @@ async def test_an_adopted_run_still_has_its_timeout_enforced(decks: Decks, tmp_p
     await first.wait_running(run.id)
     await first.close()
     second = decks(timed_catalog(tmp_path))
-    assert second.driver.recover() == [run.id]
+    assert second.driver.recover().adopted == [run.id]
     ended = await second.wait_ended(run.id)
     assert (ended.status, ended.reason) == ("timed_out", "timeout")
     assert ended.detail["duration_ms"] >= 1500
@@ -281,7 +291,7 @@ async def test_a_program_whose_shim_died_while_no_engine_ran_is_stopped_and_lost
     await until(lambda: not is_alive(info.shim_pid, info.shim_start), "the shim's death")
     assert is_alive(info.child_pid, info.child_start)
     second = decks(timed_catalog(tmp_path))
-    assert second.driver.recover() == []
+    assert second.driver.recover().adopted == []
     assert second.run(run.id).status == "lost"
     await until(lambda: "orphans_stopped" in second.event_types(run.id), "the orphans to stop")
     assert not is_alive(info.child_pid, info.child_start)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobdeck.catalog.crontab import CrontabImport, import_crontab
+from jobdeck.catalog.crontab import CrontabImport, import_crontab, split_comment
 from jobdeck.catalog.crontab_parse import (
     Comment,
     Entry,
@@ -83,7 +83,7 @@ class TestAppServer:
             "artisan-sitemap-build",
             "rake-reports-daily",
             "backup-db",
-            "tar",
+            "tar-var-backups",
             "mail",
             "warm-cache",
             "artisan-push-resend-failed",
@@ -129,8 +129,8 @@ class TestAppServer:
     def test_escaped_percent_reaches_the_shell_unescaped(self, app_catalog: Catalog) -> None:
         backup = app_catalog.schedules["backup-db"]
         assert backup.shell == "/usr/local/bin/backup-db.sh /var/backups/db-$(date +%Y%m%d).sql.gz"
-        assert app_catalog.schedules["tar"].shell is not None
-        assert "`date +%F`" in app_catalog.schedules["tar"].shell
+        assert app_catalog.schedules["tar-var-backups"].shell is not None
+        assert "`date +%F`" in app_catalog.schedules["tar-var-backups"].shell
 
     def test_percent_stdin_becomes_a_here_document(
         self, app_result: CrontabImport, app_catalog: Catalog
@@ -314,7 +314,7 @@ class TestMessyCrontab:
     def test_macros_and_month_names(self, messy_catalog: Catalog) -> None:
         assert messy_catalog.schedules["upper-macro"].cron == "@daily"
         assert messy_catalog.schedules["annual"].cron == "0 8 1 jan *"
-        assert messy_catalog.schedules["ls"].cron == "0 7 * * mon,wed,fri"
+        assert messy_catalog.schedules["ls-reports"].cron == "0 7 * * mon,wed,fri"
 
     def test_commented_entries_and_prose(
         self, messy_result: CrontabImport, messy_catalog: Catalog
@@ -732,7 +732,74 @@ def test_commands_survive_the_round_trip(command: str) -> None:
     assert isinstance(entry, Entry)
     run, stdin = split_percent(entry.command)
     schedule = only(catalog)
+    run = split_comment(run)[0]  # a trailing shell comment goes to the description
+    if not schedule.enabled:
+        assert schedule.shell == run.strip(" \t")  # cron could not run it: kept as it was
     if stdin is None and schedule.shell is not None:
         assert schedule.shell == run.strip(" \t") or "unwrapped" in result.yaml
     if schedule.command is not None and stdin is None and "unwrapped" not in result.yaml:
         assert schedule.command == simple_argv(run)
+
+
+def test_a_line_cron_could_not_run_is_imported_switched_off_never_as_commands() -> None:
+    line = '0 6 * * * echo "report for %date%" | /app/bin/mailer%line two%line three'
+    catalog, result = convert(line)
+    schedule = only(catalog)
+    # cron ran `echo "report for ` (the first % ends the command): a syntax error.
+    assert schedule.enabled is False
+    assert schedule.shell == 'echo "report for'
+    assert schedule.command is None
+    values = [row for row in result.yaml.splitlines() if not row.lstrip().startswith("#")]
+    assert not [row for row in values if "mailer" in row or "line two" in row]
+    assert f"# line 1: {line}" in result.yaml  # the original line, kept
+    [warning] = [w for w in result.warnings if "CRON_TZ" not in w]
+    assert warning.startswith("crontab:1: cron could not run this line")
+    assert "enabled: false" in warning
+    assert "# warning: cron could not run this line" in result.yaml
+
+
+def test_an_open_quote_without_percent_is_switched_off_too() -> None:
+    catalog, result = convert("15 * * * * /app/bin/report --title 'weekly")
+    assert only(catalog).enabled is False
+    assert "cron could not run this line" in result.warnings[0]
+
+
+def test_a_commented_out_jobs_trailing_comment_becomes_its_description() -> None:
+    catalog, result = convert(
+        "# 30 2 * * * /app/bin/cleanup --all   # disabled 2019-03-02 INC-1042\n"
+    )
+    schedule = only(catalog)
+    assert schedule.enabled is False
+    assert schedule.command == ["/app/bin/cleanup", "--all"]
+    assert schedule.shell is None
+    assert schedule.description == "disabled 2019-03-02 INC-1042"
+    assert not [w for w in result.warnings if "CRON_TZ" not in w]
+
+
+def test_environment_lines_shared_by_every_job_go_under_defaults_once() -> None:
+    text = (
+        "PATH=/usr/local/bin:/usr/bin:/bin\n"
+        "APP_ENV=production\n"
+        "0 1 * * * /app/bin/one\n"
+        "FEED=news\n"
+        "0 2 * * * /app/bin/two\n"
+        "# 0 3 * * * /app/bin/three\n"
+    )
+    catalog, result = convert(text)
+    shared = {"PATH": "/usr/local/bin:/usr/bin:/bin", "APP_ENV": "production"}
+    assert catalog.defaults.env == shared
+    assert result.yaml.count('PATH: "') == 1
+    assert result.yaml.count('APP_ENV: "') == 1
+    assert catalog.schedules["one"].env == shared
+    assert catalog.schedules["two"].env == {**shared, "FEED": "news"}
+    assert catalog.schedules["three"].env == {**shared, "FEED": "news"}
+    assert result.yaml.count('FEED: "') == 2  # not every job had it
+
+
+def test_a_tool_on_the_path_is_named_after_what_it_works_on() -> None:
+    catalog, _ = convert(
+        "@daily find /var/tmp -name '*.tmp' -mtime +7 -delete\n"
+        "@daily find /srv/cache -type f -mtime +30 -delete\n"
+        "@weekly rsync -a /data/ backup:/data/\n"
+    )
+    assert list(catalog.schedules) == ["find-var-tmp", "find-srv-cache", "rsync-data"]

@@ -13,6 +13,7 @@ from jobdeck.schedule.firequeue import MAX_OVERDUE, FireQueue
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.timing import CronTrigger, RateTrigger
 from jobdeck.store.records import Trigger
+from jobdeck.workflow.decisions import CatchupDecision, MissCause
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -101,6 +102,7 @@ class Recorder:
     def __init__(self) -> None:
         self.fired: list[tuple[str, datetime, Trigger]] = []
         self.missed: list[tuple[str, list[datetime], dict[str, Any]]] = []
+        self.causes: list[MissCause] = []
 
     def fire(
         self,
@@ -112,8 +114,14 @@ class Recorder:
         self.fired.append((name, nominal, trigger))
         return None
 
-    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
-        self.missed.append((name, slots, summary))
+    def catch_up(
+        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+    ) -> None:
+        self.causes.append(cause)
+        summary = {"missed_slots": decision.missed_beyond} if decision.missed_beyond else {}
+        self.missed.append((name, list(decision.missed), summary))
+        for slot in decision.run:
+            self.fire(name, slot, trigger)
 
 
 CATALOG = """\
@@ -170,6 +178,7 @@ def test_catch_up_on_start_follows_the_policy(
     _, recorder = scheduler_for(policy, at(-25), clock)
     assert [slot for _, slot, _ in recorder.fired] == runs
     assert all(trigger == "catchup" for _, _, trigger in recorder.fired)
+    assert recorder.causes == ["engine_down"]
     recorded = [slot for _, slots, _ in recorder.missed for slot in slots]
     assert recorded == missed
 
@@ -190,6 +199,7 @@ def test_a_late_wake_within_the_loop_is_treated_as_downtime() -> None:
     clock.set(at(40))  # the host slept through 12:10, 12:20, 12:30 and 12:40
     scheduler.tick()
     assert [slot for _, slot, _ in recorder.fired] == [at(40)]
+    assert recorder.causes == ["engine_late"]
     assert [slot for _, slots, _ in recorder.missed for slot in slots] == [
         at(10),
         at(20),

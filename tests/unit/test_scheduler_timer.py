@@ -36,6 +36,7 @@ from jobdeck.schedule.wire import (
     encode_triggers,
 )
 from jobdeck.store.records import Trigger as RunTrigger
+from jobdeck.workflow.decisions import CatchupDecision, MissCause
 
 CATALOG = """\
 version: 1
@@ -78,10 +79,14 @@ class Firing:
             self.fired_at.append(SystemClock().now())
         return None
 
-    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
-        assert not summary
+    def catch_up(
+        self, name: str, decision: CatchupDecision, *, trigger: RunTrigger, cause: MissCause
+    ) -> None:
+        assert not decision.missed_beyond
         with self.lock:
-            self.missed.extend(slots)
+            self.missed.extend(decision.missed)
+        for slot in decision.run:
+            self.fire(name, slot, trigger)
 
     def last_fires(self) -> dict[str, datetime]:
         """Each schedule's newest slot, as the store's claims tell it."""
@@ -354,7 +359,7 @@ from jobdeck.schedule.scheduler import Scheduler
 
 class Firing:
     def fire(self, *args, **kwargs): return None
-    def record_missed(self, *args): return None
+    def catch_up(self, *args, **kwargs): return None
 
 scheduler = Scheduler(Firing(), SystemClock(), dict)
 scheduler.load(load_catalog_text(sys.argv[1], "jobdeck.yaml").catalog.schedules, catch_up=False)

@@ -217,6 +217,22 @@ def openapi_document() -> dict[str, Any]:
             parameters=[_RUN_ID],
             not_found=True,
         ),
+        "/api/v1/runs/{run_id}/cancel": {
+            "post": {
+                "summary": "Cancel a run that has not ended: a pending run never starts; a "
+                "running one gets SIGTERM for its whole process tree, SIGKILL after its "
+                "kill_grace. Audited.",
+                "parameters": [_RUN_ID],
+                "requestBody": _request_body(ref("CancelRequest"), required=False),
+                "responses": {
+                    "200": _json(ref("Run"), "The run, cancelled (it was pending)."),
+                    "202": _json(ref("Run"), "The run, being stopped (it was running)."),
+                    "400": _error("A bad body."),
+                    "404": _error("No such run."),
+                    "409": _error("Refused: the run has already ended; nothing changed."),
+                },
+            }
+        },
         "/api/v1/runs/{run_id}/log": _get(
             "A run's combined output from a byte offset. Follow it by asking again from "
             "X-Jobdeck-Log-Offset until X-Jobdeck-Run-Status is neither pending nor running "

@@ -107,6 +107,13 @@ def schemas() -> dict[str, Any]:
                 "via": {"enum": ["api", "cli"], "default": "api"},
             },
         },
+        "CancelRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reason": {"type": ["string", "null"], "description": "Why; recorded."},
+            },
+        },
         "SuspendRequest": {
             "type": "object",
             "additionalProperties": False,

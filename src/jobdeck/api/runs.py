@@ -18,7 +18,7 @@ from jobdeck.api.views import run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
-from jobdeck.workflow.driver import RunRefused
+from jobdeck.workflow.driver import CancelRefused, RunRefused
 
 # A log is sent in pieces of at most this many bytes; a reader asks again from the
 # offset it got back until it reaches the size.
@@ -180,6 +180,59 @@ async def start_run(request: Request) -> Response:
     return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
 
 
+async def cancel_run(request: Request) -> Response:
+    """Cancel a run that has not ended: a pending one never starts, a running one is
+    stopped (SIGTERM to its whole tree, SIGKILL after its kill_grace). 202 while it is
+    being stopped, 200 when it is cancelled already; 409 when it had ended."""
+    app = application(request)
+    run_id = _run_id(request)
+    body = await json_fields(request, "reason")
+    reason = body.get("reason")
+    if reason is not None and not isinstance(reason, str):
+        raise bad_request('reason must be a string: send {"reason": "why"}')
+    why = reason.strip() or None if reason is not None else None
+    run = await run_in_threadpool(app.store.run, run_id)
+    if run is None:
+        raise not_found(f"no run with id {run_id}")
+    return Json(*cancel_as(app, run, actor(request), why))
+
+
+def cancel_as(app: Any, run: Run, who: str, why: str | None) -> tuple[dict[str, Any], int]:
+    """Cancel ``run`` for ``who`` (in the event loop's thread), audited either way;
+    the run's JSON and the HTTP status. Raises a 409 :class:`ApiError` when refused."""
+    at = app.clock.now()
+
+    def audited(tx: Tx, found: Run) -> None:
+        tx.record_audit(cancel_entry(at, who, run, "ok", why))
+
+    try:
+        done = app.driver.cancel(run.id, by=who, why=why, audit=audited)
+    except CancelRefused as exc:
+        with app.store.transaction() as tx:
+            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc)))
+        raise ApiError(409, "conflict", str(exc)) from None
+    except KeyError:
+        raise not_found(f"no run with id {run.id}") from None
+    return run_json(done), 200 if done.status == "cancelled" else 202
+
+
+def cancel_entry(
+    at: Any, who: str, run: Run, outcome: str, why: str | None, refused: str | None = None
+) -> AuditEntry:
+    detail: dict[str, Any] = {"run_id": run.id, "reason": why}
+    if refused:
+        detail["why"] = refused
+    return AuditEntry(
+        at=at,
+        actor=who,
+        via="api",
+        action="cancel",
+        target=f"{run.kind} {run.job}",
+        outcome="ok" if outcome == "ok" else "refused",
+        detail=detail,
+    )
+
+
 def run_entry(
     at: Any, who: str, name: str, outcome: str, detail: dict[str, Any], via: Via = "api"
 ) -> AuditEntry:
@@ -206,5 +259,6 @@ ROUTES = [
     Route("/runs", list_runs, methods=["GET"]),
     Route("/runs/{run_id:int}", get_run, methods=["GET"]),
     Route("/runs/{run_id:int}/log", run_log, methods=["GET"]),
+    Route("/runs/{run_id:int}/cancel", cancel_run, methods=["POST"]),
     Route("/schedules/{name}/runs", start_run, methods=["POST"]),
 ]

@@ -25,7 +25,7 @@ from jobdeck.catalog.crontab_parse import (
     parse_crontab,
     split_percent,
 )
-from jobdeck.catalog.crontab_shell import balanced, schedule_name, simple_argv
+from jobdeck.catalog.crontab_shell import balanced, schedule_name, simple_argv, tokens
 from jobdeck.catalog.crontab_wrappers import (
     Wrapper,
     flock_mode,
@@ -190,8 +190,16 @@ class _Converter:
                 block,
             )
         command, stdin = split_percent(entry.command)
-        # A quote or $( left open, or ``date +`` with no format: the % was meant literally.
-        if stdin is not None and (not balanced(command) or command.endswith("+")):
+        command, remark = split_comment(command)
+        job = Job(entry.line, "", entry.cron, self.zone, dict(self.env), not entry.disabled)
+        if remark:
+            # sh ignores it; it says why (often why the job was switched off).
+            job.description = remark
+        if _sh_rejects(command):
+            self._broken(entry, job, command, stdin, block)
+            return
+        # ``date +`` with no format: the % was meant literally.
+        if stdin is not None and command.endswith("+"):
             self.warn(
                 entry.line,
                 "an unescaped % cut this command short, as cron did (write \\% for a "
@@ -200,13 +208,31 @@ class _Converter:
             )
         if stdin is None and "\\%" in entry.command:
             block.note("cron turned each \\% into %, so the command below has plain %")
-        job = Job(entry.line, "", entry.cron, self.zone, dict(self.env), not entry.disabled)
         command = self._unwrap(command, job, block)
         if not command.strip(" \t"):
             self.warn(entry.line, "not converted: the command is empty", block)
             return
         job.name = self._unique(schedule_name(command))
         self._set_command(job, command, stdin, block)
+        block.job = job
+
+    def _broken(
+        self, entry: Entry, job: Job, command: str, stdin: str | None, block: Block
+    ) -> None:
+        """A line cron could not run: ``/bin/sh`` refused the command (a quote or ``$(``
+        left open, often cut there by an unescaped %) and nothing ran. It is kept switched
+        off, running what cron ran (which fails the same way), never a guess at what was
+        meant: whatever followed the cut would otherwise run as commands."""
+        cut = " (an unescaped % cut it there: write \\% for a literal %)" if stdin else ""
+        why = (
+            f"cron could not run this line: /bin/sh rejects the command {command.strip()!r} "
+            f"with a syntax error{cut}, so nothing ran; imported switched off "
+            "(enabled: false) as cron ran it: fix the command, then enable it"
+        )
+        self.warn(entry.line, why, block)
+        job.enabled = False
+        job.name = self._unique(schedule_name(command))
+        job.shell = command.strip(" \t")
         block.job = job
 
     def _unique(self, base: str) -> str:
@@ -306,6 +332,7 @@ class _Converter:
                 header=self._header(source, system),
                 project=project,
                 zone=[zone, *self.top_notes],
+                env=self._shared_env(),
             )
             try:
                 load_catalog_text(document.text(), source)
@@ -314,6 +341,19 @@ class _Converter:
                 self._demote(exc, document)
         warnings = [f"{source}:{line}: {message}" for line, message in sorted(self.warnings)]
         return CrontabImport(document.text(), warnings)
+
+    def _shared_env(self) -> dict[str, str]:
+        """The environment every schedule has alike: written once under ``defaults``,
+        and taken out of each schedule's own ``env``."""
+        jobs = [block.job for block in self.blocks if block.job is not None]
+        if not jobs:
+            return {}
+        shared = dict(jobs[0].env)
+        for job in jobs[1:]:
+            shared = {name: value for name, value in shared.items() if job.env.get(name) == value}
+        for job in jobs:
+            job.env = {name: value for name, value in job.env.items() if name not in shared}
+        return shared
 
     def _header(self, source: str, system: bool) -> list[str]:
         kind = "a system crontab, with a user column" if system else "a user crontab"
@@ -387,6 +427,25 @@ def _lock_users(lines: list[CrontabLine]) -> dict[str, list[int]]:
                 users.setdefault(wrapper.operand, []).append(line.line)
             command = inner_command(wrapper)
     return users
+
+
+def _sh_rejects(command: str) -> bool:
+    """Whether ``/bin/sh -c command`` fails with a syntax error: a quote, ``$(`` or
+    backquote left open (a lone backslash at the very end is taken literally by sh)."""
+    text = command.rstrip(" \t")
+    if text.endswith("\\") and (len(text) - len(text.rstrip("\\"))) % 2 == 1:
+        text = text[:-1]
+    return not balanced(text)
+
+
+def split_comment(command: str) -> tuple[str, str]:
+    """(the command, its trailing shell comment without ``#``): ``/bin/sh`` ignores a
+    word that starts with ``#`` and the rest of the line."""
+    words = tokens(command)
+    if not words or not command[words[-1].start :].startswith("#"):
+        return command, ""
+    start = words[-1].start
+    return command[:start].rstrip(" \t"), command[start:].lstrip("#").strip(" \t")
 
 
 def with_stdin(command: str, stdin: str) -> str:

@@ -183,7 +183,25 @@ def schedule_name(text: str) -> str:
         if not _NAME_WORD_RE.fullmatch(arg):
             break
         words.append(arg)
+    if len(words) == 1 and program in chosen:
+        # A tool found on PATH (find, rsync, tar ...) says little by itself: what it
+        # works on does (``find /var/tmp ...`` -> find-var-tmp).
+        words += _path_words(args)
     return slug(words) or "job"
+
+
+def _path_words(args: list[str]) -> list[str]:
+    """The last two plain components of the first path among ``args``."""
+    for arg in args:
+        if arg.startswith(("/", "~/", "./", "../")):
+            parts = [
+                part
+                for part in PurePosixPath(arg).parts
+                if part not in ("/", "~", ".", "..") and not any(c in part for c in "*?[{$`(")
+            ]
+            if parts:
+                return parts[-2:]
+    return []
 
 
 def _simple_commands(text: str) -> list[list[str]]:

@@ -121,6 +121,7 @@ class Job:
     timeout: str | None = None
     kill_grace: str | None = None
     timezone: str | None = None  # set when it differs from the catalog's zone
+    description: str | None = None  # a trailing shell comment of the crontab line
 
 
 @dataclass
@@ -137,10 +138,18 @@ class Block:
 _INDENT = "  "
 
 
-def render(blocks: list[Block], *, header: list[str], project: str, zone: list[str]) -> Document:
+def render(
+    blocks: list[Block],
+    *,
+    header: list[str],
+    project: str,
+    zone: list[str],
+    env: dict[str, str] | None = None,
+) -> Document:
     """The catalog: ``header`` comments, the top-level keys, then every block in order.
 
-    ``zone`` is the catalog's time zone followed by the comments to put above it.
+    ``zone`` is the catalog's time zone followed by the comments to put above it;
+    ``env``: what every schedule's environment holds alike (``defaults.env``).
     """
     document = Document()
     for line in header:
@@ -150,6 +159,10 @@ def render(blocks: list[Block], *, header: list[str], project: str, zone: list[s
     for note in zone[1:]:
         document.comment(note)
     document.add(f"timezone: {quote(zone[0])}")
+    if env:
+        document.comment("environment lines of the crontab that every schedule below had")
+        document.add("defaults:")
+        document.add(f"{_INDENT}env: {flow_map(env)}")
     document.add("")
     jobs = [block for block in blocks if block.job is not None]
     document.add("schedules:" if jobs else "schedules: {}")
@@ -169,6 +182,8 @@ def _schedule(document: Document, job: Job) -> None:
     first = document.next_line
     inner = _INDENT * 2
     document.add(f"{_INDENT}{key(job.name)}:")
+    if job.description:
+        document.add(f"{inner}description: {quote(job.description)}")
     document.add(f"{inner}cron: {quote(job.cron)}")
     if job.timezone is not None:
         document.add(f"{inner}timezone: {quote(job.timezone)}")

@@ -22,7 +22,7 @@ from jobdeck.cli.output import when
 if TYPE_CHECKING:
     from jobdeck.status import Activity
     from jobdeck.store import Store
-    from jobdeck.store.records import Revision
+    from jobdeck.store.records import Revision, RunKind
 
 KindOption = Annotated[
     str | None,
@@ -45,6 +45,14 @@ def suspend(
         str | None, typer.Option("--until", help="Expiry: a duration (2h) or an ISO time.")
     ] = None,
     kind: KindOption = None,
+    cancel_running: Annotated[
+        bool,
+        typer.Option(
+            "--cancel-running",
+            help="Also cancel the schedule's or command's runs that have not ended "
+            "(through the server); a worker's processes stop with the suspension anyway.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Emergency stop: recorded with who and when; no apply ever clears it."""
@@ -53,11 +61,33 @@ def suspend(
     with control(ctx) as ctl:
         expiry = _until(until, ctl.clock.now()) if until else None
         done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
+    cancelled: list[dict[str, Any]] = []
+    if cancel_running and done.kind != "worker":
+        cancelled = _cancel_active(ctx, done.kind, done.name, f"suspended: {done.reason}")
     if as_json:
-        print_json(suspension_json(done))
+        shown = suspension_json(done)
+        if cancel_running:
+            shown["cancelled_runs"] = cancelled
+        print_json(shown)
         return
     expires = f" until {iso(done.until)}" if done.until else " until `jobdeck resume`"
     typer.echo(f"suspended {done.kind} {done.name}{expires}: {done.reason}")
+    for run in cancelled:
+        typer.echo(f"run {run['id']}: {run['status']} ({run['reason'] or '-'})")
+
+
+def _cancel_active(ctx: typer.Context, kind: str, name: str, why: str) -> list[dict[str, Any]]:
+    """Cancel, through the server, every run of ``kind`` ``name`` that has not ended."""
+    from jobdeck.cli.follow import server_client
+    from jobdeck.cli.run_cmds import cancel_run
+
+    with store(ctx) as opened:
+        driven: RunKind = "schedule" if kind == "schedule" else "command"
+        active = [run.id for run in opened.active_runs(job=name, kind=driven)]
+    if not active:
+        return []
+    with server_client(ctx) as client:
+        return [cancel_run(client, run_id, why) for run_id in active]
 
 
 def resume(

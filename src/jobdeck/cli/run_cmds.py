@@ -1,7 +1,7 @@
-"""Runs from the terminal: start one on the server, list the history, read a log.
+"""Runs from the terminal: start or cancel one on the server, list the history, read a log.
 
-``run`` asks the running server (the engine that owns the pools); ``runs`` and ``logs``
-read the store and the state dir directly, so they work with the server stopped.
+``run`` and ``cancel`` ask the running server (the engine that owns the pools); ``runs``
+and ``logs`` read the store and the state dir directly, so they work with the server stopped.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,10 +30,15 @@ from jobdeck.cli.follow import (
     TERMINAL,
     finish,
     follow,
+    get_run,
     refused,
     server_client,
+    summary,
 )
 from jobdeck.cli.output import note, when
+
+if TYPE_CHECKING:
+    import httpx
 
 STATUSES = (
     "pending",
@@ -49,6 +54,7 @@ STATUSES = (
 
 def register(app: typer.Typer) -> None:
     app.command()(run)
+    app.command()(cancel)
     app.command()(runs)
     app.command()(logs)
 
@@ -87,6 +93,37 @@ def run(
         print_json(final)
         raise typer.Exit(0 if final["status"] == "succeeded" else EXIT_REFUSED)
     finish(final)
+
+
+def cancel(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="A run's id (see `jobdeck runs`).")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why; recorded with the run and audited.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a run: a pending run never starts; a running one gets SIGTERM for its whole
+    process tree, SIGKILL after its kill_grace. Waits until it has ended."""
+    with server_client(ctx) as client:
+        final = cancel_run(client, run_id, reason)
+    if as_json:
+        print_json(final)
+        return
+    note(summary(final), final["status"])
+
+
+def cancel_run(client: httpx.Client, run_id: int, reason: str | None) -> dict[str, Any]:
+    """Ask the server to cancel the run and wait for its end; exits 1 when refused (it
+    had ended already: nothing changed)."""
+    response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason})
+    if response.status_code not in (200, 202):
+        refused(response)
+    while True:
+        current = get_run(client, run_id)
+        if current["status"] in TERMINAL:
+            return current
+        time.sleep(POLL_SECONDS)
 
 
 # -- reading the store directly ------------------------------------------------------------
@@ -139,7 +176,7 @@ def runs(
                 r.status,
                 r.reason,
                 r.attempt,
-                when(r.started_at or r.created_at),
+                when(r.started_at),  # none while pending: not its creation time
                 format_duration_ms(took),
                 r.exit_code,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 
@@ -112,3 +113,43 @@ def name_signal(number: int) -> str:
         return signal.Signals(number).name
     except ValueError:
         return f"signal {number}"
+
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> str | None:
+    """Make this process the child subreaper of its descendants: one whose parent dies
+    (a daemon that double-forks, a ``setsid cmd &``) is re-parented to it, not to init,
+    so it stays in reach. Returns why it could not, or None."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            errno = ctypes.get_errno()
+            return f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}"
+    except (OSError, AttributeError) as exc:
+        return f"prctl(PR_SET_CHILD_SUBREAPER): {exc}"
+    return None
+
+
+def descendants(root: int) -> list[tuple[int, bool]]:
+    """Every process below ``root`` in the process tree, as (pid, is a zombie), parents
+    before their children. Read from ``/proc``: a process that ends meanwhile is left
+    out, one that starts meanwhile may be."""
+    children: dict[int, list[tuple[int, bool]]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            fields = _stat_fields(int(entry.name))
+            if fields is None:
+                continue
+            zombie = fields[0] in ("Z", "X")
+            children.setdefault(int(fields[1]), []).append((int(entry.name), zombie))
+    found: list[tuple[int, bool]] = []
+    queue = [root]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child[0])
+    return found

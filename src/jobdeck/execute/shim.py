@@ -15,8 +15,11 @@ in its own session, runs the spec in ``RUN_DIR/run.jsonl`` (the run's record, se
    its own ``oom_score_adj`` to -1000 so that at the limit the kernel kills the
    program, never its supervisor;
 3. copies the program's combined stdout/stderr into the capped ``log``;
-4. enforces the timeout itself (SIGTERM to the process group and the run's cgroup,
-   SIGKILL after ``kill_grace``), and treats its own SIGTERM, SIGINT or SIGHUP as a
+4. enforces the timeout itself (SIGTERM to the process group, the run's cgroup and
+   every process below the shim, SIGKILL after ``kill_grace``): the shim is the child
+   subreaper of the run (``PR_SET_CHILD_SUBREAPER``), so what the program starts stays
+   below it even when it leaves the group (``setsid``) or its parent dies (a
+   double-forked daemon), in every isolation mode; and treats its own SIGTERM, SIGINT or SIGHUP as a
    cancel (same sequence, with the grace from ``cancel.json`` when present; the result
    is ``cancelled``/``cancelled``);
 5. when the program exits, stops what it left behind in its group or cgroup (SIGTERM,
@@ -40,10 +43,13 @@ from pathlib import Path
 from jobdeck.execute import cgroups, record
 from jobdeck.execute.logcap import CappedLog
 from jobdeck.execute.proc import (
+    become_subreaper,
     boot_id,
+    descendants,
     group_alive,
     set_oom_score_adj,
     signal_group,
+    signal_pids,
     start_time,
 )
 from jobdeck.execute.spawn import Program, spawn
@@ -180,13 +186,37 @@ class Shim:
         signal_group(self.child.pid, sig)
         if self.iso.run_cgroup:
             cgroups.kill_all(Path(self.iso.run_cgroup), sig, spare=self.pid)
+        # And every process below the shim, wherever it went: a process that left the
+        # group (setsid) and, without cgroups, the run's cgroup too, is still below the
+        # shim, which adopts the orphans (a double-forked daemon) as their subreaper.
+        signal_pids([pid for pid, zombie in descendants(self.pid) if not zombie], sig)
 
     def _leftovers(self) -> bool:
         assert self.child is not None
+        # First: an ended orphan the shim adopted is a zombie until the shim reaps it,
+        # and a zombie still counts in its process group.
+        adopted = self._adopted_alive()
         if group_alive(self.child.pid):
             return True
         run = self.iso.run_cgroup
-        return bool(run and [p for p in cgroups.procs(Path(run)) if p != self.pid])
+        if run and [p for p in cgroups.procs(Path(run)) if p != self.pid]:
+            return True
+        return adopted
+
+    def _adopted_alive(self) -> bool:
+        """Whether a process below the shim lives on (the program's own exit aside);
+        reaps the orphans the shim adopted that have ended meanwhile."""
+        assert self.child is not None
+        alive = False
+        for pid, zombie in descendants(self.pid):
+            if pid == self.child.pid:
+                continue  # the program: waited for by its own handle, never here
+            if not zombie:
+                alive = True
+            else:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)  # an adopted orphan that has ended
+        return alive
 
     def _begin_stop(self, reason: Reason | None, grace: float) -> None:
         """SIGTERM now, SIGKILL at ``grace``; ``reason`` None: only cleaning up."""
@@ -272,6 +302,11 @@ class Shim:
 
     def _run(self) -> int:
         record.write_line(self._record, "shim", _info_json(self.info))
+        # Before the program starts: what it leaves behind, whichever way it forks
+        # away, is re-parented to the shim, which stops it with the rest of the run.
+        problem = become_subreaper()
+        if problem:
+            print(f"jobdeck shim of run {self.spec.run_id}: {problem}", file=sys.stderr)
         wake_r = self._install_signals()
         log = CappedLog(self.run_dir / LOG_FILE, self.spec.log_cap)
         run_group = Path(self.iso.run_cgroup) if self.iso.run_cgroup else None

@@ -6,6 +6,7 @@ versioned and only ever grows: fields are added, never renamed or dropped.
     {
       "type": "run.failed",              # run.failed | run.timed_out | run.lost | run.missed
                                          # | run.<status> for any other status
+      "event": "run.failed",             # the same as "type" (an alias older docs named)
       "version": 1,
       "delivery_id": "4f0c...",          # the same on every retry of one delivery: dedupe on it
       "occurred_at": "2026-03-08T01:00:12Z",
@@ -16,14 +17,32 @@ versioned and only ever grows: fields are added, never renamed or dropped.
         "duration_seconds": 12.5, "exit_code": -9, "pool": "batch", "host": "batch-1",
         "project": "newsroom", "url": "https://jobdeck.example/runs/42"
       },
-      "log_tail": "last lines of the run's output"
+      "log_tail": "last lines of the run's output",
+      "missed": null                     # run.missed: the slots that did not run, below
     }
+
+A ``run.missed`` notice is one per catch-up of a schedule, however many slots it
+missed; its ``run`` is the first run recorded for them (``skipped`` / ``missed``) and
+``missed`` says what happened::
+
+      "missed": {
+        "schedule": "ranking-aggregate",
+        "cause": "engine_down",          # engine_down | engine_late | timer_restart
+        "count": 7, "first": "...Z", "last": "...Z",
+        "slots": [{"at": "...Z", "reason": "outside_window"}],   # the newest 20
+        "slots_listed": 1,
+        "reasons": {"outside_window": 7},  # outside_window | catchup_policy |
+                                           # catchup_limit | overlap
+        "catchup": "all", "catchup_window": "1h",
+        "caught_up": ["...Z"]            # the slots catch-up did run
+      }
 
 Times are ISO 8601 in UTC with a ``Z``; absent values are ``null``, never missing keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +99,7 @@ class RunNotice:
     host: str | None = None
     project: str | None = None
     link: str | None = None
+    missed: Mapping[str, Any] | None = None  # run.missed: what was missed, and why
 
     def __post_init__(self) -> None:
         # Enforced here rather than trusted from callers: a notice is sent to chat and to
@@ -112,6 +132,7 @@ class RunNotice:
             host=run.host,
             project=project,
             link=link,
+            missed=run.detail.get("missed") if run.reason == "missed" else None,
         )
 
     @property
@@ -138,9 +159,27 @@ class RunNotice:
     @property
     def summary(self) -> str:
         """One line for logs, chat fallbacks and subjects: ``job: failed (oom_killed)``."""
-        what = "missed a slot" if self.event_type == "run.missed" else self.status
-        why = f" ({self.reason})" if self.reason and self.event_type != "run.missed" else ""
-        return f"{self.job}: {what}{why}"
+        if self.event_type == "run.missed":
+            return f"{self.job}: {self.missed_text}"
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.job}: {self.status}{why}"
+
+    @property
+    def missed_count(self) -> int:
+        return int((self.missed or {}).get("count") or 1)
+
+    @property
+    def missed_text(self) -> str:
+        """``missed 3 slots (engine_down), 2026-03-08T01:00:00Z to 2026-03-08T01:20:00Z``."""
+        missed = self.missed or {}
+        count = self.missed_count
+        cause = f" ({missed['cause']})" if missed.get("cause") else ""
+        first, last = missed.get("first"), missed.get("last")
+        if count == 1:
+            when = f", {first}" if first else ""
+            return f"missed 1 slot{cause}{when}"
+        when = f", {first} to {last}" if first and last else ""
+        return f"missed {count} slots{cause}{when}"
 
 
 def display_duration(duration: timedelta | None) -> str:
@@ -158,6 +197,7 @@ def webhook_payload(
     """The webhook's JSON body; see the module docstring for the contract."""
     return {
         "type": notice.event_type,
+        "event": notice.event_type,
         "version": WEBHOOK_VERSION,
         "delivery_id": delivery_id,
         "occurred_at": iso_utc(occurred_at),
@@ -180,4 +220,5 @@ def webhook_payload(
             "url": notice.link,
         },
         "log_tail": notice.log_tail,
+        "missed": dict(notice.missed) if notice.missed is not None else None,
     }

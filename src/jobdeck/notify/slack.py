@@ -5,6 +5,7 @@ Pure functions: the request itself is made by the notifier.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jobdeck.notify.notice import RunNotice, display_duration, iso_utc
@@ -36,7 +37,8 @@ def escape(text: str) -> str:
 
 def headline(notice: RunNotice) -> str:
     if notice.event_type == "run.missed":
-        return f"{notice.job} missed a slot"
+        count = notice.missed_count
+        return f"{notice.job} missed {count} slot{'s' if count != 1 else ''}"
     if notice.reason == "oom_killed":
         return f"{notice.job} was killed: out of memory"
     return f"{notice.job} {HEADLINES.get(notice.status, notice.status.replace('_', ' '))}"
@@ -63,7 +65,9 @@ def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
         ("Run", run),
         ("Kind", notice.kind),
     ]
-    if notice.scheduled_for is not None:
+    if notice.missed is not None:
+        fields = missed_fields(notice.missed, run)
+    elif notice.scheduled_for is not None:
         fields.append(("Scheduled for", iso_utc(notice.scheduled_for) or "-"))
     if notice.host:
         fields.append(("Host", escape(notice.host)))
@@ -92,6 +96,27 @@ def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
         "unfurl_links": False,
         "unfurl_media": False,
     }
+
+
+def missed_fields(missed: Mapping[str, Any], run: str) -> list[tuple[str, str]]:
+    """A missed-slot notice's fields: why, how many, which, and what catch-up ran."""
+    reasons = ", ".join(f"{why} {n}" for why, n in dict(missed.get("reasons") or {}).items())
+    slots = [str(slot.get("at")) for slot in missed.get("slots") or []]
+    listed = "\n".join(slots[-5:]) or "-"
+    count = int(missed.get("count") or 0)
+    if count > len(slots[-5:]):
+        listed = (
+            f"{missed.get('first')} … {missed.get('last')}\n(newest: {slots[-1] if slots else '-'})"
+        )
+    caught = missed.get("caught_up") or []
+    return [
+        ("Cause", f"`{escape(str(missed.get('cause') or '-'))}`"),
+        ("Missed", f"{count} ({escape(reasons) or '-'})"),
+        ("Slots", listed),
+        ("Caught up", f"{len(caught)} (catchup: {missed.get('catchup', '-')})"),
+        ("Run", run),
+        ("Window", str(missed.get("catchup_window") or "-")),
+    ]
 
 
 def log_block(notice: RunNotice) -> str:

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from jobdeck.catalog.model import Schedule
 from jobdeck.clock import Clock
@@ -44,7 +44,7 @@ from jobdeck.schedule.timing import Trigger, next_fires
 from jobdeck.schedule.trigger import trigger_for
 from jobdeck.schedule.wire import decode_due, encode_triggers
 from jobdeck.store.records import Trigger as RunTrigger
-from jobdeck.workflow.decisions import decide_catchup
+from jobdeck.workflow.decisions import CatchupDecision, MissCause, decide_catchup
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,11 @@ class Firing(Protocol):
         as decided at ``decided_at`` (default: now)."""
         ...
 
-    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
-        """Record slots that are not run (as skipped / missed or suspended)."""
+    def catch_up(
+        self, name: str, decision: CatchupDecision, *, trigger: RunTrigger, cause: MissCause
+    ) -> None:
+        """Run the slots ``decision`` chose (oldest first) and record the others (as
+        skipped / missed or suspended), telling the schedule's notify targets."""
         ...
 
 
@@ -121,7 +124,7 @@ class Scheduler:
             if catch_up:
                 last = self.last_fires()
                 for name in sorted(self.specs):
-                    self._catch_up(name, last.get(name), now)
+                    self._catch_up(name, last.get(name), now, cause="engine_down")
             if self._queue is not None:
                 self._queue.update(self._triggers, now)
             self._loaded_at = now
@@ -278,7 +281,8 @@ class Scheduler:
                 since, claimed = self._since.get(name), last.get(name)
                 if since is None:
                     continue
-                self._catch_up(name, max(since, claimed) if claimed else since, now)
+                after = max(since, claimed) if claimed else since
+                self._catch_up(name, after, now, cause="timer_restart")
             self._since = dict.fromkeys(self._triggers, now)
             self._loaded_at = now
 
@@ -290,27 +294,24 @@ class Scheduler:
         # overloaded): treat it as downtime, by the schedule's catch-up policy.
         before = due.first - timedelta(microseconds=1)
         log.warning("schedule %s: %d slots overdue at once", due.name, due.count)
-        self._catch_up(due.name, before, now, trigger="schedule")
+        self._catch_up(due.name, before, now, trigger="schedule", cause="engine_late")
 
     def _catch_up(
-        self, name: str, last: datetime | None, now: datetime, trigger: RunTrigger = "catchup"
+        self,
+        name: str,
+        last: datetime | None,
+        now: datetime,
+        *,
+        cause: MissCause,
+        trigger: RunTrigger = "catchup",
     ) -> None:
         with self._lock:  # a revision may be loading meanwhile: read one or the other
             spec, trigger_of = self.specs.get(name), self._triggers.get(name)
         if spec is None or trigger_of is None:
             return  # removed or disabled by the revision loaded since it was due
         decision = decide_catchup(trigger_of, last, now, spec.catchup, spec.catchup_window)
-        summary: dict[str, Any] = {}
-        if decision.missed_beyond:
-            summary = {
-                "missed_slots": decision.missed_beyond,
-                "first": decision.first_beyond.isoformat() if decision.first_beyond else None,
-                "last": decision.last_beyond.isoformat() if decision.last_beyond else None,
-            }
-        if decision.missed or summary:
-            self.firing.record_missed(name, list(decision.missed), summary)
-        for slot in decision.run:
-            self.firing.fire(name, slot, trigger)
+        if decision.run or decision.missed or decision.missed_beyond:
+            self.firing.catch_up(name, decision, trigger=trigger, cause=cause)
 
 
 def _settle(future: asyncio.Future[None], failure: BaseException) -> None:

@@ -20,6 +20,11 @@ MISSED_RECORD_LIMIT = 1000
 CATCHUP_ALL_LIMIT = 10
 
 OverlapAction = Literal["start", "skip", "buffer", "cancel_and_start"]
+# Why slots were not fired on time: the engine was not running, it woke more than a slot
+# late (a suspended host), or its timer process died and was started again.
+MissCause = Literal["engine_down", "engine_late", "timer_restart"]
+# Why catch-up did not run a missed slot.
+MissedWhy = Literal["outside_window", "catchup_policy", "catchup_limit"]
 
 
 @dataclass(frozen=True)
@@ -133,3 +138,10 @@ def decide_catchup(
         beyond += extra
         missed = missed[extra:]
     return CatchupDecision(tuple(chosen), tuple(missed), beyond, first_beyond, last_beyond)
+
+
+def missed_why(slot: datetime, now: datetime, policy: Catchup, window: timedelta) -> MissedWhy:
+    """Why catch-up (``decide_catchup``) did not run the missed ``slot``."""
+    if now - slot > window:
+        return "outside_window"
+    return "catchup_limit" if policy == "all" else "catchup_policy"

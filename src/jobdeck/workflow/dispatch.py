@@ -1,11 +1,11 @@
-"""The dispatching half of the run driver: waiting runs -> pool room -> launch -> outcome.
+"""The dispatching half of the run driver: waiting runs -> pool room -> launch.
 
 A run that the driver decided to start is ``pending`` in the store and waits here until
 its backoff has passed, no other run of its job runs (when it must run alone: buffered
 or cancel_other), and its pool has room (``max_concurrency``). Then it is launched,
-watched, and its outcome recorded, retried or not, and notified. Every step is a run
-event in the store. All of it runs in the event loop's thread; what other threads
-ask for is handed to it.
+watched, and handed to its :class:`~jobdeck.workflow.outcomes.Outcomes` when it ends
+(recorded, retried or not, notified). Every step is a run event in the store. All of
+it runs in the event loop's thread; what other threads ask for is handed to it.
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from typing import Any
 
 from jobdeck.catalog.model import Catalog, Command, Schedule
 from jobdeck.clock import Clock
-from jobdeck.execute import RunResult
 from jobdeck.store import Store, Tx
-from jobdeck.store.errors import RunAlreadyEnded
 from jobdeck.store.records import Run, RunKind, RunStatus, RunStep, Trigger
-from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.executor import DEFAULT_POOL, Executor
-from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before, outcome_of, start_timings
+from jobdeck.workflow.outcome import iso, not_before, start_timings
+from jobdeck.workflow.outcomes import Outcomes
 from jobdeck.workflow.waiting import Waiting, WaitingRuns
 
 log = logging.getLogger(__name__)
@@ -78,8 +76,11 @@ class Dispatcher:
         self._starting: set[int] = set()  # launches in flight
         self._cancelled_by: dict[int, int] = {}  # run -> the newer run that cancels it
         self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
-        self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
+        # Runs that someone cancelled (jobdeck cancel, the API): who and why, recorded
+        # with the outcome.
+        self._asked: dict[int, dict[str, Any]] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self.outcomes = Outcomes(self)  # the ends of the runs dispatched here
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
@@ -163,6 +164,10 @@ class Dispatcher:
             self._spawn(self._cancel(int(victim)))
         exclusive = bool(run.detail.get("exclusive"))
         self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
+        if run.id in self._asked:
+            # Cancelled between its record and its arrival here: it never starts.
+            self._abandon(self.waiting[run.id], "cancelled", "cancelled before it queued")
+            return
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
@@ -282,7 +287,7 @@ class Dispatcher:
                 status="cancelled",
                 reason=reason,
                 ended_at=self.clock.now(),
-                detail={"why": why},
+                detail={"why": why, **self._asked.pop(wait.run.id, {})},
             )
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
@@ -319,7 +324,7 @@ class Dispatcher:
             self._starting.discard(run.id)
         timings = start_timings(run.detail, dispatched_at, launched.started_at)
         if launched.result is not None and launched.result.reason == "launch_error":
-            self._finish(run.id, launched.result, timings)
+            self.outcomes.finish(run.id, launched.result, timings)
             return
         started = {
             "run_dir": str(launched.run_dir),
@@ -331,15 +336,15 @@ class Dispatcher:
         if done is not None:
             # A quick program, over with its shim already: its start and its end are
             # recorded in one commit, with one write of the run.
-            self._finish(run.id, done, started=started)
+            self.outcomes.finish(run.id, done, started=started)
             return
         now = self.clock.now()
         with self.store.transaction() as tx:
             self.running[run.id] = self._record_started(tx, run.id, now, started)
         # A program that ended meanwhile is reported by the watch at once.
-        self.executor.watch(run.id, self._on_exit, launched.shim)
-        if run.id in self._cancelled_by:
-            # A newer run asked to replace this one while it was being launched.
+        self.executor.watch(run.id, self.outcomes.on_exit, launched.shim)
+        if run.id in self._cancelled_by or run.id in self._asked:
+            # Cancelled (or replaced by a newer run) while it was being launched.
             await self._cancel(run.id)
 
     def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
@@ -369,7 +374,11 @@ class Dispatcher:
                 run_id,
                 at=self.clock.now(),
                 type="cancelling",
-                detail={"by": self._cancelled_by.get(run_id), "grace_s": grace},
+                detail={
+                    "by": self._cancelled_by.get(run_id),
+                    "grace_s": grace,
+                    **self._asked.get(run_id, {}),
+                },
             )
         try:
             await self.executor.cancel(run_id, grace)
@@ -384,9 +393,6 @@ class Dispatcher:
 
     # -- outcomes ---------------------------------------------------------------------
 
-    def _on_exit(self, run_id: int, result: RunResult | None) -> None:
-        self._guarded(self._finish, run_id, result)
-
     def _guarded(self, call: Callable[..., None], *args: Any) -> None:
         """Callbacks of the event loop report a failure like the driver's tasks do: a
         driver that cannot record outcomes must stop the server, not limp on."""
@@ -396,133 +402,6 @@ class Dispatcher:
             log.exception("run driver callback failed")
             if self.on_error:
                 self.on_error(exc)
-
-    def _finish(
-        self,
-        run_id: int,
-        result: RunResult | None,
-        extra: Mapping[str, Any] | None = None,
-        *,
-        started: dict[str, Any] | None = None,
-    ) -> None:
-        """Record the run's outcome; ``started``: the detail of its start, not recorded
-        yet (the program ended before it was), recorded first in the same commit."""
-        run = self.running.pop(run_id, None)
-        if run is None:
-            return
-        if result is None:
-            # The shim died without a result; its program may live on without it.
-            self._finish_lost(run, "vanished", "the run's supervisor died without a result")
-            self._pump()
-            return
-        now = self.clock.now()
-        status, reason, fields = outcome_of(result)
-        fields["detail"] = {**fields["detail"], **(extra or {})}
-        by = self._cancelled_by.pop(run_id, None)
-        self._cancelling.discard(run_id)
-        if by is not None and status == "cancelled":
-            reason = "overlap"
-            fields["detail"]["cancelled_by"] = by
-        retry: Run | None = None
-        ended: Run | None = None
-        try:
-            end = RunStep("ended", status, reason, ended_at=now, **fields)
-            steps = [end] if started is None else [self._started_step(now, started), end]
-            with self.store.transaction() as tx:
-                ended = tx.update_run_steps(run_id, at=now, steps=steps, known=run)
-                retry = self._retry(tx, ended, now)
-        except RunAlreadyEnded as exc:
-            log.warning("run %s: %s", run_id, exc)
-        self.executor.release(run.pool, run_id)
-        if ended is not None and retry is None:
-            # A retried attempt is not the end of the fire: only its last attempt tells.
-            self._notify_ended(ended)
-        if retry is not None:
-            self.waiting[retry.id] = Waiting(retry, not_before(retry))
-        self._pump()
-
-    def _retry(self, tx: Tx, ended: Run, now: datetime) -> Run | None:
-        spec = self.spec_of(ended.kind, ended.job)
-        if not isinstance(spec, Schedule):
-            return None  # commands answer their caller at once: no retries
-        spent = RetryState(**ended.detail.get("retries", {}))
-        decision = decide_retry(ended.reason, ended.status, spent, spec.retry)
-        if decision is None:
-            return None
-        return self._record(
-            tx,
-            "schedule",
-            ended.job,
-            "retry",
-            "pending",
-            None,
-            ended.scheduled_for,
-            now,
-            spec,
-            detail={
-                "not_before": iso(now + decision.delay),
-                "backoff_ms": round(decision.delay.total_seconds() * 1000, 3),
-                "retry_of_reason": ended.reason,
-                "retries": {"launch": decision.state.launch, "failure": decision.state.failure},
-            },
-            requested_by=ended.requested_by,
-            attempt=ended.attempt + 1,
-            retry_of=ended.id,
-        )
-
-    def _finish_lost(self, run: Run, reason: str, why: str) -> None:
-        """A run whose shim is gone without a result: record it lost, stop what is left
-        of its program (it may have outlived its shim), then give back its cgroup."""
-        self.running.pop(run.id, None)
-        self._cancelled_by.pop(run.id, None)
-        self._cancelling.discard(run.id)
-        now = self.clock.now()
-        with self.store.transaction() as tx:
-            tx.add_event(run.id, at=now, type="vanished", detail={"why": why})
-            ended = tx.update_run(
-                run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
-            )
-        self._notify_ended(ended)
-        self._spawn(self._clean_up_lost(run))
-
-    async def _clean_up_lost(self, run: Run) -> None:
-        grace = 10.0
-        spec = self.spec_of(run.kind, run.job)
-        if spec is not None:
-            grace = spec.kill_grace.total_seconds()
-        try:
-            stopped = await self.executor.cancel(run.id, grace)
-        except OSError as exc:
-            log.warning("run %s: cannot stop what is left of it: %s", run.id, exc)
-            stopped = False
-        if stopped:
-            with self.store.transaction() as tx:
-                tx.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
-        self.executor.release(run.pool, run.id)
-
-    def _notify_ended(self, run: Run) -> None:
-        if self.notify is None or run.status not in NOTIFY_STATUSES:
-            return
-        if self.applied is None:
-            self._deferred.append(run)  # the targets are known once a revision loads
-            return
-        spec = self.spec_of(run.kind, run.job)
-        if spec is None or not spec.notify:
-            return
-        self._send(list(spec.notify), run, self.executor.log_tail(run.id))
-
-    def _send(self, targets: list[str], run: Run, tail: str) -> None:
-        if self.notify is None or self._elsewhere(self._send, targets, run, tail):
-            return
-        try:
-            self.notify(targets, run, tail)
-        except Exception:  # a failing notification never fails a run
-            log.exception("run %s: notifying %s failed", run.id, targets)
-
-    def _flush_deferred(self) -> None:
-        deferred, self._deferred = self._deferred, []
-        for run in deferred:
-            self._notify_ended(run)
 
     # -- tasks ------------------------------------------------------------------------
 

@@ -12,18 +12,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jobdeck.catalog.model import Schedule
 from jobdeck.store import Tx
 from jobdeck.store.records import Run, Trigger
-from jobdeck.workflow.decisions import ActiveRun, decide_overlap
+from jobdeck.workflow.decisions import (
+    ActiveRun,
+    CatchupDecision,
+    MissCause,
+    decide_overlap,
+    missed_why,
+)
 from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify
+from jobdeck.workflow.missed import MissedSlots
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
 from jobdeck.workflow.waiting import Waiting
 
-__all__ = ["NOTIFY_STATUSES", "Applied", "Notify", "RunDriver", "RunRefused", "Waiting"]
+__all__ = [
+    "NOTIFY_STATUSES",
+    "Applied",
+    "CancelRefused",
+    "Notify",
+    "Recovered",
+    "RunDriver",
+    "RunRefused",
+    "Waiting",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +52,11 @@ class RunRefused(Exception):
     """A run that cannot start: unknown, disabled or suspended schedule or command."""
 
 
+class CancelRefused(Exception):
+    """A run that cannot be cancelled (it ended already, it is a worker process, or
+    another engine runs it); nothing was changed."""
+
+
 class RunDriver(Dispatcher):
     # -- configuration ----------------------------------------------------------------
 
@@ -42,7 +64,7 @@ class RunDriver(Dispatcher):
         self._bind()
         self.applied = applied
         self.waiting.unpark_all()  # the new revision's limits and jobs apply to all of them
-        self._flush_deferred()
+        self.outcomes.flush_deferred()
         self._pump()
 
     def schedule(self, name: str) -> Schedule | None:
@@ -56,10 +78,13 @@ class RunDriver(Dispatcher):
         nominal: datetime,
         trigger: Trigger = "schedule",
         decided_at: datetime | None = None,
+        *,
+        catching_up: MissCause | None = None,
     ) -> Run | None:
         """A timed fire (or a catch-up of a missed one), decided by the scheduler at
         ``decided_at`` (default: now). None when another engine, or an earlier life of
-        this one, already decided this slot."""
+        this one, already decided this slot. ``catching_up``: why the slot is fired late,
+        when it is (its run queues behind the others of its catch-up)."""
         spec = self.schedule(name)
         if spec is None or not spec.enabled:
             return None
@@ -68,50 +93,93 @@ class RunDriver(Dispatcher):
         with self.store.transaction() as tx:
             if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
-            run = self._decide(tx, name, spec, trigger, nominal, now, {"lateness_ms": lateness_ms})
+            detail: dict[str, Any] = {"lateness_ms": lateness_ms}
+            if catching_up is not None or trigger == "catchup":
+                detail["catchup_of"] = catching_up or "engine_down"
+            run = self._decide(tx, name, spec, trigger, nominal, now, detail)
             tx.attach_fire(name, nominal, run.id)
         self._enqueue(run)
         return run
 
-    def record_missed(self, name: str, slots: list[datetime], summary: dict[str, Any]) -> None:
-        """Missed slots that catch-up does not run are recorded, never dropped."""
-        now = self.clock.now()
-        suspended = self._suspended("schedule", name, now)
-        reason = "suspended" if suspended else "missed"
+    def catch_up(
+        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+    ) -> None:
+        """Missed slots: those catch-up does not run are recorded, never dropped; those it
+        runs are fired oldest first. One notice tells the schedule's targets about every
+        slot that did not run (also one fired but skipped: a run from before still ran);
+        none when the schedule is suspended (that is on purpose)."""
         spec = self.schedule(name)
+        if spec is None or not spec.enabled:
+            return
+        now = self.clock.now()
+        reason = "suspended" if self._suspended("schedule", name, now) else "missed"
+        missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
+        first: Run | None = None
         with self.store.transaction() as tx:
-            for slot in slots:
-                if tx.claim_fire(name, slot, decided_at=now, host=self.host):
-                    run = self._record(
-                        tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec
-                    )
-                    tx.attach_fire(name, slot, run.id)
-            if summary:
-                self._record(
-                    tx,
-                    "schedule",
-                    name,
-                    "catchup",
-                    "skipped",
-                    reason,
-                    None,
-                    now,
-                    spec,
-                    detail=summary,
+            for slot in decision.missed:
+                if not tx.claim_fire(name, slot, decided_at=now, host=self.host):
+                    continue  # another engine (or an earlier life) decided it
+                why = missed_why(slot, now, spec.catchup, spec.catchup_window)
+                detail = {"cause": cause, "why": why}
+                run = self._record(
+                    tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
+                    detail=detail,
+                )  # fmt: skip
+                tx.attach_fire(name, slot, run.id)
+                missed.slots.append((slot, why))
+                first = first or run
+            if decision.missed_beyond:
+                assert decision.last_beyond is not None
+                missed.beyond = decision.missed_beyond
+                missed.first_beyond, missed.last_beyond = (
+                    decision.first_beyond,
+                    decision.last_beyond,
                 )
-        if spec is not None and self.notify and reason == "missed" and (slots or summary):
-            count = len(slots) + int(summary.get("missed_slots", 0))
-            notice = Run(
-                0,
-                name,
-                "schedule",
-                "catchup",
-                "skipped",
-                now,
-                reason="missed",
-                detail={"missed_slots": count},
-            )
-            self._send(list(spec.notify), notice, "")
+                missed.beyond_why = missed_why(
+                    decision.last_beyond, now, spec.catchup, spec.catchup_window
+                )
+                summary = {
+                    "cause": cause,
+                    "why": missed.beyond_why,
+                    "missed_slots": decision.missed_beyond,
+                    "first": iso(decision.first_beyond or decision.last_beyond),
+                    "last": iso(decision.last_beyond),
+                }
+                run = self._record(
+                    tx, "schedule", name, "catchup", "skipped", reason, None, now, spec,
+                    detail=summary,
+                )  # fmt: skip
+                first = first or run
+        for slot in decision.run:
+            fired = self.fire(name, slot, trigger, catching_up=cause)
+            if fired is None:
+                continue
+            missed.caught_up.append(slot)
+            if fired.status == "skipped" and fired.reason != "suspended":
+                missed.skipped(fired)
+                first = first or fired
+        if reason == "missed" and first is not None and missed.count and spec.notify:
+            self._send_missed(list(spec.notify), first, missed, now)
+
+    def _send_missed(
+        self, targets: list[str], first: Run, missed: MissedSlots, now: datetime
+    ) -> None:
+        """One notice for the slots of one catch-up; it stands on the first run recorded
+        for them (a real run that the link opens), carrying the whole ``missed`` detail."""
+        notice = Run(
+            first.id,
+            missed.schedule,
+            "schedule",
+            first.trigger,
+            "skipped",
+            now,
+            reason="missed",
+            scheduled_for=first.scheduled_for,
+            pool=first.pool,
+            host=first.host,
+            detail={"missed": missed.detail()},
+        )
+        self.outcomes.send(targets, notice, "")
 
     def run_now(
         self,
@@ -190,6 +258,12 @@ class RunDriver(Dispatcher):
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         active = tx.active_runs(job=name, kind="schedule")
+        catching_up = "catchup_of" in detail
+        if catching_up:
+            # Missed slots caught up at once queue behind each other (each waits until no
+            # other run of the schedule runs): none is skipped or cancelled for the others
+            # of its catch-up. Runs from before meet the schedule's own policy.
+            active = [r for r in active if "catchup_of" not in r.detail]
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
         decision = decide_overlap(
@@ -202,7 +276,73 @@ class RunDriver(Dispatcher):
             return record("pending", None, {"buffered": True, "exclusive": True})
         if decision.action == "cancel_and_start":
             return record("pending", None, {"cancels": list(decision.cancel), "exclusive": True})
-        return record("pending", None, {})
+        return record("pending", None, {"exclusive": True} if catching_up else {})
+
+    # -- cancelling -------------------------------------------------------------------
+
+    def cancel(
+        self,
+        run_id: int,
+        *,
+        by: str,
+        why: str | None = None,
+        audit: Callable[[Tx, Run], None] | None = None,
+    ) -> Run:
+        """Cancel a run that has not ended, in the driver's event loop's thread.
+
+        A pending run (waiting for room, a backoff or its turn) ends ``cancelled`` at
+        once and never starts. A running one is stopped as a timeout stops it: SIGTERM
+        to its whole process tree, SIGKILL after its ``kill_grace``; it ends
+        ``cancelled`` when its supervisor says so. Either way the outcome records
+        ``cancelled_by`` and ``cancel_reason``; ``audit`` records the request in the same
+        transaction. Returns the run as recorded now. Raises :class:`KeyError` for an
+        unknown run and :class:`CancelRefused`, changing nothing, for an ended one.
+        """
+        now = self.clock.now()
+        asked: dict[str, Any] = {"cancelled_by": by, "cancel_reason": why}
+        waiting = False
+        with self.store.transaction() as tx:
+            run = tx.run(run_id)
+            if run is None:
+                raise KeyError(run_id)
+            if not run.active:
+                raise CancelRefused(
+                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel"
+                )
+            if run.kind not in DRIVEN_KINDS:
+                raise CancelRefused(
+                    f"run {run_id} is a process of worker {run.job}: suspend the worker or "
+                    "change its replicas instead"
+                )
+            if run.host != self.host:
+                raise CancelRefused(
+                    f"run {run_id} runs on host {run.host}; cancel it through that engine"
+                )
+            waiting = run_id in self.waiting
+            if waiting:
+                run = tx.update_run(
+                    run_id,
+                    at=now,
+                    event="cancelled",
+                    status="cancelled",
+                    reason="cancelled",
+                    ended_at=now,
+                    detail=asked,
+                )
+            else:
+                tx.add_event(run_id, at=now, type="cancel_requested", detail=asked)
+            if audit is not None:
+                audit(tx, run)
+        if waiting:
+            del self.waiting[run_id]
+            self._pump()
+        else:
+            self._asked[run_id] = asked
+            if run_id in self.running:
+                self._spawn(self._cancel(run_id))
+            # else: recorded, and on its way to the queue from another thread, where it
+            # is dropped without starting (see _enqueue)
+        return run
 
     # -- command runs -----------------------------------------------------------------
 
@@ -266,8 +406,8 @@ class RunDriver(Dispatcher):
 
     # -- recovery ---------------------------------------------------------------------
 
-    def recover(self) -> list[int]:
-        """Take over this host's active runs from the store; returns the adopted ids.
+    def recover(self) -> Recovered:
+        """Take over this host's active runs from the store.
 
         A pending run waits again, unless an earlier engine launched it before it could
         record so: then it is adopted like a running one. A running run whose shim is
@@ -276,7 +416,7 @@ class RunDriver(Dispatcher):
         a result ends ``lost`` (reason ``engine_restart``).
         """
         self._bind()
-        adopted: list[int] = []
+        found = Recovered()
         now = self.clock.now()
         for run in self.store.active_runs(host=self.host):
             if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
@@ -284,10 +424,14 @@ class RunDriver(Dispatcher):
             if run.status == "pending" and not self.executor.launched(run.id):
                 exclusive = bool(run.detail.get("exclusive"))
                 self.waiting[run.id] = Waiting(run, not_before(run), exclusive)
+                found.waiting.append(run.id)
                 continue
             state = self.executor.probe(run.id)
             if state == "vanished":
-                self._finish_lost(run, "engine_restart", "no process and no result after a restart")
+                self.outcomes.finish_lost(
+                    run, "engine_restart", "no process and no result after a restart"
+                )
+                found.lost.append(run.id)
                 continue
             self.running[run.id] = run
             with self.store.transaction() as tx:
@@ -295,7 +439,33 @@ class RunDriver(Dispatcher):
                 if run.status == "pending":
                     detail = {"run_dir": str(self.executor.run_dir(run.id))}
                     self.running[run.id] = self._record_started(tx, run.id, now, detail)
-            adopted.append(run.id)
-            self.executor.watch(run.id, self._on_exit)
+            # A run that ended while no engine ran is not running: its watch reports its
+            # outcome at once, and it is told apart from those that still run.
+            (found.finished if state == "finished" else found.adopted).append(run.id)
+            self.executor.watch(run.id, self.outcomes.on_exit)
         self._pump()
-        return adopted
+        return found
+
+
+@dataclass
+class Recovered:
+    """What :meth:`RunDriver.recover` found of the runs an earlier engine left active."""
+
+    adopted: list[int] = field(default_factory=list)  # still running: watched again
+    finished: list[int] = field(default_factory=list)  # ended meanwhile: outcome recorded
+    lost: list[int] = field(default_factory=list)  # gone without a result
+    waiting: list[int] = field(default_factory=list)  # pending: they wait again
+
+    def report(self) -> str:
+        """One line for the engine's log; empty when there was nothing to take over."""
+        parts = [
+            f"{what} {len(ids)} {label}: {ids}"
+            for what, ids, label in (
+                ("adopted", self.adopted, "running run(s)"),
+                ("recorded", self.finished, "run(s) that ended while the engine was down"),
+                ("lost", self.lost, "run(s) with no process and no result"),
+                ("queued again", self.waiting, "pending run(s)"),
+            )
+            if ids
+        ]
+        return "; ".join(parts)

@@ -22,6 +22,7 @@ def dashboard_routes(app: Application) -> list[BaseRoute]:
         Route("/schedules/{name}/{action}", board.act, methods=["POST"]),
         Route("/runs", board.runs, methods=["GET"]),
         Route("/runs/{run_id}", board.run, methods=["GET"]),
+        Route("/runs/{run_id}/cancel", board.cancel, methods=["POST"]),
         Route("/runs/{run_id}/log", board.run_log, methods=["GET"]),
         Route("/workers/{name}", board.worker, methods=["GET"]),
         Route("/queues/{name}", board.queue, methods=["GET"]),

@@ -1,5 +1,5 @@
-"""The dashboard's buttons: run now, suspend, resume, redrive a queue's dead letters,
-run a command.
+"""The dashboard's buttons: run now, suspend, resume, cancel a run, redrive a queue's
+dead letters, run a command.
 
 They go through the same paths as the HTTP API (the run driver and the control plane)
 and are audited the same way, as ``via: api`` by whoever the request belongs to.
@@ -11,8 +11,9 @@ from datetime import datetime
 
 from starlette.requests import Request
 
+from jobdeck.api.errors import ApiError
 from jobdeck.api.params import actor
-from jobdeck.api.runs import record_refused, run_entry
+from jobdeck.api.runs import cancel_as, record_refused, run_entry
 from jobdeck.app import Application
 from jobdeck.control import ControlError
 from jobdeck.queues.admin import Redrive
@@ -45,6 +46,14 @@ def run_now(app: Application, name: str, actor: str) -> Run:
     except RunRefused as exc:
         record_refused(app.store, now, actor, name, str(exc))
         raise ActionRefused(str(exc)) from None
+
+
+def cancel(app: Application, run: Run, actor: str, why: str | None) -> None:
+    """Cancel the run, as ``POST /api/v1/runs/{id}/cancel`` does (audited the same)."""
+    try:
+        cancel_as(app, run, actor, why)
+    except ApiError as exc:
+        raise ActionRefused(exc.message) from None
 
 
 def suspend(app: Application, name: str, actor: str, reason: str, until_text: str) -> None:

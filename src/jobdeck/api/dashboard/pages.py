@@ -126,14 +126,37 @@ class Dashboard:
         # does not refresh itself there (that URL only takes posts).
         return self.page(request, "schedule.html", context, live=error is None)
 
-    async def run(self, request: Request) -> Response:
+    async def run(self, request: Request, *, error: str | None = None) -> Response:
         run_id = _int(request.path_params["run_id"])
         context = None
         if run_id is not None:
             context = await asyncio.to_thread(views.run_page, self.app, run_id)
         if context is None:
             return self._missing(request, f"There is no run {request.path_params['run_id']}.")
-        return self.page(request, "run.html", context)
+        confirm = "cancel" if error else request.query_params.get("confirm")
+        context.update(
+            confirm=confirm if confirm == "cancel" else None,
+            error=error,
+            done=request.query_params.get("done"),
+        )
+        return self.page(request, "run.html", context, live=error is None)
+
+    async def cancel(self, request: Request) -> Response:
+        """The run page's confirmed Cancel button: the API's path, audited the same."""
+        run_id = _int(request.path_params["run_id"])
+        if not _same_origin(request):
+            return Response("cross-origin form posts are refused", status_code=403)
+        run = None if run_id is None else await asyncio.to_thread(self.app.store.run, run_id)
+        if run is None:
+            return self._missing(request, f"There is no run {request.path_params['run_id']}.")
+        form = await request.form()
+        why = str(form.get("reason") or "").strip() or None
+        try:
+            actions.cancel(self.app, run, actions.actor_of(request), why)
+        except actions.ActionRefused as exc:
+            return await self.run(request, error=str(exc))
+        # From /runs/ID/cancel, "../ID" is the run's page.
+        return RedirectResponse(f"../{run.id}?done=cancelled", status_code=303)
 
     async def run_log(self, request: Request) -> Response:
         """What was appended to a run's log since ``offset``, and whether more may come."""
