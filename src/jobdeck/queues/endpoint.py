@@ -25,8 +25,9 @@ from starlette.routing import Route
 
 from jobdeck.clock import Clock
 from jobdeck.queues import query_protocol
+from jobdeck.queues.core import now_ms
 from jobdeck.queues.errors import SqsError
-from jobdeck.queues.service import Params, QueueService, Result, now_ms, wait_seconds
+from jobdeck.queues.service import Params, QueueService, Result, wait_seconds
 from jobdeck.store import Store
 
 log = logging.getLogger(__name__)

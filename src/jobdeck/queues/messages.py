@@ -193,11 +193,12 @@ def check_tag(value: object, name: str) -> str:
     return value
 
 
-def check_batch_ids(ids: Sequence[object]) -> None:
-    """The batch rules SQS applies before looking at any entry."""
+def check_batch_ids(ids: Sequence[object], action: str = "SendMessageBatch") -> None:
+    """The batch rules SQS applies before looking at any entry of ``action``."""
     if not ids:
         raise SqsError(
-            "EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry."
+            "EmptyBatchRequest",
+            f"There should be at least one {action}RequestEntry in the request.",
         )
     if len(ids) > MAX_BATCH_ENTRIES:
         raise SqsError(
@@ -212,8 +213,11 @@ def check_batch_ids(ids: Sequence[object]) -> None:
                 "A batch entry id can only contain alphanumeric characters, hyphens and "
                 "underscores. It can be at most 80 letters long.",
             )
-    if len(set(ids)) != len(ids):
-        raise SqsError("BatchEntryIdsNotDistinct", "Two or more batch entries have the same Id.")
+    seen: set[object] = set()
+    for entry_id in ids:
+        if entry_id in seen:
+            raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
+        seen.add(entry_id)
 
 
 def content_dedup_id(body: str) -> str:
