@@ -446,11 +446,3 @@ def test_worker_environment_alone_reaches_the_endpoint(
     worker.send_message(QueueUrl=url, MessageBody="hello worker")
     (message,) = receive_all(worker, url)
     assert message["Body"] == "hello worker"
-
-
-def test_actions_not_served_say_so(sqs: SQSClient) -> None:
-    url = sqs.create_queue(QueueName=unique())["QueueUrl"]
-    with pytest.raises(sqs.exceptions.UnsupportedOperation) as raised:
-        sqs.tag_queue(QueueUrl=url, Tags={"team": "news"})
-    assert error_of(raised)[0] == "AWS.SimpleQueueService.UnsupportedOperation"
-    assert "TagQueue" in str(raised.value)

@@ -43,21 +43,6 @@ SHUTDOWN_GRACE_S = 3
 # How often messages past their queue's retention are deleted.
 PRUNE_INTERVAL_S = 60.0
 
-# Actions of SQS that the endpoint knows but does not serve (permissions, tags and
-# message move tasks: `jobdeck queue redrive` does what the latter do).
-UNSERVED_ACTIONS = frozenset(
-    {
-        "AddPermission",
-        "RemovePermission",
-        "TagQueue",
-        "UntagQueue",
-        "ListQueueTags",
-        "StartMessageMoveTask",
-        "CancelMessageMoveTask",
-        "ListMessageMoveTasks",
-    }
-)
-
 # Actions after which waiting receivers of the queue should look again.
 _WAKING_ACTIONS = {
     "SendMessage",
@@ -120,12 +105,6 @@ class SqsEndpoint:
     async def call(self, action: str, params: Params) -> Result:
         """Runs ``action`` (long polling a receive), raising :class:`SqsError`."""
         handler = self.service.actions.get(action)
-        if action in UNSERVED_ACTIONS:
-            raise SqsError(
-                "UnsupportedOperation",
-                f"{action} is an SQS action that this endpoint does not serve "
-                "(see the queues documentation for what it does).",
-            )
         if handler is None:
             raise SqsError(
                 "UnknownOperationException" if action else "InvalidAction",

@@ -53,6 +53,11 @@ _SCALARS = (
     "ReceiveRequestAttemptId",
     "ReceiptHandle",
     "Id",
+    "Label",
+    "TaskHandle",
+    "SourceArn",
+    "DestinationArn",
+    "MaxNumberOfMessagesPerSecond",
 )
 _INTEGERS = {
     "MaxResults",
@@ -60,6 +65,7 @@ _INTEGERS = {
     "MaxNumberOfMessages",
     "VisibilityTimeout",
     "WaitTimeSeconds",
+    "MaxNumberOfMessagesPerSecond",
 }
 
 
@@ -87,6 +93,14 @@ async def handle(endpoint: SqsEndpoint, request: Request, request_id: str) -> Re
 def parse(action: str, form: Mapping[str, str]) -> dict[str, Any]:
     """The JSON-shaped parameters of a form-encoded request."""
     params = _entry(form, "")
+    tags = {
+        form[f"Tag.{n}.Key"]: form.get(f"Tag.{n}.Value", "")
+        for n in _indexes(form, "Tag")
+        if f"Tag.{n}.Key" in form
+    }
+    if tags:
+        # CreateQueue's member is lower case in SQS's model; TagQueue's is not.
+        params["tags" if action == "CreateQueue" else "Tags"] = tags
     prefix = _ENTRY_PREFIX.get(action)
     if prefix is not None:
         params["Entries"] = [_entry(form, f"{prefix}.{n}.") for n in _indexes(form, prefix)]
@@ -110,6 +124,9 @@ def _entry(form: Mapping[str, str], prefix: str) -> dict[str, Any]:
         ("AttributeNames", "AttributeName"),
         ("MessageAttributeNames", "MessageAttributeName"),
         ("MessageSystemAttributeNames", "MessageSystemAttributeName"),
+        ("TagKeys", "TagKey"),
+        ("AWSAccountIds", "AWSAccountId"),
+        ("Actions", "ActionName"),
     ):
         names = [form[f"{prefix}{single}.{n}"] for n in _indexes(form, prefix + single)]
         if names:
@@ -157,8 +174,13 @@ def render(action: str, result: Mapping[str, Any], request_id: str) -> bytes:
             _message(ElementTree.SubElement(body, "Message"), message)
     else:
         for key, value in result.items():
-            if key in ("Attributes",):
+            if key == "Attributes":
                 _pairs(body, "Attribute", value)
+            elif key == "Tags":
+                _pairs(body, "Tag", value, "Key")
+            elif key == "Results":
+                for entry in value:
+                    _fields(ElementTree.SubElement(body, f"{action}ResultEntry"), entry)
             elif key in ("QueueUrls", "queueUrls"):
                 for url in value:
                     ElementTree.SubElement(body, "QueueUrl").text = url
@@ -177,10 +199,12 @@ def _fields(parent: ElementTree.Element, entry: Mapping[str, Any]) -> None:
         ElementTree.SubElement(parent, key).text = text
 
 
-def _pairs(parent: ElementTree.Element, tag: str, values: Mapping[str, str]) -> None:
+def _pairs(
+    parent: ElementTree.Element, tag: str, values: Mapping[str, str], key: str = "Name"
+) -> None:
     for name, value in values.items():
         pair = ElementTree.SubElement(parent, tag)
-        ElementTree.SubElement(pair, "Name").text = name
+        ElementTree.SubElement(pair, key).text = name
         ElementTree.SubElement(pair, "Value").text = value
 
 

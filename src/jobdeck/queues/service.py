@@ -29,6 +29,7 @@ from jobdeck.queues.attributes import (
 from jobdeck.queues.core import now_ms, read_queue
 from jobdeck.queues.delivery import DeliveryActions
 from jobdeck.queues.errors import SqsError, invalid_parameter, missing_parameter, no_such_queue
+from jobdeck.queues.management import ManagementActions, check_tags
 from jobdeck.queues.params import (
     Params,
     Result,
@@ -48,7 +49,7 @@ from jobdeck.store.queue_records import NewMessage, QueueCounts, QueueSettings
 PURGE_INTERVAL_MS = 60_000
 
 
-class QueueService(DeliveryActions):
+class QueueService(DeliveryActions, ManagementActions):
     def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
         super().__init__(store, clock, base_url)
         self.actions: dict[str, Callable[[Params], Result]] = {
@@ -67,6 +68,14 @@ class QueueService(DeliveryActions):
             "DeleteMessageBatch": self.delete_message_batch,
             "ChangeMessageVisibility": self.change_message_visibility,
             "ChangeMessageVisibilityBatch": self.change_message_visibility_batch,
+            "TagQueue": self.tag_queue,
+            "UntagQueue": self.untag_queue,
+            "ListQueueTags": self.list_queue_tags,
+            "AddPermission": self.add_permission,
+            "RemovePermission": self.remove_permission,
+            "StartMessageMoveTask": self.start_message_move_task,
+            "ListMessageMoveTasks": self.list_message_move_tasks,
+            "CancelMessageMoveTask": self.cancel_message_move_task,
         }
 
     # -- queues ----------------------------------------------------------------------
@@ -77,6 +86,7 @@ class QueueService(DeliveryActions):
         fifo = str(attributes.get("FifoQueue", "false")).lower() == "true"
         check_queue_name(name, fifo)
         settings = apply_attributes(QueueSettings(), attributes, fifo=fifo, creating=True)
+        tags = check_tags(params.get("tags") or {}, "tags")
         now = now_ms(self.clock)
         self._known.pop(name, None)
         with self.transaction() as tx:
@@ -84,6 +94,8 @@ class QueueService(DeliveryActions):
             existing = tx.queue(name)
             if existing is None:
                 tx.create_queue(name, fifo=fifo, settings=settings, origin="api", now_ms=now)
+                if tags:
+                    tx.set_queue_tags(name, tags)
             elif existing.fifo != fifo or (
                 attributes
                 and apply_attributes(existing.settings, attributes, fifo=fifo, creating=True)
