@@ -252,3 +252,77 @@ def test_message_attribute_names_take_a_prefix(sqs: SQSClient, sqs_server: SqsSe
     with pytest.raises(sqs.exceptions.ClientError) as raised:
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=spaced)
     assert error_of(raised)[0] == "InvalidAttributeName"
+
+
+# -- 5. receipt handles of a message delivered again -------------------------------------
+
+
+def test_an_older_handle_deletes_a_redelivered_standard_message(
+    sqs: SQSClient, sqs_server: SqsServer
+) -> None:
+    """The slow worker: its message was delivered again meanwhile; its delete still
+    removes the message, so the message is not waiting to be processed a second time."""
+    url = sqs.create_queue(QueueName=unique())["QueueUrl"]
+    for protocol in ("json", "query"):
+        sqs.send_message(QueueUrl=url, MessageBody=protocol)
+        (first,) = receive_all(sqs, url, VisibilityTimeout=0)
+        (again,) = receive_all(sqs, url, VisibilityTimeout=0)
+        assert first["ReceiptHandle"] != again["ReceiptHandle"]
+        if protocol == "json":
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+        else:
+            status, _ = query(
+                sqs_server,
+                Action="DeleteMessage",
+                QueueUrl=url,
+                ReceiptHandle=first["ReceiptHandle"],
+            )
+            assert status == 200
+        assert receive_all(sqs, url) == []
+        # Whoever holds the newer handle finds it gone: deleting again succeeds, and
+        # its visibility cannot be extended.
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"])
+        with pytest.raises(sqs.exceptions.ClientError):
+            sqs.change_message_visibility(
+                QueueUrl=url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=30
+            )
+
+
+def test_an_older_handle_cannot_move_the_visibility_of_a_newer_receive(sqs: SQSClient) -> None:
+    url = sqs.create_queue(QueueName=unique())["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="x")
+    (first,) = receive_all(sqs, url, VisibilityTimeout=0)
+    (again,) = receive_all(sqs, url, VisibilityTimeout=30)
+    with pytest.raises(sqs.exceptions.ClientError) as raised:
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+        )
+    assert error_of(raised)[0] == "InvalidParameterValue"
+    assert "expired" in raised.value.response["Error"]["Message"]
+    assert receive_all(sqs, url) == []  # still held by the newer receive
+    sqs.change_message_visibility(
+        QueueUrl=url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=0
+    )
+    assert len(receive_all(sqs, url, VisibilityTimeout=0)) == 1
+
+
+def test_a_fifo_queue_refuses_an_expired_handle(sqs: SQSClient, sqs_server: SqsServer) -> None:
+    url = fifo_queue(sqs, ContentBasedDeduplication="true")
+    sqs.send_message(QueueUrl=url, MessageBody="x", MessageGroupId="g")
+    (first,) = receive_all(sqs, url, VisibilityTimeout=0)
+    (again,) = receive_all(sqs, url, VisibilityTimeout=30)
+    with pytest.raises(sqs.exceptions.ClientError) as raised:
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+    assert error_of(raised)[0] == "InvalidParameterValue"
+    assert "expired" in raised.value.response["Error"]["Message"]
+    status, root = query(
+        sqs_server, Action="DeleteMessage", QueueUrl=url, ReceiptHandle=first["ReceiptHandle"]
+    )
+    assert (status, query_error(root)[0]) == (400, "InvalidParameterValue")
+    batch = sqs.delete_message_batch(
+        QueueUrl=url, Entries=[{"Id": "old", "ReceiptHandle": first["ReceiptHandle"]}]
+    )
+    assert [f["Id"] for f in batch["Failed"]] == ["old"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])  # gone: no error
+    assert receive_all(sqs, url, VisibilityTimeout=0) == []

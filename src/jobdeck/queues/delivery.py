@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from typing import Any
 
 from jobdeck.queues import messages as msg
 from jobdeck.queues.attributes import queue_arn
@@ -94,7 +95,7 @@ class DeliveryActions(ServiceCore):
     ) -> Result:
         out: Result = {
             "MessageId": m.message_id,
-            "ReceiptHandle": msg.receipt_handle(m.id, token),
+            "ReceiptHandle": msg.receipt_handle(m.id, token, m.message_id),
             "MD5OfBody": m.md5_body,
             "Body": m.body,
         }
@@ -118,28 +119,70 @@ class DeliveryActions(ServiceCore):
         name = self.queue_name(params)
         with self.transaction() as tx:
             # The queue first: an unknown queue is NonExistentQueue whatever the handle.
-            self._queue(tx, name)
-            handle = msg.parse_receipt_handle(required(params, "ReceiptHandle"))
-            # A stale handle (the message was received again since) deletes nothing and
-            # succeeds, as SQS documents; so does a handle of an already deleted message.
-            tx.delete_received(name, [handle])
+            queue = self._queue(tx, name)
+            raw = required(params, "ReceiptHandle")
+            (refused,) = self._delete(tx, queue, [(raw, msg.parse_receipt_handle(raw))])
+            if refused is not None:
+                raise refused
         return {}
 
     def delete_message_batch(self, params: Params) -> Result:
         name = self.queue_name(params)
         failed: list[Result] = []
-        handles: list[tuple[str, tuple[int, str]]] = []
+        handles: list[tuple[str, Any, msg.Receipt]] = []
         with self.transaction() as tx:
-            self._queue(tx, name)
+            queue = self._queue(tx, name)
             for entry in entries(params, "DeleteMessageBatch"):
                 try:
-                    handle = msg.parse_receipt_handle(entry.get("ReceiptHandle"))
-                    handles.append((entry["Id"], handle))
+                    raw = entry.get("ReceiptHandle")
+                    handles.append((entry["Id"], raw, msg.parse_receipt_handle(raw)))
                 except SqsError as refused:
                     failed.append(failure(entry["Id"], refused))
-            tx.delete_received(name, [h for _, h in handles])
-        successful = [{"Id": i} for i, _ in handles]
+            outcomes = self._delete(tx, queue, [(raw, r) for _, raw, r in handles])
+        successful: list[Result] = []
+        for (entry_id, _, _), outcome in zip(handles, outcomes, strict=True):
+            if outcome is None:
+                successful.append({"Id": entry_id})
+            else:
+                failed.append(failure(entry_id, outcome))
         return {"Successful": successful, "Failed": failed}
+
+    def _delete(
+        self, tx: Tx, queue: QueueRecord, receipts: list[tuple[Any, msg.Receipt]]
+    ) -> list[SqsError | None]:
+        """Deletes the messages of ``receipts``; for each, None or why it was refused.
+
+        Standard queues: any handle the message was ever received with deletes it, as
+        SQS does, so that a worker that finishes after its message was delivered again
+        still removes it (and whoever has it now fails to extend or finds it gone, rather
+        than processing it again unseen). A handle of a deleted message deletes nothing
+        and succeeds. FIFO queues: only the latest handle, while its receive still holds
+        the message; an older or timed-out one is refused as expired, as SQS refuses it,
+        so a worker learns that its message is someone else's now.
+        """
+        name = queue.name
+        if not queue.fifo:
+            tx.delete_received(
+                name,
+                [(r.seq, r.message_id) for _, r in receipts if r.message_id],
+                by_message_id=True,
+            )
+            tx.delete_received(name, [(r.seq, r.token) for _, r in receipts if not r.message_id])
+            return [None] * len(receipts)
+        now = now_ms(self.clock)
+        outcomes: list[SqsError | None] = []
+        latest: list[tuple[int, str]] = []
+        for raw, receipt in receipts:
+            message = tx.received_message(name, receipt.seq)
+            if message is None or receipt.message_id not in (None, message.message_id):
+                outcomes.append(None)  # gone already
+            elif message.receipt_token == receipt.token and message.visible_ms > now:
+                latest.append((receipt.seq, receipt.token))
+                outcomes.append(None)
+            else:
+                outcomes.append(msg.expired_handle(raw))
+        tx.delete_received(name, latest)
+        return outcomes
 
     def change_message_visibility(self, params: Params) -> Result:
         name = self.queue_name(params)
@@ -163,7 +206,8 @@ class DeliveryActions(ServiceCore):
         return {"Successful": successful, "Failed": failed}
 
     def _change_visibility(self, tx: Tx, name: str, entry: Params) -> None:
-        seq, token = msg.parse_receipt_handle(required(entry, "ReceiptHandle"))
+        receipt = msg.parse_receipt_handle(required(entry, "ReceiptHandle"))
+        seq, token = receipt.seq, receipt.token
         seconds = as_int(required(entry, "VisibilityTimeout"), "VisibilityTimeout")
         if not 0 <= seconds <= 43_200:
             raise invalid_parameter(
@@ -172,6 +216,10 @@ class DeliveryActions(ServiceCore):
             )
         now = now_ms(self.clock)
         message = tx.received_message(name, seq)
+        if message is not None and message.receipt_token != token:
+            # An older handle of a message received again since: only the latest
+            # receive may move its visibility.
+            raise msg.expired_handle(entry["ReceiptHandle"])
         if message is None or message.receipt_token != token or message.visible_ms <= now:
             raise SqsError(
                 "MessageNotInflight" if message is not None else "ReceiptHandleIsInvalid",

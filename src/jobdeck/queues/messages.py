@@ -232,11 +232,22 @@ def sequence_number(message_seq: int) -> str:
 # -- receipt handles --------------------------------------------------------------------
 
 
-def receipt_handle(message_seq: int, token: str) -> str:
-    return base64.urlsafe_b64encode(f"jd1:{message_seq}:{token}".encode()).decode("ascii")
+@dataclass(frozen=True)
+class Receipt:
+    """What a receipt handle names: the message (its sequence and id) and the receive
+    that handed it out (its token)."""
+
+    seq: int
+    token: str
+    message_id: str | None  # None in handles of the first format, which lacked it
 
 
-def parse_receipt_handle(handle: object) -> tuple[int, str]:
+def receipt_handle(message_seq: int, token: str, message_id: str) -> str:
+    raw = f"jd2:{message_seq}:{token}:{message_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+
+def parse_receipt_handle(handle: object) -> Receipt:
     """The message and the receive a handle names; ReceiptHandleIsInvalid otherwise."""
     parts: list[str] = []
     if isinstance(handle, str):
@@ -244,9 +255,19 @@ def parse_receipt_handle(handle: object) -> tuple[int, str]:
             parts = base64.urlsafe_b64decode(handle.encode("ascii")).decode().split(":")
         except (ValueError, UnicodeError, binascii.Error):
             parts = []
-    if len(parts) == 3 and parts[0] == "jd1" and parts[1].isdigit() and parts[2]:
-        return int(parts[1]), parts[2]
+    if len(parts) >= 3 and parts[1].isdigit() and len(parts[1]) <= 19 and parts[2]:
+        if parts[0] == "jd1" and len(parts) == 3:
+            return Receipt(int(parts[1]), parts[2], None)
+        if parts[0] == "jd2" and len(parts) == 4 and parts[3]:
+            return Receipt(int(parts[1]), parts[2], parts[3])
     raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not valid.')
+
+
+def expired_handle(handle: object) -> SqsError:
+    return invalid_parameter(
+        f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle "
+        "has expired."
+    )
 
 
 # -- receiving --------------------------------------------------------------------------
