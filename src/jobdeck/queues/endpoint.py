@@ -28,6 +28,8 @@ from jobdeck.queues import query_protocol
 from jobdeck.queues.core import now_ms
 from jobdeck.queues.errors import SqsError
 from jobdeck.queues.service import Params, QueueService, Result, wait_seconds
+from jobdeck.queues.shapes import check_request
+from jobdeck.queues.wire import read_body
 from jobdeck.store import Store
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,7 @@ class SqsEndpoint:
                 "UnknownOperationException" if action else "InvalidAction",
                 f"The action {action or '(none)'} is not valid for this endpoint.",
             )
+        check_request(action, params)
         if action == "ReceiveMessage":
             return await self._receive(params)
         result = await self.run(handler, params)
@@ -150,6 +153,11 @@ class SqsEndpoint:
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         target = request.headers.get("x-amz-target")
+        if request.method not in ("GET", "POST"):
+            refused = SqsError("MethodNotAllowed", f"{request.method} is not an SQS request.")
+            if target is not None:
+                return json_error(refused, request_id)
+            return query_protocol.xml_error(refused, request_id)
         if target is not None:
             return await self._handle_json(request, target, request_id)
         return await query_protocol.handle(self, request, request_id)
@@ -158,11 +166,13 @@ class SqsEndpoint:
         try:
             self.check_signature(request)
             action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
-            raw = await request.body()
+            raw = await read_body(request)
             try:
                 params = json.loads(raw) if raw else {}
-            except ValueError:
-                raise SqsError("InvalidParameterValue", "The request body is not JSON.") from None
+            except (ValueError, RecursionError):
+                raise SqsError(
+                    "SerializationException", "The request body is not valid JSON."
+                ) from None
             if not isinstance(params, dict):
                 raise SqsError("InvalidParameterValue", "The request body must be a JSON object.")
             result = await self.call(action, params)
@@ -223,7 +233,15 @@ def create_sqs_app(
             endpoint.service.close()
 
     app = Starlette(
-        routes=[Route("/{path:path}", endpoint.handle, methods=["GET", "POST"])],
+        # Every method reaches the handler, which refuses all but GET and POST in SQS's
+        # error shape (rather than the framework's plain-text 405).
+        routes=[
+            Route(
+                "/{path:path}",
+                endpoint.handle,
+                methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
+            )
+        ],
         lifespan=lifespan,
     )
     app.state.sqs = endpoint
