@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,6 +29,7 @@ from jobdeck.queues.core import now_ms
 from jobdeck.queues.errors import SqsError
 from jobdeck.queues.service import Params, QueueService, Result, wait_seconds
 from jobdeck.queues.shapes import check_request
+from jobdeck.queues.sigv4 import SignedRequest, verify
 from jobdeck.queues.wire import read_body
 from jobdeck.store import Store
 
@@ -81,12 +82,15 @@ class SqsEndpoint:
         base_url: str,
         *,
         require_signature: bool = True,
+        credentials: Mapping[str, str] | None = None,
         recheck_s: float = LONG_POLL_RECHECK_S,
     ) -> None:
         self.service = QueueService(store, clock, base_url)
         self.store = store
         self.clock = clock
         self.require_signature = require_signature
+        # Access key id -> secret, when signatures are verified (see jobdeck.queues.sigv4).
+        self.credentials = credentials
         self.recheck_s = recheck_s
         self.waiters = Waiters()
         # Whoever runs the app says when it is stopping: waiting long polls then answer
@@ -164,9 +168,9 @@ class SqsEndpoint:
 
     async def _handle_json(self, request: Request, target: str, request_id: str) -> Response:
         try:
-            self.check_signature(request)
-            action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
             raw = await read_body(request)
+            self.check_signature(request, raw)
+            action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
             try:
                 params = json.loads(raw) if raw else {}
             except (ValueError, RecursionError):
@@ -187,9 +191,24 @@ class SqsEndpoint:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def check_signature(self, request: Request) -> None:
-        """Any SigV4-signed request is accepted: the signature is not verified, since the
-        endpoint serves one machine; unsigned requests are refused as SQS refuses them."""
+    def check_signature(self, request: Request, body: bytes) -> None:
+        """With credentials, the SigV4 signature must be one of theirs over this very
+        request. Without (on loopback, by default), any SigV4-signed request is accepted
+        and unsigned ones are refused, as SQS refuses them."""
+        if self.credentials is not None:
+            host = request.headers.get("host", "")
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            path = request.scope.get("raw_path", b"/").decode("latin-1") or "/"
+            signed = SignedRequest(
+                method=request.method,
+                url=f"{request.url.scheme}://{host}{path}" + (f"?{query}" if query else ""),
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
+                body=body,
+            )
+            verify(signed, self.credentials, self.clock.now())
+            return
         if not self.require_signature:
             return
         authorization = request.headers.get("authorization", "")
@@ -215,10 +234,18 @@ def json_error(refused: SqsError, request_id: str) -> Response:
 
 
 def create_sqs_app(
-    store: Store, clock: Clock, *, base_url: str, require_signature: bool = True
+    store: Store,
+    clock: Clock,
+    *,
+    base_url: str,
+    require_signature: bool = True,
+    credentials: Mapping[str, str] | None = None,
 ) -> Starlette:
-    """The endpoint as an ASGI app; queue URLs are ``{base_url}/000000000000/{name}``."""
-    endpoint = SqsEndpoint(store, clock, base_url, require_signature=require_signature)
+    """The endpoint as an ASGI app; queue URLs are ``{base_url}/000000000000/{name}``.
+    With ``credentials``, only requests signed with one of them are served."""
+    endpoint = SqsEndpoint(
+        store, clock, base_url, require_signature=require_signature, credentials=credentials
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -265,9 +292,12 @@ async def serve_sqs(
     started: asyncio.Event | None = None,
     *,
     base_url: str | None = None,
+    credentials: Mapping[str, str] | None = None,
 ) -> None:
     """Serves the endpoint on ``host:port`` until cancelled (or uvicorn is told to exit)."""
-    app = create_sqs_app(store, clock, base_url=base_url or f"http://{host}:{port}")
+    app = create_sqs_app(
+        store, clock, base_url=base_url or f"http://{host}:{port}", credentials=credentials
+    )
     config = uvicorn.Config(
         app,
         host=host,

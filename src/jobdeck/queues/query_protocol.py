@@ -77,11 +77,11 @@ _INTEGERS = {
 async def handle(endpoint: SqsEndpoint, request: Request, request_id: str) -> Response:
     try:
         form: dict[str, str] = dict(request.query_params)
+        raw = await read_body(request)
         if request.method == "POST":
             # SDKs send application/x-www-form-urlencoded; the standard library reads it.
-            body = (await read_body(request)).decode("utf-8", errors="replace")
-            form.update(parse_qsl(body, keep_blank_values=True))
-        endpoint.check_signature(request)
+            form.update(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+        endpoint.check_signature(request, raw)
         action = form.get("Action", "")
         params = parse(action, form)
         if "QueueUrl" not in params and request.url.path.strip("/"):

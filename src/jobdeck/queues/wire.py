@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from jobdeck.queues.errors import SqsError
 
@@ -18,11 +18,15 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # Nobody to answer; a refusal rather than a logged failure.
+        raise SqsError("InvalidParameterValue", "The request body ended early.") from None
     return b"".join(chunks)
 
 
