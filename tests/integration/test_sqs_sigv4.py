@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
@@ -35,7 +35,9 @@ SECRET = "s3cret-for-the-workers"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqsServer]:
     folder = tmp_path_factory.mktemp("sigv4")
     extra = folder / "credentials"
-    extra.write_text("# operators' keys\nAKIDOPERATOR:operator-secret\n")
+    extra.write_text(
+        "# operators' keys\nAKIDOPERATOR:operator-secret\nAKIDPARTNER:partner-secret:111122223333\n"
+    )
     started = SqsServer(
         f"sqlite:///{folder / 'store.db'}",
         args=("--verify-signatures",),
@@ -129,6 +131,39 @@ def test_forged_stale_tampered_and_unsigned_requests_are_refused(server: SqsServ
     # None of them created anything.
     names = client(server, WORKER_ACCESS_KEY_ID, SECRET).list_queues().get("QueueUrls", [])
     assert not any("forged" in n for n in names)
+
+
+def test_another_accounts_key_gets_what_permissions_grant(server: SqsServer) -> None:
+    owner = client(server, WORKER_ACCESS_KEY_ID, SECRET)
+    partner = client(server, "AKIDPARTNER", "partner-secret")
+    url = owner.create_queue(QueueName=unique("shared"))["QueueUrl"]
+    owner.send_message(QueueUrl=url, MessageBody="owner's")
+
+    def denied(call: Any) -> None:
+        with pytest.raises(ClientError) as raised:
+            call()
+        assert error_of(raised)[0] == "AccessDenied"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+    denied(lambda: partner.send_message(QueueUrl=url, MessageBody="partner's"))
+    denied(lambda: partner.list_queues())
+    denied(lambda: partner.create_queue(QueueName=unique("theirs")))
+    owner.add_permission(
+        QueueUrl=url,
+        Label="partner-sends",
+        AWSAccountIds=["111122223333"],
+        Actions=["SendMessage", "GetQueueUrl"],
+    )
+    partner.send_message(QueueUrl=url, MessageBody="partner's")
+    partner.send_message_batch(QueueUrl=url, Entries=[{"Id": "1", "MessageBody": "batch"}])
+    assert partner.get_queue_url(QueueName=url.rsplit("/", 1)[1])["QueueUrl"] == url
+    denied(lambda: partner.receive_message(QueueUrl=url))
+    denied(lambda: partner.purge_queue(QueueUrl=url))
+    denied(lambda: partner.tag_queue(QueueUrl=url, Tags={"a": "b"}))
+    got = owner.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(m["Body"] for m in got) == ["batch", "owner's", "partner's"]
+    owner.remove_permission(QueueUrl=url, Label="partner-sends")
+    denied(lambda: partner.send_message(QueueUrl=url, MessageBody="again"))
 
 
 def code(answer: httpx.Response) -> str | None:

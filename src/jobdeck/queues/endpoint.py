@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,11 +26,12 @@ from starlette.routing import Route
 
 from jobdeck.clock import Clock
 from jobdeck.queues import query_protocol
+from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
 from jobdeck.queues.core import now_ms
 from jobdeck.queues.errors import SqsError
 from jobdeck.queues.service import Params, QueueService, Result, wait_seconds
 from jobdeck.queues.shapes import check_request
-from jobdeck.queues.sigv4 import SignedRequest, verify
+from jobdeck.queues.sigv4 import KeyRing, SignedRequest, verify
 from jobdeck.queues.wire import read_body
 from jobdeck.store import Store
 
@@ -82,7 +84,7 @@ class SqsEndpoint:
         base_url: str,
         *,
         require_signature: bool = True,
-        credentials: Mapping[str, str] | None = None,
+        credentials: KeyRing | None = None,
         recheck_s: float = LONG_POLL_RECHECK_S,
     ) -> None:
         self.service = QueueService(store, clock, base_url)
@@ -108,8 +110,9 @@ class SqsEndpoint:
             self.service.pin_connection()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
 
-    async def call(self, action: str, params: Params) -> Result:
-        """Runs ``action`` (long polling a receive), raising :class:`SqsError`."""
+    async def call(self, action: str, params: Params, account: str | None = None) -> Result:
+        """Runs ``action`` (long polling a receive) for ``account`` (the queues' own when
+        None), raising :class:`SqsError`."""
         handler = self.service.actions.get(action)
         if handler is None:
             raise SqsError(
@@ -117,6 +120,8 @@ class SqsEndpoint:
                 f"The action {action or '(none)'} is not valid for this endpoint.",
             )
         check_request(action, params)
+        if account is not None and account != LOCAL_ACCOUNT_ID:
+            await self.run(functools.partial(self.service.authorize, action, account), params)
         if action == "ReceiveMessage":
             return await self._receive(params)
         result = await self.run(handler, params)
@@ -169,7 +174,7 @@ class SqsEndpoint:
     async def _handle_json(self, request: Request, target: str, request_id: str) -> Response:
         try:
             raw = await read_body(request)
-            self.check_signature(request, raw)
+            account = self.check_signature(request, raw)
             action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
             try:
                 params = json.loads(raw) if raw else {}
@@ -179,7 +184,7 @@ class SqsEndpoint:
                 ) from None
             if not isinstance(params, dict):
                 raise SqsError("InvalidParameterValue", "The request body must be a JSON object.")
-            result = await self.call(action, params)
+            result = await self.call(action, params, account)
         except SqsError as refused:
             return json_error(refused, request_id)
         except Exception:
@@ -191,7 +196,7 @@ class SqsEndpoint:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def check_signature(self, request: Request, body: bytes) -> None:
+    def check_signature(self, request: Request, body: bytes) -> str | None:
         """With credentials, the SigV4 signature must be one of theirs over this very
         request. Without (on loopback, by default), any SigV4-signed request is accepted
         and unsigned ones are refused, as SQS refuses them."""
@@ -207,16 +212,16 @@ class SqsEndpoint:
                 ],
                 body=body,
             )
-            verify(signed, self.credentials, self.clock.now())
-            return
+            key_id = verify(signed, self.credentials, self.clock.now())
+            return self.credentials.account_of(key_id)
         if not self.require_signature:
-            return
+            return None
         authorization = request.headers.get("authorization", "")
         if (
             authorization.startswith("AWS4-HMAC-SHA256 ")
             or request.query_params.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256"
         ):
-            return
+            return None
         raise SqsError(
             "MissingAuthenticationToken",
             "Request is missing Authentication Token: sign it with SigV4 (any credentials).",
@@ -239,7 +244,7 @@ def create_sqs_app(
     *,
     base_url: str,
     require_signature: bool = True,
-    credentials: Mapping[str, str] | None = None,
+    credentials: KeyRing | None = None,
 ) -> Starlette:
     """The endpoint as an ASGI app; queue URLs are ``{base_url}/000000000000/{name}``.
     With ``credentials``, only requests signed with one of them are served."""
@@ -292,7 +297,7 @@ async def serve_sqs(
     started: asyncio.Event | None = None,
     *,
     base_url: str | None = None,
-    credentials: Mapping[str, str] | None = None,
+    credentials: KeyRing | None = None,
 ) -> None:
     """Serves the endpoint on ``host:port`` until cancelled (or uvicorn is told to exit)."""
     app = create_sqs_app(

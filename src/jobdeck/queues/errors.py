@@ -36,6 +36,7 @@ ERROR_CODES: dict[str, tuple[str, int]] = {
     "InvalidAction": ("InvalidAction", 400),
     "UnknownOperationException": ("InvalidAction", 400),
     "SerializationException": ("SerializationException", 400),
+    "AccessDenied": ("AccessDenied", 403),
     "IncompleteSignature": ("IncompleteSignature", 400),
     "InvalidClientTokenId": ("InvalidClientTokenId", 403),
     "SignatureDoesNotMatch": ("SignatureDoesNotMatch", 403),

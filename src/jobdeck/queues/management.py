@@ -31,6 +31,12 @@ PERMISSION_ACTIONS = frozenset(
     }
 )
 MAX_MOVE_TASKS_LISTED = 10
+# The permission a batch action needs is its single action's, as in SQS.
+_PERMISSION_OF = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
 
 
 def check_tags(tags: Any, name: str) -> dict[str, str]:
@@ -161,6 +167,35 @@ class ManagementActions(ServiceCore):
         tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
         self._known.pop(name, None)
 
+    def authorize(self, action: str, account: str, params: Params) -> Result:
+        """Lets a key of another ``account`` run ``action`` only where the queue's Policy
+        allows that account (or everyone) that action, and no statement denies it; what
+        no permission can grant (creating, listing, tagging, ...) stays the owner's."""
+        permission = _PERMISSION_OF.get(action, action)
+        if permission not in PERMISSION_ACTIONS:
+            raise _access_denied(action)
+        if action == "GetQueueUrl":
+            name = required(params, "QueueName")
+            if not isinstance(name, str):
+                raise invalid_parameter("Value for parameter QueueName is invalid.")
+        else:
+            name = self.queue_name(params)
+        with self.store.reading() as tx:
+            queue = self._queue_or_none(tx, name)
+        if queue is None:
+            raise _access_denied(action)
+        policy = _policy(queue.settings.extra.get("Policy"), name)
+        effects = {
+            s.get("Effect")
+            for s in policy["Statement"]
+            if isinstance(s, dict)
+            and _principal_matches(s.get("Principal"), account)
+            and _action_matches(s.get("Action"), permission)
+        }
+        if "Allow" not in effects or "Deny" in effects:
+            raise _access_denied(action)
+        return {}
+
     # -- message-move tasks ----------------------------------------------------------
 
     def start_message_move_task(self, params: Params) -> Result:
@@ -213,6 +248,30 @@ class ManagementActions(ServiceCore):
         # Tasks run to their end as they start (see jobdeck.queues.moves): none is ever
         # still running to cancel.
         raise SqsError("ResourceNotFoundException", "Only active tasks can be cancelled.")
+
+
+def _access_denied(action: str) -> SqsError:
+    return SqsError(
+        "AccessDenied", f"Access to the resource is denied: {action} is not granted to you."
+    )
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _principal_matches(principal: Any, account: str) -> bool:
+    if principal == "*":
+        return True
+    if not isinstance(principal, dict):
+        return False
+    names = _listed(principal.get("AWS"))
+    return any(n in ("*", account, f"arn:aws:iam::{account}:root") for n in names)
+
+
+def _action_matches(actions: Any, permission: str) -> bool:
+    wanted = {"*", "sqs:*", f"sqs:{permission.lower()}"}
+    return any(isinstance(a, str) and a.lower() in wanted for a in _listed(actions))
 
 
 def _labelled(statement: Any, label: str) -> bool:

@@ -81,12 +81,12 @@ async def handle(endpoint: SqsEndpoint, request: Request, request_id: str) -> Re
         if request.method == "POST":
             # SDKs send application/x-www-form-urlencoded; the standard library reads it.
             form.update(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
-        endpoint.check_signature(request, raw)
+        account = endpoint.check_signature(request, raw)
         action = form.get("Action", "")
         params = parse(action, form)
         if "QueueUrl" not in params and request.url.path.strip("/"):
             params["QueueUrl"] = str(request.url)
-        result = await endpoint.call(action, params)
+        result = await endpoint.call(action, params, account)
     except SqsError as refused:
         return xml_error(refused, request_id)
     except Exception:

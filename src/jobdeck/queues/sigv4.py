@@ -20,6 +20,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
 from jobdeck.queues.errors import SqsError
 
 # The workers' credentials: the access key id is fixed, the secret is the operator's
@@ -27,7 +28,8 @@ from jobdeck.queues.errors import SqsError
 WORKER_ACCESS_KEY_ID = "jobdeck"
 WELL_KNOWN_SECRET = "jobdeck-local"
 SECRET_ENV = "JOBDECK_SQS_SECRET_ACCESS_KEY"
-# A file of further credentials, one ``ACCESS_KEY_ID:SECRET`` a line.
+# A file of further credentials, one ``ACCESS_KEY_ID:SECRET`` (or
+# ``ACCESS_KEY_ID:SECRET:ACCOUNT_ID``, for another account) a line.
 CREDENTIALS_FILE_ENV = "JOBDECK_SQS_CREDENTIALS"
 # How far a request's X-Amz-Date may be from the endpoint's clock, as AWS allows.
 MAX_SKEW_S = 15 * 60
@@ -42,22 +44,39 @@ def worker_secret(environ: Mapping[str, str]) -> str:
     return environ.get(SECRET_ENV, "").strip() or WELL_KNOWN_SECRET
 
 
-def load_credentials(environ: Mapping[str, str]) -> dict[str, str]:
-    """Access key id -> secret: the workers' pair, and the operator's file's lines.
-    Raises ValueError (with the file's place) for a line that is no credential."""
-    known = {WORKER_ACCESS_KEY_ID: worker_secret(environ)}
+@dataclass(frozen=True)
+class KeyRing:
+    """The credentials whose signatures are accepted: access key id -> secret, and the
+    account of each key that is not the local account's (whose queues it does not own)."""
+
+    secrets: Mapping[str, str]
+    accounts: Mapping[str, str]
+
+    def account_of(self, key_id: str) -> str:
+        return self.accounts.get(key_id, LOCAL_ACCOUNT_ID)
+
+
+def load_credentials(environ: Mapping[str, str]) -> KeyRing:
+    """The workers' pair, and the operator's file's lines. Raises ValueError (with the
+    file's place) for a line that is no credential."""
+    secrets = {WORKER_ACCESS_KEY_ID: worker_secret(environ)}
+    accounts: dict[str, str] = {}
     path = environ.get(CREDENTIALS_FILE_ENV, "").strip()
     if not path:
-        return known
+        return KeyRing(secrets, accounts)
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        key_id, sep, secret = text.partition(":")
-        if not sep or not key_id.strip() or not secret.strip():
-            raise ValueError(f"{path}:{number}:1: expected ACCESS_KEY_ID:SECRET")
-        known[key_id.strip()] = secret.strip()
-    return known
+        parts = [part.strip() for part in text.split(":")]
+        if len(parts) not in (2, 3) or not all(parts):
+            raise ValueError(f"{path}:{number}:1: expected ACCESS_KEY_ID:SECRET[:ACCOUNT_ID]")
+        if len(parts) == 3:
+            if not (len(parts[2]) == 12 and parts[2].isdigit()):
+                raise ValueError(f"{path}:{number}:1: an account id is 12 digits")
+            accounts[parts[0]] = parts[2]
+        secrets[parts[0]] = parts[1]
+    return KeyRing(secrets, accounts)
 
 
 @dataclass(frozen=True)
@@ -70,7 +89,7 @@ class SignedRequest:
     body: bytes
 
 
-def verify(request: SignedRequest, credentials: Mapping[str, str], now: datetime) -> str:
+def verify(request: SignedRequest, credentials: KeyRing, now: datetime) -> str:
     """The access key id that signed ``request``, or SQS's refusal."""
     header_map: dict[str, list[str]] = {}
     for name, value in request.headers:
@@ -87,7 +106,7 @@ def verify(request: SignedRequest, credentials: Mapping[str, str], now: datetime
             "(AWS4-HMAC-SHA256).",
         )
     key_id, day, region, service, _ = scope
-    secret = credentials.get(key_id)
+    secret = credentials.secrets.get(key_id)
     if secret is None:
         raise SqsError(
             "InvalidClientTokenId", "The security token included in the request is invalid."
@@ -139,7 +158,7 @@ def is_loopback(host: str) -> bool:
 
 def sqs_credentials(
     host: str, verify_on_loopback: bool, environ: Mapping[str, str]
-) -> dict[str, str] | None:
+) -> KeyRing | None:
     """The credentials whose signatures the endpoint on ``host`` verifies, or None where
     it accepts any signature (loopback, unless asked). Beyond loopback the workers'
     secret must be the operator's own: the well-known one would let anyone in."""
