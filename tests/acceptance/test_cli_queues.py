@@ -75,6 +75,16 @@ def test_queue_stats_status_and_redrive(
     audit = jobdeck("audit", "--json", env=store_env).json()
     assert audit[0]["action"] == "queue redrive"
     assert audit[0]["detail"]["moved"] == {"feed-index": 2}
+    # The redrive was a message-move task, listed as SQS lists them.
+    store = open_store(store_env.get("JOBDECK_STORE"), state_dir=workdir / ".jobdeck")
+    try:
+        service = QueueService(store, SystemClock(), "http://127.0.0.1:9324")
+        arn = "arn:aws:sqs:us-east-1:000000000000:feed-index-dlq"
+        (task,) = service.list_message_move_tasks({"SourceArn": arn})["Results"]
+    finally:
+        store.close()
+    assert (task["Status"], task["ApproximateNumberOfMessagesMoved"]) == ("COMPLETED", 2)
+    assert audit[0]["detail"]["task"]
 
 
 def test_queue_commands_name_unknown_queues(jobdeck: Jobdeck) -> None:

@@ -35,8 +35,12 @@ def free_port() -> int:
 class SqsServer:
     """``python sqs_server.py --store URL --port N``, started, killed and restarted."""
 
-    def __init__(self, store_url: str) -> None:
+    def __init__(
+        self, store_url: str, *, args: tuple[str, ...] = (), env: dict[str, str] | None = None
+    ) -> None:
         self.store_url = store_url
+        self.args = args
+        self.env = env or {}
         self.port = free_port()
         self.process: subprocess.Popen[str] | None = None
 
@@ -46,7 +50,7 @@ class SqsServer:
 
     def start(self) -> None:
         assert self.process is None, "already running"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         process = subprocess.Popen(
             [
                 sys.executable,
@@ -55,6 +59,7 @@ class SqsServer:
                 self.store_url,
                 "--port",
                 str(self.port),
+                *self.args,
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -1,6 +1,9 @@
 """Runs the SQS-compatible endpoint alone, for tests that need a real process to kill.
 
-    python tests/integration/sqs_server.py --store URL --port N
+    python tests/integration/sqs_server.py --store URL --port N [--verify-signatures]
+
+With ``--verify-signatures`` only requests signed with the credentials of
+``jobdeck.queues.sigv4.load_credentials`` (from the environment) are served.
 
 Prints ``ready`` on stdout once it accepts connections; stops on SIGTERM or SIGINT.
 """
@@ -9,18 +12,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 
 from jobdeck.clock import SystemClock
 from jobdeck.queues.endpoint import serve_sqs
+from jobdeck.queues.sigv4 import load_credentials
 from jobdeck.store import open_store
 
 
-async def _serve(store_url: str, host: str, port: int) -> None:
+async def _serve(store_url: str, host: str, port: int, verify: bool) -> None:
     store = open_store(store_url)
     started = asyncio.Event()
-    serving = asyncio.create_task(serve_sqs(store, SystemClock(), host, port, started))
+    credentials = load_credentials(os.environ) if verify else None
+    serving = asyncio.create_task(
+        serve_sqs(store, SystemClock(), host, port, started, credentials=credentials)
+    )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, serving.cancel)
@@ -42,14 +50,15 @@ def main() -> None:
     parser.add_argument("--store", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--verify-signatures", action="store_true")
     args = parser.parse_args()
     # uvloop, as a production server would run; plain asyncio where it is missing.
     try:
         import uvloop
     except ImportError:
-        asyncio.run(_serve(args.store, args.host, args.port))
+        asyncio.run(_serve(args.store, args.host, args.port, args.verify_signatures))
     else:
-        uvloop.run(_serve(args.store, args.host, args.port))
+        uvloop.run(_serve(args.store, args.host, args.port, args.verify_signatures))
     sys.exit(0)
 
 

@@ -89,3 +89,54 @@ def test_aws_cli_creates_sends_receives_and_deletes(sqs_server: SqsServer) -> No
     aws(sqs_server, "purge-queue", "--queue-url", url)
     aws(sqs_server, "delete-queue", "--queue-url", url)
     assert "QueueUrls" not in (aws(sqs_server, "list-queues", "--queue-name-prefix", "cli-") or {})
+
+
+@pytest.mark.skipif(not AWS.exists(), reason="the AWS CLI (awscli, in the dev extra) is missing")
+def test_aws_cli_tags_permissions_and_move_tasks(sqs_server: SqsServer) -> None:
+    dlq = aws(sqs_server, "create-queue", "--queue-name", "cli-dlq")["QueueUrl"]
+    dlq_arn = aws(
+        sqs_server, "get-queue-attributes", "--queue-url", dlq, "--attribute-names", "QueueArn"
+    )["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1})
+    url = aws(
+        sqs_server,
+        "create-queue",
+        "--queue-name",
+        "cli-tagged",
+        "--tags",
+        "team=news",
+        "--attributes",
+        json.dumps({"RedrivePolicy": redrive}),
+    )["QueueUrl"]
+    aws(sqs_server, "tag-queue", "--queue-url", url, "--tags", "env=prod")
+    assert aws(sqs_server, "list-queue-tags", "--queue-url", url)["Tags"] == {
+        "team": "news",
+        "env": "prod",
+    }
+    aws(sqs_server, "untag-queue", "--queue-url", url, "--tag-keys", "team")
+    assert aws(sqs_server, "list-queue-tags", "--queue-url", url)["Tags"] == {"env": "prod"}
+    aws(
+        sqs_server,
+        "add-permission",
+        "--queue-url",
+        url,
+        "--label",
+        "partner",
+        "--aws-account-ids",
+        "111122223333",
+        "--actions",
+        "SendMessage",
+    )
+    aws(sqs_server, "remove-permission", "--queue-url", url, "--label", "partner")
+    assert aws(sqs_server, "list-dead-letter-source-queues", "--queue-url", dlq)["queueUrls"] == [
+        url
+    ]
+    aws(sqs_server, "send-message", "--queue-url", url, "--message-body", "poison")
+    for _ in range(2):
+        aws(sqs_server, "receive-message", "--queue-url", url, "--visibility-timeout", "0")
+    started = aws(sqs_server, "start-message-move-task", "--source-arn", dlq_arn)
+    assert started["TaskHandle"]
+    (task,) = aws(sqs_server, "list-message-move-tasks", "--source-arn", dlq_arn)["Results"]
+    assert (task["Status"], task["ApproximateNumberOfMessagesMoved"]) == ("COMPLETED", 1)
+    got = aws(sqs_server, "receive-message", "--queue-url", url)
+    assert [m["Body"] for m in got["Messages"]] == ["poison"]

@@ -77,7 +77,8 @@ def test_bad_message_attributes_are_refused(attributes: dict[str, Any], fragment
 
 
 def test_receipt_handles_round_trip_and_junk_is_invalid() -> None:
-    assert parse_receipt_handle(receipt_handle(42, "abc123")) == (42, "abc123")
+    parsed = parse_receipt_handle(receipt_handle(42, "abc123", "m-1"))
+    assert (parsed.seq, parsed.token, parsed.message_id) == (42, "abc123", "m-1")
     for junk in ("", "abc", base64.urlsafe_b64encode(b"jd1:x:y").decode(), None):
         with pytest.raises(SqsError) as refused:
             parse_receipt_handle(junk)

@@ -97,7 +97,11 @@ def redrive(
                 via="cli",
                 action="queue redrive",
                 target=f"queue {wire}",
-                detail={"moved": done.moved, "stranded": done.stranded},
+                detail={
+                    "moved": done.moved,
+                    "stranded": done.stranded,
+                    "task": done.task.handle,
+                },
             )
         )
     if as_json:
@@ -106,6 +110,13 @@ def redrive(
                 "dead_letter_queue": done.dead_letter_queue,
                 "moved": done.moved,
                 "stranded": done.stranded,
+                "task": {
+                    "handle": done.task.handle,
+                    "status": done.task.status,
+                    "moved": done.task.moved,
+                    "to_move": done.task.to_move,
+                    "failure": done.task.failure,
+                },
             }
         )
         return

@@ -30,6 +30,11 @@ SWITCH_INTERVAL = 0.001
 Host = Annotated[str, typer.Option(help="Address of the HTTP API and dashboard.")]
 Port = Annotated[int, typer.Option(help="Port of the HTTP API and dashboard.")]
 SqsPort = Annotated[int, typer.Option(help="Port of the SQS-compatible endpoint (0: off).")]
+SqsHost = Annotated[str, typer.Option(help="Address of the SQS-compatible endpoint.")]
+SqsVerify = Annotated[
+    bool,
+    typer.Option(help="Verify SigV4 signatures on loopback too (always beyond loopback)."),
+]
 TlsCert = Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate.")]
 TlsKey = Annotated[Path | None, typer.Option(help="The certificate's private key.")]
 Isolation = Annotated[str, typer.Option(help="auto (cgroups where permitted), cgroups, or rlimit.")]
@@ -47,6 +52,8 @@ class ServeOptions:
     sqs_port: int = 9324
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    sqs_host: str = "127.0.0.1"
+    sqs_verify: bool = False
 
 
 def serve(
@@ -58,6 +65,8 @@ def serve(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     isolation: Isolation = "auto",
+    sqs_host: SqsHost = "127.0.0.1",
+    sqs_verify: SqsVerify = False,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     from jobdeck.app import Options
@@ -73,10 +82,10 @@ def serve(
             state_dir=config.state_dir,
             store_url=config.store_url,
             public_url=_public_url(host, port, tls_cert),
-            sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
+            sqs_url=_public_url(sqs_host, sqs_port, tls_cert) if sqs_port else None,
             isolation=_mode(isolation),
         ),
-        ServeOptions(host, port, sqs_port, tls_cert, tls_key),
+        ServeOptions(host, port, sqs_port, tls_cert, tls_key, sqs_host, sqs_verify),
         first,
     )
     raise typer.Exit(code)
@@ -186,10 +195,13 @@ def run_server(
 
     from jobdeck.api.auth import BindRefused, check_bind
     from jobdeck.app import ServerFailed
+    from jobdeck.queues.sigv4 import SqsBindRefused, sqs_credentials
 
     try:
         check_bind(serve_options.host, options.environ)
-    except BindRefused as exc:
+        if serve_options.sqs_port:
+            sqs_credentials(serve_options.sqs_host, serve_options.sqs_verify, options.environ)
+    except (BindRefused, SqsBindRefused) as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
     try:
@@ -253,7 +265,7 @@ def _listen(serve_options: ServeOptions) -> Sockets:
     if not serve_options.sqs_port:
         return Sockets(http, None)
     try:
-        sqs = bind_socket(host, serve_options.sqs_port)
+        sqs = bind_socket(serve_options.sqs_host, serve_options.sqs_port)
     except OSError as exc:
         http.close()
         raise OSError(
@@ -338,29 +350,38 @@ def _optional_loops(
     """The endpoints that run beside the HTTP API when configured."""
     import uvicorn
 
-    from jobdeck.api.server import serve_asgi
+    from jobdeck.api.server import embedded_config, serve_config, tls_context
     from jobdeck.queues.endpoint import create_sqs_app, endpoint_of
+    from jobdeck.queues.sigv4 import sqs_credentials
     from jobdeck.slack import socket_mode_loops
 
     loops: dict[str, Loop] = {}
     sqs_url = application.options.sqs_url
     if serve_options.sqs_port and sqs_url:
-        endpoint = create_sqs_app(application.store, application.clock, base_url=sqs_url)
+        credentials = sqs_credentials(
+            serve_options.sqs_host, serve_options.sqs_verify, application.options.environ
+        )
+        endpoint = create_sqs_app(
+            application.store, application.clock, base_url=sqs_url, credentials=credentials
+        )
 
         def watch(server: uvicorn.Server) -> None:
             # Waiting long polls answer as soon as the server is stopping.
             endpoint_of(endpoint).stopping = lambda: server.should_exit
 
         async def sqs() -> None:
-            log.info("serving the SQS-compatible endpoint on %s", sqs_url)
-            await serve_asgi(
-                endpoint,
-                serve_options.host,
-                serve_options.sqs_port,
-                lifespan="on",
-                on_server=watch,
-                sock=sockets.sqs,
+            host, port = serve_options.sqs_host, serve_options.sqs_port
+            config = embedded_config(endpoint, lifespan="on")
+            if serve_options.tls_cert is not None:
+                config.ssl = tls_context(serve_options.tls_cert, serve_options.tls_key)
+            log.info(
+                "serving the SQS-compatible endpoint on %s://%s:%d (%s)",
+                "https" if serve_options.tls_cert else "http",
+                f"[{host}]" if ":" in host else host,
+                port,
+                "SigV4 signatures verified" if credentials else "any SigV4 signature accepted",
             )
+            await serve_config(config, host, port, None, watch, sock=sockets.sqs)
 
         loops["sqs"] = sqs
     loops.update(socket_mode_loops(application))

@@ -1,5 +1,6 @@
 """Operating queues from the command line: depth of every queue, and redrive of dead
-letters back to the queues they came from. Functions of a unit of work and ``now``."""
+letters back to the queues they came from (a message-move task, as SQS's console starts
+one). Functions of a unit of work and ``now``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.queues.catalog import dead_letter_name, wire_name
+from jobdeck.queues.moves import move_dead_letters
 from jobdeck.store import Tx
-from jobdeck.store.queue_records import QueueCounts
+from jobdeck.store.queue_records import MoveTask, QueueCounts
 
 
 class QueueAdminError(Exception):
@@ -65,35 +67,26 @@ class Redrive:
     dead_letter_queue: str
     moved: dict[str, int]  # source queue -> messages moved back
     stranded: dict[str, int]  # source queues that no longer exist -> messages left
+    task: MoveTask  # the message-move task that did it, as ListMessageMoveTasks shows it
 
 
 def redrive(tx: Tx, name: str, now_ms: int) -> Redrive:
     """Moves dead letters back to their source queues, visible at once, their receive
-    counts reset. ``name`` is a dead-letter queue (all of its messages go back to where
-    each came from) or a source queue (its dead letters, from its dead-letter queue)."""
+    counts reset, as a message-move task. ``name`` is a dead-letter queue (all of its
+    messages go back to where each came from) or a source queue (its dead letters, from
+    its dead-letter queue)."""
     queue = tx.queue(name)
     if queue is None:
         raise QueueAdminError(f"no queue named {name!r}")
+    only_from: str | None = None
     if queue.settings.dead_letter_target is not None:
         dead_letter_queue = queue.settings.dead_letter_target
-        letters = tx.dead_letters(dead_letter_queue, source=name)
+        only_from = name
     else:
         dead_letter_queue = name
-        letters = tx.dead_letters(name)
-        if not letters and not tx.dead_letter_sources(name):
+        if not tx.dead_letters(name) and not tx.dead_letter_sources(name):
             raise QueueAdminError(
                 f"{name!r} is neither a dead-letter queue nor has one; nothing to redrive"
             )
-    by_source: dict[str, list[int]] = {}
-    for message_id, source in letters:
-        by_source.setdefault(source, []).append(message_id)
-    moved: dict[str, int] = {}
-    stranded: dict[str, int] = {}
-    for source, ids in sorted(by_source.items()):
-        if tx.queue(source) is None:
-            stranded[source] = len(ids)
-            continue
-        moved[source] = tx.move_messages(
-            ids, to_queue=source, now_ms=now_ms, dead_lettered_from=None
-        )
-    return Redrive(dead_letter_queue, moved, stranded)
+    done = move_dead_letters(tx, dead_letter_queue, now_ms, only_from=only_from)
+    return Redrive(dead_letter_queue, done.moved, done.stranded, done.task)

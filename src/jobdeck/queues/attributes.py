@@ -33,6 +33,8 @@ _KEPT = {
     "SqsManagedSseEnabled",
     "RedriveAllowPolicy",
 }
+# Kept attributes that an empty value removes instead of setting.
+_REMOVABLE = {"Policy", "RedriveAllowPolicy", "KmsMasterKeyId"}
 _FIFO_ONLY_KEPT = {"DeduplicationScope", "FifoThroughputLimit"}
 _READ_ONLY = {
     "ApproximateNumberOfMessages",
@@ -132,6 +134,8 @@ def apply_attributes(
             target, count = _redrive_policy(value)
             changes["dead_letter_target"] = target
             changes["max_receive_count"] = count
+        elif name in _REMOVABLE and str(value) == "":
+            extra.pop(name, None)  # as SQS: an empty policy or key removes it
         elif name in _KEPT or (fifo and name in _FIFO_ONLY_KEPT):
             extra[name] = str(value)
         else:

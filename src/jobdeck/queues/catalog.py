@@ -9,10 +9,13 @@ catalog no longer declares is kept with its messages, as an API queue.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import replace
 
 from jobdeck.catalog.model import Catalog, Queue
 from jobdeck.queues.attributes import FIFO_SUFFIX, LOCAL_ACCOUNT_ID, LOCAL_REGION
+from jobdeck.queues.sigv4 import WELL_KNOWN_SECRET, WORKER_ACCESS_KEY_ID, worker_secret
 from jobdeck.store import Tx
 from jobdeck.store.queue_records import QueueSettings
 from jobdeck.store.records import Revision
@@ -23,8 +26,8 @@ DEAD_LETTER_RETENTION_S = 1_209_600
 
 # The credentials workers get: the endpoint accepts any SigV4 signature, so these are
 # fixed, public and grant nothing anywhere else.
-LOCAL_ACCESS_KEY_ID = "jobdeck"
-LOCAL_SECRET_ACCESS_KEY = "jobdeck-local"
+LOCAL_ACCESS_KEY_ID = WORKER_ACCESS_KEY_ID
+LOCAL_SECRET_ACCESS_KEY = WELL_KNOWN_SECRET
 
 
 def wire_name(name: str, fifo: bool) -> str:
@@ -87,15 +90,18 @@ def sync_catalog_queues(tx: Tx, revision: Revision) -> None:
             tx.set_queue_origin(name, "api")
 
 
-def worker_environment(base_url: str, queue: str | None) -> dict[str, str]:
+def worker_environment(
+    base_url: str, queue: str | None, environ: Mapping[str, str] = os.environ
+) -> dict[str, str]:
     """What a worker process needs to use the endpoint with unchanged SQS code:
-    the endpoint, a region, credentials it accepts, and its queue's URL."""
+    the endpoint, a region, credentials it accepts (the secret is the engine's
+    JOBDECK_SQS_SECRET_ACCESS_KEY where one is set), and its queue's URL."""
     env = {
         "AWS_ENDPOINT_URL_SQS": base_url.rstrip("/"),
         "AWS_REGION": LOCAL_REGION,
         "AWS_DEFAULT_REGION": LOCAL_REGION,
         "AWS_ACCESS_KEY_ID": LOCAL_ACCESS_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": LOCAL_SECRET_ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": worker_secret(environ),
     }
     if queue is not None:
         env["JOBDECK_QUEUE_URL"] = f"{base_url.rstrip('/')}/{LOCAL_ACCOUNT_ID}/{queue}"

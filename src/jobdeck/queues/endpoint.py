@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import uuid
@@ -25,8 +26,13 @@ from starlette.routing import Route
 
 from jobdeck.clock import Clock
 from jobdeck.queues import query_protocol
+from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
+from jobdeck.queues.core import now_ms
 from jobdeck.queues.errors import SqsError
-from jobdeck.queues.service import Params, QueueService, Result, now_ms, wait_seconds
+from jobdeck.queues.service import Params, QueueService, Result, wait_seconds
+from jobdeck.queues.shapes import check_request
+from jobdeck.queues.sigv4 import KeyRing, SignedRequest, verify
+from jobdeck.queues.wire import read_body
 from jobdeck.store import Store
 
 log = logging.getLogger(__name__)
@@ -41,21 +47,6 @@ LONG_POLL_RECHECK_S = 0.5
 SHUTDOWN_GRACE_S = 3
 # How often messages past their queue's retention are deleted.
 PRUNE_INTERVAL_S = 60.0
-
-# Actions of SQS that the endpoint knows but does not serve (permissions, tags and
-# message move tasks: `jobdeck queue redrive` does what the latter do).
-UNSERVED_ACTIONS = frozenset(
-    {
-        "AddPermission",
-        "RemovePermission",
-        "TagQueue",
-        "UntagQueue",
-        "ListQueueTags",
-        "StartMessageMoveTask",
-        "CancelMessageMoveTask",
-        "ListMessageMoveTasks",
-    }
-)
 
 # Actions after which waiting receivers of the queue should look again.
 _WAKING_ACTIONS = {
@@ -93,12 +84,15 @@ class SqsEndpoint:
         base_url: str,
         *,
         require_signature: bool = True,
+        credentials: KeyRing | None = None,
         recheck_s: float = LONG_POLL_RECHECK_S,
     ) -> None:
         self.service = QueueService(store, clock, base_url)
         self.store = store
         self.clock = clock
         self.require_signature = require_signature
+        # Access key id -> secret, when signatures are verified (see jobdeck.queues.sigv4).
+        self.credentials = credentials
         self.recheck_s = recheck_s
         self.waiters = Waiters()
         # Whoever runs the app says when it is stopping: waiting long polls then answer
@@ -116,20 +110,18 @@ class SqsEndpoint:
             self.service.pin_connection()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
 
-    async def call(self, action: str, params: Params) -> Result:
-        """Runs ``action`` (long polling a receive), raising :class:`SqsError`."""
+    async def call(self, action: str, params: Params, account: str | None = None) -> Result:
+        """Runs ``action`` (long polling a receive) for ``account`` (the queues' own when
+        None), raising :class:`SqsError`."""
         handler = self.service.actions.get(action)
-        if action in UNSERVED_ACTIONS:
-            raise SqsError(
-                "UnsupportedOperation",
-                f"{action} is an SQS action that this endpoint does not serve "
-                "(see the queues documentation for what it does).",
-            )
         if handler is None:
             raise SqsError(
                 "UnknownOperationException" if action else "InvalidAction",
                 f"The action {action or '(none)'} is not valid for this endpoint.",
             )
+        check_request(action, params)
+        if account is not None and account != LOCAL_ACCOUNT_ID:
+            await self.run(functools.partial(self.service.authorize, action, account), params)
         if action == "ReceiveMessage":
             return await self._receive(params)
         result = await self.run(handler, params)
@@ -170,22 +162,29 @@ class SqsEndpoint:
     async def handle(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         target = request.headers.get("x-amz-target")
+        if request.method not in ("GET", "POST"):
+            refused = SqsError("MethodNotAllowed", f"{request.method} is not an SQS request.")
+            if target is not None:
+                return json_error(refused, request_id)
+            return query_protocol.xml_error(refused, request_id)
         if target is not None:
             return await self._handle_json(request, target, request_id)
         return await query_protocol.handle(self, request, request_id)
 
     async def _handle_json(self, request: Request, target: str, request_id: str) -> Response:
         try:
-            self.check_signature(request)
+            raw = await read_body(request)
+            account = self.check_signature(request, raw)
             action = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else ""
-            raw = await request.body()
             try:
                 params = json.loads(raw) if raw else {}
-            except ValueError:
-                raise SqsError("InvalidParameterValue", "The request body is not JSON.") from None
+            except (ValueError, RecursionError):
+                raise SqsError(
+                    "SerializationException", "The request body is not valid JSON."
+                ) from None
             if not isinstance(params, dict):
                 raise SqsError("InvalidParameterValue", "The request body must be a JSON object.")
-            result = await self.call(action, params)
+            result = await self.call(action, params, account)
         except SqsError as refused:
             return json_error(refused, request_id)
         except Exception:
@@ -197,17 +196,32 @@ class SqsEndpoint:
             headers={"x-amzn-RequestId": request_id},
         )
 
-    def check_signature(self, request: Request) -> None:
-        """Any SigV4-signed request is accepted: the signature is not verified, since the
-        endpoint serves one machine; unsigned requests are refused as SQS refuses them."""
+    def check_signature(self, request: Request, body: bytes) -> str | None:
+        """With credentials, the SigV4 signature must be one of theirs over this very
+        request. Without (on loopback, by default), any SigV4-signed request is accepted
+        and unsigned ones are refused, as SQS refuses them."""
+        if self.credentials is not None:
+            host = request.headers.get("host", "")
+            query = request.scope.get("query_string", b"").decode("latin-1")
+            path = request.scope.get("raw_path", b"/").decode("latin-1") or "/"
+            signed = SignedRequest(
+                method=request.method,
+                url=f"{request.url.scheme}://{host}{path}" + (f"?{query}" if query else ""),
+                headers=[
+                    (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw
+                ],
+                body=body,
+            )
+            key_id = verify(signed, self.credentials, self.clock.now())
+            return self.credentials.account_of(key_id)
         if not self.require_signature:
-            return
+            return None
         authorization = request.headers.get("authorization", "")
         if (
             authorization.startswith("AWS4-HMAC-SHA256 ")
             or request.query_params.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256"
         ):
-            return
+            return None
         raise SqsError(
             "MissingAuthenticationToken",
             "Request is missing Authentication Token: sign it with SigV4 (any credentials).",
@@ -225,10 +239,18 @@ def json_error(refused: SqsError, request_id: str) -> Response:
 
 
 def create_sqs_app(
-    store: Store, clock: Clock, *, base_url: str, require_signature: bool = True
+    store: Store,
+    clock: Clock,
+    *,
+    base_url: str,
+    require_signature: bool = True,
+    credentials: KeyRing | None = None,
 ) -> Starlette:
-    """The endpoint as an ASGI app; queue URLs are ``{base_url}/000000000000/{name}``."""
-    endpoint = SqsEndpoint(store, clock, base_url, require_signature=require_signature)
+    """The endpoint as an ASGI app; queue URLs are ``{base_url}/000000000000/{name}``.
+    With ``credentials``, only requests signed with one of them are served."""
+    endpoint = SqsEndpoint(
+        store, clock, base_url, require_signature=require_signature, credentials=credentials
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -243,7 +265,15 @@ def create_sqs_app(
             endpoint.service.close()
 
     app = Starlette(
-        routes=[Route("/{path:path}", endpoint.handle, methods=["GET", "POST"])],
+        # Every method reaches the handler, which refuses all but GET and POST in SQS's
+        # error shape (rather than the framework's plain-text 405).
+        routes=[
+            Route(
+                "/{path:path}",
+                endpoint.handle,
+                methods=["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"],
+            )
+        ],
         lifespan=lifespan,
     )
     app.state.sqs = endpoint
@@ -267,9 +297,12 @@ async def serve_sqs(
     started: asyncio.Event | None = None,
     *,
     base_url: str | None = None,
+    credentials: KeyRing | None = None,
 ) -> None:
     """Serves the endpoint on ``host:port`` until cancelled (or uvicorn is told to exit)."""
-    app = create_sqs_app(store, clock, base_url=base_url or f"http://{host}:{port}")
+    app = create_sqs_app(
+        store, clock, base_url=base_url or f"http://{host}:{port}", credentials=credentials
+    )
     config = uvicorn.Config(
         app,
         host=host,

@@ -35,13 +35,30 @@ ERROR_CODES: dict[str, tuple[str, int]] = {
     "MissingAuthenticationToken": ("MissingAuthenticationToken", 403),
     "InvalidAction": ("InvalidAction", 400),
     "UnknownOperationException": ("InvalidAction", 400),
+    "SerializationException": ("SerializationException", 400),
+    "AccessDenied": ("AccessDenied", 403),
+    "IncompleteSignature": ("IncompleteSignature", 400),
+    "InvalidClientTokenId": ("InvalidClientTokenId", 403),
+    "SignatureDoesNotMatch": ("SignatureDoesNotMatch", 403),
+    "RequestEntityTooLarge": ("RequestEntityTooLarge", 413),
+    "MethodNotAllowed": ("MethodNotAllowed", 405),
     "InternalFailure": ("InternalFailure", 500),
 }
 
 # The namespace of ``__type``; a few generic errors come from AWS's common namespace.
 _SQS_NAMESPACE = "com.amazonaws.sqs#"
 _COMMON_NAMESPACE = "com.amazon.coral.service#"
-_COMMON = {"MissingAuthenticationToken", "UnknownOperationException", "InternalFailure"}
+_COMMON = {
+    "MissingAuthenticationToken",
+    "UnknownOperationException",
+    "InternalFailure",
+    "SerializationException",
+    "RequestEntityTooLarge",
+    "MethodNotAllowed",
+    "IncompleteSignature",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+}
 
 
 class SqsError(Exception):

@@ -193,11 +193,12 @@ def check_tag(value: object, name: str) -> str:
     return value
 
 
-def check_batch_ids(ids: Sequence[object]) -> None:
-    """The batch rules SQS applies before looking at any entry."""
+def check_batch_ids(ids: Sequence[object], action: str = "SendMessageBatch") -> None:
+    """The batch rules SQS applies before looking at any entry of ``action``."""
     if not ids:
         raise SqsError(
-            "EmptyBatchRequest", "There should be at least one SendMessageBatchRequestEntry."
+            "EmptyBatchRequest",
+            f"There should be at least one {action}RequestEntry in the request.",
         )
     if len(ids) > MAX_BATCH_ENTRIES:
         raise SqsError(
@@ -212,8 +213,11 @@ def check_batch_ids(ids: Sequence[object]) -> None:
                 "A batch entry id can only contain alphanumeric characters, hyphens and "
                 "underscores. It can be at most 80 letters long.",
             )
-    if len(set(ids)) != len(ids):
-        raise SqsError("BatchEntryIdsNotDistinct", "Two or more batch entries have the same Id.")
+    seen: set[object] = set()
+    for entry_id in ids:
+        if entry_id in seen:
+            raise SqsError("BatchEntryIdsNotDistinct", f"Id {entry_id} repeated.")
+        seen.add(entry_id)
 
 
 def content_dedup_id(body: str) -> str:
@@ -228,11 +232,22 @@ def sequence_number(message_seq: int) -> str:
 # -- receipt handles --------------------------------------------------------------------
 
 
-def receipt_handle(message_seq: int, token: str) -> str:
-    return base64.urlsafe_b64encode(f"jd1:{message_seq}:{token}".encode()).decode("ascii")
+@dataclass(frozen=True)
+class Receipt:
+    """What a receipt handle names: the message (its sequence and id) and the receive
+    that handed it out (its token)."""
+
+    seq: int
+    token: str
+    message_id: str | None  # None in handles of the first format, which lacked it
 
 
-def parse_receipt_handle(handle: object) -> tuple[int, str]:
+def receipt_handle(message_seq: int, token: str, message_id: str) -> str:
+    raw = f"jd2:{message_seq}:{token}:{message_id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode("ascii")
+
+
+def parse_receipt_handle(handle: object) -> Receipt:
     """The message and the receive a handle names; ReceiptHandleIsInvalid otherwise."""
     parts: list[str] = []
     if isinstance(handle, str):
@@ -240,9 +255,19 @@ def parse_receipt_handle(handle: object) -> tuple[int, str]:
             parts = base64.urlsafe_b64decode(handle.encode("ascii")).decode().split(":")
         except (ValueError, UnicodeError, binascii.Error):
             parts = []
-    if len(parts) == 3 and parts[0] == "jd1" and parts[1].isdigit() and parts[2]:
-        return int(parts[1]), parts[2]
+    if len(parts) >= 3 and parts[1].isdigit() and len(parts[1]) <= 19 and parts[2]:
+        if parts[0] == "jd1" and len(parts) == 3:
+            return Receipt(int(parts[1]), parts[2], None)
+        if parts[0] == "jd2" and len(parts) == 4 and parts[3]:
+            return Receipt(int(parts[1]), parts[2], parts[3])
     raise SqsError("ReceiptHandleIsInvalid", f'The input receipt handle "{handle}" is not valid.')
+
+
+def expired_handle(handle: object) -> SqsError:
+    return invalid_parameter(
+        f"Value {handle} for parameter ReceiptHandle is invalid. Reason: The receipt handle "
+        "has expired."
+    )
 
 
 # -- receiving --------------------------------------------------------------------------

@@ -7,18 +7,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jobdeck.queues import messages as msg
-from jobdeck.queues.errors import SqsError, invalid_parameter, missing_parameter
+from jobdeck.queues.errors import SqsError, invalid_parameter, missing_parameter, no_such_queue
 
 Params = Mapping[str, Any]
 Result = dict[str, Any]
 
 
-def queue_name_from_url(url: str) -> str:
-    """The queue a QueueUrl names: its last path segment, whatever the host."""
+def queue_name_from_url(url: object) -> str:
+    """The queue a QueueUrl names: its last path segment, whatever the host. A URL that
+    names no queue names one that does not exist, as SQS answers it."""
+    if not isinstance(url, str):
+        raise invalid_parameter("Value for parameter QueueUrl is invalid: it must be a string.")
     path = urlsplit(url).path if "://" in url else url
     parts = [p for p in path.split("/") if p]
     if not parts:
-        raise SqsError("InvalidAddress", f"The address {url} is not valid for this endpoint.")
+        raise no_such_queue()
     return parts[-1]
 
 
@@ -67,11 +70,11 @@ def string_map(value: Any, name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
-def entries(params: Params) -> list[dict[str, Any]]:
+def entries(params: Params, action: str) -> list[dict[str, Any]]:
     entries = params.get("Entries") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         raise invalid_parameter("Entries must be a list of batch entries.")
-    msg.check_batch_ids([e.get("Id") for e in entries])
+    msg.check_batch_ids([e.get("Id") for e in entries], action)
     return entries
 
 

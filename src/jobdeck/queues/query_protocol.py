@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
@@ -16,12 +17,16 @@ from xml.etree import ElementTree
 from starlette.requests import Request
 from starlette.responses import Response
 
-from jobdeck.queues.errors import SqsError
+from jobdeck.queues.errors import SqsError, missing_parameter
+from jobdeck.queues.wire import read_body
 
 if TYPE_CHECKING:
     from jobdeck.queues.endpoint import SqsEndpoint
 
 log = logging.getLogger(__name__)
+
+# What XML 1.0 cannot carry, even escaped.
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 XML_NAMESPACE = "http://queue.amazonaws.com/doc/2012-11-05/"
 
@@ -53,6 +58,11 @@ _SCALARS = (
     "ReceiveRequestAttemptId",
     "ReceiptHandle",
     "Id",
+    "Label",
+    "TaskHandle",
+    "SourceArn",
+    "DestinationArn",
+    "MaxNumberOfMessagesPerSecond",
 )
 _INTEGERS = {
     "MaxResults",
@@ -60,22 +70,23 @@ _INTEGERS = {
     "MaxNumberOfMessages",
     "VisibilityTimeout",
     "WaitTimeSeconds",
+    "MaxNumberOfMessagesPerSecond",
 }
 
 
 async def handle(endpoint: SqsEndpoint, request: Request, request_id: str) -> Response:
     try:
         form: dict[str, str] = dict(request.query_params)
+        raw = await read_body(request)
         if request.method == "POST":
             # SDKs send application/x-www-form-urlencoded; the standard library reads it.
-            body = (await request.body()).decode("utf-8", errors="replace")
-            form.update(parse_qsl(body, keep_blank_values=True))
-        endpoint.check_signature(request)
+            form.update(parse_qsl(raw.decode("utf-8", errors="replace"), keep_blank_values=True))
+        account = endpoint.check_signature(request, raw)
         action = form.get("Action", "")
         params = parse(action, form)
         if "QueueUrl" not in params and request.url.path.strip("/"):
             params["QueueUrl"] = str(request.url)
-        result = await endpoint.call(action, params)
+        result = await endpoint.call(action, params, account)
     except SqsError as refused:
         return xml_error(refused, request_id)
     except Exception:
@@ -87,6 +98,14 @@ async def handle(endpoint: SqsEndpoint, request: Request, request_id: str) -> Re
 def parse(action: str, form: Mapping[str, str]) -> dict[str, Any]:
     """The JSON-shaped parameters of a form-encoded request."""
     params = _entry(form, "")
+    tags = {
+        form[f"Tag.{n}.Key"]: form.get(f"Tag.{n}.Value", "")
+        for n in _indexes(form, "Tag")
+        if f"Tag.{n}.Key" in form
+    }
+    if tags:
+        # CreateQueue's member is lower case in SQS's model; TagQueue's is not.
+        params["tags" if action == "CreateQueue" else "Tags"] = tags
     prefix = _ENTRY_PREFIX.get(action)
     if prefix is not None:
         params["Entries"] = [_entry(form, f"{prefix}.{n}.") for n in _indexes(form, prefix)]
@@ -98,10 +117,13 @@ def _entry(form: Mapping[str, str], prefix: str) -> dict[str, Any]:
     for name in _SCALARS:
         scalar = form.get(prefix + name)
         if scalar is not None:
-            numeric = name in _INTEGERS and scalar.lstrip("-").isdigit()
+            digits = scalar.removeprefix("-")
+            numeric = (
+                name in _INTEGERS and digits.isascii() and digits.isdigit() and len(digits) <= 18
+            )
             out[name] = int(scalar) if numeric else scalar
     attributes = {
-        form[f"{prefix}Attribute.{n}.Name"]: form.get(f"{prefix}Attribute.{n}.Value", "")
+        _need(form, f"{prefix}Attribute.{n}.Name"): form.get(f"{prefix}Attribute.{n}.Value", "")
         for n in _indexes(form, prefix + "Attribute")
     }
     if attributes:
@@ -110,8 +132,11 @@ def _entry(form: Mapping[str, str], prefix: str) -> dict[str, Any]:
         ("AttributeNames", "AttributeName"),
         ("MessageAttributeNames", "MessageAttributeName"),
         ("MessageSystemAttributeNames", "MessageSystemAttributeName"),
+        ("TagKeys", "TagKey"),
+        ("AWSAccountIds", "AWSAccountId"),
+        ("Actions", "ActionName"),
     ):
-        names = [form[f"{prefix}{single}.{n}"] for n in _indexes(form, prefix + single)]
+        names = [_need(form, f"{prefix}{single}.{n}") for n in _indexes(form, prefix + single)]
         if names:
             out[plural] = names
     for plural, single in (
@@ -126,10 +151,19 @@ def _entry(form: Mapping[str, str], prefix: str) -> dict[str, Any]:
                 for key in ("DataType", "StringValue", "BinaryValue")
                 if base + "Value." + key in form
             }
-            values[form[base + "Name"]] = value
+            values[_need(form, base + "Name")] = value
         if values:
             out[plural] = values
     return out
+
+
+def _need(form: Mapping[str, str], key: str) -> str:
+    """A member the numbering says is there; SQS's MissingParameter when it is not
+    (``Attribute.01.Value`` without ``Attribute.1.Name``, say)."""
+    value = form.get(key)
+    if value is None:
+        raise missing_parameter(key)
+    return value
 
 
 def _indexes(form: Mapping[str, str], stem: str) -> list[int]:
@@ -139,7 +173,7 @@ def _indexes(form: Mapping[str, str], stem: str) -> list[int]:
     for key in form:
         if key.startswith(start):
             head = key[len(start) :].split(".", 1)[0]
-            if head.isdigit():
+            if head.isascii() and head.isdigit() and len(head) <= 9:
                 found.add(int(head))
     return sorted(found)
 
@@ -157,8 +191,13 @@ def render(action: str, result: Mapping[str, Any], request_id: str) -> bytes:
             _message(ElementTree.SubElement(body, "Message"), message)
     else:
         for key, value in result.items():
-            if key in ("Attributes",):
+            if key == "Attributes":
                 _pairs(body, "Attribute", value)
+            elif key == "Tags":
+                _pairs(body, "Tag", value, "Key")
+            elif key == "Results":
+                for entry in value:
+                    _fields(ElementTree.SubElement(body, f"{action}ResultEntry"), entry)
             elif key in ("QueueUrls", "queueUrls"):
                 for url in value:
                     ElementTree.SubElement(body, "QueueUrl").text = url
@@ -177,10 +216,12 @@ def _fields(parent: ElementTree.Element, entry: Mapping[str, Any]) -> None:
         ElementTree.SubElement(parent, key).text = text
 
 
-def _pairs(parent: ElementTree.Element, tag: str, values: Mapping[str, str]) -> None:
+def _pairs(
+    parent: ElementTree.Element, tag: str, values: Mapping[str, str], key: str = "Name"
+) -> None:
     for name, value in values.items():
         pair = ElementTree.SubElement(parent, tag)
-        ElementTree.SubElement(pair, "Name").text = name
+        ElementTree.SubElement(pair, key).text = name
         ElementTree.SubElement(pair, "Value").text = value
 
 
@@ -206,7 +247,9 @@ def xml_error(refused: SqsError, request_id: str) -> Response:
     error = ElementTree.SubElement(root, "Error")
     ElementTree.SubElement(error, "Type").text = "Sender" if refused.sender_fault else "Receiver"
     ElementTree.SubElement(error, "Code").text = refused.query_code
-    ElementTree.SubElement(error, "Message").text = refused.message
+    # The message may quote what the request sent: characters XML cannot carry are
+    # replaced, so the answer stays well-formed.
+    ElementTree.SubElement(error, "Message").text = _XML_INVALID.sub("\ufffd", refused.message)
     ElementTree.SubElement(error, "Detail")
     ElementTree.SubElement(root, "RequestId").text = request_id
     return Response(

@@ -4,6 +4,7 @@ FIFO deduplication inside the caller's transaction."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from jobdeck.queues import messages as msg
 from jobdeck.queues.errors import invalid_parameter, missing_parameter
@@ -27,7 +28,9 @@ def prepare_message(queue: QueueRecord, entry: Params, now: int) -> NewMessage:
     group = entry.get("MessageGroupId")
     dedup = entry.get("MessageDeduplicationId")
     if queue.fifo:
-        if delay is not None:
+        # Only a non-zero per-message delay is refused: clients that always send
+        # DelaySeconds send 0, which SQS accepts on a FIFO queue.
+        if delay is not None and as_int(delay, "DelaySeconds") != 0:
             raise invalid_parameter(
                 f"Value {delay} for parameter DelaySeconds is invalid. Reason: The request "
                 "include parameter that is not valid for this queue type."
@@ -48,7 +51,11 @@ def prepare_message(queue: QueueRecord, entry: Params, now: int) -> NewMessage:
             "Value for parameter MessageDeduplicationId is invalid. Reason: The request "
             "includes a parameter that is not valid for this queue type."
         )
-    seconds = queue.settings.delay_seconds if delay is None else as_int(delay, "DelaySeconds")
+    seconds = (
+        queue.settings.delay_seconds
+        if delay is None or queue.fifo
+        else as_int(delay, "DelaySeconds")
+    )
     if not 0 <= seconds <= 900:
         raise invalid_parameter(
             f"Value {seconds} for parameter DelaySeconds is invalid. Reason: DelaySeconds "
@@ -66,6 +73,22 @@ def prepare_message(queue: QueueRecord, entry: Params, now: int) -> NewMessage:
         group_id=group if queue.fifo else None,
         dedup_id=dedup,
     )
+
+
+def check_fifo_batch(queue: QueueRecord, batch: list[dict[str, Any]]) -> None:
+    """A FIFO batch entry without a group id, or without a deduplication id where the
+    queue does not derive one from the content, fails the whole call, as in SQS."""
+    for entry in batch:
+        if entry.get("MessageGroupId") is None:
+            raise missing_parameter("MessageGroupId")
+        if (
+            entry.get("MessageDeduplicationId") is None
+            and not queue.settings.content_based_deduplication
+        ):
+            raise invalid_parameter(
+                "The queue should either have ContentBasedDeduplication enabled or "
+                "MessageDeduplicationId provided explicitly"
+            )
 
 
 def enqueue(tx: Tx, queue: QueueRecord, prepared: list[NewMessage], now: int) -> list[Result]:

@@ -83,3 +83,19 @@ class QueueCounts:
     visible: int
     in_flight: int
     delayed: int
+
+
+@dataclass(frozen=True)
+class MoveTask:
+    """A message-move task: dead letters of ``source`` moved back to the queues they came
+    from, or to ``destination``. Status names are SQS's."""
+
+    handle: str
+    source: str
+    destination: str | None
+    max_per_second: int | None
+    status: str
+    moved: int
+    to_move: int
+    failure: str | None
+    started_ms: int

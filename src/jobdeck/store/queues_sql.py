@@ -86,11 +86,20 @@ _MARK_RECEIVED = (
         first_received_ms=func.coalesce(_m.first_received_ms, bindparam("now_ms")),
     )
 )
-# ``id IN`` first: without it SQLite's planner walks the queue's whole index.
+# By ``id`` only: SQLite's planner, given ``queue = ?``, walks the queue's whole index
+# instead (2 ms for 10 messages under a backlog of 20,000; 15 us by id), so the queue is
+# compared as an expression (``queue || ''``), which no index serves.
+_SAME_QUEUE = (_m.queue + "") == bindparam("queue")
 _DELETE_RECEIVED = delete(queue_messages).where(
     _m.id.in_(bindparam("ids", expanding=True)),
-    _m.queue == bindparam("queue"),
+    _SAME_QUEUE,
     tuple_(_m.id, _m.receipt_token).in_(bindparam("handles", expanding=True)),
+)
+# Any receipt handle of the message: its sequence id with its message id.
+_DELETE_BY_MESSAGE_ID = delete(queue_messages).where(
+    _m.id.in_(bindparam("ids", expanding=True)),
+    _SAME_QUEUE,
+    tuple_(_m.id, _m.message_id).in_(bindparam("handles", expanding=True)),
 )
 
 
@@ -345,12 +354,15 @@ class QueueQueries:
 
     # -- receipt handles -------------------------------------------------------------
 
-    def delete_received(self, queue: str, handles: Sequence[tuple[int, str]]) -> None:
-        """Deletes each message whose latest receipt token matches."""
+    def delete_received(
+        self, queue: str, handles: Sequence[tuple[int, str]], *, by_message_id: bool = False
+    ) -> None:
+        """Deletes each message whose latest receipt token matches (whose message id
+        matches, ``by_message_id``)."""
         if not handles:
             return
         self.connection.execute(
-            _DELETE_RECEIVED,
+            _DELETE_BY_MESSAGE_ID if by_message_id else _DELETE_RECEIVED,
             {
                 "ids": [message_id for message_id, _ in handles],
                 "queue": queue,

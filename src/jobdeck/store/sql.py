@@ -39,6 +39,7 @@ from jobdeck.store.engine import (
     take_over_checkpoints,
 )
 from jobdeck.store.errors import NotFound, RevisionConflict, StoreError
+from jobdeck.store.queue_tasks_sql import QueueTaskQueries
 from jobdeck.store.queues_sql import QueueQueries
 from jobdeck.store.records import (
     AuditEntry,
@@ -225,7 +226,7 @@ class Store:
             return tx.last_runs(jobs)
 
 
-class Tx(RunQueries, QueueQueries, WorkerQueries):
+class Tx(RunQueries, QueueQueries, QueueTaskQueries, WorkerQueries):
     """The operations of one unit of work, all on one connection and transaction.
 
     The queries for runs and fires come from :class:`RunQueries`, those for queues

@@ -222,6 +222,8 @@ queues = Table(
     Column("max_receive_count", Integer, nullable=True),
     Column("extra", JSONDocument, nullable=False),
     Column("last_purge_ms", Millis, nullable=True),
+    # TagQueue's tags (cost allocation, Terraform's plans): a map of strings, or null.
+    Column("tags", JSONDocument, nullable=True),
 )
 
 queue_messages = Table(
@@ -274,6 +276,25 @@ queue_dedup = Table(
     Column("sequence_number", String(40), nullable=False),
     Column("expires_ms", Millis, nullable=False),
     PrimaryKeyConstraint("queue", "dedup_id"),
+)
+
+# Message-move tasks (StartMessageMoveTask, `jobdeck queue redrive`): each moves the dead
+# letters of a queue back to their sources (or to a destination), and is kept to list.
+queue_move_tasks = Table(
+    "queue_move_tasks",
+    metadata,
+    Column("handle", String(64), primary_key=True),
+    # Not foreign keys: a task's record outlives the queues it named.
+    Column("source", String(QUEUE_NAME_LENGTH), nullable=False),
+    Column("destination", String(QUEUE_NAME_LENGTH), nullable=True),
+    Column("max_per_second", Integer, nullable=True),
+    # RUNNING, COMPLETED, CANCELLING, CANCELLED or FAILED, as SQS names them.
+    Column("status", String(16), nullable=False),
+    Column("moved", Integer, nullable=False),
+    Column("to_move", Integer, nullable=False),
+    Column("failure", Text, nullable=True),
+    Column("started_ms", Millis, nullable=False),
+    Index(None, "source", "started_ms"),
 )
 
 # -- workers (the supervisor of resident worker processes) ------------------------------
