@@ -36,6 +36,14 @@ SqsPort = Annotated[int, typer.Option(help="Port of the SQS-compatible endpoint 
 TlsCert = Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate.")]
 TlsKey = Annotated[Path | None, typer.Option(help="The certificate's private key.")]
 Isolation = Annotated[str, typer.Option(help="auto (cgroups where permitted), cgroups, or rlimit.")]
+AllowedHost = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-host",
+        help="A name the HTTP server answers to besides loopback names, IP addresses and "
+        "--host (repeatable; also JOBDECK_ALLOWED_HOSTS, comma separated).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +58,7 @@ class ServeOptions:
     sqs_port: int = 9324
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def serve(
@@ -61,6 +70,7 @@ def serve(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     isolation: Isolation = "auto",
+    allowed_host: AllowedHost = None,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     config = settings(ctx)
@@ -74,7 +84,7 @@ def serve(
             sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
         ),
-        ServeOptions(host, port, sqs_port, tls_cert, tls_key),
+        ServeOptions(host, port, sqs_port, tls_cert, tls_key, tuple(allowed_host or ())),
     )
     raise typer.Exit(code)
 
@@ -213,6 +223,7 @@ async def _serve(options: Options, serve_options: ServeOptions) -> None:
                 tls_cert=serve_options.tls_cert,
                 tls_key=serve_options.tls_key,
                 started=started,
+                allowed_hosts=serve_options.allowed_hosts,
             )
 
         application.extra_loops["http"] = http
