@@ -36,6 +36,14 @@ SqsPort = Annotated[int, typer.Option(help="Port of the SQS-compatible endpoint 
 TlsCert = Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate.")]
 TlsKey = Annotated[Path | None, typer.Option(help="The certificate's private key.")]
 Isolation = Annotated[str, typer.Option(help="auto (cgroups where permitted), cgroups, or rlimit.")]
+PassEnv = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pass-env",
+        help="A variable (or pattern, e.g. 'PYTHON*') of this environment that runs get "
+        "besides the basics (repeatable; also JOBDECK_PASS_ENV). Secrets never pass.",
+    ),
+]
 AllowedHost = Annotated[
     list[str] | None,
     typer.Option(
@@ -71,6 +79,7 @@ def serve(
     tls_key: TlsKey = None,
     isolation: Isolation = "auto",
     allowed_host: AllowedHost = None,
+    pass_env: PassEnv = None,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     config = settings(ctx)
@@ -83,6 +92,7 @@ def serve(
             public_url=_public_url(host, port, tls_cert),
             sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
+            pass_env=tuple(pass_env or ()),
         ),
         ServeOptions(host, port, sqs_port, tls_cert, tls_key, tuple(allowed_host or ())),
     )
@@ -129,6 +139,7 @@ def demo(
             sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
             environ={**os.environ, "JOBDECK_DEMO": "1", "PATH": _demo_path()},
+            pass_env=("NEWSROOM_*",),  # the example's own settings
         )
         code = run_server(options, ServeOptions(host, port, sqs_port))
     finally:

@@ -222,7 +222,7 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
     """
     # Unique per call, not per process: two threads may write the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         # One line, not indented: only the compact form has the C encoder, and these
         # files are written on every run's path.
