@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
 from jobdeck.control import Control
+from jobdeck.execute.environment import inherited, pass_env_patterns
 from jobdeck.execute.pools import Mode
 from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
@@ -68,6 +69,8 @@ class Options:
     # among them) still serve, recording them cancelled with reason ``shutdown``; else
     # they go on and the next start adopts them.
     stop_workers_at_exit: bool = False
+    # Variables of ``environ`` that runs get besides the basics (``--pass-env``).
+    pass_env: tuple[str, ...] = ()
 
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
@@ -75,12 +78,15 @@ SHUTDOWN_SLACK = 10.0
 
 
 def _run_environment(options: Options) -> Mapping[str, str]:
-    """What every run starts from: the engine's environment and, when the SQS endpoint is
-    served, its endpoint, region and credentials, so that a schedule that produces
-    messages with an SDK finds it as a worker does (the environment's own values win)."""
+    """What every run starts from: the engine's environment through its allow-list (see
+    :mod:`jobdeck.execute.environment`) and, when the SQS endpoint is served, its
+    endpoint, region and credentials, so that a schedule that produces messages with an
+    SDK finds it as a worker does (what the operator passes on wins)."""
+    patterns = pass_env_patterns(options.environ, options.pass_env)
+    base = inherited(options.environ, patterns)
     if not options.sqs_url:
-        return options.environ
-    return {**worker_environment(options.sqs_url, None), **options.environ}
+        return base
+    return {**worker_environment(options.sqs_url, None), **base}
 
 
 class Application:
@@ -89,7 +95,10 @@ class Application:
         self.clock: Clock = clock or SystemClock()
         # Absolute: run shims and launchers work from "/", not from the engine's cwd.
         self.state_dir = options.state_dir.resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Runs' records and logs, and the SQLite store, are the engine's user's alone.
+        if self.state_dir.stat().st_mode & 0o077:
+            self.state_dir.chmod(0o700)
         self.store: Store = open_store(options.store_url, state_dir=self.state_dir)
         self._checkpointing = self.store.take_over_checkpoints()
         self.instance = instance_name(self.state_dir, options.store_url)

@@ -198,7 +198,11 @@ async def test_run_requests_that_are_refused(tmp_path: Path) -> None:
             "force",
         )
         assert_error(
-            await client.post("/api/v1/schedules/hello/runs", content=b"{nope"),
+            await client.post(
+                "/api/v1/schedules/hello/runs",
+                content=b"{nope",
+                headers={"content-type": "application/json"},
+            ),
             400,
             "bad_request",
             "not valid JSON",

@@ -35,7 +35,7 @@ async def test_breaking_push_fans_out_and_reports_its_timing(tmp_path: Path) -> 
     catalog = commands_only((EXAMPLE / "jobdeck.yaml").read_text())
     # The interpreter running the tests has httpx; the tool runs as `python3` from PATH.
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    environ = base_environ(PATH=path, NEWSROOM_DEVICES="300")
+    environ = base_environ(PATH=path, NEWSROOM_DEVICES="300", JOBDECK_PASS_ENV="NEWSROOM_*")
     async with serving(tmp_path, catalog, environ=environ) as server:
         answer = await server.client.post(
             "/api/v1/commands/breaking-push/invocations",

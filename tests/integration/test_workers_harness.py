@@ -189,7 +189,12 @@ class Engine:
                 store_url=store_url,
                 sqs_url=sqs_url,
                 isolation="rlimit",
-                environ={**ENV, "PYTHONPATH": str(root), **(environ or {})},
+                environ={
+                    **ENV,
+                    "PYTHONPATH": str(root),
+                    "JOBDECK_PASS_ENV": "PYTHONPATH",
+                    **(environ or {}),
+                },
             )
         )
         supervisor = self.app.supervisor

@@ -32,7 +32,9 @@ SESSION_SECONDS = 12 * 3600
 # Slack's events, which carry Slack's signature instead (Bolt verifies it; the route
 # exists only when a signing secret is configured).
 # The icon too: a browser asks for it on the login page, before anyone signed in.
-OPEN_PATHS = frozenset({"/healthz", "/login", "/logout", "/slack/events", "/favicon.ico"})
+OPEN_PATHS = frozenset(
+    {"/healthz", "/login", "/login.css", "/logout", "/slack/events", "/favicon.ico"}
+)
 # Answered with a 401 in JSON rather than a redirect to the login form.
 MACHINE_PATHS = ("/api/", "/metrics", "/openapi.json")
 
@@ -146,19 +148,23 @@ _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>jobdeck: sign in</title>
-<style>
-body {{ font: 16px/1.5 system-ui, sans-serif; background: #f4f5f7; margin: 0; }}
-main {{ max-width: 26rem; margin: 12vh auto; background: #fff; padding: 2rem;
-  border-radius: 8px; box-shadow: 0 1px 4px rgba(0,0,0,.12); }}
-h1 {{ font-size: 1.3rem; margin-top: 0; }}
-input[type=password] {{ width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; }}
-button {{ margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; cursor: pointer; }}
-.error {{ color: #b00020; }}
-</style></head>
+<link rel="stylesheet" href="/login.css"></head>
 <body><main>
 <h1>jobdeck</h1>
 {body}
 </main></body></html>
+"""
+
+
+# Served at its own URL, not inline: the pages' Content-Security-Policy forbids inline style.
+LOGIN_CSS = """\
+body { font: 16px/1.5 system-ui, sans-serif; background: #f4f5f7; margin: 0; }
+main { max-width: 26rem; margin: 12vh auto; background: #fff; padding: 2rem;
+  border-radius: 8px; box-shadow: 0 1px 4px rgba(0,0,0,.12); }
+h1 { font-size: 1.3rem; margin-top: 0; }
+input[type=password] { width: 100%; box-sizing: border-box; padding: .5rem; font: inherit; }
+button { margin-top: 1rem; padding: .5rem 1.2rem; font: inherit; cursor: pointer; }
+.error { color: #b00020; }
 """
 
 
@@ -181,6 +187,10 @@ def _form(next_path: str, error: str | None = None) -> str:
 <button type="submit">Sign in</button>
 </form>"""
     )
+
+
+async def login_css(_request: Request) -> Response:
+    return Response(LOGIN_CSS, media_type="text/css")
 
 
 async def login_form(request: Request) -> Response:
@@ -224,6 +234,7 @@ async def logout(request: Request) -> Response:
 
 ROUTES = [
     Route("/login", login_form, methods=["GET"]),
+    Route("/login.css", login_css, methods=["GET"]),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
 ]

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from jobdeck.api.errors import bad_request
+from jobdeck.api.errors import bad_request, not_found
 from jobdeck.units import parse_instant
 
 if TYPE_CHECKING:
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 USER_HEADER = "x-jobdeck-user"
 MAX_LIMIT = 500
+# The largest id the stores hold (a signed 64-bit column); a larger one names nothing.
+MAX_ID = 2**63 - 1
 
 
 def application(request: Request) -> Application:
@@ -56,6 +58,14 @@ def integer(request: Request, name: str, default: int, *, low: int, high: int) -
         raise bad_request(f"?{name}={text!r} is not a whole number") from None
     if not low <= value <= high:
         raise bad_request(f"?{name}={value} is out of range: use {low} to {high}")
+    return value
+
+
+def path_id(request: Request, name: str, what: str) -> int:
+    """An ``{name:int}`` of the path; one no store column can hold is simply not there."""
+    value: int = request.path_params[name]
+    if value > MAX_ID:
+        raise not_found(f"no {what} with id {value}")
     return value
 
 

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobdeck.api.errors import Json, not_found
-from jobdeck.api.params import application, integer, page, paged
+from jobdeck.api.params import application, integer, page, paged, path_id
 from jobdeck.api.views import audit_json, iso, revision_json, run_json
 from jobdeck.app import Application
 from jobdeck.schedule.timing import next_fires
@@ -152,7 +152,7 @@ async def revisions(request: Request) -> Response:
 
 async def revision(request: Request) -> Response:
     app = application(request)
-    number: int = request.path_params["number"]
+    number = path_id(request, "number", "revision")
     found = await run_in_threadpool(app.store.revision, number)
     if found is None:
         raise not_found(f"no revision {number}")

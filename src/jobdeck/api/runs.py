@@ -13,7 +13,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_found
-from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
+from jobdeck.api.params import (
+    actor,
+    application,
+    choice,
+    integer,
+    moment,
+    page,
+    paged,
+    path_id,
+)
 from jobdeck.api.views import run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
@@ -75,8 +84,7 @@ def attempts_of(store: Store, run: Run) -> list[Run]:
 
 
 def _run_id(request: Request) -> int:
-    run_id: int = request.path_params["run_id"]
-    return run_id
+    return path_id(request, "run_id", "run")
 
 
 async def get_run(request: Request) -> Response:

@@ -23,6 +23,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from jobdeck.api.auth import check_bind, token_from
+from jobdeck.api.guard import HostRule, allowed_hosts_from
 from jobdeck.api.metrics import Source
 from jobdeck.api.service import create_api
 
@@ -109,11 +110,14 @@ def make_config(
     tls_key: Path | None = None,
     require_token: bool | None = None,
     metric_sources: Iterable[Source] = (),
+    allowed_hosts: Iterable[str] = (),
 ) -> uvicorn.Config:
     """The uvicorn configuration for ``app`` on ``host``.
 
     The token rule follows the address (see :func:`check_bind`); ``require_token=True``
     applies the rule of a public address on any address (what tests do on loopback).
+    ``allowed_hosts`` are names the server answers to besides its own (``--allowed-host``,
+    with those of ``JOBDECK_ALLOWED_HOSTS``).
     """
     environ = app.options.environ
     if require_token:
@@ -122,7 +126,10 @@ def make_config(
         token = check_bind(host, environ)
     if tls_key is not None and tls_cert is None:
         raise OSError("--tls-key needs --tls-cert")
-    config = embedded_config(create_api(app, token=token, metric_sources=metric_sources))
+    hosts = HostRule.for_bind(host, allowed_hosts_from(environ, allowed_hosts))
+    config = embedded_config(
+        create_api(app, token=token, metric_sources=metric_sources, hosts=hosts)
+    )
     if tls_cert is not None:
         # Loaded by hand: uvicorn's own context accepts whatever the OpenSSL defaults allow.
         config.ssl = tls_context(tls_cert, tls_key)
@@ -140,6 +147,7 @@ async def serve_http(
     require_token: bool | None = None,
     metric_sources: Iterable[Source] = (),
     sock: socket.socket | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     """Serve until cancelled; ``started`` is set once the socket accepts connections;
     ``sock``, when given, is the socket already bound to ``host:port``."""
@@ -150,6 +158,7 @@ async def serve_http(
         tls_key=tls_key,
         require_token=require_token,
         metric_sources=metric_sources,
+        allowed_hosts=allowed_hosts,
     )
     scheme = "https" if tls_cert else "http"
     log.info("serving the API and dashboard on %s://%s:%d", scheme, host, port)

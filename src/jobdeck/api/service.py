@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from jobdeck.api import actions, auth, resources, runs
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
+from jobdeck.api.guard import HostRule, RequestGuard
 from jobdeck.api.invocations import invocation_routes
 from jobdeck.api.metrics import Metrics, Source
 from jobdeck.api.openapi import openapi_document
@@ -61,11 +62,17 @@ def api_routes(app: Application) -> list[BaseRoute]:
 
 
 def create_api(
-    app: Application, *, token: str | None = None, metric_sources: Iterable[Source] = ()
+    app: Application,
+    *,
+    token: str | None = None,
+    metric_sources: Iterable[Source] = (),
+    hosts: HostRule | None = None,
 ) -> Starlette:
     """The ASGI application serving ``app``; with ``token``, every request but the
     health check and the login form must carry it (see :mod:`jobdeck.api.auth`).
-    ``metric_sources`` add other features' metric families to ``/metrics``."""
+    ``metric_sources`` add other features' metric families to ``/metrics``; ``hosts``
+    are the names it answers to (by default those of a loopback server; see
+    :mod:`jobdeck.api.guard`)."""
     routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
@@ -75,7 +82,9 @@ def create_api(
         *dashboard_routes(app),
         *slack_routes(app),
     ]
-    middleware = [Middleware(auth.AccessControl, token=token)] if token is not None else []
+    middleware = [Middleware(RequestGuard, hosts=hosts or HostRule.for_bind("127.0.0.1"))]
+    if token is not None:
+        middleware.append(Middleware(auth.AccessControl, token=token))
     service = Starlette(
         routes=routes,
         middleware=middleware,

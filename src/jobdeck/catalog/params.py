@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from jobdeck.catalog.model import Command, ParamValue
     from jobdeck.commands.spec import ParamSpec
 
+# A string or url param without its own max_length takes at most this many characters.
+DEFAULT_MAX_LENGTH = 1000
+# Tab and line ends (LF, CR) are text; every other control character (NUL above all,
+# which no argv element can hold; escape sequences) is refused.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -82,9 +88,27 @@ def _text(value: ParamValue) -> str:
     return str(value)
 
 
+def max_length_of(param: ParamSpec) -> int:
+    """The most characters a string or url param takes: its own, or the default."""
+    return param.max_length if param.max_length is not None else DEFAULT_MAX_LENGTH
+
+
+def control_character(value: str) -> str | None:
+    """The first control character of ``value`` that a param may not hold, described
+    (``U+0000 at character 6``), or None."""
+    found = _CONTROL.search(value)
+    if found is None:
+        return None
+    return f"U+{ord(found.group()):04X} at character {found.start() + 1}"
+
+
 def _check_text(param: ParamSpec, value: str) -> None:
-    if param.max_length is not None and len(value) > param.max_length:
-        raise ValueError(f"longer than {param.max_length} characters ({len(value)})")
+    control = control_character(value)
+    if control is not None:
+        raise ValueError(f"must not hold control characters (found {control})")
+    limit = max_length_of(param)
+    if len(value) > limit:
+        raise ValueError(f"longer than {limit} characters ({len(value)})")
     if param.type == "url":
         parts = urlsplit(value)
         if (

@@ -38,6 +38,22 @@ SqsVerify = Annotated[
 TlsCert = Annotated[Path | None, typer.Option(help="Serve HTTPS with this certificate.")]
 TlsKey = Annotated[Path | None, typer.Option(help="The certificate's private key.")]
 Isolation = Annotated[str, typer.Option(help="auto (cgroups where permitted), cgroups, or rlimit.")]
+PassEnv = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--pass-env",
+        help="A variable (or pattern, e.g. 'PYTHON*') of this environment that runs get "
+        "besides the basics (repeatable; also JOBDECK_PASS_ENV). Secrets never pass.",
+    ),
+]
+AllowedHost = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-host",
+        help="A name the HTTP server answers to besides loopback names, IP addresses and "
+        "--host (repeatable; also JOBDECK_ALLOWED_HOSTS, comma separated).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -54,6 +70,7 @@ class ServeOptions:
     tls_key: Path | None = None
     sqs_host: str = "127.0.0.1"
     sqs_verify: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
 
 def serve(
@@ -67,6 +84,8 @@ def serve(
     isolation: Isolation = "auto",
     sqs_host: SqsHost = "127.0.0.1",
     sqs_verify: SqsVerify = False,
+    allowed_host: AllowedHost = None,
+    pass_env: PassEnv = None,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     from jobdeck.app import Options
@@ -84,8 +103,18 @@ def serve(
             public_url=_public_url(host, port, tls_cert),
             sqs_url=_public_url(sqs_host, sqs_port, tls_cert) if sqs_port else None,
             isolation=_mode(isolation),
+            pass_env=tuple(pass_env or ()),
         ),
-        ServeOptions(host, port, sqs_port, tls_cert, tls_key, sqs_host, sqs_verify),
+        ServeOptions(
+            host,
+            port,
+            sqs_port,
+            tls_cert,
+            tls_key,
+            sqs_host,
+            sqs_verify,
+            tuple(allowed_host or ()),
+        ),
         first,
     )
     raise typer.Exit(code)
@@ -135,6 +164,7 @@ def demo(
             sqs_url=_public_url(host, sqs_port, None) if sqs_port else None,
             isolation=_mode(isolation),
             environ={**os.environ, "JOBDECK_DEMO": "1", "PATH": _demo_path()},
+            pass_env=("NEWSROOM_*",),  # the example's own settings
         )
         code = run_server(options, ServeOptions(host, port, sqs_port))
     finally:
@@ -333,6 +363,7 @@ async def _serve(options: Options, serve_options: ServeOptions, sockets: Sockets
                 tls_key=serve_options.tls_key,
                 started=started,
                 sock=sockets.http,
+                allowed_hosts=serve_options.allowed_hosts,
             )
 
         application.extra_loops["http"] = http

@@ -94,6 +94,7 @@ def decide(
         )
     try:
         values = validate(name, command, given)
+        argv = render_argv(command, values, name)
     except InvalidParams as exc:
         raise Refused("invalid", str(exc), exc.problems) from None
     if not command.enabled:
@@ -103,4 +104,4 @@ def decide(
             raise Refused(
                 "suspended", f"command {name} is suspended by {held.created_by}: {held.reason}"
             )
-    return Prepared(name, command, values, render_argv(command, values), decision)
+    return Prepared(name, command, values, argv, decision)

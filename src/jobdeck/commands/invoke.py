@@ -9,6 +9,7 @@ from where, which command with which params, the decision, the run and the outco
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -217,12 +218,19 @@ class Invoker:
             action=action,
             target=f"command {name}",
             outcome=outcome,
-            detail={k: v for k, v in detail.items() if v is not None},
+            detail=bounded_detail({k: v for k, v in detail.items() if v is not None}),
         )
         with self.store.transaction() as tx:
             recorded = tx.record_audit(entry)
         assert recorded.id is not None
         return recorded.id
+
+
+# An audit entry's texts are cut to this many characters and its lists and objects to
+# this many items; an entry still over the size is cut ten and five times harder.
+AUDIT_TEXT_MAX = 1000
+AUDIT_ITEMS_MAX = 50
+AUDIT_DETAIL_MAX = 16 * 1024
 
 
 def _shown(given: Mapping[str, object]) -> dict[str, Any]:
@@ -231,3 +239,29 @@ def _shown(given: Mapping[str, object]) -> dict[str, Any]:
         key: value if isinstance(value, str | int | float | bool) or value is None else repr(value)
         for key, value in given.items()
     }
+
+
+def bounded_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """``detail`` cut to at most about :data:`AUDIT_DETAIL_MAX` bytes of JSON: what was
+    typed (a refused 10 MiB param, say) stays recognizable, never stored whole."""
+    shown: dict[str, Any] = _cut(detail, AUDIT_TEXT_MAX, AUDIT_ITEMS_MAX)
+    if len(json.dumps(shown, default=str)) > AUDIT_DETAIL_MAX:
+        shown = _cut(detail, AUDIT_TEXT_MAX // 10, AUDIT_ITEMS_MAX // 5)
+    return shown
+
+
+def _cut(value: Any, text: int, items: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= text else f"{value[:text]}… ({len(value)} characters)"
+    if isinstance(value, dict):
+        pairs = list(value.items())
+        kept = {str(k)[:text]: _cut(v, text, items) for k, v in pairs[:items]}
+        if len(pairs) > items:
+            kept["…"] = f"{len(pairs) - items} more"
+        return kept
+    if isinstance(value, list | tuple):
+        cut = [_cut(v, text, items) for v in value[:items]]
+        if len(value) > items:
+            cut.append(f"… {len(value) - items} more")
+        return cut
+    return value

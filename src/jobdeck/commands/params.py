@@ -14,7 +14,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobdeck.catalog.params import coerce, render
+from jobdeck.catalog.params import (
+    DEFAULT_MAX_LENGTH,
+    coerce,
+    control_character,
+    max_length_of,
+    render,
+)
 from jobdeck.commands.spec import LightParam
 
 if TYPE_CHECKING:
@@ -22,6 +28,10 @@ if TYPE_CHECKING:
 
 # The constraints of a param, in the order a value is checked against them.
 _RULES = ("max_length", "choices", "pattern", "min", "max")
+
+# The most bytes of a command's argv (with its terminating NULs): far below what the
+# kernel takes (ARG_MAX, with the environment), and each element below its 128 KiB.
+MAX_ARGV_BYTES = 64 * 1024
 
 # Slack writes a link in a slash command's text as <https://x|label> or <https://x>,
 # and escapes &, < and > as entities.
@@ -121,6 +131,15 @@ def validate(name: str, command: CommandSpec, given: Mapping[str, object]) -> di
 def broken_rule(param: ParamSpec, raw: object) -> str:
     """The first rule of ``param`` that ``raw`` breaks: ``type`` or a constraint's key."""
     base = "string" if param.type == "choice" else param.type
+    if isinstance(raw, str) and control_character(raw) is not None:
+        return "characters"
+    if (
+        base in ("string", "url")
+        and isinstance(raw, str)
+        and param.max_length is None
+        and len(raw) > DEFAULT_MAX_LENGTH
+    ):
+        return "max_length"
     try:
         coerce(LightParam(type=base), raw)
     except ValueError:
@@ -142,12 +161,33 @@ def describe_rule(param: ParamSpec, rule: str) -> str:
         return f"type: {param.type}"
     if rule == "choices":
         return f"choices: {', '.join(param.choices or [])}"
+    if rule == "characters":
+        return "tab, CR and LF are the only control characters a param may hold"
+    if rule == "max_length":
+        return f"max_length: {max_length_of(param)}"
     return f"{rule}: {getattr(param, rule)}"
 
 
-def render_argv(command: CommandSpec, values: Mapping[str, ParamValue]) -> list[str]:
-    """The argv with each ``{param}`` replaced inside its own element, never split."""
-    return render(list(command.command), values)
+def render_argv(
+    command: CommandSpec, values: Mapping[str, ParamValue], name: str = "command"
+) -> list[str]:
+    """The argv with each ``{param}`` replaced inside its own element, never split;
+    :class:`InvalidParams` when it is over :data:`MAX_ARGV_BYTES` in all."""
+    argv = render(list(command.command), values)
+    size = sum(len(arg.encode("utf-8", "surrogateescape")) + 1 for arg in argv)
+    if size > MAX_ARGV_BYTES:
+        raise InvalidParams(
+            name,
+            [
+                ParamProblem(
+                    "argv",
+                    "size",
+                    f"the command line would be {size} bytes, over the limit of "
+                    f"{MAX_ARGV_BYTES}; give shorter values",
+                )
+            ],
+        )
+    return argv
 
 
 def usage(name: str, command: CommandSpec, prefix: str = "") -> str:

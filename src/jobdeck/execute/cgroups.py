@@ -21,6 +21,8 @@ from jobdeck.execute.proc import signal_pids
 from jobdeck.execute.sysfiles import read_text, write_text
 
 CFS_PERIOD_US = 100_000
+# v2: the leaf of the server's own group that its processes move to.
+SERVER_LEAF = "jobdeck-server"
 
 
 class CgroupError(Exception):
@@ -29,15 +31,92 @@ class CgroupError(Exception):
 
 @dataclass(frozen=True)
 class Hierarchy:
-    """Where the controllers are mounted. On v2, ``memory`` and ``cpu`` are the same tree."""
+    """Where pools go: the controllers' mount points (from :func:`detect`), or the
+    server's own groups in them (from :func:`delegated`). On v2, ``memory`` and ``cpu``
+    are the same tree."""
 
     version: int
     memory: Path
     cpu: Path | None  # None: no cpu controller, CPU limits are not enforced
+    # v2 under the server's own group: the leaf the server's processes moved to (inner
+    # groups hold no processes), where a run's shim steps out to at its end.
+    leaf: Path | None = None
 
     @property
     def root(self) -> Path:
         return self.memory
+
+    @property
+    def leave_to(self) -> Path:
+        return self.leaf or self.memory
+
+
+def own_paths(proc_cgroup: str) -> dict[str, str]:
+    """``/proc/PID/cgroup`` as controller -> path; v2's line is under ``""``."""
+    found: dict[str, str] = {}
+    for line in proc_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _id, controllers, path = parts
+        for controller in controllers.split(",") if controllers else [""]:
+            found[controller] = path
+    return found
+
+
+def _below(mount: Path, path: str | None) -> Path | None:
+    """The group ``path`` (as /proc/PID/cgroup names it) inside the tree at ``mount``;
+    None when it is not there (the tree is mounted from a deeper group)."""
+    if path is None:
+        return None
+    group = mount / path.lstrip("/")
+    return group if group.is_dir() else None
+
+
+def delegated(h: Hierarchy, proc_cgroup: str | None = None) -> tuple[Hierarchy, str | None]:
+    """``h`` moved to the server's own groups, so that pools count against the limits of
+    the service (a systemd ``MemoryMax=``, a container's limit); and None, or why pools
+    stay where ``h`` is (said at start)."""
+    if proc_cgroup is None:
+        try:
+            proc_cgroup = Path("/proc/self/cgroup").read_text()
+        except OSError as exc:
+            return h, f"cannot read /proc/self/cgroup ({exc})"
+    paths = own_paths(proc_cgroup)
+    if h.version == 1:
+        memory = _below(h.memory, paths.get("memory"))
+        if memory is None:
+            return h, "the server's memory cgroup is not inside the mounted tree"
+        cpu = _below(h.cpu, paths.get("cpu")) if h.cpu is not None else None
+        return Hierarchy(1, memory, cpu if cpu is not None else h.cpu), None
+    own = _below(h.memory, paths.get(""))
+    if own is None:
+        return h, "the server's cgroup is not inside the mounted tree"
+    if own == h.memory:
+        return h, None
+    if own.name == SERVER_LEAF:
+        return Hierarchy(2, own.parent, own.parent if h.cpu is not None else None, own), None
+    return _delegate_v2(h, own)
+
+
+def _delegate_v2(h: Hierarchy, own: Path) -> tuple[Hierarchy, str | None]:
+    """v2 forbids processes in a group that hands controllers down: the server moves
+    itself into a leaf of its own group (as systemd's ``Delegate=yes`` expects), which
+    it can only do when it is the group's only process."""
+    others = [pid for pid in procs(own) if pid != os.getpid()]
+    if others:
+        return h, (
+            f"the server's cgroup {own} holds other processes ({len(others)}); run the "
+            "server in a cgroup of its own (systemd: Delegate=yes) to put pools in it"
+        )
+    leaf = own / SERVER_LEAF
+    try:
+        make(leaf)
+        join(leaf, os.getpid())
+    except CgroupError as exc:
+        return h, f"cannot move the server into {leaf}: {exc}"
+    cpu = own if h.cpu is not None else None
+    return Hierarchy(2, own, cpu, leaf=leaf), None
 
 
 def _mounts(mountinfo: str) -> list[tuple[Path, str, set[str]]]:

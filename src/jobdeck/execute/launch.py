@@ -63,7 +63,7 @@ def launch(
     import subprocess
 
     record.create(run_dir, spec.to_json())
-    with open(run_dir / SHIM_LOG_FILE, "ab") as shim_log:
+    with open(run_dir / SHIM_LOG_FILE, "ab", opener=_private) as shim_log:
         # The shim forks and this direct child exits at once, so waiting here is brief
         # and leaves no zombie behind; the shim itself is adopted by init.
         starter = subprocess.run(
@@ -179,3 +179,8 @@ def _stop_orphans(found: Record, info: ShimInfo, grace: float) -> bool:
         if not anything_left():
             break
     return True
+
+
+def _private(path: str, flags: int) -> int:
+    """Files of the state dir are the engine's user's alone."""
+    return os.open(path, flags, 0o600)

@@ -21,7 +21,7 @@ class CappedLog:
         self.total = 0
         self._tail = bytearray()
         self._overflowed = False
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
 
     def write(self, data: bytes) -> None:
         written = self.total  # all of it is in the file until the first overflow

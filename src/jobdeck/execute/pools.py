@@ -2,9 +2,15 @@
 
 Layout (``<instance>`` keeps two engines, or two test runs, on one host apart)::
 
-    v2:  <root>/jobdeck/<instance>/<pool>/run-<id>     memory, cpu
-    v1:  <memory>/jobdeck/<instance>/<pool>/run-<id>   memory
-         <cpu>/jobdeck/<instance>/<pool>               cpu (runs share the pool's group)
+    v2:  <own>/jobdeck/<instance>/<pool>/run-<id>     memory, cpu
+         <own>/jobdeck-server                          the server's processes
+    v1:  <own memory>/jobdeck/<instance>/<pool>/run-<id>   memory
+         <own cpu>/jobdeck/<instance>/<pool>               cpu (runs share the pool's group)
+
+``<own>`` is the server's own cgroup (``/proc/self/cgroup``), so that a limit on the
+service (systemd's ``MemoryMax=``, a container's) covers its runs too. Where that cannot
+be (v2 with other processes in the server's group), the pools go to the tree's root and
+the server says so at start.
 
 A pool's priority becomes the ``oom_score_adj`` of its runs' processes. The numbers
 leave room on both sides: -1000 (never kill) stays for the run shims and the system,
@@ -17,6 +23,7 @@ memory, so it is a cruder bound; pool-wide memory and CPU totals are not enforce
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -86,6 +93,13 @@ class PoolManager:
             self._fall_back("per-process limits were asked for")
             return
         found, why = (hierarchy, "given") if hierarchy else cgroups.detect()
+        if found is not None and hierarchy is None:
+            found, outside = cgroups.delegated(found)
+            if outside is not None:
+                self.warnings.append(
+                    f"pools: their cgroups are made outside the server's own cgroup "
+                    f"({outside}): a limit on the service does not cover its runs"
+                )
         if found is None:
             if mode == "cgroups":
                 raise CgroupError(why)
@@ -182,6 +196,10 @@ class PoolManager:
         ok = True
         for group in self.instance_groups():
             ok = cgroups.remove(group) and ok
+            # The shared parent goes with the last instance (never recursively: another
+            # engine's empty pool groups are alive).
+            with contextlib.suppress(OSError):
+                os.rmdir(group.parent)
         return ok
 
     # -- runs -----------------------------------------------------------------------
@@ -218,7 +236,7 @@ class PoolManager:
             join.append(str(cpu))
         # v1 lets the shim wait in the pool group; v2 forbids processes in inner groups,
         # so there the shim steps out to the root.
-        leave = str(pool_memory) if h.version == 1 else str(h.root)
+        leave = str(pool_memory) if h.version == 1 else str(h.leave_to)
         return Isolation(
             cgroup_version=h.version,
             join=tuple(join),

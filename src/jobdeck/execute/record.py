@@ -78,12 +78,13 @@ def create(run_dir: Path, spec: Mapping[str, Any]) -> None:
 
     Raises FileExistsError when the folder holds a run already: a run starts once.
     """
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     if (run_dir / SPEC_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
     try:
-        fd = os.open(run_dir / RECORD_FILE, flags, 0o644)
+        # Only the engine's user reads it: it holds the run's environment.
+        fd = os.open(run_dir / RECORD_FILE, flags, 0o600)
     except FileExistsError:
         raise FileExistsError(f"{run_dir} already holds a run") from None
     try:

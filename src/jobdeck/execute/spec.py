@@ -65,6 +65,10 @@ class Isolation:
     oom_score_adj: int = 0
 
 
+# The kernel's limit on one argument or environment string, with its NUL (Linux).
+MAX_ARG_STRLEN = 32 * 4096
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """What to run and how; exactly one of ``argv`` and ``shell``.
@@ -96,6 +100,30 @@ class RunSpec:
             raise ValueError("kill_grace must not be negative")
         if self.log_cap < 2:
             raise ValueError("log_cap is too small")
+
+    def exec_problem(self) -> str | None:
+        """Why the kernel (or Python before it) would refuse to start this program with
+        this environment, or None: a run that cannot start is a launch error, found
+        before its shim exists, not a shim that dies (``lost``)."""
+        argv = self.command()
+        if any("\0" in arg for arg in argv) or "\0" in self.workdir:
+            return "the command line holds a NUL byte, which no program can be given"
+        entries = []
+        for name, value in self.env.items():
+            if "\0" in name or "\0" in value or "=" in name or not name:
+                return f"the environment variable {name[:40]!r} cannot be passed to a program"
+            entries.append(f"{name}={value}")
+        longest = max(len(s.encode("utf-8", "surrogateescape")) for s in [*argv, *entries])
+        if longest >= MAX_ARG_STRLEN:
+            return (
+                f"an argument or environment variable is {longest} bytes; the kernel takes "
+                f"at most {MAX_ARG_STRLEN - 1}"
+            )
+        size = sum(len(s.encode("utf-8", "surrogateescape")) + 1 for s in [*argv, *entries])
+        limit = os.sysconf("SC_ARG_MAX")
+        if size > limit:
+            return f"the command line and environment are {size} bytes, over the kernel's {limit}"
+        return None
 
     def command(self) -> list[str]:
         if self.shell is not None:
@@ -222,7 +250,7 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
     """
     # Unique per call, not per process: two threads may write the same file at once.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         # One line, not indented: only the compact form has the C encoder, and these
         # files are written on every run's path.

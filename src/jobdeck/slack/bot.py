@@ -13,10 +13,12 @@ handlers run on AWS Lambda later, where work after the answer needs a second inv
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Collection
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -24,9 +26,10 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.lazy_listener.async_internals import to_runnable_function
 from slack_bolt.lazy_listener.async_runner import AsyncLazyListenerRunner
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobdeck.commands import Invoker, UserGroups
@@ -107,6 +110,7 @@ class SlackBot:
         self.handlers = Handlers(self.invoker, app, tail=self._tail)
         self.handlers.register(self.bolt)
         self._http = AsyncSlackRequestHandler(self.bolt)
+        self._verifier = SignatureVerifier(settings.signing_secret or "")
 
     @property
     def http_mode(self) -> bool:
@@ -128,7 +132,26 @@ class SlackBot:
         return {"slack-socket-mode": self.run_socket_mode} if self.socket_mode else {}
 
     async def _events(self, request: Request) -> Response:
-        return await self._http.handle(request)
+        # Bolt reads the body before it checks the signature, and takes any JSON it
+        # finds for an object: the signature is checked first, and a body that is not
+        # the shape Slack sends is the sender's mistake (400), never a 500.
+        try:
+            body = (await request.body()).decode("utf-8")
+        except UnicodeDecodeError:
+            return _refusal(400, "bad_request", "the body is not UTF-8 text")
+        if not self._verifier.is_valid(
+            body,
+            request.headers.get("x-slack-request-timestamp"),
+            request.headers.get("x-slack-signature"),
+        ):
+            return _refusal(401, "unauthorized", "the request is not signed by Slack")
+        if not slack_shaped(body, request.headers.get("content-type", "")):
+            return _refusal(400, "bad_request", "the body is not one Slack sends")
+        try:
+            return await self._http.handle(request)
+        except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as exc:
+            log.info("refused a Slack request whose body cannot be read: %r", exc)
+            return _refusal(400, "bad_request", "the body is not one Slack sends")
 
     async def run_socket_mode(self) -> None:
         """Hold the Socket Mode connection until cancelled (the client reconnects)."""
@@ -152,3 +175,20 @@ class SlackBot:
 
     def _tail(self, run_id: int) -> str:
         return self.app.executor.log_tail(run_id, lines=15, max_bytes=2500)
+
+
+def slack_shaped(body: str, content_type: str) -> bool:
+    """Whether ``body`` is what Slack posts: a JSON object (events), or a form whose
+    ``payload``, if any, is a JSON object (interactions)."""
+    try:
+        if content_type.partition(";")[0].strip().lower() == "application/json":
+            return isinstance(json.loads(body), dict)
+        form = parse_qs(body, keep_blank_values=True)
+        payloads = form.get("payload", [])
+        return len(payloads) <= 1 and all(isinstance(json.loads(p), dict) for p in payloads)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _refusal(status: int, code: str, message: str) -> Response:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from jobdeck.notify.settings import check_endpoint
+
 DEFAULT_API_URL = "https://slack.com/api/"
 
 
@@ -43,8 +45,10 @@ class SlackSettings:
                 "connections:write scope, for Socket Mode"
             )
         api_url = environ.get("SLACK_API_URL", "").strip() or DEFAULT_API_URL
-        if not api_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
-            raise SlackConfigError(
-                f"SLACK_API_URL={api_url!r}: use https:// (plain http only on loopback)"
-            )
+        try:
+            # Parsed, not compared by prefix: "http://localhost@evil.example/" names the
+            # host evil.example, and the bot token would travel there in clear.
+            check_endpoint(api_url, "SLACK_API_URL")
+        except ValueError as exc:
+            raise SlackConfigError(f"{exc} (plain http only on loopback)") from None
         return cls(token, secret, app_token, api_url.rstrip("/") + "/")

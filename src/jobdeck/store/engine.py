@@ -7,6 +7,7 @@ directory) and PostgreSQL through psycopg 3. SQLite is tuned so that several pro
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ def store_url(url: str | None, state_dir: str | Path) -> URL:
     """
     if url is None:
         directory = Path(state_dir).expanduser().resolve()
-        directory.mkdir(parents=True, exist_ok=True)
-        return URL.create("sqlite+pysqlite", database=str(directory / SQLITE_FILENAME))
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        database = directory / SQLITE_FILENAME
+        private_file(database)
+        return URL.create("sqlite+pysqlite", database=str(database))
     parsed = make_url(url)
     if parsed.drivername in _POSTGRES_DRIVERS:
         return parsed.set(drivername="postgresql+psycopg")
@@ -50,7 +53,9 @@ def store_url(url: str | None, state_dir: str | Path) -> URL:
                 "an in-memory SQLite store is not supported: each connection would see "
                 "its own empty database; give a file, e.g. sqlite:///path/jobdeck.db"
             )
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database = Path(parsed.database).expanduser()
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_file(database)
         return parsed.set(drivername="sqlite+pysqlite")
     raise ValueError(
         f"unsupported store URL scheme {parsed.drivername!r}: "
@@ -157,3 +162,14 @@ def checkpoint(engine: Engine) -> tuple[int, int]:
 
 def _manual_checkpoints(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
     dbapi_connection.execute("PRAGMA wal_autocheckpoint = 0")
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` (empty: an empty file is an empty SQLite database) readable by
+    its owner only, or make it so; SQLite gives its journal files the same mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)

@@ -161,6 +161,10 @@ class Executor:
             kill_grace=grace.total_seconds(),
             isolation=isolation,
         )
+        refused = spec.exec_problem()
+        if refused is not None:
+            self.pools.release(pool_name, str(run_id))
+            return Launched(run_dir, _launch_error(run_id, refused))
         try:
             handle, how = await self._launch(pool_name, run_dir, spec)
         except LaunchTimeout as exc:

@@ -18,6 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.templating import Jinja2Templates
 
 from jobdeck.api.dashboard import actions, present, things, views
+from jobdeck.api.params import MAX_ID
 from jobdeck.app import Application
 from jobdeck.store.records import ACTIVE_STATUSES
 
@@ -179,6 +180,8 @@ class Dashboard:
 
     async def audit(self, request: Request) -> Response:
         page = max(0, _int(request.query_params.get("page", "0")) or 0)
+        if page > MAX_ID // 100:  # its offset would not fit a store's column
+            return self._missing(request, f"There is no audit page {page}.")
         context = await asyncio.to_thread(views.audit_page, self.app, page)
         return self.page(request, "audit.html", context)
 
@@ -324,9 +327,11 @@ def _same_origin(request: Request) -> bool:
 
 
 def _int(text: str | None) -> int | None:
+    """A whole number a store column can hold (ids, offsets), or None."""
     if text is None:
         return None
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         return None
+    return value if abs(value) <= MAX_ID else None

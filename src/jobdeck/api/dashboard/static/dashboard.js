@@ -30,6 +30,14 @@
     }
   });
 
+  // -- meters: the page carries each share as data (its policy forbids inline style).
+  function meters(root) {
+    for (const bar of root.querySelectorAll("[data-share]")) {
+      bar.style.width = Math.max(0, Math.min(100, Number(bar.getAttribute("data-share")))) + "%";
+    }
+  }
+  meters(document);
+
   // -- self-refresh: fetch this page again and swap in the fresh [data-live] regions.
   let refreshing = false;
 
@@ -48,6 +56,7 @@
         const replacement = fresh.getElementById(region.id);
         if (replacement && replacement.innerHTML !== region.innerHTML) {
           region.innerHTML = replacement.innerHTML;
+          meters(region);
         }
       }
       document.body.removeAttribute("data-stale");
