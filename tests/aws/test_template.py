@@ -70,11 +70,13 @@ def test_the_schedule_passes_its_scheduled_time(newsroom: Assembly) -> None:
     run = newsroom.logical_id(
         "AWS::StepFunctions::StateMachine", StateMachineName="newsroom-ranking-aggregate"
     )
+    table = newsroom.logical_id("AWS::DynamoDB::Table", TableName="newsroom-jobdeck")
     assert given == {
         "schedule": "ranking-aggregate",
         "scheduled_time": "<aws.scheduler.scheduled-time>",
         "state_machine": placeholders(newsroom.template)(run, None),
         "overlap": "skip",
+        "table": placeholders(newsroom.template)(table, None),
     }
 
 

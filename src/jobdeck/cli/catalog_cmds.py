@@ -31,6 +31,9 @@ from jobdeck.store.records import Revision
 from jobdeck.units import parse_instant
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+TargetOption = Annotated[
+    str, typer.Option("--target", help="local (this engine's store) or aws (the deployed stack).")
+]
 
 # What changes in the store together with each applied revision.
 
@@ -64,9 +67,14 @@ def schema() -> None:
     print_json(document)
 
 
-def plan(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def plan(ctx: typer.Context, as_json: JsonFlag = False, target: TargetOption = "local") -> None:
     """Show what `apply` would change, and every active suspension."""
     loaded = load(ctx)
+    from jobdeck.cli import aws_state
+
+    if aws_state.check_target(target):
+        aws_state.show_plan(loaded, as_json)
+        return
     with control(ctx) as ctl:
         result = ctl.plan(loaded)
         applied = ctl.store.latest_revision()

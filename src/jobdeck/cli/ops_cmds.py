@@ -9,8 +9,8 @@ import typer
 
 from jobdeck.api.views import audit_json, iso
 from jobdeck.catalog.plan import suspension_json
-from jobdeck.cli.catalog_cmds import JsonFlag
-from jobdeck.cli.context import control, fail, print_json, store, table
+from jobdeck.cli.catalog_cmds import JsonFlag, TargetOption
+from jobdeck.cli.context import control, fail, load, print_json, store, table
 from jobdeck.status import collect_status
 from jobdeck.units import parse_until
 
@@ -36,8 +36,19 @@ def suspend(
     ] = None,
     kind: KindOption = None,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """Emergency stop: recorded with who and when; no apply ever clears it."""
+    from jobdeck.cli import aws_state
+
+    if aws_state.check_target(target):
+        held = aws_state.suspend(load(ctx), name, reason, until, _kind(kind))
+        if as_json:
+            print_json(held.json())
+            return
+        expires = f" until {held.json()['until']}" if held.until else ""
+        typer.echo(f"suspended {held.kind} {held.name} in AWS{expires}: {held.reason}")
+        return
     with control(ctx) as ctl:
         expiry = _until(until, ctl.clock.now()) if until else None
         done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
@@ -53,8 +64,18 @@ def resume(
     name: Annotated[str, typer.Argument(help="A suspended schedule, worker or command.")],
     kind: KindOption = None,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """End a suspension."""
+    from jobdeck.cli import aws_state
+
+    if aws_state.check_target(target):
+        held = aws_state.resume(load(ctx), name, _kind(kind))
+        if as_json:
+            print_json(held.json())
+            return
+        typer.echo(f"resumed {held.kind} {held.name} in AWS (was suspended: {held.reason})")
+        return
     with control(ctx) as ctl:
         done = ctl.resume(name, kind=_kind(kind))
     if as_json:
@@ -144,8 +165,14 @@ def audit(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """Who invoked, suspended, resumed and applied what, from where, and the outcome."""
+    from jobdeck.cli import aws_state
+
+    if aws_state.check_target(target):
+        aws_state.show_audit(load(ctx), limit, as_json)
+        return
     with store(ctx) as opened:
         entries = opened.audit(limit)
     if as_json:

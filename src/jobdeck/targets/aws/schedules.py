@@ -8,6 +8,7 @@ moments and has no container to provision.
 from __future__ import annotations
 
 from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -41,6 +42,7 @@ class Schedules(Construct):
         log_group: logs.ILogGroup,
         tools_host: ec2.Instance,
         command_log_group: logs.ILogGroup,
+        table: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -62,6 +64,8 @@ class Schedules(Construct):
             ),
         )
         self.launcher.grant_start_execution(self.role)
+        # The launcher reads the schedule's suspension before anything else.
+        table.grant(self.launcher, "dynamodb:GetItem")
         for item in schedules:
             if item.warm:
                 target = self._ssm_target(project, item, tools_host, command_log_group)
@@ -78,6 +82,7 @@ class Schedules(Construct):
                             "scheduled_time": SCHEDULED_TIME,
                             "state_machine": machine.state_machine_arn,
                             "overlap": item.spec.overlap,
+                            "table": table.table_name,
                         }
                     ),
                     retry_policy=scheduler.CfnSchedule.RetryPolicyProperty(

@@ -16,6 +16,7 @@ from jobdeck.catalog.load import LoadedCatalog
 from jobdeck.targets.aws.mapping import CatalogOnAws, map_catalog
 from jobdeck.targets.aws.queues import Queues
 from jobdeck.targets.aws.schedules import Schedules
+from jobdeck.targets.aws.store import Keeper, StateTable
 from jobdeck.targets.aws.tools import SlackBot, ToolsHost
 from jobdeck.targets.aws.workers import Workers
 
@@ -78,7 +79,9 @@ class JobdeckStack(Stack):
             "Notices",
             topic_name=f"{mapped.project}-notices",
             display_name=f"jobdeck {mapped.project} failures",
+            enforce_ssl=True,
         )
+        self.state = StateTable(self, "State", project=mapped.project)
         self.queues = Queues(self, "Queues", catalog.queues)
         self.tools = ToolsHost(self, "ToolsHost", vpc=self.vpc, instance_type=TOOLS_INSTANCE_TYPE)
         self.bot = SlackBot(
@@ -87,7 +90,16 @@ class JobdeckStack(Stack):
             catalog=catalog,
             host=self.tools.instance,
             topic=self.topic,
+            table=self.state.table,
             asset_dir=asset_dir,
+        )
+        self.keeper = Keeper(
+            self,
+            "Keeper",
+            project=mapped.project,
+            code=self.bot.code,
+            table=self.state.table,
+            cluster=self.cluster,
         )
         self.schedules = Schedules(
             self,
@@ -101,6 +113,7 @@ class JobdeckStack(Stack):
             log_group=self.log_group,
             tools_host=self.tools.instance,
             command_log_group=self.bot.log_group,
+            table=self.state.table,
         )
         self.workers = Workers(
             self,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -41,7 +42,11 @@ _HANDLER_FILES = (
     "jobdeck/slack/requests.py",
     "jobdeck/targets/__init__.py",
     "jobdeck/targets/aws/__init__.py",
+    "jobdeck/targets/aws/cloud_state.py",
+    "jobdeck/targets/aws/keeper.py",
     "jobdeck/targets/aws/lambda_handler.py",
+    "jobdeck/targets/aws/notices.py",
+    "jobdeck/targets/aws/services.py",
 )
 # Packages whose own __init__ imports the local engine (the invoker, the bot's server):
 # in the asset they are empty, so that importing one pure module loads only that.
@@ -94,6 +99,7 @@ class SlackBot(Construct):
         catalog: Catalog,
         host: ec2.Instance,
         topic: sns.Topic,
+        table: dynamodb.ITable,
         asset_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -125,23 +131,28 @@ class SlackBot(Construct):
             secret_object_value={},
         )
         config = bot_config(catalog)
+        # The bot's code; the keeper runs from the same asset.
+        self.code = lambda_.Code.from_asset(str(bundle(asset_dir, config)))
         self.function = lambda_.Function(
             self,
             "Function",
             function_name=f"{project}-slack-bot",
             runtime=lambda_.Runtime.PYTHON_3_12,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(bundle(asset_dir, config))),
+            code=self.code,
             timeout=LAMBDA_TIMEOUT,
             memory_size=256,
             environment={
                 "SLACK_SECRET_ARN": self.secret.secret_arn,
                 "JOBDECK_TOOLS_INSTANCE_ID": host.instance_id,
                 "JOBDECK_COMMAND_LOG_GROUP": self.log_group.log_group_name,
+                "JOBDECK_TABLE": table.table_name,
             },
             description=f"jobdeck Slack bot of project {project}",
         )
         self.secret.grant_read(self.function)
+        # Suspensions, invocation keys (conditional PutItem) and audit entries.
+        table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:SendCommand"],

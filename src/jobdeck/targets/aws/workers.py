@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -12,6 +13,7 @@ from constructs import Construct
 from jobdeck.catalog.model import Autoscale
 from jobdeck.targets.aws.containers import task_definition
 from jobdeck.targets.aws.mapping import WorkerOnAws
+from jobdeck.targets.aws.services import WORKER_TAG
 
 
 def capacity_strategy(capacity: str) -> list[ecs.CapacityProviderStrategy]:
@@ -72,6 +74,8 @@ class Workers(Construct):
                 circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             )
             self.services[item.name] = service
+            # How `jobdeck suspend --target aws` and the keeper find the service.
+            Tags.of(service).add(WORKER_TAG, item.name)
             if spec.autoscale is not None and queue is not None and spec.enabled:
                 self._autoscale(item.name, spec.autoscale, cluster, service, queue)
 

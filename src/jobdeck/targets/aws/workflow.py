@@ -39,6 +39,7 @@ PROVISIONING_FAILURES = (
     "TaskFailedToStart",
 )
 SKIPPED_STATE = "Skipped (overlap)"
+SUSPENDED_STATE = "Skipped (suspended)"
 BUFFER_FULL_STATE = "Skipped (buffer full)"
 # How often a buffered run (overlap: buffer_one) checks whether the older one has ended.
 BUFFER_POLL_SECONDS = 10
@@ -47,11 +48,13 @@ CONTAINER_NAME = "run"
 
 
 def launcher_definition() -> Asl:
-    """Input: ``{"schedule", "scheduled_time", "state_machine", "overlap"}``."""
+    """Input: ``{"schedule", "scheduled_time", "state_machine", "overlap", "table"}``."""
     return {
-        "Comment": "jobdeck launcher: overlap check, then one execution per scheduled slot",
-        "StartAt": "Name the run",
+        "Comment": "jobdeck launcher: suspension and overlap checks, then one execution per "
+        "scheduled slot",
+        "StartAt": "Read suspension",
         "States": {
+            **suspension_states("Name the run"),
             "Name the run": {
                 "Type": "Pass",
                 # Execution names may not contain ':'; 2026-03-08T01:00:00Z -> 2026-03-08T010000Z
@@ -155,6 +158,64 @@ def launcher_definition() -> Asl:
                 "End": True,
             },
             ALREADY_RAN_STATE: {"Type": "Succeed"},
+        },
+    }
+
+
+def suspension_states(then: str) -> Asl:
+    """The schedule's suspension in the project's table (written by ``jobdeck suspend
+    NAME --target aws``): a slot before its ``until`` (or with none) is skipped, and the
+    execution, ending in ``Skipped (suspended)``, is the record. Expiry needs nothing
+    running: the slot's own time is compared with ``until``."""
+    return {
+        "Read suspension": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:getItem",
+            "Parameters": {
+                "TableName.$": "$.table",
+                "Key": {
+                    "pk": {"S": "suspension"},
+                    "sk": {"S.$": "States.Format('schedule#{}', $.schedule)"},
+                },
+                "ConsistentRead": True,
+            },
+            "ResultPath": "$.suspension",
+            "Next": "Suspended?",
+        },
+        "Suspended?": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.suspension.Item", "IsPresent": True},
+                        {"Variable": "$.suspension.Item.until.S", "IsPresent": False},
+                    ],
+                    "Next": SUSPENDED_STATE,
+                },
+                {
+                    "And": [
+                        {"Variable": "$.suspension.Item.until.S", "IsPresent": True},
+                        {
+                            "Variable": "$.suspension.Item.until.S",
+                            "TimestampGreaterThanPath": "$.scheduled_time",
+                        },
+                    ],
+                    "Next": SUSPENDED_STATE,
+                },
+            ],
+            "Default": then,
+        },
+        SUSPENDED_STATE: {
+            "Type": "Pass",
+            "Parameters": {
+                "schedule.$": "$.schedule",
+                "scheduled_time.$": "$.scheduled_time",
+                "status": "skipped",
+                "reason": "suspended",
+                "suspended_by.$": "$.suspension.Item.created_by.S",
+                "why.$": "$.suspension.Item.reason.S",
+            },
+            "End": True,
         },
     }
 
