@@ -90,6 +90,13 @@ def apply(
 ) -> None:
     """Apply the catalog as a new revision, atomically."""
     loaded = load(ctx)
+    from jobdeck.catalog.env_refs import local_refusals
+
+    refused = local_refusals(loaded)
+    for diagnostic in refused:
+        typer.echo(str(diagnostic), err=True)
+    if refused:
+        fail(f"{len(refused)} env value(s) the local engine cannot read; nothing was applied", 2)
     with control(ctx) as ctl:
         shown = ctl.plan(loaded)
         applied = ctl.store.latest_revision()

@@ -37,7 +37,8 @@ class Schedules(Construct):
         schedules: tuple[ScheduleOnAws, ...],
         cluster: ecs.Cluster,
         subnets: list[ec2.ISubnet],
-        security_group: ec2.SecurityGroup,
+        security_groups: list[ec2.ISecurityGroup],
+        assign_public_ip: bool,
         topic: sns.Topic,
         log_group: logs.ILogGroup,
         tools_host: ec2.Instance,
@@ -46,6 +47,7 @@ class Schedules(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
+        self.assign_public_ip = assign_public_ip
         self.run_machines: dict[str, sfn.StateMachine] = {}
         self.task_definitions: dict[str, ecs.FargateTaskDefinition] = {}
         self.documents: dict[str, ssm.CfnDocument] = {}
@@ -71,7 +73,7 @@ class Schedules(Construct):
                 target = self._ssm_target(project, item, tools_host, command_log_group)
             else:
                 machine = self._run_machine(
-                    project, item, cluster, subnets, security_group, topic, log_group
+                    project, item, cluster, subnets, security_groups, topic, log_group
                 )
                 target = scheduler.CfnSchedule.TargetProperty(
                     arn=self.launcher.state_machine_arn,
@@ -107,7 +109,7 @@ class Schedules(Construct):
         item: ScheduleOnAws,
         cluster: ecs.Cluster,
         subnets: list[ec2.ISubnet],
-        security_group: ec2.SecurityGroup,
+        security_groups: list[ec2.ISecurityGroup],
         topic: sns.Topic,
         log_group: logs.ILogGroup,
     ) -> sfn.StateMachine:
@@ -126,7 +128,8 @@ class Schedules(Construct):
             cluster=cluster.cluster_arn,
             task_definition=definition.task_definition_arn,
             subnets=[subnet.subnet_id for subnet in subnets],
-            security_groups=[security_group.security_group_id],
+            security_groups=[group.security_group_id for group in security_groups],
+            assign_public_ip=self.assign_public_ip,
             topic=topic.topic_arn,
             project=project,
         )

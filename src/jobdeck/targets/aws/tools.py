@@ -60,12 +60,23 @@ class ToolsHost(Construct):
     rule, IMDSv2 required. Commands and warm-pool schedules run on it."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, instance_type: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        instance_type: str,
+        subnets: list[ec2.ISubnet],
+        security_groups: list[ec2.ISecurityGroup],
+        assign_public_ip: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
-            self, "NoInbound", vpc=vpc, allow_all_outbound=True, description="no inbound"
-        )
+        if security_groups:
+            group = security_groups[0]
+        else:
+            group = ec2.SecurityGroup(
+                self, "NoInbound", vpc=vpc, allow_all_outbound=True, description="no inbound"
+            )
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
         role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
@@ -79,15 +90,23 @@ class ToolsHost(Construct):
             self,
             "Instance",
             vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            vpc_subnets=ec2.SubnetSelection(subnets=subnets[:1]),
+            associate_public_ip_address=assign_public_ip,
             instance_type=ec2.InstanceType(instance_type),
             machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-            security_group=self.security_group,
+            security_group=group,
             role=role,
             require_imdsv2=True,
             user_data=user_data,
             ssm_session_permissions=True,
         )
+        for extra in security_groups[1:]:
+            self.instance.add_security_group(extra)
+        if security_groups:
+            # An existing subnet's zone is unknown at synth time: EC2 takes the subnet's.
+            instance = self.instance.node.default_child
+            assert isinstance(instance, ec2.CfnInstance)
+            instance.add_property_deletion_override("AvailabilityZone")
 
 
 class SlackBot(Construct):

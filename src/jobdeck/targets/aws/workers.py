@@ -36,7 +36,8 @@ class Workers(Construct):
         workers: tuple[WorkerOnAws, ...],
         cluster: ecs.Cluster,
         subnets: list[ec2.ISubnet],
-        security_group: ec2.SecurityGroup,
+        security_groups: list[ec2.ISecurityGroup],
+        assign_public_ip: bool,
         queues: dict[str, sqs.Queue],
         log_group: logs.ILogGroup,
     ) -> None:
@@ -68,9 +69,9 @@ class Workers(Construct):
                 max_healthy_percent=100 if spec.singleton else 200,
                 min_healthy_percent=0 if spec.singleton else 100,
                 capacity_provider_strategies=capacity_strategy(spec.capacity),
-                assign_public_ip=True,
+                assign_public_ip=assign_public_ip,
                 vpc_subnets=ec2.SubnetSelection(subnets=subnets),
-                security_groups=[security_group],
+                security_groups=security_groups,
                 circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             )
             self.services[item.name] = service

@@ -230,6 +230,7 @@ class EcsRun:
     security_groups: list[str]
     topic: str  # SNS topic of failure notices
     project: str = ""
+    assign_public_ip: bool = True
 
 
 def backoffs(spec: Schedule) -> list[int]:
@@ -295,7 +296,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                     "AwsvpcConfiguration": {
                         "Subnets": where.subnets,
                         "SecurityGroups": where.security_groups,
-                        "AssignPublicIp": "ENABLED",
+                        "AssignPublicIp": "ENABLED" if where.assign_public_ip else "DISABLED",
                     }
                 },
                 "Overrides": {
