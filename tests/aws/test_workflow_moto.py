@@ -66,6 +66,8 @@ class Deployed:
     queued_run: str  # the run machine of "queued" (overlap: buffer_one)
     cluster: str
     notices: str  # an SQS queue subscribed to the notices topic
+    host_run: str  # the run machine of "host-cleanup" (warm pool, overlap: skip)
+    ssm: Any
     schedule_input: Callable[[str, str], dict[str, Any]]
 
 
@@ -97,6 +99,8 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
     def resolve(logical: str, attribute: str | None) -> str:
         if logical in made:
             return made[logical]
+        if logical == "AWS::Region":
+            return REGION
         kind = resources[logical]["Type"]
         if kind == "AWS::ECS::Cluster":
             return cluster
@@ -108,6 +112,24 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
             return topic
         if kind == "AWS::DynamoDB::Table":
             return state_table
+        if kind == "AWS::Logs::LogGroup":
+            return str(resources[logical]["Properties"]["LogGroupName"])
+        if kind == "AWS::EC2::Instance":
+            if logical not in made:
+                made[logical] = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)[
+                    "Instances"
+                ][0]["InstanceId"]
+            return made[logical]
+        if kind == "AWS::SSM::Document":
+            properties = resources[logical]["Properties"]
+            client("ssm").create_document(
+                Name=properties["Name"],
+                Content=json.dumps(properties["Content"]),
+                DocumentType="Command",
+                DocumentFormat="JSON",
+            )
+            made[logical] = properties["Name"]
+            return made[logical]
         if kind == "AWS::ECS::TaskDefinition":
             made[logical] = ecs.register_task_definition(
                 family=logical,
@@ -135,6 +157,7 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
     replace_run = machine("variants-replace")
     queued_run = machine("variants-queued")
     launcher = machine("variants-launcher")
+    host_run = machine("variants-host-cleanup")
 
     def schedule_input(name: str, slot: str) -> dict[str, Any]:
         """What EventBridge Scheduler sends for ``slot`` of schedule ``name``: the
@@ -145,7 +168,18 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
         return given
 
     return Deployed(
-        sfn, ecs, sqs, launcher, run, replace_run, queued_run, cluster, notices, schedule_input
+        sfn,
+        ecs,
+        sqs,
+        launcher,
+        run,
+        replace_run,
+        queued_run,
+        cluster,
+        notices,
+        host_run,
+        client("ssm"),
+        schedule_input,
     )
 
 
@@ -468,3 +502,18 @@ def test_cli_says_what_is_missing_without_credentials(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: no AWS credentials: set AWS_PROFILE")
+
+
+def test_a_warm_schedule_runs_once_per_slot_on_the_tools_host(deployed: Deployed) -> None:
+    d = deployed
+    # Scheduler delivers the slot twice: one SendCommand.
+    first, second = _fire(d, T1, "host-cleanup"), _fire(d, T1, "host-cleanup")
+    for launch in (first, second):
+        assert _finished(d, launch)["status"] == "SUCCEEDED"
+    run = _run_execution(d, d.host_run)
+    assert _finished(d, run)["status"] == "SUCCEEDED"
+    (sent,) = d.ssm.list_commands()["Commands"]
+    assert sent["DocumentName"] == "variants-schedule-host-cleanup"
+    assert sent["Comment"] == f"jobdeck host-cleanup {T1}"
+    assert _entered(d, run)[-1] == "Succeeded"
+    assert "Read command" in _entered(d, run)

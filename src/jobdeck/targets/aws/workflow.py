@@ -375,7 +375,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         "Succeeded": {"Type": "Succeed"},
     }
     if spec.overlap == "buffer_one":
-        states.update(_buffer_states(name))
+        states.update(buffer_states(name))
     if launch:
         states["Run task"]["Retry"] = [
             {
@@ -399,7 +399,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
     }
 
 
-def _buffer_states(name: str) -> Asl:
+def buffer_states(name: str) -> Asl:
     """``overlap: buffer_one``: wait while an older run is RUNNING; skip when one is
     already waiting too (ListExecutions lists the newest first)."""
     return {
