@@ -482,3 +482,37 @@ def test_a_command_suspended_in_aws_is_refused(
     body = _slash(slack, "/jobdeck", text, "U9", "C0EDITORIAL").replace("1.2.3", "1.2.9")
     bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
     assert len(slack.called("/api/chat.postMessage")) == 1  # the preview
+
+
+def test_aws_events_reach_the_notify_targets(bot: Bot, slack: FakeSlack) -> None:
+    """An ECS task of a worker that crashed: the bot posts it where the catalog says."""
+    event = {
+        "id": "e-1",
+        "source": "aws.states",
+        "time": "2026-03-09T12:00:00Z",
+        "detail": {
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:"
+            "newsroom-ranking-aggregate",
+            "status": "TIMED_OUT",
+            "input": json.dumps({"scheduled_time": "2026-03-09T11:45:00Z"}),
+        },
+    }
+    assert bot.module.handler(event, CONTEXT) == {"sent": 1, "failed": 0}
+    (posted,) = slack.called("/api/chat.postMessage")
+    assert posted["channel"] == "#batch-alerts"
+    assert "*ranking-aggregate* lost (slot 2026-03-09T11:45:00Z)" in posted["text"]
+    assert "console.aws.amazon.com/cloudwatch" in posted["text"]
+    missed = {
+        "Records": [
+            {
+                "eventSource": "aws:sqs",
+                "messageId": "m-1",
+                "body": json.dumps(
+                    {"schedule": "ranking-aggregate", "scheduled_time": "2026-03-09T12:00:00Z"}
+                ),
+                "messageAttributes": {"ERROR_CODE": {"stringValue": "AWS.SFN.Throttling"}},
+            }
+        ]
+    }
+    assert bot.module.handler(missed, CONTEXT) == {"sent": 1, "failed": 0}
+    assert "missed" in slack.called("/api/chat.postMessage")[-1]["text"]

@@ -34,9 +34,10 @@ def task_definition(
     stop_after: timedelta,
     log_group: logs.ILogGroup,
     environment: dict[str, str],
+    family: str | None = None,
 ) -> ecs.FargateTaskDefinition:
     definition = ecs.FargateTaskDefinition(
-        scope, construct_id, cpu=size.cpu, memory_limit_mib=size.memory_mib
+        scope, construct_id, cpu=size.cpu, memory_limit_mib=size.memory_mib, family=family
     )
     assert spec.image is not None  # checked by mapping
     plain, secrets = split_env(definition, dict(spec.env))

@@ -51,8 +51,9 @@ from jobdeck.commands.params import InvalidParams
 from jobdeck.commands.spec import CommandSpec, LightCommand
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import BASE_SLASH, read_slash
+from jobdeck.targets.aws.alert_events import missed_notice, notice_of
 from jobdeck.targets.aws.cloud_state import CloudState
-from jobdeck.targets.aws.notices import relay_notices
+from jobdeck.targets.aws.notices import deliver, relay_notices
 
 LOG = logging.getLogger(__name__)
 CONFIG_FILE = Path(__file__).with_name("commands.json")
@@ -75,14 +76,52 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     records = event.get("Records") or []
     if records and records[0].get("EventSource") == "aws:sns":
         return relay_notices(records, _slack_client(), _secrets().get("JOBDECK_WEBHOOK_SECRET"))
+    if records and records[0].get("eventSource") == "aws:sqs":
+        return relay_missed(records, load_config(), _slack_client(), _secrets())
+    if event.get("source") in ("aws.states", "aws.ecs", "aws.ssm"):
+        return relay_event(event, load_config(), _slack_client(), _secrets())
     return _slack_handler().handle(event, context)  # type: ignore[no-untyped-call]
+
+
+def relay_event(
+    event: dict[str, Any], config: dict[str, Any], client: WebClient, found: dict[str, str]
+) -> dict[str, int]:
+    """An EventBridge event of the stack's alert rules, to the job's notify targets."""
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    notice = notice_of(event, config, region)
+    if notice is None:
+        return {"sent": 0, "failed": 0}
+    sent, failed = deliver(
+        notice,
+        client,
+        found.get("JOBDECK_WEBHOOK_SECRET"),
+        str(event.get("id", "")),
+        event.get("time"),
+    )
+    return {"sent": sent, "failed": failed}
+
+
+def relay_missed(
+    records: list[dict[str, Any]], config: dict[str, Any], client: WebClient, found: dict[str, str]
+) -> dict[str, int]:
+    """Slots from the missed-slots queue (Scheduler's dead letters)."""
+    sent = failed = 0
+    for record in records:
+        attributes = record.get("messageAttributes") or {}
+        code = (attributes.get("ERROR_CODE") or {}).get("stringValue")
+        notice = missed_notice(record["body"], code, config)
+        done = deliver(
+            notice, client, found.get("JOBDECK_WEBHOOK_SECRET"), record.get("messageId", ""), None
+        )
+        sent, failed = sent + done[0], failed + done[1]
+    return {"sent": sent, "failed": failed}
 
 
 def load_config(path: Path = CONFIG_FILE) -> dict[str, Any]:
     """The bundled commands, plus the stack's IDs from the function's environment."""
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    loaded["instance_id"] = os.environ["JOBDECK_TOOLS_INSTANCE_ID"]
-    loaded["log_group"] = os.environ["JOBDECK_COMMAND_LOG_GROUP"]
+    loaded["instance_id"] = os.environ.get("JOBDECK_TOOLS_INSTANCE_ID", "")
+    loaded["log_group"] = os.environ.get("JOBDECK_COMMAND_LOG_GROUP", "")
     return loaded
 
 

@@ -28,26 +28,53 @@ def relay_notices(
     for record in records:
         sns = record["Sns"]
         notice = json.loads(sns["Message"])
-        error = notice.get("error") or {}
-        text = (
-            f":red_circle: {notice.get('kind', 'job')} *{notice.get('job')}* failed "
-            f"(slot {notice.get('scheduled_time')}): {error.get('Error', 'unknown error')}"
+        done = deliver(
+            notice, client, webhook_secret, sns.get("MessageId", ""), sns.get("Timestamp")
         )
-        for target in notice.get("notify") or []:
-            kind, _, where = target.partition(":")
-            try:
-                if kind == "slack":
-                    client.chat_postMessage(channel=where, text=text)
-                elif kind == "webhook":
-                    body = webhook_body(notice, sns.get("MessageId", ""), sns.get("Timestamp"))
-                    post_webhook(where, body, webhook_secret)
-                else:
-                    continue
-                sent += 1
-            except Exception:
-                LOG.exception("notice to %s failed", target)
-                failed += 1
+        sent, failed = sent + done[0], failed + done[1]
     return {"sent": sent, "failed": failed}
+
+
+def notice_text(notice: dict[str, Any]) -> str:
+    """One line for Slack: what, which slot, why, and where its logs are."""
+    error = notice.get("error") or {}
+    what = notice.get("status") or "failed"
+    text = (
+        f":red_circle: {notice.get('kind', 'job')} *{notice.get('job')}* {what} "
+        f"(slot {notice.get('scheduled_time')}): {error.get('Error', 'unknown error')}"
+    )
+    if notice.get("reason"):
+        text += f" ({notice['reason']})"
+    if notice.get("logs"):
+        text += f" <{notice['logs']}|logs>"
+    return text
+
+
+def deliver(
+    notice: dict[str, Any],
+    client: WebClient,
+    webhook_secret: str | None,
+    delivery_id: str,
+    occurred_at: str | None,
+) -> tuple[int, int]:
+    """(sent, failed): the notice to each of its ``notify`` targets, each tried once."""
+    sent = failed = 0
+    text = notice_text(notice)
+    for target in notice.get("notify") or []:
+        kind, _, where = target.partition(":")
+        try:
+            if kind == "slack":
+                client.chat_postMessage(channel=where, text=text)
+            elif kind == "webhook":
+                body = webhook_body(notice, delivery_id, occurred_at)
+                post_webhook(where, body, webhook_secret)
+            else:
+                continue
+            sent += 1
+        except Exception:
+            LOG.exception("notice to %s failed", target)
+            failed += 1
+    return sent, failed
 
 
 def webhook_body(notice: dict[str, Any], delivery_id: str, occurred_at: str | None) -> bytes:
@@ -56,7 +83,9 @@ def webhook_body(notice: dict[str, Any], delivery_id: str, occurred_at: str | No
     error = (notice.get("error") or {}).get("Error", "")
     cause = (notice.get("error") or {}).get("Cause") or ""
     reason: str | None
-    if error == "States.Timeout":
+    if notice.get("status") in ("lost", "missed"):
+        status, reason = "failed", notice["status"]
+    elif error == "States.Timeout":
         status, reason = "timed_out", "timeout"
     elif any(f in cause for f in ("ResourceInitializationError", "CannotPullContainerError")):
         status, reason = "failed", "launch_error"
@@ -71,7 +100,7 @@ def webhook_body(notice: dict[str, Any], delivery_id: str, occurred_at: str | No
             "id": None,
             "job": notice.get("job"),
             "kind": notice.get("kind", "schedule"),
-            "trigger": "schedule",
+            "trigger": notice.get("trigger", "schedule"),
             "status": status,
             "reason": reason,
             "attempt": None,
@@ -83,7 +112,8 @@ def webhook_body(notice: dict[str, Any], delivery_id: str, occurred_at: str | No
             "pool": notice.get("pool"),
             "host": None,
             "project": notice.get("project"),
-            "url": notice.get("execution"),
+            # The run's logs in the CloudWatch console where known, else its execution.
+            "url": notice.get("logs") or notice.get("execution"),
         },
         "log_tail": None,
     }

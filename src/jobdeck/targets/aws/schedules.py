@@ -21,6 +21,7 @@ from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from jobdeck.targets.aws.alert_events import logs_url
 from jobdeck.targets.aws.containers import task_definition
 from jobdeck.targets.aws.mapping import ScheduleOnAws
 from jobdeck.targets.aws.ssm import schedule_document
@@ -75,6 +76,8 @@ class Schedules(Construct):
             "Missed",
             queue_name=f"{project}-missed-slots",
             retention_period=Duration.days(14),
+            # At least the bot function's timeout, which reads it (Lambda requires it).
+            visibility_timeout=Duration.minutes(16),
             enforce_ssl=True,
         )
         missed.grant_send_messages(self.role)
@@ -151,6 +154,7 @@ class Schedules(Construct):
             assign_public_ip=self.assign_public_ip,
             topic=topic.topic_arn,
             project=project,
+            logs=logs_url(Stack.of(self).region, f"/jobdeck/{project}/runs"),
         )
         stack = Stack.of(self)
         machine = sfn.StateMachine(
@@ -260,7 +264,7 @@ class Schedules(Construct):
             log_group=command_log_group.log_group_name,
             topic=topic.topic_arn,
             project=project,
-            region=stack.region,
+            logs=logs_url(stack.region, f"/jobdeck/{project}/commands"),
         )
         machine = sfn.StateMachine(
             self,

@@ -16,6 +16,7 @@ from constructs import Construct
 from jobdeck.catalog.env_refs import refs_of
 from jobdeck.catalog.load import LoadedCatalog
 from jobdeck.catalog.model import Aws
+from jobdeck.targets.aws.alerts import Alerts
 from jobdeck.targets.aws.mapping import CatalogOnAws, map_catalog
 from jobdeck.targets.aws.queues import Queues
 from jobdeck.targets.aws.schedules import Schedules
@@ -167,9 +168,18 @@ class JobdeckStack(Stack):
             command_log_group=self.bot.log_group,
             table=self.state.table,
         )
+        self.alerts = Alerts(
+            self,
+            "Alerts",
+            project=mapped.project,
+            function=self.bot.function,
+            cluster=self.cluster,
+            missed=self.schedules.missed,
+        )
         self.workers = Workers(
             self,
             "Workers",
+            project=mapped.project,
             workers=mapped.workers,
             cluster=self.cluster,
             subnets=subnets,

@@ -42,6 +42,7 @@ _HANDLER_FILES = (
     "jobdeck/slack/requests.py",
     "jobdeck/targets/__init__.py",
     "jobdeck/targets/aws/__init__.py",
+    "jobdeck/targets/aws/alert_events.py",
     "jobdeck/targets/aws/cloud_state.py",
     "jobdeck/targets/aws/keeper.py",
     "jobdeck/targets/aws/lambda_handler.py",
@@ -223,6 +224,15 @@ def bot_config(catalog: Catalog) -> dict[str, Any]:
                 "timeout_seconds": int(command.timeout.total_seconds()),
             }
             for name, command in catalog.commands.items()
+        },
+        # Who hears of failures that AWS reports (see alert_events).
+        "notify": {
+            kind: {name: list(spec.notify) for name, spec in getattr(catalog, section).items()}
+            for kind, section in (
+                ("schedule", "schedules"),
+                ("worker", "workers"),
+                ("command", "commands"),
+            )
         },
     }
 

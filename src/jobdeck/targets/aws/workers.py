@@ -33,6 +33,7 @@ class Workers(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        project: str,
         workers: tuple[WorkerOnAws, ...],
         cluster: ecs.Cluster,
         subnets: list[ec2.ISubnet],
@@ -57,6 +58,8 @@ class Workers(Construct):
                 stop_after=spec.stop_grace,
                 log_group=log_group,
                 environment=environment,
+                # How the alerts tell whose task stopped.
+                family=f"{project}-worker-{item.name}",
             )
             desired = spec.desired_replicas if spec.enabled else 0
             service = ecs.FargateService(

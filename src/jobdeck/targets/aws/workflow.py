@@ -230,6 +230,7 @@ class EcsRun:
     security_groups: list[str]
     topic: str  # SNS topic of failure notices
     project: str = ""
+    logs: str = ""  # the CloudWatch Logs console link of the runs' log group
     assign_public_ip: bool = True
 
 
@@ -359,6 +360,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                     "scheduled_time.$": "$.scheduled_time",
                     "execution.$": "$$.Execution.Id",
                     "error.$": "$.error",
+                    "logs": where.logs,
                     "notify": list(spec.notify),
                 },
             },

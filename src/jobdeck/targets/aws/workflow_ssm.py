@@ -36,17 +36,13 @@ class HostRun:
     log_group: str
     topic: str
     project: str
-    region: str
+    logs: str  # the CloudWatch Logs console link of the command output
 
 
 def host_run_definition(name: str, spec: Schedule, where: HostRun) -> Asl:
     """Input: ``{"schedule", "scheduled_time"}`` (from the launcher)."""
     launch, failure = spec.retry.launch, spec.retry.failure
     timeout = max(1, int(spec.timeout.total_seconds()))
-    logs = (
-        f"https://{where.region}.console.aws.amazon.com/cloudwatch/home?region={where.region}"
-        f"#logsV2:log-groups/log-group/{where.log_group.replace('/', '$252F')}"
-    )
     states: Asl = {
         "Start": {
             "Type": "Pass",
@@ -197,7 +193,7 @@ def host_run_definition(name: str, spec: Schedule, where: HostRun) -> Asl:
                     "scheduled_time.$": "$.scheduled_time",
                     "execution.$": "$$.Execution.Id",
                     "error.$": "$.error",
-                    "logs": logs,
+                    "logs": where.logs,
                     "notify": list(spec.notify),
                 },
             },
