@@ -36,6 +36,7 @@ def aws_errors() -> Iterator[None]:
         NoCredentialsError,
         NoRegionError,
     )
+    from botocore.parsers import ResponseParserError
 
     try:
         yield
@@ -51,11 +52,11 @@ def aws_errors() -> Iterator[None]:
         if error.get("Code") == "ResourceNotFoundException":
             fail(f"{error.get('Message')}: is the stack deployed (jobdeck deploy aws deploy)?")
         fail(f"AWS refused: {error.get('Code')}: {error.get('Message')}")
-    except BotoCoreError as exc:
+    except (BotoCoreError, ResponseParserError) as exc:
         fail(f"cannot reach AWS: {exc}")
 
 
-def _client(service: str) -> Any:
+def client(service: str) -> Any:
     import boto3
 
     make: Any = boto3.client  # typed per service name; the name here is data
@@ -63,7 +64,7 @@ def _client(service: str) -> Any:
 
 
 def cloud_state(loaded: LoadedCatalog) -> CloudState:
-    return CloudState(_client("dynamodb"), table_name(loaded.catalog.project))
+    return CloudState(client("dynamodb"), table_name(loaded.catalog.project))
 
 
 def _resolve(loaded: LoadedCatalog, name: str, kind: str | None) -> tuple[str, Any]:
@@ -93,7 +94,7 @@ def suspend(
         fail(f"--until {until!r}: give a duration such as 2h or an ISO time", 2)
     with aws_errors():
         state = cloud_state(loaded)
-        identity = _client("sts").get_caller_identity()["Arn"]
+        identity = client("sts").get_caller_identity()["Arn"]
         held = CloudSuspension(
             kind=found_kind,
             name=name,
@@ -109,8 +110,8 @@ def suspend(
         if found_kind == "worker":
             try:
                 set_worker(
-                    _client("ecs"),
-                    _client("application-autoscaling"),
+                    client("ecs"),
+                    client("application-autoscaling"),
                     loaded.catalog.project,
                     name,
                     None,
@@ -142,15 +143,15 @@ def resume(loaded: LoadedCatalog, name: str, kind: str | None) -> CloudSuspensio
         if found_kind == "worker":
             try:
                 set_worker(
-                    _client("ecs"),
-                    _client("application-autoscaling"),
+                    client("ecs"),
+                    client("application-autoscaling"),
                     loaded.catalog.project,
                     name,
                     spec.desired_replicas if spec.enabled else 0,
                 )
             except NoService as exc:
                 typer.echo(f"warning: {exc}", err=True)
-        identity = _client("sts").get_caller_identity()["Arn"]
+        identity = client("sts").get_caller_identity()["Arn"]
         state.record(
             now,
             actor=current_actor(),
@@ -207,3 +208,18 @@ def show_plan(loaded: LoadedCatalog, as_json: bool) -> None:
         print_json({"suspensions": [s.json() for s in held]})
         return
     typer.echo(suspensions_text(held))
+
+
+def hold_suspended_workers(loaded: LoadedCatalog) -> int:
+    """After a deploy: suspended workers back at zero tasks at once (the keeper would do
+    it within a minute)."""
+    from jobdeck.targets.aws.keeper import keep
+
+    done = keep(
+        cloud_state(loaded),
+        client("ecs"),
+        client("application-autoscaling"),
+        loaded.catalog.project,
+        datetime.now(UTC),
+    )
+    return done["held"]
