@@ -517,3 +517,56 @@ def test_a_warm_schedule_runs_once_per_slot_on_the_tools_host(deployed: Deployed
     assert sent["Comment"] == f"jobdeck host-cleanup {T1}"
     assert _entered(d, run)[-1] == "Succeeded"
     assert "Read command" in _entered(d, run)
+
+
+def _host_outcomes(monkeypatch: pytest.MonkeyPatch, outcomes: list[tuple[str, str]]) -> None:
+    """The tools host's results, per command in the order they are sent (moto's commands
+    always succeed); the last outcome repeats."""
+    from moto.ssm.models import Command
+
+    original = Command.invocation_response
+    order: list[str] = []
+
+    def response(self: Command, instance_id: str, plugin_name: str) -> dict[str, Any]:
+        found: dict[str, Any] = original(self, instance_id, plugin_name)
+        if self.command_id not in order:
+            order.append(self.command_id)
+        status, details = outcomes[min(order.index(self.command_id), len(outcomes) - 1)]
+        return {**found, "Status": status, "StatusDetails": details}
+
+    monkeypatch.setattr(Command, "invocation_response", response)
+
+
+def test_a_warm_command_never_delivered_is_relaunched(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployed
+    _host_outcomes(monkeypatch, [("Failed", "Undeliverable"), ("Success", "Success")])
+    _finished(d, _fire(d, T1, "host-cleanup"))
+    run = _run_execution(d, d.host_run)
+    assert _finished(d, run)["status"] == "SUCCEEDED"
+    assert "Count relaunch" in _entered(d, run)
+    assert len(d.ssm.list_commands()["Commands"]) == 2
+
+
+def test_a_failed_warm_command_notifies_with_its_logs(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployed
+    _host_outcomes(monkeypatch, [("Failed", "Failed")])
+    _finished(d, _fire(d, T1, "host-cleanup"))
+    run = _run_execution(d, d.host_run)
+    ended = _finished(d, run)
+    assert ended["status"] == "FAILED"
+    assert _entered(d, run)[-2:] == ["Notify", "Failed"]
+    assert len(d.ssm.list_commands()["Commands"]) == 1  # retry.failure is 0
+
+    def notice() -> dict[str, Any] | None:
+        found = d.sqs.receive_message(QueueUrl=d.notices, WaitTimeSeconds=1).get("Messages")
+        return json.loads(found[0]["Body"]) if found else None
+
+    message = _wait("the failure notice", notice)
+    assert (message["job"], message["scheduled_time"]) == ("host-cleanup", T1)
+    assert message["error"]["Error"] == "SSM.Failed"
+    assert message["logs"].startswith(f"https://{REGION}.console.aws.amazon.com/cloudwatch/")
+    assert message["logs"].endswith("$252Fjobdeck$252Fvariants$252Fcommands")
