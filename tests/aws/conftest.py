@@ -204,3 +204,35 @@ def variants(tmp_path_factory: pytest.TempPathFactory) -> Assembly:
     folder = tmp_path_factory.mktemp("variants")
     loaded = load_catalog_text(VARIANTS, str(folder / "jobdeck.yaml"))
     return _synth(loaded, folder / "cdk.out")
+
+
+STATE_KEYS = {
+    "KeySchema": [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ],
+}
+
+
+def create_state_table(endpoint: str, project: str, assembly: Assembly | None = None) -> str:
+    """The project's state table in moto: as the assembly's template declares it, or
+    with the key schema that :mod:`jobdeck.targets.aws.cloud_state` expects."""
+    import boto3
+
+    from jobdeck.targets.aws.cloud_state import table_name
+
+    name = table_name(project)
+    keys: dict[str, Any] = STATE_KEYS
+    if assembly is not None:
+        declared = assembly.one("AWS::DynamoDB::Table", TableName=name)
+        keys = {k: declared[k] for k in ("KeySchema", "AttributeDefinitions")}
+        assert declared["BillingMode"] == "PAY_PER_REQUEST"
+    make: Any = boto3.client
+    make("dynamodb", region_name=REGION, endpoint_url=endpoint).create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST", **keys
+    )
+    return name

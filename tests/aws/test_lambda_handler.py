@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -33,7 +33,7 @@ from jobdeck.commands.decide import Refused, decide
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import read_slash
 from jobdeck.targets.aws.ssm import command_document
-from tests.aws.conftest import REGION, Assembly
+from tests.aws.conftest import REGION, Assembly, create_state_table
 
 SIGNING_SECRET = "test-signing-secret"
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -137,13 +137,14 @@ def bot(
         "SLACK_API_URL": f"{slack.url}/api/",
         "JOBDECK_TOOLS_INSTANCE_ID": instance,
         "JOBDECK_COMMAND_LOG_GROUP": "/jobdeck/newsroom/commands",
+        "JOBDECK_TABLE": create_state_table(moto_server, "newsroom", newsroom),
     }.items():
         monkeypatch.setenv(key, value)
     module = _bundled_handler(newsroom)
     try:
         yield Bot(module, ssm, instance)
     finally:
-        for cached in ("_secrets", "_app", "_slack_handler"):
+        for cached in ("_secrets", "_app", "_slack_handler", "_state"):
             getattr(module, cached).cache_clear()
 
 
@@ -381,3 +382,137 @@ def test_the_asset_carries_no_other_module(newsroom: Assembly) -> None:
     folder = newsroom.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
     top = sorted(p.name for p in Path(folder).iterdir())
     assert top == ["jobdeck", "slack_bolt", "slack_sdk"]
+
+
+def _preview_click(bot: Bot, slack: FakeSlack) -> dict[str, Any]:
+    """A Run click on the preview of a /breaking request (by U0EDITOR)."""
+    text = 'title="Big news" url=https://news.example/1'
+    body = _slash(slack, "/breaking", text, "U9", "C0EDITORIAL")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    (preview,) = slack.called("/api/chat.postMessage")
+    run = preview["blocks"][-1]["elements"][0]
+    click = {
+        "type": "block_actions",
+        "user": {"id": "U0EDITOR"},
+        "channel": {"id": "C0EDITORIAL"},
+        "container": {"channel_id": "C0EDITORIAL", "message_ts": "1.5"},
+        "team": {"id": "T1"},
+        "response_url": f"{slack.url}/respond/2",
+        "trigger_id": "1.2.4",
+        "actions": [{"action_id": blocks.RUN_ACTION, "block_id": "b", "value": run["value"]}],
+    }
+    return _lazy_event(urlencode({"payload": json.dumps(click)}), "run_clicked")
+
+
+def _audit(moto_server: str) -> list[dict[str, Any]]:
+    from jobdeck.targets.aws.cloud_state import CloudState, table_name
+
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
+    return CloudState(client, table_name("newsroom")).audit(50)[::-1]
+
+
+def test_two_identical_clicks_send_one_command(
+    bot: Bot, slack: FakeSlack, moto_server: str
+) -> None:
+    event = _preview_click(bot, slack)
+    errors: list[BaseException] = []
+
+    def click() -> None:
+        try:
+            bot.module.handler(event, CONTEXT)
+        except BaseException as exc:  # reported below, in the test's thread
+            errors.append(exc)
+
+    # The double click: both deliveries at once, as two Lambda invocations would run.
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(bot.ssm.list_commands()["Commands"]) == 1
+    # A third, later delivery of the same click runs nothing either.
+    bot.module.handler(event, CONTEXT)
+    assert len(bot.ssm.list_commands()["Commands"]) == 1
+    outcomes = [(e["actor"], e["outcome"]) for e in _audit(moto_server)]
+    assert outcomes[0] == ("U9", "preview")
+    assert sorted(outcomes[1:]) == sorted(
+        [("U0EDITOR", "started"), ("U0EDITOR", "succeeded")] + [("U0EDITOR", "duplicate")] * 2
+    )
+    started = next(e for e in _audit(moto_server) if e["outcome"] == "started")
+    assert started["target"] == "command/breaking-push"
+    assert started["via"] == "slack"
+    assert started["detail"]["channel"] == "C0EDITORIAL"
+    assert json.loads(started["detail"]["params"]) == {
+        "title": "Big news",
+        "url": "https://news.example/1",
+    }
+
+
+def test_a_slash_command_delivered_twice_answers_once(bot: Bot, slack: FakeSlack) -> None:
+    body = _slash(slack, "/jobdeck", "help", "U9", "C0EDITORIAL")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)  # same trigger_id
+    assert len(slack.called("/respond/1")) == 1
+
+
+def test_a_command_suspended_in_aws_is_refused(
+    bot: Bot, slack: FakeSlack, moto_server: str
+) -> None:
+    from jobdeck.targets.aws.cloud_state import CloudState, CloudSuspension, table_name
+
+    client = boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_server)
+    state = CloudState(client, table_name("newsroom"))
+    now = datetime.now(UTC)
+    state.suspend(CloudSuspension("command", "breaking-push", "CMS outage", "ana@ops", now, None))
+    text = "run breaking-push title=x url=https://e.x"
+    body = _slash(slack, "/jobdeck", text, "U9", "C0EDITORIAL")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    (answer,) = slack.called("/respond/1")
+    assert "command breaking-push is suspended by ana@ops: CMS outage" in answer["text"]
+    assert bot.ssm.list_commands()["Commands"] == []
+    (entry,) = _audit(moto_server)
+    assert entry["outcome"] == "refused: suspended"
+    # Ended (an `until` in the past): runs again, without anything else running.
+    state.suspend(
+        CloudSuspension(
+            "command", "breaking-push", "CMS outage", "ana@ops", now, now - timedelta(seconds=1)
+        )
+    )
+    body = _slash(slack, "/jobdeck", text, "U9", "C0EDITORIAL").replace("1.2.3", "1.2.9")
+    bot.module.handler(_lazy_event(body, "run_lazy"), CONTEXT)
+    assert len(slack.called("/api/chat.postMessage")) == 1  # the preview
+
+
+def test_aws_events_reach_the_notify_targets(bot: Bot, slack: FakeSlack) -> None:
+    """An ECS task of a worker that crashed: the bot posts it where the catalog says."""
+    event = {
+        "id": "e-1",
+        "source": "aws.states",
+        "time": "2026-03-09T12:00:00Z",
+        "detail": {
+            "stateMachineArn": "arn:aws:states:us-east-1:123456789012:stateMachine:"
+            "newsroom-ranking-aggregate",
+            "status": "TIMED_OUT",
+            "input": json.dumps({"scheduled_time": "2026-03-09T11:45:00Z"}),
+        },
+    }
+    assert bot.module.handler(event, CONTEXT) == {"sent": 1, "failed": 0}
+    (posted,) = slack.called("/api/chat.postMessage")
+    assert posted["channel"] == "#batch-alerts"
+    assert "*ranking-aggregate* lost (slot 2026-03-09T11:45:00Z)" in posted["text"]
+    assert "console.aws.amazon.com/cloudwatch" in posted["text"]
+    missed = {
+        "Records": [
+            {
+                "eventSource": "aws:sqs",
+                "messageId": "m-1",
+                "body": json.dumps(
+                    {"schedule": "ranking-aggregate", "scheduled_time": "2026-03-09T12:00:00Z"}
+                ),
+                "messageAttributes": {"ERROR_CODE": {"stringValue": "AWS.SFN.Throttling"}},
+            }
+        ]
+    }
+    assert bot.module.handler(missed, CONTEXT) == {"sent": 1, "failed": 0}
+    assert "missed" in slack.called("/api/chat.postMessage")[-1]["text"]

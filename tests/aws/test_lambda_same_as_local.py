@@ -23,7 +23,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from jobdeck.targets.aws import lambda_handler
 from jobdeck.targets.aws.tools import bot_config
-from tests.aws.conftest import REGION
+from tests.aws.conftest import REGION, create_state_table
 from tests.integration.test_slack_harness import SIGNING_SECRET, Bot, bot_server
 
 pytestmark = pytest.mark.anyio
@@ -66,10 +66,11 @@ def lambda_bot(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mo
     )["ARN"]
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     monkeypatch.setenv("SLACK_SECRET_ARN", secret)
+    monkeypatch.setenv("JOBDECK_TABLE", create_state_table(moto_server, "slacktest"))
     try:
         yield lambda_handler
     finally:
-        for cached in ("_secrets", "_app", "_slack_handler"):
+        for cached in ("_secrets", "_app", "_slack_handler", "_state"):
             getattr(lambda_handler, cached).cache_clear()
 
 

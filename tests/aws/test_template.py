@@ -70,11 +70,13 @@ def test_the_schedule_passes_its_scheduled_time(newsroom: Assembly) -> None:
     run = newsroom.logical_id(
         "AWS::StepFunctions::StateMachine", StateMachineName="newsroom-ranking-aggregate"
     )
+    table = newsroom.logical_id("AWS::DynamoDB::Table", TableName="newsroom-jobdeck")
     assert given == {
         "schedule": "ranking-aggregate",
         "scheduled_time": "<aws.scheduler.scheduled-time>",
         "state_machine": placeholders(newsroom.template)(run, None),
         "overlap": "skip",
+        "table": placeholders(newsroom.template)(table, None),
     }
 
 
@@ -94,16 +96,31 @@ def test_disabled_and_allow_overlap(variants: Assembly) -> None:
     )
 
 
-def test_a_warm_pool_schedule_fires_ssm_run_command(variants: Assembly) -> None:
+def test_a_warm_pool_schedule_runs_the_same_workflow_on_the_tools_host(
+    variants: Assembly,
+) -> None:
     schedule = variants.one("AWS::Scheduler::Schedule", Name="variants-host-cleanup")
-    assert schedule["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:ssm:sendCommand"
+    launcher = variants.logical_id(
+        "AWS::StepFunctions::StateMachine", StateMachineName="variants-launcher"
+    )
+    assert schedule["Target"]["Arn"] == {"Ref": launcher}
+    assert "Arn" in schedule["Target"]["DeadLetterConfig"]  # missed slots are kept
     given = _schedule_input(variants, "variants-host-cleanup")
+    assert given["overlap"] == "skip"
+    states = _machine(variants, "variants-host-cleanup")["States"]
+    send = states["Send command"]
     document = variants.logical_id("AWS::SSM::Document", Name="variants-schedule-host-cleanup")
     instance = next(iter(variants.resources("AWS::EC2::Instance")))
     resolve = placeholders(variants.template)
-    assert given["DocumentName"] == resolve(document, None)
-    assert given["InstanceIds"] == [resolve(instance, None)]
-    assert given["CloudWatchOutputConfig"]["CloudWatchOutputEnabled"] is True
+    assert send["Resource"] == "arn:aws:states:::aws-sdk:ssm:sendCommand"
+    assert send["Parameters"]["DocumentName"] == resolve(document, None)
+    assert send["Parameters"]["InstanceIds"] == [resolve(instance, None)]
+    assert send["Retry"][0]["MaxAttempts"] == 3  # retry.launch's default
+    assert states["Read command"]["Resource"].endswith("ssm:getCommandInvocation")
+    assert states["Timed out"]["Next"] == "Notify"  # a timeout is never retried
+    notice = states["Notify"]["Parameters"]["Message"]
+    assert notice["notify"] == ["slack:#ops"]
+    assert notice["logs"].startswith("https://us-east-1.console.aws.amazon.com/cloudwatch/")
     content = variants.one("AWS::SSM::Document", Name="variants-schedule-host-cleanup")["Content"]
     step = content["mainSteps"][0]
     assert step["action"] == "aws:runShellScript"
@@ -115,12 +132,10 @@ def test_a_warm_pool_schedule_fires_ssm_run_command(variants: Assembly) -> None:
         ],
         "timeoutSeconds": "600",
     }
-    # No state machine and no task definition for it.
-    names = [
-        r["Properties"]["StateMachineName"]
-        for r in variants.resources("AWS::StepFunctions::StateMachine").values()
-    ]
-    assert "variants-host-cleanup" not in names
+    # No task definition for it.
+    assert not any(
+        "host-cleanup" in logical for logical in variants.resources("AWS::ECS::TaskDefinition")
+    )
 
 
 # --- the run workflow ---------------------------------------------------------------------
@@ -411,7 +426,7 @@ def test_every_task_may_use_the_projects_queues_by_their_catalog_names(
     # The example's producer and indexer find their queues by name (FEED_QUEUE,
     # SITEMAP_QUEUE), which on AWS are the catalog's names too.
     names = {r["Properties"]["QueueName"] for r in newsroom.resources("AWS::SQS::Queue").values()}
-    assert names == {"feed-index", "feed-index-dlq", "sitemap-updates"}
+    assert names == {"feed-index", "feed-index-dlq", "sitemap-updates", "newsroom-missed-slots"}
     updates = newsroom.logical_id("AWS::SQS::Queue", QueueName="sitemap-updates")
     producer_role = next(
         r["Properties"]["TaskRoleArn"]["Fn::GetAtt"][0]

@@ -10,10 +10,14 @@ behave as AWS documents them.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -24,7 +28,7 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 from tests.aws import moto_patches
 from tests.aws.asl import definitions, flatten
-from tests.aws.conftest import REGION, Assembly
+from tests.aws.conftest import REGION, VARIANTS, Assembly, create_state_table
 
 ROLE = "arn:aws:iam::123456789012:role/jobdeck-test"
 DEADLINE = 60.0
@@ -62,6 +66,8 @@ class Deployed:
     queued_run: str  # the run machine of "queued" (overlap: buffer_one)
     cluster: str
     notices: str  # an SQS queue subscribed to the notices topic
+    host_run: str  # the run machine of "host-cleanup" (warm pool, overlap: skip)
+    ssm: Any
     schedule_input: Callable[[str, str], dict[str, Any]]
 
 
@@ -85,6 +91,7 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
         Endpoint=notices_arn,
         Attributes={"RawMessageDelivery": "true"},
     )
+    state_table = create_state_table(moto_url, "variants", variants)
     template = variants.template
     resources = template["Resources"]
     made: dict[str, str] = {}
@@ -92,6 +99,8 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
     def resolve(logical: str, attribute: str | None) -> str:
         if logical in made:
             return made[logical]
+        if logical == "AWS::Region":
+            return REGION
         kind = resources[logical]["Type"]
         if kind == "AWS::ECS::Cluster":
             return cluster
@@ -101,6 +110,26 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
             return group
         if kind == "AWS::SNS::Topic":
             return topic
+        if kind == "AWS::DynamoDB::Table":
+            return state_table
+        if kind == "AWS::Logs::LogGroup":
+            return str(resources[logical]["Properties"]["LogGroupName"])
+        if kind == "AWS::EC2::Instance":
+            if logical not in made:
+                made[logical] = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)[
+                    "Instances"
+                ][0]["InstanceId"]
+            return made[logical]
+        if kind == "AWS::SSM::Document":
+            properties = resources[logical]["Properties"]
+            client("ssm").create_document(
+                Name=properties["Name"],
+                Content=json.dumps(properties["Content"]),
+                DocumentType="Command",
+                DocumentFormat="JSON",
+            )
+            made[logical] = properties["Name"]
+            return made[logical]
         if kind == "AWS::ECS::TaskDefinition":
             made[logical] = ecs.register_task_definition(
                 family=logical,
@@ -128,6 +157,7 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
     replace_run = machine("variants-replace")
     queued_run = machine("variants-queued")
     launcher = machine("variants-launcher")
+    host_run = machine("variants-host-cleanup")
 
     def schedule_input(name: str, slot: str) -> dict[str, Any]:
         """What EventBridge Scheduler sends for ``slot`` of schedule ``name``: the
@@ -138,7 +168,18 @@ def deployed(moto_url: str, variants: Assembly) -> Deployed:
         return given
 
     return Deployed(
-        sfn, ecs, sqs, launcher, run, replace_run, queued_run, cluster, notices, schedule_input
+        sfn,
+        ecs,
+        sqs,
+        launcher,
+        run,
+        replace_run,
+        queued_run,
+        cluster,
+        notices,
+        host_run,
+        client("ssm"),
+        schedule_input,
     )
 
 
@@ -369,3 +410,163 @@ def test_buffer_one_keeps_one_run_waiting(deployed: Deployed) -> None:
     later = _running_tasks(d, 2)[-1]  # the waiting run starts once the first has ended
     d.ecs.stop_task(cluster=d.cluster, task=later, reason=moto_patches.EXITED_OK)
     assert _finished(d, second)["status"] == "SUCCEEDED"
+
+
+def _cli(moto_url: str, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process, with AWS (moto) at AWS_ENDPOINT_URL."""
+    catalog = folder / "jobdeck.yaml"
+    catalog.write_text(VARIANTS, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBDECK_")}
+    env.update(AWS_ENDPOINT_URL=moto_url, JOBDECK_USER="ana@ops")
+    return subprocess.run(
+        [sys.executable, "-m", "jobdeck", "-f", str(catalog), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_schedule_suspended_in_aws_skips_its_slots_until_resumed(
+    deployed: Deployed, moto_url: str, tmp_path: Path
+) -> None:
+    d = deployed
+    done = _cli(moto_url, tmp_path, "suspend", "quick", "--target", "aws", "--reason", "bad feed")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "suspended schedule quick in AWS: bad feed"
+    launch = _fire(d, T1)
+    assert _finished(d, launch)["status"] == "SUCCEEDED"
+    assert _entered(d, launch)[-1] == "Skipped (suspended)"
+    output = json.loads(d.sfn.describe_execution(executionArn=launch)["output"])
+    assert output["reason"] == "suspended"
+    assert output["suspended_by"] == "ana@ops"
+    assert d.sfn.list_executions(stateMachineArn=d.run)["executions"] == []
+    assert d.ecs.list_tasks(cluster=d.cluster)["taskArns"] == []
+
+    shown = _cli(moto_url, tmp_path, "plan", "--target", "aws", "--json")
+    assert shown.returncode == 0, shown.stderr
+    (held,) = json.loads(shown.stdout)["suspensions"]
+    assert (held["kind"], held["name"], held["created_by"]) == ("schedule", "quick", "ana@ops")
+
+    done = _cli(moto_url, tmp_path, "resume", "quick", "--target", "aws")
+    assert done.returncode == 0, done.stderr
+    launch = _fire(d, T2)
+    assert _finished(d, launch)["status"] == "SUCCEEDED"
+    assert "Skipped (suspended)" not in _entered(d, launch)
+    _running_tasks(d, 1)
+    audit = _cli(moto_url, tmp_path, "audit", "--target", "aws", "--json")
+    assert [(e["action"], e["target"], e["actor"]) for e in json.loads(audit.stdout)] == [
+        ("resume", "schedule/quick", "ana@ops"),
+        ("suspend", "schedule/quick", "ana@ops"),
+    ]
+
+
+def test_a_suspension_ends_at_its_until_with_nothing_running(
+    deployed: Deployed, moto_url: str, tmp_path: Path
+) -> None:
+    """The launcher compares the slot's time with ``until``: no engine, no keeper."""
+    d = deployed
+    until = "2026-03-08T01:00:30Z"  # after T1, before T2
+    done = _cli(
+        moto_url, tmp_path, "suspend", "quick", "--target", "aws", "--reason", "x", "--until", until
+    )
+    assert done.returncode == 0, done.stderr
+    first = _fire(d, T1)
+    assert _entered(d, _wait_end(d, first))[-1] == "Skipped (suspended)"
+    second = _fire(d, T2)
+    assert "Skipped (suspended)" not in _entered(d, _wait_end(d, second))
+    _running_tasks(d, 1)
+
+
+def _wait_end(d: Deployed, execution: str) -> str:
+    _finished(d, execution)
+    return execution
+
+
+def test_cli_says_what_is_missing_without_credentials(tmp_path: Path) -> None:
+    catalog = tmp_path / "jobdeck.yaml"
+    catalog.write_text(VARIANTS, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JOBDECK_", "AWS_"))}
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none")
+    )
+    env.update(AWS_DEFAULT_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
+    done = subprocess.run(
+        [sys.executable, "-m", "jobdeck", "-f", str(catalog), "audit", "--target", "aws"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: no AWS credentials: set AWS_PROFILE")
+
+
+def test_a_warm_schedule_runs_once_per_slot_on_the_tools_host(deployed: Deployed) -> None:
+    d = deployed
+    # Scheduler delivers the slot twice: one SendCommand.
+    first, second = _fire(d, T1, "host-cleanup"), _fire(d, T1, "host-cleanup")
+    for launch in (first, second):
+        assert _finished(d, launch)["status"] == "SUCCEEDED"
+    run = _run_execution(d, d.host_run)
+    assert _finished(d, run)["status"] == "SUCCEEDED"
+    (sent,) = d.ssm.list_commands()["Commands"]
+    assert sent["DocumentName"] == "variants-schedule-host-cleanup"
+    assert sent["Comment"] == f"jobdeck host-cleanup {T1}"
+    assert _entered(d, run)[-1] == "Succeeded"
+    assert "Read command" in _entered(d, run)
+
+
+def _host_outcomes(monkeypatch: pytest.MonkeyPatch, outcomes: list[tuple[str, str]]) -> None:
+    """The tools host's results, per command in the order they are sent (moto's commands
+    always succeed); the last outcome repeats."""
+    from moto.ssm.models import Command
+
+    original = Command.invocation_response
+    order: list[str] = []
+
+    def response(self: Command, instance_id: str, plugin_name: str) -> dict[str, Any]:
+        found: dict[str, Any] = original(self, instance_id, plugin_name)
+        if self.command_id not in order:
+            order.append(self.command_id)
+        status, details = outcomes[min(order.index(self.command_id), len(outcomes) - 1)]
+        return {**found, "Status": status, "StatusDetails": details}
+
+    monkeypatch.setattr(Command, "invocation_response", response)
+
+
+def test_a_warm_command_never_delivered_is_relaunched(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployed
+    _host_outcomes(monkeypatch, [("Failed", "Undeliverable"), ("Success", "Success")])
+    _finished(d, _fire(d, T1, "host-cleanup"))
+    run = _run_execution(d, d.host_run)
+    assert _finished(d, run)["status"] == "SUCCEEDED"
+    assert "Count relaunch" in _entered(d, run)
+    assert len(d.ssm.list_commands()["Commands"]) == 2
+
+
+def test_a_failed_warm_command_notifies_with_its_logs(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = deployed
+    _host_outcomes(monkeypatch, [("Failed", "Failed")])
+    _finished(d, _fire(d, T1, "host-cleanup"))
+    run = _run_execution(d, d.host_run)
+    ended = _finished(d, run)
+    assert ended["status"] == "FAILED"
+    assert _entered(d, run)[-2:] == ["Notify", "Failed"]
+    assert len(d.ssm.list_commands()["Commands"]) == 1  # retry.failure is 0
+
+    def notice() -> dict[str, Any] | None:
+        found = d.sqs.receive_message(QueueUrl=d.notices, WaitTimeSeconds=1).get("Messages")
+        return json.loads(found[0]["Body"]) if found else None
+
+    message = _wait("the failure notice", notice)
+    assert (message["job"], message["scheduled_time"]) == ("host-cleanup", T1)
+    assert message["error"]["Error"] == "SSM.Failed"
+    assert message["logs"].startswith(f"https://{REGION}.console.aws.amazon.com/cloudwatch/")
+    assert message["logs"].endswith("$252Fjobdeck$252Fvariants$252Fcommands")

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from jobdeck.catalog.env_refs import parse_ref
 from jobdeck.schedule.timing import CRON_HINT, cron_error
 from jobdeck.units import (
     DURATION_HINT,
@@ -223,6 +224,7 @@ def _env_value(value: object) -> str:
         raise ValueError(
             f"invalid environment value {value!r}; write text, a number or a quoted string"
         )
+    parse_ref(str(value))  # ssm:/... and secretsmanager:ARN[:key] must be well formed
     return str(value)
 
 

@@ -25,6 +25,10 @@ from jobdeck.cli.context import (
 )
 from jobdeck.cli.output import print_plan
 
+TargetOption = Annotated[
+    str, typer.Option("--target", help="local (this engine's store) or aws (the deployed stack).")
+]
+
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
@@ -69,11 +73,16 @@ def schema() -> None:
     print_json(document)
 
 
-def plan(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+def plan(ctx: typer.Context, as_json: JsonFlag = False, target: TargetOption = "local") -> None:
     """Show what `apply` would change, and every active suspension."""
     from jobdeck.catalog.plan import render_plan
 
     loaded = load(ctx)
+    from jobdeck.cli import aws_state
+
+    if aws_state.check_target(target):
+        aws_state.show_plan(loaded, as_json)
+        return
     with control(ctx) as ctl:
         result = ctl.plan(loaded)
         applied = ctl.store.latest_revision()
@@ -94,6 +103,13 @@ def apply(
     from jobdeck.control import git_describe
 
     loaded = load(ctx)
+    from jobdeck.catalog.env_refs import local_refusals
+
+    refused = local_refusals(loaded)
+    for diagnostic in refused:
+        typer.echo(str(diagnostic), err=True)
+    if refused:
+        fail(f"{len(refused)} env value(s) the local engine cannot read; nothing was applied", 2)
     with control(ctx) as ctl:
         shown = ctl.plan(loaded)
         applied = ctl.store.latest_revision()

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from jobdeck.cli.catalog_cmds import TargetOption
 from jobdeck.cli.context import (
     JsonFlag,
     control,
     fail,
     iso,
+    load,
     print_json,
     print_table,
     settings,
@@ -54,10 +56,20 @@ def suspend(
         ),
     ] = False,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """Emergency stop: recorded with who and when; no apply ever clears it."""
     from jobdeck.catalog.plan import suspension_json
+    from jobdeck.cli import aws_state
 
+    if aws_state.check_target(target):
+        held = aws_state.suspend(load(ctx), name, reason, until, _kind(kind))
+        if as_json:
+            print_json(held.json())
+            return
+        expires = f" until {held.json()['until']}" if held.until else ""
+        typer.echo(f"suspended {held.kind} {held.name} in AWS{expires}: {held.reason}")
+        return
     with control(ctx) as ctl:
         expiry = _until(until, ctl.clock.now()) if until else None
         done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
@@ -95,10 +107,19 @@ def resume(
     name: Annotated[str, typer.Argument(help="A suspended schedule, worker or command.")],
     kind: KindOption = None,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """End a suspension."""
     from jobdeck.catalog.plan import suspension_json
+    from jobdeck.cli import aws_state
 
+    if aws_state.check_target(target):
+        held = aws_state.resume(load(ctx), name, _kind(kind))
+        if as_json:
+            print_json(held.json())
+            return
+        typer.echo(f"resumed {held.kind} {held.name} in AWS (was suspended: {held.reason})")
+        return
     with control(ctx) as ctl:
         done = ctl.resume(name, kind=_kind(kind))
     if as_json:
@@ -278,10 +299,15 @@ def audit(
     ctx: typer.Context,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: JsonFlag = False,
+    target: TargetOption = "local",
 ) -> None:
     """Who invoked, suspended, resumed and applied what, from where, and the outcome."""
     from jobdeck.api.views import audit_json
+    from jobdeck.cli import aws_state
 
+    if aws_state.check_target(target):
+        aws_state.show_audit(load(ctx), limit, as_json)
+        return
     with store(ctx) as opened:
         entries = opened.audit(limit)
     if as_json:

@@ -11,6 +11,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from jobdeck.catalog.model import Schedule, Worker
+from jobdeck.targets.aws.secrets import split_env
 from jobdeck.targets.aws.sizing import TaskSize
 from jobdeck.targets.aws.workflow import CONTAINER_NAME
 
@@ -33,17 +34,20 @@ def task_definition(
     stop_after: timedelta,
     log_group: logs.ILogGroup,
     environment: dict[str, str],
+    family: str | None = None,
 ) -> ecs.FargateTaskDefinition:
     definition = ecs.FargateTaskDefinition(
-        scope, construct_id, cpu=size.cpu, memory_limit_mib=size.memory_mib
+        scope, construct_id, cpu=size.cpu, memory_limit_mib=size.memory_mib, family=family
     )
     assert spec.image is not None  # checked by mapping
+    plain, secrets = split_env(definition, dict(spec.env))
     definition.add_container(
         CONTAINER_NAME,
         image=ecs.ContainerImage.from_registry(spec.image),
         entry_point=entry_point(spec),
         # AWS_REGION for the SDKs, as the local engine sets it for workers.
-        environment={"AWS_REGION": Stack.of(scope).region, **spec.env, **environment},
+        environment={"AWS_REGION": Stack.of(scope).region, **plain, **environment},
+        secrets=secrets or None,
         working_directory=spec.workdir if spec.workdir.startswith("/") else None,
         stop_timeout=Duration.seconds(int(stop_after.total_seconds())),
         logging=ecs.LogDrivers.aws_logs(stream_prefix=construct_id, log_group=log_group),

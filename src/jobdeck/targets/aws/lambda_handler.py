@@ -15,28 +15,25 @@ and the progress message. Only the transport differs: SSM SendCommand on the too
 host instead of the local run driver. SSM re-checks every value against the document's
 allowed patterns before anything runs.
 
-Requests that Slack re-sends (``X-Slack-Retry-Num``) are acknowledged and dropped: the
-first delivery was already handled.
+Every request is handled at most once, as by ``jobdeck serve``: its ``trigger_id`` is
+claimed in the project's DynamoDB table with a conditional write before anything runs,
+so a request that Slack re-sends (``X-Slack-Retry-Num``) or a second delivery finds it
+taken; a preview's Run and Cancel share one key (the preview's nonce), so a double click
+or a race of the two sends one SendCommand at most. Every attempt is written to the
+table's audit log (who, channel, command, params, decision, outcome), and a command
+suspended with ``jobdeck suspend NAME --target aws`` is refused as locally.
 
-The same function relays failure notices from the SNS topic of the run workflows to the
-targets named in each schedule's ``notify``: Slack channels through the bot, and
-webhooks with the local engine's JSON body (version 1, signed with
-``JOBDECK_WEBHOOK_SECRET`` when the secret holds one). Each target is tried once; one
-that fails is logged and does not make SNS deliver the notice again to the others.
+The same function relays failure notices (:mod:`.notices`).
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import json
 import logging
 import os
 import secrets
-import ssl
 import time
-import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +51,9 @@ from jobdeck.commands.params import InvalidParams
 from jobdeck.commands.spec import CommandSpec, LightCommand
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import BASE_SLASH, read_slash
+from jobdeck.targets.aws.alert_events import missed_notice, notice_of
+from jobdeck.targets.aws.cloud_state import CloudState
+from jobdeck.targets.aws.notices import deliver, relay_notices
 
 LOG = logging.getLogger(__name__)
 CONFIG_FILE = Path(__file__).with_name("commands.json")
@@ -76,14 +76,52 @@ def handler(event: dict[str, Any], context: Any) -> Any:
     records = event.get("Records") or []
     if records and records[0].get("EventSource") == "aws:sns":
         return relay_notices(records, _slack_client(), _secrets().get("JOBDECK_WEBHOOK_SECRET"))
+    if records and records[0].get("eventSource") == "aws:sqs":
+        return relay_missed(records, load_config(), _slack_client(), _secrets())
+    if event.get("source") in ("aws.states", "aws.ecs", "aws.ssm"):
+        return relay_event(event, load_config(), _slack_client(), _secrets())
     return _slack_handler().handle(event, context)  # type: ignore[no-untyped-call]
+
+
+def relay_event(
+    event: dict[str, Any], config: dict[str, Any], client: WebClient, found: dict[str, str]
+) -> dict[str, int]:
+    """An EventBridge event of the stack's alert rules, to the job's notify targets."""
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    notice = notice_of(event, config, region)
+    if notice is None:
+        return {"sent": 0, "failed": 0}
+    sent, failed = deliver(
+        notice,
+        client,
+        found.get("JOBDECK_WEBHOOK_SECRET"),
+        str(event.get("id", "")),
+        event.get("time"),
+    )
+    return {"sent": sent, "failed": failed}
+
+
+def relay_missed(
+    records: list[dict[str, Any]], config: dict[str, Any], client: WebClient, found: dict[str, str]
+) -> dict[str, int]:
+    """Slots from the missed-slots queue (Scheduler's dead letters)."""
+    sent = failed = 0
+    for record in records:
+        attributes = record.get("messageAttributes") or {}
+        code = (attributes.get("ERROR_CODE") or {}).get("stringValue")
+        notice = missed_notice(record["body"], code, config)
+        done = deliver(
+            notice, client, found.get("JOBDECK_WEBHOOK_SECRET"), record.get("messageId", ""), None
+        )
+        sent, failed = sent + done[0], failed + done[1]
+    return {"sent": sent, "failed": failed}
 
 
 def load_config(path: Path = CONFIG_FILE) -> dict[str, Any]:
     """The bundled commands, plus the stack's IDs from the function's environment."""
     loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    loaded["instance_id"] = os.environ["JOBDECK_TOOLS_INSTANCE_ID"]
-    loaded["log_group"] = os.environ["JOBDECK_COMMAND_LOG_GROUP"]
+    loaded["instance_id"] = os.environ.get("JOBDECK_TOOLS_INSTANCE_ID", "")
+    loaded["log_group"] = os.environ.get("JOBDECK_COMMAND_LOG_GROUP", "")
     return loaded
 
 
@@ -125,11 +163,46 @@ def check(
     given: dict[str, str],
     caller: Caller,
     client: WebClient,
+    state: CloudState,
 ) -> Prepared:
-    """:func:`decide` as locally; AWS has no suspensions (no store), so none apply."""
+    """:func:`decide` as locally, with the suspensions of the table; a refusal is
+    written to the audit log."""
     command = commands.get(name)
     groups = member_of(command, caller, client) if command is not None else set()
-    return decide(commands, name, given, caller, groups, [], datetime.now(UTC))
+    now = datetime.now(UTC)
+    try:
+        return decide(commands, name, given, caller, groups, state.suspensions(), now)
+    except Refused as refused:
+        audit(state, caller, name, given, f"refused: {refused.kind}", refused.message)
+        raise
+
+
+def audit(
+    state: CloudState,
+    caller: Caller,
+    name: str,
+    given: dict[str, str],
+    outcome: str,
+    why: str | None = None,
+) -> None:
+    state.record(
+        datetime.now(UTC),
+        actor=caller.actor,
+        via="slack",
+        action="invoke",
+        target=f"command/{name}",
+        outcome=outcome,
+        detail={"channel": caller.channel, "params": json.dumps(given), "why": why},
+    )
+
+
+def first_delivery(state: CloudState, kind: str, key: str) -> bool:
+    """Claims ``key`` in the table; False when it was claimed before (a re-sent request,
+    a second click)."""
+    if state.claim(f"slack:{kind}:{key}", datetime.now(UTC)):
+        return True
+    LOG.info("Slack %s %s was already handled; ignoring it", kind, key)
+    return False
 
 
 def send_command(
@@ -166,89 +239,9 @@ def wait_for(ssm: Any, command_id: str, instance_id: str, deadline: float) -> di
         time.sleep(2)
 
 
-def relay_notices(
-    records: list[dict[str, Any]], client: WebClient, webhook_secret: str | None = None
-) -> dict[str, int]:
-    sent = failed = 0
-    for record in records:
-        sns = record["Sns"]
-        notice = json.loads(sns["Message"])
-        error = notice.get("error") or {}
-        text = (
-            f":red_circle: {notice.get('kind', 'job')} *{notice.get('job')}* failed "
-            f"(slot {notice.get('scheduled_time')}): {error.get('Error', 'unknown error')}"
-        )
-        for target in notice.get("notify") or []:
-            kind, _, where = target.partition(":")
-            try:
-                if kind == "slack":
-                    client.chat_postMessage(channel=where, text=text)
-                elif kind == "webhook":
-                    body = webhook_body(notice, sns.get("MessageId", ""), sns.get("Timestamp"))
-                    post_webhook(where, body, webhook_secret)
-                else:
-                    continue
-                sent += 1
-            except Exception:
-                LOG.exception("notice to %s failed", target)
-                failed += 1
-    return {"sent": sent, "failed": failed}
-
-
-def webhook_body(notice: dict[str, Any], delivery_id: str, occurred_at: str | None) -> bytes:
-    """The local engine's webhook JSON (version 1) for a failed run on AWS; what AWS does
-    not know (run id, exit code, times of the task, log tail) is null."""
-    error = (notice.get("error") or {}).get("Error", "")
-    cause = (notice.get("error") or {}).get("Cause") or ""
-    reason: str | None
-    if error == "States.Timeout":
-        status, reason = "timed_out", "timeout"
-    elif any(f in cause for f in ("ResourceInitializationError", "CannotPullContainerError")):
-        status, reason = "failed", "launch_error"
-    else:
-        status, reason = "failed", "exit_code" if error == "States.TaskFailed" else None
-    payload: dict[str, Any] = {
-        "type": f"run.{status}",
-        "version": 1,
-        "delivery_id": delivery_id,
-        "occurred_at": occurred_at,
-        "run": {
-            "id": None,
-            "job": notice.get("job"),
-            "kind": notice.get("kind", "schedule"),
-            "trigger": "schedule",
-            "status": status,
-            "reason": reason,
-            "attempt": None,
-            "scheduled_for": notice.get("scheduled_time"),
-            "started_at": None,
-            "ended_at": None,
-            "duration_seconds": None,
-            "exit_code": None,
-            "pool": notice.get("pool"),
-            "host": None,
-            "project": notice.get("project"),
-            "url": notice.get("execution"),
-        },
-        "log_tail": None,
-    }
-    return json.dumps(payload).encode()
-
-
-def post_webhook(url: str, body: bytes, secret: str | None, timeout: float = 10) -> None:
-    """POST ``body`` like the local notifier: JSON, signed when there is a secret
-    (``X-Jobdeck-Signature: sha256=HMAC(secret, "<timestamp>." + body)``), TLS 1.2+."""
-    headers = {"Content-Type": "application/json", "User-Agent": "jobdeck-aws"}
-    if secret:
-        timestamp = str(int(time.time()))
-        digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-        headers["X-Jobdeck-Timestamp"] = timestamp
-        headers["X-Jobdeck-Signature"] = f"sha256={digest.hexdigest()}"
-    tls = ssl.create_default_context()
-    tls.minimum_version = ssl.TLSVersion.TLSv1_2
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
-    with urllib.request.urlopen(request, timeout=timeout, context=tls) as response:
-        response.read()
+@functools.lru_cache(maxsize=1)
+def _state() -> CloudState:
+    return CloudState(boto3.client("dynamodb"), os.environ["JOBDECK_TABLE"])
 
 
 @functools.lru_cache(maxsize=1)
@@ -280,6 +273,7 @@ def _app() -> App:
         process_before_response=True,  # required on Lambda: nothing may run after return
     )
     ssm = boto3.client("ssm")
+    state = _state()
 
     def skip_slack_retries(request: BoltRequest, next: Callable[[], None]) -> BoltResponse | None:
         """Slack re-sends a request that it thinks went unanswered (a cold start can pass
@@ -298,6 +292,9 @@ def _app() -> App:
 
     def run_lazy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         caller = Caller("slack", str(body.get("user_id", "")), body.get("channel_id"))
+        trigger = str(body.get("trigger_id") or "")
+        if trigger and not first_delivery(state, "command", trigger):
+            return
 
         def tell(text: str) -> None:
             respond(text=text, response_type="ephemeral")
@@ -316,12 +313,13 @@ def _app() -> App:
             tell(asked.text)
             return
         try:
-            prepared = check(commands, asked.name, asked.given, caller, client)
+            prepared = check(commands, asked.name, asked.given, caller, client, state)
         except Refused as refused:
             tell(blocks.refusal_text(refused.message, refused.problems))
             return
         if prepared.command.confirm:
             preview(prepared, asked.given, caller, client, tell)
+            audit(state, caller, prepared.name, asked.given, "preview")
             return
         execute(prepared, asked.given, caller, client, ts=None)
 
@@ -360,6 +358,7 @@ def _app() -> App:
         name, channel = prepared.name, caller.channel or caller.actor
         checked = {key: _text(prepared.values[key]) for key in given}
         command_id = send_command(ssm, config, name, checked, caller.actor)
+        audit(state, caller, name, given, "started", f"SSM command {command_id}")
         label = f"SSM command {command_id}"
         text = blocks.started_line(name, label, "pending", caller.actor)
         try:
@@ -387,6 +386,7 @@ def _app() -> App:
             caller.actor,
             found.get("StatusDetails"),
         )
+        audit(state, caller, name, given, status, f"SSM command {command_id}")
         tail = (found.get("StandardOutputContent") or "")[-OUTPUT_TAIL:]
         shown = blocks.line_and_tail(line, tail)
         if ts is not None:
@@ -396,9 +396,12 @@ def _app() -> App:
 
     def run_clicked(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         value, caller, message_ts = _click(body)
+        if not first_delivery(state, "preview", value.nonce):
+            audit(state, caller, value.command, value.params, "duplicate", "clicked again")
+            return
         try:
             # Checked again: whoever clicks must be allowed too.
-            prepared = check(commands, value.command, value.params, caller, client)
+            prepared = check(commands, value.command, value.params, caller, client, state)
         except Refused as refused:
             respond(
                 text=blocks.refusal_text(refused.message, refused.problems),
@@ -422,6 +425,9 @@ def _app() -> App:
                 replace_original=False,
             )
             return
+        if not first_delivery(state, "preview", value.nonce):
+            return
+        audit(state, caller, value.command, value.params, "cancelled")
         if caller.channel and message_ts:
             text = blocks.cancelled_text(value.command, caller.actor)
             client.chat_update(

@@ -35,6 +35,7 @@ class Queues(Construct):
                     fifo=spec.fifo or None,
                     retention_period=Duration.days(DLQ_RETENTION_DAYS),
                     removal_policy=RemovalPolicy.RETAIN,
+                    enforce_ssl=True,
                 )
                 self.dead_letters[name] = dlq
                 dead_letter = sqs.DeadLetterQueue(
@@ -51,6 +52,7 @@ class Queues(Construct):
                 delivery_delay=Duration.seconds(int(spec.delay.total_seconds())),
                 dead_letter_queue=dead_letter,
                 removal_policy=RemovalPolicy.RETAIN,
+                enforce_ssl=True,  # a policy denies aws:SecureTransport = false
             )
 
     def grant_use(self, role: iam.IGrantable) -> None:

@@ -13,6 +13,7 @@ import shlex
 from string import Formatter
 from typing import Any
 
+from jobdeck.catalog.env_refs import EnvRef, refs_of
 from jobdeck.catalog.model import Command, Param, Schedule
 
 # SSM's default for ENV_VAR string params refuses no character; these mirror params.py.
@@ -29,9 +30,40 @@ def argv_script(argv: list[str], workdir: str, env: dict[str, str]) -> list[str]
     lines = ["set -eu"]
     if workdir not in ("", "."):
         lines.append(f"cd {shlex.quote(workdir)}")
-    lines.extend(f"export {key}={shlex.quote(value)}" for key, value in sorted(env.items()))
+    refs = refs_of(env)
+    for key, value in sorted(env.items()):
+        ref = refs.get(key)
+        if ref is None:
+            lines.append(f"export {key}={shlex.quote(value)}")
+        else:
+            lines.extend(_read_ref(key, ref))
     lines.append("exec " + " ".join(_word(arg) for arg in argv))
     return lines
+
+
+def _read_ref(key: str, ref: EnvRef) -> list[str]:
+    """Lines that read a secret on the host at run time (the AWS CLI of Amazon Linux,
+    with the host's role). An assignment, then ``export``: a failed read stops the
+    script under ``set -e`` (``export K="$(...)"`` would hide the failure)."""
+    target = shlex.quote(ref.target)
+    if ref.kind == "ssm":
+        read = (
+            f"aws ssm get-parameter --with-decryption --name {target} "
+            "--query Parameter.Value --output text"
+        )
+        return [f'{key}="$({read})"', f"export {key}"]
+    read = (
+        f"aws secretsmanager get-secret-value --secret-id {target} "
+        "--query SecretString --output text"
+    )
+    if ref.key is None:
+        return [f'{key}="$({read})"', f"export {key}"]
+    pick = "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])"
+    return [
+        f'{key}="$({read})"',
+        f'{key}="$(printf %s "${key}" | python3 -c {shlex.quote(pick)} {shlex.quote(ref.key)})"',
+        f"export {key}",
+    ]
 
 
 def _word(arg: str) -> str:

@@ -8,18 +8,24 @@ from pathlib import Path
 from aws_cdk import App, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from jobdeck.catalog.env_refs import refs_of
 from jobdeck.catalog.load import LoadedCatalog
+from jobdeck.catalog.model import Aws
+from jobdeck.targets.aws.alerts import Alerts
 from jobdeck.targets.aws.mapping import CatalogOnAws, map_catalog
 from jobdeck.targets.aws.queues import Queues
 from jobdeck.targets.aws.schedules import Schedules
+from jobdeck.targets.aws.secrets import host_statements
+from jobdeck.targets.aws.store import Keeper, StateTable
 from jobdeck.targets.aws.tools import SlackBot, ToolsHost
 from jobdeck.targets.aws.workers import Workers
 
-TOOLS_INSTANCE_TYPE = "t3.small"
+UNKNOWN_ZONE = "unknown"
 # CDK feature flags that change what is synthesized; set here so that the assembly does
 # not depend on a cdk.json next to the catalog.
 CONTEXT = {
@@ -43,21 +49,52 @@ class JobdeckStack(Stack):
         )
         catalog = mapped.catalog
         Tags.of(self).add("jobdeck:project", mapped.project)
-        # Public subnets only and no NAT gateway: tasks get a public IP to reach ECR and
-        # the AWS APIs, and no security group lets anything in.
-        self.vpc = ec2.Vpc(
-            self,
-            "Network",
-            max_azs=2,
-            nat_gateways=0,
-            subnet_configuration=[
-                ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
-            ],
-        )
-        subnets = list(self.vpc.public_subnets)
-        self.security_group = ec2.SecurityGroup(
-            self, "Tasks", vpc=self.vpc, allow_all_outbound=True, description="no inbound"
-        )
+        settings = catalog.aws or Aws()
+        for key, value in settings.tags.items():
+            Tags.of(self).add(key, value)
+        subnets: list[ec2.ISubnet]
+        if settings.vpc_id is None:
+            # Public subnets only and no NAT gateway: tasks get a public IP to reach ECR
+            # and the AWS APIs, and no security group lets anything in.
+            self.vpc: ec2.IVpc = ec2.Vpc(
+                self,
+                "Network",
+                max_azs=2,
+                nat_gateways=0,
+                subnet_configuration=[
+                    ec2.SubnetConfiguration(name="public", subnet_type=ec2.SubnetType.PUBLIC)
+                ],
+            )
+            subnets = list(self.vpc.public_subnets)
+        else:
+            # The platform team's network, as the catalog names it; nothing is looked up
+            # at synth time, so synth needs no credentials.
+            subnets = [
+                # The zone is not known at synth time; the host's template leaves it out
+                # and EC2 takes the subnet's own (see ToolsHost).
+                ec2.Subnet.from_subnet_attributes(
+                    self, f"Subnet{index}", subnet_id=subnet, availability_zone=UNKNOWN_ZONE
+                )
+                for index, subnet in enumerate(settings.subnets)
+            ]
+            self.vpc = ec2.Vpc.from_vpc_attributes(
+                self,
+                "Network",
+                vpc_id=settings.vpc_id,
+                availability_zones=[UNKNOWN_ZONE] * len(settings.subnets),
+                private_subnet_ids=list(settings.subnets),
+            )
+        groups: list[ec2.ISecurityGroup] = [
+            ec2.SecurityGroup.from_security_group_id(self, f"Group{index}", group)
+            for index, group in enumerate(settings.security_groups)
+        ]
+        if not groups:
+            groups = [
+                ec2.SecurityGroup(
+                    self, "Tasks", vpc=self.vpc, allow_all_outbound=True, description="no inbound"
+                )
+            ]
+        self.security_groups = groups
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -78,16 +115,43 @@ class JobdeckStack(Stack):
             "Notices",
             topic_name=f"{mapped.project}-notices",
             display_name=f"jobdeck {mapped.project} failures",
+            enforce_ssl=True,
         )
+        self.state = StateTable(self, "State", project=mapped.project)
         self.queues = Queues(self, "Queues", catalog.queues)
-        self.tools = ToolsHost(self, "ToolsHost", vpc=self.vpc, instance_type=TOOLS_INSTANCE_TYPE)
+        self.tools = ToolsHost(
+            self,
+            "ToolsHost",
+            vpc=self.vpc,
+            instance_type=settings.tools_instance_type,
+            subnets=subnets,
+            security_groups=groups if settings.security_groups else [],
+            assign_public_ip=settings.assign_public_ip,
+        )
+        # The secrets that commands and warm schedules name, read on the host.
+        host_refs = [
+            ref
+            for spec in [*catalog.commands.values(), *(s.spec for s in mapped.schedules if s.warm)]
+            for ref in refs_of(dict(spec.env)).values()
+        ]
+        for statement in host_statements(self, host_refs):
+            self.tools.instance.add_to_role_policy(statement)
         self.bot = SlackBot(
             self,
             "SlackBot",
             catalog=catalog,
             host=self.tools.instance,
             topic=self.topic,
+            table=self.state.table,
             asset_dir=asset_dir,
+        )
+        self.keeper = Keeper(
+            self,
+            "Keeper",
+            project=mapped.project,
+            code=self.bot.code,
+            table=self.state.table,
+            cluster=self.cluster,
         )
         self.schedules = Schedules(
             self,
@@ -96,19 +160,31 @@ class JobdeckStack(Stack):
             schedules=mapped.schedules,
             cluster=self.cluster,
             subnets=subnets,
-            security_group=self.security_group,
+            security_groups=groups,
+            assign_public_ip=settings.assign_public_ip,
             topic=self.topic,
             log_group=self.log_group,
             tools_host=self.tools.instance,
             command_log_group=self.bot.log_group,
+            table=self.state.table,
+        )
+        self.alerts = Alerts(
+            self,
+            "Alerts",
+            project=mapped.project,
+            function=self.bot.function,
+            cluster=self.cluster,
+            missed=self.schedules.missed,
         )
         self.workers = Workers(
             self,
             "Workers",
+            project=mapped.project,
             workers=mapped.workers,
             cluster=self.cluster,
             subnets=subnets,
-            security_group=self.security_group,
+            security_groups=groups,
+            assign_public_ip=settings.assign_public_ip,
             queues=self.queues.by_name,
             log_group=self.log_group,
         )
@@ -117,6 +193,12 @@ class JobdeckStack(Stack):
             *(service.task_definition for service in self.workers.services.values()),
         ]:
             self.queues.grant_use(definition.task_role)
+        if settings.permissions_boundary:
+            iam.PermissionsBoundary.of(self).apply(
+                iam.ManagedPolicy.from_managed_policy_arn(
+                    self, "Boundary", settings.permissions_boundary
+                )
+            )
 
 
 def stack_name(project: str) -> str:

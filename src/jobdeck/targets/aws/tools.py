@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -41,7 +42,12 @@ _HANDLER_FILES = (
     "jobdeck/slack/requests.py",
     "jobdeck/targets/__init__.py",
     "jobdeck/targets/aws/__init__.py",
+    "jobdeck/targets/aws/alert_events.py",
+    "jobdeck/targets/aws/cloud_state.py",
+    "jobdeck/targets/aws/keeper.py",
     "jobdeck/targets/aws/lambda_handler.py",
+    "jobdeck/targets/aws/notices.py",
+    "jobdeck/targets/aws/services.py",
 )
 # Packages whose own __init__ imports the local engine (the invoker, the bot's server):
 # in the asset they are empty, so that importing one pure module loads only that.
@@ -55,12 +61,23 @@ class ToolsHost(Construct):
     rule, IMDSv2 required. Commands and warm-pool schedules run on it."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, instance_type: str
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        vpc: ec2.IVpc,
+        instance_type: str,
+        subnets: list[ec2.ISubnet],
+        security_groups: list[ec2.ISecurityGroup],
+        assign_public_ip: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
-            self, "NoInbound", vpc=vpc, allow_all_outbound=True, description="no inbound"
-        )
+        if security_groups:
+            group = security_groups[0]
+        else:
+            group = ec2.SecurityGroup(
+                self, "NoInbound", vpc=vpc, allow_all_outbound=True, description="no inbound"
+            )
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("ec2.amazonaws.com"))
         role.add_managed_policy(
             iam.ManagedPolicy.from_aws_managed_policy_name("AmazonSSMManagedInstanceCore")
@@ -74,15 +91,23 @@ class ToolsHost(Construct):
             self,
             "Instance",
             vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
+            vpc_subnets=ec2.SubnetSelection(subnets=subnets[:1]),
+            associate_public_ip_address=assign_public_ip,
             instance_type=ec2.InstanceType(instance_type),
             machine_image=ec2.MachineImage.latest_amazon_linux2023(),
-            security_group=self.security_group,
+            security_group=group,
             role=role,
             require_imdsv2=True,
             user_data=user_data,
             ssm_session_permissions=True,
         )
+        for extra in security_groups[1:]:
+            self.instance.add_security_group(extra)
+        if security_groups:
+            # An existing subnet's zone is unknown at synth time: EC2 takes the subnet's.
+            instance = self.instance.node.default_child
+            assert isinstance(instance, ec2.CfnInstance)
+            instance.add_property_deletion_override("AvailabilityZone")
 
 
 class SlackBot(Construct):
@@ -94,6 +119,7 @@ class SlackBot(Construct):
         catalog: Catalog,
         host: ec2.Instance,
         topic: sns.Topic,
+        table: dynamodb.ITable,
         asset_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -125,23 +151,28 @@ class SlackBot(Construct):
             secret_object_value={},
         )
         config = bot_config(catalog)
+        # The bot's code; the keeper runs from the same asset.
+        self.code = lambda_.Code.from_asset(str(bundle(asset_dir, config)))
         self.function = lambda_.Function(
             self,
             "Function",
             function_name=f"{project}-slack-bot",
             runtime=lambda_.Runtime.PYTHON_3_12,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(bundle(asset_dir, config))),
+            code=self.code,
             timeout=LAMBDA_TIMEOUT,
             memory_size=256,
             environment={
                 "SLACK_SECRET_ARN": self.secret.secret_arn,
                 "JOBDECK_TOOLS_INSTANCE_ID": host.instance_id,
                 "JOBDECK_COMMAND_LOG_GROUP": self.log_group.log_group_name,
+                "JOBDECK_TABLE": table.table_name,
             },
             description=f"jobdeck Slack bot of project {project}",
         )
         self.secret.grant_read(self.function)
+        # Suspensions, invocation keys (conditional PutItem) and audit entries.
+        table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query")
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["ssm:SendCommand"],
@@ -193,6 +224,15 @@ def bot_config(catalog: Catalog) -> dict[str, Any]:
                 "timeout_seconds": int(command.timeout.total_seconds()),
             }
             for name, command in catalog.commands.items()
+        },
+        # Who hears of failures that AWS reports (see alert_events).
+        "notify": {
+            kind: {name: list(spec.notify) for name, spec in getattr(catalog, section).items()}
+            for kind, section in (
+                ("schedule", "schedules"),
+                ("worker", "workers"),
+                ("command", "commands"),
+            )
         },
     }
 

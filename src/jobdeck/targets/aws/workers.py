@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from aws_cdk import Tags
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -12,6 +13,7 @@ from constructs import Construct
 from jobdeck.catalog.model import Autoscale
 from jobdeck.targets.aws.containers import task_definition
 from jobdeck.targets.aws.mapping import WorkerOnAws
+from jobdeck.targets.aws.services import WORKER_TAG
 
 
 def capacity_strategy(capacity: str) -> list[ecs.CapacityProviderStrategy]:
@@ -31,10 +33,12 @@ class Workers(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        project: str,
         workers: tuple[WorkerOnAws, ...],
         cluster: ecs.Cluster,
         subnets: list[ec2.ISubnet],
-        security_group: ec2.SecurityGroup,
+        security_groups: list[ec2.ISecurityGroup],
+        assign_public_ip: bool,
         queues: dict[str, sqs.Queue],
         log_group: logs.ILogGroup,
     ) -> None:
@@ -54,6 +58,8 @@ class Workers(Construct):
                 stop_after=spec.stop_grace,
                 log_group=log_group,
                 environment=environment,
+                # How the alerts tell whose task stopped.
+                family=f"{project}-worker-{item.name}",
             )
             desired = spec.desired_replicas if spec.enabled else 0
             service = ecs.FargateService(
@@ -66,12 +72,14 @@ class Workers(Construct):
                 max_healthy_percent=100 if spec.singleton else 200,
                 min_healthy_percent=0 if spec.singleton else 100,
                 capacity_provider_strategies=capacity_strategy(spec.capacity),
-                assign_public_ip=True,
+                assign_public_ip=assign_public_ip,
                 vpc_subnets=ec2.SubnetSelection(subnets=subnets),
-                security_groups=[security_group],
+                security_groups=security_groups,
                 circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
             )
             self.services[item.name] = service
+            # How `jobdeck suspend --target aws` and the keeper find the service.
+            Tags.of(service).add(WORKER_TAG, item.name)
             if spec.autoscale is not None and queue is not None and spec.enabled:
                 self._autoscale(item.name, spec.autoscale, cluster, service, queue)
 

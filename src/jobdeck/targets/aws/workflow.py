@@ -39,6 +39,7 @@ PROVISIONING_FAILURES = (
     "TaskFailedToStart",
 )
 SKIPPED_STATE = "Skipped (overlap)"
+SUSPENDED_STATE = "Skipped (suspended)"
 BUFFER_FULL_STATE = "Skipped (buffer full)"
 # How often a buffered run (overlap: buffer_one) checks whether the older one has ended.
 BUFFER_POLL_SECONDS = 10
@@ -47,11 +48,13 @@ CONTAINER_NAME = "run"
 
 
 def launcher_definition() -> Asl:
-    """Input: ``{"schedule", "scheduled_time", "state_machine", "overlap"}``."""
+    """Input: ``{"schedule", "scheduled_time", "state_machine", "overlap", "table"}``."""
     return {
-        "Comment": "jobdeck launcher: overlap check, then one execution per scheduled slot",
-        "StartAt": "Name the run",
+        "Comment": "jobdeck launcher: suspension and overlap checks, then one execution per "
+        "scheduled slot",
+        "StartAt": "Read suspension",
         "States": {
+            **suspension_states("Name the run"),
             "Name the run": {
                 "Type": "Pass",
                 # Execution names may not contain ':'; 2026-03-08T01:00:00Z -> 2026-03-08T010000Z
@@ -159,6 +162,64 @@ def launcher_definition() -> Asl:
     }
 
 
+def suspension_states(then: str) -> Asl:
+    """The schedule's suspension in the project's table (written by ``jobdeck suspend
+    NAME --target aws``): a slot before its ``until`` (or with none) is skipped, and the
+    execution, ending in ``Skipped (suspended)``, is the record. Expiry needs nothing
+    running: the slot's own time is compared with ``until``."""
+    return {
+        "Read suspension": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::dynamodb:getItem",
+            "Parameters": {
+                "TableName.$": "$.table",
+                "Key": {
+                    "pk": {"S": "suspension"},
+                    "sk": {"S.$": "States.Format('schedule#{}', $.schedule)"},
+                },
+                "ConsistentRead": True,
+            },
+            "ResultPath": "$.suspension",
+            "Next": "Suspended?",
+        },
+        "Suspended?": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.suspension.Item", "IsPresent": True},
+                        {"Variable": "$.suspension.Item.until.S", "IsPresent": False},
+                    ],
+                    "Next": SUSPENDED_STATE,
+                },
+                {
+                    "And": [
+                        {"Variable": "$.suspension.Item.until.S", "IsPresent": True},
+                        {
+                            "Variable": "$.suspension.Item.until.S",
+                            "TimestampGreaterThanPath": "$.scheduled_time",
+                        },
+                    ],
+                    "Next": SUSPENDED_STATE,
+                },
+            ],
+            "Default": then,
+        },
+        SUSPENDED_STATE: {
+            "Type": "Pass",
+            "Parameters": {
+                "schedule.$": "$.schedule",
+                "scheduled_time.$": "$.scheduled_time",
+                "status": "skipped",
+                "reason": "suspended",
+                "suspended_by.$": "$.suspension.Item.created_by.S",
+                "why.$": "$.suspension.Item.reason.S",
+            },
+            "End": True,
+        },
+    }
+
+
 @dataclass(frozen=True)
 class EcsRun:
     """Where a run machine starts its task (ARNs and IDs, or CDK tokens)."""
@@ -169,6 +230,8 @@ class EcsRun:
     security_groups: list[str]
     topic: str  # SNS topic of failure notices
     project: str = ""
+    logs: str = ""  # the CloudWatch Logs console link of the runs' log group
+    assign_public_ip: bool = True
 
 
 def backoffs(spec: Schedule) -> list[int]:
@@ -234,7 +297,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                     "AwsvpcConfiguration": {
                         "Subnets": where.subnets,
                         "SecurityGroups": where.security_groups,
-                        "AssignPublicIp": "ENABLED",
+                        "AssignPublicIp": "ENABLED" if where.assign_public_ip else "DISABLED",
                     }
                 },
                 "Overrides": {
@@ -297,6 +360,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
                     "scheduled_time.$": "$.scheduled_time",
                     "execution.$": "$$.Execution.Id",
                     "error.$": "$.error",
+                    "logs": where.logs,
                     "notify": list(spec.notify),
                 },
             },
@@ -313,7 +377,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         "Succeeded": {"Type": "Succeed"},
     }
     if spec.overlap == "buffer_one":
-        states.update(_buffer_states(name))
+        states.update(buffer_states(name))
     if launch:
         states["Run task"]["Retry"] = [
             {
@@ -337,7 +401,7 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
     }
 
 
-def _buffer_states(name: str) -> Asl:
+def buffer_states(name: str) -> Asl:
     """``overlap: buffer_one``: wait while an older run is RUNNING; skip when one is
     already waiting too (ListExecutions lists the newest first)."""
     return {
