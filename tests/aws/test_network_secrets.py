@@ -216,3 +216,10 @@ def test_the_local_engine_refuses_to_apply_a_secret_reference(tmp_path: Path) ->
     assert done.stderr.splitlines()[0].startswith(
         "jobdeck.yaml:12:20: error: schedules.report.env.DB_PASSWORD: names an AWS secret"
     )
+
+
+def test_cfn_lint_finds_nothing_in_a_landed_stack(landed: Assembly) -> None:
+    from tests.aws.asl import flattened_template
+    from tests.aws.test_lint import _problems
+
+    assert _problems(flattened_template(landed.template)) == []
