@@ -42,6 +42,7 @@ PassEnv = Annotated[
     list[str] | None,
     typer.Option(
         "--pass-env",
+        metavar="NAME",
         help="A variable (or pattern, e.g. 'PYTHON*') of this environment that runs get "
         "besides the basics (repeatable; also JOBDECK_PASS_ENV). Secrets never pass.",
     ),
@@ -50,6 +51,7 @@ AllowedHost = Annotated[
     list[str] | None,
     typer.Option(
         "--allowed-host",
+        metavar="NAME",
         help="A name the HTTP server answers to besides loopback names, IP addresses and "
         "--host (repeatable; also JOBDECK_ALLOWED_HOSTS, comma separated).",
     ),

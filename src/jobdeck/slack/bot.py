@@ -110,7 +110,8 @@ class SlackBot:
         self.handlers = Handlers(self.invoker, app, tail=self._tail)
         self.handlers.register(self.bolt)
         self._http = AsyncSlackRequestHandler(self.bolt)
-        self._verifier = SignatureVerifier(settings.signing_secret or "")
+        secret = settings.signing_secret
+        self._verifier = SignatureVerifier(secret) if secret else None
 
     @property
     def http_mode(self) -> bool:
@@ -139,7 +140,7 @@ class SlackBot:
             body = (await request.body()).decode("utf-8")
         except UnicodeDecodeError:
             return _refusal(400, "bad_request", "the body is not UTF-8 text")
-        if not self._verifier.is_valid(
+        if self._verifier is None or not self._verifier.is_valid(
             body,
             request.headers.get("x-slack-request-timestamp"),
             request.headers.get("x-slack-signature"),
