@@ -235,8 +235,11 @@ class Application:
         other loops end, each recorded as cancelled for ``shutdown``."""
         catalog = self.catalog
         graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
+        within = max(graces, default=30.0) + SHUTDOWN_SLACK
+        log.info("stopping the worker processes before the endpoints close")
         try:
-            await self.supervisor.stop_all(max(graces, default=30.0) + SHUTDOWN_SLACK, "shutdown")
+            # Bounded twice: stop_all's own deadline, and this one around all of it.
+            await asyncio.wait_for(self.supervisor.stop_all(within, "shutdown"), within + 5)
         except TimeoutError:
             log.warning("some worker processes did not stop in time; the next start adopts them")
 

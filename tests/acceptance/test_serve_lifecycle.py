@@ -59,7 +59,11 @@ def servers() -> Iterator[list[Server]]:
     started: list[Server] = []
     yield started
     for server in started:
-        server.close()
+        try:
+            server.close()
+        except subprocess.TimeoutExpired:
+            server.kill9()  # leave nothing behind, even when a test failed
+            raise
 
 
 def prepare(tmp_path: Path, servers: list[Server]) -> Server:
@@ -97,6 +101,18 @@ def launchers() -> set[int]:
         if b"jobdeck.execute.warm" in argv:
             found.add(int(entry.name))
     return found
+
+
+def stopped(server: Server) -> int:
+    """SIGTERM, and the exit status; a server that does not stop fails with its log."""
+    assert server.process is not None
+    process = server.process
+    try:
+        return server.stop(signal.SIGTERM, timeout=60)
+    except subprocess.TimeoutExpired:
+        server.process = process
+        server.kill9()
+        raise AssertionError(f"serve did not stop: {server.output()[-4000:]}") from None
 
 
 def test_a_busy_port_is_reported_first_in_one_line(tmp_path: Path, servers: list[Server]) -> None:
@@ -151,14 +167,14 @@ def test_a_restart_leaves_no_failed_worker_runs_and_no_launcher(
     assert "warm ran" in done.stdout
     assert launchers() - before, "the warm pool's launcher runs"
 
-    assert server.stop(signal.SIGTERM) == 0
+    assert stopped(server) == 0
     ended = worker_runs(server)
     assert [(status, reason) for _, status, reason in ended] == [("cancelled", "shutdown")] * 2
     assert launchers() - before == set()  # no launcher left with parent 1
 
     server.start()
     wait_for(lambda: running_workers(server) == 2, what="two workers again")
-    assert server.stop(signal.SIGTERM) == 0
+    assert stopped(server) == 0
     statuses = {(status, reason) for _, status, reason in worker_runs(server)}
     assert statuses == {("cancelled", "shutdown")}
     assert "EndpointConnectionError" not in server.output()

@@ -342,7 +342,10 @@ class Supervisor(ReplicaKeeper):
                 raise TimeoutError("worker processes did not stop in time")
             await asyncio.sleep(0.05)
         while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise TimeoutError("the worker supervisor's tasks did not end in time")
+            await asyncio.wait(list(self._tasks), timeout=left)
 
     async def aclose(self) -> None:
         """Stop supervising; worker processes go on, and the next engine adopts them."""
