@@ -16,7 +16,7 @@ from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_fou
 from jobdeck.api.params import actor, application, choice, integer, moment, page, paged
 from jobdeck.api.views import run_detail_json, run_json
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger
+from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
 from jobdeck.workflow.driver import CancelRefused, RunRefused
 
 # A log is sent in pieces of at most this many bytes; a reader asks again from the
@@ -30,6 +30,8 @@ OFFSET_HEADER = "X-Jobdeck-Log-Offset"
 SIZE_HEADER = "X-Jobdeck-Log-Size"
 
 MANUAL_TRIGGERS = ("manual", "api")
+# Which way a cancel came, for its audit entry (the CLI says so; the dashboard is "api").
+CANCEL_VIAS: tuple[Via, ...] = ("api", "cli")
 
 
 async def list_runs(request: Request) -> Response:
@@ -180,30 +182,36 @@ async def cancel_run(request: Request) -> Response:
     being stopped, 200 when it is cancelled already; 409 when it had ended."""
     app = application(request)
     run_id = _run_id(request)
-    body = await json_fields(request, "reason")
+    body = await json_fields(request, "reason", "via")
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise bad_request('reason must be a string: send {"reason": "why"}')
+    via = body.get("via", "api")
+    if via not in CANCEL_VIAS:
+        raise bad_request(f"via must be one of {', '.join(CANCEL_VIAS)}")
     why = reason.strip() or None if reason is not None else None
     run = await run_in_threadpool(app.store.run, run_id)
     if run is None:
         raise not_found(f"no run with id {run_id}")
-    return Json(*cancel_as(app, run, actor(request), why))
+    return Json(*cancel_as(app, run, actor(request), why, via))
 
 
-def cancel_as(app: Any, run: Run, who: str, why: str | None) -> tuple[dict[str, Any], int]:
-    """Cancel ``run`` for ``who`` (in the event loop's thread), audited either way;
-    the run's JSON and the HTTP status. Raises a 409 :class:`ApiError` when refused."""
+def cancel_as(
+    app: Any, run: Run, who: str, why: str | None, via: Via = "api"
+) -> tuple[dict[str, Any], int]:
+    """Cancel ``run`` for ``who`` (in the event loop's thread), audited either way as
+    coming ``via`` the API or the CLI; the run's JSON and the HTTP status. Raises a 409
+    :class:`ApiError` when refused."""
     at = app.clock.now()
 
     def audited(tx: Tx, found: Run) -> None:
-        tx.record_audit(cancel_entry(at, who, run, "ok", why))
+        tx.record_audit(cancel_entry(at, who, run, "ok", why, via=via))
 
     try:
         done = app.driver.cancel(run.id, by=who, why=why, audit=audited)
     except CancelRefused as exc:
         with app.store.transaction() as tx:
-            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc)))
+            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc), via=via))
         raise ApiError(409, "conflict", str(exc)) from None
     except KeyError:
         raise not_found(f"no run with id {run.id}") from None
@@ -211,7 +219,14 @@ def cancel_as(app: Any, run: Run, who: str, why: str | None) -> tuple[dict[str, 
 
 
 def cancel_entry(
-    at: Any, who: str, run: Run, outcome: str, why: str | None, refused: str | None = None
+    at: Any,
+    who: str,
+    run: Run,
+    outcome: str,
+    why: str | None,
+    refused: str | None = None,
+    *,
+    via: Via = "api",
 ) -> AuditEntry:
     detail: dict[str, Any] = {"run_id": run.id, "reason": why}
     if refused:
@@ -219,7 +234,7 @@ def cancel_entry(
     return AuditEntry(
         at=at,
         actor=who,
-        via="api",
+        via=via,
         action="cancel",
         target=f"{run.kind} {run.job}",
         outcome="ok" if outcome == "ok" else "refused",
