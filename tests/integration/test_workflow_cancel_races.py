@@ -1,0 +1,85 @@
+"""Cancels racing a run's way to the queue and its launch, through the real driver with
+real shims: a cancelled run never starts, never stops another run, and is not retried."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from jobdeck.store.records import Run
+from tests.integration.test_workflow_harness import T0, Decks
+
+pytestmark = pytest.mark.anyio
+
+HOUR = timedelta(hours=1)
+
+
+async def test_a_cancel_other_run_cancelled_before_it_queued_stops_nothing(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    deck = decks(f"""
+        version: 1
+        project: races
+        schedules:
+          tick:
+            rate: 1h
+            command: JOB, "--hold", "{gate}"]
+            overlap: cancel_other
+            timeout: 1m
+            kill_grace: 5s
+        """)
+    first = deck.driver.fire("tick", T0)
+    assert first is not None
+    await deck.wait_running(first.id)
+    # The scheduler's thread records the next slot (it replaces the first run) and hands
+    # it to the driver's loop; the loop is busy meanwhile, and cancels it before it
+    # arrives there (as an API request would, between the two).
+    fired: list[Run | None] = []
+    timer = threading.Thread(target=lambda: fired.append(deck.driver.fire("tick", T0 + HOUR)))
+    timer.start()
+    timer.join()
+    newer = fired[0]
+    assert newer is not None
+    assert newer.detail["cancels"] == [first.id]
+    deck.driver.cancel(newer.id, by="alice", why="not this one")
+    dropped = await deck.wait_ended(newer.id)
+    assert (dropped.status, dropped.reason) == ("cancelled", "cancelled")
+    assert dropped.detail["cancelled_by"] == "alice"
+    for _ in range(20):
+        await asyncio.sleep(0.01)  # a cancel of the first run would be under way by now
+    assert "cancelling" not in deck.event_types(first.id)
+    assert not deck.started(newer.id)
+    gate.touch()
+    ended = await deck.wait_ended(first.id)
+    assert (ended.status, ended.reason) == ("succeeded", None)
+    await deck.close()
+
+
+async def test_a_run_cancelled_while_being_launched_is_not_retried(decks: Decks) -> None:
+    deck = decks("""
+        version: 1
+        project: races
+        schedules:
+          broken:
+            rate: 1h
+            command: ["/nonexistent/program"]
+            retry: {launch: 3, backoff: 1s}
+        """)
+    run = deck.driver.fire("broken", T0)
+    assert run is not None
+    # Handed to the executor already (its launch is in flight) when the cancel comes.
+    assert run.id in deck.driver.running
+    deck.driver.cancel(run.id, by="alice", why="wrong binary")
+    ended = await deck.wait_ended(run.id)
+    assert (ended.status, ended.reason) == ("failed", "launch_error")
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    # Cancelled: no further attempt, neither waiting nor recorded.
+    assert [r.id for r in deck.runs("broken")] == [run.id]
+    assert not deck.driver.waiting
+    await deck.close()
