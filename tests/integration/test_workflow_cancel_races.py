@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from jobdeck.execute.launch import result, shim_info
+from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
 from tests.integration.test_workflow_harness import T0, Decks
 
@@ -82,4 +85,52 @@ async def test_a_run_cancelled_while_being_launched_is_not_retried(decks: Decks)
     # Cancelled: no further attempt, neither waiting nor recorded.
     assert [r.id for r in deck.runs("broken")] == [run.id]
     assert not deck.driver.waiting
+    await deck.close()
+
+
+def block_until_ended(run_dir: Path) -> None:
+    """Wait, keeping the event loop busy (nothing is handed over meanwhile), until the
+    run's shim has written its result and exited."""
+    shim = shim_info(run_dir)
+    assert shim is not None
+    deadline = time.monotonic() + 30
+    while result(run_dir) is None or is_alive(shim.shim_pid, shim.shim_start):
+        assert time.monotonic() < deadline, "the run's shim did not end"
+        time.sleep(0.02)
+
+
+async def test_cancel_other_of_a_run_that_ended_meanwhile_leaves_it_as_it_ended(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    deck = decks(f"""
+        version: 1
+        project: races
+        schedules:
+          tick:
+            rate: 1h
+            command: JOB, "--hold", "{gate}"]
+            overlap: cancel_other
+            timeout: 1m
+            kill_grace: 5s
+        """)
+    first = deck.driver.fire("tick", T0)
+    assert first is not None
+    await deck.wait_running(first.id)
+    # The scheduler's thread decides that the next slot replaces the first run; before
+    # the loop gets to it, the first run ends on its own (its shim is gone).
+    fired: list[Run | None] = []
+    timer = threading.Thread(target=lambda: fired.append(deck.driver.fire("tick", T0 + HOUR)))
+    timer.start()
+    timer.join()
+    newer = fired[0]
+    assert newer is not None
+    assert newer.detail["cancels"] == [first.id]
+    gate.touch()
+    block_until_ended(deck.executor.run_dir(first.id))
+    ended = await deck.wait_ended(first.id)
+    assert (ended.status, ended.reason) == ("succeeded", None)
+    await deck.wait_ended(newer.id)
+    assert deck.event_types(first.id) == ["created", "started", "ended"]
+    assert first.id not in deck.driver._cancelling
     await deck.close()

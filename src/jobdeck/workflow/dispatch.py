@@ -366,9 +366,14 @@ class Dispatcher:
             return
         if run_id in self._starting or run_id in self._cancelling:
             return  # _start cancels it once the program runs; or it is being stopped
-        self._cancelling.add(run_id)
         run = self.running.get(run_id)
-        spec = self.spec_of(run.kind, run.job) if run else None
+        if run is None:
+            # It ended before the stop came (its outcome is recorded as it ended): there
+            # is nothing to stop, and it is not being cancelled.
+            self._cancelled_by.pop(run_id, None)
+            return
+        self._cancelling.add(run_id)
+        spec = self.spec_of(run.kind, run.job)
         grace = spec.kill_grace.total_seconds() if spec else 10.0
         with self.store.transaction() as tx:
             tx.add_event(
