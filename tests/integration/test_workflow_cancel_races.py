@@ -134,3 +134,37 @@ async def test_cancel_other_of_a_run_that_ended_meanwhile_leaves_it_as_it_ended(
     assert deck.event_types(first.id) == ["created", "started", "ended"]
     assert first.id not in deck.driver._cancelling
     await deck.close()
+
+
+async def test_a_cancel_the_engine_died_before_carrying_out_is_carried_out_after_a_restart(
+    decks: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    text = f"""
+        version: 1
+        project: races
+        schedules:
+          tick:
+            rate: 1h
+            command: JOB, "--hold", "{gate}"]
+            timeout: 1m
+            kill_grace: 5s
+        """
+    first = decks(text)
+    run = first.driver.fire("tick", T0)
+    assert run is not None
+    await first.wait_running(run.id)
+    first.driver.cancel(run.id, by="alice", why="stuck")
+    # The engine goes away before it has signalled anything (as under kill -9).
+    await first.close()
+    assert first.run(run.id).status == "running"
+    assert first.mark(run.id, "term") is None
+
+    second = decks(text, load=False)
+    second.driver.recover()
+    second.driver.load(second.applied)
+    ended = await second.wait_ended(run.id)
+    assert (ended.status, ended.reason) == ("cancelled", "cancelled")
+    assert (ended.detail["cancelled_by"], ended.detail["cancel_reason"]) == ("alice", "stuck")
+    assert second.mark(run.id, "end") is None  # stopped, not let go through the gate
+    await second.close()
