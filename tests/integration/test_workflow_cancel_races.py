@@ -14,7 +14,7 @@ import pytest
 from jobdeck.execute.launch import result, shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
-from tests.integration.test_workflow_harness import T0, Decks
+from tests.integration.test_workflow_harness import HOST, T0, Decks
 
 pytestmark = pytest.mark.anyio
 
@@ -168,3 +168,43 @@ async def test_a_cancel_the_engine_died_before_carrying_out_is_carried_out_after
     assert (ended.detail["cancelled_by"], ended.detail["cancel_reason"]) == ("alice", "stuck")
     assert second.mark(run.id, "end") is None  # stopped, not let go through the gate
     await second.close()
+
+
+async def test_a_pending_run_whose_cancel_was_recorded_never_starts_after_a_restart(
+    decks: Decks, tmp_path: Path
+) -> None:
+    """An engine recorded the cancel of a run on its way to the queue, then died before
+    it dropped it: the next engine does not start it."""
+    deck = decks(
+        """
+        version: 1
+        project: races
+        schedules:
+          tick:
+            rate: 1h
+            command: JOB]
+        """,
+        load=False,
+    )
+    asked = {"cancelled_by": "alice", "cancel_reason": "not now"}
+    with deck.store.transaction() as tx:
+        run = tx.create_run(
+            job="tick",
+            kind="schedule",
+            trigger="schedule",
+            status="pending",
+            created_at=T0,
+            scheduled_for=T0,
+            host=HOST,
+            detail={"cancel_requested": asked},
+        )
+    recovered = deck.driver.recover()
+    assert recovered.waiting == []
+    deck.driver.load(deck.applied)
+    ended = await deck.wait_ended(run.id)
+    assert (ended.status, ended.reason) == ("cancelled", "cancelled")
+    assert (ended.detail["cancelled_by"], ended.detail["cancel_reason"]) == ("alice", "not now")
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    assert not deck.started(run.id)
+    await deck.close()
