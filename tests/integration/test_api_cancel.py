@@ -104,6 +104,9 @@ async def test_cancel_stops_the_whole_tree_of_a_running_run_and_records_who_and_
         bad = await client.post(f"/api/v1/runs/{run['id']}/cancel", json={"via": "slack"})
         assert bad.status_code == 400
         assert "via must be one of api, cli" in bad.json()["error"]["message"]
+        bad = await client.post("/api/v1/schedules/quick/runs", json={"via": "slack"})
+        assert bad.status_code == 400
+        assert "via must be one of api, cli" in bad.json()["error"]["message"]
 
         audit = (await client.get("/api/v1/audit")).json()["items"]
         cancels = [a for a in audit if a["action"] == "cancel"]

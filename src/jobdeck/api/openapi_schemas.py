@@ -96,6 +96,7 @@ def schemas() -> dict[str, Any]:
             "properties": {
                 "ignore_overlap": {"type": "boolean", "default": False},
                 "trigger": {"enum": ["manual", "api"], "default": "manual"},
+                "via": {"enum": ["api", "cli"], "default": "api"},
             },
         },
         "InvocationRequest": {

@@ -30,8 +30,9 @@ OFFSET_HEADER = "X-Jobdeck-Log-Offset"
 SIZE_HEADER = "X-Jobdeck-Log-Size"
 
 MANUAL_TRIGGERS = ("manual", "api")
-# Which way a cancel came, for its audit entry (the CLI says so; the dashboard is "api").
-CANCEL_VIAS: tuple[Via, ...] = ("api", "cli")
+# Which way a run or cancel request came, for its audit entry (the CLI says so; the
+# dashboard is "api").
+REQUEST_VIAS: tuple[Via, ...] = ("api", "cli")
 
 
 async def list_runs(request: Request) -> Response:
@@ -143,10 +144,13 @@ async def start_run(request: Request) -> Response:
     """Start a run of a schedule now, through the same policies as a timed fire."""
     app = application(request)
     name = request.path_params["name"]
-    body = await json_fields(request, "ignore_overlap", "trigger")
+    body = await json_fields(request, "ignore_overlap", "trigger", "via")
     ignore_overlap = body.get("ignore_overlap", False)
     if not isinstance(ignore_overlap, bool):
         raise bad_request("ignore_overlap must be true or false")
+    via = body.get("via", "api")
+    if via not in REQUEST_VIAS:
+        raise bad_request(f"via must be one of {', '.join(REQUEST_VIAS)}")
     trigger = body.get("trigger", "manual")
     if trigger not in MANUAL_TRIGGERS:
         raise bad_request(f"trigger must be one of {', '.join(MANUAL_TRIGGERS)}")
@@ -156,7 +160,7 @@ async def start_run(request: Request) -> Response:
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
-        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail))
+        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail, via=via))
 
     # In the event loop's thread, as a command's invocation is: the driver records the
     # run and its audit entry in one short transaction and queues the run in the same
@@ -171,7 +175,7 @@ async def start_run(request: Request) -> Response:
             audit=audited,
         )
     except RunRefused as exc:
-        record_refused(app.store, app.clock.now(), who, name, str(exc))
+        record_refused(app.store, app.clock.now(), who, name, str(exc), via=via)
         raise ApiError(409, "refused", str(exc)) from None
     return Json(run_json(run), status_code=201, headers={"Location": f"/api/v1/runs/{run.id}"})
 
@@ -187,8 +191,8 @@ async def cancel_run(request: Request) -> Response:
     if reason is not None and not isinstance(reason, str):
         raise bad_request('reason must be a string: send {"reason": "why"}')
     via = body.get("via", "api")
-    if via not in CANCEL_VIAS:
-        raise bad_request(f"via must be one of {', '.join(CANCEL_VIAS)}")
+    if via not in REQUEST_VIAS:
+        raise bad_request(f"via must be one of {', '.join(REQUEST_VIAS)}")
     why = reason.strip() or None if reason is not None else None
     run = await run_in_threadpool(app.store.run, run_id)
     if run is None:
@@ -242,12 +246,15 @@ def cancel_entry(
     )
 
 
-def run_entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]) -> AuditEntry:
-    """The audit entry of a request to run schedule ``name`` (the API's or the dashboard's)."""
+def run_entry(
+    at: Any, who: str, name: str, outcome: str, detail: dict[str, Any], *, via: Via = "api"
+) -> AuditEntry:
+    """The audit entry of a request to run schedule ``name`` (the API's, the CLI's or the
+    dashboard's)."""
     return AuditEntry(
         at=at,
         actor=who,
-        via="api",
+        via=via,
         action="run",
         target=f"schedule {name}",
         outcome="ok" if outcome == "ok" else "refused",
@@ -255,10 +262,12 @@ def run_entry(at: Any, who: str, name: str, outcome: str, detail: dict[str, Any]
     )
 
 
-def record_refused(store: Store, at: Any, who: str, name: str, why: str) -> None:
+def record_refused(
+    store: Store, at: Any, who: str, name: str, why: str, *, via: Via = "api"
+) -> None:
     """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
-        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}))
+        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}, via=via))
 
 
 ROUTES = [

@@ -90,7 +90,8 @@ def run(
     """Start a run of a schedule now (trigger manual); prints the run id."""
     with server_client(ctx) as client:
         response = client.post(
-            f"/api/v1/schedules/{name}/runs", json={"ignore_overlap": ignore_overlap}
+            f"/api/v1/schedules/{name}/runs",
+            json={"ignore_overlap": ignore_overlap, "via": "cli"},
         )
         if response.status_code != 201:
             _refused(response)
