@@ -319,9 +319,10 @@ def test_cancel_stops_a_running_run_and_refuses_an_ended_one(
     assert "already ended" in again.err
     assert httpx.get(f"{server.url}/api/v1/runs/{run_id}").json() == final
     audit = cli(jobdeck, server, "audit", "--json").json()
-    assert [(a["action"], a["outcome"]) for a in audit][:2] == [
-        ("cancel", "refused"),
-        ("cancel", "ok"),
+    assert [(a["action"], a["outcome"], a["via"]) for a in audit][:3] == [
+        ("cancel", "refused", "cli"),
+        ("cancel", "ok", "cli"),
+        ("run", "ok", "cli"),
     ]
 
 

@@ -101,6 +101,12 @@ async def test_cancel_stops_the_whole_tree_of_a_running_run_and_records_who_and_
         assert missing.status_code == 404
         bad = await client.post(f"/api/v1/runs/{run['id']}/cancel", json={"reason": 3})
         assert bad.status_code == 400
+        bad = await client.post(f"/api/v1/runs/{run['id']}/cancel", json={"via": "slack"})
+        assert bad.status_code == 400
+        assert "via must be one of api, cli" in bad.json()["error"]["message"]
+        bad = await client.post("/api/v1/schedules/quick/runs", json={"via": "slack"})
+        assert bad.status_code == 400
+        assert "via must be one of api, cli" in bad.json()["error"]["message"]
 
         audit = (await client.get("/api/v1/audit")).json()["items"]
         cancels = [a for a in audit if a["action"] == "cancel"]
@@ -112,6 +118,7 @@ async def test_cancel_stops_the_whole_tree_of_a_running_run_and_records_who_and_
         assert cancels[1]["detail"]["reason"] == "stuck"
         assert cancels[1]["actor"] == detail["detail"]["cancelled_by"]
         assert cancels[1]["target"] == "schedule holder"
+        assert {a["via"] for a in cancels} == {"api"}
 
 
 def test_the_openapi_document_has_the_cancel_endpoint() -> None:

@@ -5,10 +5,12 @@ as ``lost``."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import textwrap
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from jobdeck.execute import record
 from jobdeck.execute.launch import shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
+from jobdeck.workflow.decisions import CatchupDecision
 from jobdeck.workflow.executor import Executor
 from tests.integration.test_workflow_harness import PY, T0, Deck, Decks, until
 
@@ -305,3 +308,47 @@ def assert_run_group_removed(deck: Deck, run_id: int) -> None:
     pools = deck.executor.pools
     if pools.hierarchy is not None:
         assert not (pools.memory_group("default") / f"run-{run_id}").exists()
+
+
+async def test_a_catchup_queue_survives_an_engine_that_dies_mid_way(
+    decks: Decks, tmp_path: Path
+) -> None:
+    """Three missed slots caught up: the first runs, two wait behind it, and the engine
+    goes away (as under kill -9). The next one adopts the first, queues the others again,
+    and a catch-up of the same slots fires none twice: each slot runs once, in order."""
+    text = f"""
+        version: 1
+        project: restarts
+        schedules:
+          minutely:
+            cron: "* * * * *"
+            command: JOB, "--hold", "{tmp_path / "gate"}"]
+            catchup: all
+        """
+    slots = tuple(T0 + timedelta(minutes=m) for m in range(3))
+    first = decks(text)
+    first.driver.catch_up(
+        "minutely", CatchupDecision(run=slots), trigger="catchup", cause="engine_down"
+    )
+    runs = first.runs("minutely")
+    assert [(r.scheduled_for, r.status) for r in runs] == [(slot, "pending") for slot in slots]
+    await first.wait_running(runs[0].id)
+    await first.close()
+
+    second = decks(text, load=False)
+    recovered = second.driver.recover()
+    assert (recovered.adopted, recovered.waiting) == ([runs[0].id], [runs[1].id, runs[2].id])
+    second.driver.load(second.applied)
+    second.driver.catch_up(
+        "minutely", CatchupDecision(run=slots), trigger="catchup", cause="engine_down"
+    )
+    assert len(second.runs("minutely")) == 3
+    (tmp_path / "gate").touch()
+    ended = [await second.wait_ended(run.id) for run in runs]
+    assert [(r.status, r.scheduled_for) for r in ended] == [("succeeded", s) for s in slots]
+    for before, after in itertools.pairwise(ended):
+        start, end = second.mark(after.id, "start"), second.mark(before.id, "end")
+        assert start is not None
+        assert end is not None
+        assert start >= end
+    await second.close()

@@ -156,3 +156,60 @@ async def test_cancel_other_stops_what_escaped_the_group(
     assert (await deck.wait_ended(second.id)).status == "cancelled"
     await until(lambda: not is_alive(also, None), f"process {also} to be stopped", 10)
     await deck.close()
+
+
+STUBBORN = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            aside = sys.argv[1] + ".tmp"
+            with open(aside, "w") as out:
+                out.write(str(os.getpid()))
+            os.rename(aside, sys.argv[1])
+            time.sleep(1004)
+        os._exit(0)
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.01)
+    sys.exit(int(sys.argv[2]))
+    """
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("code", [0, 3])
+async def test_a_daemon_left_behind_that_ignores_sigterm_is_killed_after_the_grace(
+    decks: Decks, tmp_path: Path, mode: Mode, code: int
+) -> None:
+    """The program exits at once, leaving a double-forked daemon that ignores SIGTERM:
+    the shim, its subreaper, kills it after kill_grace and the run ends as the program
+    did, without hanging on the daemon."""
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(STUBBORN)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    deck = decks(
+        f"""
+        version: 1
+        project: trees
+        schedules:
+          left:
+            rate: 1h
+            command: [{PY!r}, {str(stubborn)!r}, {str(pids / "daemon")!r}, "{code}"]
+            kill_grace: 1s
+            timeout: 1m
+        """,
+        mode=mode,
+    )
+    run = deck.driver.fire("left", T0)
+    assert run is not None
+    path = pids / "daemon"
+    await until(path.exists, "the daemon's pid")
+    daemon = int(path.read_text())
+    ESCAPED.append(daemon)
+    ended = await deck.wait_ended(run.id, within=20)
+    assert (ended.status, ended.exit_code) == (("succeeded", 0) if code == 0 else ("failed", 3))
+    assert not is_alive(daemon, None)
+    await deck.close()

@@ -112,6 +112,7 @@ def schemas() -> dict[str, Any]:
             "additionalProperties": False,
             "properties": {
                 "reason": {"type": ["string", "null"], "description": "Why; recorded."},
+                "via": {"enum": ["api", "cli"], "default": "api"},
             },
         },
         "SuspendRequest": {

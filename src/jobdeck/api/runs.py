@@ -40,6 +40,9 @@ OFFSET_HEADER = "X-Jobdeck-Log-Offset"
 SIZE_HEADER = "X-Jobdeck-Log-Size"
 
 MANUAL_TRIGGERS = ("manual", "api")
+# Which way a run or cancel request came, for its audit entry (the CLI says so; the
+# dashboard is "api").
+REQUEST_VIAS: tuple[Via, ...] = ("api", "cli")
 
 
 async def list_runs(request: Request) -> Response:
@@ -154,12 +157,12 @@ async def start_run(request: Request) -> Response:
     ignore_overlap = body.get("ignore_overlap", False)
     if not isinstance(ignore_overlap, bool):
         raise bad_request("ignore_overlap must be true or false")
+    via = body.get("via", "api")
+    if via not in REQUEST_VIAS:
+        raise bad_request(f"via must be one of {', '.join(REQUEST_VIAS)}")
     trigger = body.get("trigger", "manual")
     if trigger not in MANUAL_TRIGGERS:
         raise bad_request(f"trigger must be one of {', '.join(MANUAL_TRIGGERS)}")
-    via = body.get("via", "api")
-    if via not in ("api", "cli"):
-        raise bad_request("via must be one of api, cli")
     if app.driver.schedule(name) is None:
         applied = await run_in_threadpool(app.store.latest_revision)
         catalog = None if applied is None else applied.catalog
@@ -194,30 +197,36 @@ async def cancel_run(request: Request) -> Response:
     being stopped, 200 when it is cancelled already; 409 when it had ended."""
     app = application(request)
     run_id = _run_id(request)
-    body = await json_fields(request, "reason")
+    body = await json_fields(request, "reason", "via")
     reason = body.get("reason")
     if reason is not None and not isinstance(reason, str):
         raise bad_request('reason must be a string: send {"reason": "why"}')
+    via = body.get("via", "api")
+    if via not in REQUEST_VIAS:
+        raise bad_request(f"via must be one of {', '.join(REQUEST_VIAS)}")
     why = reason.strip() or None if reason is not None else None
     run = await run_in_threadpool(app.store.run, run_id)
     if run is None:
         raise not_found(f"no run with id {run_id}")
-    return Json(*cancel_as(app, run, actor(request), why))
+    return Json(*cancel_as(app, run, actor(request), why, via))
 
 
-def cancel_as(app: Any, run: Run, who: str, why: str | None) -> tuple[dict[str, Any], int]:
-    """Cancel ``run`` for ``who`` (in the event loop's thread), audited either way;
-    the run's JSON and the HTTP status. Raises a 409 :class:`ApiError` when refused."""
+def cancel_as(
+    app: Any, run: Run, who: str, why: str | None, via: Via = "api"
+) -> tuple[dict[str, Any], int]:
+    """Cancel ``run`` for ``who`` (in the event loop's thread), audited either way as
+    coming ``via`` the API or the CLI; the run's JSON and the HTTP status. Raises a 409
+    :class:`ApiError` when refused."""
     at = app.clock.now()
 
     def audited(tx: Tx, found: Run) -> None:
-        tx.record_audit(cancel_entry(at, who, run, "ok", why))
+        tx.record_audit(cancel_entry(at, who, run, "ok", why, via=via))
 
     try:
         done = app.driver.cancel(run.id, by=who, why=why, audit=audited)
     except CancelRefused as exc:
         with app.store.transaction() as tx:
-            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc)))
+            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc), via=via))
         raise ApiError(409, "conflict", str(exc)) from None
     except KeyError:
         raise not_found(f"no run with id {run.id}") from None
@@ -225,7 +234,14 @@ def cancel_as(app: Any, run: Run, who: str, why: str | None) -> tuple[dict[str, 
 
 
 def cancel_entry(
-    at: Any, who: str, run: Run, outcome: str, why: str | None, refused: str | None = None
+    at: Any,
+    who: str,
+    run: Run,
+    outcome: str,
+    why: str | None,
+    refused: str | None = None,
+    *,
+    via: Via = "api",
 ) -> AuditEntry:
     detail: dict[str, Any] = {"run_id": run.id, "reason": why}
     if refused:
@@ -233,7 +249,7 @@ def cancel_entry(
     return AuditEntry(
         at=at,
         actor=who,
-        via="api",
+        via=via,
         action="cancel",
         target=f"{run.kind} {run.job}",
         outcome="ok" if outcome == "ok" else "refused",
@@ -242,7 +258,7 @@ def cancel_entry(
 
 
 def run_entry(
-    at: Any, who: str, name: str, outcome: str, detail: dict[str, Any], via: Via = "api"
+    at: Any, who: str, name: str, outcome: str, detail: dict[str, Any], *, via: Via = "api"
 ) -> AuditEntry:
     """The audit entry of a request to run schedule ``name`` (the API's, the CLI's or the
     dashboard's)."""
@@ -257,7 +273,9 @@ def run_entry(
     )
 
 
-def record_refused(store: Store, at: Any, who: str, name: str, why: str, via: Via = "api") -> None:
+def record_refused(
+    store: Store, at: Any, who: str, name: str, why: str, *, via: Via = "api"
+) -> None:
     """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
         tx.record_audit(run_entry(at, who, name, "refused", {"why": why}, via=via))

@@ -116,7 +116,7 @@ def cancel(
 def cancel_run(client: httpx.Client, run_id: int, reason: str | None) -> dict[str, Any]:
     """Ask the server to cancel the run and wait for its end; exits 1 when refused (it
     had ended already: nothing changed)."""
-    response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason})
+    response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason, "via": "cli"})
     if response.status_code not in (200, 202):
         refused(response)
     while True:

@@ -159,15 +159,16 @@ class Dispatcher:
         ``shown``: what it waits for, recorded already (see :meth:`_note_waiting`)."""
         if run.status != "pending" or self._elsewhere(self._enqueue, run, shown):
             return  # recorded already: it joins the queue in the driver's own loop
-        for victim in run.detail.get("cancels", []):
-            self._cancelled_by[int(victim)] = run.id
-            self._spawn(self._cancel(int(victim)))
         exclusive = bool(run.detail.get("exclusive"))
         self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
         if run.id in self._asked:
-            # Cancelled between its record and its arrival here: it never starts.
+            # Cancelled between its record and its arrival here: it never starts, and
+            # stops none of the runs it was to replace (cancel_other).
             self._abandon(self.waiting[run.id], "cancelled", "cancelled before it queued")
             return
+        for victim in run.detail.get("cancels", []):
+            self._cancelled_by[int(victim)] = run.id
+            self._spawn(self._cancel(int(victim)))
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
@@ -365,9 +366,14 @@ class Dispatcher:
             return
         if run_id in self._starting or run_id in self._cancelling:
             return  # _start cancels it once the program runs; or it is being stopped
-        self._cancelling.add(run_id)
         run = self.running.get(run_id)
-        spec = self.spec_of(run.kind, run.job) if run else None
+        if run is None:
+            # It ended before the stop came (its outcome is recorded as it ended): there
+            # is nothing to stop, and it is not being cancelled.
+            self._cancelled_by.pop(run_id, None)
+            return
+        self._cancelling.add(run_id)
+        spec = self.spec_of(run.kind, run.job)
         grace = spec.kill_grace.total_seconds() if spec else 10.0
         with self.store.transaction() as tx:
             tx.add_event(

@@ -52,6 +52,11 @@ class RunRefused(Exception):
     """A run that cannot start: unknown, disabled or suspended schedule or command."""
 
 
+# The key of a run's detail that holds who asked to cancel it and why, from the request
+# until it ends (the outcome then records them as cancelled_by and cancel_reason).
+CANCEL_REQUESTED = "cancel_requested"
+
+
 class CancelRefused(Exception):
     """A run that cannot be cancelled (it ended already, it is a worker process, or
     another engine runs it); nothing was changed."""
@@ -330,13 +335,19 @@ class RunDriver(Dispatcher):
                     detail=asked,
                 )
             else:
-                tx.add_event(run_id, at=now, type="cancel_requested", detail=asked)
+                # Kept with the run: an engine that dies before it stops the run, and
+                # the next one that adopts it, still cancel it (see recover).
+                run = tx.update_run(
+                    run_id, at=now, event="cancel_requested", detail={CANCEL_REQUESTED: asked}
+                )
             if audit is not None:
                 audit(tx, run)
         if waiting:
             del self.waiting[run_id]
             self._pump()
         else:
+            if run_id in self.running:
+                self.running[run_id] = run  # what this engine holds of it is current
             self._asked[run_id] = asked
             if run_id in self.running:
                 self._spawn(self._cancel(run_id))
@@ -421,9 +432,14 @@ class RunDriver(Dispatcher):
         for run in self.store.active_runs(host=self.host):
             if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
                 continue
+            requested = run.detail.get(CANCEL_REQUESTED)
             if run.status == "pending" and not self.executor.launched(run.id):
                 exclusive = bool(run.detail.get("exclusive"))
                 self.waiting[run.id] = Waiting(run, not_before(run), exclusive)
+                if requested:
+                    self._asked[run.id] = dict(requested)
+                    self._abandon(self.waiting[run.id], "cancelled", "cancelled before it started")
+                    continue
                 found.waiting.append(run.id)
                 continue
             state = self.executor.probe(run.id)
@@ -443,6 +459,11 @@ class RunDriver(Dispatcher):
             # outcome at once, and it is told apart from those that still run.
             (found.finished if state == "finished" else found.adopted).append(run.id)
             self.executor.watch(run.id, self.outcomes.on_exit)
+            if requested:
+                # Cancelled while an earlier engine ran it, which died before it stopped
+                # it: stopped now (nothing happens when it has ended meanwhile).
+                self._asked[run.id] = dict(requested)
+                self._spawn(self._cancel(run.id))
         self._pump()
         return found
 

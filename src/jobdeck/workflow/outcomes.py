@@ -77,7 +77,10 @@ class Outcomes:
             steps = [end] if started is None else [self.d._started_step(now, started), end]
             with self.d.store.transaction() as tx:
                 ended = tx.update_run_steps(run_id, at=now, steps=steps, known=run)
-                retry = self._retry(tx, ended, now)
+                if asked is None and by is None:
+                    # A run someone cancelled (or a newer run replaced) is not tried
+                    # again, also when it failed before the cancel could stop it.
+                    retry = self._retry(tx, ended, now)
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
         self.d.executor.release(run.pool, run_id)
