@@ -325,56 +325,15 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         "Retry?": {"Type": "Choice", "Choices": retry_choices, "Default": "Notify"}
         if retry_choices
         else {"Type": "Pass", "Next": "Notify"},
-        "Count relaunch": {
-            "Type": "Pass",
-            "Parameters": {
-                "launch.$": "States.MathAdd($.attempt.launch, 1)",
-                "failure.$": "$.attempt.failure",
-                "wait.$": "States.ArrayGetItem($.waits, $.attempt.launch)",
-            },
-            "ResultPath": "$.attempt",
-            "Next": "Back off",
-        },
-        "Count rerun": {
-            "Type": "Pass",
-            "Parameters": {
-                "launch.$": "$.attempt.launch",
-                "failure.$": "States.MathAdd($.attempt.failure, 1)",
-                "wait.$": "States.ArrayGetItem($.waits, $.attempt.failure)",
-            },
-            "ResultPath": "$.attempt",
-            "Next": "Back off",
-        },
-        "Back off": {"Type": "Wait", "SecondsPath": "$.attempt.wait", "Next": "Run task"},
-        "Notify": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": where.topic,
-                "Subject": f"jobdeck: schedule {name} failed",
-                "Message": {
-                    "project": where.project,
-                    "kind": "schedule",
-                    "job": name,
-                    "pool": spec.pool,
-                    "scheduled_time.$": "$.scheduled_time",
-                    "execution.$": "$$.Execution.Id",
-                    "error.$": "$.error",
-                    "logs": where.logs,
-                    "notify": list(spec.notify),
-                },
-            },
-            "ResultPath": None,
-            # The run has failed either way; a lost notice must not hide that.
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
-            "Next": "Failed",
-        },
-        "Failed": {
-            "Type": "Fail",
-            "Error": "jobdeck.RunFailed",
-            "Cause": f"schedule {name}: the run failed or timed out; see this execution's events",
-        },
-        "Succeeded": {"Type": "Succeed"},
+        **ending_states(
+            name,
+            spec,
+            where.topic,
+            where.project,
+            where.logs,
+            again="Run task",
+            cause=f"schedule {name}: the run failed or timed out; see this execution's events",
+        ),
     }
     if spec.overlap == "buffer_one":
         states.update(buffer_states(name))
@@ -398,6 +357,68 @@ def run_definition(name: str, spec: Schedule, where: EcsRun) -> Asl:
         "Comment": f"jobdeck run of schedule {name}",
         "StartAt": "Start",
         "States": states,
+    }
+
+
+def ending_states(
+    name: str,
+    spec: Schedule,
+    topic: str,
+    project: str,
+    logs: str,
+    *,
+    again: str,
+    cause: str,
+) -> Asl:
+    """How a schedule's run ends, the same on ECS and on the tools host: count a relaunch
+    or a rerun and back off before ``again``, or notify the failure, or succeed."""
+    return {
+        "Count relaunch": {
+            "Type": "Pass",
+            "Parameters": {
+                "launch.$": "States.MathAdd($.attempt.launch, 1)",
+                "failure.$": "$.attempt.failure",
+                "wait.$": "States.ArrayGetItem($.waits, $.attempt.launch)",
+            },
+            "ResultPath": "$.attempt",
+            "Next": "Back off",
+        },
+        "Count rerun": {
+            "Type": "Pass",
+            "Parameters": {
+                "launch.$": "$.attempt.launch",
+                "failure.$": "States.MathAdd($.attempt.failure, 1)",
+                "wait.$": "States.ArrayGetItem($.waits, $.attempt.failure)",
+            },
+            "ResultPath": "$.attempt",
+            "Next": "Back off",
+        },
+        "Back off": {"Type": "Wait", "SecondsPath": "$.attempt.wait", "Next": again},
+        "Notify": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sns:publish",
+            "Parameters": {
+                "TopicArn": topic,
+                "Subject": f"jobdeck: schedule {name} failed",
+                "Message": {
+                    "project": project,
+                    "kind": "schedule",
+                    "job": name,
+                    "pool": spec.pool,
+                    "scheduled_time.$": "$.scheduled_time",
+                    "execution.$": "$$.Execution.Id",
+                    "error.$": "$.error",
+                    "logs": logs,
+                    "notify": list(spec.notify),
+                },
+            },
+            "ResultPath": None,
+            # The run has failed either way; a lost notice must not hide that.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
+            "Next": "Failed",
+        },
+        "Failed": {"Type": "Fail", "Error": "jobdeck.RunFailed", "Cause": cause},
+        "Succeeded": {"Type": "Succeed"},
     }
 
 

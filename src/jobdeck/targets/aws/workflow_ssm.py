@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobdeck.catalog.model import Schedule
-from jobdeck.targets.aws.workflow import Asl, backoffs, buffer_states
+from jobdeck.targets.aws.workflow import Asl, backoffs, buffer_states, ending_states
 
 POLL_SECONDS = 5
 # Delivery problems of SSM (the command never started): retried as launch errors.
@@ -158,55 +158,15 @@ def host_run_definition(name: str, spec: Schedule, where: HostRun) -> Asl:
             ],
             "Default": "Notify",
         },
-        "Count relaunch": {
-            "Type": "Pass",
-            "Parameters": {
-                "launch.$": "States.MathAdd($.attempt.launch, 1)",
-                "failure.$": "$.attempt.failure",
-                "wait.$": "States.ArrayGetItem($.waits, $.attempt.launch)",
-            },
-            "ResultPath": "$.attempt",
-            "Next": "Back off",
-        },
-        "Count rerun": {
-            "Type": "Pass",
-            "Parameters": {
-                "launch.$": "$.attempt.launch",
-                "failure.$": "States.MathAdd($.attempt.failure, 1)",
-                "wait.$": "States.ArrayGetItem($.waits, $.attempt.failure)",
-            },
-            "ResultPath": "$.attempt",
-            "Next": "Back off",
-        },
-        "Back off": {"Type": "Wait", "SecondsPath": "$.attempt.wait", "Next": "Send command"},
-        "Notify": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sns:publish",
-            "Parameters": {
-                "TopicArn": where.topic,
-                "Subject": f"jobdeck: schedule {name} failed",
-                "Message": {
-                    "project": where.project,
-                    "kind": "schedule",
-                    "job": name,
-                    "pool": spec.pool,
-                    "scheduled_time.$": "$.scheduled_time",
-                    "execution.$": "$$.Execution.Id",
-                    "error.$": "$.error",
-                    "logs": where.logs,
-                    "notify": list(spec.notify),
-                },
-            },
-            "ResultPath": None,
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "Failed"}],
-            "Next": "Failed",
-        },
-        "Failed": {
-            "Type": "Fail",
-            "Error": "jobdeck.RunFailed",
-            "Cause": f"schedule {name}: the command failed or timed out on the tools host",
-        },
-        "Succeeded": {"Type": "Succeed"},
+        **ending_states(
+            name,
+            spec,
+            where.topic,
+            where.project,
+            where.logs,
+            again="Send command",
+            cause=f"schedule {name}: the command failed or timed out on the tools host",
+        ),
     }
     if spec.overlap == "buffer_one":
         states["Start"]["Parameters"]["self.$"] = "$$.Execution.Id"
