@@ -132,6 +132,16 @@ def become_subreaper() -> str | None:
     return None
 
 
+def has_children() -> bool:
+    """Whether this process has a child, alive or ended and not yet reaped; asked of the
+    kernel (``waitid`` with ``WNOWAIT``, which reaps nothing), without reading ``/proc``."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
+
+
 def descendants(root: int) -> list[tuple[int, bool]]:
     """Every process below ``root`` in the process tree, as (pid, is a zombie), parents
     before their children. Read from ``/proc``: a process that ends meanwhile is left

@@ -47,6 +47,7 @@ from jobdeck.execute.proc import (
     boot_id,
     descendants,
     group_alive,
+    has_children,
     set_oom_score_adj,
     signal_group,
     signal_pids,
@@ -207,6 +208,11 @@ class Shim:
         """Whether a process below the shim lives on (the program's own exit aside);
         reaps the orphans the shim adopted that have ended meanwhile."""
         assert self.child is not None
+        if not has_children():
+            # The program reaped and nothing adopted: as the subreaper, the shim is the
+            # parent of every orphan below it, so nothing is below it any more. This
+            # spares the scan of every process on the host at the end of most runs.
+            return False
         alive = False
         for pid, zombie in descendants(self.pid):
             if pid == self.child.pid:
