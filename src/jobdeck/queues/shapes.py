@@ -10,12 +10,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from typing import Any
-
-import botocore.session
-from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
+from typing import TYPE_CHECKING, Any, cast
 
 from jobdeck.queues.errors import invalid_parameter
+
+if TYPE_CHECKING:
+    from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 
 # Larger numbers are no count, size or time SQS knows; Python's int() of a longer string
 # of digits is refused (or slow), so such a string is a wrong type like any other.
@@ -24,6 +24,10 @@ MAX_INTEGER_DIGITS = 18
 
 @functools.cache
 def service_model() -> ServiceModel:
+    # Loaded at the endpoint's first request, not at import: botocore and SQS's model
+    # are several MB that a server without SQS traffic does not carry.
+    import botocore.session
+
     return botocore.session.get_session().get_service_model("sqs")
 
 
@@ -45,23 +49,25 @@ def _check(value: Any, shape: Shape, path: str) -> None:
     kind = shape.type_name
     if value is None:
         return
-    if isinstance(shape, StructureShape):
+    if kind == "structure":
         if not isinstance(value, Mapping):
             raise _wrong(path or "the request", "an object")
-        for name, member in shape.members.items():
+        for name, member in cast("StructureShape", shape).members.items():
             if name in value:
                 _check(value[name], member, f"{path}.{name}" if path else name)
-    elif isinstance(shape, ListShape):
+    elif kind == "list":
         if not isinstance(value, list):
             raise _wrong(path, "a list")
+        member = cast("ListShape", shape).member
         for index, item in enumerate(value):
-            _check(item, shape.member, f"{path}.{index + 1}")
-    elif isinstance(shape, MapShape):
+            _check(item, member, f"{path}.{index + 1}")
+    elif kind == "map":
         if not isinstance(value, dict):
             raise _wrong(path, "a map")
+        mapping = cast("MapShape", shape)
         for key, item in value.items():
-            _check(key, shape.key, f"{path} key")
-            _check(item, shape.value, f"{path}.{key}")
+            _check(key, mapping.key, f"{path} key")
+            _check(item, mapping.value, f"{path}.{key}")
     elif kind in ("string", "blob"):
         if not isinstance(value, str):
             raise _wrong(path, "a string")

@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
 from jobdeck.queues.errors import SqsError
 
@@ -125,6 +121,12 @@ def verify(request: SignedRequest, credentials: KeyRing, now: datetime) -> str:
     signed_names = parsed.group("signed").split(";")
     if "host" not in signed_names:
         raise SqsError("IncompleteSignature", "The host header must be signed.")
+    # botocore on first use only: a server whose endpoint checks no signature (or serves
+    # no SQS at all) does not carry it.
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
     signed = AWSRequest(
         method=request.method,
         url=request.url,
