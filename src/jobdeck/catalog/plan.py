@@ -8,16 +8,40 @@ reaches, which is what the reviewer needs to see.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from jobdeck.catalog.model import SECTIONS
-from jobdeck.store.records import Suspension
 
 Action = Literal["add", "change", "remove"]
 SYMBOLS: dict[Action, str] = {"add": "+", "change": "~", "remove": "-"}
 _TOP_LEVEL = ("project", "timezone")
+
+
+class Suspension(Protocol):
+    """What a plan shows of an item's suspension (the store's record fits): the catalog
+    reads it, and knows nothing of where it is kept."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def created_by(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def until(self) -> datetime | None: ...
+    @property
+    def ended_at(self) -> datetime | None: ...
+    @property
+    def ended_by(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +96,7 @@ class Plan:
 def make_plan(
     catalog: dict[str, Any],
     applied: dict[str, Any] | None,
-    suspensions: list[Suspension] | tuple[Suspension, ...] = (),
+    suspensions: Sequence[Suspension] = (),
 ) -> Plan:
     """Compare the ``catalog`` file with the ``applied`` revision (None: nothing applied)."""
     before = applied or {}
