@@ -1,4 +1,6 @@
-"""When a schedule fires: cron and rate maths in time zones. Pure; ``after`` is a parameter.
+"""When a schedule fires, its cadence: cron and rate maths in time zones. Pure; ``after``
+is a parameter. A leaf: the catalog checks expressions with it, the scheduler and the
+run workflow compute fires with it.
 
 Cron follows Debian's cron (through cronsim), which is also the catalog's contract:
 
@@ -91,7 +93,7 @@ def cron_error(expression: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class CronTrigger:
+class CronCadence:
     expression: str
     zone: str = "UTC"
 
@@ -113,7 +115,7 @@ class CronTrigger:
 
 
 @dataclass(frozen=True, slots=True)
-class RateTrigger:
+class RateCadence:
     interval: timedelta
 
     def fires_after(self, after: datetime) -> Iterator[datetime]:
@@ -127,17 +129,17 @@ class RateTrigger:
             index += 1
 
 
-Trigger = CronTrigger | RateTrigger
+Cadence = CronCadence | RateCadence
 
 
-def next_fires(trigger: Trigger, after: datetime, count: int) -> list[datetime]:
+def next_fires(cadence: Cadence, after: datetime, count: int) -> list[datetime]:
     """The next ``count`` fire instants strictly after ``after``, in UTC."""
-    return list(islice(trigger.fires_after(after), count))
+    return list(islice(cadence.fires_after(after), count))
 
 
-def fires_between(trigger: Trigger, after: datetime, until: datetime) -> Iterator[datetime]:
+def fires_between(cadence: Cadence, after: datetime, until: datetime) -> Iterator[datetime]:
     """Fire instants in ``(after, until]``."""
-    for fire in trigger.fires_after(after):
+    for fire in cadence.fires_after(after):
         if fire > until:
             return
         yield fire

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobdeck.catalog.model import Catalog
+from jobdeck.cadence import next_fires
+from jobdeck.catalog.model import Catalog, cadence_for
 from jobdeck.catalog.plan import suspension_json
 from jobdeck.queues.catalog import dead_letter_name, wire_name
-from jobdeck.schedule.timing import next_fires
-from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.queue_records import QueueCounts
 from jobdeck.store.records import Revision, Run, Suspension
 
@@ -64,7 +63,7 @@ def collect_status(
     for name, spec in catalog.schedules.items():
         suspension = suspended.get(("schedule", name))
         fires = spec.enabled and suspension is None
-        fire = next_fires(trigger_for(spec), now, 1)[0] if fires else None
+        fire = next_fires(cadence_for(spec), now, 1)[0] if fires else None
         zone = ZoneInfo(spec.timezone or "UTC")
         schedules.append(
             {

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from jobdeck.cadence import CronCadence, RateCadence
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.clock import FakeClock
 from jobdeck.schedule.firequeue import MAX_OVERDUE, FireQueue
 from jobdeck.schedule.scheduler import Scheduler
-from jobdeck.schedule.timing import CronTrigger, RateTrigger
 from jobdeck.store.records import Trigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause
 
@@ -24,7 +24,7 @@ def at(minutes: float) -> datetime:
 
 def test_next_due_is_the_earliest_slot_of_any_schedule() -> None:
     queue = FireQueue()
-    queue.update({"ten": CronTrigger("*/10 * * * *"), "hourly": CronTrigger("0 * * * *")}, at(0.5))
+    queue.update({"ten": CronCadence("*/10 * * * *"), "hourly": CronCadence("0 * * * *")}, at(0.5))
     assert queue.next_due() == at(10)
     assert queue.next_of("hourly") == at(60)
     assert queue.pop_due(at(9.99)) == []
@@ -32,7 +32,7 @@ def test_next_due_is_the_earliest_slot_of_any_schedule() -> None:
 
 def test_pop_due_returns_each_due_schedule_once_and_moves_it_on() -> None:
     queue = FireQueue()
-    queue.update({"ten": CronTrigger("*/10 * * * *"), "five": CronTrigger("*/5 * * * *")}, T0)
+    queue.update({"ten": CronCadence("*/10 * * * *"), "five": CronCadence("*/5 * * * *")}, T0)
     due = queue.pop_due(at(10))
     assert sorted((d.name, d.slots) for d in due) == [
         ("five", (at(5), at(10))),
@@ -44,9 +44,9 @@ def test_pop_due_returns_each_due_schedule_once_and_moves_it_on() -> None:
 
 def test_an_unchanged_trigger_keeps_its_place_across_an_update() -> None:
     queue = FireQueue()
-    queue.update({"ten": CronTrigger("*/10 * * * *")}, T0)
+    queue.update({"ten": CronCadence("*/10 * * * *")}, T0)
     queue.update(
-        {"ten": CronTrigger("*/10 * * * *"), "new": RateTrigger(timedelta(minutes=7))}, at(9)
+        {"ten": CronCadence("*/10 * * * *"), "new": RateCadence(timedelta(minutes=7))}, at(9)
     )
     assert queue.next_of("ten") == at(10)
     # a rate counts from the epoch: the first multiple of 7 minutes after 12:09
@@ -56,8 +56,8 @@ def test_an_unchanged_trigger_keeps_its_place_across_an_update() -> None:
 
 def test_a_changed_trigger_counts_from_now_and_a_removed_one_never_fires() -> None:
     queue = FireQueue()
-    queue.update({"a": CronTrigger("*/10 * * * *"), "b": CronTrigger("*/10 * * * *")}, T0)
-    queue.update({"a": CronTrigger("*/30 * * * *")}, at(1))
+    queue.update({"a": CronCadence("*/10 * * * *"), "b": CronCadence("*/10 * * * *")}, T0)
+    queue.update({"a": CronCadence("*/30 * * * *")}, at(1))
     assert "b" not in queue
     assert queue.next_of("a") == at(30)
     assert [d.name for d in queue.pop_due(at(60))] == ["a"]
@@ -65,7 +65,7 @@ def test_a_changed_trigger_counts_from_now_and_a_removed_one_never_fires() -> No
 
 def test_a_very_late_wake_is_bounded() -> None:
     queue = FireQueue()
-    queue.update({"fast": RateTrigger(timedelta(seconds=1))}, T0)
+    queue.update({"fast": RateCadence(timedelta(seconds=1))}, T0)
     (due,) = queue.pop_due(at(60))
     assert due.truncated
     assert len(due.slots) == MAX_OVERDUE
@@ -77,7 +77,7 @@ def test_a_very_late_wake_is_bounded() -> None:
 
 def test_many_schedules_fire_in_order_of_their_slots() -> None:
     queue = FireQueue()
-    triggers = {f"s{i}": RateTrigger(timedelta(seconds=10 + i)) for i in range(200)}
+    triggers = {f"s{i}": RateCadence(timedelta(seconds=10 + i)) for i in range(200)}
     queue.update(triggers, T0)
     seen: list[datetime] = []
     now = T0
@@ -94,7 +94,7 @@ def test_many_schedules_fire_in_order_of_their_slots() -> None:
 def test_an_update_compacts_stale_heap_entries() -> None:
     queue = FireQueue()
     for round_ in range(50):
-        queue.update({"a": RateTrigger(timedelta(seconds=60 + round_))}, T0)
+        queue.update({"a": RateCadence(timedelta(seconds=60 + round_))}, T0)
     assert len(queue._heap) < 70
 
 
@@ -210,5 +210,5 @@ def test_a_late_wake_within_the_loop_is_treated_as_downtime() -> None:
 def test_cron_slots_follow_the_zone_of_the_schedule() -> None:
     queue = FireQueue()
     # 09:00 in Tokyo is 00:00 UTC
-    queue.update({"morning": CronTrigger("0 9 * * *", "Asia/Tokyo")}, T0)
+    queue.update({"morning": CronCadence("0 9 * * *", "Asia/Tokyo")}, T0)
     assert queue.next_due() == datetime(2026, 3, 2, 0, 0, tzinfo=UTC)

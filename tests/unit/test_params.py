@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from jobdeck.catalog.model import Command
-from jobdeck.commands.params import (
+from jobdeck.catalog.params import (
     InvalidParams,
     parse_assignments,
     render_argv,

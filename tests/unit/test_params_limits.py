@@ -9,9 +9,14 @@ from typing import Any
 import pytest
 
 from jobdeck.catalog.model import Command
-from jobdeck.catalog.params import DEFAULT_MAX_LENGTH
+from jobdeck.catalog.params import (
+    DEFAULT_MAX_LENGTH,
+    MAX_ARGV_BYTES,
+    InvalidParams,
+    render_argv,
+    validate,
+)
 from jobdeck.commands.invoke import AUDIT_DETAIL_MAX, bounded_detail
-from jobdeck.commands.params import MAX_ARGV_BYTES, InvalidParams, render_argv, validate
 from jobdeck.execute.spec import RunSpec
 
 SAY: dict[str, Any] = {

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from jobdeck.catalog.model import Command
-from jobdeck.commands.params import ParamProblem
+from jobdeck.catalog.params import ParamProblem
 from jobdeck.slack import blocks
 from jobdeck.store.records import Run
 

@@ -23,17 +23,17 @@ from typing import Any
 
 import pytest
 
+from jobdeck.cadence import Cadence, CronCadence, RateCadence
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.clock import SystemClock
 from jobdeck.schedule.firequeue import Due
 from jobdeck.schedule.scheduler import FIRE_THREAD, Scheduler, TimerFailed
-from jobdeck.schedule.timing import CronTrigger, RateTrigger, Trigger
 from jobdeck.schedule.wire import (
     WireError,
+    decode_cadences,
     decode_due,
-    decode_triggers,
+    encode_cadences,
     encode_due,
-    encode_triggers,
 )
 from jobdeck.store.records import Trigger as RunTrigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause
@@ -319,12 +319,12 @@ def test_a_timer_that_cannot_start_ends_run_with_a_clear_error() -> None:
 
 def test_the_wire_carries_triggers_and_slots_exactly() -> None:
     now = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
-    triggers: dict[str, Trigger] = {
-        "paris": CronTrigger("30 2 * * *", "Europe/Paris"),
-        "odd": RateTrigger(timedelta(milliseconds=120_011)),
-        "micro": RateTrigger(timedelta(microseconds=1_000_001)),
+    triggers: dict[str, Cadence] = {
+        "paris": CronCadence("30 2 * * *", "Europe/Paris"),
+        "odd": RateCadence(timedelta(milliseconds=120_011)),
+        "micro": RateCadence(timedelta(microseconds=1_000_001)),
     }
-    assert decode_triggers(encode_triggers(triggers, now)) == (triggers, now)
+    assert decode_cadences(encode_cadences(triggers, now)) == (triggers, now)
     slots = (now + timedelta(microseconds=1), now + timedelta(seconds=1))
     due = Due("odd", slots, now - timedelta(days=400), 7)
     assert decode_due(encode_due(due, now)) == (due, now)
@@ -332,7 +332,7 @@ def test_the_wire_carries_triggers_and_slots_exactly() -> None:
         with pytest.raises(WireError):
             decode_due(line)
     with pytest.raises(WireError):
-        decode_triggers(b'{"now": 0, "triggers": {"x": {"rate": "soon"}}}')
+        decode_cadences(b'{"now": 0, "triggers": {"x": {"rate": "soon"}}}')
 
 
 def _busy(size: int) -> None:

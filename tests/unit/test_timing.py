@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jobdeck.schedule.timing import (
-    CronTrigger,
-    RateTrigger,
+from jobdeck.cadence import (
+    CronCadence,
+    RateCadence,
     cron_error,
     expand_macro,
     fires_between,
@@ -27,7 +27,7 @@ def at(text: str) -> datetime:
 
 
 def cron(expression: str, zone: str, after: str, count: int) -> list[str]:
-    fires = next_fires(CronTrigger(expression, zone), at(after), count)
+    fires = next_fires(CronCadence(expression, zone), at(after), count)
     assert all(fire.tzinfo is UTC for fire in fires)
     return [fire.strftime("%Y-%m-%dT%H:%M") for fire in fires]
 
@@ -232,7 +232,7 @@ def test_daylight_saving(expression: str, zone: str, after: str, expected: list[
 
 
 def test_fire_times_read_back_in_the_zone() -> None:
-    fires = next_fires(CronTrigger("30 2 * * *", NY), at("2024-03-09T12:00"), 2)
+    fires = next_fires(CronCadence("30 2 * * *", NY), at("2024-03-09T12:00"), 2)
     local = [fire.astimezone(ZoneInfo(NY)).strftime("%m-%d %H:%M %Z") for fire in fires]
     assert local == ["03-10 03:00 EDT", "03-11 02:30 EDT"]
 
@@ -251,7 +251,7 @@ RATES = [
 
 @pytest.mark.parametrize(("interval", "after", "expected"), RATES)
 def test_rate_is_aligned_to_the_epoch(interval: timedelta, after: str, expected: list[str]) -> None:
-    fires = next_fires(RateTrigger(interval), at(after), len(expected))
+    fires = next_fires(RateCadence(interval), at(after), len(expected))
     assert [fire.time().isoformat() for fire in fires] == expected
     for fire in fires:
         assert (fire - datetime(1970, 1, 1, tzinfo=UTC)) % interval == timedelta(0)
@@ -263,13 +263,13 @@ def test_rate_is_aligned_to_the_epoch(interval: timedelta, after: str, expected:
 )
 def test_rate_keeps_elapsed_time_through_transitions(zone: str, day: str) -> None:
     after = at(f"{day}T00:00").astimezone(ZoneInfo(zone))
-    fires = next_fires(RateTrigger(timedelta(minutes=20)), after, 30)
+    fires = next_fires(RateCadence(timedelta(minutes=20)), after, 30)
     gaps = {later - earlier for earlier, later in pairwise(fires)}
     assert gaps == {timedelta(minutes=20)}
 
 
 def test_fires_between_is_half_open() -> None:
-    trigger = CronTrigger("0 * * * *")
+    trigger = CronCadence("0 * * * *")
     assert list(fires_between(trigger, at("2024-01-01T00:00"), at("2024-01-01T03:00"))) == [
         at("2024-01-01T01:00"),
         at("2024-01-01T02:00"),
@@ -280,20 +280,20 @@ def test_fires_between_is_half_open() -> None:
 
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        next_fires(CronTrigger("* * * * *"), datetime(2024, 1, 1), 1)
+        next_fires(CronCadence("* * * * *"), datetime(2024, 1, 1), 1)
     with pytest.raises(ValueError, match="timezone-aware"):
-        next_fires(RateTrigger(timedelta(seconds=1)), datetime(2024, 1, 1), 1)
+        next_fires(RateCadence(timedelta(seconds=1)), datetime(2024, 1, 1), 1)
 
 
 @pytest.mark.parametrize("interval", [timedelta(0), timedelta(seconds=-1)])
 def test_rate_must_be_positive(interval: timedelta) -> None:
     with pytest.raises(ValueError, match="positive"):
-        next_fires(RateTrigger(interval), at("2024-01-01T00:00"), 1)
+        next_fires(RateCadence(interval), at("2024-01-01T00:00"), 1)
 
 
 def test_fixed_offset_after() -> None:
     after = datetime(2024, 1, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))
-    assert next_fires(CronTrigger("0 * * * *"), after, 1) == [at("2024-01-01T01:00")]
+    assert next_fires(CronCadence("0 * * * *"), after, 1) == [at("2024-01-01T01:00")]
 
 
 @pytest.mark.parametrize(
@@ -370,13 +370,13 @@ def test_cron_fires_strictly_increase_after_after(
     expression: str, zone: str, after: datetime
 ) -> None:
     assume(cron_error(expression) is None)
-    fires = next_fires(CronTrigger(expression, zone), after, 6)
+    fires = next_fires(CronCadence(expression, zone), after, 6)
     assert len(fires) == 6
     assert fires[0] > after
     assert all(earlier < later for earlier, later in pairwise(fires))
     # Each result is also the first fire after the one before it: no slot is skipped.
     for earlier, later in pairwise(fires):
-        assert next_fires(CronTrigger(expression, zone), earlier, 1) == [later]
+        assert next_fires(CronCadence(expression, zone), earlier, 1) == [later]
 
 
 @settings(max_examples=100, deadline=None)
@@ -385,6 +385,6 @@ def test_cron_fires_strictly_increase_after_after(
     instants,
 )
 def test_rate_fires_strictly_increase_after_after(interval: timedelta, after: datetime) -> None:
-    fires = next_fires(RateTrigger(interval), after, 4)
+    fires = next_fires(RateCadence(interval), after, 4)
     assert after < fires[0] <= after + interval
     assert all(later - earlier == interval for earlier, later in pairwise(fires))

@@ -15,8 +15,8 @@ from jobdeck.api.errors import Json, not_found
 from jobdeck.api.params import application, integer, page, paged, path_id
 from jobdeck.api.views import audit_json, iso, revision_json, run_json
 from jobdeck.app import Application
-from jobdeck.schedule.timing import next_fires
-from jobdeck.schedule.trigger import trigger_for
+from jobdeck.cadence import next_fires
+from jobdeck.catalog.model import cadence_for
 from jobdeck.status import collect_status
 
 UPCOMING = 5
@@ -64,7 +64,7 @@ async def schedule(request: Request) -> Response:
             zone = ZoneInfo(spec.timezone or "UTC")
             upcoming = [
                 {"at": iso(fire), "local": fire.astimezone(zone).isoformat()}
-                for fire in next_fires(trigger_for(spec), app.clock.now(), count)
+                for fire in next_fires(cadence_for(spec), app.clock.now(), count)
             ]
         return {
             **_with_last_runs(app, found)[0],

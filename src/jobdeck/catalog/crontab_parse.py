@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from jobdeck.schedule.timing import MACROS, cron_error
+from jobdeck.cadence import MACROS, cron_error
 
 # Cron separates fields with blanks only; ``\s`` would also split on form feeds & co.
 _BLANKS = " \t"

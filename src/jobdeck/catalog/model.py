@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from jobdeck.cadence import Cadence, CronCadence, RateCadence
+from jobdeck.catalog.params import ParamValue, coerce
 from jobdeck.catalog.types import (
     ENV_RE,
     NAME_RE,
@@ -41,7 +43,6 @@ Catchup = Literal["none", "latest", "all"]
 Priority = Literal["critical", "high", "normal", "low"]
 Capacity = Literal["spot", "on_demand"]
 ParamType = Literal["string", "int", "float", "bool", "url", "choice"]
-ParamValue = str | int | float | bool
 
 Argv = Annotated[list[str], Field(min_length=1)]
 
@@ -195,8 +196,6 @@ class Param(Spec):
 
     @model_validator(mode="after")
     def _rules(self) -> Param:
-        from jobdeck.catalog.params import coerce
-
         if self.type == "choice" and not self.choices:
             raise problem(
                 "a choice param needs a non-empty 'choices' list; add e.g. 'choices: [a, b]'",
@@ -288,6 +287,15 @@ class Schedule(_Process):
         if self.timeout <= timedelta(0):
             raise problem("must be greater than zero; e.g. 15m", "timeout")
         return self
+
+
+def cadence_for(spec: Schedule) -> Cadence:
+    """When the schedule fires: its cron in its zone, or its rate."""
+    if spec.cron is not None:
+        return CronCadence(spec.cron, spec.timezone or "UTC")
+    if spec.rate is not None:
+        return RateCadence(spec.rate)
+    raise ValueError("a schedule has either cron or rate")  # the model guarantees one
 
 
 class Worker(_Process):

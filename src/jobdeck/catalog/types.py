@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
+from jobdeck.cadence import CRON_HINT, cron_error
 from jobdeck.catalog.env_refs import parse_ref
-from jobdeck.schedule.timing import CRON_HINT, cron_error
 from jobdeck.units import (
     DURATION_HINT,
     SIZE_HINT,

@@ -172,9 +172,9 @@ def next_(
     """The next fire times of a schedule, in its zone and in UTC."""
     from zoneinfo import ZoneInfo
 
+    from jobdeck.cadence import next_fires
+    from jobdeck.catalog.model import cadence_for
     from jobdeck.catalog.names import unknown_schedule
-    from jobdeck.schedule.timing import next_fires
-    from jobdeck.schedule.trigger import trigger_for
     from jobdeck.units import format_duration
 
     catalog = load(ctx).catalog
@@ -184,7 +184,7 @@ def next_(
     zone = spec.timezone or "UTC"
     tz = ZoneInfo(zone)
     start = _instant(from_, tz) if from_ else datetime.now(UTC)
-    fires = next_fires(trigger_for(spec), start, count)
+    fires = next_fires(cadence_for(spec), start, count)
     if as_json:
         print_json(
             {

@@ -32,7 +32,7 @@ def exec_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Invoke a command with params, through the same checks and audit as Slack."""
-    from jobdeck.commands.params import InvalidParams, parse_assignments
+    from jobdeck.catalog.params import InvalidParams, parse_assignments
 
     try:
         given = parse_assignments(command, params or [])

@@ -1,9 +1,6 @@
 """Commands: params, authorization, the one invocation path and its audit."""
 
-from jobdeck.commands.authorize import Caller, Decision, authorize
-from jobdeck.commands.decide import Prepared, Refused
-from jobdeck.commands.invoke import Invocation, Invoker, prepare
-from jobdeck.commands.params import (
+from jobdeck.catalog.params import (
     InvalidParams,
     ParamProblem,
     parse_assignments,
@@ -11,6 +8,9 @@ from jobdeck.commands.params import (
     split_words,
     validate,
 )
+from jobdeck.commands.authorize import Caller, Decision, authorize
+from jobdeck.commands.decide import Prepared, Refused
+from jobdeck.commands.invoke import Invocation, Invoker, prepare
 from jobdeck.commands.usergroups import UserGroups
 
 __all__ = [

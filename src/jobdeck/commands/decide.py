@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from jobdeck.catalog.params import InvalidParams, ParamProblem, render_argv, validate
 from jobdeck.commands.authorize import Caller, Decision, authorize
-from jobdeck.commands.params import InvalidParams, ParamProblem, render_argv, validate
 
 if TYPE_CHECKING:
-    from jobdeck.commands.spec import CommandSpec, ParamValue
+    from jobdeck.catalog.params import ParamValue
+    from jobdeck.commands.spec import CommandSpec
 
 RefusalKind = Literal["unknown", "invalid", "forbidden", "disabled", "suspended"]
 

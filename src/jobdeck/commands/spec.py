@@ -13,28 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-ParamValue = str | int | float | bool
-
-
-class ParamSpec(Protocol):
-    @property
-    def type(self) -> str: ...
-    @property
-    def description(self) -> str: ...
-    @property
-    def required(self) -> bool: ...
-    @property
-    def default(self) -> ParamValue | None: ...
-    @property
-    def max_length(self) -> int | None: ...
-    @property
-    def pattern(self) -> str | None: ...
-    @property
-    def min(self) -> float | None: ...
-    @property
-    def max(self) -> float | None: ...
-    @property
-    def choices(self) -> Sequence[str] | None: ...
+from jobdeck.catalog.params import LightParam, ParamSpec
 
 
 class AllowSpec(Protocol):
@@ -61,19 +40,6 @@ class CommandSpec(Protocol):
     def slash(self) -> str | None: ...
     @property
     def allow(self) -> AllowSpec: ...
-
-
-@dataclass(frozen=True)
-class LightParam:
-    type: str = "string"
-    description: str = ""
-    required: bool = False
-    default: ParamValue | None = None
-    max_length: int | None = None
-    pattern: str | None = None
-    min: float | None = None
-    max: float | None = None
-    choices: Sequence[str] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The queue knows nothing of runs or the store. The scheduler asks it for the slots that
 are due at ``now`` and for the instant it should wake up next; an apply replaces the
-triggers and keeps the place of every schedule whose trigger did not change.
+cadences and keeps the place of every schedule whose cadence did not change.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from jobdeck.schedule.timing import Trigger, fires_between
+from jobdeck.cadence import Cadence, fires_between
 
 # A loop that wakes very late (a suspended laptop, a frozen VM) hands over at most this
 # many overdue slots of one schedule, and how many there were in all.
@@ -38,7 +38,7 @@ class Due:
 class FireQueue:
     def __init__(self) -> None:
         self._heap: list[tuple[datetime, str]] = []
-        self._entries: dict[str, tuple[Trigger, datetime | None]] = {}
+        self._entries: dict[str, tuple[Cadence, datetime | None]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,16 +46,16 @@ class FireQueue:
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def update(self, triggers: Mapping[str, Trigger], now: datetime) -> None:
-        """Replace the triggers. A new or changed trigger counts from ``now`` (its first
+    def update(self, cadences: Mapping[str, Cadence], now: datetime) -> None:
+        """Replace the cadences. A new or changed cadence counts from ``now`` (its first
         slot is the first one after ``now``); an unchanged one keeps its next slot."""
-        for name in [n for n in self._entries if n not in triggers]:
+        for name in [n for n in self._entries if n not in cadences]:
             del self._entries[name]
-        for name, trigger in triggers.items():
+        for name, cadence in cadences.items():
             current = self._entries.get(name)
-            if current is not None and current[0] == trigger:
+            if current is not None and current[0] == cadence:
                 continue
-            self._set(name, trigger, _first_after(trigger, now))
+            self._set(name, cadence, _first_after(cadence, now))
         if len(self._heap) > 2 * len(self._entries) + 64:
             self._compact()
 
@@ -77,21 +77,21 @@ class FireQueue:
             if due is None or due > now:
                 return found
             _, name = heapq.heappop(self._heap)
-            trigger = self._entries[name][0]
+            cadence = self._entries[name][0]
             newest: deque[datetime] = deque([due], maxlen=MAX_OVERDUE)
             count = 1
-            for slot in fires_between(trigger, due, now):
+            for slot in fires_between(cadence, due, now):
                 newest.append(slot)
                 count += 1
-            self._set(name, trigger, _first_after(trigger, newest[-1]))
+            self._set(name, cadence, _first_after(cadence, newest[-1]))
             found.append(Due(name, tuple(newest), due, count))
 
     def next_of(self, name: str) -> datetime | None:
         entry = self._entries.get(name)
         return entry[1] if entry else None
 
-    def _set(self, name: str, trigger: Trigger, due: datetime | None) -> None:
-        self._entries[name] = (trigger, due)
+    def _set(self, name: str, cadence: Cadence, due: datetime | None) -> None:
+        self._entries[name] = (cadence, due)
         if due is not None:
             heapq.heappush(self._heap, (due, name))
 
@@ -104,5 +104,5 @@ class FireQueue:
         heapq.heapify(self._heap)
 
 
-def _first_after(trigger: Trigger, moment: datetime) -> datetime | None:
-    return next(iter(trigger.fires_after(moment)), None)
+def _first_after(cadence: Cadence, moment: datetime) -> datetime | None:
+    return next(iter(cadence.fires_after(moment)), None)

@@ -37,12 +37,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import IO, Protocol
 
-from jobdeck.catalog.model import Schedule
+from jobdeck.cadence import Cadence, next_fires
+from jobdeck.catalog.model import Schedule, cadence_for
 from jobdeck.clock import Clock
 from jobdeck.schedule.firequeue import Due, FireQueue
-from jobdeck.schedule.timing import Trigger, next_fires
-from jobdeck.schedule.trigger import trigger_for
-from jobdeck.schedule.wire import decode_due, encode_triggers
+from jobdeck.schedule.wire import decode_due, encode_cadences
 from jobdeck.store.records import Trigger as RunTrigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause, decide_catchup
 
@@ -95,8 +94,8 @@ class Scheduler:
         self.python = python
         self._queue: FireQueue | None = None  # tick()'s, made by its first call
         self.specs: dict[str, Schedule] = {}
-        self._triggers: dict[str, Trigger] = {}
-        # When each trigger was loaded as new or changed: it has no slot before that.
+        self._cadences: dict[str, Cadence] = {}
+        # When each cadence was loaded as new or changed: it has no slot before that.
         self._since: dict[str, datetime] = {}
         self._loaded_at: datetime | None = None
         # The revision is loaded by the event loop's thread and fired by the scheduler's,
@@ -114,19 +113,19 @@ class Scheduler:
         with self._lock:
             now = self.clock.now()
             self.specs = {n: s for n, s in schedules.items() if s.enabled}
-            triggers = {n: trigger_for(s) for n, s in self.specs.items()}
+            cadences = {n: cadence_for(s) for n, s in self.specs.items()}
             since: dict[str, datetime] = {}
-            for name, trigger in triggers.items():
+            for name, cadence in cadences.items():
                 kept = self._since.get(name)
-                unchanged = self._triggers.get(name) == trigger
+                unchanged = self._cadences.get(name) == cadence
                 since[name] = kept if kept is not None and unchanged else now
-            self._since, self._triggers = since, triggers
+            self._since, self._cadences = since, cadences
             if catch_up:
                 last = self.last_fires()
                 for name in sorted(self.specs):
                     self._catch_up(name, last.get(name), now, cause="engine_down")
             if self._queue is not None:
-                self._queue.update(self._triggers, now)
+                self._queue.update(self._cadences, now)
             self._loaded_at = now
             self._tell_timer()
 
@@ -134,10 +133,10 @@ class Scheduler:
         """The schedule's next slot after ``now``; None when it is not loaded (unknown or
         disabled) or will never fire again."""
         with self._lock:
-            trigger = self._triggers.get(name)
-        if trigger is None:
+            cadence = self._cadences.get(name)
+        if cadence is None:
             return None
-        fires = next_fires(trigger, now, 1)
+        fires = next_fires(cadence, now, 1)
         return fires[0] if fires else None
 
     @property
@@ -148,7 +147,7 @@ class Scheduler:
             if self._queue is None:
                 self._queue = FireQueue()
                 if self._loaded_at is not None:
-                    self._queue.update(self._triggers, self._loaded_at)
+                    self._queue.update(self._cadences, self._loaded_at)
             return self._queue
 
     def tick(self) -> datetime | None:
@@ -241,14 +240,14 @@ class Scheduler:
             self.start()
 
     def _tell_timer(self) -> None:
-        """Send the loaded triggers to the running timer (under the lock)."""
+        """Send the loaded cadences to the running timer (under the lock)."""
         timer = self._timer
         if timer is None or self._loaded_at is None or timer.stdin is None:
             return
         # A timer that has ended (or is being stopped) is not told: the follower starts
-        # the next one, which is sent these triggers.
+        # the next one, which is sent these cadences.
         with contextlib.suppress(BrokenPipeError, ValueError):
-            _write(timer.stdin, encode_triggers(self._triggers, self._loaded_at))
+            _write(timer.stdin, encode_cadences(self._cadences, self._loaded_at))
 
     @staticmethod
     def _close_input(timer: subprocess.Popen[bytes]) -> None:
@@ -283,7 +282,7 @@ class Scheduler:
                     continue
                 after = max(since, claimed) if claimed else since
                 self._catch_up(name, after, now, cause="timer_restart")
-            self._since = dict.fromkeys(self._triggers, now)
+            self._since = dict.fromkeys(self._cadences, now)
             self._loaded_at = now
 
     def _fire(self, due: Due, now: datetime) -> None:
@@ -306,10 +305,10 @@ class Scheduler:
         trigger: RunTrigger = "catchup",
     ) -> None:
         with self._lock:  # a revision may be loading meanwhile: read one or the other
-            spec, trigger_of = self.specs.get(name), self._triggers.get(name)
-        if spec is None or trigger_of is None:
+            spec, cadence = self.specs.get(name), self._cadences.get(name)
+        if spec is None or cadence is None:
             return  # removed or disabled by the revision loaded since it was due
-        decision = decide_catchup(trigger_of, last, now, spec.catchup, spec.catchup_window)
+        decision = decide_catchup(cadence, last, now, spec.catchup, spec.catchup_window)
         if decision.run or decision.missed or decision.missed_beyond:
             self.firing.catch_up(name, decision, trigger=trigger, cause=cause)
 

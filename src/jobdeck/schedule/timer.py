@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from jobdeck.schedule.firequeue import FireQueue
-from jobdeck.schedule.wire import decode_triggers, encode_due
+from jobdeck.schedule.wire import decode_cadences, encode_due
 
 # Ahead of the host's other work for a CPU when it wakes: the lowest real-time priority
 # where the host permits (root), else a raised niceness, else as it is (a timer that may
@@ -60,9 +60,9 @@ def serve(inbox: int, outbox: int, now: Callable[[], datetime]) -> None:
             break
         received += chunk
         while (end := received.find(b"\n")) >= 0:
-            triggers, loaded_at = decode_triggers(bytes(received[:end]))
+            cadences, loaded_at = decode_cadences(bytes(received[:end]))
             del received[: end + 1]
-            queue.update(triggers, loaded_at)
+            queue.update(cadences, loaded_at)
     os.set_blocking(outbox, True)
     while pending:
         _send(outbox, pending)

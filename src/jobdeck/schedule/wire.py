@@ -3,12 +3,12 @@
 Instants are whole microseconds since the Unix epoch, so that a slot crosses the pipe
 exactly (a rate's slots are multiples of its interval, and slots are the store's keys).
 
-* server to timer, a revision's triggers::
+* server to timer, a revision's cadences::
 
       {"now": US, "triggers": {"NAME": {"cron": "EXPR", "zone": "ZONE"} | {"rate": US}}}
 
   The timer takes them as :meth:`FireQueue.update` does at ``now``: a new or changed
-  trigger counts from ``now``, an unchanged one keeps its next slot.
+  cadence counts from ``now``, an unchanged one keeps its next slot.
 
 * timer to server, one schedule's due slots and the instant the timer decided them::
 
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from jobdeck.cadence import Cadence, CronCadence, RateCadence
 from jobdeck.schedule.firequeue import Due
-from jobdeck.schedule.timing import CronTrigger, RateTrigger, Trigger
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -43,26 +43,26 @@ def instant(us: int) -> datetime:
     return _EPOCH + timedelta(microseconds=us)
 
 
-def encode_triggers(triggers: Mapping[str, Trigger], now: datetime) -> bytes:
+def encode_cadences(cadences: Mapping[str, Cadence], now: datetime) -> bytes:
     body: dict[str, dict[str, Any]] = {}
-    for name, trigger in triggers.items():
-        if isinstance(trigger, CronTrigger):
-            body[name] = {"cron": trigger.expression, "zone": trigger.zone}
+    for name, cadence in cadences.items():
+        if isinstance(cadence, CronCadence):
+            body[name] = {"cron": cadence.expression, "zone": cadence.zone}
         else:
-            body[name] = {"rate": micros(_EPOCH + trigger.interval)}
+            body[name] = {"rate": micros(_EPOCH + cadence.interval)}
     return _line({"now": micros(now), "triggers": body})
 
 
-def decode_triggers(line: bytes) -> tuple[dict[str, Trigger], datetime]:
+def decode_cadences(line: bytes) -> tuple[dict[str, Cadence], datetime]:
     message = _object(line)
     try:
-        triggers: dict[str, Trigger] = {}
+        cadences: dict[str, Cadence] = {}
         for name, body in message["triggers"].items():
             if "cron" in body:
-                triggers[name] = CronTrigger(str(body["cron"]), str(body["zone"]))
+                cadences[name] = CronCadence(str(body["cron"]), str(body["zone"]))
             else:
-                triggers[name] = RateTrigger(timedelta(microseconds=int(body["rate"])))
-        return triggers, instant(int(message["now"]))
+                cadences[name] = RateCadence(timedelta(microseconds=int(body["rate"])))
+        return cadences, instant(int(message["now"]))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise WireError(f"not a set of triggers: {exc!r}") from exc
 

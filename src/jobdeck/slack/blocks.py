@@ -11,10 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobdeck.commands.params import ParamProblem, shell_quote, usage
+from jobdeck.catalog.params import ParamProblem, shell_quote, usage
 
 if TYPE_CHECKING:
-    from jobdeck.commands.spec import CommandSpec, ParamSpec, ParamValue
+    from jobdeck.catalog.params import ParamSpec, ParamValue
+    from jobdeck.commands.spec import CommandSpec
     from jobdeck.store.records import Run
 
 MODAL_CALLBACK = "jobdeck_params"

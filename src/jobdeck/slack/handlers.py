@@ -24,8 +24,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from jobdeck.catalog.model import Command
+from jobdeck.catalog.params import validate
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
-from jobdeck.commands.params import validate
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import BASE_SLASH, read_slash
 from jobdeck.store import invocations_sql as keys

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from jobdeck.commands.params import parse_assignments, split_words
+from jobdeck.catalog.params import parse_assignments, split_words
 
 BASE_SLASH = "/jobdeck"
 USAGE = f"Usage: `{BASE_SLASH} help` or `{BASE_SLASH} run NAME key=value ...`"
@@ -27,7 +27,7 @@ class SlashRequest:
 
 def read_slash(slash: str, text: str, name_of_slash: str | None) -> SlashRequest:
     """``name_of_slash``: the command whose own slash command ``slash`` is, if any.
-    Raises :class:`jobdeck.commands.params.InvalidParams` for words that are not
+    Raises :class:`jobdeck.catalog.params.InvalidParams` for words that are not
     ``key=value``."""
     if slash == BASE_SLASH:
         words = split_words("jobdeck", text)

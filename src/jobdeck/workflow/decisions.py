@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from jobdeck.cadence import Cadence, fires_between
 from jobdeck.catalog.model import Catchup, Overlap, Retry
-from jobdeck.schedule.timing import Trigger, fires_between
 
 # How many missed slots catch-up records one by one before it sums up the rest.
 MISSED_RECORD_LIMIT = 1000
@@ -105,7 +105,7 @@ class CatchupDecision:
 
 
 def decide_catchup(
-    trigger: Trigger, last_fire: datetime | None, now: datetime, policy: Catchup, window: timedelta
+    trigger: Cadence, last_fire: datetime | None, now: datetime, policy: Catchup, window: timedelta
 ) -> CatchupDecision:
     """Slots in ``(last_fire, now]`` were missed while no engine ran. ``latest`` runs the
     newest one if it is within ``window`` of ``now``; ``all`` runs up to 10 of the newest

@@ -15,11 +15,10 @@ from typing import Any
 from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
-from jobdeck.catalog.model import Catalog, Schedule, Spec
+from jobdeck.cadence import next_fires
+from jobdeck.catalog.model import Catalog, Schedule, Spec, cadence_for
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
-from jobdeck.schedule.timing import next_fires
-from jobdeck.schedule.trigger import trigger_for
 from jobdeck.store.records import Suspension
 
 FAILED_STATUSES = ("failed", "timed_out", "lost")
@@ -151,7 +150,7 @@ def next_fire(app: Application, name: str, spec: Schedule, now: datetime) -> dat
     loaded = app.scheduler.next_of(name, now)
     if loaded is not None:
         return loaded
-    fires = next_fires(trigger_for(spec), now, 1)
+    fires = next_fires(cadence_for(spec), now, 1)
     return fires[0] if fires else None
 
 
@@ -165,7 +164,7 @@ def schedule_page(app: Application, name: str, now: datetime) -> dict[str, Any] 
     mine = [s for s in store.suspensions(now, include_ended=True) if s.kind == "schedule"]
     mine = [s for s in mine if s.name == name]
     active = next((s for s in mine if s.active(now)), None)
-    upcoming = next_fires(trigger_for(spec), now, UPCOMING) if spec.enabled else []
+    upcoming = next_fires(cadence_for(spec), now, UPCOMING) if spec.enabled else []
     return {
         "name": name,
         "spec": spec,

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from cronsim import CronSim, CronSimError
 
-from jobdeck.schedule.timing import expand_macro
+from jobdeck.cadence import expand_macro
 
 DAY_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 _ALL_DAYS = set(range(1, 32))

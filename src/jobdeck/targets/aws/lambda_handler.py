@@ -45,9 +45,9 @@ from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from jobdeck.catalog.params import InvalidParams
 from jobdeck.commands.authorize import Caller, authorize, needs_usergroups
 from jobdeck.commands.decide import Prepared, Refused, decide
-from jobdeck.commands.params import InvalidParams
 from jobdeck.commands.spec import CommandSpec, LightCommand
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import BASE_SLASH, read_slash

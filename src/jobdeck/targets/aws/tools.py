@@ -36,7 +36,6 @@ _HANDLER_FILES = (
     "jobdeck/catalog/params.py",
     "jobdeck/commands/authorize.py",
     "jobdeck/commands/decide.py",
-    "jobdeck/commands/params.py",
     "jobdeck/commands/spec.py",
     "jobdeck/slack/blocks.py",
     "jobdeck/slack/requests.py",
