@@ -9,8 +9,6 @@ and everything that goes wrong ends in the log, not in the caller.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import ssl
@@ -25,6 +23,7 @@ from jobdeck.clock import Clock, SystemClock
 from jobdeck.notify.notice import RunNotice, webhook_payload
 from jobdeck.notify.outcome import Attempt, final, http_attempt, parse_retry_after, retry
 from jobdeck.notify.settings import NotifySettings, Target, client_ssl_context, parse_target
+from jobdeck.notify.signature import sign
 from jobdeck.notify.slack import chat_message, slack_attempt
 
 log = logging.getLogger(__name__)
@@ -256,14 +255,6 @@ class Notifier:
             return transport_attempt(exc)
         after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
         return http_attempt(response.status_code, after)
-
-
-def sign(secret: str, data: bytes, now: datetime) -> dict[str, str]:
-    """``X-Jobdeck-Signature: sha256=HMAC(secret, "<timestamp>." + body)``. The timestamp
-    is signed too, so a receiver can refuse a captured request replayed later."""
-    timestamp = str(int(now.timestamp()))
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + data, hashlib.sha256)
-    return {"X-Jobdeck-Timestamp": timestamp, "X-Jobdeck-Signature": f"sha256={digest.hexdigest()}"}
 
 
 def transport_attempt(exc: httpx.TransportError) -> Attempt:

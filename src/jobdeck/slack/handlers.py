@@ -27,7 +27,7 @@ from jobdeck.catalog.model import Command
 from jobdeck.catalog.params import validate
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
 from jobdeck.slack import blocks
-from jobdeck.slack.requests import BASE_SLASH, read_slash
+from jobdeck.slack.requests import BASE_SLASH, read_click, read_slash
 from jobdeck.store import invocations_sql as keys
 from jobdeck.store.records import Run
 
@@ -208,7 +208,7 @@ class Handlers:
     ) -> None:
         if not self._first_delivery("action", body):
             return
-        value, caller, message_ts = _click(body)
+        value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
         try:
             done = await self.invoker.invoke(
@@ -232,7 +232,7 @@ class Handlers:
     ) -> None:
         if not self._first_delivery("action", body):
             return
-        value, caller, message_ts = _click(body)
+        value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
         # The one who asked may always take it back; anyone else must be allowed to run it.
         if caller.actor != value.requested_by:
@@ -421,16 +421,6 @@ class Handlers:
         if not first:
             log.info("Slack %s %s was already handled; ignoring the retry", kind, trigger)
         return first
-
-
-def _click(body: Mapping[str, Any]) -> tuple[blocks.PreviewValue, Caller, str | None]:
-    action = (body.get("actions") or [{}])[0]
-    value = blocks.PreviewValue.load(str(action.get("value", "{}")))
-    container = body.get("container") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    user = str((body.get("user") or {}).get("id", ""))
-    message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    return value, Caller("slack", user, channel), message_ts
 
 
 def _ephemeral(respond: AsyncRespond) -> Tell:

@@ -50,7 +50,7 @@ from jobdeck.commands.authorize import Caller, authorize, needs_usergroups
 from jobdeck.commands.decide import Prepared, Refused, decide
 from jobdeck.commands.spec import CommandSpec, LightCommand
 from jobdeck.slack import blocks
-from jobdeck.slack.requests import BASE_SLASH, read_slash
+from jobdeck.slack.requests import BASE_SLASH, read_click, read_slash
 from jobdeck.targets.aws.alert_events import missed_notice, notice_of
 from jobdeck.targets.aws.cloud_state import CloudState
 from jobdeck.targets.aws.notices import deliver, relay_notices
@@ -395,7 +395,7 @@ def _app() -> App:
             client.chat_postMessage(channel=channel, text=line, blocks=shown)
 
     def run_clicked(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        value, caller, message_ts = _click(body)
+        value, caller, message_ts = read_click(body)
         if not first_delivery(state, "preview", value.nonce):
             audit(state, caller, value.command, value.params, "duplicate", "clicked again")
             return
@@ -412,7 +412,7 @@ def _app() -> App:
         execute(prepared, value.params, caller, client, ts=message_ts)
 
     def cancel_clicked(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        value, caller, message_ts = _click(body)
+        value, caller, message_ts = read_click(body)
         command = commands.get(value.command)
         # The one who asked may always take it back; anyone else must be allowed to run it.
         if caller.actor != value.requested_by and (
@@ -439,17 +439,6 @@ def _app() -> App:
     app.action(blocks.RUN_ACTION)(ack=ack_now, lazy=[run_clicked])
     app.action(blocks.CANCEL_ACTION)(ack=ack_now, lazy=[cancel_clicked])
     return app
-
-
-def _click(body: dict[str, Any]) -> tuple[blocks.PreviewValue, Caller, str | None]:
-    """As the local bot reads a Run / Cancel click."""
-    action = (body.get("actions") or [{}])[0]
-    value = blocks.PreviewValue.load(str(action.get("value", "{}")))
-    container = body.get("container") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id")
-    user = str((body.get("user") or {}).get("id", ""))
-    message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-    return value, Caller("slack", user, channel), message_ts
 
 
 def _text(value: object) -> str:

@@ -2,21 +2,22 @@
 ``notify`` targets: Slack channels through the bot, and webhooks with the local engine's
 JSON body (version 1, signed with ``JOBDECK_WEBHOOK_SECRET`` when the secret holds one).
 Each target is tried once; one that fails is logged and does not make SNS deliver the
-notice again to the others. Standard library and slack_sdk only.
+notice again to the others. Standard library and slack_sdk only (and the webhook
+signature of :mod:`jobdeck.notify.signature`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import ssl
-import time
 import urllib.request
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk import WebClient
+
+from jobdeck.notify.signature import sign
 
 LOG = logging.getLogger(__name__)
 
@@ -125,10 +126,7 @@ def post_webhook(url: str, body: bytes, secret: str | None, timeout: float = 10)
     (``X-Jobdeck-Signature: sha256=HMAC(secret, "<timestamp>." + body)``), TLS 1.2+."""
     headers = {"Content-Type": "application/json", "User-Agent": "jobdeck-aws"}
     if secret:
-        timestamp = str(int(time.time()))
-        digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-        headers["X-Jobdeck-Timestamp"] = timestamp
-        headers["X-Jobdeck-Signature"] = f"sha256={digest.hexdigest()}"
+        headers.update(sign(secret, body, datetime.now(UTC)))
     tls = ssl.create_default_context()
     tls.minimum_version = ssl.TLSVersion.TLSv1_2
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")

@@ -37,6 +37,7 @@ _HANDLER_FILES = (
     "jobdeck/commands/authorize.py",
     "jobdeck/commands/decide.py",
     "jobdeck/commands/spec.py",
+    "jobdeck/notify/signature.py",
     "jobdeck/slack/blocks.py",
     "jobdeck/slack/requests.py",
     "jobdeck/targets/__init__.py",
@@ -50,7 +51,11 @@ _HANDLER_FILES = (
 )
 # Packages whose own __init__ imports the local engine (the invoker, the bot's server):
 # in the asset they are empty, so that importing one pure module loads only that.
-_EMPTY_PACKAGES = ("jobdeck/commands/__init__.py", "jobdeck/slack/__init__.py")
+_EMPTY_PACKAGES = (
+    "jobdeck/commands/__init__.py",
+    "jobdeck/notify/__init__.py",
+    "jobdeck/slack/__init__.py",
+)
 _BUNDLED = ("slack_bolt", "slack_sdk")  # pure Python; boto3 comes with the runtime
 LAMBDA_TIMEOUT = Duration.minutes(15)
 
