@@ -16,8 +16,7 @@ Two kinds of numbers, gathered when ``/metrics`` is scraped:
   so the (time, id) watermark never skips a run it has not seen.
 
 Other features (queue depth and the age of the oldest message, from the queues) add
-their metric families as *sources*: ``create_api(app, metric_sources=[...])``, or
-:meth:`Metrics.add_source` on ``service.state.metrics``.
+their metric families as *sources*: ``create_api(app, metric_sources=[...])``.
 """
 
 from __future__ import annotations
@@ -164,10 +163,6 @@ class Metrics:
         }
         # Scrapes run in the thread pool; two at once must not observe a run twice.
         self._lock = threading.Lock()
-
-    def add_source(self, source: Source) -> None:
-        """Another feature's metric families, collected at each scrape."""
-        self.sources.append(source)
 
     def observe_new_runs(self) -> None:
         with self._lock:

@@ -10,22 +10,6 @@ from typing import Any
 
 from jobdeck.store.records import AuditEntry, Revision, RevisionInfo, Run, RunEvent
 
-# The fields of a run listing, exactly as the command line's contract names them.
-RUN_FIELDS = (
-    "id",
-    "job",
-    "kind",
-    "trigger",
-    "status",
-    "reason",
-    "attempt",
-    "scheduled_for",
-    "started_at",
-    "ended_at",
-    "exit_code",
-    "pool",
-)
-
 
 def iso(moment: datetime | None) -> str | None:
     if moment is None:
