@@ -91,7 +91,7 @@ def test_the_warm_launcher_holds_only_what_its_shims_need() -> None:
 
 def test_the_schedulers_timer_holds_only_the_fire_queue() -> None:
     """The timer is a process of the server's that lives as long as it: it holds the
-    schedules' triggers, not the catalog's models, the store or an event loop."""
+    schedules' cadences, not the catalog's models, the store or an event loop."""
     heavy = ("asyncio", "ssl", "logging", "pydantic", "sqlalchemy", "ruamel")
     assert _loaded("import jobdeck.schedule.timer", heavy) == []
     ours = _loaded("import jobdeck.schedule.timer", ("jobdeck",))

@@ -1,9 +1,10 @@
 """Whether a request may run, as a pure function: find the command, authorize, check its
 params, refuse a disabled or suspended one.
 
-Only the standard library and the other pure command modules are imported here, so
-that the Slack bot on AWS Lambda decides exactly as the local engine does, on the light
-copies of the catalog's commands (:mod:`jobdeck.commands.spec`).
+Only the standard library, the params module (:mod:`jobdeck.catalog.params`) and the
+other pure command modules are imported here, so that the Slack bot on AWS Lambda
+decides exactly as the local engine does, on the light copies of the catalog's commands
+(:mod:`jobdeck.commands.spec`).
 """
 
 from __future__ import annotations
