@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobdeck.store.errors import NotFound, RunAlreadyEnded
+from jobdeck.store.errors import NotFound
 from jobdeck.store.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -37,6 +37,7 @@ from jobdeck.store.records import (
     Trigger,
 )
 from jobdeck.store.run_rows import Moment, RunCount, RunRow
+from jobdeck.store.run_steps import apply_steps
 from jobdeck.store.tables import as_utc, fires, run_events, runs
 
 # Newest first, and a stable order among runs created at the same instant.
@@ -220,7 +221,7 @@ class SqlRuns:
         current = self.connection.execute(_RUN_FOR_UPDATE, {"b_id": run_id}).mappings().first()
         if current is None:
             raise NotFound(f"no run with id {run_id}")
-        changes, events = _apply(run_id, at, steps, current["status"], current["detail"])
+        changes, events = apply_steps(run_id, at, steps, current["status"], current["detail"])
         updated = _run(current)
         if changes:
             row = self.connection.execute(_UPDATE_RUN, {"b_id": run_id, **changes})
@@ -233,7 +234,7 @@ class SqlRuns:
         """Steps that change the status, written onto ``known`` without reading the run;
         None when the write found nothing to change (the run ended meanwhile, or is
         gone)."""
-        changes, events = _apply(known.id, at, steps, known.status, known.detail)
+        changes, events = apply_steps(known.id, at, steps, known.status, known.detail)
         if self.connection.execute(_UPDATE_ACTIVE_RUN, {"b_id": known.id, **changes}).rowcount != 1:
             return None
         self.connection.execute(_INSERT_EVENT, events)
@@ -393,45 +394,6 @@ class SqlRuns:
             )
             for row in rows
         ]
-
-
-def _apply(
-    run_id: int,
-    at: datetime,
-    steps: Sequence[RunStep],
-    status: str,
-    detail: dict[str, Any],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The columns that ``steps`` change in a run that is ``status`` with ``detail``, and
-    an event for each step; raises :class:`RunAlreadyEnded` for a step that gives a
-    status once the run's is final."""
-    changes: dict[str, Any] = {}
-    events: list[dict[str, Any]] = []
-    for step in steps:
-        if step.status is not None and status in TERMINAL_STATUSES:
-            raise RunAlreadyEnded(
-                f"run {run_id} already ended {status}; it cannot become {step.status}"
-            )
-        recorded: dict[str, Any] = {}
-        for name, value in (
-            ("status", step.status),
-            ("reason", step.reason),
-            ("exit_code", step.exit_code),
-        ):
-            if value is not None:
-                changes[name] = recorded[name] = value
-        for name, instant in (("started_at", step.started_at), ("ended_at", step.ended_at)):
-            if instant is not None:
-                changes[name] = as_utc(instant, name)
-                recorded[name] = changes[name].isoformat()
-        if step.detail is not None:
-            detail = changes["detail"] = {**detail, **step.detail}
-            recorded["detail"] = step.detail
-        status = step.status or status
-        events.append(
-            {"run_id": run_id, "at": as_utc(at, "at"), "type": step.event, "detail": recorded}
-        )
-    return changes, events
 
 
 def _optional_utc(value: datetime | None, what: str) -> datetime | None:

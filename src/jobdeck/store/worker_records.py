@@ -40,3 +40,30 @@ class WorkerEvent:
     type: str
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+def overview(states: dict[str, WorkerState], running: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """What `jobdeck status` shows of each worker the supervisor looked after:
+    desired and running replicas, restarts, the last exit, the scaling decision."""
+    shown = {
+        name: {
+            "desired": state.desired,
+            "running": running.get(name, 0),
+            "restarts": state.restarts,
+            "last_exit": state.last_exit,
+            "decision": state.decision,
+        }
+        for name, state in states.items()
+    }
+    for name, count in running.items():
+        shown.setdefault(
+            name,
+            {
+                "desired": None,
+                "running": count,
+                "restarts": 0,
+                "last_exit": None,
+                "decision": None,
+            },
+        )
+    return shown

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, RowMapping, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobdeck.store.tables import as_utc, runs, worker_events, worker_leases, worker_states
-from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState
+from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState, overview
 
 
 class SqlWorkers:
@@ -124,29 +124,7 @@ class SqlWorkers:
     def worker_overview(self) -> dict[str, dict[str, Any]]:
         """What `jobdeck status` shows of each worker the supervisor looked after:
         desired and running replicas, restarts, the last exit, the scaling decision."""
-        running = self.running_workers()
-        shown = {
-            name: {
-                "desired": state.desired,
-                "running": running.get(name, 0),
-                "restarts": state.restarts,
-                "last_exit": state.last_exit,
-                "decision": state.decision,
-            }
-            for name, state in self.worker_states().items()
-        }
-        for name, count in running.items():
-            shown.setdefault(
-                name,
-                {
-                    "desired": None,
-                    "running": count,
-                    "restarts": 0,
-                    "last_exit": None,
-                    "decision": None,
-                },
-            )
-        return shown
+        return overview(self.worker_states(), self.running_workers())
 
     # -- events --------------------------------------------------------------------------
 
