@@ -21,7 +21,7 @@ from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS
 from jobdeck.catalog.plan import Plan, make_plan
 from jobdeck.clock import Clock
 from jobdeck.queues.catalog import sync_catalog_queues
-from jobdeck.store import RevisionConflict, Store, Tx
+from jobdeck.store import DataStore, RevisionConflict, Tx
 from jobdeck.store.records import AuditEntry, Revision, Suspension, Via
 
 # A step run inside the apply transaction after the revision row is written (queues,
@@ -70,7 +70,7 @@ class Target:
 
 
 class Control:
-    def __init__(self, store: Store, clock: Clock, actor: str, via: Via = "cli") -> None:
+    def __init__(self, store: DataStore, clock: Clock, actor: str, via: Via = "cli") -> None:
         self.store = store
         self.clock = clock
         self.actor = actor

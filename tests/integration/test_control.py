@@ -1,4 +1,4 @@
-"""Plan, apply, suspend and resume against a real store (SQLite and PostgreSQL)."""
+"""Plan, apply, suspend and resume against every store: in memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from jobdeck.catalog.load import LoadedCatalog, load_catalog_text
 from jobdeck.clock import FakeClock
 from jobdeck.control import Control, ControlError
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.records import Revision
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -38,15 +38,23 @@ def catalog(text: str = CATALOG) -> LoadedCatalog:
 
 
 @pytest.fixture
+def store(any_store: DataStore) -> DataStore:
+    """Control needs nothing of a store beyond its Protocols: the memory store too."""
+    return any_store
+
+
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0)
 
 
-def control(store: Store, clock: FakeClock, actor: str = "alice@ops") -> Control:
+def control(store: DataStore, clock: FakeClock, actor: str = "alice@ops") -> Control:
     return Control(store, clock, actor, "cli")
 
 
-def test_apply_records_a_revision_with_who_when_and_hash(store: Store, clock: FakeClock) -> None:
+def test_apply_records_a_revision_with_who_when_and_hash(
+    store: DataStore, clock: FakeClock
+) -> None:
     loaded = catalog()
     revision = control(store, clock).apply(loaded, git="v1.2-3-gabc123-dirty")
     assert revision is not None
@@ -67,7 +75,9 @@ def test_apply_records_a_revision_with_who_when_and_hash(store: Store, clock: Fa
     assert entry.detail["add"] == 4
 
 
-def test_applying_the_same_catalog_again_changes_nothing(store: Store, clock: FakeClock) -> None:
+def test_applying_the_same_catalog_again_changes_nothing(
+    store: DataStore, clock: FakeClock
+) -> None:
     ctl = control(store, clock)
     ctl.apply(catalog())
     assert ctl.plan(catalog()).empty
@@ -76,7 +86,7 @@ def test_applying_the_same_catalog_again_changes_nothing(store: Store, clock: Fa
 
 
 def test_apply_is_atomic_a_failure_mid_apply_keeps_the_previous_revision(
-    store: Store, clock: FakeClock
+    store: DataStore, clock: FakeClock
 ) -> None:
     ctl = control(store, clock)
     first = ctl.apply(catalog())
@@ -93,7 +103,9 @@ def test_apply_is_atomic_a_failure_mid_apply_keeps_the_previous_revision(
     assert not ctl.plan(changed).empty
 
 
-def test_apply_refuses_when_the_state_moved_since_the_plan(store: Store, clock: FakeClock) -> None:
+def test_apply_refuses_when_the_state_moved_since_the_plan(
+    store: DataStore, clock: FakeClock
+) -> None:
     alice, bob = control(store, clock, "alice"), control(store, clock, "bob")
     shown = alice.plan(catalog())
     bob.apply(catalog(CATALOG.replace("*/10", "*/5")))
@@ -102,7 +114,7 @@ def test_apply_refuses_when_the_state_moved_since_the_plan(store: Store, clock: 
     assert [r.applied_by for r in store.revisions.revisions()] == ["bob"]
 
 
-def test_the_crontab_accident_cannot_happen(store: Store, clock: FakeClock) -> None:
+def test_the_crontab_accident_cannot_happen(store: DataStore, clock: FakeClock) -> None:
     """Developer A stops a buggy batch; developer B deploys a schedule change from Git.
     The batch must stay stopped, the plan must show it, and the audit must tell both."""
     dev_a, dev_b = control(store, clock, "dev-a"), control(store, clock, "dev-b")
@@ -131,7 +143,7 @@ def test_the_crontab_accident_cannot_happen(store: Store, clock: FakeClock) -> N
     ]
 
 
-def test_removing_a_suspended_item_keeps_the_suspension(store: Store, clock: FakeClock) -> None:
+def test_removing_a_suspended_item_keeps_the_suspension(store: DataStore, clock: FakeClock) -> None:
     ctl = control(store, clock)
     ctl.apply(catalog())
     ctl.suspend("buggy-batch", "broken")
@@ -147,7 +159,7 @@ def test_removing_a_suspended_item_keeps_the_suspension(store: Store, clock: Fak
     assert [s.name for s in store.suspensions.suspensions(clock.now())] == ["buggy-batch"]
 
 
-def test_suspension_expires_at_until(store: Store, clock: FakeClock) -> None:
+def test_suspension_expires_at_until(store: DataStore, clock: FakeClock) -> None:
     ctl = control(store, clock)
     ctl.apply(catalog())
     held = ctl.suspend("ranking", "reindexing", until=T0 + timedelta(hours=2))
@@ -161,7 +173,7 @@ def test_suspension_expires_at_until(store: Store, clock: FakeClock) -> None:
     ctl.suspend("ranking", "again")
 
 
-def test_suspend_rules(store: Store, clock: FakeClock) -> None:
+def test_suspend_rules(store: DataStore, clock: FakeClock) -> None:
     ctl = control(store, clock)
     with pytest.raises(ControlError, match="nothing is applied yet"):
         ctl.suspend("ranking", "x")
@@ -180,7 +192,7 @@ def test_suspend_rules(store: Store, clock: FakeClock) -> None:
     ]
 
 
-def test_same_name_in_two_kinds_needs_a_kind(store: Store, clock: FakeClock) -> None:
+def test_same_name_in_two_kinds_needs_a_kind(store: DataStore, clock: FakeClock) -> None:
     ctl = control(store, clock)
     ctl.apply(catalog(CATALOG + "  ranking:\n    command: [rank-tool]\n"))
     with pytest.raises(ControlError, match="names a schedule and a command; say which"):
@@ -189,7 +201,7 @@ def test_same_name_in_two_kinds_needs_a_kind(store: Store, clock: FakeClock) -> 
     assert held.kind == "command"
 
 
-def test_resume_ends_a_suspension_and_audits_it(store: Store, clock: FakeClock) -> None:
+def test_resume_ends_a_suspension_and_audits_it(store: DataStore, clock: FakeClock) -> None:
     ctl = control(store, clock)
     ctl.apply(catalog())
     ctl.suspend("push", "push provider outage")
