@@ -22,7 +22,7 @@ from jobdeck.clock import Clock
 from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
 from jobdeck.queues.errors import no_such_queue
 from jobdeck.queues.params import Params, Result, queue_name_from_url, required
-from jobdeck.store import QueueGone, Store, Tx
+from jobdeck.store import DataStore, QueueGone, Store, Tx
 from jobdeck.store.queue_records import QueueRecord
 from jobdeck.store.sql import OwnConnection
 
@@ -37,7 +37,7 @@ def now_ms(clock: Clock) -> int:
 class ServiceCore:
     """What every group of actions shares; one instance serves one endpoint."""
 
-    def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
+    def __init__(self, store: DataStore, clock: Clock, base_url: str) -> None:
         self.store = store
         self.clock = clock
         self.base_url = base_url.rstrip("/")
@@ -73,7 +73,7 @@ class ServiceCore:
         """Runs every transaction of this service on one connection of its own, which
         spares a pool checkout per call. Only for a service used by one thread at a
         time (the endpoint on SQLite, whose requests all run on the event loop)."""
-        if self._pinned is None:
+        if self._pinned is None and isinstance(self.store, Store):  # only SQL has connections
             self._pinned = self.store.own_connection()
 
     def close(self) -> None:

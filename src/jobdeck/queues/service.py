@@ -42,7 +42,7 @@ from jobdeck.queues.params import (
     wait_seconds,
 )
 from jobdeck.queues.sending import check_fifo_batch, enqueue, prepare_message
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.queue_records import NewMessage, QueueCounts, QueueSettings
 
 # SQS allows one purge per queue per 60 seconds.
@@ -50,7 +50,7 @@ PURGE_INTERVAL_MS = 60_000
 
 
 class QueueService(DeliveryActions, ManagementActions):
-    def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
+    def __init__(self, store: DataStore, clock: Clock, base_url: str) -> None:
         super().__init__(store, clock, base_url)
         self.actions: dict[str, Callable[[Params], Result]] = {
             "CreateQueue": self.create_queue,
