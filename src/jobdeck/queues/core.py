@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from jobdeck.clock import Clock
 from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
@@ -81,15 +81,11 @@ class ServiceCore:
             self._pinned.close()
             self._pinned = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self) -> AbstractContextManager[Tx]:
         """One unit of work, as :meth:`Store.transaction` (on the pinned connection)."""
         if self._pinned is None:
-            with self.store.transaction() as tx:
-                yield tx
-            return
-        with self._pinned.transaction() as tx:
-            yield tx
+            return self.store.transaction()
+        return self._pinned.transaction()
 
     @contextmanager
     def _sending(self, name: str) -> Iterator[Tx]:

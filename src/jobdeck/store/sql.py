@@ -77,12 +77,12 @@ class Store:
         # busy handler, which sleeps in growing steps (up to 100 ms) between tries;
         # writers of this process (the event loop, the scheduler, the API's threads)
         # queue here instead, and the next one starts the moment the lock is free.
-        # One writer at a time (SQLite): callers that would hand a transaction to another
-        # thread may as well run it where they are.
-        self.single_writer = engine.dialect.name == "sqlite"
         self.write_lock: AbstractContextManager[object] = (
             threading.RLock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+        # One writer at a time (SQLite): callers that would hand a transaction to another
+        # thread may as well run it where they are.
+        self.single_writer = engine.dialect.name == "sqlite"
         # The connection of the thread that pinned one (see pin_writes), and that thread.
         self._pinned: Connection | None = None
         self._pinned_thread: int | None = None
