@@ -89,7 +89,7 @@ def _latencies(server: JobdeckServer, ids: list[int]) -> list[float]:
     values = []
     with open_store(state_dir=server.state_dir) as store:
         for run_id in ids:
-            run = store.run(run_id)
+            run = store.runs.run(run_id)
             assert run is not None
             assert run.status == "succeeded", run
             asked = datetime.fromisoformat(run.detail["requested_at"])
@@ -111,12 +111,12 @@ def _spawn_floor(count: int) -> list[float]:
 
 def _running(server: JobdeckServer, job: str) -> int:
     with open_store(state_dir=server.state_dir) as store:
-        return sum(1 for r in store.runs(job=job, limit=1000) if r.status == "running")
+        return sum(1 for r in store.runs.runs(job=job, limit=1000) if r.status == "running")
 
 
 def _ended(server: JobdeckServer, job: str) -> int:
     with open_store(state_dir=server.state_dir) as store:
-        runs = store.runs(job=job, limit=1_000_000)
+        runs = store.runs.runs(job=job, limit=1_000_000)
     return sum(1 for r in runs if r.status not in ("pending", "running"))
 
 

@@ -155,7 +155,7 @@ def _last_end(server: JobdeckServer) -> datetime:
 
 def _not_succeeded(server: JobdeckServer) -> int:
     with open_store(state_dir=server.state_dir) as store:
-        found = store.runs(job="trivial", limit=1_000_000)
+        found = store.runs.runs(job="trivial", limit=1_000_000)
     return sum(1 for r in found if r.status != "succeeded")
 
 

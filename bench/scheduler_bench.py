@@ -124,7 +124,7 @@ def _lateness(server: JobdeckServer, since: float) -> tuple[list[float], list[fl
     """Each fire's lateness (decided minus nominal) and, beside it, what a user of the
     schedule sees: its program started minus nominal (launch included)."""
     with open_store(state_dir=server.state_dir) as store:
-        runs = store.runs(trigger="schedule", limit=1_000_000)
+        runs = store.runs.runs(trigger="schedule", limit=1_000_000)
     timed = [r for r in runs if "lateness_ms" in r.detail and r.created_at.timestamp() >= since]
     started = []
     for run in timed:

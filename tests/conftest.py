@@ -24,8 +24,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
-from jobdeck.store import Store, open_store
+from jobdeck.store import DataStore, Store, open_store
 from jobdeck.store.engine import display_url
+from jobdeck.store.memory import MemoryStore
 
 PG_URL_ENV = "JOBDECK_TEST_PG_URL"
 SKIP_PG_ENV = "JOBDECK_TEST_SKIP_PG"
@@ -106,6 +107,30 @@ def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """An open, migrated, empty store on each backend."""
+    if request.param == "sqlite":
+        with open_store(state_dir=tmp_path / "state") as opened:
+            yield opened
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    template: str = request.getfixturevalue("postgres_template")
+    name = server.create_database(template=template)
+    try:
+        with open_store(server.url_of(name)) as opened:
+            yield opened
+    finally:
+        server.drop_database(name)
+
+
+STORE_IMPLEMENTATIONS = ["memory", "sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=STORE_IMPLEMENTATIONS)
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DataStore]:
+    """An empty store of each implementation of the store's Protocols: in memory,
+    SQLite and PostgreSQL (the contract tests, and the cores' tests that need no more)."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
     if request.param == "sqlite":
         with open_store(state_dir=tmp_path / "state") as opened:
             yield opened

@@ -19,8 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
 from jobdeck.control import Control
@@ -35,7 +33,6 @@ from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
-from jobdeck.store.tables import revisions
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.executor import Executor
@@ -119,7 +116,7 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
-        self.scheduler = Scheduler(self.driver, self.clock, self.store.last_fires)
+        self.scheduler = Scheduler(self.driver, self.clock, self.store.runs.last_fires)
         self.supervisor = Supervisor(
             self.store,
             self.clock,
@@ -128,7 +125,7 @@ class Application:
             sqs_url=options.sqs_url,
             on_error=self._failed,
         )
-        self.retention = LogRetention(self.executor.runs_dir, self.store)
+        self.retention = LogRetention(self.executor.runs_dir, self.store.runs)
         self.queue_depth = DepthHistory()
         self.applied: Applied | None = None
         self.started_at: datetime | None = None
@@ -141,7 +138,9 @@ class Application:
     def reload(self, *, starting: bool = False, read: _Read | None = None) -> bool:
         """Follow the newest applied revision (or the one ``read`` already, with its
         catalog); True when it changed."""
-        revision, catalog = read if read is not None else (self.store.latest_revision(), None)
+        revision, catalog = (
+            read if read is not None else (self.store.revisions.latest_revision(), None)
+        )
         if revision is None:
             return False
         if self.applied is not None and self.applied.revision == revision.number:
@@ -180,7 +179,7 @@ class Application:
             log.warning("%s", warning)
         log.info("isolation: %s", self.executor.pools.isolation)
         # Pools first: adopted runs are released back into them when they end.
-        revision = self.store.latest_revision()
+        revision = self.store.revisions.latest_revision()
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
@@ -263,15 +262,10 @@ class Application:
             await asyncio.sleep(RELOAD_INTERVAL)
             # Only the number, off the event loop: a revision's row holds the whole
             # catalog, which is large at thousands of schedules.
-            latest = await asyncio.to_thread(self._latest_number)
+            latest = await asyncio.to_thread(self.store.revisions.latest_number)
             applied = self.applied.revision if self.applied else None
             if latest is not None and latest != applied:
                 self.reload()
-
-    def _latest_number(self) -> int | None:
-        with self.store.reading() as tx:
-            number = tx.connection.execute(select(func.max(revisions.c.number))).scalar()
-        return int(number) if number is not None else None
 
     async def _sample_queues(self) -> None:
         while True:
@@ -282,7 +276,7 @@ class Application:
         """One sample of every queue's depth into :attr:`queue_depth`."""
         now = self.clock.now()
         with self.store.reading() as tx:
-            counts = tx.queue_counts(int(now.timestamp() * 1000))
+            counts = tx.queues.queue_counts(int(now.timestamp() * 1000))
         self.queue_depth.record(now, counts)
 
     async def _checkpoint(self) -> None:

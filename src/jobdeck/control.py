@@ -21,7 +21,7 @@ from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS
 from jobdeck.catalog.plan import Plan, make_plan
 from jobdeck.clock import Clock
 from jobdeck.queues.catalog import sync_catalog_queues
-from jobdeck.store import RevisionConflict, Store, Tx
+from jobdeck.store import DataStore, RevisionConflict, Tx
 from jobdeck.store.records import AuditEntry, Revision, Suspension, Via
 
 # A step run inside the apply transaction after the revision row is written (queues,
@@ -70,7 +70,7 @@ class Target:
 
 
 class Control:
-    def __init__(self, store: Store, clock: Clock, actor: str, via: Via = "cli") -> None:
+    def __init__(self, store: DataStore, clock: Clock, actor: str, via: Via = "cli") -> None:
         self.store = store
         self.clock = clock
         self.actor = actor
@@ -78,11 +78,11 @@ class Control:
 
     def plan(self, loaded: LoadedCatalog) -> Plan:
         now = self.clock.now()
-        applied = self.store.latest_revision()
+        applied = self.store.revisions.latest_revision()
         return make_plan(
             loaded.catalog.model_dump(mode="json"),
             applied.catalog if applied else None,
-            self.store.suspensions(now),
+            self.store.suspensions.suspensions(now),
         )
 
     def apply(
@@ -124,15 +124,17 @@ class Control:
     ) -> Revision | None:
         now = self.clock.now()
         with self.store.transaction() as tx:
-            current = tx.latest_revision()
-            plan = make_plan(document, current.catalog if current else None, tx.suspensions(now))
+            current = tx.revisions.latest_revision()
+            plan = make_plan(
+                document, current.catalog if current else None, tx.suspensions.suspensions(now)
+            )
             if expected is not None and plan.changes != expected.changes:
                 raise ControlError(
                     "the applied revision changed since the plan was shown; run the apply again"
                 )
             if plan.empty and current is not None:
                 return None
-            revision = tx.add_revision(
+            revision = tx.revisions.add_revision(
                 applied_at=now,
                 applied_by=self.actor,
                 catalog_sha256=loaded.digest,
@@ -143,7 +145,7 @@ class Control:
             )
             for step in steps:
                 step(tx, revision)
-            tx.record_audit(
+            tx.audit.record_audit(
                 AuditEntry(
                     at=now,
                     actor=self.actor,
@@ -164,7 +166,7 @@ class Control:
 
     def resolve(self, name: str, kind: str | None = None) -> Target:
         """Find ``name`` among the applied schedules, workers and commands."""
-        revision = self.store.latest_revision()
+        revision = self.store.revisions.latest_revision()
         if revision is None:
             raise ControlError("nothing is applied yet; run `jobdeck apply` first")
         kinds = [k for k in RUNNABLE_KINDS if kind in (None, k)]
@@ -188,13 +190,13 @@ class Control:
         if until is not None and until <= now:
             raise ControlError(f"--until {until.isoformat()} is not in the future")
         with self.store.transaction() as tx:
-            existing = tx.active_suspension(target.kind, target.name, now)
+            existing = tx.suspensions.active_suspension(target.kind, target.name, now)
             if existing is not None:
                 raise ControlError(
                     f"{target.kind} {name} is already suspended by {existing.created_by} "
                     f"({existing.reason!r}); resume it first to change the suspension"
                 )
-            suspension = tx.add_suspension(
+            suspension = tx.suspensions.add_suspension(
                 kind=target.kind,
                 name=target.name,
                 reason=reason.strip(),
@@ -210,13 +212,16 @@ class Control:
 
     def resume(self, name: str, *, kind: str | None = None) -> Suspension:
         now = self.clock.now()
-        if not any(s.name == name and kind in (None, s.kind) for s in self.store.suspensions(now)):
+        if not any(
+            s.name == name and kind in (None, s.kind)
+            for s in self.store.suspensions.suspensions(now)
+        ):
             target = self.resolve(name, kind)  # an unknown name says so
             raise ControlError(f"{target.kind} {name} is not suspended")
         with self.store.transaction() as tx:
             active = [
                 s
-                for s in tx.suspensions(now)
+                for s in tx.suspensions.suspensions(now)
                 if s.name == name and (kind is None or s.kind == kind)
             ]
             if not active:
@@ -224,14 +229,14 @@ class Control:
             if len(active) > 1:
                 kinds = " and ".join(s.kind for s in active)
                 raise ControlError(f"{name!r} is suspended as a {kinds}; say which with --kind")
-            ended = tx.end_suspension(active[0].id, ended_by=self.actor, ended_at=now)
+            ended = tx.suspensions.end_suspension(active[0].id, ended_by=self.actor, ended_at=now)
             self._audit(tx, "resume", Target(ended.kind, name), now, {"reason": ended.reason})
         return ended
 
     def _audit(
         self, tx: Tx, action: str, target: Target, now: datetime, detail: dict[str, Any]
     ) -> None:
-        tx.record_audit(
+        tx.audit.record_audit(
             AuditEntry(
                 at=now,
                 actor=self.actor,

@@ -278,7 +278,7 @@ def test_a_pending_run_shows_no_start_time(jobdeck: Jobdeck, tmp_path: Path) -> 
     created = datetime(2026, 3, 8, 1, 2, 3, tzinfo=UTC)
     store = open_store(None, state_dir=state)
     with store.transaction() as tx:
-        run = tx.create_run(
+        run = tx.runs.create_run(
             job="hello", kind="schedule", trigger="manual", status="pending", created_at=created
         )
     store.close()

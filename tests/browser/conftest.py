@@ -200,7 +200,9 @@ class Engine:
         test."""
         stopping: set[int] = set()
         for _ in range(600):
-            alive = [r for r in app.store.active_runs() if app.executor.probe(r.id) == "running"]
+            alive = [
+                r for r in app.store.runs.active_runs() if app.executor.probe(r.id) == "running"
+            ]
             if not alive:
                 return
             for run in alive:

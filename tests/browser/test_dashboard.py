@@ -29,7 +29,7 @@ SCHEDULES = [
 def wait_until_ended(engine: Engine, run_id: int, timeout: float = 30.0) -> Run:
     deadline = time.monotonic() + timeout
     while True:
-        run = engine.app.store.run(run_id)
+        run = engine.app.store.runs.run(run_id)
         assert run is not None
         if not run.active:
             return run
@@ -42,7 +42,7 @@ def run_with_retries(engine: Engine, name: str) -> list[Run]:
     attempts = [wait_until_ended(engine, start_run(engine, name).id)]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        runs = engine.app.store.runs(job=name, limit=20)
+        runs = engine.app.store.runs.runs(job=name, limit=20)
         retry = next((r for r in runs if r.retry_of == attempts[-1].id), None)
         if retry is not None:
             attempts.append(wait_until_ended(engine, retry.id))
@@ -70,7 +70,7 @@ def enqueue(engine: Engine, queue: str, count: int) -> None:
         visible_ms=now_ms,
     )
     with engine.app.store.transaction() as tx:
-        tx.insert_messages(
+        tx.queues.insert_messages(
             queue, [replace(message, message_id=str(uuid.uuid4())) for _ in range(count)], now_ms
         )
 
@@ -126,14 +126,14 @@ def test_run_now_asks_for_confirmation_and_the_run_shows_up(page: Page, engine: 
     # Cancelling starts nothing.
     dialog.get_by_role("link", name="Cancel").click()
     expect(dialog).to_be_hidden()
-    assert engine.app.store.runs(job="hello", trigger="manual") == []
+    assert engine.app.store.runs.runs(job="hello", trigger="manual") == []
 
     page.get_by_role("link", name="Run now").click()
     dialog.get_by_role("button", name="Start the run").click()
     notice = page.get_by_role("status")
     expect(notice).to_contain_text("started")
     run_id = int(re.sub(r"\D", "", notice.locator("a").inner_text()))
-    run = engine.app.store.run(run_id)
+    run = engine.app.store.runs.run(run_id)
     assert run is not None
     assert (run.job, run.trigger, run.requested_by) == ("hello", "manual", ACTOR)
 
@@ -141,10 +141,10 @@ def test_run_now_asks_for_confirmation_and_the_run_shows_up(page: Page, engine: 
     row = page.locator("#history tbody tr", has=page.locator(f'a[href="runs/{run_id}"]'))
     expect(row).to_be_visible()
     expect(row).to_contain_text("succeeded", timeout=30_000)
-    drawn = [r for r in engine.app.store.runs(job="hello") if r.started_at is not None]
+    drawn = [r for r in engine.app.store.runs.runs(job="hello") if r.started_at is not None]
     expect(page.locator("#history svg.chart rect.bar")).to_have_count(len(drawn))
 
-    entry = engine.app.store.audit(limit=1)[0]
+    entry = engine.app.store.audit.audit(limit=1)[0]
     assert (entry.action, entry.target, entry.via, entry.outcome) == (
         "run",
         "schedule hello",
@@ -181,7 +181,7 @@ def test_suspending_asks_for_a_reason_shows_the_suspension_and_resumes(
     # No reason, no suspension: the browser holds the form back.
     dialog.get_by_role("button", name="Suspend").click()
     expect(dialog).to_be_visible()
-    assert engine.app.store.suspensions(engine.app.clock.now()) == []
+    assert engine.app.store.suspensions.suspensions(engine.app.clock.now()) == []
 
     reason.fill("search engine outage, see incident 42")
     dialog.get_by_label("Until").fill("2h")
@@ -189,7 +189,7 @@ def test_suspending_asks_for_a_reason_shows_the_suspension_and_resumes(
     expect(page.get_by_role("status")).to_contain_text("sitemap-rebuild is suspended")
     expect(page.locator("#suspension")).to_contain_text("search engine outage, see incident 42")
     expect(page.locator("#suspension")).to_contain_text(ACTOR)
-    [held] = engine.app.store.suspensions(engine.app.clock.now())
+    [held] = engine.app.store.suspensions.suspensions(engine.app.clock.now())
     assert (held.kind, held.name, held.created_by) == ("schedule", "sitemap-rebuild", ACTOR)
     assert held.until is not None
 
@@ -205,8 +205,8 @@ def test_suspending_asks_for_a_reason_shows_the_suspension_and_resumes(
     page.locator("#confirm-resume").get_by_role("button", name="Resume").click()
     expect(page.get_by_role("status")).to_contain_text("sitemap-rebuild is resumed")
     expect(page.locator("#suspension")).to_have_count(0)
-    assert engine.app.store.suspensions(engine.app.clock.now()) == []
-    actions = [(e.action, e.via) for e in engine.app.store.audit(limit=2)]
+    assert engine.app.store.suspensions.suspensions(engine.app.clock.now()) == []
+    actions = [(e.action, e.via) for e in engine.app.store.audit.audit(limit=2)]
     assert actions == [("resume", "api"), ("suspend", "api")]
 
     # The audit page lists both, newest first.
@@ -223,16 +223,16 @@ def test_a_bad_until_is_refused_with_a_message(page: Page, engine: Engine) -> No
     dialog.get_by_label("Until").fill("tomorrowish")
     dialog.get_by_role("button", name="Suspend").click()
     expect(page.get_by_role("alert")).to_contain_text("give a duration such as 2h")
-    assert engine.app.store.suspensions(engine.app.clock.now()) == []
+    assert engine.app.store.suspensions.suspensions(engine.app.clock.now()) == []
 
 
 def test_a_form_post_from_another_site_is_refused(engine: Engine) -> None:
-    before = engine.app.store.runs(job="sitemap-rebuild")
+    before = engine.app.store.runs.runs(job="sitemap-rebuild")
     refused = httpx.post(
         f"{engine.url}/schedules/sitemap-rebuild/run", headers={"Origin": "http://elsewhere.test"}
     )
     assert refused.status_code == 403
-    assert engine.app.store.runs(job="sitemap-rebuild") == before
+    assert engine.app.store.runs.runs(job="sitemap-rebuild") == before
 
 
 def test_the_run_page_follows_the_log_while_it_runs(page: Page, engine: Engine) -> None:
@@ -273,7 +273,7 @@ def test_screenshots_of_the_main_pages(page: Page, engine: Engine, screenshot_di
     engine.call(lambda: control.resume("stale-cache-sweep"))
 
     page.goto("/schedules/hello")
-    started = [run for run in engine.app.store.runs(job="hello") if run.started_at]
+    started = [run for run in engine.app.store.runs.runs(job="hello") if run.started_at]
     expect(page.locator("#history svg.chart rect.bar")).to_have_count(len(started))
     page.screenshot(path=str(screenshot_dir / "dashboard-schedule.png"), full_page=True)
     page.get_by_role("link", name="Suspend").click()
@@ -314,7 +314,7 @@ def test_behind_the_login_the_pages_refresh_and_act_with_the_session(
         # The refresh fetches carry the session: the row turns to succeeded in place.
         row = page.locator("#history tbody tr", has=page.locator(f'a[href="runs/{run_id}"]'))
         expect(row).to_contain_text("succeeded", timeout=30_000)
-        [entry] = guarded_engine.app.store.audit(limit=1)
+        [entry] = guarded_engine.app.store.audit.audit(limit=1)
         assert (entry.action, entry.via, entry.detail["run_id"]) == ("run", "api", run_id)
 
         page.get_by_role("button", name="Sign out").click()

@@ -49,7 +49,7 @@ def page(browser: Browser, engine: Engine) -> Iterator[Page]:
 def wait_for(engine: Engine, run_id: int, status: str) -> Run:
     deadline = time.monotonic() + 30
     while True:
-        run = engine.app.store.run(run_id)
+        run = engine.app.store.runs.run(run_id)
         assert run is not None
         if run.status == status:
             return run
@@ -84,7 +84,7 @@ def test_cancel_asks_for_confirmation_then_stops_the_run(page: Page, engine: Eng
     expect(page.get_by_role("link", name="Cancel", exact=True)).to_have_count(0)
     expect(page.locator("#cancelled-by")).to_have_text(f"{ACTOR}: stuck on a lock")
 
-    entry = engine.app.store.audit(limit=1)[0]
+    entry = engine.app.store.audit.audit(limit=1)[0]
     assert (entry.action, entry.target, entry.actor, entry.outcome) == (
         "cancel",
         "schedule stuck",
@@ -104,4 +104,4 @@ def test_cancelling_an_ended_run_from_a_stale_page_is_refused(page: Page, engine
     ended = wait_for(engine, run.id, "cancelled")
     page.locator("#confirm-cancel").get_by_role("button", name="Cancel the run").click()
     expect(page.get_by_role("alert")).to_contain_text("has already ended")
-    assert engine.app.store.run(run.id) == ended
+    assert engine.app.store.runs.run(run.id) == ended

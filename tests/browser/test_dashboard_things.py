@@ -103,7 +103,7 @@ def test_a_command_page_runs_it_after_confirmation_and_audits_it(
     run = wait_until_ended(engine, run_id)
     assert (run.kind, run.status, run.requested_by) == ("command", "succeeded", ACTOR)
     assert run.params == {"title": "Big news", "audience": "subscribers"}
-    entry = next(e for e in engine.app.store.audit(20) if e.target == "command breaking-push")
+    entry = next(e for e in engine.app.store.audit.audit(20) if e.target == "command breaking-push")
     assert (entry.actor, entry.via, entry.outcome) == (ACTOR, "api", "ok")
     page.reload()
     expect(page.locator("#invocations")).to_contain_text(f"#{run_id}")
@@ -126,7 +126,7 @@ def test_a_queue_page_shows_depth_over_time_and_redrives_after_confirmation(
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Redrive").click()
     expect(page.locator(".notice.good")).to_contain_text("Moved 2 message(s) back to feed-index")
-    entry = engine.app.store.audit(1)[0]
+    entry = engine.app.store.audit.audit(1)[0]
     assert (entry.action, entry.target, entry.actor, entry.via) == (
         "queue redrive",
         "queue feed-index",
@@ -141,8 +141,8 @@ def dead_letter(engine: Engine, queue: str, count: int) -> None:
     """Move ``count`` messages into the queue's dead-letter queue, as too many receives do."""
     now_ms = int(engine.app.clock.now().timestamp() * 1000)
     with engine.app.store.transaction() as tx:
-        found = tx.receivable(queue, now_ms=now_ms, sent_after_ms=0, limit=count, fifo=False)
-        moved = tx.move_messages(
+        found = tx.queues.receivable(queue, now_ms=now_ms, sent_after_ms=0, limit=count, fifo=False)
+        moved = tx.queues.move_messages(
             [m.id for m in found],
             to_queue=f"{queue}-dlq",
             now_ms=now_ms,

@@ -98,7 +98,7 @@ async def test_every_request_but_healthz_needs_the_token(tmp_path: Path) -> None
         posted = await client.post("/api/v1/schedules/hello/runs", json={})
         assert posted.status_code == 401
         assert (await client.get("/api/v1/runs")).status_code == 401
-        assert served.app.store.runs(kind="schedule") == []  # nothing ran
+        assert served.app.store.runs.runs(kind="schedule") == []  # nothing ran
 
         bearer = {"Authorization": f"Bearer {TOKEN}"}
         assert (await client.get("/api/v1/schedules", headers=bearer)).status_code == 200

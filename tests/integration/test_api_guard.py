@@ -37,7 +37,7 @@ def error_of(response: httpx.Response, status: int, code: str) -> str:
 
 def counts(served: Served) -> tuple[int, int]:
     store = served.app.store
-    return len(store.runs(limit=1000)), len(store.audit(limit=1000))
+    return len(store.runs.runs(limit=1000)), len(store.audit.audit(limit=1000))
 
 
 # -- pure parts ------------------------------------------------------------------------------

@@ -136,10 +136,10 @@ async def serving(
 
 async def stop_runs(app: Application) -> None:
     """Cancel what still runs and wait until the engine recorded its end."""
-    for run in app.store.active_runs():
+    for run in app.store.runs.active_runs():
         await app.executor.cancel(run.id, 1.0)
     deadline = time.monotonic() + DEADLINE
-    while app.store.active_runs(kind="schedule"):
+    while app.store.runs.active_runs(kind="schedule"):
         assert time.monotonic() < deadline, "runs still active at the end"
         await asyncio.sleep(0.05)
 

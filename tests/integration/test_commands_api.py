@@ -70,7 +70,7 @@ async def test_an_invocation_answers_201_with_the_run(tmp_path: Path) -> None:
         ended = await wait_for_end(server.client, body["id"])
         assert ended["status"] == "succeeded"
         assert ended["requested_by"] == "deploy-bot"
-        entry = server.app.store.audit(1)[0]
+        entry = server.app.store.audit.audit(1)[0]
         assert (entry.actor, entry.via, entry.action, entry.outcome) == (
             "deploy-bot",
             "api",
@@ -114,7 +114,7 @@ async def test_refusals_answer_400_403_404_409_and_are_audited(tmp_path: Path) -
         shape = await post("/api/v1/commands/say/invocations", json={"params": ["x"]})
         assert shape.status_code == 400
 
-        refused = [e for e in app.store.audit(50) if e.action == "invoke"]
+        refused = [e for e in app.store.audit.audit(50) if e.action == "invoke"]
         assert [e.detail["decision"] for e in reversed(refused)] == [
             "invalid",
             "unknown",
@@ -122,7 +122,7 @@ async def test_refusals_answer_400_403_404_409_and_are_audited(tmp_path: Path) -
             "suspended",
         ]
         assert all(e.outcome == "refused" for e in refused)
-        assert app.store.runs(kind="command") == []
+        assert app.store.runs.runs(kind="command") == []
 
 
 async def test_exec_runs_and_waits(tmp_path: Path) -> None:
@@ -131,10 +131,10 @@ async def test_exec_runs_and_waits(tmp_path: Path) -> None:
         assert code == 0, err
         assert err.splitlines()[-1].startswith("run ")
         assert "say succeeded (exit 0)" in err
-        (run,) = server.app.store.runs(kind="command")
+        (run,) = server.app.store.runs.runs(kind="command")
         assert run.trigger == "manual"
         assert run.requested_by == "alice"
-        assert server.app.store.audit(1)[0].via == "cli"
+        assert server.app.store.audit.audit(1)[0].via == "cli"
 
         code, out, err = await jobdeck(server, "exec", "say", "title=as JSON", "--json")
         assert code == 0, err
@@ -175,5 +175,5 @@ async def test_exec_exit_codes(tmp_path: Path) -> None:
         code, _, err = await jobdeck(server, "exec", "say", "title=x")
         assert code == 1
         assert "suspended by chief: maintenance" in err
-        for run in app.store.runs(kind="command"):
+        for run in app.store.runs.runs(kind="command"):
             await wait_for_end(server.client, run.id)

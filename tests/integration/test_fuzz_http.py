@@ -218,10 +218,10 @@ REQUESTS = st.builds(
 
 def snapshot(app: Application) -> tuple[int, int, tuple[Any, ...]]:
     store = app.store
-    runs = len(store.runs(limit=100_000))
-    audit = store.audit(limit=100_000)
+    runs = len(store.runs.runs(limit=100_000))
+    audit = store.audit.audit(limit=100_000)
     refused = sum(1 for e in audit if e.outcome == "refused")
-    every = store.suspensions(app.clock.now(), include_ended=True)
+    every = store.suspensions.suspensions(app.clock.now(), include_ended=True)
     held = tuple(sorted((s.id, s.kind, s.name, s.until) for s in every))
     return runs, len(audit) - refused, held
 

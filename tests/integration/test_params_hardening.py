@@ -49,8 +49,8 @@ async def test_control_characters_and_huge_params_are_refused_and_audited_small(
             assert error["code"] == "invalid_params"
             assert "text:" in error["message"]
             assert len(answer.content) < 2_000
-        assert served.app.store.runs(limit=10) == []
-        entries = [e for e in served.app.store.audit(limit=10) if e.target == "command say"]
+        assert served.app.store.runs.runs(limit=10) == []
+        entries = [e for e in served.app.store.audit.audit(limit=10) if e.target == "command say"]
         assert len(entries) == 3
         for entry in entries:
             assert entry.outcome == "refused"

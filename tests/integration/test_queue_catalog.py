@@ -41,7 +41,7 @@ def test_applied_queues_exist_with_their_dead_letter_queues(store: Store) -> Non
     clock = FakeClock(T0)
     apply(store, clock, CATALOG)
     with store.reading() as tx:
-        queues = {q.name: q for q in tx.queues()}
+        queues = {q.name: q for q in tx.queues.queues()}
     assert sorted(queues) == ["feed-index", "feed-index-dlq", "orders-dlq.fifo", "orders.fifo"]
     feed = queues["feed-index"].settings
     assert (feed.visibility_timeout, feed.retention_seconds) == (60, 2 * 86_400)
@@ -65,8 +65,8 @@ def test_settings_follow_the_catalog_and_dropped_queues_keep_their_messages(
     )
     apply(store, clock, CATALOG.replace("60s", "90s").split("  orders:")[0])
     with store.reading() as tx:
-        feed = tx.queue("feed-index")
-        orders = tx.queue("orders.fifo")
+        feed = tx.queues.queue("feed-index")
+        orders = tx.queues.queue("orders.fifo")
     assert feed is not None
     assert feed.settings.visibility_timeout == 90
     assert orders is not None
@@ -75,7 +75,7 @@ def test_settings_follow_the_catalog_and_dropped_queues_keep_their_messages(
     # Declared again: adopted, the catalog's settings win, API-only attributes stay.
     apply(store, clock, CATALOG)
     with store.reading() as tx:
-        orders = tx.queue("orders.fifo")
+        orders = tx.queues.queue("orders.fifo")
     assert orders is not None
     assert orders.origin == "catalog"
     assert orders.settings.extra == {"Policy": '{"Version": "2012-10-17"}'}
@@ -87,7 +87,7 @@ def test_a_queue_created_through_the_api_first_is_adopted(store: Store) -> None:
     service.create_queue({"QueueName": "feed-index", "Attributes": {"VisibilityTimeout": "5"}})
     apply(store, clock, CATALOG)
     with store.reading() as tx:
-        feed = tx.queue("feed-index")
+        feed = tx.queues.queue("feed-index")
     assert feed is not None
     assert feed.origin == "catalog"
     assert feed.settings.visibility_timeout == 60
@@ -105,8 +105,8 @@ def test_a_failing_apply_changes_no_queue(store: Store) -> None:
             load_catalog_text(CATALOG, "jobdeck.yaml"), steps=[sync_catalog_queues, breaks]
         )
     with store.reading() as tx:
-        assert tx.queues() == []
-        assert tx.latest_revision() is None
+        assert tx.queues.queues() == []
+        assert tx.revisions.latest_revision() is None
 
 
 def test_dead_letters_redrive_back_to_their_source(store: Store) -> None:
@@ -143,7 +143,7 @@ def test_catalog_names_resolve_to_their_wire_names(store: Store) -> None:
     clock = FakeClock(T0)
     apply(store, clock, CATALOG)
     with store.reading() as tx:
-        revision = tx.latest_revision()
+        revision = tx.revisions.latest_revision()
         assert revision is not None
         catalog = Catalog.model_validate(revision.catalog)
         assert admin.resolve(tx, "orders", catalog) == "orders.fifo"

@@ -77,7 +77,7 @@ def test_retention_drops_old_messages(service: QueueService, clock: FakeClock) -
     assert depth(service, url) == ("1", "0", "0")
     assert bodies(service, url) == ["new"]
     with service.store.transaction() as tx:
-        assert tx.prune_expired(int(clock.now().timestamp() * 1000)) == 1
+        assert tx.queues.prune_expired(int(clock.now().timestamp() * 1000)) == 1
 
 
 def test_fifo_deduplication_window_is_five_minutes(service: QueueService, clock: FakeClock) -> None:
@@ -134,4 +134,4 @@ def test_the_queues_migration_can_be_undone_and_redone(service: QueueService, st
     upgrade(store.engine)
     assert current_revision(store.engine) == head_revision()
     with store.reading() as tx:
-        assert tx.queues() == []
+        assert tx.queues.queues() == []

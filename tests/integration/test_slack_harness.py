@@ -362,10 +362,12 @@ class Bot:
         return found
 
     def command_runs(self) -> list[Run]:
-        return self.served.app.store.runs(kind="command")
+        return self.served.app.store.runs.runs(kind="command")
 
     def audit(self) -> list[AuditEntry]:
-        return [e for e in self.served.app.store.audit(200) if e.action in ("invoke", "cancel")]
+        return [
+            e for e in self.served.app.store.audit.audit(200) if e.action in ("invoke", "cancel")
+        ]
 
     def ephemerals(self) -> list[str]:
         return [

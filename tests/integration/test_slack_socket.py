@@ -128,10 +128,10 @@ async def test_socket_mode_runs_a_slash_command(tmp_path: Path) -> None:
             result = await slack.result("C_OPS")
             assert "succeeded — exit code 0" in result.args["text"]
             assert [ack["envelope_id"] for ack in peer.acks] == ["env-1"]
-            (run,) = app.store.runs(kind="command")
+            (run,) = app.store.runs.runs(kind="command")
             argv = json.loads((tmp_path / f"argv-{run.id}.json").read_text())
             assert argv == ["--title", "over the socket", "--note", ""]
-            assert app.store.audit(1)[0].via == "slack"
+            assert app.store.audit.audit(1)[0].via == "slack"
             assert all(call.token == BOT_TOKEN for call in slack.of("chat.postMessage"))
         finally:
             await stop_runs(app)

@@ -210,9 +210,10 @@ def store_fingerprint(server: SqsServer) -> Any:
     try:
         with store.reading() as tx:
             queues = [
-                (q.name, q.modified_ms, q.settings, tx.queue_tags(q.name)) for q in tx.queues()
+                (q.name, q.modified_ms, q.settings, tx.queues.queue_tags(q.name))
+                for q in tx.queues.queues()
             ]
-            counts = tx.queue_counts(0)
+            counts = tx.queues.queue_counts(0)
             return queues, {name: tuple(c.__dict__.values()) for name, c in counts.items()}
     finally:
         store.close()

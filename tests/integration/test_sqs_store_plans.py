@@ -24,8 +24,8 @@ def test_deleting_received_messages_finds_them_by_id(tmp_path: Path) -> None:
     try:
         ids = list(range(1, 11))
         with store.transaction() as tx:
-            tx.delete_received("q", [(i, f"token{i}") for i in ids])
-            tx.delete_received("q", [(i, f"message{i}") for i in ids], by_message_id=True)
+            tx.queues.delete_received("q", [(i, f"token{i}") for i in ids])
+            tx.queues.delete_received("q", [(i, f"message{i}") for i in ids], by_message_id=True)
         assert len(seen) == 2
         with store.engine.connect() as connection:
             for statement, params in seen:

@@ -22,6 +22,7 @@ from jobdeck.store import (
     Revision,
     RevisionConflict,
     SchemaTooNew,
+    SqlTx,
     Store,
     Suspension,
     Tx,
@@ -50,13 +51,13 @@ def apply(tx: Tx, at: datetime = T0, **overrides: Any) -> Revision:
         "catalog": {"version": 1, "project": "newsroom"},
     }
     fields.update(overrides)
-    return tx.add_revision(**fields)
+    return tx.revisions.add_revision(**fields)
 
 
 def suspend(tx: Tx, name: str, at: datetime = T0, **overrides: Any) -> Suspension:
     fields: dict[str, Any] = {"kind": "schedule", "reason": "r", "created_by": "a", "until": None}
     fields.update(overrides)
-    return tx.add_suspension(name=name, created_at=at, **fields)
+    return tx.suspensions.add_suspension(name=name, created_at=at, **fields)
 
 
 def assert_utc(value: datetime | None) -> None:
@@ -68,11 +69,11 @@ def assert_utc(value: datetime | None) -> None:
 
 
 def test_empty_store_has_nothing(store: Store) -> None:
-    assert store.latest_revision() is None
-    assert store.revision(1) is None
-    assert store.revisions() == []
-    assert store.suspensions(T0, include_ended=True) == []
-    assert store.audit() == []
+    assert store.revisions.latest_revision() is None
+    assert store.revisions.revision(1) is None
+    assert store.revisions.revisions() == []
+    assert store.suspensions.suspensions(T0, include_ended=True) == []
+    assert store.audit.audit() == []
 
 
 def test_revisions_are_numbered_from_one_and_listed_newest_first(store: Store) -> None:
@@ -81,17 +82,17 @@ def test_revisions_are_numbered_from_one_and_listed_newest_first(store: Store) -
             added = apply(tx, T0 + timedelta(minutes=minute), applied_by=f"user{minute}")
             assert added.number == minute + 1
 
-    latest = store.latest_revision()
+    latest = store.revisions.latest_revision()
     assert latest is not None
     assert (latest.number, latest.applied_by) == (3, "user2")
-    second = store.revision(2)
+    second = store.revisions.revision(2)
     assert second is not None
     assert (second.number, second.applied_by) == (2, "user1")
-    assert store.revision(4) is None
-    assert [r.number for r in store.revisions()] == [3, 2, 1]
-    assert [r.number for r in store.revisions(limit=2)] == [3, 2]
+    assert store.revisions.revision(4) is None
+    assert [r.number for r in store.revisions.revisions()] == [3, 2, 1]
+    assert [r.number for r in store.revisions.revisions(limit=2)] == [3, 2]
     # A listing does not read each revision's text and catalog.
-    assert not any(hasattr(r, "text") or hasattr(r, "catalog") for r in store.revisions())
+    assert not any(hasattr(r, "text") or hasattr(r, "catalog") for r in store.revisions.revisions())
 
 
 def test_revision_round_trips_text_json_and_time(store: Store) -> None:
@@ -108,7 +109,7 @@ def test_revision_round_trips_text_json_and_time(store: Store) -> None:
     applied_at = datetime(2024, 3, 10, 18, 30, 15, 123456, tzinfo=TOKYO)
     with store.transaction() as tx:
         returned = apply(tx, applied_at, catalog=catalog, text="速報:\n  x: 1\n", git_describe=None)
-    stored = store.latest_revision()
+    stored = store.revisions.latest_revision()
 
     assert stored == returned
     assert stored is not None
@@ -123,7 +124,7 @@ def test_revision_round_trips_text_json_and_time(store: Store) -> None:
 def test_naive_times_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"), store.transaction() as tx:
         apply(tx, datetime(2024, 3, 10, 9, 0))
-    assert store.latest_revision() is None
+    assert store.revisions.latest_revision() is None
 
 
 def test_an_exception_rolls_the_whole_unit_back(store: Store) -> None:
@@ -131,16 +132,16 @@ def test_an_exception_rolls_the_whole_unit_back(store: Store) -> None:
         with store.transaction() as tx:
             apply(tx)
             suspend(tx, "x")
-            tx.record_audit(AuditEntry(at=T0, actor="a", via="cli", action="apply"))
-            assert tx.latest_revision() is not None
+            tx.audit.record_audit(AuditEntry(at=T0, actor="a", via="cli", action="apply"))
+            assert tx.revisions.latest_revision() is not None
             raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
         unit_that_fails()
 
-    assert store.latest_revision() is None
-    assert store.suspensions(T0, include_ended=True) == []
-    assert store.audit() == []
+    assert store.revisions.latest_revision() is None
+    assert store.suspensions.suspensions(T0, include_ended=True) == []
+    assert store.audit.audit() == []
     with store.transaction() as tx:
         assert apply(tx).number == 1
 
@@ -151,10 +152,10 @@ def test_reads_see_committed_state_and_do_not_wait_for_a_writer(store: Store) ->
     with store.transaction() as tx:
         apply(tx)
         # Another connection, while this one holds the write lock on SQLite.
-        latest = store.latest_revision()
+        latest = store.revisions.latest_revision()
         assert latest is not None
         assert latest.number == 1
-    latest = store.latest_revision()
+    latest = store.revisions.latest_revision()
     assert latest is not None
     assert latest.number == 2
 
@@ -167,7 +168,7 @@ def test_concurrent_applies_never_share_a_number(store: Store) -> None:
         contender_started.set()
         try:
             with store.transaction() as tx:
-                tx.latest_revision()
+                tx.revisions.latest_revision()
                 outcome.append(apply(tx, applied_by="bob").number)
         except RevisionConflict as conflict:
             outcome.append(conflict)
@@ -186,7 +187,7 @@ def test_concurrent_applies_never_share_a_number(store: Store) -> None:
     assert first.number == 1
     [second] = outcome
     assert second == 2 or isinstance(second, RevisionConflict)
-    numbers = [r.number for r in store.revisions()]
+    numbers = [r.number for r in store.revisions.revisions()]
     assert len(numbers) == len(set(numbers))
     assert sorted(numbers) == ([1, 2] if second == 2 else [1])
 
@@ -203,8 +204,8 @@ with open_store(url) as store:
     while applied < count:
         try:
             with store.transaction() as tx:
-                tx.latest_revision()
-                tx.add_revision(
+                tx.revisions.latest_revision()
+                tx.revisions.add_revision(
                     applied_at=datetime.now(UTC), applied_by=who, catalog_sha256="0" * 64,
                     git_describe=None, source="jobdeck.yaml", text="", catalog={},
                 )
@@ -240,7 +241,7 @@ def test_processes_migrate_and_apply_concurrently(empty_store_url: str) -> None:
         assert child.returncode == 0, err
 
     with open_store(empty_store_url) as store:
-        revisions = store.revisions(limit=1000)
+        revisions = store.revisions.revisions(limit=1000)
     assert sorted(r.number for r in revisions) == list(range(1, processes * each + 1))
     by_process = {f"p{i}": 0 for i in range(processes)}
     for revision in revisions:
@@ -265,14 +266,17 @@ def test_suspension_is_active_until_it_expires(store: Store) -> None:
     assert added.ended_by is None
 
     with store.transaction() as tx:
-        assert tx.active_suspension("schedule", "ranking", T0) == added
-        assert tx.active_suspension("schedule", "ranking", until - timedelta(seconds=1)) == added
-        assert tx.active_suspension("schedule", "ranking", until) is None
-        assert tx.active_suspension("worker", "ranking", T0) is None
-        assert tx.active_suspension("schedule", "other", T0) is None
-    assert store.suspensions(T0) == [added]
-    assert store.suspensions(until) == []
-    assert store.suspensions(until, include_ended=True) == [added]
+        assert tx.suspensions.active_suspension("schedule", "ranking", T0) == added
+        assert (
+            tx.suspensions.active_suspension("schedule", "ranking", until - timedelta(seconds=1))
+            == added
+        )
+        assert tx.suspensions.active_suspension("schedule", "ranking", until) is None
+        assert tx.suspensions.active_suspension("worker", "ranking", T0) is None
+        assert tx.suspensions.active_suspension("schedule", "other", T0) is None
+    assert store.suspensions.suspensions(T0) == [added]
+    assert store.suspensions.suspensions(until) == []
+    assert store.suspensions.suspensions(until, include_ended=True) == [added]
 
 
 def test_ending_a_suspension_records_who_and_when(store: Store) -> None:
@@ -280,21 +284,23 @@ def test_ending_a_suspension_records_who_and_when(store: Store) -> None:
         added = suspend(tx, "feed", kind="worker")
     resumed_at = T0 + timedelta(minutes=5)
     with store.transaction() as tx:
-        ended = tx.end_suspension(added.id, ended_by="bob", ended_at=resumed_at)
+        ended = tx.suspensions.end_suspension(added.id, ended_by="bob", ended_at=resumed_at)
     assert ended.ended_by == "bob"
     assert ended.ended_at == resumed_at
     assert_utc(ended.ended_at)
     assert not ended.active(resumed_at)
 
     with store.transaction() as tx:
-        assert tx.active_suspension("worker", "feed", resumed_at) is None
+        assert tx.suspensions.active_suspension("worker", "feed", resumed_at) is None
         # Ending it again keeps the first record of who resumed it.
-        again = tx.end_suspension(added.id, ended_by="carol", ended_at=T0 + timedelta(hours=1))
+        again = tx.suspensions.end_suspension(
+            added.id, ended_by="carol", ended_at=T0 + timedelta(hours=1)
+        )
         assert again == ended
         with pytest.raises(NotFound):
-            tx.end_suspension(added.id + 1000, ended_by="x", ended_at=resumed_at)
-    assert store.suspensions(resumed_at) == []
-    assert store.suspensions(resumed_at, include_ended=True) == [ended]
+            tx.suspensions.end_suspension(added.id + 1000, ended_by="x", ended_at=resumed_at)
+    assert store.suspensions.suspensions(resumed_at) == []
+    assert store.suspensions.suspensions(resumed_at, include_ended=True) == [ended]
 
 
 def test_suspensions_are_listed_newest_first(store: Store) -> None:
@@ -303,20 +309,26 @@ def test_suspensions_are_listed_newest_first(store: Store) -> None:
             suspend(tx, f"c{i}", T0 + timedelta(minutes=i), until=T0 + timedelta(hours=2 * i))
             for i in range(3)
         ]
-        tx.end_suspension(created[0].id, ended_by="a", ended_at=T0 + timedelta(minutes=10))
+        tx.suspensions.end_suspension(
+            created[0].id, ended_by="a", ended_at=T0 + timedelta(minutes=10)
+        )
     later = T0 + timedelta(minutes=30)
-    assert [s.name for s in store.suspensions(later)] == ["c2", "c1"]
-    assert [s.name for s in store.suspensions(T0 + timedelta(hours=2))] == ["c2"]
-    assert [s.name for s in store.suspensions(later, include_ended=True)] == ["c2", "c1", "c0"]
+    assert [s.name for s in store.suspensions.suspensions(later)] == ["c2", "c1"]
+    assert [s.name for s in store.suspensions.suspensions(T0 + timedelta(hours=2))] == ["c2"]
+    assert [s.name for s in store.suspensions.suspensions(later, include_ended=True)] == [
+        "c2",
+        "c1",
+        "c0",
+    ]
     with store.transaction() as tx:
-        assert [s.name for s in tx.suspensions(later)] == ["c2", "c1"]
+        assert [s.name for s in tx.suspensions.suspensions(later)] == ["c2", "c1"]
 
 
 def test_the_newest_of_several_active_suspensions_is_reported(store: Store) -> None:
     with store.transaction() as tx:
         for minute, reason in ((0, "first"), (1, "second")):
             suspend(tx, "x", T0 + timedelta(minutes=minute), reason=reason)
-        active = tx.active_suspension("schedule", "x", T0 + timedelta(minutes=2))
+        active = tx.suspensions.active_suspension("schedule", "x", T0 + timedelta(minutes=2))
     assert active is not None
     assert active.reason == "second"
 
@@ -337,24 +349,27 @@ def test_audit_is_newest_first_and_paginated(store: Store) -> None:
                 outcome="refused" if i == 3 else "ok",
                 detail={"params": {"title": f"速報 {i}", "audience": "all"}, "n": i},
             )
-            saved = tx.record_audit(entry)
+            saved = tx.audit.record_audit(entry)
             assert saved.id is not None
             assert saved == dataclasses.replace(entry, id=saved.id)
             recorded.append(saved)
         # Same instant as the newest: the one recorded later comes first.
         tie = AuditEntry(at=T0 + timedelta(minutes=4), actor="x", via="cli", action="apply")
-        recorded.append(tx.record_audit(tie))
+        recorded.append(tx.audit.record_audit(tie))
 
     newest_first = list(reversed(recorded))
-    assert store.audit() == newest_first
-    assert store.audit(limit=2) == newest_first[:2]
-    assert store.audit(limit=2, offset=2) == newest_first[2:4]
-    assert store.audit(limit=10, offset=5) == newest_first[5:]
-    assert store.audit(limit=10, offset=6) == []
-    for entry in store.audit():
+    assert store.audit.audit() == newest_first
+    assert store.audit.audit(limit=2) == newest_first[:2]
+    assert store.audit.audit(limit=2, offset=2) == newest_first[2:4]
+    assert store.audit.audit(limit=10, offset=5) == newest_first[5:]
+    assert store.audit.audit(limit=10, offset=6) == []
+    for entry in store.audit.audit():
         assert_utc(entry.at)
-    assert store.audit()[2].outcome == "refused"
-    assert store.audit()[-1].detail == {"params": {"title": "速報 0", "audience": "all"}, "n": 0}
+    assert store.audit.audit()[2].outcome == "refused"
+    assert store.audit.audit()[-1].detail == {
+        "params": {"title": "速報 0", "audience": "all"},
+        "n": 0,
+    }
 
 
 # -- schema and wiring -----------------------------------------------------------------
@@ -366,7 +381,7 @@ def test_opening_again_is_a_no_op_migration(store: Store) -> None:
     for _ in range(2):
         with open_store(full_url(store)) as again:
             assert current_revision(again.engine) == head_revision()
-            latest = again.latest_revision()
+            latest = again.revisions.latest_revision()
             assert latest is not None
             assert latest.number == 1
 
@@ -432,7 +447,7 @@ def test_a_threads_pinned_writes_run_on_one_connection(store: Store) -> None:
     thread, and every read, goes through the pool as before, and sees its writes."""
     connections: list[object] = []
 
-    def used(tx: Tx) -> None:
+    def used(tx: SqlTx) -> None:
         connections.append(tx.connection.connection.dbapi_connection)
 
     store.pin_writes()
@@ -443,32 +458,32 @@ def test_a_threads_pinned_writes_run_on_one_connection(store: Store) -> None:
     pinned = store._pinned.connection.dbapi_connection
     for actor in ("first", "second"):
         with store.transaction() as tx:
-            tx.record_audit(_entry(actor))
+            tx.audit.record_audit(_entry(actor))
             used(tx)
     assert connections == [pinned, pinned]
 
     # A unit of work that fails is rolled back, and the connection serves the next one.
     def fails() -> None:
         with store.transaction() as tx:
-            tx.record_audit(_entry("rolled back"))
+            tx.audit.record_audit(_entry("rolled back"))
             raise RuntimeError("rolled back")
 
     with pytest.raises(RuntimeError):
         fails()
     with store.transaction() as tx:
-        tx.record_audit(_entry("third"))
+        tx.audit.record_audit(_entry("third"))
         used(tx)
     assert connections[2] is pinned
 
     def elsewhere() -> None:
         with store.transaction() as tx:
-            tx.record_audit(_entry("other thread"))
+            tx.audit.record_audit(_entry("other thread"))
             used(tx)
 
     thread = threading.Thread(target=elsewhere)
     thread.start()
     thread.join()
     assert connections[3] is not pinned
-    assert [e.actor for e in store.audit()] == ["other thread", "third", "second", "first"]
+    assert [e.actor for e in store.audit.audit()] == ["other thread", "third", "second", "first"]
     store.close()
     assert store._pinned is None

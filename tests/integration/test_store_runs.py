@@ -53,11 +53,13 @@ def new_run(tx: Tx, job: str = "ranking", **overrides: Any) -> Run:
         "created_at": T0,
     }
     fields.update(overrides)
-    return tx.create_run(job=job, **fields)
+    return tx.runs.create_run(job=job, **fields)
 
 
 def claim(tx: Tx, nominal: datetime, schedule: str = "ranking", host: str = "h1") -> bool:
-    return tx.claim_fire(schedule, nominal, decided_at=nominal + timedelta(seconds=1), host=host)
+    return tx.runs.claim_fire(
+        schedule, nominal, decided_at=nominal + timedelta(seconds=1), host=host
+    )
 
 
 def assert_utc(value: datetime | None) -> None:
@@ -120,7 +122,7 @@ def test_a_claim_that_rolls_back_frees_the_slot(store: Store) -> None:
 
     with pytest.raises(RuntimeError, match="died"):
         claim_and_die()
-    assert store.last_fire("ranking") is None
+    assert store.runs.last_fire("ranking") is None
     with store.transaction() as tx:
         assert claim(tx, T0, host="h2")
 
@@ -146,7 +148,7 @@ with open_store(url) as store:
     for minute in range(count):
         nominal = start + timedelta(minutes=minute)
         with store.transaction() as tx:
-            if tx.claim_fire("ranking", nominal, decided_at=datetime.now(UTC), host=host):
+            if tx.runs.claim_fire("ranking", nominal, decided_at=datetime.now(UTC), host=host):
                 won.append(minute)
 print(json.dumps(won))
 """
@@ -169,22 +171,22 @@ def test_processes_racing_for_fires_never_share_one(store: Store) -> None:
         assert child.returncode == 0, err
         won.extend(json.loads(out))
     assert sorted(won) == list(range(slots))
-    assert store.last_fire("ranking") == at(slots - 1)
+    assert store.runs.last_fire("ranking") == at(slots - 1)
 
 
 def test_last_fire_is_the_newest_nominal_time_claimed(store: Store) -> None:
-    assert store.last_fire("ranking") is None
+    assert store.runs.last_fire("ranking") is None
     with store.transaction() as tx:
         for minute in (10, 30, 20):
             claim(tx, at(minute))
         claim(tx, at(50), schedule="other")
-        assert tx.last_fire("ranking") == at(30)
-    last = store.last_fire("ranking")
+        assert tx.runs.last_fire("ranking") == at(30)
+    last = store.runs.last_fire("ranking")
     assert last == at(30)
     assert_utc(last)
-    assert store.last_fire("other") == at(50)
-    assert store.last_fire("unknown") is None
-    every = store.last_fires()
+    assert store.runs.last_fire("other") == at(50)
+    assert store.runs.last_fire("unknown") is None
+    every = store.runs.last_fires()
     assert every == {"ranking": at(30), "other": at(50)}
     assert_utc(every["ranking"])
 
@@ -193,9 +195,9 @@ def test_a_claimed_fire_is_linked_to_its_run(store: Store) -> None:
     with store.transaction() as tx:
         assert claim(tx, T0)
         run = new_run(tx, scheduled_for=T0)
-        tx.attach_fire("ranking", T0.astimezone(TOKYO), run.id)
+        tx.runs.attach_fire("ranking", T0.astimezone(TOKYO), run.id)
         with pytest.raises(NotFound):
-            tx.attach_fire("ranking", at(1), run.id)
+            tx.runs.attach_fire("ranking", at(1), run.id)
     with store.reading() as tx:
         linked = tx.connection.scalar(select(fires.c.run_id).where(fires.c.schedule == "ranking"))
     assert linked == run.id
@@ -207,7 +209,7 @@ def test_a_claimed_fire_is_linked_to_its_run(store: Store) -> None:
 def test_a_run_is_created_with_its_fields_and_a_created_event(store: Store) -> None:
     with store.transaction() as tx:
         first = new_run(tx, status="failed", reason="launch_error")
-        created = tx.create_run(
+        created = tx.runs.create_run(
             job="breaking-push",
             kind="command",
             trigger="retry",
@@ -225,7 +227,7 @@ def test_a_run_is_created_with_its_fields_and_a_created_event(store: Store) -> N
             detail={"lateness_s": 0.25},
         )
     assert created.id > first.id
-    assert store.run(created.id) == created
+    assert store.runs.run(created.id) == created
     assert created == Run(
         id=created.id,
         job="breaking-push",
@@ -247,26 +249,26 @@ def test_a_run_is_created_with_its_fields_and_a_created_event(store: Store) -> N
     assert_utc(created.created_at)
     assert_utc(created.scheduled_for)
 
-    [event] = store.events(created.id)
+    [event] = store.runs.events(created.id)
     assert (event.run_id, event.at, event.type) == (created.id, T0, "created")
     assert event.detail == {"status": "pending", "reason": None}
     assert event.id is not None
     assert_utc(event.at)
-    [failed] = store.events(first.id)
+    [failed] = store.runs.events(first.id)
     assert failed.detail == {"status": "failed", "reason": "launch_error"}
 
-    minimal = store.run(first.id)
+    minimal = store.runs.run(first.id)
     assert minimal is not None
     assert (minimal.attempt, minimal.params, minimal.detail) == (1, {}, {})
     assert minimal.scheduled_for is None
-    assert store.run(created.id + 1000) is None
+    assert store.runs.run(created.id + 1000) is None
 
 
 def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> None:
     with store.transaction() as tx:
         run = new_run(tx, detail={"run_dir": "/runs/1", "lateness_s": 0.5})
     with store.transaction() as tx:
-        started = tx.update_run(
+        started = tx.runs.update_run(
             run.id,
             at=at(1),
             event="started",
@@ -274,8 +276,8 @@ def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> No
             started_at=at(1).astimezone(TOKYO),
             detail={"pid": 4242},
         )
-        tx.add_event(run.id, at=at(2), type="heartbeat", detail={"rss_bytes": 1024})
-        tx.add_event(run.id, at=at(2), type="note")
+        tx.runs.add_event(run.id, at=at(2), type="heartbeat", detail={"rss_bytes": 1024})
+        tx.runs.add_event(run.id, at=at(2), type="note")
     assert started.status == "running"
     assert started.started_at == at(1)
     assert_utc(started.started_at)
@@ -283,7 +285,7 @@ def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> No
     assert (started.reason, started.ended_at, started.exit_code) == (None, None, None)
 
     with store.transaction() as tx:
-        ended = tx.update_run(
+        ended = tx.runs.update_run(
             run.id,
             at=at(5),
             event="ended",
@@ -294,7 +296,7 @@ def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> No
             # A key given again is replaced; the others are kept.
             detail={"pid": None, "peak_memory_bytes": 2048},
         )
-    assert store.run(run.id) == ended
+    assert store.runs.run(run.id) == ended
     assert (ended.status, ended.reason, ended.exit_code) == ("failed", "exit_code", 3)
     assert (ended.started_at, ended.ended_at) == (at(1), at(5))
     assert ended.detail == {
@@ -305,7 +307,7 @@ def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> No
     }
     assert not ended.active
 
-    history = store.events(run.id)
+    history = store.runs.events(run.id)
     assert [(e.type, e.at) for e in history] == [
         ("created", T0),
         ("started", at(1)),
@@ -335,47 +337,52 @@ def test_updates_set_the_given_fields_and_record_the_history(store: Store) -> No
 def test_an_update_with_nothing_to_set_only_records_the_event(store: Store) -> None:
     with store.transaction() as tx:
         run = new_run(tx)
-        same = tx.update_run(run.id, at=at(1), event="dispatched")
+        same = tx.runs.update_run(run.id, at=at(1), event="dispatched")
     assert same == run
-    assert [e.type for e in store.events(run.id)] == ["created", "dispatched"]
-    assert store.events(run.id)[1].detail == {}
+    assert [e.type for e in store.runs.events(run.id)] == ["created", "dispatched"]
+    assert store.runs.events(run.id)[1].detail == {}
 
 
 def test_unknown_runs_are_reported(store: Store) -> None:
     with store.transaction() as tx:
         with pytest.raises(NotFound):
-            tx.update_run(99, at=T0, event="started", status="running")
+            tx.runs.update_run(99, at=T0, event="started", status="running")
         with pytest.raises(NotFound):
-            tx.add_event(99, at=T0, type="note")
+            tx.runs.add_event(99, at=T0, type="note")
         # Neither poisoned the unit of work.
         run = new_run(tx)
-    assert store.events(99) == []
-    assert store.run(run.id) == run
+    assert store.runs.events(99) == []
+    assert store.runs.run(run.id) == run
 
 
 def test_a_final_status_is_final(store: Store) -> None:
     with store.transaction() as tx:
         run = new_run(tx)
-        tx.update_run(run.id, at=at(1), event="started", status="running")
-        done = tx.update_run(run.id, at=at(2), event="ended", status="succeeded", exit_code=0)
+        tx.runs.update_run(run.id, at=at(1), event="started", status="running")
+        done = tx.runs.update_run(run.id, at=at(2), event="ended", status="succeeded", exit_code=0)
     with store.transaction() as tx:
         for status in ("failed", "succeeded", "lost", "running"):
             with pytest.raises(RunAlreadyEnded, match="succeeded") as refused:
-                tx.update_run(run.id, at=at(3), event="ended", status=status, exit_code=1)
+                tx.runs.update_run(run.id, at=at(3), event="ended", status=status, exit_code=1)
             assert isinstance(refused.value, StoreError)
         # What is not the outcome can still be added to an ended run.
-        later = tx.update_run(run.id, at=at(4), event="measured", detail={"peak": 7})
+        later = tx.runs.update_run(run.id, at=at(4), event="measured", detail={"peak": 7})
     assert later.status == "succeeded"
     assert later.exit_code == 0
     assert later.detail == {"peak": 7}
-    assert store.run(run.id) == later
-    assert [e.type for e in store.events(run.id)] == ["created", "started", "ended", "measured"]
+    assert store.runs.run(run.id) == later
+    assert [e.type for e in store.runs.events(run.id)] == [
+        "created",
+        "started",
+        "ended",
+        "measured",
+    ]
     assert done.status == "succeeded"
 
     with store.transaction() as tx:
         skipped = new_run(tx, status="skipped", reason="overlap")
         with pytest.raises(RunAlreadyEnded):
-            tx.update_run(skipped.id, at=at(1), event="started", status="running")
+            tx.runs.update_run(skipped.id, at=at(1), event="started", status="running")
 
 
 def test_steps_are_one_write_of_the_run_with_an_event_each(store: Store) -> None:
@@ -385,13 +392,13 @@ def test_steps_are_one_write_of_the_run_with_an_event_each(store: Store) -> None
             RunStep("started", "running", started_at=at(1), detail={"pid": 7, "launch": "warm"}),
             RunStep("ended", "succeeded", exit_code=0, ended_at=at(1), detail={"launch": "x"}),
         ]
-        ended = tx.update_run_steps(run.id, at=at(1), steps=steps)
+        ended = tx.runs.update_run_steps(run.id, at=at(1), steps=steps)
     assert (ended.status, ended.exit_code) == ("succeeded", 0)
     assert (ended.started_at, ended.ended_at) == (at(1), at(1))
     # Merged in order: a later step's key wins.
     assert ended.detail == {"requested_at": "x", "pid": 7, "launch": "x"}
-    assert store.run(run.id) == ended
-    events = store.events(run.id)
+    assert store.runs.run(run.id) == ended
+    events = store.runs.events(run.id)
     assert [e.type for e in events] == ["created", "started", "ended"]
     assert events[1].detail == {
         "status": "running",
@@ -411,9 +418,9 @@ def test_a_step_after_a_final_one_is_refused_with_the_others(store: Store) -> No
         run = new_run(tx)
     twice = [RunStep("ended", "succeeded"), RunStep("ended", "failed")]
     with pytest.raises(RunAlreadyEnded, match="succeeded"), store.transaction() as tx:
-        tx.update_run_steps(run.id, at=at(1), steps=twice)
-    assert store.run(run.id) == run
-    assert [e.type for e in store.events(run.id)] == ["created"]
+        tx.runs.update_run_steps(run.id, at=at(1), steps=twice)
+    assert store.runs.run(run.id) == run
+    assert [e.type for e in store.runs.events(run.id)] == ["created"]
 
 
 def test_steps_onto_a_known_run_write_it_without_reading_it(store: Store) -> None:
@@ -427,13 +434,13 @@ def test_steps_onto_a_known_run_write_it_without_reading_it(store: Store) -> Non
     event.listen(store.engine, "before_cursor_execute", executed)
     try:
         with store.transaction() as tx:
-            started = tx.update_run_steps(
+            started = tx.runs.update_run_steps(
                 run.id,
                 at=at(1),
                 steps=[RunStep("started", "running", started_at=at(1), detail={"pid": 7})],
                 known=run,
             )
-            ended = tx.update_run_steps(
+            ended = tx.runs.update_run_steps(
                 run.id,
                 at=at(2),
                 steps=[RunStep("ended", "succeeded", exit_code=0, ended_at=at(2))],
@@ -442,7 +449,7 @@ def test_steps_onto_a_known_run_write_it_without_reading_it(store: Store) -> Non
     finally:
         event.remove(store.engine, "before_cursor_execute", executed)
     assert "SELECT" not in statements, "nothing is read back"
-    assert store.run(run.id) == ended
+    assert store.runs.run(run.id) == ended
     assert (ended.status, ended.exit_code, ended.started_at, ended.ended_at) == (
         "succeeded",
         0,
@@ -450,51 +457,51 @@ def test_steps_onto_a_known_run_write_it_without_reading_it(store: Store) -> Non
         at(2),
     )
     assert ended.detail == {"requested_at": "x", "pid": 7}
-    assert [e.type for e in store.events(run.id)] == ["created", "started", "ended"]
+    assert [e.type for e in store.runs.events(run.id)] == ["created", "started", "ended"]
 
 
 def test_a_known_run_that_ended_meanwhile_is_refused_as_usual(store: Store) -> None:
     with store.transaction() as tx:
         run = new_run(tx, status="running")
-        tx.update_run(run.id, at=at(1), event="ended", status="lost", reason="vanished")
+        tx.runs.update_run(run.id, at=at(1), event="ended", status="lost", reason="vanished")
     stale = [RunStep("ended", "succeeded", exit_code=0, ended_at=at(2))]
     with pytest.raises(RunAlreadyEnded, match="lost"), store.transaction() as tx:
-        tx.update_run_steps(run.id, at=at(2), steps=stale, known=run)
-    final = store.run(run.id)
+        tx.runs.update_run_steps(run.id, at=at(2), steps=stale, known=run)
+    final = store.runs.run(run.id)
     assert final is not None
     assert (final.status, final.exit_code) == ("lost", None)
-    assert [e.type for e in store.events(run.id)] == ["created", "ended"]
+    assert [e.type for e in store.runs.events(run.id)] == ["created", "ended"]
     # What is not an outcome can still be added, and is read first, known or not.
     with store.transaction() as tx:
-        later = tx.update_run_steps(
+        later = tx.runs.update_run_steps(
             run.id, at=at(3), steps=[RunStep("measured", detail={"peak": 7})], known=run
         )
-    assert later == store.run(run.id)
+    assert later == store.runs.run(run.id)
     assert later.status == "lost"
     assert later.detail == {"peak": 7}
     gone = dataclasses.replace(run, id=run.id + 1000, status="running")
     with store.transaction() as tx, pytest.raises(NotFound):
-        tx.update_run_steps(gone.id, at=at(4), steps=[RunStep("ended", "failed")], known=gone)
+        tx.runs.update_run_steps(gone.id, at=at(4), steps=[RunStep("ended", "failed")], known=gone)
 
 
 def test_events_appended_to_runs_held_by_the_caller(store: Store) -> None:
     with store.transaction() as tx:
         first, second = new_run(tx), new_run(tx, job="other")
-        tx.append_events([first.id, second.id], at=at(1), type="waiting", detail={"for": "x"})
-        tx.append_events([], at=at(1), type="waiting", detail={})
+        tx.runs.append_events([first.id, second.id], at=at(1), type="waiting", detail={"for": "x"})
+        tx.runs.append_events([], at=at(1), type="waiting", detail={})
     for run in (first, second):
-        events = store.events(run.id)
+        events = store.runs.events(run.id)
         assert [(e.type, e.detail, e.at) for e in events[1:]] == [("waiting", {"for": "x"}, at(1))]
 
     # A run that does not exist is refused by the database, with the whole unit of work.
     def append_to_a_missing_run() -> None:
         with store.transaction() as tx:
             third = new_run(tx, job="third")
-            tx.append_events([third.id + 1000], at=at(2), type="waiting", detail={})
+            tx.runs.append_events([third.id + 1000], at=at(2), type="waiting", detail={})
 
     with pytest.raises(IntegrityError):
         append_to_a_missing_run()
-    assert store.runs(job="third") == []
+    assert store.runs.runs(job="third") == []
 
 
 def test_concurrent_completions_record_one_outcome(store: Store) -> None:
@@ -504,16 +511,16 @@ def test_concurrent_completions_record_one_outcome(store: Store) -> None:
     def complete(index: int) -> str:
         status: RunStatus = "succeeded" if index % 2 else "lost"
         with store.transaction() as tx:
-            return tx.update_run(run.id, at=at(1), event="ended", status=status).status
+            return tx.runs.update_run(run.id, at=at(1), event="ended", status=status).status
 
     outcomes = in_threads(4, complete)
     winners = [o for o in outcomes if isinstance(o, str)]
     assert len(winners) == 1
     assert all(isinstance(o, RunAlreadyEnded) for o in outcomes if o not in winners)
-    final = store.run(run.id)
+    final = store.runs.run(run.id)
     assert final is not None
     assert final.status == winners[0]
-    assert [e.type for e in store.events(run.id)] == ["created", "ended"]
+    assert [e.type for e in store.runs.events(run.id)] == ["created", "ended"]
 
 
 def test_naive_times_are_refused(store: Store) -> None:
@@ -525,8 +532,8 @@ def test_naive_times_are_refused(store: Store) -> None:
             claim(tx, naive)
         run = new_run(tx)
         with pytest.raises(ValueError, match="timezone-aware"):
-            tx.update_run(run.id, at=at(1), event="started", started_at=naive)
-    assert store.events(run.id)[-1].type == "created"
+            tx.runs.update_run(run.id, at=at(1), event="started", started_at=naive)
+    assert store.runs.events(run.id)[-1].type == "created"
 
 
 # -- listings --------------------------------------------------------------------------
@@ -555,78 +562,80 @@ def ids(found: list[Run]) -> list[int]:
 
 def test_runs_are_listed_newest_first_with_filters(store: Store, history: list[Run]) -> None:
     newest_first = list(reversed(history))
-    assert store.runs() == newest_first
-    assert ids(store.runs(job="ranking")) == ids([r for r in newest_first if r.job == "ranking"])
-    assert ids(store.runs(kind="worker")) == [history[5].id, history[2].id]
-    assert ids(store.runs(status="running")) == ids(
+    assert store.runs.runs() == newest_first
+    assert ids(store.runs.runs(job="ranking")) == ids(
+        [r for r in newest_first if r.job == "ranking"]
+    )
+    assert ids(store.runs.runs(kind="worker")) == [history[5].id, history[2].id]
+    assert ids(store.runs.runs(status="running")) == ids(
         [history[7], history[5], history[3], history[2]]
     )
-    assert ids(store.runs(trigger="manual")) == [history[1].id]
-    assert ids(store.runs(job="ranking", status="running")) == [history[7].id]
-    assert ids(store.runs(since=at(3), until=at(5))) == [history[4].id, history[3].id]
-    assert ids(store.runs(since=at(6).astimezone(TOKYO))) == [history[7].id, history[6].id]
-    assert ids(store.runs(until=at(1))) == [history[0].id]
-    assert store.runs(job="nothing") == []
-    assert store.runs(status="lost") == []
+    assert ids(store.runs.runs(trigger="manual")) == [history[1].id]
+    assert ids(store.runs.runs(job="ranking", status="running")) == [history[7].id]
+    assert ids(store.runs.runs(since=at(3), until=at(5))) == [history[4].id, history[3].id]
+    assert ids(store.runs.runs(since=at(6).astimezone(TOKYO))) == [history[7].id, history[6].id]
+    assert ids(store.runs.runs(until=at(1))) == [history[0].id]
+    assert store.runs.runs(job="nothing") == []
+    assert store.runs.runs(status="lost") == []
     with store.reading() as tx:
-        assert tx.runs(kind="command") == [history[3]]
+        assert tx.runs.runs(kind="command") == [history[3]]
 
 
 def test_runs_are_paginated(store: Store, history: list[Run]) -> None:
     newest_first = list(reversed(history))
-    assert store.runs(limit=3) == newest_first[:3]
-    assert store.runs(limit=3, offset=3) == newest_first[3:6]
-    assert store.runs(limit=3, offset=6) == newest_first[6:]
-    assert store.runs(limit=3, offset=9) == []
-    assert ids(store.runs(job="ranking", limit=2, offset=1)) == [history[6].id, history[4].id]
+    assert store.runs.runs(limit=3) == newest_first[:3]
+    assert store.runs.runs(limit=3, offset=3) == newest_first[3:6]
+    assert store.runs.runs(limit=3, offset=6) == newest_first[6:]
+    assert store.runs.runs(limit=3, offset=9) == []
+    assert ids(store.runs.runs(job="ranking", limit=2, offset=1)) == [history[6].id, history[4].id]
 
 
 def test_runs_created_at_the_same_instant_keep_a_stable_order(store: Store) -> None:
     with store.transaction() as tx:
         same = [new_run(tx, job=f"j{i}") for i in range(3)]
-    assert ids(store.runs()) == ids(list(reversed(same)))
-    assert ids(store.active_runs()) == ids(same)
+    assert ids(store.runs.runs()) == ids(list(reversed(same)))
+    assert ids(store.runs.active_runs()) == ids(same)
 
 
 def test_active_runs_are_the_pending_and_running_ones_oldest_first(
     store: Store, history: list[Run]
 ) -> None:
     active = [history[i] for i in (2, 3, 5, 6, 7)]
-    assert store.active_runs() == active
-    assert store.active_runs(job="ranking") == [history[6], history[7]]
-    assert store.active_runs(kind="worker") == [history[2], history[5]]
-    assert store.active_runs(kind="command") == [history[3]]
-    assert store.active_runs(host="h1") == [history[2], history[6], history[7]]
-    assert store.active_runs(job="feed-indexer", kind="worker", host="h2") == [history[5]]
-    assert store.active_runs(job="ranking", kind="worker") == []
+    assert store.runs.active_runs() == active
+    assert store.runs.active_runs(job="ranking") == [history[6], history[7]]
+    assert store.runs.active_runs(kind="worker") == [history[2], history[5]]
+    assert store.runs.active_runs(kind="command") == [history[3]]
+    assert store.runs.active_runs(host="h1") == [history[2], history[6], history[7]]
+    assert store.runs.active_runs(job="feed-indexer", kind="worker", host="h2") == [history[5]]
+    assert store.runs.active_runs(job="ranking", kind="worker") == []
     with store.transaction() as tx:
-        tx.update_run(history[6].id, at=at(9), event="ended", status="cancelled")
-        assert tx.active_runs(job="ranking") == [history[7]]
-    assert store.active_runs(job="ranking") == [history[7]]
+        tx.runs.update_run(history[6].id, at=at(9), event="ended", status="cancelled")
+        assert tx.runs.active_runs(job="ranking") == [history[7]]
+    assert store.runs.active_runs(job="ranking") == [history[7]]
 
 
 def test_last_runs_are_the_newest_run_of_each_job(store: Store, history: list[Run]) -> None:
-    assert store.last_runs() == {
+    assert store.runs.last_runs() == {
         "ranking": history[7],
         "feed-indexer": history[5],
         "breaking-push": history[3],
     }
-    assert store.last_runs(["ranking", "breaking-push", "never-ran"]) == {
+    assert store.runs.last_runs(["ranking", "breaking-push", "never-ran"]) == {
         "ranking": history[7],
         "breaking-push": history[3],
     }
-    assert store.last_runs([]) == {}
+    assert store.runs.last_runs([]) == {}
     with store.transaction() as tx:
         newest = new_run(tx, job="breaking-push", kind="command", created_at=at(30))
-        assert tx.last_runs(["breaking-push"]) == {"breaking-push": newest}
+        assert tx.runs.last_runs(["breaking-push"]) == {"breaking-push": newest}
 
 
 def test_listings_of_an_empty_store(store: Store) -> None:
-    assert store.runs() == []
-    assert store.active_runs() == []
-    assert store.last_runs() == {}
-    assert store.events(1) == []
-    assert store.run(1) is None
+    assert store.runs.runs() == []
+    assert store.runs.active_runs() == []
+    assert store.runs.last_runs() == {}
+    assert store.runs.events(1) == []
+    assert store.runs.run(1) is None
 
 
 # -- schema ----------------------------------------------------------------------------
@@ -647,7 +656,7 @@ def test_a_foundation_database_is_upgraded_with_its_revisions(empty_store_url: s
         upgrade(engine, "0001")
         assert current_revision(engine) == "0001"
         with Store(engine).transaction() as tx:
-            old = tx.add_revision(
+            old = tx.revisions.add_revision(
                 applied_at=T0,
                 applied_by="alice",
                 catalog_sha256="a" * 64,
@@ -661,12 +670,12 @@ def test_a_foundation_database_is_upgraded_with_its_revisions(empty_store_url: s
 
     with open_store(empty_store_url) as store:
         assert current_revision(store.engine) == head_revision()
-        assert store.revision(1) == old
-        assert store.latest_revision() == old
+        assert store.revisions.revision(1) == old
+        assert store.revisions.latest_revision() == old
         with store.transaction() as tx:
             assert claim(tx, T0)
             run = new_run(tx, revision=old.number)
-        assert store.runs() == [run]
+        assert store.runs.runs() == [run]
 
 
 def test_the_runs_migration_can_be_undone_and_redone(store: Store) -> None:
@@ -677,7 +686,7 @@ def test_the_runs_migration_can_be_undone_and_redone(store: Store) -> None:
     assert current_revision(store.engine) == "0001"
     upgrade(store.engine)
     assert current_revision(store.engine) == head_revision()
-    assert store.runs() == []
+    assert store.runs.runs() == []
 
 
 def test_migrating_logs_nothing_at_info(

@@ -17,28 +17,28 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 def claim_many(store: Store, count: int, start: int = 0) -> None:
     for i in range(start, start + count):
         with store.transaction() as tx:
-            tx.claim_fire("tick", T0 + timedelta(seconds=i), decided_at=T0, host="h")
+            tx.runs.claim_fire("tick", T0 + timedelta(seconds=i), decided_at=T0, host="h")
 
 
 def test_writers_of_one_process_take_turns_without_sqlite_busy_waits(store: Store) -> None:
     """On SQLite a second writer waits for the first one's commit, then starts at once:
     the lock is handed over, not found free by SQLite's busy handler on one of its
     sleeps. On PostgreSQL writers of different rows do not wait for each other."""
-    sqlite = store.engine.dialect.name == "sqlite"
+    sqlite = store.single_writer
     entered = threading.Event()
     release = threading.Event()
     second_began: list[float] = []
 
     def first() -> None:
         with store.transaction() as tx:
-            tx.claim_fire("tick", T0, decided_at=T0, host="h")
+            tx.runs.claim_fire("tick", T0, decided_at=T0, host="h")
             entered.set()
             release.wait(10)
 
     def second() -> None:
         with store.transaction() as tx:
             second_began.append(time.monotonic())
-            tx.claim_fire("tick", T0 + timedelta(seconds=1), decided_at=T0, host="h")
+            tx.runs.claim_fire("tick", T0 + timedelta(seconds=1), decided_at=T0, host="h")
 
     one = threading.Thread(target=first)
     one.start()
@@ -60,7 +60,7 @@ def test_writers_of_one_process_take_turns_without_sqlite_busy_waits(store: Stor
         # SQLite's busy handler sleeps 50 ms between tries once it has waited this
         # long; a handed-over lock starts the second writer long before that.
         assert second_began[0] - released < 0.03
-    assert store.last_fires() == {"tick": T0 + timedelta(seconds=1)}
+    assert store.runs.last_fires() == {"tick": T0 + timedelta(seconds=1)}
 
 
 def test_a_server_checkpoints_the_wal_itself(store: Store) -> None:
@@ -80,4 +80,4 @@ def test_a_server_checkpoints_the_wal_itself(store: Store) -> None:
     claim_many(store, 10, start=1500)
     frames, done = store.checkpoint()
     assert done == frames < 100
-    assert len(store.last_fires()) == 1
+    assert len(store.runs.last_fires()) == 1

@@ -85,7 +85,7 @@ async def test_replicas_are_kept_and_a_killed_one_is_replaced(deck: Deck) -> Non
         return len(running) == 2 and victim.id not in {r.id for r in running}
 
     await until(replaced, "the killed replica to be replaced")
-    ended = engine.store.run(victim.id)
+    ended = engine.store.runs.run(victim.id)
     assert ended is not None
     assert ended.status == "failed"
     restart = [r for r in engine.runs("indexer") if r.retry_of == victim.id]
@@ -163,9 +163,9 @@ async def test_suspend_stops_with_sigterm_then_grace_then_sigkill(deck: Deck) ->
     stubborn = engine.running("stubborn")[0]
     await deck.suspend(engine, "polite")
     await deck.suspend(engine, "stubborn")
-    await until(lambda: not engine.store.active_runs(kind="worker"), "both stopped")
-    ended_polite = engine.store.run(polite.id)
-    ended_stubborn = engine.store.run(stubborn.id)
+    await until(lambda: not engine.store.runs.active_runs(kind="worker"), "both stopped")
+    ended_polite = engine.store.runs.run(polite.id)
+    ended_stubborn = engine.store.runs.run(stubborn.id)
     assert ended_polite is not None
     assert ended_stubborn is not None
     assert (ended_polite.status, ended_polite.reason) == ("cancelled", "suspended")
@@ -265,11 +265,11 @@ async def test_a_restarted_engine_adopts_live_replicas_and_replaces_one_that_die
         return len(running) == 2 and survivor.id in running and victim.id not in running
 
     await until(replaced, "the dead replica replaced and the live one kept")
-    ended = second.store.run(victim.id)
+    ended = second.store.runs.run(victim.id)
     assert ended is not None
     assert ended.status == "failed"
     assert ended.detail.get("signal") == signal.SIGKILL
-    assert "adopted" in [e.type for e in second.store.events(survivor.id)]
+    assert "adopted" in [e.type for e in second.store.runs.events(survivor.id)]
     await until(lambda: len(deck.life.starts()) == 3, "the replacement to log its start")
     assert second.workers()["indexer"]["restarts"] == 1
 

@@ -226,10 +226,12 @@ class Engine:
 
     def runs(self, job: str) -> list[Run]:
         """The job's runs, oldest first."""
-        return list(reversed(self.store.runs(job=job, kind="worker", limit=1000)))
+        return list(reversed(self.store.runs.runs(job=job, kind="worker", limit=1000)))
 
     def running(self, job: str) -> list[Run]:
-        return [r for r in self.store.active_runs(job=job, kind="worker") if r.status == "running"]
+        return [
+            r for r in self.store.runs.active_runs(job=job, kind="worker") if r.status == "running"
+        ]
 
     def status(self) -> dict[str, Any]:
         """``jobdeck status``'s document, from the store alone."""
@@ -237,10 +239,14 @@ class Engine:
 
         now = datetime.now(UTC)
         with self.store.reading() as tx:
-            depth = tx.queue_counts(int(now.timestamp() * 1000))
-            live = tx.worker_overview()
+            depth = tx.queues.queue_counts(int(now.timestamp() * 1000))
+            live = tx.workers.worker_overview()
         return collect_status(
-            self.store.latest_revision(), self.store.suspensions(now), now, depth, live
+            self.store.revisions.latest_revision(),
+            self.store.suspensions.suspensions(now),
+            now,
+            depth,
+            live,
         )
 
     def worker_status(self, name: str) -> dict[str, Any]:

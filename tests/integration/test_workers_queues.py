@@ -91,7 +91,7 @@ async def test_autoscaling_follows_the_backlog_out_and_back_in(
     # Drained: back in to 1, but only after the cooldown, and each stop with SIGTERM.
     await until(lambda: len(engine.running("consumer")) == 1, "back to one replica", within=30)
     with engine.store.reading() as tx:
-        decisions = [e.detail for e in tx.worker_events("consumer", types=("autoscale",))]
+        decisions = [e.detail for e in tx.workers.worker_events("consumer", types=("autoscale",))]
     actions = [d["action"] for d in decisions]
     assert actions[0] == "start"
     assert "out" in actions
@@ -158,7 +158,7 @@ async def test_a_worker_killed_mid_message_loses_nothing(
     # It came back only once its visibility timeout had passed.
     assert received[1]["at"] - received[0]["at"] >= 1.9
     assert received[1]["pid"] != received[0]["pid"]
-    killed = engine.store.run(first.id)
+    killed = engine.store.runs.run(first.id)
     assert killed is not None
     assert killed.status == "failed"
     assert killed.detail.get("signal") == signal.SIGKILL

@@ -59,7 +59,7 @@ def logged(deck: Deck, run_id: int) -> bool:
 
 def lease_holder(engine: Engine) -> int | None:
     with engine.store.reading() as tx:
-        lease = tx.lease("notifier")
+        lease = tx.workers.lease("notifier")
     return None if lease is None else lease.holder_run
 
 
@@ -88,7 +88,7 @@ async def test_a_singleton_never_overlaps_through_crashes_applies_and_restarts(
     await first.drop()
     second = await deck.engine(backoff=FAST)
     await until(lambda: running_of(second, 3), "the new singleton under the next engine")
-    ended_v2 = second.store.run(v2.id)
+    ended_v2 = second.store.runs.run(v2.id)
     assert ended_v2 is not None
     assert (ended_v2.status, ended_v2.reason) == ("cancelled", "changed")
     v3 = next(r for r in second.running("notifier") if r.revision == 3)
@@ -113,7 +113,7 @@ async def test_a_singleton_waits_for_a_lease_held_by_another_engine(deck: Deck) 
     engine = await deck.engine(backoff=FAST)
     now = engine.app.clock.now()
     with engine.store.transaction() as tx:
-        assert tx.take_lease(
+        assert tx.workers.take_lease(
             "notifier",
             run_id=999_999,
             host="elsewhere:e0",

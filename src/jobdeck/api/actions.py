@@ -45,7 +45,7 @@ def parse_until(value: Any, now: datetime) -> datetime | None:
 
 
 def _known(app: Application, kind: str, name: str) -> bool:
-    revision = app.store.latest_revision()
+    revision = app.store.revisions.latest_revision()
     if revision is None:
         return False
     return name in (revision.catalog.get(f"{kind}s") or {})
@@ -81,7 +81,9 @@ async def resume(request: Request, kind: str) -> Response:
 
     def act() -> dict[str, Any]:
         held = [
-            s for s in app.store.suspensions(app.clock.now()) if s.kind == kind and s.name == name
+            s
+            for s in app.store.suspensions.suspensions(app.clock.now())
+            if s.kind == kind and s.name == name
         ]
         if not held:
             if _known(app, kind, name):

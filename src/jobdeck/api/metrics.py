@@ -30,8 +30,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from jobdeck.api.counts import Moment, RunRow, run_counts, runs_after
 from jobdeck.store.records import TERMINAL_STATUSES
+from jobdeck.store.run_rows import Moment, RunRow
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -60,7 +60,7 @@ class StateCollector(Collector):
             "Runs in the store by kind, job and status.",
             labels=["kind", "job", "status"],
         )
-        for count in run_counts(app.store):
+        for count in app.store.runs.run_counts():
             runs.add_metric([count.kind, count.job, count.status], count.count)
         yield runs
         yield from self._workers()
@@ -97,8 +97,8 @@ class StateCollector(Collector):
                 restarts.add_metric([name], state["restarts"] if state else 0)
             yield from (desired, running, restarts)
             return
-        ended = run_counts(app.store, kind="worker", since=app.started_at)
-        active = app.store.active_runs(kind="worker")
+        ended = app.store.runs.run_counts(kind="worker", since=app.started_at)
+        active = app.store.runs.active_runs(kind="worker")
         for name, spec in (catalog.workers if catalog else {}).items():
             desired.add_metric([name], spec.desired_replicas)
             running.add_metric(
@@ -176,7 +176,7 @@ class Metrics:
     def _since(self, moment: Moment) -> Iterable[RunRow]:
         while True:
             at, run_id = self._marks[moment]
-            rows = runs_after(self.app.store, moment, at, run_id)
+            rows = self.app.store.runs.runs_after(moment, at, run_id)
             for row in rows:
                 yield row
                 when = row.created_at if moment == "created_at" else row.ended_at

@@ -7,9 +7,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily, Metric
-from sqlalchemy import func, select
-
-from jobdeck.store.tables import queue_messages
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -29,14 +26,8 @@ def queue_source(app: Application) -> Iterable[Metric]:
         labels=["queue"],
     )
     with app.store.reading() as tx:
-        counts = tx.queue_counts(now_ms)
-        first_sent = dict(
-            tx.connection.execute(
-                select(queue_messages.c.queue, func.min(queue_messages.c.sent_ms)).group_by(
-                    queue_messages.c.queue
-                )
-            ).all()
-        )
+        counts = tx.queues.queue_counts(now_ms)
+        first_sent = tx.queues.oldest_sent_ms()
     for name, count in sorted(counts.items()):
         depth.add_metric([name, "visible"], count.visible)
         depth.add_metric([name, "in_flight"], count.in_flight)

@@ -24,11 +24,13 @@ UPCOMING = 5
 
 def _status(app: Application) -> dict[str, Any]:
     now = app.clock.now()
-    return collect_status(app.store.latest_revision(), app.store.suspensions(now), now)
+    return collect_status(
+        app.store.revisions.latest_revision(), app.store.suspensions.suspensions(now), now
+    )
 
 
 def _with_last_runs(app: Application, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    last = app.store.last_runs([item["name"] for item in items])
+    last = app.store.runs.last_runs([item["name"] for item in items])
     return [
         {**item, "last_run": run_json(last[item["name"]]) if item["name"] in last else None}
         for item in items
@@ -55,7 +57,7 @@ async def schedule(request: Request) -> Response:
         found = [s for s in status["schedules"] if s["name"] == name]
         if not found:
             return None
-        revision = app.store.latest_revision()
+        revision = app.store.revisions.latest_revision()
         assert revision is not None  # a schedule was found in it
         spec = app.catalog.schedules.get(name) if app.catalog else None
         definition = revision.catalog["schedules"][name]
@@ -146,14 +148,14 @@ async def pools(request: Request) -> Response:
 async def revisions(request: Request) -> Response:
     app = application(request)
     limit = integer(request, "limit", 50, low=1, high=500)
-    found = await run_in_threadpool(app.store.revisions, limit)
+    found = await run_in_threadpool(app.store.revisions.revisions, limit)
     return Json({"items": [revision_json(r) for r in found]})
 
 
 async def revision(request: Request) -> Response:
     app = application(request)
     number = path_id(request, "number", "revision")
-    found = await run_in_threadpool(app.store.revision, number)
+    found = await run_in_threadpool(app.store.revisions.revision, number)
     if found is None:
         raise not_found(f"no revision {number}")
     return Json(revision_json(found, full=True))
@@ -162,7 +164,7 @@ async def revision(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     app = application(request)
     limit, offset = page(request)
-    entries = await run_in_threadpool(app.store.audit, limit + 1, offset)
+    entries = await run_in_threadpool(app.store.audit.audit, limit + 1, offset)
     return Json(paged(request, [audit_json(e) for e in entries], limit, offset))
 
 

@@ -58,7 +58,7 @@ async def list_runs(request: Request) -> Response:
         "until": moment(request, "until"),
     }
     found = await run_in_threadpool(
-        lambda: app.store.runs(**filters, limit=limit + 1, offset=offset)
+        lambda: app.store.runs.runs(**filters, limit=limit + 1, offset=offset)
     )
     return Json(paged(request, [run_json(r) for r in found], limit, offset))
 
@@ -69,13 +69,13 @@ def attempts_of(store: Store, run: Run) -> list[Run]:
     earlier: list[Run] = []
     current = run
     while current.retry_of is not None and len(earlier) < MAX_ATTEMPTS:
-        previous = store.run(current.retry_of)
+        previous = store.runs.run(current.retry_of)
         if previous is None:
             break
         earlier.append(previous)
         current = previous
     later: list[Run] = []
-    candidates = store.runs(
+    candidates = store.runs.runs(
         job=run.job, trigger="retry", since=run.created_at, limit=MAX_ATTEMPTS * 10
     )
     last = run.id
@@ -95,10 +95,10 @@ async def get_run(request: Request) -> Response:
     run_id = _run_id(request)
 
     def read() -> dict[str, Any] | None:
-        run = app.store.run(run_id)
+        run = app.store.runs.run(run_id)
         if run is None:
             return None
-        return run_detail_json(run, app.store.events(run_id), attempts_of(app.store, run))
+        return run_detail_json(run, app.store.runs.events(run_id), attempts_of(app.store, run))
 
     shown = await run_in_threadpool(read)
     if shown is None:
@@ -131,7 +131,7 @@ async def run_log(request: Request) -> Response:
     app = application(request)
     run_id = _run_id(request)
     offset = integer(request, "offset", 0, low=0, high=2**62)
-    run = await run_in_threadpool(app.store.run, run_id)
+    run = await run_in_threadpool(app.store.runs.run, run_id)
     if run is None:
         raise not_found(f"no run with id {run_id}")
     # The status is read before the bytes: when it says the run ended, the bytes read
@@ -164,14 +164,14 @@ async def start_run(request: Request) -> Response:
     if trigger not in MANUAL_TRIGGERS:
         raise bad_request(f"trigger must be one of {', '.join(MANUAL_TRIGGERS)}")
     if app.driver.schedule(name) is None:
-        applied = await run_in_threadpool(app.store.latest_revision)
+        applied = await run_in_threadpool(app.store.revisions.latest_revision)
         catalog = None if applied is None else applied.catalog
         raise not_found(unknown_schedule(name, catalog, "the applied revision"))
     who = actor(request)
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
-        tx.record_audit(run_entry(app.clock.now(), who, name, "ok", detail, via=via))
+        tx.audit.record_audit(run_entry(app.clock.now(), who, name, "ok", detail, via=via))
 
     # In the event loop's thread, as a command's invocation is: the driver records the
     # run and its audit entry in one short transaction and queues the run in the same
@@ -205,7 +205,7 @@ async def cancel_run(request: Request) -> Response:
     if via not in REQUEST_VIAS:
         raise bad_request(f"via must be one of {', '.join(REQUEST_VIAS)}")
     why = reason.strip() or None if reason is not None else None
-    run = await run_in_threadpool(app.store.run, run_id)
+    run = await run_in_threadpool(app.store.runs.run, run_id)
     if run is None:
         raise not_found(f"no run with id {run_id}")
     return Json(*cancel_as(app, run, actor(request), why, via))
@@ -220,13 +220,13 @@ def cancel_as(
     at = app.clock.now()
 
     def audited(tx: Tx, found: Run) -> None:
-        tx.record_audit(cancel_entry(at, who, run, "ok", why, via=via))
+        tx.audit.record_audit(cancel_entry(at, who, run, "ok", why, via=via))
 
     try:
         done = app.driver.cancel(run.id, by=who, why=why, audit=audited)
     except CancelRefused as exc:
         with app.store.transaction() as tx:
-            tx.record_audit(cancel_entry(at, who, run, "refused", why, str(exc), via=via))
+            tx.audit.record_audit(cancel_entry(at, who, run, "refused", why, str(exc), via=via))
         raise ApiError(409, "conflict", str(exc)) from None
     except KeyError:
         raise not_found(f"no run with id {run.id}") from None
@@ -278,7 +278,7 @@ def record_refused(
 ) -> None:
     """A refused request, recorded on its own (the refusal rolled the run back)."""
     with store.transaction() as tx:
-        tx.record_audit(run_entry(at, who, name, "refused", {"why": why}, via=via))
+        tx.audit.record_audit(run_entry(at, who, name, "refused", {"why": why}, via=via))
 
 
 ROUTES = [

@@ -85,7 +85,7 @@ def plan(ctx: typer.Context, as_json: JsonFlag = False, target: TargetOption = "
         return
     with control(ctx) as ctl:
         result = ctl.plan(loaded)
-        applied = ctl.store.latest_revision()
+        applied = ctl.store.revisions.latest_revision()
     if as_json:
         print_json(result.to_json())
     else:
@@ -112,7 +112,7 @@ def apply(
         fail(f"{len(refused)} env value(s) the local engine cannot read; nothing was applied", 2)
     with control(ctx) as ctl:
         shown = ctl.plan(loaded)
-        applied = ctl.store.latest_revision()
+        applied = ctl.store.revisions.latest_revision()
         if not as_json:
             print_plan(render_plan(shown, against=_against(applied)))
         if shown.empty and applied is not None:
@@ -149,7 +149,7 @@ def revisions(
     from jobdeck.api.views import revision_json
 
     with store(ctx) as opened:
-        found = opened.revisions(limit)
+        found = opened.revisions.revisions(limit)
     if as_json:
         print_json([revision_json(r) for r in found])
         return

@@ -95,7 +95,7 @@ def _cancel_active(ctx: typer.Context, kind: str, name: str, why: str) -> list[d
 
     with store(ctx) as opened:
         driven: RunKind = "schedule" if kind == "schedule" else "command"
-        active = [run.id for run in opened.active_runs(job=name, kind=driven)]
+        active = [run.id for run in opened.runs.active_runs(job=name, kind=driven)]
     if not active:
         return []
     with server_client(ctx) as client:
@@ -136,12 +136,12 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     with store(ctx) as opened:
         now = datetime.now(UTC)
         with opened.reading() as tx:
-            depth = tx.queue_counts(int(now.timestamp() * 1000))
-            live = tx.worker_overview()
-        revision = opened.latest_revision()
+            depth = tx.queues.queue_counts(int(now.timestamp() * 1000))
+            live = tx.workers.worker_overview()
+        revision = opened.revisions.latest_revision()
         activity = _activity(ctx, opened, revision)
         report = collect_status(
-            revision, opened.suspensions(now), now, depth, live, activity=activity
+            revision, opened.suspensions.suspensions(now), now, depth, live, activity=activity
         )
     if as_json:
         print_json(report)
@@ -171,7 +171,7 @@ def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> A
     schedules = list(revision.catalog.get("schedules") or {})
     pools = list(revision.catalog.get("pools") or {})
     running: dict[str, int] = {}
-    for run in opened.active_runs():
+    for run in opened.runs.active_runs():
         if run.status == "running":
             running[run.pool or "default"] = running.get(run.pool or "default", 0) + 1
     used: dict[str, int | None] = dict.fromkeys(pools)
@@ -182,7 +182,7 @@ def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> A
         for pool in pools:
             group = hierarchy.memory / "jobdeck" / instance / pool
             used[pool] = cgroups.memory_usage(hierarchy.version, group)
-    return Activity(opened.last_runs(schedules), running, used)
+    return Activity(opened.runs.last_runs(schedules), running, used)
 
 
 Section = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
@@ -309,7 +309,7 @@ def audit(
         aws_state.show_audit(load(ctx), limit, as_json)
         return
     with store(ctx) as opened:
-        entries = opened.audit(limit)
+        entries = opened.audit.audit(limit)
     if as_json:
         print_json([audit_json(e) for e in entries])
         return

@@ -37,7 +37,7 @@ def stats(
     from jobdeck.queues import admin
 
     with store(ctx) as opened, opened.reading() as tx:
-        revision = tx.latest_revision()
+        revision = tx.revisions.latest_revision()
         try:
             only = (
                 None
@@ -84,13 +84,13 @@ def redrive(
 
     now = datetime.now(UTC)
     with store(ctx) as opened, opened.transaction() as tx:
-        revision = tx.latest_revision()
+        revision = tx.revisions.latest_revision()
         try:
             wire = admin.resolve(tx, name, _catalog(revision.catalog if revision else None))
             done = admin.redrive(tx, wire, int(now.timestamp() * 1000))
         except admin.QueueAdminError as exc:
             fail(str(exc))
-        tx.record_audit(
+        tx.audit.record_audit(
             AuditEntry(
                 at=now,
                 actor=current_actor(),

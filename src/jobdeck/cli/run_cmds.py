@@ -145,16 +145,16 @@ def runs(
     if status is not None and status not in STATUSES:
         fail(f"--status {status!r}: use one of {', '.join(STATUSES)}", EXIT_INVALID)
     with store(ctx) as opened:
-        found = opened.runs(job=name, status=status, limit=limit)
-        if name is not None and not found and not opened.runs(job=name, limit=1):
-            applied = opened.latest_revision()
+        found = opened.runs.runs(job=name, status=status, limit=limit)
+        if name is not None and not found and not opened.runs.runs(job=name, limit=1):
+            applied = opened.revisions.latest_revision()
             catalog = applied.catalog if applied else {}
             known = [n for s in ("schedules", "workers", "commands") for n in catalog.get(s) or {}]
             if name not in known:
                 near = closest(name, known)
                 hint = f"; did you mean {near!r}?" if near else ""
                 fail(f"no schedule, worker or command named {name!r} has runs{hint}")
-        any_runs = bool(found) or bool(opened.runs(job=name, limit=1))
+        any_runs = bool(found) or bool(opened.runs.runs(job=name, limit=1))
     if as_json:
         print_json([run_item(r) for r in found])
         return
@@ -212,7 +212,7 @@ def logs(
     """A run's combined stdout and stderr."""
     path = run_log_path(settings(ctx).state_dir, run_id)
     with store(ctx) as opened:
-        found = opened.run(run_id)
+        found = opened.runs.run(run_id)
         if found is None:
             fail(f"no run with id {run_id} (see `jobdeck runs`)", EXIT_REFUSED)
         out = sys.stdout.buffer
@@ -226,7 +226,7 @@ def logs(
             if ended or not follow:
                 break
             time.sleep(POLL_SECONDS)
-            current = opened.run(run_id)
+            current = opened.runs.run(run_id)
             status = current.status if current else "lost"
     if offset == 0 and not path.exists():
         reason = "it has not started yet"

@@ -21,7 +21,7 @@ class QueueAdminError(Exception):
 def resolve(tx: Tx, name: str, catalog: Catalog | None) -> str:
     """The wire name of ``name``: a queue's own name, or a catalog queue's name
     (``feed-index`` for ``feed-index.fifo``, ``feed-index-dlq`` for its dead letters)."""
-    if tx.queue(name) is not None:
+    if tx.queues.queue(name) is not None:
         return name
     if catalog is not None:
         for declared, spec in catalog.queues.items():
@@ -29,23 +29,23 @@ def resolve(tx: Tx, name: str, catalog: Catalog | None) -> str:
                 return wire_name(declared, spec.fifo)
             if name == declared + "-dlq":
                 return dead_letter_name(declared, spec.fifo)
-    known = ", ".join(q.name for q in tx.queues()) or "none yet"
+    known = ", ".join(q.name for q in tx.queues.queues()) or "none yet"
     raise QueueAdminError(f"no queue named {name!r} (queues: {known})")
 
 
 def stats(tx: Tx, now_ms: int, only: str | None = None) -> list[dict[str, Any]]:
     """Every queue's depth (or ``only`` that one): visible, in flight, delayed, and how
     many of its messages wait in its dead-letter queue."""
-    counts = tx.queue_counts(now_ms)
+    counts = tx.queues.queue_counts(now_ms)
     rows = []
-    for queue in tx.queues():
+    for queue in tx.queues.queues():
         if only is not None and queue.name != only:
             continue
         own = counts.get(queue.name, QueueCounts(0, 0, 0))
         target = queue.settings.dead_letter_target
         dead = None
         if target is not None:
-            dead = len(tx.dead_letters(target, source=queue.name))
+            dead = len(tx.queues.dead_letters(target, source=queue.name))
         rows.append(
             {
                 "name": queue.name,
@@ -75,7 +75,7 @@ def redrive(tx: Tx, name: str, now_ms: int) -> Redrive:
     counts reset, as a message-move task. ``name`` is a dead-letter queue (all of its
     messages go back to where each came from) or a source queue (its dead letters, from
     its dead-letter queue)."""
-    queue = tx.queue(name)
+    queue = tx.queues.queue(name)
     if queue is None:
         raise QueueAdminError(f"no queue named {name!r}")
     only_from: str | None = None
@@ -84,7 +84,7 @@ def redrive(tx: Tx, name: str, now_ms: int) -> Redrive:
         only_from = name
     else:
         dead_letter_queue = name
-        if not tx.dead_letters(name) and not tx.dead_letter_sources(name):
+        if not tx.queues.dead_letters(name) and not tx.queues.dead_letter_sources(name):
             raise QueueAdminError(
                 f"{name!r} is neither a dead-letter queue nor has one; nothing to redrive"
             )

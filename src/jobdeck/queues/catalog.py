@@ -73,21 +73,21 @@ def sync_catalog_queues(tx: Tx, revision: Revision) -> None:
     apply's transaction, so queues change exactly when the revision does."""
     now = int(revision.applied_at.timestamp() * 1000)
     wanted = desired_queues(Catalog.model_validate(revision.catalog))
-    existing = {q.name: q for q in tx.queues()}
+    existing = {q.name: q for q in tx.queues.queues()}
     # Dead-letter queues first: a source's redrive policy names one.
     for name in sorted(wanted, key=lambda n: not n.removesuffix(FIFO_SUFFIX).endswith("-dlq")):
         fifo, settings = wanted[name]
         current = existing.get(name)
         if current is None:
-            tx.create_queue(name, fifo=fifo, settings=settings, origin="catalog", now_ms=now)
+            tx.queues.create_queue(name, fifo=fifo, settings=settings, origin="catalog", now_ms=now)
             continue
         # Attributes set through the API that the catalog has no word for stay.
         merged = replace(settings, extra=current.settings.extra)
         if current.settings != merged or current.origin != "catalog":
-            tx.update_queue(name, settings=merged, now_ms=now, origin="catalog")
+            tx.queues.update_queue(name, settings=merged, now_ms=now, origin="catalog")
     for name, queue in existing.items():
         if queue.origin == "catalog" and name not in wanted:
-            tx.set_queue_origin(name, "api")
+            tx.queues.set_queue_origin(name, "api")
 
 
 def worker_environment(

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from contextlib import AbstractContextManager, contextmanager
 
 from jobdeck.clock import Clock
 from jobdeck.queues.attributes import LOCAL_ACCOUNT_ID
 from jobdeck.queues.errors import no_such_queue
 from jobdeck.queues.params import Params, Result, queue_name_from_url, required
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, QueueGone, Store, Tx
 from jobdeck.store.queue_records import QueueRecord
+from jobdeck.store.sql import OwnConnection
 
 # How long a queue's settings are taken from memory before the store is read again.
 QUEUE_CACHE_S = 1.0
@@ -39,12 +37,12 @@ def now_ms(clock: Clock) -> int:
 class ServiceCore:
     """What every group of actions shares; one instance serves one endpoint."""
 
-    def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
+    def __init__(self, store: DataStore, clock: Clock, base_url: str) -> None:
         self.store = store
         self.clock = clock
         self.base_url = base_url.rstrip("/")
         self._known: dict[str, tuple[float, QueueRecord]] = {}
-        self._pinned: Connection | None = None
+        self._pinned: OwnConnection | None = None
 
     # -- the queue cache -------------------------------------------------------------
 
@@ -62,7 +60,7 @@ class ServiceCore:
         hit = self._known.get(name)
         if hit is not None and now - hit[0] < QUEUE_CACHE_S:
             return hit[1]
-        queue = tx.queue(name)
+        queue = tx.queues.queue(name)
         if queue is None:
             self._known.pop(name, None)
         else:
@@ -75,23 +73,19 @@ class ServiceCore:
         """Runs every transaction of this service on one connection of its own, which
         spares a pool checkout per call. Only for a service used by one thread at a
         time (the endpoint on SQLite, whose requests all run on the event loop)."""
-        if self._pinned is None:
-            self._pinned = self.store.engine.connect()
+        if self._pinned is None and isinstance(self.store, Store):  # only SQL has connections
+            self._pinned = self.store.own_connection()
 
     def close(self) -> None:
         if self._pinned is not None:
             self._pinned.close()
             self._pinned = None
 
-    @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self) -> AbstractContextManager[Tx]:
         """One unit of work, as :meth:`Store.transaction` (on the pinned connection)."""
         if self._pinned is None:
-            with self.store.transaction() as tx:
-                yield tx
-            return
-        with self.store.write_lock, self._pinned.begin():
-            yield Tx(self._pinned)
+            return self.store.transaction()
+        return self._pinned.transaction()
 
     @contextmanager
     def _sending(self, name: str) -> Iterator[Tx]:
@@ -100,7 +94,7 @@ class ServiceCore:
         try:
             with self.transaction() as tx:
                 yield tx
-        except IntegrityError:
+        except QueueGone:
             self._known.pop(name, None)
             raise no_such_queue() from None
 
@@ -123,7 +117,7 @@ class ServiceCore:
 
 
 def read_queue(tx: Tx, name: str, *, for_update: bool = False) -> QueueRecord:
-    queue = tx.queue(name, for_update=for_update)
+    queue = tx.queues.queue(name, for_update=for_update)
     if queue is None:
         raise no_such_queue()
     return queue

@@ -30,7 +30,7 @@ class DeliveryActions(ServiceCore):
         now = now_ms(self.clock)
         with self.transaction() as tx:
             queue = self._queue(tx, name)
-            if queue.fifo and tx.connection.dialect.name == "postgresql":
+            if queue.fifo and tx.queues.locks_rows():
                 # One FIFO receive per queue at a time, so that two cannot both take a
                 # group that has nothing in flight (SQLite's write lock does this).
                 queue = read_queue(tx, name, for_update=True)
@@ -48,7 +48,7 @@ class DeliveryActions(ServiceCore):
             token = secrets.token_hex(8)
             delivered: list[StoredMessage] = []
             for _ in range(5):
-                candidates = tx.receivable(
+                candidates = tx.queues.receivable(
                     name,
                     now_ms=now,
                     sent_after_ms=now - queue.settings.retention_seconds * 1000,
@@ -62,11 +62,11 @@ class DeliveryActions(ServiceCore):
                     limit - len(delivered),
                 )
                 if plan.dead_letter and target is not None:
-                    tx.move_messages(
+                    tx.queues.move_messages(
                         plan.dead_letter, to_queue=target, now_ms=now, dead_lettered_from=name
                     )
                 chosen = set(plan.deliver)
-                delivered += tx.mark_received(
+                delivered += tx.queues.mark_received(
                     [m for m in candidates if m.id in chosen],
                     visible_ms=now + seconds * 1000,
                     token=token,
@@ -162,18 +162,20 @@ class DeliveryActions(ServiceCore):
         """
         name = queue.name
         if not queue.fifo:
-            tx.delete_received(
+            tx.queues.delete_received(
                 name,
                 [(r.seq, r.message_id) for _, r in receipts if r.message_id],
                 by_message_id=True,
             )
-            tx.delete_received(name, [(r.seq, r.token) for _, r in receipts if not r.message_id])
+            tx.queues.delete_received(
+                name, [(r.seq, r.token) for _, r in receipts if not r.message_id]
+            )
             return [None] * len(receipts)
         now = now_ms(self.clock)
         outcomes: list[SqsError | None] = []
         latest: list[tuple[int, str]] = []
         for raw, receipt in receipts:
-            message = tx.received_message(name, receipt.seq)
+            message = tx.queues.received_message(name, receipt.seq)
             if message is None or receipt.message_id not in (None, message.message_id):
                 outcomes.append(None)  # gone already
             elif message.receipt_token == receipt.token and message.visible_ms > now:
@@ -181,7 +183,7 @@ class DeliveryActions(ServiceCore):
                 outcomes.append(None)
             else:
                 outcomes.append(msg.expired_handle(raw))
-        tx.delete_received(name, latest)
+        tx.queues.delete_received(name, latest)
         return outcomes
 
     def change_message_visibility(self, params: Params) -> Result:
@@ -215,7 +217,7 @@ class DeliveryActions(ServiceCore):
                 "between 0 and 43200."
             )
         now = now_ms(self.clock)
-        message = tx.received_message(name, seq)
+        message = tx.queues.received_message(name, seq)
         if message is not None and message.receipt_token != token:
             # An older handle of a message received again since: only the latest
             # receive may move its visibility.
@@ -227,7 +229,7 @@ class DeliveryActions(ServiceCore):
                 if message is not None
                 else f'The input receipt handle "{entry["ReceiptHandle"]}" is not valid.',
             )
-        tx.set_visible_at(name, seq, token, visible_ms=now + seconds * 1000)
+        tx.queues.set_visible_at(name, seq, token, visible_ms=now + seconds * 1000)
 
 
 def _without_redrive(queue: QueueRecord) -> QueueRecord:

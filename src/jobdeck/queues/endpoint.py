@@ -105,7 +105,7 @@ class SqsEndpoint:
         # busy handler for each other. The price: while another process holds the
         # write lock (an apply, a redrive), the endpoint waits with it, as briefly.
         # PostgreSQL: a few threads, so that the network round trips overlap.
-        self.inline = store.engine.dialect.name == "sqlite"
+        self.inline = store.single_writer
         if self.inline:
             self.service.pin_connection()
         self.executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jobdeck-sqs-store")
@@ -155,7 +155,7 @@ class SqsEndpoint:
 
     def prune(self) -> int:
         with self.service.transaction() as tx:
-            return tx.prune_expired(now_ms(self.clock))
+            return tx.queues.prune_expired(now_ms(self.clock))
 
     # -- HTTP ------------------------------------------------------------------------
 

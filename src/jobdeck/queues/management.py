@@ -73,10 +73,10 @@ class ManagementActions(ServiceCore):
         tags = check_tags(required(params, "Tags"), "Tags")
         with self.transaction() as tx:
             read_queue(tx, name)
-            merged = {**tx.queue_tags(name), **tags}
+            merged = {**tx.queues.queue_tags(name), **tags}
             if len(merged) > MAX_TAGS:
                 raise invalid_parameter(f"Too many tags added for queue {name}.")
-            tx.set_queue_tags(name, merged)
+            tx.queues.set_queue_tags(name, merged)
         return {}
 
     def untag_queue(self, params: Params) -> Result:
@@ -84,15 +84,15 @@ class ManagementActions(ServiceCore):
         keys = string_list(params.get("TagKeys"), "TagKeys")
         with self.transaction() as tx:
             read_queue(tx, name)
-            tags = tx.queue_tags(name)
-            tx.set_queue_tags(name, {k: v for k, v in tags.items() if k not in keys})
+            tags = tx.queues.queue_tags(name)
+            tx.queues.set_queue_tags(name, {k: v for k, v in tags.items() if k not in keys})
         return {}
 
     def list_queue_tags(self, params: Params) -> Result:
         name = self.queue_name(params)
         with self.store.reading() as tx:
             read_queue(tx, name)
-            tags = tx.queue_tags(name)
+            tags = tx.queues.queue_tags(name)
         return {"Tags": tags} if tags else {}
 
     # -- permissions -----------------------------------------------------------------
@@ -164,7 +164,7 @@ class ManagementActions(ServiceCore):
         else:
             extra["Policy"] = json.dumps(policy, separators=(",", ":"))
         settings = replace(queue.settings, extra=extra)
-        tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
+        tx.queues.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
         self._known.pop(name, None)
 
     def authorize(self, action: str, account: str, params: Params) -> Result:
@@ -216,9 +216,9 @@ class ManagementActions(ServiceCore):
             _existing_or_not_found(tx, source, "SourceArn")
             if destination is not None:
                 _existing_or_not_found(tx, destination, "DestinationArn")
-            if not tx.dead_letter_sources(source):
+            if not tx.queues.dead_letter_sources(source):
                 raise invalid_parameter("Source queue must be configured as a Dead Letter Queue.")
-            if any(t.status == RUNNING for t in tx.move_tasks(source, 1)):
+            if any(t.status == RUNNING for t in tx.queues.move_tasks(source, 1)):
                 raise invalid_parameter("There is already a task running for this queue.")
             done = move_dead_letters(
                 tx, source, now_ms(self.clock), destination=destination, max_per_second=rate
@@ -234,7 +234,7 @@ class ManagementActions(ServiceCore):
             )
         with self.store.reading() as tx:
             _existing_or_not_found(tx, source, "SourceArn")
-            tasks = tx.move_tasks(source, limit)
+            tasks = tx.queues.move_tasks(source, limit)
         return {"Results": [_task_entry(t) for t in tasks]}
 
     def cancel_message_move_task(self, params: Params) -> Result:
@@ -242,7 +242,7 @@ class ManagementActions(ServiceCore):
         if not isinstance(handle, str):
             raise invalid_parameter("Value for parameter TaskHandle is invalid.")
         with self.store.reading() as tx:
-            task = tx.move_task(handle)
+            task = tx.queues.move_task(handle)
         if task is None:
             raise SqsError("ResourceNotFoundException", "Task does not exist.")
         # Tasks run to their end as they start (see jobdeck.queues.moves): none is ever
@@ -313,7 +313,7 @@ def _queue_of_arn(arn: Any, parameter: str) -> str:
 def _existing_or_not_found(tx: Tx, name: str, parameter: str) -> None:
     # Move tasks answer ResourceNotFoundException for a missing queue, as SQS does (it
     # is the only error their model declares), not NonExistentQueue.
-    if tx.queue(name) is None:
+    if tx.queues.queue(name) is None:
         raise SqsError(
             "ResourceNotFoundException",
             f"The resource that you specified for the {parameter} parameter doesn't exist.",

@@ -43,27 +43,27 @@ def move_dead_letters(
     moved: dict[str, int] = {}
     stranded: dict[str, int] = {}
     if destination is not None:
-        ids = tx.queue_message_ids(source)
+        ids = tx.queues.queue_message_ids(source)
         to_move = len(ids)
         if ids:
-            moved[destination] = tx.move_messages(
+            moved[destination] = tx.queues.move_messages(
                 ids, to_queue=destination, now_ms=now_ms, dead_lettered_from=None
             )
     else:
-        letters = tx.dead_letters(source, source=only_from)
+        letters = tx.queues.dead_letters(source, source=only_from)
         by_source: dict[str, list[int]] = {}
         for message_id, origin in letters:
             by_source.setdefault(origin, []).append(message_id)
         to_move = len(letters)
         for origin, ids in sorted(by_source.items()):
-            if tx.queue(origin) is None:
+            if tx.queues.queue(origin) is None:
                 stranded[origin] = len(ids)
                 continue
-            moved[origin] = tx.move_messages(
+            moved[origin] = tx.queues.move_messages(
                 ids, to_queue=origin, now_ms=now_ms, dead_lettered_from=None
             )
         if only_from is None:
-            never = tx.queue_message_count(source) - sum(stranded.values())
+            never = tx.queues.queue_message_count(source) - sum(stranded.values())
             if never > 0:
                 stranded[""] = never
                 to_move += never
@@ -86,5 +86,5 @@ def move_dead_letters(
         failure=failure,
         started_ms=now_ms,
     )
-    tx.record_move_task(task)
+    tx.queues.record_move_task(task)
     return MoveOutcome(task, moved, {k: v for k, v in stranded.items() if k})

@@ -95,20 +95,20 @@ def enqueue(tx: Tx, queue: QueueRecord, prepared: list[NewMessage], now: int) ->
     """Inserts the messages, skipping FIFO duplicates within the window; one result
     per message, in order."""
     if not queue.fifo:
-        tx.insert_messages(queue.name, prepared, now, ids=False)
+        tx.queues.insert_messages(queue.name, prepared, now, ids=False)
         return [sent_result(m, None) for m in prepared]
-    seen = tx.recent_dedup(queue.name, [m.dedup_id or "" for m in prepared], now)
+    seen = tx.queues.recent_dedup(queue.name, [m.dedup_id or "" for m in prepared], now)
     fresh: list[NewMessage] = []
     for m in prepared:
         if m.dedup_id not in seen:
             seen[m.dedup_id or ""] = (m.message_id, "")
             fresh.append(m)
-    ids = tx.insert_messages(queue.name, fresh, now)
+    ids = tx.queues.insert_messages(queue.name, fresh, now)
     remembered = [
         (m.dedup_id or "", m.message_id, msg.sequence_number(i))
         for m, i in zip(fresh, ids, strict=True)
     ]
-    tx.remember_dedup(queue.name, remembered, now + msg.DEDUP_WINDOW_MS)
+    tx.queues.remember_dedup(queue.name, remembered, now + msg.DEDUP_WINDOW_MS)
     for dedup_id, message_id, sequence in remembered:
         seen[dedup_id] = (message_id, sequence)
     results = []

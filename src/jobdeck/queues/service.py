@@ -42,7 +42,7 @@ from jobdeck.queues.params import (
     wait_seconds,
 )
 from jobdeck.queues.sending import check_fifo_batch, enqueue, prepare_message
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.queue_records import NewMessage, QueueCounts, QueueSettings
 
 # SQS allows one purge per queue per 60 seconds.
@@ -50,7 +50,7 @@ PURGE_INTERVAL_MS = 60_000
 
 
 class QueueService(DeliveryActions, ManagementActions):
-    def __init__(self, store: Store, clock: Clock, base_url: str) -> None:
+    def __init__(self, store: DataStore, clock: Clock, base_url: str) -> None:
         super().__init__(store, clock, base_url)
         self.actions: dict[str, Callable[[Params], Result]] = {
             "CreateQueue": self.create_queue,
@@ -91,11 +91,11 @@ class QueueService(DeliveryActions, ManagementActions):
         self._known.pop(name, None)
         with self.transaction() as tx:
             _check_dead_letter_target(tx, name, fifo, settings)
-            existing = tx.queue(name)
+            existing = tx.queues.queue(name)
             if existing is None:
-                tx.create_queue(name, fifo=fifo, settings=settings, origin="api", now_ms=now)
+                tx.queues.create_queue(name, fifo=fifo, settings=settings, origin="api", now_ms=now)
                 if tags:
-                    tx.set_queue_tags(name, tags)
+                    tx.queues.set_queue_tags(name, tags)
             elif existing.fifo != fifo or (
                 attributes
                 and apply_attributes(existing.settings, attributes, fifo=fifo, creating=True)
@@ -113,7 +113,7 @@ class QueueService(DeliveryActions, ManagementActions):
         name = required(params, "QueueName")
         owner = params.get("QueueOwnerAWSAccountId")
         with self.store.reading() as tx:
-            if (owner not in (None, LOCAL_ACCOUNT_ID)) or tx.queue(name) is None:
+            if (owner not in (None, LOCAL_ACCOUNT_ID)) or tx.queues.queue(name) is None:
                 raise no_such_queue()
         return {"QueueUrl": self.url_of(name)}
 
@@ -124,7 +124,7 @@ class QueueService(DeliveryActions, ManagementActions):
         if limit is not None and not 1 <= int(limit) <= 1000:
             raise invalid_parameter("MaxResults must be an integer between 1 and 1000.")
         with self.store.reading() as tx:
-            names = [q.name for q in tx.queues(prefix) if q.name > start]
+            names = [q.name for q in tx.queues.queues(prefix) if q.name > start]
         if limit is None:
             names = names[:1000]
             return {"QueueUrls": [self.url_of(n) for n in names]} if names else {}
@@ -138,7 +138,7 @@ class QueueService(DeliveryActions, ManagementActions):
         name = self.queue_name(params)
         self._known.pop(name, None)
         with self.transaction() as tx:
-            if not tx.delete_queue(name):
+            if not tx.queues.delete_queue(name):
                 raise no_such_queue()
         self._known.pop(name, None)
         return {}
@@ -149,7 +149,7 @@ class QueueService(DeliveryActions, ManagementActions):
         now = now_ms(self.clock)
         with self.store.reading() as tx:
             queue = read_queue(tx, name)
-            counts = tx.queue_counts(now, [name]).get(name, QueueCounts(0, 0, 0))
+            counts = tx.queues.queue_counts(now, [name]).get(name, QueueCounts(0, 0, 0))
         attributes = render_attributes(queue, counts, names)
         return {"Attributes": attributes} if attributes else {}
 
@@ -163,7 +163,7 @@ class QueueService(DeliveryActions, ManagementActions):
             queue = read_queue(tx, name)
             settings = apply_attributes(queue.settings, attributes, fifo=queue.fifo, creating=False)
             _check_dead_letter_target(tx, name, queue.fifo, settings)
-            tx.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
+            tx.queues.update_queue(name, settings=settings, now_ms=now_ms(self.clock))
         self._known.pop(name, None)
         return {}
 
@@ -172,21 +172,21 @@ class QueueService(DeliveryActions, ManagementActions):
         now = now_ms(self.clock)
         with self.transaction() as tx:
             read_queue(tx, name)
-            last = tx.last_purge_ms(name)
+            last = tx.queues.last_purge_ms(name)
             if last is not None and now - last < PURGE_INTERVAL_MS:
                 raise SqsError(
                     "PurgeQueueInProgress",
                     f"Only one PurgeQueue operation on {name} is allowed every 60 seconds.",
                 )
-            tx.purge_messages(name)
-            tx.mark_purged(name, now)
+            tx.queues.purge_messages(name)
+            tx.queues.mark_purged(name, now)
         return {}
 
     def list_dead_letter_source_queues(self, params: Params) -> Result:
         name = self.queue_name(params)
         with self.store.reading() as tx:
             read_queue(tx, name)
-            sources = tx.dead_letter_sources(name)
+            sources = tx.queues.dead_letter_sources(name)
         return {"queueUrls": [self.url_of(s) for s in sources]}
 
     # -- sending ---------------------------------------------------------------------
@@ -230,7 +230,7 @@ def _check_dead_letter_target(tx: Tx, name: str, fifo: bool, settings: QueueSett
     target = settings.dead_letter_target
     if target is None:
         return
-    found = tx.queue(target)
+    found = tx.queues.queue(target)
     if found is None or target == name:
         raise invalid_parameter(
             "Value for parameter RedrivePolicy is invalid. Reason: Dead letter target does "

@@ -28,7 +28,6 @@ from jobdeck.catalog.params import validate
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
 from jobdeck.slack import blocks
 from jobdeck.slack.requests import BASE_SLASH, read_click, read_slash
-from jobdeck.store import invocations_sql as keys
 from jobdeck.store.records import Run
 
 if TYPE_CHECKING:
@@ -131,7 +130,7 @@ class Handlers:
                 allowed[name] = command
         held = {
             s.name: s.reason
-            for s in self.app.store.suspensions(self.app.clock.now())
+            for s in self.app.store.suspensions.suspensions(self.app.clock.now())
             if s.kind == "command"
         }
         return blocks.help_text(allowed, BASE_SLASH, suspended=held)
@@ -249,7 +248,7 @@ class Handlers:
                 await tell(f"Sorry, only people allowed to run {value.command} may cancel it.")
                 return
         with self.app.store.transaction() as tx:
-            first = keys.claim_key(tx, f"slack:preview:{value.nonce}", at=self.app.clock.now())
+            first = tx.keys.claim_key(f"slack:preview:{value.nonce}", at=self.app.clock.now())
         if not first:
             await tell(f"{value.command} was already started or cancelled from this preview.")
             return
@@ -376,7 +375,7 @@ class Handlers:
         current = run
         while current.active and loop.time() < deadline:
             await asyncio.sleep(FOLLOW_SECONDS)
-            current = self.app.store.run(run.id) or current
+            current = self.app.store.runs.run(run.id) or current
         return current
 
     # -- helpers ----------------------------------------------------------------------
@@ -417,7 +416,7 @@ class Handlers:
         if not trigger:
             trigger = hashlib.sha256(repr(sorted(body.items())).encode()).hexdigest()
         with self.app.store.transaction() as tx:
-            first = keys.claim_key(tx, f"slack:{kind}:{trigger}", at=self.app.clock.now())
+            first = tx.keys.claim_key(f"slack:{kind}:{trigger}", at=self.app.clock.now())
         if not first:
             log.info("Slack %s %s was already handled; ignoring the retry", kind, trigger)
         return first

@@ -1,8 +1,16 @@
 """The store: applied revisions, suspensions, the audit log, runs and claimed fires,
-in SQLite or PostgreSQL."""
+queues and their messages, workers' leases and invocation keys, in SQLite or
+PostgreSQL (or in memory, for tests), behind one Protocol per aggregate (ports)."""
 
-from jobdeck.store.errors import NotFound, RevisionConflict, RunAlreadyEnded, StoreError
+from jobdeck.store.errors import (
+    NotFound,
+    QueueGone,
+    RevisionConflict,
+    RunAlreadyEnded,
+    StoreError,
+)
 from jobdeck.store.migrate import SchemaTooNew
+from jobdeck.store.ports import DataStore, Tx
 from jobdeck.store.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -16,13 +24,15 @@ from jobdeck.store.records import (
     Suspension,
     Trigger,
 )
-from jobdeck.store.sql import Store, Tx, open_store
+from jobdeck.store.sql import SqlTx, Store, open_store
 
 __all__ = [
     "ACTIVE_STATUSES",
     "TERMINAL_STATUSES",
     "AuditEntry",
+    "DataStore",
     "NotFound",
+    "QueueGone",
     "Revision",
     "RevisionConflict",
     "Run",
@@ -32,6 +42,7 @@ __all__ = [
     "RunStatus",
     "RunStep",
     "SchemaTooNew",
+    "SqlTx",
     "Store",
     "StoreError",
     "Suspension",

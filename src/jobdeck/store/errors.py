@@ -21,3 +21,8 @@ class RunAlreadyEnded(StoreError):
     Whoever gets this lost a race to record the run's outcome (a second completion, a
     late adoption); the first outcome stands. The transaction is still usable.
     """
+
+
+class QueueGone(StoreError):
+    """A message was written to a queue that no longer exists (deleted by another
+    process meanwhile). The transaction is unusable and must be abandoned."""

@@ -1,7 +1,8 @@
 """The store's queries for queues and their messages.
 
-:class:`QueueQueries` is mixed into :class:`jobdeck.store.sql.Tx`: every method runs on
-the unit of work's connection and inside its transaction. No method reads the clock,
+:class:`SqlQueues` is the queues aggregate of a unit of work
+(:class:`jobdeck.store.sql.SqlTx`): every method runs on its connection and inside its
+transaction. No method reads the clock,
 and none decides what SQS semantics require: ``jobdeck.queues`` does, and composes these
 primitives inside one transaction.
 """
@@ -12,24 +13,12 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    ColumnElement,
-    Connection,
-    Integer,
-    RowMapping,
-    and_,
-    bindparam,
-    cast,
-    delete,
-    func,
-    literal,
-    select,
-    tuple_,
-    update,
-)
+from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from jobdeck.store.errors import QueueGone
 from jobdeck.store.queue_records import (
+    MoveTask,
     NewMessage,
     QueueCounts,
     QueueOrigin,
@@ -37,76 +26,31 @@ from jobdeck.store.queue_records import (
     QueueSettings,
     StoredMessage,
 )
-from jobdeck.store.tables import queue_dedup, queue_messages, queues
+from jobdeck.store.queue_statements_sql import (
+    DELETE_BY_MESSAGE_ID,
+    DELETE_RECEIVED,
+    INSERT_MESSAGES,
+    MARK_RECEIVED,
+    RECEIVABLE_FIFO,
+    RECEIVABLE_LOCKING,
+    RECEIVABLE_STANDARD,
+    move_task_record,
+    queue_record,
+    retention_cutoff,
+    settings_values,
+    stored_message,
+)
+from jobdeck.store.tables import queue_dedup, queue_messages, queue_move_tasks, queues
 
 _m = queue_messages.c
 
-# The statements of the hot path (send, receive, delete), built once with bound
-# parameters: building a Core statement and its cache key on every call costs more than
-# SQLite takes to run it.
-_INSERT_MESSAGES = queue_messages.insert()
-_VISIBLE = and_(
-    _m.queue == bindparam("queue"),
-    _m.visible_ms <= bindparam("now_ms"),
-    _m.sent_ms > bindparam("sent_after_ms"),
-)
-_RECEIVABLE_STANDARD = (
-    select(queue_messages)
-    .where(_VISIBLE)
-    .order_by(_m.visible_ms, _m.id)
-    .limit(bindparam("limit", type_=Integer))
-)
-_RECEIVABLE_FIFO = (
-    select(queue_messages)
-    .where(
-        _VISIBLE,
-        _m.group_id.not_in(
-            select(_m.group_id).where(
-                _m.queue == bindparam("queue"),
-                _m.visible_ms > bindparam("now_ms"),
-                _m.receive_count > 0,
-            )
-        ),
-    )
-    .order_by(_m.id)
-    .limit(bindparam("limit", type_=Integer))
-)
-# PostgreSQL: skip the rows that a concurrent receive has locked.
-_RECEIVABLE_LOCKING = {
-    False: _RECEIVABLE_STANDARD.with_for_update(skip_locked=True),
-    True: _RECEIVABLE_FIFO.with_for_update(skip_locked=True),
-}
-_MARK_RECEIVED = (
-    update(queue_messages)
-    .where(_m.id.in_(bindparam("ids", expanding=True)))
-    .values(
-        receive_count=_m.receive_count + 1,
-        visible_ms=bindparam("visible_ms"),
-        receipt_token=bindparam("token"),
-        first_received_ms=func.coalesce(_m.first_received_ms, bindparam("now_ms")),
-    )
-)
-# By ``id`` only: SQLite's planner, given ``queue = ?``, walks the queue's whole index
-# instead (2 ms for 10 messages under a backlog of 20,000; 15 us by id), so the queue is
-# compared as an expression (``queue || ''``), which no index serves.
-_SAME_QUEUE = (_m.queue + "") == bindparam("queue")
-_DELETE_RECEIVED = delete(queue_messages).where(
-    _m.id.in_(bindparam("ids", expanding=True)),
-    _SAME_QUEUE,
-    tuple_(_m.id, _m.receipt_token).in_(bindparam("handles", expanding=True)),
-)
-# Any receipt handle of the message: its sequence id with its message id.
-_DELETE_BY_MESSAGE_ID = delete(queue_messages).where(
-    _m.id.in_(bindparam("ids", expanding=True)),
-    _SAME_QUEUE,
-    tuple_(_m.id, _m.message_id).in_(bindparam("handles", expanding=True)),
-)
 
+class SqlQueues:
+    """Queues, messages, FIFO deduplication, tags and message-move tasks, on the
+    connection of one unit of work."""
 
-class QueueQueries:
-    """Queues, messages and FIFO deduplication, on the connection of one unit of work."""
-
-    connection: Connection
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     # -- queues ----------------------------------------------------------------------
 
@@ -119,13 +63,13 @@ class QueueQueries:
             # lock on the queue's row) does not wait for the lock holder.
             query = query.with_for_update(key_share=True)
         row = self.connection.execute(query).mappings().first()
-        return None if row is None else _queue(row)
+        return None if row is None else queue_record(row)
 
     def queues(self, prefix: str = "") -> list[QueueRecord]:
         query = select(queues).order_by(queues.c.name)
         if prefix:
             query = query.where(queues.c.name.startswith(prefix, autoescape=True))
-        return [_queue(row) for row in self.connection.execute(query).mappings()]
+        return [queue_record(row) for row in self.connection.execute(query).mappings()]
 
     def create_queue(
         self, name: str, *, fifo: bool, settings: QueueSettings, origin: QueueOrigin, now_ms: int
@@ -136,10 +80,10 @@ class QueueQueries:
             "origin": origin,
             "created_ms": now_ms,
             "modified_ms": now_ms,
-            **_settings_values(settings),
+            **settings_values(settings),
         }
         row = self.connection.execute(queues.insert().values(values).returning(*queues.c))
-        return _queue(row.mappings().one())
+        return queue_record(row.mappings().one())
 
     def update_queue(
         self,
@@ -149,11 +93,11 @@ class QueueQueries:
         now_ms: int,
         origin: QueueOrigin | None = None,
     ) -> QueueRecord:
-        values: dict[str, Any] = {"modified_ms": now_ms, **_settings_values(settings)}
+        values: dict[str, Any] = {"modified_ms": now_ms, **settings_values(settings)}
         if origin is not None:
             values["origin"] = origin
         query = update(queues).where(queues.c.name == name).values(values).returning(*queues.c)
-        return _queue(self.connection.execute(query).mappings().one())
+        return queue_record(self.connection.execute(query).mappings().one())
 
     def set_queue_origin(self, name: str, origin: QueueOrigin) -> None:
         self.connection.execute(update(queues).where(queues.c.name == name).values(origin=origin))
@@ -195,6 +139,14 @@ class QueueQueries:
         (nothing without ``ids``, which spares reading them back)."""
         if not messages:
             return []
+        try:
+            return self._insert_messages(queue, messages, now_ms, ids=ids)
+        except IntegrityError as gone:
+            raise QueueGone(f"no queue {queue!r}") from gone
+
+    def _insert_messages(
+        self, queue: str, messages: Sequence[NewMessage], now_ms: int, *, ids: bool
+    ) -> list[int]:
         rows = [
             {
                 "queue": queue,
@@ -214,7 +166,7 @@ class QueueQueries:
             for m in messages
         ]
         if not ids:
-            self.connection.execute(_INSERT_MESSAGES, rows)
+            self.connection.execute(INSERT_MESSAGES, rows)
             return []
         if len(rows) == 1:
             inserted = self.connection.execute(queue_messages.insert().returning(_m.id), rows[0])
@@ -249,6 +201,14 @@ class QueueQueries:
         replacing an expired record of the same id."""
         if not entries:
             return
+        try:
+            self._remember_dedup(queue, entries, expires_ms)
+        except IntegrityError as gone:
+            raise QueueGone(f"no queue {queue!r}") from gone
+
+    def _remember_dedup(
+        self, queue: str, entries: Sequence[tuple[str, str, str]], expires_ms: int
+    ) -> None:
         self.connection.execute(
             delete(queue_dedup).where(
                 queue_dedup.c.queue == queue,
@@ -269,6 +229,11 @@ class QueueQueries:
             ],
         )
 
+    def locks_rows(self) -> bool:
+        """True on PostgreSQL, whose writers run at once; SQLite's write lock already
+        serializes them."""
+        return self.connection.dialect.name == "postgresql"
+
     # -- receiving -------------------------------------------------------------------
 
     def receivable(
@@ -280,15 +245,15 @@ class QueueQueries:
         none of a message group that has a message in flight (one receiver per group).
         PostgreSQL skips rows that a concurrent receive has locked.
         """
-        if self.connection.dialect.name == "postgresql":
-            query = _RECEIVABLE_LOCKING[fifo]
+        if self.locks_rows():
+            query = RECEIVABLE_LOCKING[fifo]
         else:
-            query = _RECEIVABLE_FIFO if fifo else _RECEIVABLE_STANDARD
+            query = RECEIVABLE_FIFO if fifo else RECEIVABLE_STANDARD
         found = self.connection.execute(
             query,
             {"queue": queue, "now_ms": now_ms, "sent_after_ms": sent_after_ms, "limit": limit},
         )
-        return [_message(row) for row in found.mappings()]
+        return [stored_message(row) for row in found.mappings()]
 
     def mark_received(
         self, messages: Sequence[StoredMessage], *, visible_ms: int, token: str, now_ms: int
@@ -298,7 +263,7 @@ class QueueQueries:
         if not messages:
             return []
         self.connection.execute(
-            _MARK_RECEIVED,
+            MARK_RECEIVED,
             {
                 "ids": [m.id for m in messages],
                 "visible_ms": visible_ms,
@@ -362,7 +327,7 @@ class QueueQueries:
         if not handles:
             return
         self.connection.execute(
-            _DELETE_BY_MESSAGE_ID if by_message_id else _DELETE_RECEIVED,
+            DELETE_BY_MESSAGE_ID if by_message_id else DELETE_RECEIVED,
             {
                 "ids": [message_id for message_id, _ in handles],
                 "queue": queue,
@@ -388,7 +353,7 @@ class QueueQueries:
             .mappings()
             .first()
         )
-        return None if row is None else _message(row)
+        return None if row is None else stored_message(row)
 
     # -- housekeeping and depth ------------------------------------------------------
 
@@ -400,9 +365,7 @@ class QueueQueries:
 
     def prune_expired(self, now_ms: int) -> int:
         """Deletes messages older than their queue's retention, and expired dedup ids."""
-        cutoff = (
-            select(_retention_cutoff(now_ms)).where(queues.c.name == _m.queue).scalar_subquery()
-        )
+        cutoff = select(retention_cutoff(now_ms)).where(queues.c.name == _m.queue).scalar_subquery()
         done = self.connection.execute(
             delete(queue_messages).where(_m.sent_ms <= cutoff).returning(_m.id)
         )
@@ -416,7 +379,7 @@ class QueueQueries:
         not counting those past their retention."""
         in_flight = and_(_m.visible_ms > now_ms, _m.receive_count > 0)
         delayed = and_(_m.visible_ms > now_ms, _m.receive_count == 0)
-        retained = _m.sent_ms > _retention_cutoff(now_ms)
+        retained = _m.sent_ms > retention_cutoff(now_ms)
         query = (
             select(
                 queues.c.name,
@@ -435,65 +398,63 @@ class QueueQueries:
             for row in self.connection.execute(query)
         }
 
+    def oldest_sent_ms(self) -> dict[str, int]:
+        """When the oldest message of each queue that has one was sent."""
+        query = select(_m.queue, func.min(_m.sent_ms)).group_by(_m.queue)
+        return {str(name): int(sent) for name, sent in self.connection.execute(query).all()}
 
-def _retention_cutoff(now_ms: int) -> ColumnElement[int]:
-    # In 64-bit arithmetic: milliseconds since the epoch overflow PostgreSQL's integer.
-    seconds = cast(queues.c.retention_seconds, BigInteger)
-    return literal(now_ms, BigInteger) - seconds * 1000
+    # -- tags ------------------------------------------------------------------------
 
+    def queue_tags(self, name: str) -> dict[str, str]:
+        value = self.connection.scalar(select(queues.c.tags).where(queues.c.name == name))
+        return {str(k): str(v) for k, v in (value or {}).items()}
 
-def _settings_values(settings: QueueSettings) -> dict[str, Any]:
-    return {
-        "visibility_timeout": settings.visibility_timeout,
-        "delay_seconds": settings.delay_seconds,
-        "retention_seconds": settings.retention_seconds,
-        "max_message_size": settings.max_message_size,
-        "receive_wait_seconds": settings.receive_wait_seconds,
-        "content_based_deduplication": settings.content_based_deduplication,
-        "dead_letter_target": settings.dead_letter_target,
-        "max_receive_count": settings.max_receive_count,
-        "extra": dict(settings.extra),
-    }
+    def set_queue_tags(self, name: str, tags: dict[str, str]) -> None:
+        self.connection.execute(
+            update(queues).where(queues.c.name == name).values(tags=dict(tags) or None)
+        )
 
+    # -- message-move tasks ----------------------------------------------------------
 
-def _queue(row: RowMapping) -> QueueRecord:
-    return QueueRecord(
-        name=row["name"],
-        fifo=bool(row["fifo"]),
-        origin=row["origin"],
-        created_ms=int(row["created_ms"]),
-        modified_ms=int(row["modified_ms"]),
-        settings=QueueSettings(
-            visibility_timeout=row["visibility_timeout"],
-            delay_seconds=row["delay_seconds"],
-            retention_seconds=row["retention_seconds"],
-            max_message_size=row["max_message_size"],
-            receive_wait_seconds=row["receive_wait_seconds"],
-            content_based_deduplication=bool(row["content_based_deduplication"]),
-            dead_letter_target=row["dead_letter_target"],
-            max_receive_count=row["max_receive_count"],
-            extra=dict(row["extra"]),
-        ),
-    )
+    def queue_message_ids(self, queue: str) -> list[int]:
+        query = select(queue_messages.c.id).where(queue_messages.c.queue == queue)
+        return [int(i) for i in self.connection.scalars(query.order_by(queue_messages.c.id))]
 
+    def queue_message_count(self, queue: str) -> int:
+        query = select(func.count()).where(queue_messages.c.queue == queue)
+        return int(self.connection.scalar(query) or 0)
 
-def _message(row: RowMapping) -> StoredMessage:
-    return StoredMessage(
-        id=int(row["id"]),
-        queue=row["queue"],
-        message_id=row["message_id"],
-        body=row["body"],
-        attributes=row["attributes"],
-        system_attributes=row["system_attributes"],
-        md5_body=row["md5_body"],
-        md5_attributes=row["md5_attributes"],
-        md5_system_attributes=row["md5_system_attributes"],
-        sent_ms=int(row["sent_ms"]),
-        visible_ms=int(row["visible_ms"]),
-        receive_count=int(row["receive_count"]),
-        first_received_ms=row["first_received_ms"],
-        receipt_token=row["receipt_token"],
-        group_id=row["group_id"],
-        dedup_id=row["dedup_id"],
-        dead_lettered_from=row["dead_lettered_from"],
-    )
+    def record_move_task(self, task: MoveTask) -> None:
+        self.connection.execute(
+            queue_move_tasks.insert().values(
+                handle=task.handle,
+                source=task.source,
+                destination=task.destination,
+                max_per_second=task.max_per_second,
+                status=task.status,
+                moved=task.moved,
+                to_move=task.to_move,
+                failure=task.failure,
+                started_ms=task.started_ms,
+            )
+        )
+
+    def move_task(self, handle: str) -> MoveTask | None:
+        row = (
+            self.connection.execute(
+                select(queue_move_tasks).where(queue_move_tasks.c.handle == handle)
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else move_task_record(row)
+
+    def move_tasks(self, source: str, limit: int) -> Sequence[MoveTask]:
+        """The latest ``limit`` tasks of ``source``, the most recent first."""
+        query = (
+            select(queue_move_tasks)
+            .where(queue_move_tasks.c.source == source)
+            .order_by(queue_move_tasks.c.started_ms.desc(), queue_move_tasks.c.handle.desc())
+            .limit(limit)
+        )
+        return [move_task_record(row) for row in self.connection.execute(query).mappings()]

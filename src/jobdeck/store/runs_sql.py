@@ -1,7 +1,7 @@
 """The store's queries for runs, their events and claimed timed fires.
 
-:class:`RunQueries` is mixed into :class:`jobdeck.store.sql.Tx`: every method runs on
-the unit of work's connection and inside its transaction. No method reads the clock.
+:class:`SqlRuns` is the runs aggregate of a unit of work (:class:`jobdeck.store.sql.SqlTx`):
+every method runs on its connection and inside its transaction. No method reads the clock.
 """
 
 from __future__ import annotations
@@ -11,10 +11,21 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Insert, RowMapping, Select, bindparam, func, select, update
+from sqlalchemy import (
+    Connection,
+    Insert,
+    RowMapping,
+    Select,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from jobdeck.store.errors import NotFound, RunAlreadyEnded
+from jobdeck.store.errors import NotFound
 from jobdeck.store.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -25,6 +36,8 @@ from jobdeck.store.records import (
     RunStep,
     Trigger,
 )
+from jobdeck.store.run_rows import Moment, RunCount, RunRow
+from jobdeck.store.run_steps import apply_steps
 from jobdeck.store.tables import as_utc, fires, run_events, runs
 
 # Newest first, and a stable order among runs created at the same instant.
@@ -64,10 +77,11 @@ _UPDATE_ACTIVE_RUN = update(runs).where(
 _ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
-class RunQueries:
+class SqlRuns:
     """Runs, run events and fires, on the connection of one unit of work."""
 
-    connection: Connection
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     # -- fires -----------------------------------------------------------------------
 
@@ -207,7 +221,7 @@ class RunQueries:
         current = self.connection.execute(_RUN_FOR_UPDATE, {"b_id": run_id}).mappings().first()
         if current is None:
             raise NotFound(f"no run with id {run_id}")
-        changes, events = _apply(run_id, at, steps, current["status"], current["detail"])
+        changes, events = apply_steps(run_id, at, steps, current["status"], current["detail"])
         updated = _run(current)
         if changes:
             row = self.connection.execute(_UPDATE_RUN, {"b_id": run_id, **changes})
@@ -220,7 +234,7 @@ class RunQueries:
         """Steps that change the status, written onto ``known`` without reading the run;
         None when the write found nothing to change (the run ended meanwhile, or is
         gone)."""
-        changes, events = _apply(known.id, at, steps, known.status, known.detail)
+        changes, events = apply_steps(known.id, at, steps, known.status, known.detail)
         if self.connection.execute(_UPDATE_ACTIVE_RUN, {"b_id": known.id, **changes}).rowcount != 1:
             return None
         self.connection.execute(_INSERT_EVENT, events)
@@ -326,47 +340,60 @@ class RunQueries:
         values = {"run_id": run_id, "at": as_utc(at, "at"), "type": type, "detail": detail}
         self.connection.execute(_INSERT_EVENT, values)
 
-    def _first_row(self, query: Select[Any]) -> RowMapping | None:
-        return self.connection.execute(query).mappings().first()
+    # -- aggregates, for metrics and listings ----------------------------------------
 
-
-def _apply(
-    run_id: int,
-    at: datetime,
-    steps: Sequence[RunStep],
-    status: str,
-    detail: dict[str, Any],
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The columns that ``steps`` change in a run that is ``status`` with ``detail``, and
-    an event for each step; raises :class:`RunAlreadyEnded` for a step that gives a
-    status once the run's is final."""
-    changes: dict[str, Any] = {}
-    events: list[dict[str, Any]] = []
-    for step in steps:
-        if step.status is not None and status in TERMINAL_STATUSES:
-            raise RunAlreadyEnded(
-                f"run {run_id} already ended {status}; it cannot become {step.status}"
-            )
-        recorded: dict[str, Any] = {}
-        for name, value in (
-            ("status", step.status),
-            ("reason", step.reason),
-            ("exit_code", step.exit_code),
-        ):
-            if value is not None:
-                changes[name] = recorded[name] = value
-        for name, instant in (("started_at", step.started_at), ("ended_at", step.ended_at)):
-            if instant is not None:
-                changes[name] = as_utc(instant, name)
-                recorded[name] = changes[name].isoformat()
-        if step.detail is not None:
-            detail = changes["detail"] = {**detail, **step.detail}
-            recorded["detail"] = step.detail
-        status = step.status or status
-        events.append(
-            {"run_id": run_id, "at": as_utc(at, "at"), "type": step.event, "detail": recorded}
+    def run_counts(
+        self, *, kind: str | None = None, since: datetime | None = None
+    ) -> list[RunCount]:
+        """How many runs each job has in each status (created at or after ``since``)."""
+        query = select(runs.c.kind, runs.c.job, runs.c.status, func.count().label("n")).group_by(
+            runs.c.kind, runs.c.job, runs.c.status
         )
-    return changes, events
+        if kind is not None:
+            query = query.where(runs.c.kind == kind)
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
+        rows = self.connection.execute(query).all()
+        return [RunCount(row.kind, row.job, row.status, int(row.n)) for row in rows]
+
+    def runs_after(
+        self, moment: Moment, at: datetime, run_id: int, limit: int = 1000
+    ) -> list[RunRow]:
+        """Runs whose (``moment``, id) comes after ``(at, run_id)``, in that order: the runs
+        created, or ended, since a reader last looked."""
+        column = runs.c[moment]
+        query = (
+            select(
+                runs.c.id,
+                runs.c.job,
+                runs.c.kind,
+                runs.c.trigger,
+                runs.c.status,
+                runs.c.created_at,
+                runs.c.started_at,
+                runs.c.ended_at,
+                runs.c.detail,
+            )
+            .where(column.is_not(None))
+            .where(or_(column > at, and_(column == at, runs.c.id > run_id)))
+            .order_by(column, runs.c.id)
+            .limit(limit)
+        )
+        rows = self.connection.execute(query).all()
+        return [
+            RunRow(
+                row.id,
+                row.job,
+                row.kind,
+                row.trigger,
+                row.status,
+                row.created_at,
+                row.started_at,
+                row.ended_at,
+                dict(row.detail or {}),
+            )
+            for row in rows
+        ]
 
 
 def _optional_utc(value: datetime | None, what: str) -> datetime | None:

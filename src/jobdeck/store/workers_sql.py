@@ -1,12 +1,12 @@
 """The store's queries for workers: singleton leases, the supervisor's state, its events.
 
-:class:`WorkerQueries` is mixed into :class:`jobdeck.store.sql.Tx`: every method runs on
-the unit of work's connection and inside its transaction. No method reads the clock.
+:class:`SqlWorkers` is the workers aggregate of a unit of work
+(:class:`jobdeck.store.sql.SqlTx`): every method runs on its connection and inside its
+transaction. No method reads the clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,46 +14,14 @@ from sqlalchemy import Connection, RowMapping, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobdeck.store.tables import as_utc, runs, worker_events, worker_leases, worker_states
+from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState, overview
 
 
-@dataclass(frozen=True)
-class WorkerLease:
-    """Who may run a singleton worker's one process: the run, on which engine, until when
-    (renewed by that engine while it lives)."""
-
-    worker: str
-    holder_run: int
-    holder_host: str
-    acquired_at: datetime
-    expires_at: datetime
-
-
-@dataclass(frozen=True)
-class WorkerState:
-    """The supervisor's latest word on a worker: replicas it wants, processes it
-    restarted, how the last one ended, and its latest scaling decision."""
-
-    worker: str
-    desired: int
-    restarts: int
-    updated_at: datetime
-    last_exit: dict[str, Any] | None = None
-    decision: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class WorkerEvent:
-    worker: str
-    at: datetime
-    type: str
-    detail: dict[str, Any] = field(default_factory=dict)
-    id: int | None = None
-
-
-class WorkerQueries:
+class SqlWorkers:
     """Leases, states and events of workers, on the connection of one unit of work."""
 
-    connection: Connection
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
 
     # -- singleton leases --------------------------------------------------------------
 
@@ -61,10 +29,6 @@ class WorkerQueries:
         query = select(worker_leases).where(worker_leases.c.worker == worker)
         row = self.connection.execute(query).mappings().first()
         return None if row is None else _lease(row)
-
-    def leases(self) -> list[WorkerLease]:
-        query = select(worker_leases).order_by(worker_leases.c.worker)
-        return [_lease(row) for row in self.connection.execute(query).mappings()]
 
     def take_lease(
         self, worker: str, *, run_id: int, host: str, now: datetime, expires_at: datetime
@@ -160,29 +124,7 @@ class WorkerQueries:
     def worker_overview(self) -> dict[str, dict[str, Any]]:
         """What `jobdeck status` shows of each worker the supervisor looked after:
         desired and running replicas, restarts, the last exit, the scaling decision."""
-        running = self.running_workers()
-        shown = {
-            name: {
-                "desired": state.desired,
-                "running": running.get(name, 0),
-                "restarts": state.restarts,
-                "last_exit": state.last_exit,
-                "decision": state.decision,
-            }
-            for name, state in self.worker_states().items()
-        }
-        for name, count in running.items():
-            shown.setdefault(
-                name,
-                {
-                    "desired": None,
-                    "running": count,
-                    "restarts": 0,
-                    "last_exit": None,
-                    "decision": None,
-                },
-            )
-        return shown
+        return overview(self.worker_states(), self.running_workers())
 
     # -- events --------------------------------------------------------------------------
 

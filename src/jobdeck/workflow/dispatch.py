@@ -114,7 +114,7 @@ class Dispatcher:
         attempt: int = 1,
         retry_of: int | None = None,
     ) -> Run:
-        return tx.create_run(
+        return tx.runs.create_run(
             job=name,
             kind=kind,
             trigger=trigger,
@@ -195,7 +195,7 @@ class Dispatcher:
         if cap is None or busy < cap:
             return None
         why = _full(pool, cap)
-        tx.append_events([run.id], at=now, type="waiting", detail={"for": why})
+        tx.runs.append_events([run.id], at=now, type="waiting", detail={"for": why})
         return why
 
     # -- dispatching ------------------------------------------------------------------
@@ -261,7 +261,7 @@ class Dispatcher:
                 reasons.setdefault(why, []).append(run_id)
             with self.store.transaction() as tx:
                 for why, ids in reasons.items():
-                    tx.append_events(ids, at=now, type="waiting", detail={"for": why})
+                    tx.runs.append_events(ids, at=now, type="waiting", detail={"for": why})
         self._arm(soonest)
 
     def _arm(self, when: datetime | None) -> None:
@@ -281,7 +281,7 @@ class Dispatcher:
     def _abandon(self, wait: Waiting, reason: str, why: str) -> None:
         del self.waiting[wait.run.id]
         with self.store.transaction() as tx:
-            tx.update_run(
+            tx.runs.update_run(
                 wait.run.id,
                 at=self.clock.now(),
                 event="cancelled",
@@ -352,7 +352,9 @@ class Dispatcher:
         """The run is running (launched now, or found launched after a restart)."""
         step = self._started_step(now, detail)
         # This engine alone changes the runs it runs: what it holds of one is current.
-        return tx.update_run_steps(run_id, at=now, steps=[step], known=self.running.get(run_id))
+        return tx.runs.update_run_steps(
+            run_id, at=now, steps=[step], known=self.running.get(run_id)
+        )
 
     @staticmethod
     def _started_step(now: datetime, detail: dict[str, Any]) -> RunStep:
@@ -376,7 +378,7 @@ class Dispatcher:
         spec = self.spec_of(run.kind, run.job)
         grace = spec.kill_grace.total_seconds() if spec else 10.0
         with self.store.transaction() as tx:
-            tx.add_event(
+            tx.runs.add_event(
                 run_id,
                 at=self.clock.now(),
                 type="cancelling",
@@ -393,7 +395,7 @@ class Dispatcher:
             self._cancelling.discard(run_id)
             log.warning("run %s: cannot stop it: %s", run_id, exc)
             with self.store.transaction() as tx:
-                tx.add_event(
+                tx.runs.add_event(
                     run_id, at=self.clock.now(), type="cancel_failed", detail={"error": str(exc)}
                 )
 

@@ -96,13 +96,13 @@ class RunDriver(Dispatcher):
         now = decided_at or self.clock.now()
         lateness_ms = round((now - nominal).total_seconds() * 1000, 3)
         with self.store.transaction() as tx:
-            if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
+            if not tx.runs.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
             detail: dict[str, Any] = {"lateness_ms": lateness_ms}
             if catching_up is not None or trigger == "catchup":
                 detail["catchup_of"] = catching_up or "engine_down"
             run = self._decide(tx, name, spec, trigger, nominal, now, detail)
-            tx.attach_fire(name, nominal, run.id)
+            tx.runs.attach_fire(name, nominal, run.id)
         self._enqueue(run)
         return run
 
@@ -122,7 +122,7 @@ class RunDriver(Dispatcher):
         first: Run | None = None
         with self.store.transaction() as tx:
             for slot in decision.missed:
-                if not tx.claim_fire(name, slot, decided_at=now, host=self.host):
+                if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.host):
                     continue  # another engine (or an earlier life) decided it
                 why = missed_why(slot, now, spec.catchup, spec.catchup_window)
                 detail = {"cause": cause, "why": why}
@@ -130,7 +130,7 @@ class RunDriver(Dispatcher):
                     tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
                     detail=detail,
                 )  # fmt: skip
-                tx.attach_fire(name, slot, run.id)
+                tx.runs.attach_fire(name, slot, run.id)
                 missed.slots.append((slot, why))
                 first = first or run
             if decision.missed_beyond:
@@ -262,7 +262,7 @@ class RunDriver(Dispatcher):
         policy = "allow" if ignore_overlap else spec.overlap
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
-        active = tx.active_runs(job=name, kind="schedule")
+        active = tx.runs.active_runs(job=name, kind="schedule")
         catching_up = "catchup_of" in detail
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
@@ -307,7 +307,7 @@ class RunDriver(Dispatcher):
         asked: dict[str, Any] = {"cancelled_by": by, "cancel_reason": why}
         waiting = False
         with self.store.transaction() as tx:
-            run = tx.run(run_id)
+            run = tx.runs.run(run_id)
             if run is None:
                 raise KeyError(run_id)
             if not run.active:
@@ -325,7 +325,7 @@ class RunDriver(Dispatcher):
                 )
             waiting = run_id in self.waiting
             if waiting:
-                run = tx.update_run(
+                run = tx.runs.update_run(
                     run_id,
                     at=now,
                     event="cancelled",
@@ -337,7 +337,7 @@ class RunDriver(Dispatcher):
             else:
                 # Kept with the run: an engine that dies before it stops the run, and
                 # the next one that adopts it, still cancel it (see recover).
-                run = tx.update_run(
+                run = tx.runs.update_run(
                     run_id, at=now, event="cancel_requested", detail={CANCEL_REQUESTED: asked}
                 )
             if audit is not None:
@@ -408,9 +408,9 @@ class RunDriver(Dispatcher):
 
     def _suspended(self, kind: str, name: str, now: datetime, tx: Tx | None = None) -> str | None:
         if tx is not None:
-            held = tx.active_suspension(kind, name, now)
+            held = tx.suspensions.active_suspension(kind, name, now)
             return held.reason if held else None
-        for found in self.store.suspensions(now):
+        for found in self.store.suspensions.suspensions(now):
             if found.kind == kind and found.name == name:
                 return found.reason
         return None
@@ -429,7 +429,7 @@ class RunDriver(Dispatcher):
         self._bind()
         found = Recovered()
         now = self.clock.now()
-        for run in self.store.active_runs(host=self.host):
+        for run in self.store.runs.active_runs(host=self.host):
             if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
                 continue
             requested = run.detail.get(CANCEL_REQUESTED)
@@ -451,7 +451,7 @@ class RunDriver(Dispatcher):
                 continue
             self.running[run.id] = run
             with self.store.transaction() as tx:
-                tx.add_event(run.id, at=now, type="adopted", detail={"state": state})
+                tx.runs.add_event(run.id, at=now, type="adopted", detail={"state": state})
                 if run.status == "pending":
                     detail = {"run_dir": str(self.executor.run_dir(run.id))}
                     self.running[run.id] = self._record_started(tx, run.id, now, detail)

@@ -76,7 +76,7 @@ class Outcomes:
             end = RunStep("ended", status, reason, ended_at=now, **fields)
             steps = [end] if started is None else [self.d._started_step(now, started), end]
             with self.d.store.transaction() as tx:
-                ended = tx.update_run_steps(run_id, at=now, steps=steps, known=run)
+                ended = tx.runs.update_run_steps(run_id, at=now, steps=steps, known=run)
                 if asked is None and by is None:
                     # A run someone cancelled (or a newer run replaced) is not tried
                     # again, also when it failed before the cancel could stop it.
@@ -129,8 +129,8 @@ class Outcomes:
         self.d._cancelling.discard(run.id)
         now = self.d.clock.now()
         with self.d.store.transaction() as tx:
-            tx.add_event(run.id, at=now, type="vanished", detail={"why": why})
-            ended = tx.update_run(
+            tx.runs.add_event(run.id, at=now, type="vanished", detail={"why": why})
+            ended = tx.runs.update_run(
                 run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
             )
         self._notify_ended(ended)
@@ -148,7 +148,7 @@ class Outcomes:
             stopped = False
         if stopped:
             with self.d.store.transaction() as tx:
-                tx.add_event(run.id, at=self.d.clock.now(), type="orphans_stopped")
+                tx.runs.add_event(run.id, at=self.d.clock.now(), type="orphans_stopped")
         self.d.executor.release(run.pool, run.id)
 
     def _notify_ended(self, run: Run) -> None:

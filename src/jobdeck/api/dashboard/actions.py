@@ -38,7 +38,7 @@ def run_now(app: Application, name: str, actor: str) -> Run:
 
     def audited(tx: Tx, run: Run) -> None:
         detail = {"run_id": run.id, "status": run.status, "ignore_overlap": False}
-        tx.record_audit(run_entry(now, actor, name, "ok", detail))
+        tx.audit.record_audit(run_entry(now, actor, name, "ok", detail))
 
     try:
         # The run and its audit entry in one transaction.
@@ -100,7 +100,7 @@ def redrive(app: Application, name: str, actor: str) -> Redrive:
             done = admin.redrive(tx, wire, int(now.timestamp() * 1000))
         except admin.QueueAdminError as exc:
             raise ActionRefused(str(exc)) from None
-        tx.record_audit(
+        tx.audit.record_audit(
             AuditEntry(
                 at=now,
                 actor=actor,

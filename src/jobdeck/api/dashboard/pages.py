@@ -116,7 +116,7 @@ class Dashboard:
         started = _int(request.query_params.get("started"))
         started_run = None
         if started is not None:
-            started_run = await asyncio.to_thread(self.app.store.run, started)
+            started_run = await asyncio.to_thread(self.app.store.runs.run, started)
         context.update(
             error=error,
             confirm=confirm if confirm in ("run", "suspend", "resume") else None,
@@ -147,7 +147,7 @@ class Dashboard:
         run_id = _int(request.path_params["run_id"])
         if not _same_origin(request):
             return Response("cross-origin form posts are refused", status_code=403)
-        run = None if run_id is None else await asyncio.to_thread(self.app.store.run, run_id)
+        run = None if run_id is None else await asyncio.to_thread(self.app.store.runs.run, run_id)
         if run is None:
             return self._missing(request, f"There is no run {request.path_params['run_id']}.")
         form = await request.form()
@@ -163,7 +163,7 @@ class Dashboard:
         """What was appended to a run's log since ``offset``, and whether more may come."""
         run_id = _int(request.path_params["run_id"])
         offset = _int(request.query_params.get("offset", "0"))
-        run = None if run_id is None else await asyncio.to_thread(self.app.store.run, run_id)
+        run = None if run_id is None else await asyncio.to_thread(self.app.store.runs.run, run_id)
         if run is None or offset is None or run_id is None:
             return JSONResponse({"error": "no such run, or a bad offset"}, status_code=404)
         piece = await asyncio.to_thread(views.read_log, self.app.log_path(run_id), offset)
@@ -193,7 +193,7 @@ class Dashboard:
         number = _int(request.path_params["number"])
         found = None
         if number is not None:
-            found = await asyncio.to_thread(self.app.store.revision, number)
+            found = await asyncio.to_thread(self.app.store.revisions.revision, number)
         if found is None:
             return self._missing(request, f"There is no revision {request.path_params['number']}.")
         return self.page(request, "revision.html", {"revision": found})
@@ -231,7 +231,7 @@ class Dashboard:
             )
         started = _int(request.query_params.get("started"))
         started_run = (
-            None if started is None else await asyncio.to_thread(self.app.store.run, started)
+            None if started is None else await asyncio.to_thread(self.app.store.runs.run, started)
         )
         confirm = error is not None or request.query_params.get("confirm") == "run"
         context.update(

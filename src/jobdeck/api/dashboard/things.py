@@ -26,9 +26,14 @@ def worker_page(app: Application, name: str, now: datetime) -> dict[str, Any] | 
         return None
     spec = catalog.workers[name]
     seen = app.supervisor.overview().get(name, {})
-    runs = app.store.runs(job=name, kind="worker", limit=RECENT)
+    runs = app.store.runs.runs(job=name, kind="worker", limit=RECENT)
     suspension = next(
-        (s for s in app.store.suspensions(now) if s.kind == "worker" and s.name == name), None
+        (
+            s
+            for s in app.store.suspensions.suspensions(now)
+            if s.kind == "worker" and s.name == name
+        ),
+        None,
     )
     return {
         "name": name,
@@ -63,7 +68,7 @@ def queue_page(app: Application, name: str, now: datetime) -> dict[str, Any] | N
         "consumers": sorted(w for w, s in catalog.workers.items() if s.queue == name),
         "redrives": [
             e
-            for e in app.store.audit(limit=200)
+            for e in app.store.audit.audit(limit=200)
             if e.action == "queue redrive" and e.target == f"queue {wire}"
         ][:5],
     }
@@ -80,7 +85,7 @@ def command_page(app: Application, name: str) -> dict[str, Any] | None:
         "params": spec.params,
         "allow": spec.allow,
         "open_to_all": not (spec.allow.channels or spec.allow.users or spec.allow.usergroups),
-        "invocations": app.store.runs(job=name, kind="command", limit=RECENT),
+        "invocations": app.store.runs.runs(job=name, kind="command", limit=RECENT),
     }
 
 
@@ -100,7 +105,7 @@ def pool_page(app: Application, name: str) -> dict[str, Any] | None:
         for member, spec_ in section.items()
         if spec_.pool == name
     ]
-    running = [r for r in app.store.active_runs() if r.pool == name and r.status == "running"]
+    running = [r for r in app.store.runs.active_runs() if r.pool == name and r.status == "running"]
     return {
         "name": name,
         "spec": spec,
@@ -138,7 +143,7 @@ class RunFilters:
 
 def runs_page(app: Application, filters: RunFilters, now: datetime) -> dict[str, Any]:
     since = now - WITHIN[filters.within] if filters.within else None
-    runs = app.store.runs(
+    runs = app.store.runs.runs(
         job=filters.job,
         status=filters.status,
         trigger=filters.trigger,

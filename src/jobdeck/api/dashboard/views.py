@@ -46,9 +46,9 @@ def zone_of(spec: Schedule, catalog: Catalog) -> str:
 def overview(app: Application, now: datetime) -> dict[str, Any]:
     catalog = app.catalog
     store = app.store
-    suspended = _active_suspensions(store.suspensions(now), now)
+    suspended = _active_suspensions(store.suspensions.suspensions(now), now)
     failures = sorted(
-        (run for status in FAILED_STATUSES for run in store.runs(status=status, limit=10)),
+        (run for status in FAILED_STATUSES for run in store.runs.runs(status=status, limit=10)),
         key=lambda run: (run.created_at, run.id),
         reverse=True,
     )[:RECENT_FAILURES]
@@ -64,7 +64,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
     }
     if catalog is None:
         return context
-    last = store.last_runs(list(catalog.schedules))
+    last = store.runs.last_runs(list(catalog.schedules))
     context["schedules"] = [
         {
             "name": name,
@@ -76,7 +76,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         }
         for name, spec in catalog.schedules.items()
     ]
-    active = store.active_runs()
+    active = store.runs.active_runs()
     # What the supervisor sees now, as the JSON API and /metrics report it.
     seen = app.supervisor.overview()
     workers = []
@@ -93,7 +93,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
             }
         )
     context["workers"] = workers
-    last_commands = store.last_runs(list(catalog.commands))
+    last_commands = store.runs.last_runs(list(catalog.commands))
     context["commands"] = [
         {
             "name": name,
@@ -160,8 +160,10 @@ def schedule_page(app: Application, name: str, now: datetime) -> dict[str, Any] 
         return None
     spec = catalog.schedules[name]
     store = app.store
-    history = store.runs(job=name, kind="schedule", limit=HISTORY)
-    mine = [s for s in store.suspensions(now, include_ended=True) if s.kind == "schedule"]
+    history = store.runs.runs(job=name, kind="schedule", limit=HISTORY)
+    mine = [
+        s for s in store.suspensions.suspensions(now, include_ended=True) if s.kind == "schedule"
+    ]
     mine = [s for s in mine if s.name == name]
     active = next((s for s in mine if s.active(now)), None)
     upcoming = next_fires(cadence_for(spec), now, UPCOMING) if spec.enabled else []
@@ -203,7 +205,7 @@ def _yamlish(value: Any) -> str:
 
 def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
     store = app.store
-    run = store.run(run_id)
+    run = store.runs.run(run_id)
     if run is None:
         return None
     # The same attempts as the API's answer for the run.
@@ -211,7 +213,7 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
     piece = read_log(app.log_path(run_id), None)
     return {
         "run": run,
-        "events": store.events(run_id),
+        "events": store.runs.events(run_id),
         "attempts": attempts,
         "log": piece,
         "schedule_known": app.catalog is not None and run.job in app.catalog.schedules,
@@ -256,7 +258,7 @@ def _active_suspensions(
 
 
 def audit_page(app: Application, page: int, per_page: int = 50) -> dict[str, Any]:
-    entries = app.store.audit(limit=per_page + 1, offset=page * per_page)
+    entries = app.store.audit.audit(limit=per_page + 1, offset=page * per_page)
     return {
         "entries": entries[:per_page],
         "page": page,
@@ -266,6 +268,6 @@ def audit_page(app: Application, page: int, per_page: int = 50) -> dict[str, Any
 
 def revisions_page(app: Application) -> dict[str, Any]:
     return {
-        "revisions": app.store.revisions(limit=100),
+        "revisions": app.store.revisions.revisions(limit=100),
         "running": app.applied.revision if app.applied else None,
     }

@@ -1,0 +1,498 @@
+"""The store's interface: one narrow Protocol per aggregate, and the unit of work that
+holds one of each.
+
+A unit of work (:class:`Tx`, from ``store.transaction()``) exposes its aggregates as
+attributes: ``tx.runs.create_run(...)``, ``tx.queues.insert_messages(...)``,
+``tx.keys.claim_key(...)``. Outside a transaction, ``store.runs.run(id)`` and the like
+read through a view typed by the aggregate's read-only Protocol (``*Reads``), each call
+in a snapshot of its own. Two implementations: SQL (:mod:`jobdeck.store.sql`, SQLite and
+PostgreSQL) and memory (:mod:`jobdeck.store.memory`, for the cores' unit tests). No
+method reads the clock: callers pass times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from jobdeck.store.queue_records import (
+    MoveTask,
+    NewMessage,
+    QueueCounts,
+    QueueOrigin,
+    QueueRecord,
+    QueueSettings,
+    StoredMessage,
+)
+from jobdeck.store.records import (
+    AuditEntry,
+    Revision,
+    RevisionInfo,
+    Run,
+    RunEvent,
+    RunKind,
+    RunStatus,
+    RunStep,
+    Suspension,
+    Trigger,
+)
+from jobdeck.store.run_rows import Moment, RunCount, RunRow
+from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState
+
+# -- revisions -------------------------------------------------------------------------
+
+
+class RevisionReads(Protocol):
+    def latest_revision(self) -> Revision | None: ...
+
+    def latest_number(self) -> int | None:
+        """The newest revision's number only (a revision's row holds the whole catalog)."""
+        ...
+
+    def revision(self, number: int) -> Revision | None: ...
+
+    def revisions(self, limit: int = 50) -> list[RevisionInfo]:
+        """Applied revisions, newest first (without their text and catalog)."""
+        ...
+
+
+class Revisions(RevisionReads, Protocol):
+    def add_revision(
+        self,
+        *,
+        applied_at: datetime,
+        applied_by: str,
+        catalog_sha256: str,
+        git_describe: str | None,
+        source: str,
+        text: str,
+        catalog: dict[str, Any],
+    ) -> Revision:
+        """Records the next revision (1 for the first); :class:`RevisionConflict` when a
+        concurrent apply took the number first (the unit of work is then unusable)."""
+        ...
+
+
+# -- suspensions -----------------------------------------------------------------------
+
+
+class SuspensionReads(Protocol):
+    def active_suspension(self, kind: str, name: str, now: datetime) -> Suspension | None:
+        """The newest suspension of ``kind``/``name`` in force at ``now``, if any."""
+        ...
+
+    def suspensions(self, now: datetime, *, include_ended: bool = False) -> list[Suspension]:
+        """Suspensions active at ``now`` (all of them with ``include_ended``), newest first."""
+        ...
+
+
+class Suspensions(SuspensionReads, Protocol):
+    def add_suspension(
+        self,
+        *,
+        kind: str,
+        name: str,
+        reason: str,
+        created_by: str,
+        created_at: datetime,
+        until: datetime | None,
+    ) -> Suspension: ...
+
+    def end_suspension(
+        self, suspension_id: int, *, ended_by: str, ended_at: datetime
+    ) -> Suspension:
+        """Ends a suspension (one already ended is returned unchanged); :class:`NotFound`
+        for an unknown id."""
+        ...
+
+
+# -- audit -----------------------------------------------------------------------------
+
+
+class AuditReads(Protocol):
+    def audit(self, limit: int = 50, offset: int = 0) -> list[AuditEntry]:
+        """Audit entries, newest first."""
+        ...
+
+
+class Audit(AuditReads, Protocol):
+    def record_audit(self, entry: AuditEntry) -> AuditEntry:
+        """Stores ``entry`` and returns it with its id."""
+        ...
+
+
+# -- runs, their events, claimed fires -------------------------------------------------
+
+
+class RunReads(Protocol):
+    def last_fire(self, schedule: str) -> datetime | None:
+        """The newest nominal time claimed for ``schedule``; None if none ever was."""
+        ...
+
+    def last_fires(self) -> dict[str, datetime]:
+        """The newest nominal time claimed for each schedule that ever claimed one."""
+        ...
+
+    def run(self, run_id: int) -> Run | None: ...
+
+    def runs(
+        self,
+        *,
+        job: str | None = None,
+        kind: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs matching every filter given, newest first; ``since <= created_at < until``."""
+        ...
+
+    def active_runs(
+        self, *, job: str | None = None, kind: RunKind | None = None, host: str | None = None
+    ) -> list[Run]:
+        """Runs still pending or running, oldest first."""
+        ...
+
+    def last_runs(self, jobs: list[str] | None = None) -> dict[str, Run]:
+        """The newest run of each job (of each of ``jobs`` that has one, when given)."""
+        ...
+
+    def events(self, run_id: int) -> list[RunEvent]:
+        """The history of a run, oldest first; empty for an unknown run."""
+        ...
+
+    def run_counts(
+        self, *, kind: str | None = None, since: datetime | None = None
+    ) -> list[RunCount]:
+        """How many runs each job has in each status (created at or after ``since``)."""
+        ...
+
+    def runs_after(
+        self, moment: Moment, at: datetime, run_id: int, limit: int = 1000
+    ) -> list[RunRow]:
+        """Runs whose (``moment``, id) comes after ``(at, run_id)``, in that order."""
+        ...
+
+
+class Runs(RunReads, Protocol):
+    def claim_fire(
+        self, schedule: str, nominal: datetime, *, decided_at: datetime, host: str
+    ) -> bool:
+        """Claims the timed fire of ``schedule`` at ``nominal``; True if this caller won
+        (once, ever). Losing leaves the unit of work usable."""
+        ...
+
+    def attach_fire(self, schedule: str, nominal: datetime, run_id: int) -> None:
+        """Records which run a claimed fire started; :class:`NotFound` if unclaimed."""
+        ...
+
+    def create_run(
+        self,
+        *,
+        job: str,
+        kind: RunKind,
+        trigger: Trigger,
+        status: RunStatus,
+        created_at: datetime,
+        reason: str | None = None,
+        attempt: int = 1,
+        scheduled_for: datetime | None = None,
+        pool: str | None = None,
+        revision: int | None = None,
+        retry_of: int | None = None,
+        requested_by: str | None = None,
+        host: str | None = None,
+        params: dict[str, Any] | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Run:
+        """Records a new run, and its ``created`` event with its status and reason."""
+        ...
+
+    def update_run(
+        self,
+        run_id: int,
+        *,
+        at: datetime,
+        event: str,
+        status: RunStatus | None = None,
+        reason: str | None = None,
+        started_at: datetime | None = None,
+        ended_at: datetime | None = None,
+        exit_code: int | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> Run:
+        """Sets the fields given (merging ``detail``) and records an event ``event``;
+        :class:`NotFound`, or :class:`RunAlreadyEnded` for a status after a final one."""
+        ...
+
+    def update_run_steps(
+        self, run_id: int, *, at: datetime, steps: Sequence[RunStep], known: Run | None = None
+    ) -> Run:
+        """:meth:`update_run` for several steps in turn (``known``: the run as its only
+        writer last had it, which spares reading it)."""
+        ...
+
+    def add_event(
+        self, run_id: int, *, at: datetime, type: str, detail: dict[str, Any] | None = None
+    ) -> RunEvent:
+        """Appends a step to a run's history; :class:`NotFound` for an unknown run."""
+        ...
+
+    def append_events(
+        self, run_ids: Sequence[int], *, at: datetime, type: str, detail: dict[str, Any]
+    ) -> None:
+        """:meth:`add_event` for runs the caller knows to exist, nothing returned."""
+        ...
+
+
+# -- queues, messages, tags, move tasks, deduplication ---------------------------------
+
+
+class QueueReads(Protocol):
+    def queue(self, name: str, *, for_update: bool = False) -> QueueRecord | None: ...
+
+    def queues(self, prefix: str = "") -> list[QueueRecord]: ...
+
+    def dead_letter_sources(self, target: str) -> list[str]: ...
+
+    def last_purge_ms(self, name: str) -> int | None: ...
+
+    def recent_dedup(
+        self, queue: str, dedup_ids: Iterable[str], now_ms: int
+    ) -> dict[str, tuple[str, str]]:
+        """The deduplication ids among ``dedup_ids`` seen within their window, with the
+        message id and sequence number they were first sent as."""
+        ...
+
+    def dead_letters(self, queue: str, *, source: str | None = None) -> list[tuple[int, str]]:
+        """The ``(id, source queue)`` of the messages dead-lettered into ``queue``."""
+        ...
+
+    def received_message(self, queue: str, message_id: int) -> StoredMessage | None: ...
+
+    def queue_counts(
+        self, now_ms: int, names: Sequence[str] | None = None
+    ) -> dict[str, QueueCounts]:
+        """Visible, in-flight and delayed messages of each queue (of ``names`` if given),
+        not counting those past their retention."""
+        ...
+
+    def oldest_sent_ms(self) -> dict[str, int]:
+        """When the oldest message of each queue that has one was sent."""
+        ...
+
+    def queue_tags(self, name: str) -> dict[str, str]: ...
+
+    def queue_message_ids(self, queue: str) -> list[int]: ...
+
+    def queue_message_count(self, queue: str) -> int: ...
+
+    def move_task(self, handle: str) -> MoveTask | None: ...
+
+    def move_tasks(self, source: str, limit: int) -> Sequence[MoveTask]:
+        """The latest ``limit`` tasks of ``source``, the most recent first."""
+        ...
+
+    def locks_rows(self) -> bool:
+        """True where writers run at once (PostgreSQL), so that a reader that must
+        exclude others locks rows; False where one writer at a time (SQLite)."""
+        ...
+
+
+class Queues(QueueReads, Protocol):
+    def create_queue(
+        self, name: str, *, fifo: bool, settings: QueueSettings, origin: QueueOrigin, now_ms: int
+    ) -> QueueRecord: ...
+
+    def update_queue(
+        self,
+        name: str,
+        *,
+        settings: QueueSettings,
+        now_ms: int,
+        origin: QueueOrigin | None = None,
+    ) -> QueueRecord: ...
+
+    def set_queue_origin(self, name: str, origin: QueueOrigin) -> None: ...
+
+    def delete_queue(self, name: str) -> bool:
+        """Deletes the queue with its messages; False when there was no such queue."""
+        ...
+
+    def mark_purged(self, name: str, now_ms: int) -> None: ...
+
+    def insert_messages(
+        self, queue: str, messages: Sequence[NewMessage], now_ms: int, *, ids: bool = True
+    ) -> list[int]:
+        """Enqueues ``messages`` in order; their sequence ids (nothing without ``ids``).
+        :class:`QueueGone` when the queue no longer exists."""
+        ...
+
+    def remember_dedup(
+        self, queue: str, entries: Sequence[tuple[str, str, str]], expires_ms: int
+    ) -> None:
+        """Records ``(dedup_id, message_id, sequence_number)`` until ``expires_ms``."""
+        ...
+
+    def receivable(
+        self, queue: str, *, now_ms: int, sent_after_ms: int, limit: int, fifo: bool
+    ) -> list[StoredMessage]:
+        """Up to ``limit`` messages of ``queue`` that can be received at ``now_ms``."""
+        ...
+
+    def mark_received(
+        self, messages: Sequence[StoredMessage], *, visible_ms: int, token: str, now_ms: int
+    ) -> list[StoredMessage]:
+        """Counts a receive of each message and hides it until ``visible_ms``."""
+        ...
+
+    def move_messages(
+        self, ids: Sequence[int], *, to_queue: str, now_ms: int, dead_lettered_from: str | None
+    ) -> int:
+        """Moves messages to another queue, visible at once, their receipt handles void."""
+        ...
+
+    def delete_received(
+        self, queue: str, handles: Sequence[tuple[int, str]], *, by_message_id: bool = False
+    ) -> None: ...
+
+    def set_visible_at(
+        self, queue: str, message_id: int, token: str, *, visible_ms: int
+    ) -> bool: ...
+
+    def purge_messages(self, queue: str) -> int: ...
+
+    def prune_expired(self, now_ms: int) -> int:
+        """Deletes messages older than their queue's retention, and expired dedup ids."""
+        ...
+
+    def set_queue_tags(self, name: str, tags: dict[str, str]) -> None: ...
+
+    def record_move_task(self, task: MoveTask) -> None: ...
+
+
+# -- workers: singleton leases, the supervisor's state, its events ---------------------
+
+
+class WorkerReads(Protocol):
+    def lease(self, worker: str) -> WorkerLease | None: ...
+
+    def worker_states(self) -> dict[str, WorkerState]: ...
+
+    def running_workers(self) -> dict[str, int]:
+        """Worker processes running now, by worker (from the runs of kind ``worker``)."""
+        ...
+
+    def worker_overview(self) -> dict[str, dict[str, Any]]:
+        """What `jobdeck status` shows of each worker."""
+        ...
+
+    def worker_events(
+        self, worker: str | None = None, *, types: tuple[str, ...] = (), limit: int = 100
+    ) -> list[WorkerEvent]:
+        """The newest ``limit`` events (of ``worker``, of ``types``), oldest first."""
+        ...
+
+
+class Workers(WorkerReads, Protocol):
+    def take_lease(
+        self, worker: str, *, run_id: int, host: str, now: datetime, expires_at: datetime
+    ) -> bool:
+        """Makes ``run_id`` the holder of a free lease, or of one that another host let
+        expire; True when taken. Losing leaves the unit of work usable."""
+        ...
+
+    def renew_leases(self, host: str, expires_at: datetime) -> int:
+        """Extends every lease that ``host`` holds; returns how many."""
+        ...
+
+    def release_lease(self, worker: str, run_id: int) -> bool:
+        """Gives the lease back if ``run_id`` still holds it."""
+        ...
+
+    def save_worker_state(self, state: WorkerState) -> None: ...
+
+    def add_worker_event(
+        self, worker: str, *, at: datetime, type: str, detail: dict[str, Any] | None = None
+    ) -> WorkerEvent: ...
+
+
+# -- invocation keys (de-duplication of command requests) ------------------------------
+
+
+class KeyReads(Protocol):
+    def key_run(self, key: str) -> int | None:
+        """The run that the request with ``key`` started, if any."""
+        ...
+
+
+class Keys(KeyReads, Protocol):
+    def claim_key(self, key: str, *, at: datetime) -> bool:
+        """True when this caller is the first ever to claim ``key``; losing leaves the
+        unit of work usable."""
+        ...
+
+    def attach_run(self, key: str, run_id: int) -> None: ...
+
+    def prune_keys(self, *, before: datetime) -> int:
+        """Forgets keys claimed before ``before``; returns how many."""
+        ...
+
+    def release_key(self, key: str) -> None:
+        """Frees a key whose request started nothing, so that it may be tried again."""
+        ...
+
+
+# -- the unit of work ------------------------------------------------------------------
+
+
+class Tx(Protocol):
+    """One atomic unit of work: every aggregate, on one transaction."""
+
+    @property
+    def revisions(self) -> Revisions: ...
+    @property
+    def suspensions(self) -> Suspensions: ...
+    @property
+    def audit(self) -> Audit: ...
+    @property
+    def runs(self) -> Runs: ...
+    @property
+    def queues(self) -> Queues: ...
+    @property
+    def workers(self) -> Workers: ...
+    @property
+    def keys(self) -> Keys: ...
+
+
+class DataStore(Protocol):
+    """What the cores need of a store: units of work, and reads outside one (each in a
+    snapshot of its own, typed read-only)."""
+
+    @property
+    def revisions(self) -> RevisionReads: ...
+    @property
+    def suspensions(self) -> SuspensionReads: ...
+    @property
+    def audit(self) -> AuditReads: ...
+    @property
+    def runs(self) -> RunReads: ...
+    @property
+    def queues(self) -> QueueReads: ...
+    @property
+    def workers(self) -> WorkerReads: ...
+    @property
+    def keys(self) -> KeyReads: ...
+
+    def transaction(self) -> AbstractContextManager[Tx]:
+        """One atomic unit of work: committed at the end, rolled back on an exception."""
+        ...
+
+    def reading(self) -> AbstractContextManager[Tx]:
+        """A consistent snapshot for reads only."""
+        ...

@@ -1,0 +1,124 @@
+"""The contract of the runs aggregate: runs, their events, claimed fires, listings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from jobdeck.store import DataStore, NotFound, Run, RunAlreadyEnded, RunStep
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def create(store: DataStore, job: str, minute: int, **fields: object) -> Run:
+    with store.transaction() as tx:
+        return tx.runs.create_run(
+            job=job,
+            kind=fields.pop("kind", "schedule"),  # type: ignore[arg-type]
+            trigger="schedule",
+            status=fields.pop("status", "pending"),  # type: ignore[arg-type]
+            created_at=T0 + timedelta(minutes=minute),
+            **fields,  # type: ignore[arg-type]
+        )
+
+
+def test_fires_are_claimed_once_and_attached(any_store: DataStore) -> None:
+    with any_store.transaction() as tx:
+        assert tx.runs.claim_fire("feed", T0, decided_at=T0, host="h1")
+        assert not tx.runs.claim_fire("feed", T0, decided_at=T0, host="h2")
+        later = T0 + timedelta(hours=1)
+        assert tx.runs.claim_fire("feed", later, decided_at=later, host="h1")
+        assert tx.runs.claim_fire("rank", T0, decided_at=T0, host="h1")
+        run = tx.runs.create_run(
+            job="feed", kind="schedule", trigger="schedule", status="pending", created_at=T0
+        )
+        tx.runs.attach_fire("feed", T0, run.id)
+        with pytest.raises(NotFound):
+            tx.runs.attach_fire("feed", T0 + timedelta(minutes=1), run.id)
+    assert any_store.runs.last_fire("feed") == T0 + timedelta(hours=1)
+    assert any_store.runs.last_fire("never") is None
+    assert any_store.runs.last_fires() == {"feed": T0 + timedelta(hours=1), "rank": T0}
+
+
+def test_a_run_records_its_steps_and_its_first_outcome(any_store: DataStore) -> None:
+    run = create(any_store, "feed", 0, params={"a": "1"}, detail={"x": 1})
+    assert (run.status, run.params, run.detail, run.attempt) == ("pending", {"a": "1"}, {"x": 1}, 1)
+    started = T0 + timedelta(seconds=5)
+    with any_store.transaction() as tx:
+        running = tx.runs.update_run(
+            run.id, at=started, event="started", status="running", started_at=started
+        )
+        assert running.status == "running"
+        assert running.started_at == started
+        done = tx.runs.update_run_steps(
+            run.id,
+            at=started,
+            steps=[
+                RunStep("ended", "succeeded", ended_at=started, exit_code=0, detail={"y": 2}),
+            ],
+            known=running,
+        )
+        assert done.status == "succeeded"
+        assert done.detail == {"x": 1, "y": 2}
+        with pytest.raises(RunAlreadyEnded):
+            tx.runs.update_run(run.id, at=started, event="ended", status="failed")
+        measured = tx.runs.update_run(run.id, at=started, event="measured", detail={"z": 3})
+        assert measured.status == "succeeded"
+        assert measured.detail == {"x": 1, "y": 2, "z": 3}
+        event = tx.runs.add_event(run.id, at=started, type="note", detail={"n": 1})
+        assert (event.run_id, event.type, event.detail) == (run.id, "note", {"n": 1})
+        tx.runs.append_events([run.id], at=started, type="bulk", detail={})
+        with pytest.raises(NotFound):
+            tx.runs.update_run(999, at=started, event="x", status="running")
+        with pytest.raises(NotFound):
+            tx.runs.add_event(999, at=started, type="note")
+    assert any_store.runs.run(run.id) == measured
+    assert any_store.runs.run(999) is None
+    events = any_store.runs.events(run.id)
+    assert [e.type for e in events] == ["created", "started", "ended", "measured", "note", "bulk"]
+    assert events[0].detail == {"status": "pending", "reason": None}
+    assert events[2].detail["status"] == "succeeded"
+    assert any_store.runs.events(999) == []
+
+
+def test_listings_filters_and_orders(any_store: DataStore) -> None:
+    a = create(any_store, "a", 0)
+    b = create(any_store, "b", 1, kind="worker", status="running", host="h1")
+    c = create(any_store, "a", 2, status="running", host="h2")
+    d = create(any_store, "a", 3, status="succeeded")
+
+    def ids(runs: list[Run]) -> list[int]:
+        return [r.id for r in runs]
+
+    assert ids(any_store.runs.runs()) == [d.id, c.id, b.id, a.id]
+    assert ids(any_store.runs.runs(job="a")) == [d.id, c.id, a.id]
+    assert ids(any_store.runs.runs(kind="worker")) == [b.id]
+    assert ids(any_store.runs.runs(status="running")) == [c.id, b.id]
+    assert ids(any_store.runs.runs(trigger="manual")) == []
+    assert ids(any_store.runs.runs(limit=2, offset=1)) == [c.id, b.id]
+    since, until = T0 + timedelta(minutes=1), T0 + timedelta(minutes=3)
+    assert ids(any_store.runs.runs(since=since, until=until)) == [c.id, b.id]
+    assert ids(any_store.runs.active_runs()) == [a.id, b.id, c.id]
+    assert ids(any_store.runs.active_runs(job="a")) == [a.id, c.id]
+    assert ids(any_store.runs.active_runs(kind="worker", host="h1")) == [b.id]
+    assert ids(any_store.runs.active_runs(host="h3")) == []
+    last = any_store.runs.last_runs()
+    assert list(last) == ["a", "b"]
+    assert last["a"].id == d.id
+    assert list(any_store.runs.last_runs(["b", "z"])) == ["b"]
+    assert any_store.runs.last_runs([]) == {}
+    counts = {(c.kind, c.job, c.status): c.count for c in any_store.runs.run_counts()}
+    assert counts == {
+        ("schedule", "a", "pending"): 1,
+        ("schedule", "a", "running"): 1,
+        ("schedule", "a", "succeeded"): 1,
+        ("worker", "b", "running"): 1,
+    }
+    assert [c.job for c in any_store.runs.run_counts(kind="worker")] == ["b"]
+    assert len(any_store.runs.run_counts(since=T0 + timedelta(minutes=2))) == 2
+    after = any_store.runs.runs_after("created_at", T0 + timedelta(minutes=1), b.id)
+    assert [r.id for r in after] == [c.id, d.id]
+    after = any_store.runs.runs_after("created_at", T0, 0, limit=1)
+    assert [r.id for r in after] == [a.id]
+    assert any_store.runs.runs_after("ended_at", T0, 0) == []
