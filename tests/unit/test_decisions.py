@@ -9,6 +9,7 @@ import pytest
 
 from jobdeck.catalog.model import Retry
 from jobdeck.execute import RunResult
+from jobdeck.execute.outcome import outcome_of, parse_iso
 from jobdeck.schedule.timing import CronTrigger, RateTrigger
 from jobdeck.workflow.decisions import (
     CATCHUP_ALL_LIMIT,
@@ -19,7 +20,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
     decide_retry,
 )
-from jobdeck.workflow.outcome import outcome_of, parse_iso, start_timings
+from jobdeck.workflow.outcome import start_timings
 
 T0 = datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
 RUNNING = ActiveRun(1, waiting=False)

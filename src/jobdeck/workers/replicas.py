@@ -19,6 +19,8 @@ from typing import Any
 from jobdeck.catalog.model import Worker
 from jobdeck.clock import Clock
 from jobdeck.execute import RunResult
+from jobdeck.execute.executor import DEFAULT_POOL, Applied, Executor
+from jobdeck.execute.outcome import outcome_of
 from jobdeck.queues.catalog import wire_name, worker_environment
 from jobdeck.store import Store
 from jobdeck.store.errors import RunAlreadyEnded
@@ -26,9 +28,6 @@ from jobdeck.store.records import Run
 from jobdeck.workers.autoscale import ScaleState
 from jobdeck.workers.lease import process_gone
 from jobdeck.workers.rollout import ReplicaState, StopReason
-from jobdeck.workflow.dispatch import Applied
-from jobdeck.workflow.executor import DEFAULT_POOL, Executor
-from jobdeck.workflow.outcome import outcome_of
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from jobdeck.catalog.model import Catalog, Worker
+from jobdeck.execute.executor import Applied
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Run
 from jobdeck.store.workers_sql import WorkerState
@@ -38,7 +39,6 @@ from jobdeck.workers.autoscale import decide_replicas
 from jobdeck.workers.lease import process_gone
 from jobdeck.workers.replicas import Backoff, Replica, ReplicaKeeper, WorkerLife
 from jobdeck.workers.rollout import ReplicaView, StopReason, converge
-from jobdeck.workflow.dispatch import Applied
 
 __all__ = ["Backoff", "Replica", "Supervisor", "WorkerLife"]
 

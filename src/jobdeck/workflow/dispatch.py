@@ -13,16 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jobdeck.catalog.model import Catalog, Command, Schedule
+from jobdeck.catalog.model import Command, Schedule
 from jobdeck.clock import Clock
+from jobdeck.execute.executor import DEFAULT_POOL, Applied, Executor
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import Run, RunKind, RunStatus, RunStep, Trigger
-from jobdeck.workflow.executor import DEFAULT_POOL, Executor
 from jobdeck.workflow.outcome import iso, not_before, start_timings
 from jobdeck.workflow.outcomes import Outcomes
 from jobdeck.workflow.waiting import Waiting, WaitingRuns
@@ -33,15 +31,6 @@ log = logging.getLogger(__name__)
 Notify = Callable[[list[str], Run, str], None]
 Spec = Schedule | Command
 JobKey = tuple[str, str]  # (run kind, job name): a schedule and a command may share a name
-
-
-@dataclass(frozen=True)
-class Applied:
-    """The revision the engine runs, and where relative workdirs resolve."""
-
-    revision: int
-    catalog: Catalog
-    base_dir: Path
 
 
 def _key(run: Run) -> JobKey:

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from jobdeck.catalog.model import Schedule
+from jobdeck.execute.executor import Applied
 from jobdeck.store import Tx
 from jobdeck.store.records import Run, Trigger
 from jobdeck.workflow.decisions import (
@@ -26,7 +27,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
     missed_why,
 )
-from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify
+from jobdeck.workflow.dispatch import Dispatcher, Notify
 from jobdeck.workflow.missed import MissedSlots
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
 from jobdeck.workflow.waiting import Waiting

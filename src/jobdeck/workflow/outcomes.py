@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from jobdeck.catalog.model import Schedule
 from jobdeck.execute import RunResult
+from jobdeck.execute.outcome import outcome_of
 from jobdeck.store import Tx
 from jobdeck.store.errors import RunAlreadyEnded
 from jobdeck.store.records import Run, RunStep
 from jobdeck.workflow.decisions import RetryState, decide_retry
-from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before, outcome_of
+from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
 from jobdeck.workflow.waiting import Waiting
 
 if TYPE_CHECKING:
