@@ -19,7 +19,7 @@ from typing import Any
 from jobdeck.catalog.model import Schedule
 from jobdeck.execute.executor import Applied
 from jobdeck.store import Tx
-from jobdeck.store.records import Run, Trigger
+from jobdeck.store.records import Run, Suspension, Trigger
 from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
@@ -30,6 +30,7 @@ from jobdeck.workflow.decisions import (
 from jobdeck.workflow.dispatch import Dispatcher, Notify
 from jobdeck.workflow.missed import MissedSlots
 from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
+from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.waiting import Waiting
 
 __all__ = [
@@ -49,18 +50,9 @@ log = logging.getLogger(__name__)
 DRIVEN_KINDS = ("schedule", "command")
 
 
-class RunRefused(Exception):
-    """A run that cannot start: unknown, disabled or suspended schedule or command."""
-
-
 # The key of a run's detail that holds who asked to cancel it and why, from the request
 # until it ends (the outcome then records them as cancelled_by and cancel_reason).
 CANCEL_REQUESTED = "cancel_requested"
-
-
-class CancelRefused(Exception):
-    """A run that cannot be cancelled (it ended already, it is a worker process, or
-    another engine runs it); nothing was changed."""
 
 
 class RunDriver(Dispatcher):
@@ -200,14 +192,16 @@ class RunDriver(Dispatcher):
         who asked in the same transaction (one commit for the request, not two)."""
         spec = self.schedule(name)
         if spec is None:
-            raise RunRefused(f"no schedule named {name!r} in the applied revision")
+            raise RunRefused("unknown", f"no schedule named {name!r} in the applied revision")
         if not spec.enabled:
-            raise RunRefused(f"schedule {name} is disabled (enabled: false in the catalog)")
+            raise RunRefused(
+                "disabled", f"schedule {name} is disabled (enabled: false in the catalog)"
+            )
         now = self.clock.now()
         with self.store.transaction() as tx:
             held = self._suspended("schedule", name, now, tx)
-            if held:
-                raise RunRefused(f"schedule {name} is suspended: {held}")
+            if held is not None:
+                raise RunRefused("suspended", f"schedule {name} is suspended: {held.reason}", held)
             run = self._decide(
                 tx,
                 name,
@@ -313,16 +307,19 @@ class RunDriver(Dispatcher):
                 raise KeyError(run_id)
             if not run.active:
                 raise CancelRefused(
-                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel"
+                    "ended",
+                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel",
                 )
             if run.kind not in DRIVEN_KINDS:
                 raise CancelRefused(
+                    "worker",
                     f"run {run_id} is a process of worker {run.job}: suspend the worker or "
-                    "change its replicas instead"
+                    "change its replicas instead",
                 )
             if run.host != self.host:
                 raise CancelRefused(
-                    f"run {run_id} runs on host {run.host}; cancel it through that engine"
+                    "elsewhere",
+                    f"run {run_id} runs on host {run.host}; cancel it through that engine",
                 )
             waiting = run_id in self.waiting
             if waiting:
@@ -378,17 +375,19 @@ class RunDriver(Dispatcher):
         """
         spec = self.applied.catalog.commands.get(name) if self.applied else None
         if spec is None:
-            raise RunRefused(f"no command named {name!r} in the applied revision")
+            raise RunRefused("unknown", f"no command named {name!r} in the applied revision")
         if not spec.enabled:
-            raise RunRefused(f"command {name} is disabled (enabled: false in the catalog)")
+            raise RunRefused(
+                "disabled", f"command {name} is disabled (enabled: false in the catalog)"
+            )
         if not argv or not all(isinstance(arg, str) for arg in argv):
             raise ValueError("argv must be a non-empty list of strings")
         now = self.clock.now()
         recorded = {"requested_at": iso(now), **(detail or {}), "argv": list(argv)}
         with self.store.transaction() as tx:
             held = self._suspended("command", name, now, tx)
-            if held:
-                raise RunRefused(f"command {name} is suspended: {held}")
+            if held is not None:
+                raise RunRefused("suspended", f"command {name} is suspended: {held.reason}", held)
             run = self._record(
                 tx,
                 "command",
@@ -407,13 +406,14 @@ class RunDriver(Dispatcher):
         self._enqueue(run, waits)
         return run
 
-    def _suspended(self, kind: str, name: str, now: datetime, tx: Tx | None = None) -> str | None:
+    def _suspended(
+        self, kind: str, name: str, now: datetime, tx: Tx | None = None
+    ) -> Suspension | None:
         if tx is not None:
-            held = tx.active_suspension(kind, name, now)
-            return held.reason if held else None
+            return tx.active_suspension(kind, name, now)
         for found in self.store.suspensions(now):
             if found.kind == kind and found.name == name:
-                return found.reason
+                return found
         return None
 
     # -- recovery ---------------------------------------------------------------------
