@@ -240,7 +240,7 @@ async def test_a_command_run_is_adopted_after_a_restart(decks: Decks, tmp_path: 
     second = decks(catalog(tmp_path), load=False)
     assert second.driver.recover().adopted == [run.id]
     second.driver.load(second.applied)
-    assert waiting.id in second.driver.waiting  # still waiting for the pool
+    assert waiting.id in second.driver.runs.waiting  # still waiting for the pool
     (tmp_path / "gate").touch()
     for each in (run, waiting):
         ended = await second.wait_ended(each.id)

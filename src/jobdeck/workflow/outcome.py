@@ -6,12 +6,11 @@ No clock, no store, no processes: functions of their inputs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from jobdeck.execute.outcome import milliseconds, parse_iso
-from jobdeck.store.records import Run, RunStatus
+from jobdeck.store.records import RunStatus
 
 # Runs that end like this are sent to the notify targets (SPEC section 3).
 NOTIFY_STATUSES: tuple[RunStatus, ...] = ("failed", "timed_out", "lost")
@@ -22,13 +21,8 @@ def iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat()
 
 
-def not_before(run: Run) -> datetime | None:
-    """When a pending run may start at the earliest (a retry's backoff)."""
-    return parse_iso(run.detail.get("not_before"))
-
-
 def start_timings(
-    detail: Mapping[str, Any], dispatched_at: datetime, process_started_at: str | None
+    requested_at: datetime | None, dispatched_at: datetime, process_started_at: str | None
 ) -> dict[str, Any]:
     """What a run's detail records when its program started: when the driver handed it
     to the executor, when the program really started (the shim's own clock), and, when
@@ -37,7 +31,6 @@ def start_timings(
     started = parse_iso(process_started_at)
     if started is not None:
         timings["process_started_at"] = iso(started)
-    requested = parse_iso(detail.get("requested_at"))
-    if requested is not None:
-        timings["dispatch_ms"] = milliseconds((started or dispatched_at) - requested)
+    if requested_at is not None:
+        timings["dispatch_ms"] = milliseconds((started or dispatched_at) - requested_at)
     return timings
