@@ -77,7 +77,7 @@ class Dispatcher:
             return
         for victim in plan.cancels:
             runs.cancelled_by[victim] = run.id
-            self.supervised.spawn(self.cancel(victim))
+            self.stop(victim)
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
@@ -269,6 +269,10 @@ class Dispatcher:
         # This engine alone changes the runs it runs: what it holds of one is current.
         known = self.runs.running.get(run_id)
         return tx.update_run_steps(run_id, at=now, steps=[step], known=known)
+
+    def stop(self, run_id: int) -> None:
+        """Cancel the run, as a task of its own (see :meth:`cancel`)."""
+        self.supervised.spawn(self.cancel(run_id))
 
     async def cancel(self, run_id: int) -> None:
         """Stop a run: a waiting one never starts, a running one is signalled."""

@@ -36,22 +36,12 @@ from jobdeck.workflow.decisions import (
 )
 from jobdeck.workflow.dispatch import Dispatcher
 from jobdeck.workflow.missed import MissedSlots
-from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso
+from jobdeck.workflow.outcome import iso
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.state import Notify, Runs
-from jobdeck.workflow.waiting import Waiting
 
-__all__ = [
-    "NOTIFY_STATUSES",
-    "Applied",
-    "CancelRefused",
-    "Notify",
-    "Recovered",
-    "RunDriver",
-    "RunRefused",
-    "Waiting",
-]
+__all__ = ["Applied", "CancelRefused", "Notify", "Recovered", "RunDriver", "RunRefused"]
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +110,10 @@ class RunDriver:
             if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
             detail: dict[str, Any] = {"lateness_ms": lateness_ms}
-            if catching_up is not None or trigger == "catchup":
+            late = catching_up is not None or trigger == "catchup"
+            if late:
                 detail.update(RunPlan(catchup_of=catching_up or "engine_down").detail())
-            run = self._decide(tx, name, spec, trigger, nominal, now, detail)
+            run = self._decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
             tx.attach_fire(name, nominal, run.id)
         self._hand_over(run)
         return run
@@ -266,9 +257,10 @@ class RunDriver:
         requested_by: str | None = None,
         ignore_overlap: bool = False,
         unsuspended: bool = False,
+        catching_up: bool = False,
     ) -> Run:
         """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
-        found no suspension in ``tx`` already."""
+        found no suspension in ``tx`` already; ``catching_up`` for a missed slot's run."""
 
         def record(status: Any, reason: str | None, extra: Mapping[str, Any]) -> Run:
             return self.runs.record(
@@ -291,7 +283,6 @@ class RunDriver:
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         active = tx.active_runs(job=name, kind="schedule")
-        catching_up = RunPlan.of(detail).catchup_of is not None
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
@@ -388,7 +379,7 @@ class RunDriver:
                 runs.running[run_id] = run  # what this engine holds of it is current
             runs.asked[run_id] = asked
             if run_id in runs.running:
-                self.dispatcher.supervised.spawn(self.dispatcher.cancel(run_id))
+                self.dispatcher.stop(run_id)
             # else: recorded, and on its way to the queue from another thread, where it
             # is dropped without starting (see Dispatcher.enqueue)
         return run

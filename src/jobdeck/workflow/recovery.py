@@ -58,7 +58,7 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
             # Cancelled while an earlier engine ran it, which died before it stopped it:
             # stopped now (nothing happens when it has ended meanwhile).
             runs.asked[run.id] = requested.detail()
-            dispatcher.supervised.spawn(dispatcher.cancel(run.id))
+            dispatcher.stop(run.id)
     dispatcher.pump()
     return found
 
