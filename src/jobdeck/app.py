@@ -119,7 +119,7 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
-        self.scheduler = Scheduler(self.driver, self.clock, self.store.last_fires)
+        self.scheduler = Scheduler(self.driver, self.clock, self.store.runs.last_fires)
         self.supervisor = Supervisor(
             self.store,
             self.clock,
@@ -128,7 +128,7 @@ class Application:
             sqs_url=options.sqs_url,
             on_error=self._failed,
         )
-        self.retention = LogRetention(self.executor.runs_dir, self.store)
+        self.retention = LogRetention(self.executor.runs_dir, self.store.runs)
         self.queue_depth = DepthHistory()
         self.applied: Applied | None = None
         self.started_at: datetime | None = None
@@ -141,7 +141,9 @@ class Application:
     def reload(self, *, starting: bool = False, read: _Read | None = None) -> bool:
         """Follow the newest applied revision (or the one ``read`` already, with its
         catalog); True when it changed."""
-        revision, catalog = read if read is not None else (self.store.latest_revision(), None)
+        revision, catalog = (
+            read if read is not None else (self.store.revisions.latest_revision(), None)
+        )
         if revision is None:
             return False
         if self.applied is not None and self.applied.revision == revision.number:
@@ -180,7 +182,7 @@ class Application:
             log.warning("%s", warning)
         log.info("isolation: %s", self.executor.pools.isolation)
         # Pools first: adopted runs are released back into them when they end.
-        revision = self.store.latest_revision()
+        revision = self.store.revisions.latest_revision()
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
@@ -282,7 +284,7 @@ class Application:
         """One sample of every queue's depth into :attr:`queue_depth`."""
         now = self.clock.now()
         with self.store.reading() as tx:
-            counts = tx.queue_counts(int(now.timestamp() * 1000))
+            counts = tx.queues.queue_counts(int(now.timestamp() * 1000))
         self.queue_depth.record(now, counts)
 
     async def _checkpoint(self) -> None:

@@ -38,12 +38,12 @@ def test_a_run_written_by_the_previous_release_reads_back_the_same(store: Store)
     ids = []
     with store.transaction() as tx:
         for detail in OLD_DETAILS:
-            run = tx.create_run(
+            run = tx.runs.create_run(
                 job="tick", kind="schedule", trigger="schedule", status="pending",
                 created_at=T0, host="h1", detail=detail,
             )  # fmt: skip
             ids.append(run.id)
-    runs = [store.run(run_id) for run_id in ids]
+    runs = [store.runs.run(run_id) for run_id in ids]
     assert [r.detail if r else None for r in runs] == OLD_DETAILS
     plans = [r.plan for r in runs if r is not None]
     assert plans[0] == RunPlan(catchup_of="engine_down", cancels=(3, 4), exclusive=True)

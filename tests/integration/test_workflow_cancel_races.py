@@ -188,7 +188,7 @@ async def test_a_pending_run_whose_cancel_was_recorded_never_starts_after_a_rest
     )
     asked = {"cancelled_by": "alice", "cancel_reason": "not now"}
     with deck.store.transaction() as tx:
-        run = tx.create_run(
+        run = tx.runs.create_run(
             job="tick",
             kind="schedule",
             trigger="schedule",

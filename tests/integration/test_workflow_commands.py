@@ -163,7 +163,7 @@ async def test_a_command_times_out_is_not_retried_and_is_notified(
     ended = await deck.wait_ended(run.id)
     assert (ended.status, ended.reason) == ("timed_out", "timeout")
     assert ended.pool == "default"
-    assert len(deck.store.runs(job="slow")) == 1
+    assert len(deck.store.runs.runs(job="slow")) == 1
     assert [(n.run.id, n.targets) for n in deck.notices] == [(run.id, ["slack:#push"])]
     await deck.close()
 
@@ -177,7 +177,7 @@ async def test_a_failing_command_is_notified_with_its_log_tail_and_not_retried(
     )
     ended = await deck.wait_ended(run.id)
     assert (ended.status, ended.reason, ended.exit_code) == ("failed", "exit_code", 2)
-    assert len(deck.store.runs(job="push")) == 1
+    assert len(deck.store.runs.runs(job="push")) == 1
     assert len(deck.notices) == 1
     assert f"run {run.id} ending with 2" in deck.notices[0].tail
     await deck.close()
@@ -194,7 +194,7 @@ async def test_a_missing_executable_ends_the_command_with_a_launch_error(
     assert (ended.status, ended.reason) == ("failed", "launch_error")
     assert "/nonexistent/jobdeck-push" in ended.detail["error"]
     assert "dispatched_at" in ended.detail
-    assert len(deck.store.runs(job="push")) == 1  # commands answer at once: no retries
+    assert len(deck.store.runs.runs(job="push")) == 1  # commands answer at once: no retries
     assert [n.run.id for n in deck.notices] == [run.id]
     await deck.close()
 
@@ -203,7 +203,7 @@ async def test_a_suspended_or_unknown_command_is_refused(decks: Decks, tmp_path:
     deck = decks(catalog(tmp_path))
     now = deck.driver.clock.now()
     with deck.store.transaction() as tx:
-        tx.add_suspension(
+        tx.suspensions.add_suspension(
             kind="command",
             name="push",
             reason="push provider outage",
@@ -212,7 +212,7 @@ async def test_a_suspended_or_unknown_command_is_refused(decks: Decks, tmp_path:
             until=None,
         )
         # A schedule of the same name is a different thing.
-        tx.add_suspension(
+        tx.suspensions.add_suspension(
             kind="schedule", name="slow", reason="x", created_by="ops", created_at=now, until=None
         )
     with pytest.raises(RunRefused, match="command push is suspended: push provider outage"):
@@ -221,7 +221,7 @@ async def test_a_suspended_or_unknown_command_is_refused(decks: Decks, tmp_path:
         deck.driver.run_command("nope", ["true"], trigger="api", requested_by="f")
     with pytest.raises(RunRefused, match="no schedule named 'push'"):
         deck.driver.run_now("push")
-    assert deck.store.runs(job="push") == []
+    assert deck.store.runs.runs(job="push") == []
     run = deck.driver.run_command("slow", ["true"], trigger="api", requested_by="f")
     assert (await deck.wait_ended(run.id)).status == "succeeded"
     await deck.close()
@@ -379,7 +379,7 @@ async def test_a_refusal_says_why_as_a_type(decks: Decks, tmp_path: Path) -> Non
     deck = decks(catalog(tmp_path))
     now = deck.driver.clock.now()
     with deck.store.transaction() as tx:
-        tx.add_suspension(
+        tx.suspensions.add_suspension(
             kind="command",
             name="push",
             reason="push provider outage",

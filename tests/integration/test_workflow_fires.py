@@ -49,7 +49,7 @@ async def test_a_slot_is_decided_once_even_by_two_engines_on_one_store(decks: De
     assert run.scheduled_for == T0
     assert run.host == HOST
     assert isinstance(run.detail["lateness_ms"], float)
-    assert one.store.last_fire("tick") == T0
+    assert one.store.runs.last_fire("tick") == T0
     await other.close()
     await one.close()
 
@@ -58,7 +58,7 @@ async def test_a_suspended_schedule_records_each_slot_as_skipped(decks: Decks) -
     deck = decks(CATALOG)
     now = deck.driver.clock.now()
     with deck.store.transaction() as tx:
-        tx.add_suspension(
+        tx.suspensions.add_suspension(
             kind="schedule",
             name="tick",
             reason="upstream is down",
@@ -208,10 +208,10 @@ async def test_a_manual_run_and_its_audit_entry_are_one_transaction(decks: Decks
             outcome="ok",
             detail={"run_id": run.id},
         )
-        tx.record_audit(entry)
+        tx.audit.record_audit(entry)
 
     run = deck.driver.run_now("tick", requested_by="ops", audit=audited)
-    assert [entry.detail for entry in deck.store.audit()] == [{"run_id": run.id}]
+    assert [entry.detail for entry in deck.store.audit.audit()] == [{"run_id": run.id}]
     assert (await deck.wait_ended(run.id)).status == "succeeded"
     await deck.close()
 

@@ -145,16 +145,16 @@ class Deck:
     # -- reading what happened ------------------------------------------------------
 
     def run(self, run_id: int) -> Run:
-        found = self.store.run(run_id)
+        found = self.store.runs.run(run_id)
         assert found is not None
         return found
 
     def runs(self, job: str) -> list[Run]:
         """The job's runs, oldest first."""
-        return list(reversed(self.store.runs(job=job, limit=1000)))
+        return list(reversed(self.store.runs.runs(job=job, limit=1000)))
 
     def events(self, run_id: int) -> list[RunEvent]:
-        return self.store.events(run_id)
+        return self.store.runs.events(run_id)
 
     def event_types(self, run_id: int) -> list[str]:
         return [event.type for event in self.events(run_id)]

@@ -135,7 +135,7 @@ async def test_a_run_launched_but_not_yet_recorded_is_adopted_not_started_twice(
     # a pending run in the store whose shim runs.
     spec = first.catalog.schedules["live"]
     with first.store.transaction() as tx:
-        run = tx.create_run(
+        run = tx.runs.create_run(
             job="live",
             kind="schedule",
             trigger="manual",

@@ -10,7 +10,7 @@ import pytest
 from jobdeck.catalog.model import Retry
 from jobdeck.execute import RunResult
 from jobdeck.execute.outcome import outcome_of, parse_iso
-from jobdeck.schedule.timing import CronTrigger, RateTrigger
+from jobdeck.cadence import CronCadence, RateCadence
 from jobdeck.workflow.decisions import (
     CATCHUP_ALL_LIMIT,
     MISSED_RECORD_LIMIT,
@@ -125,7 +125,7 @@ def test_no_retry_is_left_when_launch_retries_are_zero() -> None:
 
 # -- catch-up -------------------------------------------------------------------------
 
-EVERY_10_MIN = CronTrigger("*/10 * * * *")
+EVERY_10_MIN = CronCadence("*/10 * * * *")
 
 
 def test_no_catchup_without_a_previous_fire() -> None:
@@ -164,7 +164,7 @@ def test_all_runs_the_slots_within_the_window_oldest_first() -> None:
 
 
 def test_all_runs_at_most_ten_slots_the_newest_ones() -> None:
-    every_minute = RateTrigger(timedelta(minutes=1))
+    every_minute = RateCadence(timedelta(minutes=1))
     decision = decide_catchup(
         every_minute, T0, T0 + timedelta(minutes=15), "all", timedelta(hours=1)
     )
@@ -190,7 +190,7 @@ def test_a_slot_exactly_at_the_edge_of_the_window_is_still_within_it() -> None:
 
 
 def test_a_long_downtime_is_recorded_slot_by_slot_up_to_a_limit_then_summed_up() -> None:
-    every_second = RateTrigger(timedelta(seconds=1))
+    every_second = RateCadence(timedelta(seconds=1))
     down = MISSED_RECORD_LIMIT + 500
     now = T0 + timedelta(seconds=down)
     decision = decide_catchup(every_second, T0, now, "latest", timedelta(hours=1))
@@ -205,7 +205,7 @@ def test_a_long_downtime_is_recorded_slot_by_slot_up_to_a_limit_then_summed_up()
 
 
 def test_catchup_honours_the_schedules_zone() -> None:
-    tokyo_nine = CronTrigger("0 9 * * *", "Asia/Tokyo")  # 00:00 UTC
+    tokyo_nine = CronCadence("0 9 * * *", "Asia/Tokyo")  # 00:00 UTC
     last = datetime(2026, 3, 7, 0, 0, tzinfo=UTC)
     now = datetime(2026, 3, 9, 0, 30, tzinfo=UTC)
     decision = decide_catchup(tokyo_nine, last, now, "latest", timedelta(hours=1))

@@ -25,7 +25,6 @@ from jobdeck.commands.decide import Refused as Refused
 from jobdeck.commands.decide import decide
 from jobdeck.commands.usergroups import UserGroups
 from jobdeck.store import Store
-from jobdeck.store import invocations_sql as keys
 from jobdeck.store.records import AuditEntry, Outcome, Run, Suspension, Trigger, Via
 from jobdeck.workflow.refusals import RunRefused
 
@@ -110,7 +109,13 @@ class Invoker:
         member_of = await self.member_of(name, caller)
         now = self.clock.now()
         return prepare(
-            self.catalog(), name, given, caller, member_of, self.store.suspensions(now), now
+            self.catalog(),
+            name,
+            given,
+            caller,
+            member_of,
+            self.store.suspensions.suspensions(now),
+            now,
         )
 
     async def invoke(
@@ -137,12 +142,12 @@ class Invoker:
         if key is not None:
             now = self.clock.now()
             with self.store.transaction() as tx:
-                keys.prune_keys(tx, before=now - KEY_RETENTION)
-                first = keys.claim_key(tx, key, at=now)
-                earlier = None if first else keys.key_run(tx, key)
+                tx.keys.prune_keys(before=now - KEY_RETENTION)
+                first = tx.keys.claim_key(key, at=now)
+                earlier = None if first else tx.keys.key_run(key)
             if not first:
                 log.info("request %s for %s was already received; not run again", key, name)
-                run = self.store.run(earlier) if earlier is not None else None
+                run = self.store.runs.run(earlier) if earlier is not None else None
                 return Invocation(prepared, run, None, duplicate=True)
         detail = {
             "requested_at": requested_at.isoformat(),
@@ -163,7 +168,7 @@ class Invoker:
             if key is not None:
                 # Nothing started: a later click (after a resume, say) may try again.
                 with self.store.transaction() as tx:
-                    keys.release_key(tx, key)
+                    tx.keys.release_key(key)
             by_driver = isinstance(exc, RunRefused)
             audit_id = self._audit(
                 caller,
@@ -178,7 +183,7 @@ class Invoker:
         audit_id = self._audit(caller, name, "ok", {**argv_detail, "run_id": run.id})
         if key is not None:
             with self.store.transaction() as tx:
-                keys.attach_run(tx, key, run.id)
+                tx.keys.attach_run(key, run.id)
         return Invocation(prepared, run, audit_id)
 
     def audit_refusal(
@@ -221,7 +226,7 @@ class Invoker:
             detail=bounded_detail({k: v for k, v in detail.items() if v is not None}),
         )
         with self.store.transaction() as tx:
-            recorded = tx.record_audit(entry)
+            recorded = tx.audit.record_audit(entry)
         assert recorded.id is not None
         return recorded.id
 

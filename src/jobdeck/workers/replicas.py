@@ -141,7 +141,7 @@ class ReplicaKeeper:
             detail["failures"] = life.failures
         try:
             with self.store.transaction() as tx:
-                run = tx.create_run(
+                run = tx.runs.create_run(
                     job=life.name,
                     kind="worker",
                     trigger="retry" if link else "schedule",
@@ -154,7 +154,7 @@ class ReplicaKeeper:
                     host=self.host,
                     detail=detail,
                 )
-                if spec.singleton and not tx.take_lease(
+                if spec.singleton and not tx.workers.take_lease(
                     life.name,
                     run_id=run.id,
                     host=self.host,
@@ -213,7 +213,7 @@ class ReplicaKeeper:
             return
         now = self.clock.now()
         with self.store.transaction() as tx:
-            replica.run = tx.update_run(
+            replica.run = tx.runs.update_run(
                 run.id,
                 at=now,
                 event="started",
@@ -242,13 +242,13 @@ class ReplicaKeeper:
         spec = self._spec(life.name)
         grace = (spec.stop_grace if spec else timedelta(seconds=30)).total_seconds()
         with self.store.transaction() as tx:
-            tx.update_run(
+            tx.runs.update_run(
                 replica.run.id,
                 at=now,
                 event="stopping",
                 detail={**RunPlan(stop_reason=reason).detail(), "grace_s": grace},
             )
-            tx.add_worker_event(
+            tx.workers.add_worker_event(
                 life.name, at=now, type="stopping", detail={"run": replica.run.id, "reason": reason}
             )
         log.info("worker %s: stopping run %d (%s)", life.name, replica.run.id, reason)
@@ -292,7 +292,7 @@ class ReplicaKeeper:
         ended: Run | None = None
         try:
             with self.store.transaction() as tx:
-                ended = tx.update_run(
+                ended = tx.runs.update_run(
                     run_id,
                     at=now,
                     event="ended" if result else "lost",
@@ -302,9 +302,9 @@ class ReplicaKeeper:
                     **fields,
                 )
                 if gone:
-                    tx.release_lease(life.name, run_id)
+                    tx.workers.release_lease(life.name, run_id)
                 if stopped is None:
-                    tx.add_worker_event(
+                    tx.workers.add_worker_event(
                         life.name,
                         at=now,
                         type="exited",
@@ -362,7 +362,7 @@ class ReplicaKeeper:
         gone = await asyncio.to_thread(process_gone, self.executor.run_dir(run_id))
         if gone:
             with self.store.transaction() as tx:
-                tx.release_lease(life.name, run_id)
+                tx.workers.release_lease(life.name, run_id)
             self.executor.release(pool, run_id)
         else:
             log.warning(

@@ -34,7 +34,7 @@ from jobdeck.catalog.model import Catalog, Worker
 from jobdeck.execute.executor import Applied
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Run
-from jobdeck.store.workers_sql import WorkerState
+from jobdeck.store.worker_records import WorkerState
 from jobdeck.workers.autoscale import decide_replicas
 from jobdeck.workers.lease import process_gone
 from jobdeck.workers.replicas import Backoff, Replica, ReplicaKeeper, WorkerLife
@@ -95,13 +95,13 @@ class Supervisor(ReplicaKeeper):
         """
         adopted: list[int] = []
         now = self.clock.now()
-        for run in self.store.active_runs(kind="worker", host=self.host):
+        for run in self.store.runs.active_runs(kind="worker", host=self.host):
             life = self.life(run.job)
             if run.id in life.replicas:
                 continue
             if run.status == "pending" and not self.executor.launched(run.id):
                 with self.store.transaction() as tx:
-                    tx.update_run(
+                    tx.runs.update_run(
                         run.id,
                         at=now,
                         event="cancelled",
@@ -110,7 +110,7 @@ class Supervisor(ReplicaKeeper):
                         ended_at=now,
                         detail={"why": "the engine stopped before the process started"},
                     )
-                    tx.release_lease(run.job, run.id)
+                    tx.workers.release_lease(run.job, run.id)
                 continue
             self._adopt(life, run, now)
             adopted.append(run.id)
@@ -131,11 +131,13 @@ class Supervisor(ReplicaKeeper):
             grace = (spec.stop_grace if spec else timedelta(seconds=30)).total_seconds()
             self.tasks.spawn(self._signal_stop(life.replicas[run.id], grace))
         with self.store.transaction() as tx:
-            tx.add_event(
+            tx.runs.add_event(
                 run.id, at=now, type="adopted", detail={"state": self.executor.probe(run.id)}
             )
             if run.status == "pending":
-                tx.update_run(run.id, at=now, event="started", status="running", started_at=now)
+                tx.runs.update_run(
+                    run.id, at=now, event="started", status="running", started_at=now
+                )
         self.executor.watch(run.id, self._on_exit)
 
     # -- the loop -----------------------------------------------------------------------
@@ -189,17 +191,17 @@ class Supervisor(ReplicaKeeper):
             )
         ):
             with self.store.transaction() as tx:
-                tx.renew_leases(self.host, now + self.lease_ttl)
+                tx.workers.renew_leases(self.host, now + self.lease_ttl)
 
     def _observe(self, catalog: Catalog, now: datetime) -> tuple[set[str], dict[str, int]]:
         """What the store alone knows: suspended workers and the visible backlog of the
         queues that autoscaled workers follow (by catalog queue name)."""
         with self.store.reading() as tx:
-            suspended = {s.name for s in tx.suspensions(now) if s.kind == "worker"}
+            suspended = {s.name for s in tx.suspensions.suspensions(now) if s.kind == "worker"}
             followed = {w.queue for w in catalog.workers.values() if w.autoscale and w.queue}
             visible: dict[str, int] = {}
             if followed:
-                counts = tx.queue_counts(int(now.timestamp() * 1000))
+                counts = tx.queues.queue_counts(int(now.timestamp() * 1000))
                 for queue in followed:
                     declared = catalog.queues.get(queue)
                     wire = wire_name(queue, declared.fifo if declared else False)
@@ -262,7 +264,7 @@ class Supervisor(ReplicaKeeper):
         if decision.changed or entered or left:
             life.decision = shown
             with self.store.transaction() as tx:
-                tx.add_worker_event(life.name, at=now, type="autoscale", detail=shown)
+                tx.workers.add_worker_event(life.name, at=now, type="autoscale", detail=shown)
             if decision.changed:
                 log.info(
                     "worker %s: %s to %d (%s)",
@@ -283,7 +285,7 @@ class Supervisor(ReplicaKeeper):
             life.name, life.desired, life.restarts, now, life.last_exit, life.decision
         )
         with self.store.transaction() as tx:
-            tx.save_worker_state(state)
+            tx.workers.save_worker_state(state)
 
     # -- singleton leases ---------------------------------------------------------------
 
@@ -293,7 +295,7 @@ class Supervisor(ReplicaKeeper):
         if life.cleaning:
             return False
         with self.store.reading() as tx:
-            lease = tx.lease(life.name)
+            lease = tx.workers.lease(life.name)
         if lease is None:
             return True
         if lease.holder_host != self.host:
@@ -310,13 +312,13 @@ class Supervisor(ReplicaKeeper):
             return False
         state = self.executor.probe(holder)
         if state == "running":
-            run = self.store.run(holder)
+            run = self.store.runs.run(holder)
             if run is not None:
                 self._adopt(life, run, now)
             return False
         if process_gone(self.executor.run_dir(holder)):
             with self.store.transaction() as tx:
-                tx.release_lease(life.name, holder)
+                tx.workers.release_lease(life.name, holder)
             return True
         life.cleaning = True
         self.tasks.spawn(self._clean_up(life, holder, None))

@@ -104,7 +104,7 @@ class Dispatcher:
         if cap is None or busy < cap:
             return None
         why = _full(pool, cap)
-        tx.append_events([run.id], at=now, type="waiting", detail={"for": why})
+        tx.runs.append_events([run.id], at=now, type="waiting", detail={"for": why})
         return why
 
     # -- dispatching ------------------------------------------------------------------
@@ -171,7 +171,7 @@ class Dispatcher:
                 reasons.setdefault(why, []).append(run_id)
             with self.store.transaction() as tx:
                 for why, ids in reasons.items():
-                    tx.append_events(ids, at=now, type="waiting", detail={"for": why})
+                    tx.runs.append_events(ids, at=now, type="waiting", detail={"for": why})
         self._arm(soonest)
 
     def _arm(self, when: datetime | None) -> None:
@@ -194,7 +194,7 @@ class Dispatcher:
         """A waiting run that will not start: it ends ``cancelled`` (``reason``)."""
         del self.runs.waiting[wait.run.id]
         with self.store.transaction() as tx:
-            tx.update_run(
+            tx.runs.update_run(
                 wait.run.id,
                 at=self.clock.now(),
                 event="cancelled",
@@ -268,7 +268,7 @@ class Dispatcher:
         step = started_step(now, detail)
         # This engine alone changes the runs it runs: what it holds of one is current.
         known = self.runs.running.get(run_id)
-        return tx.update_run_steps(run_id, at=now, steps=[step], known=known)
+        return tx.runs.update_run_steps(run_id, at=now, steps=[step], known=known)
 
     def stop(self, run_id: int) -> None:
         """Cancel the run, as a task of its own (see :meth:`cancel`)."""
@@ -294,7 +294,7 @@ class Dispatcher:
         spec = runs.spec_of(run.kind, run.job)
         grace = spec.kill_grace.total_seconds() if spec else 10.0
         with self.store.transaction() as tx:
-            tx.add_event(
+            tx.runs.add_event(
                 run_id,
                 at=self.clock.now(),
                 type="cancelling",
@@ -311,7 +311,7 @@ class Dispatcher:
             runs.cancelling.discard(run_id)
             log.warning("run %s: cannot stop it: %s", run_id, exc)
             with self.store.transaction() as tx:
-                tx.add_event(
+                tx.runs.add_event(
                     run_id, at=self.clock.now(), type="cancel_failed", detail={"error": str(exc)}
                 )
 

@@ -107,14 +107,14 @@ class RunDriver:
         now = decided_at or self.clock.now()
         lateness_ms = round((now - nominal).total_seconds() * 1000, 3)
         with self.store.transaction() as tx:
-            if not tx.claim_fire(name, nominal, decided_at=now, host=self.host):
+            if not tx.runs.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
             detail: dict[str, Any] = {"lateness_ms": lateness_ms}
             late = catching_up is not None or trigger == "catchup"
             if late:
                 detail.update(RunPlan(catchup_of=catching_up or "engine_down").detail())
             run = self._decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
-            tx.attach_fire(name, nominal, run.id)
+            tx.runs.attach_fire(name, nominal, run.id)
         self._hand_over(run)
         return run
 
@@ -134,7 +134,7 @@ class RunDriver:
         first: Run | None = None
         with self.store.transaction() as tx:
             for slot in decision.missed:
-                if not tx.claim_fire(name, slot, decided_at=now, host=self.host):
+                if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.host):
                     continue  # another engine (or an earlier life) decided it
                 why = missed_why(slot, now, spec.catchup, spec.catchup_window)
                 detail = {"cause": cause, "why": why}
@@ -142,7 +142,7 @@ class RunDriver:
                     tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
                     detail=detail,
                 )  # fmt: skip
-                tx.attach_fire(name, slot, run.id)
+                tx.runs.attach_fire(name, slot, run.id)
                 missed.slots.append((slot, why))
                 first = first or run
             if decision.missed_beyond:
@@ -282,7 +282,7 @@ class RunDriver:
         policy = "allow" if ignore_overlap else spec.overlap
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
-        active = tx.active_runs(job=name, kind="schedule")
+        active = tx.runs.active_runs(job=name, kind="schedule")
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
@@ -330,7 +330,7 @@ class RunDriver:
         runs = self.runs
         waiting = False
         with self.store.transaction() as tx:
-            run = tx.run(run_id)
+            run = tx.runs.run(run_id)
             if run is None:
                 raise KeyError(run_id)
             if not run.active:
@@ -351,7 +351,7 @@ class RunDriver:
                 )
             waiting = run_id in runs.waiting
             if waiting:
-                run = tx.update_run(
+                run = tx.runs.update_run(
                     run_id,
                     at=now,
                     event="cancelled",
@@ -363,7 +363,7 @@ class RunDriver:
             else:
                 # Kept with the run: an engine that dies before it stops the run, and
                 # the next one that adopts it, still cancel it (see recover).
-                run = tx.update_run(
+                run = tx.runs.update_run(
                     run_id,
                     at=now,
                     event="cancel_requested",
@@ -446,8 +446,8 @@ class RunDriver:
         self, kind: str, name: str, now: datetime, tx: Tx | None = None
     ) -> Suspension | None:
         if tx is not None:
-            return tx.active_suspension(kind, name, now)
-        for found in self.store.suspensions(now):
+            return tx.suspensions.active_suspension(kind, name, now)
+        for found in self.store.suspensions.suspensions(now):
             if found.kind == kind and found.name == name:
                 return found
         return None

@@ -93,7 +93,7 @@ class Outcomes:
             end = RunStep("ended", status, reason, ended_at=now, **fields)
             steps = [end] if started is None else [started_step(now, started), end]
             with self.store.transaction() as tx:
-                ended = tx.update_run_steps(run_id, at=now, steps=steps, known=run)
+                ended = tx.runs.update_run_steps(run_id, at=now, steps=steps, known=run)
                 if asked is None and by is None:
                     # A run someone cancelled (or a newer run replaced) is not tried
                     # again, also when it failed before the cancel could stop it.
@@ -146,8 +146,8 @@ class Outcomes:
         self.runs.forget(run.id)
         now = self.clock.now()
         with self.store.transaction() as tx:
-            tx.add_event(run.id, at=now, type="vanished", detail={"why": why})
-            ended = tx.update_run(
+            tx.runs.add_event(run.id, at=now, type="vanished", detail={"why": why})
+            ended = tx.runs.update_run(
                 run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
             )
         self._notify_ended(ended)
@@ -165,7 +165,7 @@ class Outcomes:
             stopped = False
         if stopped:
             with self.store.transaction() as tx:
-                tx.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
+                tx.runs.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
         self.executor.release(run.pool, run.id)
 
     def _notify_ended(self, run: Run) -> None:

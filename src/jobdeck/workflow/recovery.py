@@ -26,7 +26,7 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
     runs, outcomes = dispatcher.runs, dispatcher.outcomes
     found = Recovered()
     now = clock.now()
-    for run in store.active_runs(host=runs.host):
+    for run in store.runs.active_runs(host=runs.host):
         if run.kind not in DRIVEN_KINDS or run.id in runs.running or run.id in runs.waiting:
             continue
         plan = run.plan
@@ -46,7 +46,7 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
             continue
         runs.running[run.id] = run
         with store.transaction() as tx:
-            tx.add_event(run.id, at=now, type="adopted", detail={"state": state})
+            tx.runs.add_event(run.id, at=now, type="adopted", detail={"state": state})
             if run.status == "pending":
                 detail = {"run_dir": str(executor.run_dir(run.id))}
                 runs.running[run.id] = dispatcher.record_started(tx, run.id, now, detail)

@@ -75,7 +75,7 @@ class Runs:
     ) -> Run:
         """A new run of this engine in ``tx``; ``detail`` holds its plan's keys (see
         :meth:`~jobdeck.store.records.RunPlan.detail`) beside the facts it shows."""
-        return tx.create_run(
+        return tx.runs.create_run(
             job=name,
             kind=kind,
             trigger=trigger,
