@@ -23,6 +23,7 @@ from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
 from jobdeck.control import Control
 from jobdeck.execute.environment import inherited, pass_env_patterns
+from jobdeck.execute.executor import Executor
 from jobdeck.execute.pools import Mode
 from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
@@ -35,7 +36,6 @@ from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
-from jobdeck.workflow.executor import Executor
 
 log = logging.getLogger("jobdeck")
 

@@ -76,7 +76,7 @@ async def test_a_run_cancelled_while_being_launched_is_not_retried(decks: Decks)
     run = deck.driver.fire("broken", T0)
     assert run is not None
     # Handed to the executor already (its launch is in flight) when the cancel comes.
-    assert run.id in deck.driver.running
+    assert run.id in deck.driver.runs.running
     deck.driver.cancel(run.id, by="alice", why="wrong binary")
     ended = await deck.wait_ended(run.id)
     assert (ended.status, ended.reason) == ("failed", "launch_error")
@@ -84,7 +84,7 @@ async def test_a_run_cancelled_while_being_launched_is_not_retried(decks: Decks)
         await asyncio.sleep(0.01)
     # Cancelled: no further attempt, neither waiting nor recorded.
     assert [r.id for r in deck.runs("broken")] == [run.id]
-    assert not deck.driver.waiting
+    assert not deck.driver.runs.waiting
     await deck.close()
 
 
@@ -132,7 +132,7 @@ async def test_cancel_other_of_a_run_that_ended_meanwhile_leaves_it_as_it_ended(
     assert (ended.status, ended.reason) == ("succeeded", None)
     await deck.wait_ended(newer.id)
     assert deck.event_types(first.id) == ["created", "started", "ended"]
-    assert first.id not in deck.driver._cancelling
+    assert first.id not in deck.driver.runs.cancelling
     await deck.close()
 
 

@@ -17,7 +17,7 @@ from jobdeck.execute import record
 from jobdeck.execute.proc import is_alive
 from jobdeck.execute.spec import RunSpec
 from jobdeck.store.engine import READ_ONLY
-from jobdeck.workflow.driver import RunRefused
+from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from tests.integration.test_workflow_harness import PY, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio
@@ -240,7 +240,7 @@ async def test_a_command_run_is_adopted_after_a_restart(decks: Decks, tmp_path: 
     second = decks(catalog(tmp_path), load=False)
     assert second.driver.recover().adopted == [run.id]
     second.driver.load(second.applied)
-    assert waiting.id in second.driver.waiting  # still waiting for the pool
+    assert waiting.id in second.driver.runs.waiting  # still waiting for the pool
     (tmp_path / "gate").touch()
     for each in (run, waiting):
         ended = await second.wait_ended(each.id)
@@ -372,3 +372,32 @@ def _hold_the_event_loop_until(check: Callable[[], bool], within: float = 30.0) 
     while not check():
         assert time.monotonic() < deadline, "not within the time"
         time.sleep(0.01)
+
+
+async def test_a_refusal_says_why_as_a_type(decks: Decks, tmp_path: Path) -> None:
+    """Callers tell refusals apart by their ``why`` (and the suspension), not their text."""
+    deck = decks(catalog(tmp_path))
+    now = deck.driver.clock.now()
+    with deck.store.transaction() as tx:
+        tx.suspensions.add_suspension(
+            kind="command",
+            name="push",
+            reason="push provider outage",
+            created_by="ops",
+            created_at=now,
+            until=None,
+        )
+    with pytest.raises(RunRefused) as suspended:
+        deck.driver.run_command("push", argv(deck), trigger="api", requested_by="f")
+    assert suspended.value.why == "suspended"
+    assert suspended.value.suspension is not None
+    assert suspended.value.suspension.reason == "push provider outage"
+    with pytest.raises(RunRefused) as unknown:
+        deck.driver.run_command("nope", ["true"], trigger="api", requested_by="f")
+    assert (unknown.value.why, unknown.value.suspension) == ("unknown", None)
+    run = deck.driver.run_command("slow", ["true"], trigger="api", requested_by="f")
+    await deck.wait_ended(run.id)
+    with pytest.raises(CancelRefused) as ended:
+        deck.driver.cancel(run.id, by="ops")
+    assert ended.value.why == "ended"
+    await deck.close()

@@ -171,7 +171,7 @@ async def test_a_reload_drops_waiting_runs_of_removed_jobs_and_applies_new_pool_
     await deck.wait_running(running.id)
     queued = deck.driver.run_now("keep")
     dropped = deck.driver.run_now("drop")
-    assert {queued.id, dropped.id} <= set(deck.driver.waiting)
+    assert {queued.id, dropped.id} <= set(deck.driver.runs.waiting)
     wider = deck.parse(text.replace("LIMIT", "2"))
     without_drop = wider.model_copy(update={"schedules": {"keep": wider.schedules["keep"]}})
     deck.driver.load(Applied(2, without_drop, tmp_path))
@@ -196,7 +196,7 @@ async def test_a_manual_run_and_its_audit_entry_are_one_transaction(decks: Decks
     with pytest.raises(RuntimeError, match="audit entry"):
         deck.driver.run_now("tick", requested_by="ops", audit=broken)
     assert deck.runs("tick") == []
-    assert deck.driver.waiting == {}
+    assert deck.driver.runs.waiting == {}
 
     def audited(tx: Tx, run: Run) -> None:
         entry = AuditEntry(

@@ -17,12 +17,12 @@ from typing import Any
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import SystemClock
+from jobdeck.execute.executor import Executor
 from jobdeck.execute.pools import Mode
 from jobdeck.execute.proc import is_alive
 from jobdeck.store import Store, open_store
 from jobdeck.store.records import Run, RunEvent
 from jobdeck.workflow.driver import Applied, RunDriver
-from jobdeck.workflow.executor import Executor
 from tests.integration.test_execute_harness import Harness
 
 PY = sys.executable

@@ -196,7 +196,7 @@ async def test_max_concurrency_makes_extra_runs_wait_visibly(decks: Decks, tmp_p
     waiting = next(e for e in deck.events(second.id) if e.type == "waiting")
     assert waiting.detail == {"for": "pool narrow is full (1 running)"}
     assert deck.run(second.id).status == "pending"
-    assert second.id in deck.driver.waiting
+    assert second.id in deck.driver.runs.waiting
     # The run's own memory limit is part of what its shim was told.
     spec = record.read(deck.executor.run_dir(first.id)).spec
     assert spec is not None

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from jobdeck.execute import record
+from jobdeck.execute.executor import Executor
 from jobdeck.execute.launch import shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.store.records import Run
 from jobdeck.workflow.decisions import CatchupDecision
-from jobdeck.workflow.executor import Executor
 from tests.integration.test_workflow_harness import PY, T0, Deck, Decks, until
 
 pytestmark = pytest.mark.anyio

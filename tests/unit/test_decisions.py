@@ -10,6 +10,7 @@ import pytest
 from jobdeck.cadence import CronCadence, RateCadence
 from jobdeck.catalog.model import Retry
 from jobdeck.execute import RunResult
+from jobdeck.execute.outcome import outcome_of, parse_iso
 from jobdeck.workflow.decisions import (
     CATCHUP_ALL_LIMIT,
     MISSED_RECORD_LIMIT,
@@ -19,7 +20,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
     decide_retry,
 )
-from jobdeck.workflow.outcome import outcome_of, parse_iso, start_timings
+from jobdeck.workflow.outcome import start_timings
 
 T0 = datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
 RUNNING = ActiveRun(1, waiting=False)
@@ -240,8 +241,8 @@ def test_no_result_is_a_lost_run_and_a_supervisor_error_a_failure() -> None:
 
 
 def test_start_timings_measure_from_the_request_to_the_programs_start() -> None:
-    detail = {"requested_at": "2026-03-08T10:00:00+00:00"}
-    timings = start_timings(detail, T0 + timedelta(milliseconds=40), "2026-03-08T10:00:00.125Z")
+    requested = parse_iso("2026-03-08T10:00:00+00:00")
+    timings = start_timings(requested, T0 + timedelta(milliseconds=40), "2026-03-08T10:00:00.125Z")
     assert timings == {
         "dispatched_at": "2026-03-08T10:00:00.040000+00:00",
         "process_started_at": "2026-03-08T10:00:00.125000+00:00",
@@ -250,9 +251,9 @@ def test_start_timings_measure_from_the_request_to_the_programs_start() -> None:
 
 
 def test_start_timings_without_a_request_time_or_a_start_stamp() -> None:
-    assert start_timings({}, T0, None) == {"dispatched_at": T0.isoformat()}
+    assert start_timings(None, T0, None) == {"dispatched_at": T0.isoformat()}
     # A request time in another zone is the same instant.
-    timings = start_timings({"requested_at": "2026-03-08T18:59:59+09:00"}, T0, None)
+    timings = start_timings(parse_iso("2026-03-08T18:59:59+09:00"), T0, None)
     assert timings["dispatch_ms"] == 1000.0
     assert parse_iso("not a time") is None
     assert parse_iso("2026-03-08T10:00:00") is None  # a naive time names no instant

@@ -26,7 +26,7 @@ from jobdeck.commands.decide import decide
 from jobdeck.commands.usergroups import UserGroups
 from jobdeck.store import Store
 from jobdeck.store.records import AuditEntry, Outcome, Run, Suspension, Trigger, Via
-from jobdeck.workflow.driver import RunRefused
+from jobdeck.workflow.refusals import RunRefused
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -176,8 +176,8 @@ class Invoker:
                 "refused" if by_driver else "error",
                 {**argv_detail, "why": str(exc)},
             )
-            if by_driver:
-                kind: RefusalKind = "suspended" if "suspended" in str(exc) else "disabled"
+            if isinstance(exc, RunRefused):
+                kind: RefusalKind = "suspended" if exc.why == "suspended" else "disabled"
                 raise Refused(kind, str(exc), audit_id=audit_id) from None
             raise
         audit_id = self._audit(caller, name, "ok", {**argv_detail, "run_id": run.id})

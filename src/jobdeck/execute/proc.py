@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import signal
 
 from jobdeck.execute.sysfiles import read_text, write_text
 
@@ -106,13 +105,6 @@ def can_lower_oom_score_adj() -> bool:
         if line.startswith("CapEff:"):
             return bool(int(line.split()[1], 16) >> CAP_SYS_RESOURCE & 1)
     return False
-
-
-def name_signal(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
 
 
 PR_SET_CHILD_SUBREAPER = 36

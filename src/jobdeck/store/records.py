@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any, Literal
 
 Via = Literal["cli", "api", "slack", "engine"]
@@ -80,12 +82,129 @@ TERMINAL_STATUSES: tuple[RunStatus, ...] = (
 
 
 @dataclass(frozen=True)
+class Retries:
+    """Retries already spent on a fire, by kind (the ``retries`` of a run's detail)."""
+
+    launch: int = 0
+    failure: int = 0
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """Who asked to cancel a run and why, kept with it until it ends."""
+
+    cancelled_by: str | None
+    cancel_reason: str | None
+
+    def detail(self) -> dict[str, Any]:
+        return {"cancelled_by": self.cancelled_by, "cancel_reason": self.cancel_reason}
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """The control data of a run: what the engine decides by, typed.
+
+    It lives in the run's ``detail`` (one JSON column, beside the facts shown to people:
+    lateness, timings, why), under the keys it always had; :meth:`of` reads it from a
+    detail (also one written by an earlier release), :meth:`detail` gives its keys, in
+    this order, for the fields set.
+    """
+
+    requested_at: datetime | None = None  # when the request arrived (dispatch latency)
+    not_before: datetime | None = None  # a retry's backoff: it starts no earlier
+    catchup_of: str | None = None  # a missed slot caught up: why it was missed
+    buffered: bool = False  # waits for the job's running run (overlap: buffer)
+    cancels: tuple[int, ...] = ()  # the runs it replaces (overlap: cancel_other)
+    exclusive: bool = False  # starts only when no other run of its job runs
+    argv: tuple[str, ...] | None = None  # a command's rendered arguments
+    retries: Retries | None = None  # retries spent by the fire before this attempt
+    cancel_requested: CancelRequest | None = None  # asked to stop, not stopped yet
+    spec_hash: str | None = None  # a worker process: the spec it runs
+    singleton: bool | None = None  # a worker process: it holds its worker's lease
+    stop_reason: str | None = None  # a worker process being stopped: why
+
+    @classmethod
+    def of(cls, detail: Mapping[str, Any]) -> RunPlan:
+        if not detail:
+            return _NO_PLAN
+        retries = detail.get("retries")
+        asked = detail.get("cancel_requested")
+        argv = detail.get("argv")
+        singleton = detail.get("singleton")
+        return cls(
+            requested_at=_instant(detail.get("requested_at")),
+            not_before=_instant(detail.get("not_before")),
+            catchup_of=detail.get("catchup_of"),
+            buffered=bool(detail.get("buffered")),
+            cancels=tuple(int(victim) for victim in detail.get("cancels", ())),
+            exclusive=bool(detail.get("exclusive")),
+            argv=None if argv is None else tuple(str(arg) for arg in argv),
+            retries=None if retries is None else Retries(**retries),
+            cancel_requested=None
+            if not asked
+            else CancelRequest(asked.get("cancelled_by"), asked.get("cancel_reason")),
+            spec_hash=detail.get("spec_hash"),
+            singleton=None if singleton is None else bool(singleton),
+            stop_reason=detail.get("stop_reason"),
+        )
+
+    def detail(self) -> dict[str, Any]:
+        """The detail keys of the fields set, as the run's JSON column holds them."""
+        out: dict[str, Any] = {}
+        if self.requested_at is not None:
+            out["requested_at"] = _iso(self.requested_at)
+        if self.not_before is not None:
+            out["not_before"] = _iso(self.not_before)
+        if self.catchup_of is not None:
+            out["catchup_of"] = self.catchup_of
+        if self.buffered:
+            out["buffered"] = True
+        if self.cancels:
+            out["cancels"] = list(self.cancels)
+        if self.exclusive:
+            out["exclusive"] = True
+        if self.argv is not None:
+            out["argv"] = list(self.argv)
+        if self.retries is not None:
+            out["retries"] = {"launch": self.retries.launch, "failure": self.retries.failure}
+        if self.cancel_requested is not None:
+            out["cancel_requested"] = self.cancel_requested.detail()
+        if self.spec_hash is not None:
+            out["spec_hash"] = self.spec_hash
+        if self.singleton is not None:
+            out["singleton"] = self.singleton
+        if self.stop_reason is not None:
+            out["stop_reason"] = self.stop_reason
+        return out
+
+
+_NO_PLAN = RunPlan()
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
+
+
+def _instant(text: object) -> datetime | None:
+    """An ISO 8601 instant (``Z`` or an offset) in UTC; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        return None
+    return parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
 class Run:
     """One attempt at running a schedule, worker process or command.
 
     Retries are new runs linked by ``retry_of``; ``attempt`` counts from 1. ``detail``
     holds what varies by kind: lateness, dispatch timings, launch errors, peak memory,
-    the run directory.
+    the run directory, and the run's :class:`RunPlan` (read it as :attr:`plan`).
     """
 
     id: int
@@ -111,6 +230,11 @@ class Run:
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @cached_property
+    def plan(self) -> RunPlan:
+        """The control data held in ``detail``, typed (read once per record)."""
+        return RunPlan.of(self.detail)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,16 +19,16 @@ from typing import Any
 from jobdeck.catalog.model import Worker
 from jobdeck.clock import Clock
 from jobdeck.execute import RunResult
+from jobdeck.execute.executor import DEFAULT_POOL, Applied, Executor
+from jobdeck.execute.outcome import outcome_of
+from jobdeck.execute.tasks import Supervised
 from jobdeck.queues.catalog import wire_name, worker_environment
 from jobdeck.store import Store
 from jobdeck.store.errors import RunAlreadyEnded
-from jobdeck.store.records import Run
+from jobdeck.store.records import Run, RunPlan
 from jobdeck.workers.autoscale import ScaleState
 from jobdeck.workers.lease import process_gone
 from jobdeck.workers.rollout import ReplicaState, StopReason
-from jobdeck.workflow.dispatch import Applied
-from jobdeck.workflow.executor import DEFAULT_POOL, Executor
-from jobdeck.workflow.outcome import outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class ReplicaKeeper:
         self.applied: Applied | None = None
         self.workers: dict[str, WorkerLife] = {}
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.tasks = Supervised("worker supervisor", on_error)
         self._warned_no_endpoint = False
         self._observing: asyncio.Future[tuple[set[str], dict[str, int]]] | None = None
 
@@ -135,7 +135,7 @@ class ReplicaKeeper:
         assert self.applied is not None
         assert life.spec_hash is not None
         link = life.exits.pop(0) if life.exits else None
-        detail: dict[str, Any] = {"spec_hash": life.spec_hash, "singleton": spec.singleton}
+        detail = RunPlan(spec_hash=life.spec_hash, singleton=spec.singleton).detail()
         if link is not None:
             detail["restart_of"] = link.id
             detail["failures"] = life.failures
@@ -170,7 +170,7 @@ class ReplicaKeeper:
             life.decision = {k: v for k, v in life.decision.items() if k != "lease"} or None
         replica = Replica(run, life.spec_hash, "starting")
         life.replicas[run.id] = replica
-        self._spawn(self._launch(life, spec, replica))
+        self.tasks.spawn(self._launch(life, spec, replica))
 
     def _environment(self, run: Run, spec: Worker) -> dict[str, str]:
         assert self.applied is not None
@@ -246,14 +246,14 @@ class ReplicaKeeper:
                 replica.run.id,
                 at=now,
                 event="stopping",
-                detail={"stop_reason": reason, "grace_s": grace},
+                detail={**RunPlan(stop_reason=reason).detail(), "grace_s": grace},
             )
             tx.workers.add_worker_event(
                 life.name, at=now, type="stopping", detail={"run": replica.run.id, "reason": reason}
             )
         log.info("worker %s: stopping run %d (%s)", life.name, replica.run.id, reason)
         if was != "starting":  # a starting one is stopped once its launch returns
-            self._spawn(self._signal_stop(replica, grace))
+            self.tasks.spawn(self._signal_stop(replica, grace))
 
     async def _signal_stop(self, replica: Replica, grace: float) -> None:
         try:
@@ -318,8 +318,8 @@ class ReplicaKeeper:
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
         if not gone:
-            life.cleaning = life.cleaning or bool(replica.run.detail.get("singleton"))
-            self._spawn(self._clean_up(life, run_id, replica.run.pool))
+            life.cleaning = life.cleaning or bool(replica.run.plan.singleton)
+            self.tasks.spawn(self._clean_up(life, run_id, replica.run.pool))
         else:
             self.executor.release(replica.run.pool, run_id)
         if stopped is None and ended is not None:
@@ -370,20 +370,3 @@ class ReplicaKeeper:
             )
         life.cleaning = False
         self.wake()
-
-    # -- tasks --------------------------------------------------------------------------
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("worker supervisor task failed", exc_info=error)
-            if self.on_error:
-                self.on_error(error)

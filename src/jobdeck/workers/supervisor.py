@@ -28,9 +28,10 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from jobdeck.catalog.model import Catalog, Worker
+from jobdeck.execute.executor import Applied
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Run
 from jobdeck.store.worker_records import WorkerState
@@ -38,7 +39,6 @@ from jobdeck.workers.autoscale import decide_replicas
 from jobdeck.workers.lease import process_gone
 from jobdeck.workers.replicas import Backoff, Replica, ReplicaKeeper, WorkerLife
 from jobdeck.workers.rollout import ReplicaView, StopReason, converge
-from jobdeck.workflow.dispatch import Applied
 
 __all__ = ["Backoff", "Replica", "Supervisor", "WorkerLife"]
 
@@ -118,10 +118,10 @@ class Supervisor(ReplicaKeeper):
         return adopted
 
     def _adopt(self, life: WorkerLife, run: Run, now: datetime) -> None:
-        stop = run.detail.get("stop_reason")
+        stop = cast("StopReason | None", run.plan.stop_reason)
         life.replicas[run.id] = Replica(
             run,
-            str(run.detail.get("spec_hash", "")),
+            run.plan.spec_hash or "",
             "stopping" if stop else "running",
             started_at=run.started_at or now,
             stop_reason=stop,
@@ -129,7 +129,7 @@ class Supervisor(ReplicaKeeper):
         if stop:  # the earlier engine may have died before it could signal the stop
             spec = self._spec(run.job)
             grace = (spec.stop_grace if spec else timedelta(seconds=30)).total_seconds()
-            self._spawn(self._signal_stop(life.replicas[run.id], grace))
+            self.tasks.spawn(self._signal_stop(life.replicas[run.id], grace))
         with self.store.transaction() as tx:
             tx.runs.add_event(
                 run.id, at=now, type="adopted", detail={"state": self.executor.probe(run.id)}
@@ -185,7 +185,7 @@ class Supervisor(ReplicaKeeper):
             declared
             or cleaning
             or any(
-                r.run.detail.get("singleton")
+                r.run.plan.singleton
                 for life in self.workers.values()
                 for r in life.replicas.values()
             )
@@ -321,7 +321,7 @@ class Supervisor(ReplicaKeeper):
                 tx.workers.release_lease(life.name, holder)
             return True
         life.cleaning = True
-        self._spawn(self._clean_up(life, holder, None))
+        self.tasks.spawn(self._clean_up(life, holder, None))
         return False
 
     def _note(self, life: WorkerLife, what: str, text: str) -> None:
@@ -343,16 +343,14 @@ class Supervisor(ReplicaKeeper):
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError("worker processes did not stop in time")
             await asyncio.sleep(0.05)
-        while self._tasks:
+        while self.tasks:
             left = deadline - asyncio.get_running_loop().time()
             if left <= 0:
                 raise TimeoutError("the worker supervisor's tasks did not end in time")
-            await asyncio.wait(list(self._tasks), timeout=left)
+            await asyncio.wait(list(self.tasks), timeout=left)
 
     async def aclose(self) -> None:
         """Stop supervising; worker processes go on, and the next engine adopts them."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.cancel()
         if self._observing is not None:
             await asyncio.gather(self._observing, return_exceptions=True)

@@ -5,43 +5,31 @@ its backoff has passed, no other run of its job runs (when it must run alone: bu
 or cancel_other), and its pool has room (``max_concurrency``). Then it is launched,
 watched, and handed to its :class:`~jobdeck.workflow.outcomes.Outcomes` when it ends
 (recorded, retried or not, notified). Every step is a run event in the store. All of
-it runs in the event loop's thread; what other threads ask for is handed to it.
+it runs in the event loop's thread: the driver hands it what other threads ask for
+(through its :class:`~jobdeck.execute.tasks.LoopGate`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from jobdeck.catalog.model import Catalog, Command, Schedule
+from jobdeck.catalog.model import Command
 from jobdeck.clock import Clock
+from jobdeck.execute.executor import DEFAULT_POOL, Executor
+from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import Run, RunKind, RunStatus, RunStep, Trigger
-from jobdeck.workflow.executor import DEFAULT_POOL, Executor
-from jobdeck.workflow.outcome import iso, not_before, start_timings
+from jobdeck.store.records import Run
+from jobdeck.workflow.outcome import iso, start_timings
 from jobdeck.workflow.outcomes import Outcomes
-from jobdeck.workflow.waiting import Waiting, WaitingRuns
+from jobdeck.workflow.state import Notify, Runs, Spec, started_step
+from jobdeck.workflow.waiting import Waiting
 
 log = logging.getLogger(__name__)
 
-# Notify(targets, run, log tail) is called after a run ends badly; it must not block.
-Notify = Callable[[list[str], Run, str], None]
-Spec = Schedule | Command
 JobKey = tuple[str, str]  # (run kind, job name): a schedule and a command may share a name
-
-
-@dataclass(frozen=True)
-class Applied:
-    """The revision the engine runs, and where relative workdirs resolve."""
-
-    revision: int
-    catalog: Catalog
-    base_dir: Path
 
 
 def _key(run: Run) -> JobKey:
@@ -54,144 +42,65 @@ def _full(pool: str, cap: int) -> str:
 
 
 class Dispatcher:
+    """Starts the waiting runs of :class:`~jobdeck.workflow.state.Runs` as their pools
+    and jobs allow, and stops the ones cancelled; its :attr:`outcomes` end them."""
+
     def __init__(
         self,
+        runs: Runs,
         store: Store,
         clock: Clock,
         executor: Executor,
+        supervised: Supervised,
         *,
-        host: str,
         notify: Notify | None = None,
-        on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
+        self.runs = runs
         self.store = store
         self.clock = clock
         self.executor = executor
-        self.host = host
-        self.notify = notify
-        self.on_error = on_error
-        self.applied: Applied | None = None
-        self.running: dict[int, Run] = {}
-        self.waiting = WaitingRuns()
-        self._starting: set[int] = set()  # launches in flight
-        self._cancelled_by: dict[int, int] = {}  # run -> the newer run that cancels it
-        self._cancelling: set[int] = set()  # runs asked to stop, not ended yet
-        # Runs that someone cancelled (jobdeck cancel, the API): who and why, recorded
-        # with the outcome.
-        self._asked: dict[int, dict[str, Any]] = {}
+        self.supervised = supervised
         self._timer: asyncio.TimerHandle | None = None
-        self.outcomes = Outcomes(self)  # the ends of the runs dispatched here
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
         self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
+        self.outcomes = Outcomes(runs, store, clock, executor, supervised, notify, self.pump)
 
-    # -- the catalog ------------------------------------------------------------------
-
-    def spec_of(self, kind: str, name: str) -> Spec | None:
-        if self.applied is None:
-            return None
-        if kind == "schedule":
-            return self.applied.catalog.schedules.get(name)
-        if kind == "command":
-            return self.applied.catalog.commands.get(name)
-        return None
-
-    def _record(
-        self,
-        tx: Tx,
-        kind: RunKind,
-        name: str,
-        trigger: Trigger,
-        status: RunStatus,
-        reason: str | None,
-        nominal: datetime | None,
-        now: datetime,
-        spec: Spec | None,
-        *,
-        detail: Mapping[str, Any] | None = None,
-        requested_by: str | None = None,
-        params: Mapping[str, Any] | None = None,
-        attempt: int = 1,
-        retry_of: int | None = None,
-    ) -> Run:
-        return tx.runs.create_run(
-            job=name,
-            kind=kind,
-            trigger=trigger,
-            status=status,
-            created_at=now,
-            reason=reason,
-            attempt=attempt,
-            scheduled_for=nominal,
-            pool=(spec.pool or DEFAULT_POOL) if spec else None,
-            revision=self.applied.revision if self.applied else None,
-            retry_of=retry_of,
-            requested_by=requested_by,
-            host=self.host,
-            params=dict(params or {}),
-            detail=dict(detail or {}),
-        )
-
-    def _bind(self) -> None:
-        """Remember the event loop the driver lives in (it arms timers and tasks there)."""
-        self._loop = asyncio.get_running_loop()
-
-    def _in_own_loop(self) -> bool:
-        """True in the driver's event loop's thread (or before it has one)."""
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        return self._loop is None or current is self._loop
-
-    def _elsewhere(self, call: Callable[..., None], *args: Any) -> bool:
-        """True, having handed ``call(*args)`` to the driver's event loop, when called
-        from another thread (the scheduler's, or a worker thread of the HTTP side):
-        the driver's queues and timers live in its loop's thread only."""
-        if self._in_own_loop():
-            return False
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._guarded, call, *args)
-        return True
-
-    def _enqueue(self, run: Run, shown: str | None = None) -> None:
+    def enqueue(self, run: Run, shown: str | None = None) -> None:
         """A pending run joins the waiting ones (stopping the runs it replaces first);
-        ``shown``: what it waits for, recorded already (see :meth:`_note_waiting`)."""
-        if run.status != "pending" or self._elsewhere(self._enqueue, run, shown):
-            return  # recorded already: it joins the queue in the driver's own loop
-        exclusive = bool(run.detail.get("exclusive"))
-        self.waiting[run.id] = Waiting(run, not_before(run), exclusive, shown)
-        if run.id in self._asked:
+        ``shown``: what it waits for, recorded already (see :meth:`note_waiting`)."""
+        runs = self.runs
+        plan = run.plan
+        runs.waiting[run.id] = Waiting(run, plan.not_before, plan.exclusive, shown)
+        if run.id in runs.asked:
             # Cancelled between its record and its arrival here: it never starts, and
             # stops none of the runs it was to replace (cancel_other).
-            self._abandon(self.waiting[run.id], "cancelled", "cancelled before it queued")
+            self.abandon(runs.waiting[run.id], "cancelled", "cancelled before it queued")
             return
-        for victim in run.detail.get("cancels", []):
-            self._cancelled_by[int(victim)] = run.id
-            self._spawn(self._cancel(int(victim)))
+        for victim in plan.cancels:
+            runs.cancelled_by[victim] = run.id
+            self.stop(victim)
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
-        self._guarded(self._pump)
+        self.supervised.guarded(self.pump)
 
-    def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
+    def note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
         """In the transaction that records a new run, the event that it waits for room
         in its pool, when it will: the request is then one commit, not two (the pump
         would record the same event in a commit of its own). Returns what it waits for,
-        for :meth:`_enqueue`; None when the pump tells (the run may start, or waits for
-        something else, or the run is enqueued from another thread, later)."""
+        for :meth:`enqueue`; None when the pump tells (the run may start, or waits for
+        something else). In the loop's thread only."""
+        applied = self.runs.applied
         if (
-            self.applied is None
+            applied is None
             or run.status != "pending"
-            or not_before(run) is not None
-            or run.detail.get("exclusive")
-            or not self._in_own_loop()
+            or run.plan.not_before is not None
+            or run.plan.exclusive
         ):
             return None
         pool = run.pool or DEFAULT_POOL
-        limit = self.applied.catalog.pools.get(pool)
+        limit = applied.catalog.pools.get(pool)
         cap = limit.max_concurrency if limit else None
-        busy = sum(1 for r in self.running.values() if (r.pool or DEFAULT_POOL) == pool)
+        busy = sum(1 for r in self.runs.running.values() if (r.pool or DEFAULT_POOL) == pool)
         if cap is None or busy < cap:
             return None
         why = _full(pool, cap)
@@ -200,18 +109,19 @@ class Dispatcher:
 
     # -- dispatching ------------------------------------------------------------------
 
-    def _pump(self) -> None:
+    def pump(self) -> None:
         """Start every waiting run that may start now; arm a timer for the next one."""
-        if self.applied is None:
+        runs = self.runs
+        if runs.applied is None:
             return
         now = self.clock.now()
-        running_jobs = {_key(r) for r in self.running.values()}
+        running_jobs = {_key(r) for r in runs.running.values()}
         in_pool: dict[str, int] = {}
-        for r in self.running.values():
+        for r in runs.running.values():
             in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
         soonest: datetime | None = None
         self._shown = []
-        pools = self.applied.catalog.pools
+        pools = runs.applied.catalog.pools
 
         def room(pool: str) -> int | None:
             limit = pools.get(pool)
@@ -223,16 +133,16 @@ class Dispatcher:
         # every event pumps again, and a backlog of thousands must not be looked at each
         # time.
         full: dict[str, str] = {}
-        for run_id in self.waiting.candidates(room):
-            wait = self.waiting[run_id]
+        for run_id in runs.waiting.candidates(room):
+            wait = runs.waiting[run_id]
             pool = wait.run.pool or DEFAULT_POOL
             if pool in full and wait.plain:
                 self._show(wait, full[pool])
-                self.waiting.park(run_id, pool)
+                runs.waiting.park(run_id, pool)
                 continue
-            spec = self.spec_of(wait.run.kind, wait.run.job)
+            spec = runs.spec_of(wait.run.kind, wait.run.job)
             if spec is None:
-                self._abandon(wait, "removed", "removed from the catalog")
+                self.abandon(wait, "removed", "removed from the catalog")
                 continue
             # The pool recorded at creation, also when a reload moved the job since: the
             # run is counted, placed and released in one pool.
@@ -246,14 +156,14 @@ class Dispatcher:
             elif cap is not None and in_pool.get(pool, 0) >= cap:
                 full[pool] = _full(pool, cap)
                 self._show(wait, full[pool])
-                self.waiting.park(run_id, pool)
+                runs.waiting.park(run_id, pool)
             else:
-                del self.waiting[run_id]
-                self.running[run_id] = wait.run
-                self._starting.add(run_id)
+                del runs.waiting[run_id]
+                runs.running[run_id] = wait.run
+                runs.starting.add(run_id)
                 running_jobs.add(_key(wait.run))
                 in_pool[pool] = in_pool.get(pool, 0) + 1
-                self._spawn(self._start(wait.run, spec, now))
+                self.supervised.spawn(self._start(wait.run, spec, now))
         if self._shown:
             # What each waiting run waits for, in one transaction for all of them.
             reasons: dict[str, list[int]] = {}
@@ -270,7 +180,9 @@ class Dispatcher:
             self._timer = None
         if when is not None:
             delay = max(0.0, (when - self.clock.now()).total_seconds())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._guarded, self._pump)
+            self._timer = asyncio.get_running_loop().call_later(
+                delay, self.supervised.guarded, self.pump
+            )
 
     def _show(self, wait: Waiting, why: str) -> None:
         """Record (at the end of this pump) what the run waits for, when that changed."""
@@ -278,8 +190,9 @@ class Dispatcher:
             wait.shown = why
             self._shown.append((wait.run.id, why))
 
-    def _abandon(self, wait: Waiting, reason: str, why: str) -> None:
-        del self.waiting[wait.run.id]
+    def abandon(self, wait: Waiting, reason: str, why: str) -> None:
+        """A waiting run that will not start: it ends ``cancelled`` (``reason``)."""
+        del self.runs.waiting[wait.run.id]
         with self.store.transaction() as tx:
             tx.runs.update_run(
                 wait.run.id,
@@ -288,7 +201,7 @@ class Dispatcher:
                 status="cancelled",
                 reason=reason,
                 ended_at=self.clock.now(),
-                detail={"why": why, **self._asked.pop(wait.run.id, {})},
+                detail={"why": why, **self.runs.asked.pop(wait.run.id, {})},
             )
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
@@ -305,12 +218,14 @@ class Dispatcher:
         return env
 
     async def _start(self, run: Run, spec: Spec, dispatched_at: datetime) -> None:
-        assert self.applied is not None
+        runs = self.runs
+        assert runs.applied is not None
         try:
             if isinstance(spec, Command):
                 # Rendered by the caller from the command's params: one argv element
                 # per param, never a shell.
-                argv: list[str] | None = [str(a) for a in run.detail.get("argv", spec.command)]
+                given = run.plan.argv
+                argv: list[str] | None = list(spec.command if given is None else given)
             else:
                 argv = list(spec.command) if spec.command else None
             launched = await self.executor.start(
@@ -318,12 +233,12 @@ class Dispatcher:
                 spec,
                 pool=run.pool,
                 argv=argv,
-                workdir=(self.applied.base_dir / spec.workdir).resolve(),
+                workdir=(runs.applied.base_dir / spec.workdir).resolve(),
                 env=self._environment(run, spec),
             )
         finally:
-            self._starting.discard(run.id)
-        timings = start_timings(run.detail, dispatched_at, launched.started_at)
+            runs.starting.discard(run.id)
+        timings = start_timings(run.plan.requested_at, dispatched_at, launched.started_at)
         if launched.result is not None and launched.result.reason == "launch_error":
             self.outcomes.finish(run.id, launched.result, timings)
             return
@@ -341,41 +256,42 @@ class Dispatcher:
             return
         now = self.clock.now()
         with self.store.transaction() as tx:
-            self.running[run.id] = self._record_started(tx, run.id, now, started)
+            runs.running[run.id] = self.record_started(tx, run.id, now, started)
         # A program that ended meanwhile is reported by the watch at once.
         self.executor.watch(run.id, self.outcomes.on_exit, launched.shim)
-        if run.id in self._cancelled_by or run.id in self._asked:
+        if run.id in runs.cancelled_by or run.id in runs.asked:
             # Cancelled (or replaced by a newer run) while it was being launched.
-            await self._cancel(run.id)
+            await self.cancel(run.id)
 
-    def _record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
+    def record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
         """The run is running (launched now, or found launched after a restart)."""
-        step = self._started_step(now, detail)
+        step = started_step(now, detail)
         # This engine alone changes the runs it runs: what it holds of one is current.
-        return tx.runs.update_run_steps(
-            run_id, at=now, steps=[step], known=self.running.get(run_id)
-        )
+        known = self.runs.running.get(run_id)
+        return tx.runs.update_run_steps(run_id, at=now, steps=[step], known=known)
 
-    @staticmethod
-    def _started_step(now: datetime, detail: dict[str, Any]) -> RunStep:
-        return RunStep("started", "running", started_at=now, detail=detail)
+    def stop(self, run_id: int) -> None:
+        """Cancel the run, as a task of its own (see :meth:`cancel`)."""
+        self.supervised.spawn(self.cancel(run_id))
 
-    async def _cancel(self, run_id: int) -> None:
-        if run_id in self.waiting:
-            by = self._cancelled_by.pop(run_id, None)
-            self._abandon(self.waiting[run_id], "overlap", f"replaced by run {by} (cancel_other)")
-            self._pump()
+    async def cancel(self, run_id: int) -> None:
+        """Stop a run: a waiting one never starts, a running one is signalled."""
+        runs = self.runs
+        if run_id in runs.waiting:
+            by = runs.cancelled_by.pop(run_id, None)
+            self.abandon(runs.waiting[run_id], "overlap", f"replaced by run {by} (cancel_other)")
+            self.pump()
             return
-        if run_id in self._starting or run_id in self._cancelling:
+        if run_id in runs.starting or run_id in runs.cancelling:
             return  # _start cancels it once the program runs; or it is being stopped
-        run = self.running.get(run_id)
+        run = runs.running.get(run_id)
         if run is None:
             # It ended before the stop came (its outcome is recorded as it ended): there
             # is nothing to stop, and it is not being cancelled.
-            self._cancelled_by.pop(run_id, None)
+            runs.cancelled_by.pop(run_id, None)
             return
-        self._cancelling.add(run_id)
-        spec = self.spec_of(run.kind, run.job)
+        runs.cancelling.add(run_id)
+        spec = runs.spec_of(run.kind, run.job)
         grace = spec.kill_grace.total_seconds() if spec else 10.0
         with self.store.transaction() as tx:
             tx.runs.add_event(
@@ -383,57 +299,28 @@ class Dispatcher:
                 at=self.clock.now(),
                 type="cancelling",
                 detail={
-                    "by": self._cancelled_by.get(run_id),
+                    "by": runs.cancelled_by.get(run_id),
                     "grace_s": grace,
-                    **self._asked.get(run_id, {}),
+                    **runs.asked.get(run_id, {}),
                 },
             )
         try:
             await self.executor.cancel(run_id, grace)
         except OSError as exc:
             # The run goes on; its outcome is still recorded when it ends.
-            self._cancelling.discard(run_id)
+            runs.cancelling.discard(run_id)
             log.warning("run %s: cannot stop it: %s", run_id, exc)
             with self.store.transaction() as tx:
                 tx.runs.add_event(
                     run_id, at=self.clock.now(), type="cancel_failed", detail={"error": str(exc)}
                 )
 
-    # -- outcomes ---------------------------------------------------------------------
-
-    def _guarded(self, call: Callable[..., None], *args: Any) -> None:
-        """Callbacks of the event loop report a failure like the driver's tasks do: a
-        driver that cannot record outcomes must stop the server, not limp on."""
-        try:
-            call(*args)
-        except Exception as exc:
-            log.exception("run driver callback failed")
-            if self.on_error:
-                self.on_error(exc)
-
-    # -- tasks ------------------------------------------------------------------------
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            log.error("run driver task failed", exc_info=error)
-            if self.on_error:
-                self.on_error(error)
+    # -- closing ----------------------------------------------------------------------
 
     async def aclose(self) -> None:
         """Stop dispatching and watching; runs go on, and the next engine adopts them."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.supervised.cancel()
         self.executor.close()

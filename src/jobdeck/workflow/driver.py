@@ -2,23 +2,31 @@
 
 fire / run_now / run_command -> (suspension, overlap) -> a run record -> wait for pool
 room -> launch -> watch -> record the outcome -> retry or not -> notify. The decisions are
-the pure functions of :mod:`jobdeck.workflow.decisions`; the waiting, launching and
-outcomes are :mod:`jobdeck.workflow.dispatch`; this module decides what a request
+the pure functions of :mod:`jobdeck.workflow.decisions`; the waiting and launching are
+its :class:`~jobdeck.workflow.dispatch.Dispatcher`, the ends its
+:class:`~jobdeck.workflow.outcomes.Outcomes`; this module decides what a request
 becomes, and adopts the runs an earlier engine left running. Runs that are waiting live
 in the store (``pending``), so a restarted engine finds them again.
+
+The driver is called from other threads (the scheduler's, the HTTP side's worker
+threads): what they ask is recorded in their thread, in one transaction, and the run is
+handed to the engine's loop through one :class:`~jobdeck.execute.tasks.LoopGate`; all
+the rest runs in the loop's thread.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from jobdeck.catalog.model import Schedule
-from jobdeck.store import Tx
-from jobdeck.store.records import Run, Trigger
+from jobdeck.clock import Clock
+from jobdeck.execute.executor import Applied, Executor
+from jobdeck.execute.tasks import LoopGate, OnError, Supervised
+from jobdeck.store import Store, Tx
+from jobdeck.store.records import CancelRequest, Run, RunPlan, Suspension, Trigger
 from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
@@ -26,54 +34,57 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
     missed_why,
 )
-from jobdeck.workflow.dispatch import Applied, Dispatcher, Notify
+from jobdeck.workflow.dispatch import Dispatcher
 from jobdeck.workflow.missed import MissedSlots
-from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso, not_before
-from jobdeck.workflow.waiting import Waiting
+from jobdeck.workflow.outcome import iso
+from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
+from jobdeck.workflow.refusals import CancelRefused, RunRefused
+from jobdeck.workflow.state import Notify, Runs
 
-__all__ = [
-    "NOTIFY_STATUSES",
-    "Applied",
-    "CancelRefused",
-    "Notify",
-    "Recovered",
-    "RunDriver",
-    "RunRefused",
-    "Waiting",
-]
+__all__ = ["Applied", "CancelRefused", "Notify", "Recovered", "RunDriver", "RunRefused"]
 
 log = logging.getLogger(__name__)
 
-# Kinds of runs this driver owns (workers have their own supervisor).
-DRIVEN_KINDS = ("schedule", "command")
 
+class RunDriver:
+    """Decides what a request becomes; its :attr:`dispatcher` runs it."""
 
-class RunRefused(Exception):
-    """A run that cannot start: unknown, disabled or suspended schedule or command."""
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        executor: Executor,
+        *,
+        host: str,
+        notify: Notify | None = None,
+        on_error: OnError | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.executor = executor
+        self.host = host
+        self.runs = Runs(host)
+        supervised = Supervised("run driver", on_error)
+        self.gate = LoopGate(supervised)
+        self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
 
-
-# The key of a run's detail that holds who asked to cancel it and why, from the request
-# until it ends (the outcome then records them as cancelled_by and cancel_reason).
-CANCEL_REQUESTED = "cancel_requested"
-
-
-class CancelRefused(Exception):
-    """A run that cannot be cancelled (it ended already, it is a worker process, or
-    another engine runs it); nothing was changed."""
-
-
-class RunDriver(Dispatcher):
     # -- configuration ----------------------------------------------------------------
 
     def load(self, applied: Applied) -> None:
-        self._bind()
-        self.applied = applied
-        self.waiting.unpark_all()  # the new revision's limits and jobs apply to all of them
-        self.outcomes.flush_deferred()
-        self._pump()
+        self.gate.bind()
+        self.runs.applied = applied
+        self.runs.waiting.unpark_all()  # the new revision's limits and jobs apply to all
+        self.dispatcher.outcomes.flush_deferred()
+        self.dispatcher.pump()
 
     def schedule(self, name: str) -> Schedule | None:
-        return self.applied.catalog.schedules.get(name) if self.applied else None
+        applied = self.runs.applied
+        return applied.catalog.schedules.get(name) if applied else None
+
+    def _hand_over(self, run: Run, shown: str | None = None) -> None:
+        """A run just recorded, to the dispatcher in the engine's loop (when it waits)."""
+        if run.status == "pending":
+            self.gate.call(self.dispatcher.enqueue, run, shown)
 
     # -- schedule runs ----------------------------------------------------------------
 
@@ -99,11 +110,12 @@ class RunDriver(Dispatcher):
             if not tx.runs.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
             detail: dict[str, Any] = {"lateness_ms": lateness_ms}
-            if catching_up is not None or trigger == "catchup":
-                detail["catchup_of"] = catching_up or "engine_down"
-            run = self._decide(tx, name, spec, trigger, nominal, now, detail)
+            late = catching_up is not None or trigger == "catchup"
+            if late:
+                detail.update(RunPlan(catchup_of=catching_up or "engine_down").detail())
+            run = self._decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
             tx.runs.attach_fire(name, nominal, run.id)
-        self._enqueue(run)
+        self._hand_over(run)
         return run
 
     def catch_up(
@@ -126,7 +138,7 @@ class RunDriver(Dispatcher):
                     continue  # another engine (or an earlier life) decided it
                 why = missed_why(slot, now, spec.catchup, spec.catchup_window)
                 detail = {"cause": cause, "why": why}
-                run = self._record(
+                run = self.runs.record(
                     tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
                     detail=detail,
                 )  # fmt: skip
@@ -150,7 +162,7 @@ class RunDriver(Dispatcher):
                     "first": iso(decision.first_beyond or decision.last_beyond),
                     "last": iso(decision.last_beyond),
                 }
-                run = self._record(
+                run = self.runs.record(
                     tx, "schedule", name, "catchup", "skipped", reason, None, now, spec,
                     detail=summary,
                 )  # fmt: skip
@@ -184,7 +196,7 @@ class RunDriver(Dispatcher):
             host=first.host,
             detail={"missed": missed.detail()},
         )
-        self.outcomes.send(targets, notice, "")
+        self.gate.call(self.dispatcher.outcomes.send, targets, notice, "")
 
     def run_now(
         self,
@@ -199,14 +211,16 @@ class RunDriver(Dispatcher):
         who asked in the same transaction (one commit for the request, not two)."""
         spec = self.schedule(name)
         if spec is None:
-            raise RunRefused(f"no schedule named {name!r} in the applied revision")
+            raise RunRefused("unknown", f"no schedule named {name!r} in the applied revision")
         if not spec.enabled:
-            raise RunRefused(f"schedule {name} is disabled (enabled: false in the catalog)")
+            raise RunRefused(
+                "disabled", f"schedule {name} is disabled (enabled: false in the catalog)"
+            )
         now = self.clock.now()
         with self.store.transaction() as tx:
             held = self._suspended("schedule", name, now, tx)
-            if held:
-                raise RunRefused(f"schedule {name} is suspended: {held}")
+            if held is not None:
+                raise RunRefused("suspended", f"schedule {name} is suspended: {held.reason}", held)
             run = self._decide(
                 tx,
                 name,
@@ -214,7 +228,7 @@ class RunDriver(Dispatcher):
                 trigger,
                 None,
                 now,
-                {"requested_at": iso(now)},
+                RunPlan(requested_at=now).detail(),
                 requested_by=requested_by,
                 ignore_overlap=ignore_overlap,
                 unsuspended=True,
@@ -222,8 +236,13 @@ class RunDriver(Dispatcher):
             if audit is not None:
                 audit(tx, run)
             waits = self._note_waiting(tx, run, now)
-        self._enqueue(run, waits)
+        self._hand_over(run, waits)
         return run
+
+    def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
+        """See :meth:`Dispatcher.note_waiting`: only in the loop's thread (from another,
+        the run reaches the dispatcher later, which tells what it waits for)."""
+        return self.dispatcher.note_waiting(tx, run, now) if self.gate.here() else None
 
     def _decide(
         self,
@@ -238,12 +257,13 @@ class RunDriver(Dispatcher):
         requested_by: str | None = None,
         ignore_overlap: bool = False,
         unsuspended: bool = False,
+        catching_up: bool = False,
     ) -> Run:
         """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
-        found no suspension in ``tx`` already."""
+        found no suspension in ``tx`` already; ``catching_up`` for a missed slot's run."""
 
         def record(status: Any, reason: str | None, extra: Mapping[str, Any]) -> Run:
-            return self._record(
+            return self.runs.record(
                 tx,
                 "schedule",
                 name,
@@ -263,25 +283,26 @@ class RunDriver(Dispatcher):
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         active = tx.runs.active_runs(job=name, kind="schedule")
-        catching_up = "catchup_of" in detail
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
             # of its catch-up. Runs from before meet the schedule's own policy.
-            active = [r for r in active if "catchup_of" not in r.detail]
+            active = [r for r in active if r.plan.catchup_of is None]
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
+        running = self.runs.running
         decision = decide_overlap(
             policy,
-            [ActiveRun(r.id, r.status == "pending" and r.id not in self.running) for r in active],
+            [ActiveRun(r.id, r.status == "pending" and r.id not in running) for r in active],
         )
         if decision.action == "skip":
             return record("skipped", "overlap", {"active_runs": [r.id for r in active]})
         if decision.action == "buffer":
-            return record("pending", None, {"buffered": True, "exclusive": True})
+            return record("pending", None, RunPlan(buffered=True, exclusive=True).detail())
         if decision.action == "cancel_and_start":
-            return record("pending", None, {"cancels": list(decision.cancel), "exclusive": True})
-        return record("pending", None, {"exclusive": True} if catching_up else {})
+            replaces = RunPlan(cancels=tuple(decision.cancel), exclusive=True)
+            return record("pending", None, replaces.detail())
+        return record("pending", None, RunPlan(exclusive=catching_up).detail())
 
     # -- cancelling -------------------------------------------------------------------
 
@@ -304,7 +325,9 @@ class RunDriver(Dispatcher):
         unknown run and :class:`CancelRefused`, changing nothing, for an ended one.
         """
         now = self.clock.now()
-        asked: dict[str, Any] = {"cancelled_by": by, "cancel_reason": why}
+        request = CancelRequest(by, why)
+        asked = request.detail()
+        runs = self.runs
         waiting = False
         with self.store.transaction() as tx:
             run = tx.runs.run(run_id)
@@ -312,18 +335,21 @@ class RunDriver(Dispatcher):
                 raise KeyError(run_id)
             if not run.active:
                 raise CancelRefused(
-                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel"
+                    "ended",
+                    f"run {run_id} has already ended ({run.status}); there is nothing to cancel",
                 )
             if run.kind not in DRIVEN_KINDS:
                 raise CancelRefused(
+                    "worker",
                     f"run {run_id} is a process of worker {run.job}: suspend the worker or "
-                    "change its replicas instead"
+                    "change its replicas instead",
                 )
             if run.host != self.host:
                 raise CancelRefused(
-                    f"run {run_id} runs on host {run.host}; cancel it through that engine"
+                    "elsewhere",
+                    f"run {run_id} runs on host {run.host}; cancel it through that engine",
                 )
-            waiting = run_id in self.waiting
+            waiting = run_id in runs.waiting
             if waiting:
                 run = tx.runs.update_run(
                     run_id,
@@ -338,21 +364,24 @@ class RunDriver(Dispatcher):
                 # Kept with the run: an engine that dies before it stops the run, and
                 # the next one that adopts it, still cancel it (see recover).
                 run = tx.runs.update_run(
-                    run_id, at=now, event="cancel_requested", detail={CANCEL_REQUESTED: asked}
+                    run_id,
+                    at=now,
+                    event="cancel_requested",
+                    detail=RunPlan(cancel_requested=request).detail(),
                 )
             if audit is not None:
                 audit(tx, run)
         if waiting:
-            del self.waiting[run_id]
-            self._pump()
+            del runs.waiting[run_id]
+            self.dispatcher.pump()
         else:
-            if run_id in self.running:
-                self.running[run_id] = run  # what this engine holds of it is current
-            self._asked[run_id] = asked
-            if run_id in self.running:
-                self._spawn(self._cancel(run_id))
+            if run_id in runs.running:
+                runs.running[run_id] = run  # what this engine holds of it is current
+            runs.asked[run_id] = asked
+            if run_id in runs.running:
+                self.dispatcher.stop(run_id)
             # else: recorded, and on its way to the queue from another thread, where it
-            # is dropped without starting (see _enqueue)
+            # is dropped without starting (see Dispatcher.enqueue)
         return run
 
     # -- command runs -----------------------------------------------------------------
@@ -375,20 +404,27 @@ class RunDriver(Dispatcher):
         its outcome. ``detail`` may carry ``requested_at`` (ISO) when the request arrived
         earlier than this call, so that ``dispatch_ms`` covers the whole way.
         """
-        spec = self.applied.catalog.commands.get(name) if self.applied else None
+        applied = self.runs.applied
+        spec = applied.catalog.commands.get(name) if applied else None
         if spec is None:
-            raise RunRefused(f"no command named {name!r} in the applied revision")
+            raise RunRefused("unknown", f"no command named {name!r} in the applied revision")
         if not spec.enabled:
-            raise RunRefused(f"command {name} is disabled (enabled: false in the catalog)")
+            raise RunRefused(
+                "disabled", f"command {name} is disabled (enabled: false in the catalog)"
+            )
         if not argv or not all(isinstance(arg, str) for arg in argv):
             raise ValueError("argv must be a non-empty list of strings")
         now = self.clock.now()
-        recorded = {"requested_at": iso(now), **(detail or {}), "argv": list(argv)}
+        recorded = {
+            **RunPlan(requested_at=now).detail(),
+            **(detail or {}),
+            **RunPlan(argv=tuple(argv)).detail(),
+        }
         with self.store.transaction() as tx:
             held = self._suspended("command", name, now, tx)
-            if held:
-                raise RunRefused(f"command {name} is suspended: {held}")
-            run = self._record(
+            if held is not None:
+                raise RunRefused("suspended", f"command {name} is suspended: {held.reason}", held)
+            run = self.runs.record(
                 tx,
                 "command",
                 name,
@@ -403,90 +439,26 @@ class RunDriver(Dispatcher):
                 params=params,
             )
             waits = self._note_waiting(tx, run, now)
-        self._enqueue(run, waits)
+        self._hand_over(run, waits)
         return run
 
-    def _suspended(self, kind: str, name: str, now: datetime, tx: Tx | None = None) -> str | None:
+    def _suspended(
+        self, kind: str, name: str, now: datetime, tx: Tx | None = None
+    ) -> Suspension | None:
         if tx is not None:
-            held = tx.suspensions.active_suspension(kind, name, now)
-            return held.reason if held else None
+            return tx.suspensions.active_suspension(kind, name, now)
         for found in self.store.suspensions.suspensions(now):
             if found.kind == kind and found.name == name:
-                return found.reason
+                return found
         return None
+
+    async def aclose(self) -> None:
+        """Stop dispatching and watching; runs go on, and the next engine adopts them."""
+        await self.dispatcher.aclose()
 
     # -- recovery ---------------------------------------------------------------------
 
     def recover(self) -> Recovered:
-        """Take over this host's active runs from the store.
-
-        A pending run waits again, unless an earlier engine launched it before it could
-        record so: then it is adopted like a running one. A running run whose shim is
-        alive is watched again (the shim still enforces its timeout); one that ended
-        while no engine ran gets its outcome recorded; one whose shim is gone without
-        a result ends ``lost`` (reason ``engine_restart``).
-        """
-        self._bind()
-        found = Recovered()
-        now = self.clock.now()
-        for run in self.store.runs.active_runs(host=self.host):
-            if run.kind not in DRIVEN_KINDS or run.id in self.running or run.id in self.waiting:
-                continue
-            requested = run.detail.get(CANCEL_REQUESTED)
-            if run.status == "pending" and not self.executor.launched(run.id):
-                exclusive = bool(run.detail.get("exclusive"))
-                self.waiting[run.id] = Waiting(run, not_before(run), exclusive)
-                if requested:
-                    self._asked[run.id] = dict(requested)
-                    self._abandon(self.waiting[run.id], "cancelled", "cancelled before it started")
-                    continue
-                found.waiting.append(run.id)
-                continue
-            state = self.executor.probe(run.id)
-            if state == "vanished":
-                self.outcomes.finish_lost(
-                    run, "engine_restart", "no process and no result after a restart"
-                )
-                found.lost.append(run.id)
-                continue
-            self.running[run.id] = run
-            with self.store.transaction() as tx:
-                tx.runs.add_event(run.id, at=now, type="adopted", detail={"state": state})
-                if run.status == "pending":
-                    detail = {"run_dir": str(self.executor.run_dir(run.id))}
-                    self.running[run.id] = self._record_started(tx, run.id, now, detail)
-            # A run that ended while no engine ran is not running: its watch reports its
-            # outcome at once, and it is told apart from those that still run.
-            (found.finished if state == "finished" else found.adopted).append(run.id)
-            self.executor.watch(run.id, self.outcomes.on_exit)
-            if requested:
-                # Cancelled while an earlier engine ran it, which died before it stopped
-                # it: stopped now (nothing happens when it has ended meanwhile).
-                self._asked[run.id] = dict(requested)
-                self._spawn(self._cancel(run.id))
-        self._pump()
-        return found
-
-
-@dataclass
-class Recovered:
-    """What :meth:`RunDriver.recover` found of the runs an earlier engine left active."""
-
-    adopted: list[int] = field(default_factory=list)  # still running: watched again
-    finished: list[int] = field(default_factory=list)  # ended meanwhile: outcome recorded
-    lost: list[int] = field(default_factory=list)  # gone without a result
-    waiting: list[int] = field(default_factory=list)  # pending: they wait again
-
-    def report(self) -> str:
-        """One line for the engine's log; empty when there was nothing to take over."""
-        parts = [
-            f"{what} {len(ids)} {label}: {ids}"
-            for what, ids, label in (
-                ("adopted", self.adopted, "running run(s)"),
-                ("recorded", self.finished, "run(s) that ended while the engine was down"),
-                ("lost", self.lost, "run(s) with no process and no result"),
-                ("queued again", self.waiting, "pending run(s)"),
-            )
-            if ids
-        ]
-        return "; ".join(parts)
+        """Take over this host's active runs from the store (see :func:`recover`)."""
+        self.gate.bind()
+        return recover(self.store, self.clock, self.executor, self.dispatcher)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jobdeck.catalog.model import Command, Pool, Schedule, Worker
+from jobdeck.catalog.model import Catalog, Command, Pool, Schedule, Worker
 from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe, record, result
 from jobdeck.execute.cgroups import CgroupError
 from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
@@ -39,6 +39,15 @@ Item = Schedule | Command | Worker
 SOCKET_PATH_MAX = 100
 # After a failed request to a launcher: how long a shim it may have forked gets to show.
 WARM_SETTLE = 2.0
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The revision the engine runs, and where relative workdirs resolve."""
+
+    revision: int
+    catalog: Catalog
+    base_dir: Path
 
 
 @dataclass(frozen=True)

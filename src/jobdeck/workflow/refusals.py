@@ -1,0 +1,32 @@
+"""Why the run driver refuses a request, as types: callers tell refusals apart by their
+``why``, never by their text (which is for people)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from jobdeck.store.records import Suspension
+
+RunRefusedWhy = Literal["unknown", "disabled", "suspended"]
+CancelRefusedWhy = Literal["ended", "worker", "elsewhere"]
+
+
+class RunRefused(Exception):
+    """A run that cannot start: unknown, disabled or suspended schedule or command;
+    ``suspension`` is the one that holds it when it is suspended."""
+
+    def __init__(
+        self, why: RunRefusedWhy, message: str, suspension: Suspension | None = None
+    ) -> None:
+        super().__init__(message)
+        self.why: RunRefusedWhy = why
+        self.suspension = suspension
+
+
+class CancelRefused(Exception):
+    """A run that cannot be cancelled (it ended already, it is a worker process, or
+    another engine runs it); nothing was changed."""
+
+    def __init__(self, why: CancelRefusedWhy, message: str) -> None:
+        super().__init__(message)
+        self.why: CancelRefusedWhy = why
