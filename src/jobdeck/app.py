@@ -21,6 +21,8 @@ from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
+from jobdeck.commands.invoke import Invoker
+from jobdeck.commands.usergroups import UserGroups
 from jobdeck.control import Control
 from jobdeck.execute.environment import inherited, pass_env_patterns
 from jobdeck.execute.executor import Executor
@@ -160,6 +162,10 @@ class Application:
     @property
     def catalog(self) -> Catalog | None:
         return self.applied.catalog if self.applied else None
+
+    def invoker(self, usergroups: UserGroups | None = None) -> Invoker:
+        """The invocation path of commands (Slack, the API, the dashboard) on this engine."""
+        return Invoker(self.store, self.clock, self.driver, lambda: self.catalog, usergroups)
 
     def control(self, actor: str, via: Via) -> Control:
         return Control(self.store, self.clock, actor, via)

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from jobdeck.api.errors import Json, bad_request, json_fields
 from jobdeck.api.params import actor
 from jobdeck.api.views import run_json
-from jobdeck.commands import Caller, Invoker, Refused
+from jobdeck.commands import Caller, Refused
 from jobdeck.store.records import Via
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ VIAS: tuple[Via, ...] = ("api", "cli")
 
 
 def invocation_routes(app: Application) -> list[BaseRoute]:
-    invoker = Invoker.for_app(app)
+    invoker = app.invoker()
 
     async def invoke(request: Request) -> Response:
         requested_at = app.clock.now()

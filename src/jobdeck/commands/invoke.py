@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock
@@ -27,9 +27,6 @@ from jobdeck.commands.usergroups import UserGroups
 from jobdeck.store import Store
 from jobdeck.store.records import AuditEntry, Outcome, Run, Suspension, Trigger, Via
 from jobdeck.workflow.refusals import RunRefused
-
-if TYPE_CHECKING:
-    from jobdeck.app import Application
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +87,6 @@ class Invoker:
     starter: Starter
     catalog: Callable[[], Catalog | None]
     usergroups: UserGroups | None = None
-
-    @classmethod
-    def for_app(cls, app: Application, usergroups: UserGroups | None = None) -> Invoker:
-        return cls(app.store, app.clock, app.driver, lambda: app.catalog, usergroups)
 
     async def member_of(self, name: str, caller: Caller) -> set[str]:
         catalog = self.catalog()

@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from jobdeck.commands import Invoker, UserGroups
+from jobdeck.commands import UserGroups
 from jobdeck.slack.handlers import Handlers
 from jobdeck.slack.settings import SlackSettings
 
@@ -106,7 +106,7 @@ class SlackBot:
         self.lazy = TrackedLazyRunner(log)
         self.bolt.listener_runner.lazy_listener_runner = self.lazy
         self.usergroups = UserGroups(self._usergroup_members, app.clock)
-        self.invoker = Invoker.for_app(app, self.usergroups)
+        self.invoker = app.invoker(self.usergroups)
         self.handlers = Handlers(self.invoker, app, tail=self._tail)
         self.handlers.register(self.bolt)
         self._http = AsyncSlackRequestHandler(self.bolt)

@@ -117,11 +117,10 @@ async def invoke(app: Application, name: str, params: dict[str, str], actor: str
     """A command run from its page, through the same checks and audit as the API's."""
     from jobdeck.commands.authorize import Caller
     from jobdeck.commands.decide import Refused
-    from jobdeck.commands.invoke import Invoker
 
     given = {key: value for key, value in params.items() if value != ""}
     try:
-        done = await Invoker.for_app(app).invoke(
+        done = await app.invoker().invoke(
             name, given, Caller("api", actor), requested_at=app.clock.now()
         )
     except Refused as refused:
