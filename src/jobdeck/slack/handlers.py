@@ -26,9 +26,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from jobdeck.catalog.model import Command
 from jobdeck.catalog.params import validate
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
-from jobdeck.slack import blocks
+from jobdeck.slack import approval_blocks, blocks
 from jobdeck.slack.requests import BASE_SLASH, read_click, read_slash
 from jobdeck.store.records import Run
+from jobdeck.workflow.approvals import awaiting
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -87,7 +88,7 @@ class Handlers:
         respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
-        if not self._first_delivery("command", body):
+        if not self.first_delivery("command", body):
             return
         caller = Caller("slack", str(body.get("user_id", "")), body.get("channel_id"))
 
@@ -205,7 +206,7 @@ class Handlers:
         respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
-        if not self._first_delivery("action", body):
+        if not self.first_delivery("action", body):
             return
         value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
@@ -229,7 +230,7 @@ class Handlers:
     async def cancel_clicked(
         self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
-        if not self._first_delivery("action", body):
+        if not self.first_delivery("action", body):
             return
         value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
@@ -274,7 +275,7 @@ class Handlers:
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
-        if not self._first_delivery("view", body):
+        if not self.first_delivery("view", body):
             return
         meta = blocks.ModalContext.load(view.get("private_metadata", ""))
         command = self._command(meta.command)
@@ -344,16 +345,16 @@ class Handlers:
         edited with the result."""
         channel = caller.channel or caller.actor
         text = blocks.started_text(name, run, caller.actor)
+        first = [blocks.section(text)]
+        if awaiting(run):  # four-eyes: the request, with Approve / Reject for the approvers
+            text = approval_blocks.asking_text(name, run, caller.actor)
+            first = approval_blocks.asking_blocks(name, run, caller.actor, self._command(name))
         try:
             if ts is None:
-                posted = await client.chat_postMessage(
-                    channel=channel, text=text, blocks=[blocks.section(text)]
-                )
+                posted = await client.chat_postMessage(channel=channel, text=text, blocks=first)
                 ts, channel = str(posted["ts"]), str(posted.get("channel") or channel)
             else:
-                await client.chat_update(
-                    channel=channel, ts=ts, text=text, blocks=[blocks.section(text)]
-                )
+                await client.chat_update(channel=channel, ts=ts, text=text, blocks=first)
         except SlackApiError as exc:
             log.warning("cannot post the progress of run %d in %s: %s", run.id, channel, exc)
             ts = None
@@ -370,6 +371,8 @@ class Handlers:
         limit = 3600.0
         if command is not None:
             limit = (command.timeout + command.kill_grace).total_seconds() + 300
+            if command.approve is not None:
+                limit += command.approve.expires.total_seconds()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         current = run
@@ -410,7 +413,7 @@ class Handlers:
             return True
         return False
 
-    def _first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
+    def first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
         """Claims the request in the store; False for a retry of one already handled."""
         trigger = body.get("trigger_id")
         if not trigger:
