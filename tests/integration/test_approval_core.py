@@ -169,3 +169,36 @@ async def test_an_unknown_run_and_a_run_without_approval(any_store: DataStore) -
         await engine.approver.decide(plain.id, Caller("cli", "bob"), approve=True)
     assert plain_refused.value.why == "not_awaiting"
     assert "does not need approval" in str(plain_refused.value)
+
+
+async def test_approving_a_suspended_command_is_refused_and_it_keeps_waiting(
+    any_store: DataStore,
+) -> None:
+    engine = Engine(any_store)
+    run = request(any_store)
+    with any_store.transaction() as tx:
+        tx.suspensions.add_suspension(
+            kind="command",
+            name="push",
+            reason="incident",
+            created_by="ops",
+            created_at=T0,
+            until=None,
+        )
+    with pytest.raises(ApprovalRefused) as held:
+        await engine.approver.decide(run.id, Caller("cli", "bob"), approve=True)
+    assert held.value.why == "suspended"
+    current = any_store.runs.run(run.id)
+    assert current is not None
+    assert awaiting(current)
+    assert engine.handed == []
+    # Rejecting it is still possible: nothing would run.
+    done = await engine.approver.decide(run.id, Caller("cli", "bob"), approve=False, why="x")
+    assert done.status == "cancelled"
+
+
+def test_the_approval_reads_back_from_the_runs_detail() -> None:
+    asked = Approval(("bob",), ("S_DESK",), T0, "rejected", "bob", T0, "no")
+    plan = RunPlan(argv=("true",), approval=asked)
+    assert RunPlan.of(plan.detail()) == plan
+    assert RunPlan.of({"approval": {"users": ["x"]}}).approval is None  # no expiry: none

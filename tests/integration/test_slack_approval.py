@@ -122,6 +122,7 @@ async def test_approval_buttons_refuse_the_requester_and_strangers_then_run(
         )
         result = await bot.slack.result(DESK)
         assert f"run {run.id}" in result.args["text"]
+        assert "approved by <@U_OPS>" in json.dumps(result.args["blocks"])
         assert bot.argv(run.id) == ["Quake"]
         audit = [
             (e.actor, e.action, e.outcome)
@@ -167,5 +168,11 @@ async def test_reject_asks_a_reason_and_cancels(tmp_path: Path) -> None:
         ended = bot.served.app.store.runs.run(run.id)
         assert ended is not None
         assert (ended.status, ended.reason) == ("cancelled", "rejected")
+        # The run's own last edit keeps who and why (not a bare "cancelled").
+        last = await bot.slack.wait_for(
+            "the last edit",
+            lambda s: len(s.of("chat.update")) >= 2 and s.of("chat.update")[-1],
+        )
+        assert "rejected by <@U_CHIEF>: wrong audience" in str(last.args["text"])
         assert ended.detail["cancel_reason"] == "wrong audience"
         assert not (tmp_path / f"argv-{run.id}.json").exists()

@@ -162,3 +162,23 @@ def rejected_text(name: str, run: Run, by: str, reason: str) -> str:
         f":no_entry_sign: *{name}* (run {run.id}) rejected by <@{by}>: "
         f"{mrkdwn_escape(reason)}; nothing ran"
     )
+
+
+def decided_result(name: str, run: Run, result: list[Block]) -> tuple[str, list[Block]] | None:
+    """The last edit of a request's message, when its approval decided how it ended: a
+    rejection or an expiry (nothing ran) replaces the result; an approval is added to it."""
+    approval = run.plan.approval
+    if approval is None or approval.decision is None:
+        return None
+    if approval.decision == "rejected":
+        text = rejected_text(name, run, approval.decided_by or "?", approval.reason or "")
+        return text, [section(text)]
+    if approval.decision == "expired":
+        text = (
+            f":hourglass: *{name}* (run {run.id}) was not approved before "
+            f"{_when(approval)}; nothing ran"
+        )
+        return text, [section(text)]
+    if approval.decided_by:
+        return "", [*result, context(f"approved by <@{approval.decided_by}>")]
+    return None

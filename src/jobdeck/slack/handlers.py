@@ -361,6 +361,9 @@ class Handlers:
         ended = await self.wait_for_end(run)
         result = blocks.result_text(name, ended, caller.actor)
         shown = blocks.result_blocks(name, ended, caller.actor, self.tail(ended.id))
+        decided = approval_blocks.decided_result(name, ended, shown)
+        if decided is not None:
+            result, shown = decided[0] or result, decided[1]
         if ts is not None:
             await client.chat_update(channel=channel, ts=ts, text=result, blocks=shown)
         elif tell is not None:

@@ -102,6 +102,12 @@ class Approvals:
                 raise ApprovalRefused(
                     "not_awaiting", not_awaiting(current) if current else f"no run {run_id}"
                 )
+            held = tx.suspensions.active_suspension("command", run.job, now) if approve else None
+            if held is not None:
+                raise ApprovalRefused(
+                    "suspended",
+                    f"command {run.job} is suspended ({held.reason}); resume it, then approve",
+                )
             if approve:
                 run = tx.runs.update_run(
                     run_id, at=now, event="approved", reason=APPROVED, detail=detail
