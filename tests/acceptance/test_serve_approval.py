@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.acceptance.conftest import Jobdeck
@@ -27,12 +28,15 @@ commands:
   quick:
     command: ["python3", "-c", "print('quick')"]
     approve: {users: [bob], expires: 3s}
+  count:
+    command: ["python3", "-c", "open('RAN_FILE', 'a').write('ran;')"]
+    approve: {users: [bob], expires: 1h}
 """
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def served(request: pytest.FixtureRequest, workdir: Path) -> Iterator[Server]:
-    (workdir / "jobdeck.yaml").write_text(CATALOG)
+    (workdir / "jobdeck.yaml").write_text(CATALOG.replace("RAN_FILE", str(workdir / "ran.txt")))
     url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
     server = Server(workdir, store_url=url, args=("--apply", "--isolation", "rlimit"))
     try:
@@ -134,3 +138,26 @@ def test_an_approval_that_fell_due_while_no_engine_ran_expires_at_the_next_start
     assert any(
         e["action"] == "approval_expired" and e["detail"]["run_id"] == run["id"] for e in audit
     )
+
+
+def test_kill_9_right_after_an_approval_runs_the_command_exactly_once(
+    jobdeck: Jobdeck, served: Server, workdir: Path
+) -> None:
+    run = cli(jobdeck, served, "alice", "exec", "count", "--json").json()
+    answer = served.post(f"/api/v1/runs/{run['id']}/approve", {"via": "cli"})
+    assert answer.status_code == 403  # no user header from this client: api@127.0.0.1
+    approved = httpx.post(
+        f"{served.url}/api/v1/runs/{run['id']}/approve",
+        json={},
+        headers={"X-Jobdeck-User": "bob"},
+        timeout=10,
+    )
+    assert approved.status_code == 200, approved.text
+    served.kill9()  # at once: recorded approved, maybe not started yet
+    served.start()
+    done = wait_for(
+        lambda: (r := run_of(served, run["id"]))["status"] not in ("pending", "running") and r,
+        what="the approved run to end after the restart",
+    )
+    assert done["status"] == "succeeded"
+    assert (workdir / "ran.txt").read_text() == "ran;"  # once: not lost, not twice
