@@ -88,7 +88,7 @@ class Handlers:
         respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
-        if not self.first_delivery("command", body):
+        if not self._first_delivery("command", body):
             return
         caller = Caller("slack", str(body.get("user_id", "")), body.get("channel_id"))
 
@@ -206,7 +206,7 @@ class Handlers:
         respond: AsyncRespond,
         context: AsyncBoltContext,
     ) -> None:
-        if not self.first_delivery("action", body):
+        if not self._first_delivery("action", body):
             return
         value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
@@ -230,7 +230,7 @@ class Handlers:
     async def cancel_clicked(
         self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
-        if not self.first_delivery("action", body):
+        if not self._first_delivery("action", body):
             return
         value, caller, message_ts = read_click(body)
         tell = _ephemeral(respond)
@@ -275,7 +275,7 @@ class Handlers:
         client: AsyncWebClient,
         context: AsyncBoltContext,
     ) -> None:
-        if not self.first_delivery("view", body):
+        if not self._first_delivery("view", body):
             return
         meta = blocks.ModalContext.load(view.get("private_metadata", ""))
         command = self._command(meta.command)
@@ -417,6 +417,10 @@ class Handlers:
         return False
 
     def first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """:meth:`_first_delivery`, for the approval listeners (one store of keys)."""
+        return self._first_delivery(kind, body)
+
+    def _first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
         """Claims the request in the store; False for a retry of one already handled."""
         trigger = body.get("trigger_id")
         if not trigger:
