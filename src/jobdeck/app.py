@@ -21,6 +21,7 @@ from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
+from jobdeck.commands.approvals import Approver
 from jobdeck.commands.invoke import Invoker
 from jobdeck.commands.usergroups import UserGroups
 from jobdeck.control import Control
@@ -46,6 +47,7 @@ RELOAD_INTERVAL = 1.0
 RETENTION_INTERVAL = 3600.0
 # How often a server on SQLite checkpoints the store's WAL (see Store.checkpoint).
 CHECKPOINT_INTERVAL = 1.0
+APPROVAL_INTERVAL = 1.0
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
 # A revision read from the store, with its catalog when validated already.
@@ -167,6 +169,10 @@ class Application:
         """The invocation path of commands (Slack, the API, the dashboard) on this engine."""
         return Invoker(self.store, self.clock, self.driver, lambda: self.catalog, usergroups)
 
+    def approver(self, usergroups: UserGroups | None = None) -> Approver:
+        """Who decides on runs that wait for approval (Slack, the API, the dashboard)."""
+        return Approver(self.store, self.clock, self.driver.approvals, usergroups)
+
     def control(self, actor: str, via: Via) -> Control:
         return Control(self.store, self.clock, actor, via)
 
@@ -203,6 +209,7 @@ class Application:
             "scheduler": self.scheduler.run,
             "revisions": self._follow_revisions,
             "retention": self._sweep_logs,
+            "approvals": self._expire_approvals,
             "queue-depth": self._sample_queues,
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
@@ -272,6 +279,13 @@ class Application:
             applied = self.applied.revision if self.applied else None
             if latest is not None and latest != applied:
                 self.reload()
+
+    async def _expire_approvals(self) -> None:
+        """Runs whose approval expired end ``cancelled`` (``approval_expired``), by the
+        engine's clock, within a second of their expiry (also those of an earlier life)."""
+        while True:
+            self.driver.approvals.expire_due()
+            await asyncio.sleep(APPROVAL_INTERVAL)
 
     async def _sample_queues(self) -> None:
         while True:

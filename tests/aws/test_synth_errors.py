@@ -100,3 +100,23 @@ def test_a_catalog_aws_can_run_maps_cleanly() -> None:
     assert by_name["on-host"].warm
     assert by_name["on-host"].size is None
     assert [w.name for w in mapped.workers] == ["w"]
+
+
+def test_a_command_with_approval_is_refused_by_the_aws_target() -> None:
+    text = textwrap.dedent(
+        """\
+        version: 1
+        project: four-eyes
+        commands:
+          push:
+            command: [x]
+            approve: {users: [U0CHIEF]}
+        """
+    )
+    with pytest.raises(CatalogError) as info:
+        map_catalog(load_catalog_text(text, "c.yaml"))
+    assert [str(d) for d in info.value.diagnostics] == [
+        "c.yaml:6:5: error: commands.push.approve: the AWS target has no four-eyes approval "
+        "yet, and the command would run there without it; remove approve or keep the command "
+        "on a jobdeck engine"
+    ]

@@ -78,6 +78,24 @@ def _page(item: str) -> dict[str, Any]:
     }
 
 
+def _decision(summary: str, done: str) -> dict[str, Any]:
+    """An approve or reject route of a run."""
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": [_RUN_ID],
+            "requestBody": _request_body(ref("ApprovalRequest"), required=False),
+            "responses": {
+                "200": _json(ref("Run"), done),
+                "400": _error("A bad body (a rejection without a reason)."),
+                "403": _error("The caller asked for the run, or is not one of its approvers."),
+                "404": _error("No such run."),
+                "409": _error("The run does not wait for approval (any more); nothing changed."),
+            },
+        }
+    }
+
+
 def _get(
     summary: str,
     ok: dict[str, Any],
@@ -233,6 +251,18 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/runs/{run_id}/approve": _decision(
+            "Approve a command run that waits for approval (four-eyes): it then starts as "
+            "any run does (pool room). Only one of the command's approvers, never the "
+            "requester. Audited.",
+            "The run, approved (pending, reason approved, or already running).",
+        ),
+        "/api/v1/runs/{run_id}/reject": _decision(
+            "Reject a command run that waits for approval: it ends cancelled (reason "
+            "rejected) with who and why, and never starts. Only one of the command's "
+            "approvers, never the requester. Audited.",
+            "The run, cancelled.",
+        ),
         "/api/v1/runs/{run_id}/log": _get(
             "A run's combined output from a byte offset. Follow it by asking again from "
             "X-Jobdeck-Log-Offset until X-Jobdeck-Run-Status is neither pending nor running "

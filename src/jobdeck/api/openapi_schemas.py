@@ -115,6 +115,17 @@ def schemas() -> dict[str, Any]:
                 "via": {"enum": ["api", "cli"], "default": "api"},
             },
         },
+        "ApprovalRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "reason": {
+                    "type": ["string", "null"],
+                    "description": "Why; recorded with the run. Required to reject.",
+                },
+                "via": {"enum": ["api", "cli"], "default": "api"},
+            },
+        },
         "SuspendRequest": {
             "type": "object",
             "additionalProperties": False,

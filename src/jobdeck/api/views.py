@@ -54,6 +54,7 @@ def run_json(run: Run) -> dict[str, Any]:
         "retry_of": run.retry_of,
         "requested_by": run.requested_by,
         "revision": run.revision,
+        **({"approval": approval.detail()} if (approval := run.plan.approval) else {}),
     }
 
 

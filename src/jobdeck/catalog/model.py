@@ -183,6 +183,35 @@ class Allow(Spec):
     usergroups: list[str] = []
 
 
+# An approval that nobody gives within this long is no longer a fresh decision.
+APPROVAL_MAX = timedelta(days=7)
+
+
+class Approve(Spec):
+    """Four-eyes approval: who may approve a run of the command, and for how long a
+    request waits. Slack user ids (or, from the terminal and the API, the names those
+    callers act as) in ``users``; Slack user group ids in ``usergroups``."""
+
+    users: list[str] = Field([], description="who may approve (Slack user ids or names)")
+    usergroups: list[str] = Field([], description="Slack user groups whose members may approve")
+    expires: Duration = Field(
+        timedelta(minutes=15), description="an unapproved request is cancelled after this"
+    )
+
+    @model_validator(mode="after")
+    def _someone(self) -> Approve:
+        if not self.users and not self.usergroups:
+            raise problem(
+                "names no approver: list at least one of users or usergroups "
+                "(the requester can never approve their own request)"
+            )
+        if self.expires <= timedelta(0):
+            raise problem("must be longer than 0s", "expires")
+        if self.expires > APPROVAL_MAX:
+            raise problem("longer than 7d; an approval must be asked for again", "expires")
+        return self
+
+
 class Param(Spec):
     type: ParamType = "string"
     description: str = ""
@@ -343,6 +372,7 @@ class Command(_Runnable):
     kill_grace: Duration = timedelta(seconds=10)
     confirm: bool = False
     allow: Allow = Allow()
+    approve: Approve | None = None
     slash: SlashCommand | None = None
 
     def placeholders(self) -> list[tuple[int, str]]:

@@ -45,6 +45,8 @@ def exec_command(
         if answer.status_code != 201:
             refused(answer, command)
         run: dict[str, Any] = answer.json()
+        if run.get("reason") == "approval" and not as_json:
+            note_approval(run, command)
         if not wait:
             if as_json:
                 print_json(run)
@@ -58,3 +60,15 @@ def exec_command(
         print_json(final)
         raise typer.Exit(0 if final["status"] == "succeeded" else EXIT_REFUSED)
     finish(final)
+
+
+def note_approval(run: dict[str, Any], command: str) -> None:
+    """Tells on stderr that the run waits for a second person, who, and until when."""
+    approval = run.get("approval") or {}
+    who = [*approval.get("users", []), *(f"group {g}" for g in approval.get("usergroups", []))]
+    typer.echo(
+        f"run {run['id']}: {command} needs approval by {', '.join(who) or 'an approver'} "
+        f"(not you) before {approval.get('expires_at', '?')}; they run "
+        f"`jobdeck approve {run['id']}` or `jobdeck reject {run['id']} --reason ...`",
+        err=True,
+    )

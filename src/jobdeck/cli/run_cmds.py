@@ -55,6 +55,8 @@ STATUSES = (
 def register(app: typer.Typer) -> None:
     app.command()(run)
     app.command()(cancel)
+    app.command()(approve)
+    app.command()(reject)
     app.command()(runs)
     app.command()(logs)
 
@@ -111,6 +113,44 @@ def cancel(
         print_json(final)
         return
     note(summary(final), final["status"])
+
+
+def approve(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="A command run that waits for approval.")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why; recorded.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Approve a command run that waits for a second person (four-eyes); it then starts.
+    Only one of the command's approvers may, never the one who asked for it."""
+    decide_run(ctx, run_id, "approve", reason, as_json)
+
+
+def reject(
+    ctx: typer.Context,
+    run_id: Annotated[int, typer.Argument(help="A command run that waits for approval.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why; recorded with the run.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Reject a command run that waits for approval: it ends cancelled and never starts."""
+    decide_run(ctx, run_id, "reject", reason, as_json)
+
+
+def decide_run(
+    ctx: typer.Context, run_id: int, action: str, reason: str | None, as_json: bool
+) -> None:
+    with server_client(ctx) as client:
+        response = client.post(
+            f"/api/v1/runs/{run_id}/{action}", json={"reason": reason, "via": "cli"}
+        )
+        if response.status_code != 200:
+            refused(response)
+    done: dict[str, Any] = response.json()
+    if as_json:
+        print_json(done)
+        return
+    done_word = "approved" if action == "approve" else "rejected"
+    note(f"{summary(done)}: {done_word} by you", done["status"])
 
 
 def cancel_run(client: httpx.Client, run_id: int, reason: str | None) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from jobdeck.commands import UserGroups
+from jobdeck.slack.approvals import ApprovalHandlers
 from jobdeck.slack.handlers import Handlers
 from jobdeck.slack.settings import SlackSettings
 
@@ -109,6 +110,8 @@ class SlackBot:
         self.invoker = app.invoker(self.usergroups)
         self.handlers = Handlers(self.invoker, app, tail=self._tail)
         self.handlers.register(self.bolt)
+        approver = app.approver(self.usergroups)
+        ApprovalHandlers(approver, self.handlers.first_delivery).register(self.bolt)
         self._http = AsyncSlackRequestHandler(self.bolt)
         secret = settings.signing_secret
         self._verifier = SignatureVerifier(secret) if secret else None

@@ -26,9 +26,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from jobdeck.catalog.model import Command
 from jobdeck.catalog.params import validate
 from jobdeck.commands import Caller, InvalidParams, Invoker, Refused, authorize
-from jobdeck.slack import blocks
+from jobdeck.slack import approval_blocks, blocks
 from jobdeck.slack.requests import BASE_SLASH, read_click, read_slash
 from jobdeck.store.records import Run
+from jobdeck.workflow.approvals import awaiting
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -344,22 +345,25 @@ class Handlers:
         edited with the result."""
         channel = caller.channel or caller.actor
         text = blocks.started_text(name, run, caller.actor)
+        first = [blocks.section(text)]
+        if awaiting(run):  # four-eyes: the request, with Approve / Reject for the approvers
+            text = approval_blocks.asking_text(name, run, caller.actor)
+            first = approval_blocks.asking_blocks(name, run, caller.actor, self._command(name))
         try:
             if ts is None:
-                posted = await client.chat_postMessage(
-                    channel=channel, text=text, blocks=[blocks.section(text)]
-                )
+                posted = await client.chat_postMessage(channel=channel, text=text, blocks=first)
                 ts, channel = str(posted["ts"]), str(posted.get("channel") or channel)
             else:
-                await client.chat_update(
-                    channel=channel, ts=ts, text=text, blocks=[blocks.section(text)]
-                )
+                await client.chat_update(channel=channel, ts=ts, text=text, blocks=first)
         except SlackApiError as exc:
             log.warning("cannot post the progress of run %d in %s: %s", run.id, channel, exc)
             ts = None
         ended = await self.wait_for_end(run)
         result = blocks.result_text(name, ended, caller.actor)
         shown = blocks.result_blocks(name, ended, caller.actor, self.tail(ended.id))
+        decided = approval_blocks.decided_result(name, ended, shown)
+        if decided is not None:
+            result, shown = decided[0] or result, decided[1]
         if ts is not None:
             await client.chat_update(channel=channel, ts=ts, text=result, blocks=shown)
         elif tell is not None:
@@ -370,6 +374,8 @@ class Handlers:
         limit = 3600.0
         if command is not None:
             limit = (command.timeout + command.kill_grace).total_seconds() + 300
+            if command.approve is not None:
+                limit += command.approve.expires.total_seconds()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
         current = run
@@ -409,6 +415,10 @@ class Handlers:
             await tell(blocks.refusal_text(refused.message, refused.problems))
             return True
         return False
+
+    def first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """:meth:`_first_delivery`, for the approval listeners (one store of keys)."""
+        return self._first_delivery(kind, body)
 
     def _first_delivery(self, kind: str, body: Mapping[str, Any]) -> bool:
         """Claims the request in the store; False for a retry of one already handled."""

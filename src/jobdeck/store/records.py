@@ -100,6 +100,51 @@ class CancelRequest:
         return {"cancelled_by": self.cancelled_by, "cancel_reason": self.cancel_reason}
 
 
+ApprovalDecision = Literal["approved", "rejected", "expired"]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A command run that waits for a second person (four-eyes): who may approve it,
+    until when, and once decided, the decision with who, when and why."""
+
+    users: tuple[str, ...]
+    usergroups: tuple[str, ...]
+    expires_at: datetime
+    decision: ApprovalDecision | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+
+    @classmethod
+    def of(cls, detail: Mapping[str, Any]) -> Approval | None:
+        expires_at = _instant(detail.get("expires_at"))
+        if expires_at is None:
+            return None
+        return cls(
+            users=tuple(str(u) for u in detail.get("users", ())),
+            usergroups=tuple(str(g) for g in detail.get("usergroups", ())),
+            expires_at=expires_at,
+            decision=detail.get("decision"),
+            decided_by=detail.get("decided_by"),
+            decided_at=_instant(detail.get("decided_at")),
+            reason=detail.get("reason"),
+        )
+
+    def detail(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "users": list(self.users),
+            "usergroups": list(self.usergroups),
+            "expires_at": _iso(self.expires_at),
+        }
+        if self.decision is not None:
+            out["decision"] = self.decision
+            out["decided_by"] = self.decided_by
+            out["decided_at"] = None if self.decided_at is None else _iso(self.decided_at)
+            out["reason"] = self.reason
+        return out
+
+
 @dataclass(frozen=True)
 class RunPlan:
     """The control data of a run: what the engine decides by, typed.
@@ -122,6 +167,7 @@ class RunPlan:
     spec_hash: str | None = None  # a worker process: the spec it runs
     singleton: bool | None = None  # a worker process: it holds its worker's lease
     stop_reason: str | None = None  # a worker process being stopped: why
+    approval: Approval | None = None  # a command run that needs a second person's yes
 
     @classmethod
     def of(cls, detail: Mapping[str, Any]) -> RunPlan:
@@ -131,6 +177,7 @@ class RunPlan:
         asked = detail.get("cancel_requested")
         argv = detail.get("argv")
         singleton = detail.get("singleton")
+        approval = detail.get("approval")
         return cls(
             requested_at=_instant(detail.get("requested_at")),
             not_before=_instant(detail.get("not_before")),
@@ -146,6 +193,7 @@ class RunPlan:
             spec_hash=detail.get("spec_hash"),
             singleton=None if singleton is None else bool(singleton),
             stop_reason=detail.get("stop_reason"),
+            approval=Approval.of(approval) if isinstance(approval, Mapping) else None,
         )
 
     def detail(self) -> dict[str, Any]:
@@ -175,6 +223,8 @@ class RunPlan:
             out["singleton"] = self.singleton
         if self.stop_reason is not None:
             out["stop_reason"] = self.stop_reason
+        if self.approval is not None:
+            out["approval"] = self.approval.detail()
         return out
 
 

@@ -27,6 +27,7 @@ from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import CancelRequest, Run, RunPlan, Suspension, Trigger
+from jobdeck.workflow.approvals import AWAITING, Approvals, approval_for, awaiting
 from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
@@ -67,6 +68,7 @@ class RunDriver:
         supervised = Supervised("run driver", on_error)
         self.gate = LoopGate(supervised)
         self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
+        self.approvals = Approvals(store, clock, host, self._hand_over)
 
     # -- configuration ----------------------------------------------------------------
 
@@ -83,7 +85,7 @@ class RunDriver:
 
     def _hand_over(self, run: Run, shown: str | None = None) -> None:
         """A run just recorded, to the dispatcher in the engine's loop (when it waits)."""
-        if run.status == "pending":
+        if run.status == "pending" and run.reason != AWAITING:  # approval: not yet
             self.gate.call(self.dispatcher.enqueue, run, shown)
 
     # -- schedule runs ----------------------------------------------------------------
@@ -349,7 +351,7 @@ class RunDriver:
                     "elsewhere",
                     f"run {run_id} runs on host {run.host}; cancel it through that engine",
                 )
-            waiting = run_id in runs.waiting
+            waiting = run_id in runs.waiting or awaiting(run)  # approval: never queued
             if waiting:
                 run = tx.runs.update_run(
                     run_id,
@@ -372,7 +374,7 @@ class RunDriver:
             if audit is not None:
                 audit(tx, run)
         if waiting:
-            del runs.waiting[run_id]
+            runs.waiting.pop(run_id, None)
             self.dispatcher.pump()
         else:
             if run_id in runs.running:
@@ -420,6 +422,10 @@ class RunDriver:
             **(detail or {}),
             **RunPlan(argv=tuple(argv)).detail(),
         }
+        approve = spec.approve
+        if approve is not None:  # four-eyes: recorded, started only once approved
+            asked = approval_for(approve.users, approve.usergroups, now + approve.expires)
+            recorded.update(RunPlan(approval=asked).detail())
         with self.store.transaction() as tx:
             held = self._suspended("command", name, now, tx)
             if held is not None:
@@ -430,7 +436,7 @@ class RunDriver:
                 name,
                 trigger,
                 "pending",
-                None,
+                None if approve is None else AWAITING,
                 None,
                 now,
                 spec,
@@ -438,7 +444,7 @@ class RunDriver:
                 requested_by=requested_by,
                 params=params,
             )
-            waits = self._note_waiting(tx, run, now)
+            waits = None if approve is not None else self._note_waiting(tx, run, now)
         self._hand_over(run, waits)
         return run
 

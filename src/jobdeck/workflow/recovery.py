@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from jobdeck.clock import Clock
 from jobdeck.execute.executor import Executor
 from jobdeck.store import Store
+from jobdeck.workflow.approvals import awaiting
 from jobdeck.workflow.dispatch import Dispatcher
 from jobdeck.workflow.waiting import Waiting
 
@@ -28,6 +29,9 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
     now = clock.now()
     for run in store.runs.active_runs(host=runs.host):
         if run.kind not in DRIVEN_KINDS or run.id in runs.running or run.id in runs.waiting:
+            continue
+        if awaiting(run):  # waits for a person, not for the dispatcher
+            found.awaiting.append(run.id)
             continue
         plan = run.plan
         requested = plan.cancel_requested
@@ -71,6 +75,7 @@ class Recovered:
     finished: list[int] = field(default_factory=list)  # ended meanwhile: outcome recorded
     lost: list[int] = field(default_factory=list)  # gone without a result
     waiting: list[int] = field(default_factory=list)  # pending: they wait again
+    awaiting: list[int] = field(default_factory=list)  # pending: they wait for approval
 
     def report(self) -> str:
         """One line for the engine's log; empty when there was nothing to take over."""
@@ -81,6 +86,7 @@ class Recovered:
                 ("recorded", self.finished, "run(s) that ended while the engine was down"),
                 ("lost", self.lost, "run(s) with no process and no result"),
                 ("queued again", self.waiting, "pending run(s)"),
+                ("found", self.awaiting, "run(s) waiting for approval"),
             )
             if ids
         ]

@@ -30,3 +30,17 @@ class CancelRefused(Exception):
     def __init__(self, why: CancelRefusedWhy, message: str) -> None:
         super().__init__(message)
         self.why: CancelRefusedWhy = why
+
+
+ApprovalRefusedWhy = Literal["unknown", "not_awaiting", "expired", "elsewhere", "suspended"]
+
+
+class ApprovalRefused(Exception):
+    """An approve or reject that cannot be applied: no such run, a run that does not
+    (or no longer) wait for approval, one whose approval expired, or one another engine
+    holds, or whose command is suspended (approve); nothing was changed but an expiry
+    that was due."""
+
+    def __init__(self, why: ApprovalRefusedWhy, message: str) -> None:
+        super().__init__(message)
+        self.why: ApprovalRefusedWhy = why

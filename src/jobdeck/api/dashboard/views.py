@@ -20,6 +20,7 @@ from jobdeck.catalog.model import Catalog, Schedule, Spec, cadence_for
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Suspension
+from jobdeck.workflow.approvals import awaiting
 
 FAILED_STATUSES = ("failed", "timed_out", "lost")
 RECENT_FAILURES = 10
@@ -56,6 +57,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "catalog": catalog,
         "revision": app.applied.revision if app.applied else None,
         "failures": failures,
+        "approvals": [r for r in store.runs.active_runs(kind="command") if awaiting(r)],
         "schedules": [],
         "workers": [],
         "commands": [],

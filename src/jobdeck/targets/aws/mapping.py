@@ -58,6 +58,15 @@ def map_catalog(loaded: LoadedCatalog) -> CatalogOnAws:
     catalog = loaded.catalog
     schedules = [_schedule(catalog, name, spec, report) for name, spec in catalog.schedules.items()]
     workers = [_worker(name, spec, report) for name, spec in catalog.workers.items()]
+    for name, command in catalog.commands.items():
+        if command.approve is not None:
+            # Deny by default: deployed without it, the command would run on one word.
+            report.add(
+                ("commands", name),
+                "approve",
+                "the AWS target has no four-eyes approval yet, and the command would run "
+                "there without it; remove approve or keep the command on a jobdeck engine",
+            )
     if report.diagnostics:
         raise CatalogError(report.diagnostics)
     return CatalogOnAws(
