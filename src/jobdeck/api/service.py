@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from jobdeck.api import actions, auth, resources, runs
+from jobdeck.api import actions, auth, backfill, resources, runs
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
 from jobdeck.api.guard import HostRule, RequestGuard
@@ -58,7 +58,13 @@ async def openapi(request: Request) -> Response:
 
 def api_routes(app: Application) -> list[BaseRoute]:
     """The routes under ``/api/v1``."""
-    return [*resources.ROUTES, *runs.ROUTES, *actions.ROUTES, *invocation_routes(app)]
+    return [
+        *resources.ROUTES,
+        *runs.ROUTES,
+        *backfill.ROUTES,
+        *actions.ROUTES,
+        *invocation_routes(app),
+    ]
 
 
 def create_api(
