@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from jobdeck.cadence import is_slot, next_fires, slots_in
@@ -29,7 +29,6 @@ from jobdeck.catalog.model import Schedule, cadence_for
 from jobdeck.store import Tx
 from jobdeck.store.records import Run, RunPlan
 from jobdeck.workflow.driver import RunDriver
-from jobdeck.workflow.outcome import iso
 from jobdeck.workflow.refusals import RunRefused
 
 # One backfill is one transaction and one request: a cap keeps the store's write lock,
@@ -43,6 +42,11 @@ CAP_WHY = (
 )
 
 Action = Literal["run", "rerun", "keep"]
+
+
+def iso(moment: datetime) -> str:
+    """An instant in UTC as people and the API write it: ``2026-12-01T09:00:00Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class SlotError(ValueError):
@@ -60,8 +64,9 @@ class SlotPlan:
     run: Run | None = None
 
     def json(self, run_json: Callable[[Run], dict[str, Any]]) -> dict[str, Any]:
+        """Times as datetimes: the caller's encoder spells them."""
         return {
-            "slot": iso(self.slot),
+            "slot": self.slot,
             "action": self.action,
             "existing_run": self.existing_run,
             "run": None if self.run is None else run_json(self.run),
@@ -100,8 +105,8 @@ class Backfill:
     def json(self, run_json: Callable[[Run], dict[str, Any]]) -> dict[str, Any]:
         return {
             "schedule": self.schedule,
-            "from": iso(self.start),
-            "to": iso(self.end),
+            "from": self.start,
+            "to": self.end,
             "dry_run": self.dry_run,
             "rerun": self.rerun,
             "to_run": sum(1 for s in self.slots if s.action != "keep"),
