@@ -131,7 +131,7 @@ def backfill_slots(spec: Schedule, start: datetime, end: datetime, now: datetime
     if len(slots) > MAX_SLOTS:
         raise SlotError(
             f"{iso(start)} .. {iso(end)} holds more than {MAX_SLOTS:,} slots "
-            f"(the {MAX_SLOTS + 1:,}th is {iso(slots[-1])}): {CAP_WHY}"
+            f"(slot {MAX_SLOTS + 1:,} is {iso(slots[-1])}): {CAP_WHY}"
         )
     return slots
 
