@@ -79,6 +79,14 @@ async def test_backfill_over_http_runs_each_slot_once_with_its_time_and_is_audit
         assert rerun.json()["scheduled_for"] == "2026-11-01T18:00:00Z"
         assert (await wait_for_end(client, rerun.json()["id"]))["status"] == "succeeded"
 
+        # The dashboard marks backfilled runs, in the schedule's history and on the run.
+        page = (await client.get("/schedules/nightly")).text
+        assert page.count('class="pill backfill"') == 3
+        one = (await client.get(f"/runs/{runs[0]['id']}")).text
+        assert 'id="backfilled"' in one
+        plain = (await client.get(f"/runs/{rerun.json()['id']}")).text
+        assert 'id="backfilled"' not in plain
+
         audit = (await client.get("/api/v1/audit")).json()["items"]
         backfills = [e for e in audit if e["action"] == "backfill"]
         assert len(backfills) == 2  # the dry run changed nothing and is not recorded
@@ -160,6 +168,11 @@ async def test_bad_ranges_and_slots_are_clear_errors_that_change_nothing(
             if e["action"] == "backfill"
         ]
         assert [e["outcome"] for e in refused] == ["refused"]
+
+        # Jitter on the schedule's page: each upcoming slot with its delay and start.
+        page = (await client.get("/schedules/spread")).text
+        assert 'id="jitter"' in page
+        assert page.count('class="jitter"') == 5
 
         detail = (await client.get("/api/v1/schedules/spread")).json()
         upcoming = detail["upcoming"][0]

@@ -227,6 +227,8 @@ async def test_jitter_delays_a_timed_slot_by_its_own_deterministic_delay(
     assert run.plan.not_before == nominal + delay
     ended = await one.wait_ended(run.id)
     assert ended.status == "succeeded"
+    waited = [e.detail for e in one.events(run.id) if e.type == "waiting"]
+    assert waited == [{"for": "jitter"}] or delay < timedelta(milliseconds=50)
     assert ended.started_at is not None
     assert ended.started_at >= nominal + delay
     # A slot caught up late runs at once, without its delay.

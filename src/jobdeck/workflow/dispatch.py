@@ -150,7 +150,8 @@ class Dispatcher:
             cap = limit.max_concurrency if limit else None
             if wait.not_before and wait.not_before > now:
                 soonest = min(soonest or wait.not_before, wait.not_before)
-                self._show(wait, "backoff")
+                # A timed slot's jitter, or a retry's backoff.
+                self._show(wait, "jitter" if "jitter_ms" in wait.run.detail else "backoff")
             elif wait.exclusive and _key(wait.run) in running_jobs:
                 self._show(wait, "overlap")
             elif cap is not None and in_pool.get(pool, 0) >= cap:
