@@ -239,3 +239,30 @@ async def test_jitter_delays_a_timed_slot_by_its_own_deterministic_delay(
     await until(lambda: one.ended(late.id), "the caught-up run")
     await other.close()
     await one.close()
+
+
+async def test_a_jittered_run_waits_out_its_delay_across_a_restart_and_starts_once(
+    decks: Decks,
+) -> None:
+    first = decks(catalog(Path("/nonexistent")))
+    # A slot whose delay is long enough to restart the engine inside it.
+    nominal = datetime.now(UTC).replace(microsecond=0)
+    while jitter_delay("spread", nominal, timedelta(seconds=3)) < timedelta(seconds=1.5):
+        nominal += timedelta(seconds=1)
+    delay = jitter_delay("spread", nominal, timedelta(seconds=3))
+    run = first.driver.fire("spread", nominal, decided_at=nominal)
+    assert run is not None
+    assert run.status == "pending"
+    await first.close()  # the engine goes away before the delay has passed
+    assert not first.started(run.id)
+
+    second = decks(catalog(Path("/nonexistent")), load=False)
+    second.driver.recover()
+    second.driver.load(second.applied)
+    assert second.driver.fire("spread", nominal) is None  # still one run for the slot
+    ended = await second.wait_ended(run.id)
+    assert ended.status == "succeeded"
+    assert ended.started_at is not None
+    assert ended.started_at >= nominal + delay  # the same delay, after the restart
+    assert second.event_types(run.id).count("started") == 1
+    await second.close()
