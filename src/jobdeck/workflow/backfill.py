@@ -186,19 +186,21 @@ def backfill(
         if held is not None:
             raise RunRefused("suspended", f"schedule {name} is suspended: {held.reason}", held)
         claimed = tx.runs.claimed_fires(name, start, end) if slots else {}
+        before = tx.runs.active_runs(job=name, kind="schedule")
         for slot in slots:
             won = tx.runs.claim_fire(name, slot, decided_at=now, host=driver.host)
             if not won and not rerun:
                 done.slots.append(SlotPlan(slot, "keep", claimed.get(slot), True))
                 continue
             detail = RunPlan(requested_at=now).detail()
-            run = driver.decide_slot(tx, name, spec, "backfill", slot, now, detail, requested_by)
+            run = driver.decide_slot(
+                tx, name, spec, "backfill", slot, now, detail, requested_by, before
+            )
             if won:
                 tx.runs.attach_fire(name, slot, run.id)
             action = "run" if won else "rerun"
             done.slots.append(SlotPlan(slot, action, claimed.get(slot), not won, run))
         if audit is not None:
             audit(tx, done)
-    for run in done.runs:
-        driver.hand_over(run)
+    driver.hand_over_all(done.runs)
     return done

@@ -82,9 +82,11 @@ class RunDriver:
         applied = self.runs.applied
         return applied.catalog.schedules.get(name) if applied else None
 
-    def hand_over(self, run: Run) -> None:
-        """A run recorded by a caller of :meth:`decide_slot`, to the dispatcher."""
-        self._hand_over(run)
+    def hand_over_all(self, recorded: list[Run]) -> None:
+        """The runs recorded by a caller of :meth:`decide_slot`, to the dispatcher."""
+        waiting = [run for run in recorded if run.status == "pending"]
+        if waiting:
+            self.gate.call(self.dispatcher.enqueue_all, waiting)
 
     def decide_slot(
         self,
@@ -96,13 +98,15 @@ class RunDriver:
         now: datetime,
         detail: dict[str, Any],
         requested_by: str | None,
+        before: Sequence[Run],
     ) -> Run:
         """The run of one slot of a batch (a backfill), recorded in ``tx`` (whose caller
         found no suspension): it queues behind the others of its batch, and meets the
-        schedule's overlap policy against the runs from before."""
+        schedule's overlap policy against ``before``, the schedule's active runs as the
+        batch began (read once for the whole batch, not once per slot)."""
         return self._decide(
             tx, name, spec, trigger, slot, now, detail,
-            requested_by=requested_by, unsuspended=True, catching_up=True,
+            requested_by=requested_by, unsuspended=True, catching_up=True, active=before,
         )  # fmt: skip
 
     def _hand_over(self, run: Run, shown: str | None = None) -> None:
@@ -299,6 +303,7 @@ class RunDriver:
         ignore_overlap: bool = False,
         unsuspended: bool = False,
         catching_up: bool = False,
+        active: Sequence[Run] | None = None,
     ) -> Run:
         """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
         found no suspension in ``tx`` already; ``catching_up`` for a missed slot's run."""
@@ -323,7 +328,8 @@ class RunDriver:
         policy = "allow" if ignore_overlap else spec.overlap
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
-        active = tx.runs.active_runs(job=name, kind="schedule")
+        if active is None:
+            active = tx.runs.active_runs(job=name, kind="schedule")
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
