@@ -16,9 +16,11 @@ unique fire keys.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 from zoneinfo import ZoneInfo
 
@@ -143,6 +145,58 @@ def fires_between(cadence: Cadence, after: datetime, until: datetime) -> Iterato
         if fire > until:
             return
         yield fire
+
+
+def slots_in(cadence: Cadence, start: datetime, end: datetime, limit: int) -> list[datetime]:
+    """The fire instants in ``[start, end]`` (both included), oldest first; at most
+    ``limit + 1`` of them, so that a caller can tell that there are more than ``limit``."""
+    first = _aware(start) - timedelta(microseconds=1)
+    return list(islice(fires_between(cadence, first, _aware(end)), limit + 1))
+
+
+def is_slot(cadence: Cadence, moment: datetime) -> bool:
+    """Whether ``moment`` is one of the cadence's fire instants."""
+    found = next_fires(cadence, _aware(moment) - timedelta(microseconds=1), 1)
+    return bool(found) and found[0] == moment
+
+
+# The shortest gap between fires is looked for over this span and at most this many fires:
+# four years cover leap days and daylight saving in any zone; a cron that fires more often
+# than every few hours has gaps that repeat daily, well inside the count.
+_GAP_SPAN = timedelta(days=4 * 366)
+_GAP_FIRES = 5000
+_GAP_FROM = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@lru_cache(maxsize=256)
+def shortest_interval(cadence: Cadence) -> timedelta | None:
+    """The shortest time between two consecutive fires (a rate's interval; for a cron,
+    looked for over four years of fires); None when it fires at most once."""
+    if isinstance(cadence, RateCadence):
+        return cadence.interval
+    shortest: timedelta | None = None
+    previous: datetime | None = None
+    for fire in islice(fires_between(cadence, _GAP_FROM, _GAP_FROM + _GAP_SPAN), _GAP_FIRES):
+        if previous is not None:
+            gap = fire - previous
+            shortest = gap if shortest is None else min(shortest, gap)
+        previous = fire
+    return shortest
+
+
+def jitter_delay(schedule: str, slot: datetime, jitter: timedelta) -> timedelta:
+    """The delay of ``schedule``'s ``slot`` in ``[0, jitter)``, at millisecond precision.
+
+    Deterministic: a hash of the schedule's name and the slot's instant, never a random
+    draw, so that every engine, and the same engine after a restart, starts the slot at
+    the same moment; slots of one schedule, and schedules of one slot, spread evenly.
+    """
+    span_ms = _micros(jitter) // 1000
+    if span_ms <= 0:
+        return timedelta(0)
+    key = f"{schedule}\x00{_aware(slot).astimezone(UTC).isoformat()}".encode()
+    draw = int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+    return timedelta(milliseconds=draw % span_ms)
 
 
 def _aware(moment: datetime) -> datetime:

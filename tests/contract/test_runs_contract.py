@@ -41,6 +41,30 @@ def test_fires_are_claimed_once_and_attached(any_store: DataStore) -> None:
     assert any_store.runs.last_fires() == {"feed": T0 + timedelta(hours=1), "rank": T0}
 
 
+def test_claimed_fires_lists_a_range_with_the_runs_oldest_first(any_store: DataStore) -> None:
+    """Backfill asks which slots of a range already have a run: both ends included,
+    other schedules and slots outside the range left out, a bare claim as None."""
+    slots = [T0 + timedelta(minutes=10 * i) for i in range(6)]
+    with any_store.transaction() as tx:
+        for slot in reversed(slots):
+            assert tx.runs.claim_fire("feed", slot, decided_at=slot, host="h1")
+        assert tx.runs.claim_fire("rank", slots[2], decided_at=T0, host="h1")
+        run = tx.runs.create_run(
+            job="feed", kind="schedule", trigger="backfill", status="pending", created_at=T0
+        )
+        tx.runs.attach_fire("feed", slots[2], run.id)
+    found = any_store.runs.claimed_fires("feed", slots[1], slots[4])
+    assert list(found) == slots[1:5]
+    assert found[slots[2]] == run.id
+    assert found[slots[1]] is None
+    assert all(at.tzinfo is not None for at in found)
+    after = slots[5] + timedelta(seconds=1)
+    assert any_store.runs.claimed_fires("feed", after, after + timedelta(hours=1)) == {}
+    stored = any_store.runs.run(run.id)
+    assert stored is not None
+    assert stored.trigger == "backfill"
+
+
 def test_a_run_records_its_steps_and_its_first_outcome(any_store: DataStore) -> None:
     run = create(any_store, "feed", 0, params={"a": "1"}, detail={"x": 1})
     assert (run.status, run.params, run.detail, run.attempt) == ("pending", {"a": "1"}, {"x": 1}, 1)

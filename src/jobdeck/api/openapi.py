@@ -200,6 +200,22 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         },
+        "/api/v1/schedules/{name}/backfill": {
+            "post": {
+                "summary": "One run per past slot in [from, to] (trigger backfill), oldest "
+                "first, queued behind each other; slots with a run are kept unless rerun; "
+                "at most 1,000 slots. Audited.",
+                "parameters": [_NAME],
+                "requestBody": _request_body(ref("BackfillRequest"), required=True),
+                "responses": {
+                    "200": _json(ref("Backfill"), "A dry run, or nothing to run: the slots."),
+                    "201": _json(ref("Backfill"), "The slots and the runs recorded."),
+                    "400": _error("A bad body or range (backwards, future, over 1,000 slots)."),
+                    "404": _error("No such schedule."),
+                    "409": _error("Refused: the schedule is suspended or disabled."),
+                },
+            }
+        },
         "/api/v1/commands/{name}/invocations": {
             "post": {
                 "summary": "Invoke a command with params, as chat would: validated and audited.",

@@ -97,6 +97,49 @@ def schemas() -> dict[str, Any]:
                 "ignore_overlap": {"type": "boolean", "default": False},
                 "trigger": {"enum": ["manual", "api"], "default": "manual"},
                 "via": {"enum": ["api", "cli"], "default": "api"},
+                "slot": {
+                    "type": "string",
+                    "description": "Re-run this past slot of the schedule (ISO 8601; without "
+                    "an offset, in the schedule's zone): the run's scheduled_for.",
+                },
+            },
+        },
+        "BackfillRequest": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["from", "to"],
+            "properties": {
+                "from": {"type": "string", "description": "First instant (included), ISO 8601."},
+                "to": {"type": "string", "description": "Last instant (included), not future."},
+                "dry_run": {"type": "boolean", "default": False},
+                "rerun": {"type": "boolean", "default": False},
+                "via": {"enum": ["api", "cli"], "default": "api"},
+            },
+        },
+        "Backfill": {
+            "type": "object",
+            "required": ["schedule", "from", "to", "dry_run", "rerun", "to_run", "kept", "slots"],
+            "properties": {
+                "schedule": {"type": "string"},
+                "from": time,
+                "to": time,
+                "dry_run": {"type": "boolean"},
+                "rerun": {"type": "boolean"},
+                "to_run": {"type": "integer"},
+                "kept": {"type": "integer"},
+                "slots": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["slot", "action", "existing_run", "run"],
+                        "properties": {
+                            "slot": time,
+                            "action": {"enum": ["run", "rerun", "keep"]},
+                            "existing_run": integer,
+                            "run": {"oneOf": [ref("Run"), {"type": "null"}]},
+                        },
+                    },
+                },
             },
         },
         "InvocationRequest": {
@@ -178,7 +221,15 @@ def schemas() -> dict[str, Any]:
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "properties": {"at": time, "local": {"type": "string"}},
+                                "properties": {
+                                    "at": time,
+                                    "local": {"type": "string"},
+                                    "jitter_ms": {
+                                        "type": "integer",
+                                        "description": "With jitter: the slot's delay.",
+                                    },
+                                    "starts_at": time,
+                                },
                             },
                         },
                     },

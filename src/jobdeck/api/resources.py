@@ -15,7 +15,7 @@ from jobdeck.api.errors import Json, not_found
 from jobdeck.api.params import application, integer, page, paged, path_id
 from jobdeck.api.views import audit_json, iso, revision_json, run_json
 from jobdeck.app import Application
-from jobdeck.cadence import next_fires
+from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import cadence_for
 from jobdeck.status import collect_status
 
@@ -64,10 +64,16 @@ async def schedule(request: Request) -> Response:
         upcoming: list[dict[str, Any]] = []
         if spec is not None and spec.enabled:
             zone = ZoneInfo(spec.timezone or "UTC")
-            upcoming = [
-                {"at": iso(fire), "local": fire.astimezone(zone).isoformat()}
-                for fire in next_fires(cadence_for(spec), app.clock.now(), count)
-            ]
+            for fire in next_fires(cadence_for(spec), app.clock.now(), count):
+                shown_fire: dict[str, Any] = {
+                    "at": iso(fire),
+                    "local": fire.astimezone(zone).isoformat(),
+                }
+                if spec.jitter:
+                    delay = jitter_delay(name, fire, spec.jitter)
+                    shown_fire["jitter_ms"] = round(delay.total_seconds() * 1000)
+                    shown_fire["starts_at"] = iso(fire + delay)
+                upcoming.append(shown_fire)
         return {
             **_with_last_runs(app, found)[0],
             "definition": definition,

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from jobdeck.api.backfill import slot_instant
 from jobdeck.api.errors import ApiError, Json, bad_request, json_fields, not_found
 from jobdeck.api.params import (
     actor,
@@ -27,6 +28,7 @@ from jobdeck.api.views import run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
+from jobdeck.workflow.backfill import SlotError, check_slot
 from jobdeck.workflow.driver import CancelRefused, RunRefused
 
 # A log is sent in pieces of at most this many bytes; a reader asks again from the
@@ -153,7 +155,7 @@ async def start_run(request: Request) -> Response:
     """Start a run of a schedule now, through the same policies as a timed fire."""
     app = application(request)
     name = request.path_params["name"]
-    body = await json_fields(request, "ignore_overlap", "trigger", "via")
+    body = await json_fields(request, "ignore_overlap", "trigger", "via", "slot")
     ignore_overlap = body.get("ignore_overlap", False)
     if not isinstance(ignore_overlap, bool):
         raise bad_request("ignore_overlap must be true or false")
@@ -167,10 +169,25 @@ async def start_run(request: Request) -> Response:
         applied = await run_in_threadpool(app.store.revisions.latest_revision)
         catalog = None if applied is None else applied.catalog
         raise not_found(unknown_schedule(name, catalog, "the applied revision"))
+    spec = app.driver.schedule(name)
+    slot = None
+    if body.get("slot") is not None:
+        assert spec is not None
+        slot = slot_instant(body["slot"], spec, "slot")
+        try:
+            check_slot(spec, slot, app.clock.now())
+        except SlotError as exc:
+            raise bad_request(str(exc)) from None
     who = actor(request)
 
     def audited(tx: Tx, run: Run) -> None:
-        detail = {"run_id": run.id, "status": run.status, "ignore_overlap": ignore_overlap}
+        detail: dict[str, Any] = {
+            "run_id": run.id,
+            "status": run.status,
+            "ignore_overlap": ignore_overlap,
+        }
+        if slot is not None:
+            detail["slot"] = slot.isoformat()
         tx.audit.record_audit(run_entry(app.clock.now(), who, name, "ok", detail, via=via))
 
     # In the event loop's thread, as a command's invocation is: the driver records the
@@ -183,6 +200,7 @@ async def start_run(request: Request) -> Response:
             trigger=trigger,
             requested_by=who,
             ignore_overlap=ignore_overlap,
+            slot=slot,
             audit=audited,
         )
     except RunRefused as exc:

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from jobdeck.api import actions, auth, resources, runs
+from jobdeck.api import actions, auth, backfill, resources, runs
 from jobdeck.api.approvals import approval_routes
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
@@ -62,6 +62,7 @@ def api_routes(app: Application) -> list[BaseRoute]:
     return [
         *resources.ROUTES,
         *runs.ROUTES,
+        *backfill.ROUTES,
         *actions.ROUTES,
         *invocation_routes(app),
         *approval_routes(app),

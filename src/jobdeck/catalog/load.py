@@ -21,7 +21,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from jobdeck.catalog.model import Catalog, Schedule, Spec, one_of_problems, share_fields_set
+from jobdeck.catalog.model import (
+    Catalog,
+    Schedule,
+    Spec,
+    jitter_problem,
+    one_of_problems,
+    share_fields_set,
+)
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
 from jobdeck.catalog.types import closest
 from jobdeck.units import format_size, parse_size
@@ -95,7 +102,28 @@ def load_catalog_text(text: str, filename: str = "jobdeck.yaml") -> LoadedCatalo
     _check_references(data, report)
     if report.diagnostics or catalog is None:
         raise CatalogError(report.diagnostics)
-    return LoadedCatalog(apply_defaults(catalog), filename, text)
+    effective = apply_defaults(catalog)
+    _check_default_jitter(effective, data, report)
+    if report.diagnostics:
+        raise CatalogError(report.diagnostics)
+    return LoadedCatalog(effective, filename, text)
+
+
+def _check_default_jitter(catalog: Catalog, data: dict[str, Any], report: _Report) -> None:
+    """``defaults.jitter`` must suit every schedule that takes it (a schedule's own is
+    checked by the model), reported at the default, naming the schedule."""
+    if catalog.defaults.jitter is None:
+        return
+    for name, spec in catalog.schedules.items():
+        raw = _section(data, "schedules").get(name)
+        if isinstance(raw, dict) and "jitter" in raw:
+            continue
+        message = jitter_problem(spec)
+        if message:
+            report.add(
+                report.positions.value(("defaults", "jitter")),
+                f"defaults.jitter: schedule '{name}': {message}; or give it its own jitter",
+            )
 
 
 def apply_defaults(catalog: Catalog) -> Catalog:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
-from jobdeck.cadence import Cadence, CronCadence, RateCadence
+from jobdeck.cadence import Cadence, CronCadence, RateCadence, shortest_interval
 from jobdeck.catalog.params import ParamValue, coerce
 from jobdeck.catalog.types import (
     ENV_RE,
@@ -35,6 +35,7 @@ from jobdeck.catalog.types import (
     SlashCommand,
     Zone,
 )
+from jobdeck.units import format_duration
 
 Kind = Literal["schedule", "worker", "command", "queue", "pool"]
 RUNNABLE_KINDS: tuple[Kind, ...] = ("schedule", "worker", "command")
@@ -303,6 +304,11 @@ class Schedule(_Process):
     retry: Retry = Retry()
     catchup: Catchup = "latest"
     catchup_window: Duration = timedelta(hours=1)
+    jitter: Duration | None = Field(
+        None,
+        description="each timed slot starts after a delay in [0, jitter), the same for "
+        "(schedule, slot) on every engine; shorter than the interval",
+    )
 
     @model_validator(mode="after")
     def _trigger(self) -> Schedule:
@@ -315,7 +321,25 @@ class Schedule(_Process):
             )
         if self.timeout <= timedelta(0):
             raise problem("must be greater than zero; e.g. 15m", "timeout")
+        if "jitter" in self.model_fields_set and self.jitter is not None:
+            message = jitter_problem(self)
+            if message:
+                raise problem(message, "jitter")
         return self
+
+
+def jitter_problem(spec: Schedule) -> str | None:
+    """Why the schedule's jitter is wrong: it must be smaller than the shortest time
+    between two of its slots (else a slot could start after the next one)."""
+    if spec.jitter is None:
+        return None
+    shortest = shortest_interval(cadence_for(spec))
+    if shortest is not None and spec.jitter >= shortest:
+        return (
+            f"{format_duration(spec.jitter)} is not shorter than the schedule's interval "
+            f"({format_duration(shortest)}, the shortest time between two slots); lower it"
+        )
+    return None
 
 
 def cadence_for(spec: Schedule) -> Cadence:
@@ -405,6 +429,7 @@ class Defaults(Spec):
     overlap: Overlap | None = None
     catchup: Catchup | None = None
     catchup_window: Duration | None = None
+    jitter: Duration | None = None
     image: str | None = None
     capacity: Capacity | None = None
 

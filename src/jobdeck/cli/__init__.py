@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from jobdeck.cli import (
+    backfill_cmds,
     catalog_cmds,
     deploy_cmds,
     exec_cmds,
@@ -99,6 +100,7 @@ catalog_cmds.register(app)
 ops_cmds.register(app)
 exec_cmds.register(app)
 run_cmds.register(app)
+backfill_cmds.register(app)
 serve_cmds.register(app)
 queue_cmds.register(app)
 deploy_cmds.register(app)

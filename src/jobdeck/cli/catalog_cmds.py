@@ -3,9 +3,9 @@ revisions, next, import crontab."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -172,7 +172,7 @@ def next_(
     """The next fire times of a schedule, in its zone and in UTC."""
     from zoneinfo import ZoneInfo
 
-    from jobdeck.cadence import next_fires
+    from jobdeck.cadence import jitter_delay, next_fires
     from jobdeck.catalog.model import cadence_for
     from jobdeck.catalog.names import unknown_schedule
     from jobdeck.units import format_duration
@@ -185,23 +185,40 @@ def next_(
     tz = ZoneInfo(zone)
     start = _instant(from_, tz) if from_ else datetime.now(UTC)
     fires = next_fires(cadence_for(spec), start, count)
+    jitter = spec.jitter or None
+    # With jitter each slot starts after its own delay (the same on every engine).
+    delays = [jitter_delay(name, f, jitter) if jitter else None for f in fires]
     if as_json:
-        print_json(
-            {
-                "schedule": name,
-                "timezone": zone,
-                "fires": [{"local": f.astimezone(tz).isoformat(), "utc": iso(f)} for f in fires],
-            }
-        )
+        listed: list[dict[str, Any]] = []
+        for fire, delay in zip(fires, delays, strict=True):
+            item: dict[str, Any] = {"local": fire.astimezone(tz).isoformat(), "utc": iso(fire)}
+            if delay is not None:
+                item["jitter_ms"] = round(delay.total_seconds() * 1000)
+                item["starts_utc"] = iso(fire + delay)
+            listed.append(item)
+        shown: dict[str, Any] = {"schedule": name, "timezone": zone, "fires": listed}
+        if jitter:
+            shown["jitter"] = format_duration(jitter)
+        print_json(shown)
         return
     if spec.cron:
         what = f"cron {spec.cron!r}"
     else:
         assert spec.rate is not None
         what = f"every {format_duration(spec.rate)}"
+    if jitter:
+        what += f", jitter {format_duration(jitter)}"
     typer.echo(f"{name}: {what} in {zone}")
-    rows = [(f.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z (%z)"), iso(f)) for f in fires]
-    print_table((zone.upper() if zone == "UTC" else zone, "UTC"), rows)
+    head = (zone.upper() if zone == "UTC" else zone, "UTC")
+    local = [f.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S %Z (%z)") for f in fires]
+    if not jitter:
+        print_table(head, [(shown_at, iso(f)) for shown_at, f in zip(local, fires, strict=True)])
+        return
+    rows = [
+        (shown_at, iso(f), f"+{format_duration(d)}" if d else "+0s", iso(f + d))
+        for shown_at, f, d in zip(local, fires, [d or timedelta(0) for d in delays], strict=True)
+    ]
+    print_table((*head, "JITTER", "STARTS (UTC)"), rows)
 
 
 def import_crontab(

@@ -70,14 +70,22 @@ def run(
     ignore_overlap: Annotated[
         bool, typer.Option("--ignore-overlap", help="Start even if another run is active.")
     ] = False,
+    slot: Annotated[
+        str | None,
+        typer.Option(
+            "--slot",
+            help="Re-run this past slot: its nominal time (ISO 8601; no offset: the "
+            "schedule's zone) becomes the run's scheduled_for and JOBDECK_SCHEDULED_FOR.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Start a run of a schedule now (trigger manual); prints the run id."""
+    body: dict[str, Any] = {"ignore_overlap": ignore_overlap, "via": "cli"}
+    if slot is not None:
+        body["slot"] = slot
     with server_client(ctx) as client:
-        response = client.post(
-            f"/api/v1/schedules/{name}/runs",
-            json={"ignore_overlap": ignore_overlap, "via": "cli"},
-        )
+        response = client.post(f"/api/v1/schedules/{name}/runs", json=body)
         if response.status_code != 201:
             refused(response)
         started: dict[str, Any] = response.json()

@@ -70,6 +70,17 @@ class MemoryRuns:
                 last[name] = at
         return last
 
+    def claimed_fires(
+        self, schedule: str, start: datetime, end: datetime
+    ) -> dict[datetime, int | None]:
+        low, high = as_utc(start, "start"), as_utc(end, "end")
+        found = {
+            at: run_id
+            for (name, at), run_id in self._state.fires.items()
+            if name == schedule and low <= at <= high
+        }
+        return dict(sorted(found.items()))
+
     # -- runs ------------------------------------------------------------------------
 
     def create_run(

@@ -135,6 +135,13 @@ class RunReads(Protocol):
         """The newest nominal time claimed for each schedule that ever claimed one."""
         ...
 
+    def claimed_fires(
+        self, schedule: str, start: datetime, end: datetime
+    ) -> dict[datetime, int | None]:
+        """The slots of ``schedule`` claimed with ``start <= nominal <= end``, each with
+        the run its claim started (None while a claim has none), oldest first."""
+        ...
+
     def run(self, run_id: int) -> Run | None: ...
 
     def runs(

@@ -66,7 +66,7 @@ class AuditEntry:
 
 
 RunKind = Literal["schedule", "worker", "command"]
-Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup"]
+Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup", "backfill"]
 RunStatus = Literal[
     "pending", "running", "succeeded", "failed", "timed_out", "skipped", "cancelled", "lost"
 ]

@@ -132,6 +132,22 @@ class SqlRuns:
         query = select(fires.c.schedule, func.max(fires.c.nominal_time)).group_by(fires.c.schedule)
         return {name: as_utc(last, "nominal") for name, last in self.connection.execute(query)}
 
+    def claimed_fires(
+        self, schedule: str, start: datetime, end: datetime
+    ) -> dict[datetime, int | None]:
+        """The claimed slots of ``schedule`` in ``[start, end]`` and their runs, oldest
+        first: one range scan of the claims' primary key."""
+        query = (
+            select(fires.c.nominal_time, fires.c.run_id)
+            .where(
+                fires.c.schedule == schedule,
+                fires.c.nominal_time >= as_utc(start, "start"),
+                fires.c.nominal_time <= as_utc(end, "end"),
+            )
+            .order_by(fires.c.nominal_time)
+        )
+        return {as_utc(at, "nominal"): run_id for at, run_id in self.connection.execute(query)}
+
     # -- runs ------------------------------------------------------------------------
 
     def create_run(

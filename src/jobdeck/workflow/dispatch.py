@@ -64,7 +64,13 @@ class Dispatcher:
         self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
         self.outcomes = Outcomes(runs, store, clock, executor, supervised, notify, self.pump)
 
-    def enqueue(self, run: Run, shown: str | None = None) -> None:
+    def enqueue_all(self, batch: list[Run]) -> None:
+        """:meth:`enqueue` for the runs of a batch (a backfill), with one pump for all."""
+        for run in batch:
+            self.enqueue(run, pump=False)
+        self.supervised.guarded(self.pump)
+
+    def enqueue(self, run: Run, shown: str | None = None, *, pump: bool = True) -> None:
         """A pending run joins the waiting ones (stopping the runs it replaces first);
         ``shown``: what it waits for, recorded already (see :meth:`note_waiting`)."""
         runs = self.runs
@@ -81,7 +87,8 @@ class Dispatcher:
         # Guarded, as when the pump is handed to the loop from another thread: the run
         # is recorded already, and a pump that fails stops the engine (on_error), not
         # the request that recorded it (whose caller would ask again: a second run).
-        self.supervised.guarded(self.pump)
+        if pump:
+            self.supervised.guarded(self.pump)
 
     def note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
         """In the transaction that records a new run, the event that it waits for room
@@ -150,7 +157,8 @@ class Dispatcher:
             cap = limit.max_concurrency if limit else None
             if wait.not_before and wait.not_before > now:
                 soonest = min(soonest or wait.not_before, wait.not_before)
-                self._show(wait, "backoff")
+                # A timed slot's jitter, or a retry's backoff.
+                self._show(wait, "jitter" if "jitter_ms" in wait.run.detail else "backoff")
             elif wait.exclusive and _key(wait.run) in running_jobs:
                 self._show(wait, "overlap")
             elif cap is not None and in_pool.get(pool, 0) >= cap:

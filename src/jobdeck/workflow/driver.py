@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from jobdeck.cadence import jitter_delay
 from jobdeck.catalog.model import Schedule
 from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
@@ -83,6 +84,33 @@ class RunDriver:
         applied = self.runs.applied
         return applied.catalog.schedules.get(name) if applied else None
 
+    def hand_over_all(self, recorded: list[Run]) -> None:
+        """The runs recorded by a caller of :meth:`decide_slot`, to the dispatcher."""
+        waiting = [run for run in recorded if run.status == "pending"]
+        if waiting:
+            self.gate.call(self.dispatcher.enqueue_all, waiting)
+
+    def decide_slot(
+        self,
+        tx: Tx,
+        name: str,
+        spec: Schedule,
+        trigger: Trigger,
+        slot: datetime,
+        now: datetime,
+        detail: dict[str, Any],
+        requested_by: str | None,
+        before: Sequence[Run],
+    ) -> Run:
+        """The run of one slot of a batch (a backfill), recorded in ``tx`` (whose caller
+        found no suspension): it queues behind the others of its batch, and meets the
+        schedule's overlap policy against ``before``, the schedule's active runs as the
+        batch began (read once for the whole batch, not once per slot)."""
+        return self._decide(
+            tx, name, spec, trigger, slot, now, detail,
+            requested_by=requested_by, unsuspended=True, catching_up=True, active=before,
+        )  # fmt: skip
+
     def _hand_over(self, run: Run, shown: str | None = None) -> None:
         """A run just recorded, to the dispatcher in the engine's loop (when it waits)."""
         if run.status == "pending" and run.reason != AWAITING:  # approval: not yet
@@ -115,6 +143,12 @@ class RunDriver:
             late = catching_up is not None or trigger == "catchup"
             if late:
                 detail.update(RunPlan(catchup_of=catching_up or "engine_down").detail())
+            elif spec.jitter:
+                # A timed slot starts after its own delay, counted from its nominal time
+                # (the same on every engine); a slot caught up late starts at once.
+                delay = jitter_delay(name, nominal, spec.jitter)
+                detail.update(RunPlan(not_before=nominal + delay).detail())
+                detail["jitter_ms"] = round(delay.total_seconds() * 1000)
             run = self._decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
             tx.runs.attach_fire(name, nominal, run.id)
         self._hand_over(run)
@@ -207,10 +241,15 @@ class RunDriver:
         trigger: Trigger = "manual",
         requested_by: str | None = None,
         ignore_overlap: bool = False,
+        slot: datetime | None = None,
         audit: Callable[[Tx, Run], None] | None = None,
     ) -> Run:
         """Record a run of ``name`` now and hand it to the dispatcher; ``audit`` records
-        who asked in the same transaction (one commit for the request, not two)."""
+        who asked in the same transaction (one commit for the request, not two).
+
+        ``slot``: a re-run of that slot (one of the schedule's instants, checked by the
+        caller), with it as its nominal time; a slot that no run ever claimed is claimed
+        by this one, so that no timed fire or catch-up runs it again."""
         spec = self.schedule(name)
         if spec is None:
             raise RunRefused("unknown", f"no schedule named {name!r} in the applied revision")
@@ -223,18 +262,24 @@ class RunDriver:
             held = self._suspended("schedule", name, now, tx)
             if held is not None:
                 raise RunRefused("suspended", f"schedule {name} is suspended: {held.reason}", held)
+            claimed = slot is not None and tx.runs.claim_fire(
+                name, slot, decided_at=now, host=self.host
+            )
             run = self._decide(
                 tx,
                 name,
                 spec,
                 trigger,
-                None,
+                slot,
                 now,
                 RunPlan(requested_at=now).detail(),
                 requested_by=requested_by,
                 ignore_overlap=ignore_overlap,
                 unsuspended=True,
             )
+            if claimed:
+                assert slot is not None
+                tx.runs.attach_fire(name, slot, run.id)
             if audit is not None:
                 audit(tx, run)
             waits = self._note_waiting(tx, run, now)
@@ -260,6 +305,7 @@ class RunDriver:
         ignore_overlap: bool = False,
         unsuspended: bool = False,
         catching_up: bool = False,
+        active: Sequence[Run] | None = None,
     ) -> Run:
         """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
         found no suspension in ``tx`` already; ``catching_up`` for a missed slot's run."""
@@ -284,12 +330,14 @@ class RunDriver:
         policy = "allow" if ignore_overlap else spec.overlap
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
-        active = tx.runs.active_runs(job=name, kind="schedule")
+        if active is None:
+            active = tx.runs.active_runs(job=name, kind="schedule")
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
             # of its catch-up. Runs from before meet the schedule's own policy.
-            active = [r for r in active if r.plan.catchup_of is None]
+            # Backfilled slots do the same among themselves.
+            active = [r for r in active if r.plan.catchup_of is None and r.trigger != "backfill"]
         # A run already handed to the executor is still pending in the store while its
         # launch is in flight; it is running for the overlap decision.
         running = self.runs.running

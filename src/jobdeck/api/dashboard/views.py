@@ -15,7 +15,7 @@ from typing import Any
 from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
-from jobdeck.cadence import next_fires
+from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import Catalog, Schedule, Spec, cadence_for
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
@@ -175,6 +175,8 @@ def schedule_page(app: Application, name: str, now: datetime) -> dict[str, Any] 
         "zone": zone_of(spec, catalog),
         "definition": definition(spec),
         "upcoming": upcoming,
+        # With jitter, the delay of each upcoming slot (the same on every engine).
+        "delays": [jitter_delay(name, f, spec.jitter) for f in upcoming] if spec.jitter else [],
         "history": history,
         "chart": duration_chart(history, now),
         "suspension": active,
