@@ -34,6 +34,7 @@ from jobdeck.notify import Notifier, RunNotice
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
+from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
@@ -118,7 +119,9 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
-        self.scheduler = Scheduler(self.driver, self.clock, self.store.runs.last_fires)
+        self.scheduler = Scheduler(
+            self.driver, self.clock, self.store.runs.last_fires, since=self._catch_up_since
+        )
         self.supervisor = Supervisor(
             self.store,
             self.clock,
@@ -158,6 +161,9 @@ class Application:
         _settle_heap()
         log.info("running revision %d", revision.number)
         return True
+
+    def _catch_up_since(self, last: Mapping[str, datetime], now: datetime) -> Mapping[str, Since]:
+        return catch_up_since(self.store, last, last.keys(), now)
 
     @property
     def catalog(self) -> Catalog | None:

@@ -83,6 +83,7 @@ class Control:
             loaded.catalog.model_dump(mode="json"),
             applied.catalog if applied else None,
             self.store.suspensions.suspensions(now),
+            now,
         )
 
     def apply(

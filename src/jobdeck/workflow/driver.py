@@ -119,24 +119,35 @@ class RunDriver:
         return run
 
     def catch_up(
-        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: Trigger,
+        cause: MissCause,
+        held: bool = False,
     ) -> None:
         """Missed slots: those catch-up does not run are recorded, never dropped; those it
         runs are fired oldest first. One notice tells the schedule's targets about every
         slot that did not run (also one fired but skipped: a run from before still ran);
-        none when the schedule is suspended (that is on purpose)."""
+        none when the schedule is suspended (that is on purpose). ``held``: the slots fell
+        due while the schedule was suspended (a suspension ended since): they are
+        recorded as suspended, not missed."""
         spec = self.schedule(name)
         if spec is None or not spec.enabled:
             return
         now = self.clock.now()
-        reason = "suspended" if self._suspended("schedule", name, now) else "missed"
+        held = held or self._suspended("schedule", name, now) is not None
+        reason = "suspended" if held else "missed"
         missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
         first: Run | None = None
         with self.store.transaction() as tx:
             for slot in decision.missed:
                 if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.host):
                     continue  # another engine (or an earlier life) decided it
-                why = missed_why(slot, now, spec.catchup, spec.catchup_window)
+                why = "suspended"
+                if not held:
+                    why = missed_why(slot, now, spec.catchup, spec.catchup_window)
                 detail = {"cause": cause, "why": why}
                 run = self.runs.record(
                     tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
