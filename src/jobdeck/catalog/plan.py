@@ -59,7 +59,9 @@ class Change:
     name: str
     diff: tuple[FieldChange, ...] = ()
     suspension: Suspension | None = None  # the item's active suspension, if any
-    moves: Moves | None = None  # a schedule whose timing changes: its fires moved
+    # A schedule whose timing changes: its fires moved. Not part of what an apply
+    # compares with the plan shown (they follow the clock, not the applied state).
+    moves: Moves | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {

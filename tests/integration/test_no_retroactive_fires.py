@@ -2,8 +2,9 @@
 or the end of a suspension never makes catch-up fire the slots that fell due before it,
 nor count them as missed; and `plan` shows what a change of timing moves.
 
-The scheduler is driven with a fake clock over the in-memory store: the engine starts
-(``load(..., catch_up=True)``) after a revision changed the schedule while it was down.
+The scheduler is driven with a fake clock over each implementation of the store (memory,
+SQLite, PostgreSQL): the engine starts (``load(..., catch_up=True)``) after a revision
+changed the schedule, or a suspension ended, while it was down.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from jobdeck.catalog.plan import make_plan, render_plan
 from jobdeck.clock import FakeClock
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
-from jobdeck.store.memory import MemoryStore
+from jobdeck.store.ports import DataStore
 from jobdeck.store.records import Trigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause
 
@@ -75,7 +76,7 @@ class Firing:
         return [slot for d, _, h in self.caught if h == held for slot in d.missed]
 
 
-def apply(store: MemoryStore, spec: Catalog, at: datetime) -> None:
+def apply(store: DataStore, spec: Catalog, at: datetime) -> None:
     with store.transaction() as tx:
         tx.revisions.add_revision(
             applied_at=at,
@@ -88,12 +89,12 @@ def apply(store: MemoryStore, spec: Catalog, at: datetime) -> None:
         )
 
 
-def claim(store: MemoryStore, slot: datetime) -> None:
+def claim(store: DataStore, slot: datetime) -> None:
     with store.transaction() as tx:
         tx.runs.claim_fire("mail", slot, decided_at=slot, host="h")
 
 
-def start_engine(store: MemoryStore, spec: Catalog, now: datetime) -> Firing:
+def start_engine(store: DataStore, spec: Catalog, now: datetime) -> Firing:
     firing = Firing()
     scheduler = Scheduler(
         firing,
@@ -105,8 +106,10 @@ def start_engine(store: MemoryStore, spec: Catalog, now: datetime) -> Firing:
     return firing
 
 
-def test_a_cron_changed_while_the_engine_was_down_fires_nothing_from_before_the_change() -> None:
-    store = MemoryStore()
+def test_a_cron_changed_while_the_engine_was_down_fires_nothing_from_before_the_change(
+    any_store: DataStore,
+) -> None:
+    store = any_store
     hourly = catalog('cron: "0 * * * *"')
     apply(store, hourly, T0 - timedelta(days=1))
     claim(store, T0)  # the engine fired 00:00, then went down
@@ -124,8 +127,8 @@ def test_a_cron_changed_while_the_engine_was_down_fires_nothing_from_before_the_
     assert firing.recorded(held=True) == []
 
 
-def test_enabling_a_schedule_fires_nothing_from_while_it_was_disabled() -> None:
-    store = MemoryStore()
+def test_enabling_a_schedule_fires_nothing_from_while_it_was_disabled(any_store: DataStore) -> None:
+    store = any_store
     on = catalog("rate: 1m")
     apply(store, on, T0 - timedelta(hours=1))
     claim(store, T0)
@@ -137,8 +140,10 @@ def test_enabling_a_schedule_fires_nothing_from_while_it_was_disabled() -> None:
     assert firing.recorded(held=False) == []
 
 
-def test_an_unchanged_schedule_still_catches_up_what_the_engine_missed() -> None:
-    store = MemoryStore()
+def test_an_unchanged_schedule_still_catches_up_what_the_engine_missed(
+    any_store: DataStore,
+) -> None:
+    store = any_store
     hourly = catalog('cron: "0 * * * *"')
     apply(store, hourly, T0 - timedelta(days=1))
     claim(store, T0)
@@ -148,10 +153,10 @@ def test_an_unchanged_schedule_still_catches_up_what_the_engine_missed() -> None
     assert firing.ran() == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
 
 
-def test_slots_of_a_suspension_that_ended_while_the_engine_was_down_are_recorded_not_fired() -> (
-    None
-):
-    store = MemoryStore()
+def test_slots_of_a_suspension_that_ended_while_the_engine_was_down_are_recorded_not_fired(
+    any_store: DataStore,
+) -> None:
+    store = any_store
     hourly = catalog('cron: "0 * * * *"')
     apply(store, hourly, T0 - timedelta(days=1))
     claim(store, T0)
@@ -174,8 +179,8 @@ def test_slots_of_a_suspension_that_ended_while_the_engine_was_down_are_recorded
     assert firing.ran() == [T0 + timedelta(hours=5), T0 + timedelta(hours=6)]
 
 
-def test_a_suspension_whose_until_passed_counts_as_ended_then() -> None:
-    store = MemoryStore()
+def test_a_suspension_whose_until_passed_counts_as_ended_then(any_store: DataStore) -> None:
+    store = any_store
     apply(store, catalog("rate: 1h"), T0 - timedelta(days=1))
     claim(store, T0)
     with store.transaction() as tx:
@@ -193,8 +198,8 @@ def test_a_suspension_whose_until_passed_counts_as_ended_then() -> None:
     }
 
 
-def test_changes_and_resumes_from_before_the_newest_fire_do_not_count() -> None:
-    store = MemoryStore()
+def test_changes_and_resumes_from_before_the_newest_fire_do_not_count(any_store: DataStore) -> None:
+    store = any_store
     apply(store, catalog("rate: 1h"), T0 - timedelta(days=2))
     apply(store, catalog("rate: 2h"), T0 - timedelta(days=1))
     claim(store, T0)
