@@ -278,6 +278,14 @@ class Application:
             applied = self.applied.revision if self.applied else None
             if latest is not None and latest != applied:
                 self.reload()
+            # A resume with --catch-up (from the CLI or the API, of any process) is
+            # picked up here as promptly as a revision.
+            await asyncio.to_thread(self.catch_up_resumed)
+
+    def catch_up_resumed(self) -> None:
+        """Run the slots of each schedule resumed with catch-up that no engine took yet."""
+        for held in self.store.suspensions.catch_ups_asked():
+            self.driver.catch_up_resumed(held)
 
     async def _sample_queues(self) -> None:
         while True:

@@ -111,3 +111,59 @@ def test_a_suspension_resumed_while_the_server_was_down_fires_none_of_its_slots(
     assert after
     assert all(r["reason"] != "suspended" for r in after), after
     assert server.stop(signal.SIGTERM) == 0
+
+
+@pytest.mark.parametrize("catch_up", [True, False])
+def test_resume_runs_the_held_slots_only_when_asked_with_catch_up(
+    server: Server, catch_up: bool
+) -> None:
+    write_catalog(server.workdir, catalog("rate: 1s").replace("catchup: all", "catchup: latest"))
+    assert cli(server, "apply", "--yes").returncode == 0
+    server.start()
+    wait_for(lambda: runs(server), what="a first fire")
+    assert cli(server, "suspend", "tick", "--reason", "upstream late").returncode == 0
+
+    def held() -> list[dict[str, Any]] | None:
+        found = [r for r in runs(server) if r["reason"] == "suspended"]
+        return found if len(found) >= 3 else None
+
+    wait_for(held, timeout=30, what="slots recorded as suspended")
+    args = ("resume", "tick", "--json", *(["--catch-up"] if catch_up else []))
+    resumed = cli(server, *args)
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads(resumed.stdout)
+    assert record["catch_up"] is catch_up
+    start, end = at(record["created_at"]), at(record["ended_at"])
+
+    def in_suspension(r: dict[str, Any]) -> bool:
+        return start < at(r["scheduled_for"]) <= end
+
+    def caught_up() -> list[dict[str, Any]] | None:
+        found = [r for r in runs(server) if r["trigger"] == "catchup" and in_suspension(r)]
+        return found or None
+
+    if catch_up:
+        (run,) = wait_for(caught_up, timeout=30, what="the held slot caught up")
+        # catchup: latest runs the newest slot the suspension held, once.
+        newest = max(r["scheduled_for"] for r in runs(server) if in_suspension(r))
+        assert run["scheduled_for"] == newest
+        done = wait_for(
+            lambda: (lambda r: r if r["status"] not in ("pending", "running") else None)(
+                server.get(f"/api/v1/runs/{run['id']}")
+            ),
+            what="the caught-up run",
+        )
+        assert done["status"] == "succeeded"
+    else:
+        # Well past the engine's pick-up interval, none of the held slots runs.
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert caught_up() is None
+            time.sleep(0.5)
+    ran = [r for r in runs(server) if in_suspension(r) and r["status"] != "skipped"]
+    assert len(ran) == (1 if catch_up else 0)
+    audit = cli(server, "audit", "--json")
+    assert audit.returncode == 0
+    (entry,) = [e for e in json.loads(audit.stdout) if e["action"] == "resume"]
+    assert entry["detail"].get("catch_up", False) is catch_up
+    assert server.stop(signal.SIGTERM) == 0

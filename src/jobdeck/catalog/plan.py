@@ -43,6 +43,8 @@ class Suspension(Protocol):
     def ended_at(self) -> datetime | None: ...
     @property
     def ended_by(self) -> str | None: ...
+    @property
+    def catch_up(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ def suspension_json(s: Suspension) -> dict[str, Any]:
         "until": _iso(s.until),
         "ended_at": _iso(s.ended_at),
         "ended_by": s.ended_by,
+        "catch_up": s.catch_up,
     }
 
 

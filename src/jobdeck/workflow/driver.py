@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobdeck.catalog.model import Schedule
+from jobdeck.catalog.model import Schedule, cadence_for
 from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
@@ -31,6 +31,7 @@ from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
     MissCause,
+    decide_catchup,
     decide_overlap,
     missed_why,
 )
@@ -188,6 +189,37 @@ class RunDriver:
                 first = first or fired
         if reason == "missed" and first is not None and missed.count and spec.notify:
             self._send_missed(list(spec.notify), first, missed, now)
+
+    def catch_up_resumed(self, held: Suspension) -> list[Run]:
+        """A suspension resumed with ``--catch-up``: the slots it held run now by the
+        schedule's ``catchup`` policy (its window counted back from the resume), oldest
+        first, queued behind each other. The first engine to take the request does it, in
+        the transaction that takes it; a slot recorded skipped / suspended is claimed
+        again, one that ran (or was caught up otherwise) is left alone."""
+        spec, now = self.schedule(held.name), self.clock.now()
+        started: list[Run] = []
+        with self.store.transaction() as tx:
+            if not tx.suspensions.take_catch_up(held.id, at=now):
+                return []  # another engine took it
+            if spec is None or not spec.enabled or held.ended_at is None:
+                return []  # removed or disabled since: nothing of it runs
+            cadence = cadence_for(spec)
+            chosen = decide_catchup(
+                cadence, held.created_at, held.ended_at, spec.catchup, spec.catchup_window
+            )
+            for slot in chosen.run:
+                if not tx.runs.reclaim_fire(held.name, slot, decided_at=now, host=self.host):
+                    continue
+                detail = {"lateness_ms": round((now - slot).total_seconds() * 1000, 3)}
+                detail.update(RunPlan(catchup_of="suspended").detail())
+                run = self._decide(
+                    tx, held.name, spec, "catchup", slot, now, detail, catching_up=True
+                )
+                tx.runs.attach_fire(held.name, slot, run.id)
+                started.append(run)
+        for run in started:
+            self._hand_over(run)
+        return started
 
     def _send_missed(
         self, targets: list[str], first: Run, missed: MissedSlots, now: datetime
