@@ -175,6 +175,7 @@ def test_slots_of_a_suspension_that_ended_while_the_engine_was_down_are_recorded
     firing = start_engine(store, hourly, T0 + timedelta(hours=6, minutes=1))
     # 01:00 .. 04:00 fell due while it was suspended: recorded as such, not run.
     assert firing.recorded(held=True) == [T0 + timedelta(hours=h) for h in (1, 2, 3, 4)]
+    assert firing.recorded(held=False) == []
     # 05:00 and 06:00 fell due after the resume, while the engine was down: caught up.
     assert firing.ran() == [T0 + timedelta(hours=5), T0 + timedelta(hours=6)]
 
@@ -256,3 +257,29 @@ def test_plan_shows_no_fires_after_disabling_and_nothing_for_other_changes() -> 
     (change,) = other.changes
     assert change.moves is None
     assert "moves" not in change.to_json()
+
+
+def test_slots_before_a_suspension_began_while_the_engine_was_down_are_missed_not_run(
+    any_store: DataStore,
+) -> None:
+    store = any_store
+    hourly = catalog('cron: "0 * * * *"')
+    apply(store, hourly, T0 - timedelta(days=1))
+    claim(store, T0)  # the engine fired 00:00, then went down
+    with store.transaction() as tx:
+        held = tx.suspensions.add_suspension(
+            kind="schedule",
+            name="mail",
+            reason="bad data",
+            created_by="a",
+            created_at=T0 + timedelta(hours=2, minutes=30),
+            until=None,
+        )
+        tx.suspensions.end_suspension(
+            held.id, ended_by="a", ended_at=T0 + timedelta(hours=4, minutes=30)
+        )
+    firing = start_engine(store, hourly, T0 + timedelta(hours=5, minutes=1))
+    # 01:00 and 02:00: the engine was down, the schedule was not suspended: missed.
+    assert firing.recorded(held=False) == [T0 + timedelta(hours=1), T0 + timedelta(hours=2)]
+    assert firing.recorded(held=True) == [T0 + timedelta(hours=3), T0 + timedelta(hours=4)]
+    assert firing.ran() == [T0 + timedelta(hours=5)]

@@ -318,16 +318,24 @@ class Scheduler:
         floor = bound.floor if bound is not None else None
         if last is None or bound is None or floor is None or floor <= last:
             return last
-        resumed = bound.resumed_at
+        resumed, held_from = bound.resumed_at, bound.held_from
         lower = max(last, bound.changed_at or last)
-        if resumed is not None and resumed > lower:
-            with self._lock:
-                spec, cadence = self.specs.get(name), self._cadences.get(name)
-            if spec is not None and cadence is not None:
-                # Every slot of the suspension is recorded, none run: "none" does that.
-                held = decide_catchup(cadence, lower, resumed, "none", spec.catchup_window)
-                if held.missed or held.missed_beyond:
-                    self.firing.catch_up(name, held, trigger="catchup", cause=cause, held=True)
+        with self._lock:
+            spec, cadence = self.specs.get(name), self._cadences.get(name)
+        if resumed is None or held_from is None or resumed <= lower:
+            return floor
+        if spec is None or cadence is None:
+            return floor
+        # Every slot is recorded, none run ("none" does that): those before the
+        # suspension as missed (the engine was down), those it held as suspended.
+        window = spec.catchup_window
+        if held_from > lower:
+            missed = decide_catchup(cadence, lower, held_from, "none", window)
+            if missed.missed or missed.missed_beyond:
+                self.firing.catch_up(name, missed, trigger="catchup", cause=cause)
+        held = decide_catchup(cadence, max(lower, held_from), resumed, "none", window)
+        if held.missed or held.missed_beyond:
+            self.firing.catch_up(name, held, trigger="catchup", cause=cause, held=True)
         return floor
 
     def _fire(self, due: Due, now: datetime) -> None:
