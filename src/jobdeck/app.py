@@ -35,6 +35,7 @@ from jobdeck.notify import Notifier, RunNotice
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
+from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
@@ -120,7 +121,9 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
-        self.scheduler = Scheduler(self.driver, self.clock, self.store.runs.last_fires)
+        self.scheduler = Scheduler(
+            self.driver, self.clock, self.store.runs.last_fires, since=self._catch_up_since
+        )
         self.supervisor = Supervisor(
             self.store,
             self.clock,
@@ -160,6 +163,9 @@ class Application:
         _settle_heap()
         log.info("running revision %d", revision.number)
         return True
+
+    def _catch_up_since(self, last: Mapping[str, datetime], now: datetime) -> Mapping[str, Since]:
+        return catch_up_since(self.store, last, last.keys(), now)
 
     @property
     def catalog(self) -> Catalog | None:
@@ -279,6 +285,14 @@ class Application:
             applied = self.applied.revision if self.applied else None
             if latest is not None and latest != applied:
                 self.reload()
+            # A resume with --catch-up (from the CLI or the API, of any process) is
+            # picked up here as promptly as a revision.
+            await asyncio.to_thread(self.catch_up_resumed)
+
+    def catch_up_resumed(self) -> None:
+        """Run the slots of each schedule resumed with catch-up that no engine took yet."""
+        for held in self.store.suspensions.catch_ups_asked():
+            self.driver.catch_up_resumed(held)
 
     async def _expire_approvals(self) -> None:
         """Runs whose approval expired end ``cancelled`` (``approval_expired``), by the

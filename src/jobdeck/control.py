@@ -83,6 +83,7 @@ class Control:
             loaded.catalog.model_dump(mode="json"),
             applied.catalog if applied else None,
             self.store.suspensions.suspensions(now),
+            now,
         )
 
     def apply(
@@ -210,7 +211,9 @@ class Control:
             self._audit(tx, "suspend", target, now, detail)
         return suspension
 
-    def resume(self, name: str, *, kind: str | None = None) -> Suspension:
+    def resume(self, name: str, *, kind: str | None = None, catch_up: bool = False) -> Suspension:
+        """End a suspension. ``catch_up`` (schedules only): the engine runs the slots it
+        held, by the schedule's ``catchup`` policy; without it, none of them ever runs."""
         now = self.clock.now()
         if not any(
             s.name == name and kind in (None, s.kind)
@@ -229,8 +232,17 @@ class Control:
             if len(active) > 1:
                 kinds = " and ".join(s.kind for s in active)
                 raise ControlError(f"{name!r} is suspended as a {kinds}; say which with --kind")
-            ended = tx.suspensions.end_suspension(active[0].id, ended_by=self.actor, ended_at=now)
-            self._audit(tx, "resume", Target(ended.kind, name), now, {"reason": ended.reason})
+            if catch_up and active[0].kind != "schedule":
+                raise ControlError(
+                    f"--catch-up applies to schedules; {name!r} is a suspended {active[0].kind}"
+                )
+            ended = tx.suspensions.end_suspension(
+                active[0].id, ended_by=self.actor, ended_at=now, catch_up=catch_up
+            )
+            detail: dict[str, Any] = {"reason": ended.reason}
+            if catch_up:
+                detail["catch_up"] = True
+            self._audit(tx, "resume", Target(ended.kind, name), now, detail)
         return ended
 
     def _audit(

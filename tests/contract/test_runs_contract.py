@@ -146,3 +146,35 @@ def test_listings_filters_and_orders(any_store: DataStore) -> None:
     after = any_store.runs.runs_after("created_at", T0, 0, limit=1)
     assert [r.id for r in after] == [a.id]
     assert any_store.runs.runs_after("ended_at", T0, 0) == []
+
+
+def test_a_slot_skipped_as_suspended_is_reclaimed_once_and_no_other(any_store: DataStore) -> None:
+    held, ran, fresh = T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    with any_store.transaction() as tx:
+        for slot, status, reason in ((held, "skipped", "suspended"), (ran, "succeeded", None)):
+            assert tx.runs.claim_fire("feed", slot, decided_at=slot, host="h1")
+            run = tx.runs.create_run(
+                job="feed",
+                kind="schedule",
+                trigger="schedule",
+                status=status,  # type: ignore[arg-type]
+                reason=reason,
+                created_at=slot,
+                scheduled_for=slot,
+            )
+            tx.runs.attach_fire("feed", slot, run.id)
+    later = T0 + timedelta(days=1)
+    with any_store.transaction() as tx:
+        # The suspended slot is claimed again once; a slot that ran never is.
+        assert tx.runs.reclaim_fire("feed", held, decided_at=later, host="h2")
+        assert not tx.runs.reclaim_fire("feed", held, decided_at=later, host="h3")
+        assert not tx.runs.reclaim_fire("feed", ran, decided_at=later, host="h2")
+        # A slot never claimed is claimed as claim_fire would.
+        assert tx.runs.reclaim_fire("feed", fresh, decided_at=later, host="h2")
+        assert not tx.runs.claim_fire("feed", fresh, decided_at=later, host="h3")
+        again = tx.runs.create_run(
+            job="feed", kind="schedule", trigger="catchup", status="pending", created_at=later
+        )
+        tx.runs.attach_fire("feed", held, again.id)
+    with any_store.transaction() as tx:
+        assert not tx.runs.reclaim_fire("feed", held, decided_at=later, host="h3")

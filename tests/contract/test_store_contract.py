@@ -201,3 +201,33 @@ def test_worker_states_events_and_overview(any_store: DataStore) -> None:
     assert [e.detail["n"] for e in any_store.workers.worker_events("a")] == [1, 3]
     assert [e.detail["n"] for e in any_store.workers.worker_events(types=("exit",))] == [3]
     assert [e.detail["n"] for e in any_store.workers.worker_events(limit=2)] == [2, 3]
+
+
+def test_a_resume_with_catch_up_is_taken_by_one_caller(any_store: DataStore) -> None:
+    with any_store.transaction() as tx:
+        asked = tx.suspensions.add_suspension(
+            kind="schedule", name="a", reason="r", created_by="x", created_at=T0, until=None
+        )
+        plain = tx.suspensions.add_suspension(
+            kind="schedule", name="b", reason="r", created_by="x", created_at=T0, until=None
+        )
+        # Not ended yet: nothing to take.
+        assert not tx.suspensions.take_catch_up(asked.id, at=T0)
+    resumed = T0 + timedelta(hours=1)
+    with any_store.transaction() as tx:
+        ended = tx.suspensions.end_suspension(
+            asked.id, ended_by="y", ended_at=resumed, catch_up=True
+        )
+        assert (ended.catch_up, ended.caught_up_at) == (True, None)
+        assert not tx.suspensions.end_suspension(plain.id, ended_by="y", ended_at=resumed).catch_up
+    assert [s.id for s in any_store.suspensions.catch_ups_asked()] == [asked.id]
+    taken_at = resumed + timedelta(seconds=1)
+    with any_store.transaction() as tx:
+        assert not tx.suspensions.take_catch_up(plain.id, at=taken_at)
+        assert tx.suspensions.take_catch_up(asked.id, at=taken_at)
+        assert not tx.suspensions.take_catch_up(asked.id, at=taken_at)
+    assert any_store.suspensions.catch_ups_asked() == []
+    (found,) = [
+        s for s in any_store.suspensions.suspensions(T0, include_ended=True) if s.id == asked.id
+    ]
+    assert (found.catch_up, found.caught_up_at) == (True, taken_at)

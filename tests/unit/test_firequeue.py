@@ -115,7 +115,13 @@ class Recorder:
         return None
 
     def catch_up(
-        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: Trigger,
+        cause: MissCause,
+        held: bool = False,
     ) -> None:
         self.causes.append(cause)
         summary = {"missed_slots": decision.missed_beyond} if decision.missed_beyond else {}

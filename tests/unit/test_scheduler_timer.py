@@ -80,7 +80,13 @@ class Firing:
         return None
 
     def catch_up(
-        self, name: str, decision: CatchupDecision, *, trigger: RunTrigger, cause: MissCause
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: RunTrigger,
+        cause: MissCause,
+        held: bool = False,
     ) -> None:
         assert not decision.missed_beyond
         with self.lock:

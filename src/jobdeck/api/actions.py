@@ -76,7 +76,12 @@ async def suspend(request: Request, kind: str) -> Response:
 async def resume(request: Request, kind: str) -> Response:
     app = application(request)
     name = request.path_params["name"]
-    await json_body(request)  # nothing to say, but a malformed body is still an error
+    body = await json_body(request)  # may be empty; a malformed body is still an error
+    catch_up = body.get("catch_up", False)
+    if not isinstance(catch_up, bool):
+        raise bad_request("catch_up must be true or false")
+    if catch_up and kind != "schedule":
+        raise bad_request(f"catch_up applies to schedules, not to a {kind}")
     who = actor(request)
 
     def act() -> dict[str, Any]:
@@ -90,7 +95,7 @@ async def resume(request: Request, kind: str) -> Response:
                 raise ApiError(409, "not_suspended", f"{kind} {name} is not suspended")
             raise not_found(f"no {kind} named {name!r} is applied or suspended")
         try:
-            done = app.control(who, "api").resume(name, kind=kind)
+            done = app.control(who, "api").resume(name, kind=kind, catch_up=catch_up)
         except ControlError as exc:
             raise ApiError(409, "conflict", str(exc)) from None
         return suspension_json(done)

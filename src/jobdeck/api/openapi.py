@@ -131,8 +131,10 @@ def _suspend_paths(plural: str, kind: str) -> dict[str, Any]:
             "post": {
                 "summary": f"End the suspension of a {kind}.",
                 "parameters": [_NAME],
+                "requestBody": _request_body(ref("ResumeRequest"), required=False),
                 "responses": {
                     "200": _json(ref("Suspension"), "The suspension, now ended."),
+                    "400": _error("A bad catch_up."),
                     "404": _error(f"No such {kind}."),
                     "409": _error("Not suspended."),
                 },

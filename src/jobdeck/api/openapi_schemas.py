@@ -181,6 +181,16 @@ def schemas() -> dict[str, Any]:
                 },
             },
         },
+        "ResumeRequest": {
+            "type": "object",
+            "properties": {
+                "catch_up": {
+                    "type": "boolean",
+                    "description": "A schedule's only: also run the slots the suspension "
+                    "held, by its catchup policy (without it, none of them ever runs).",
+                },
+            },
+        },
         "Suspension": {
             "type": "object",
             "properties": {
@@ -193,6 +203,7 @@ def schemas() -> dict[str, Any]:
                 "until": time,
                 "ended_at": time,
                 "ended_by": text,
+                "catch_up": {"type": "boolean"},
             },
         },
         "Schedule": {

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from jobdeck.catalog.model import SECTIONS
+from jobdeck.catalog.moves import Moves, timing_moves
 
 Action = Literal["add", "change", "remove"]
 SYMBOLS: dict[Action, str] = {"add": "+", "change": "~", "remove": "-"}
@@ -42,6 +43,8 @@ class Suspension(Protocol):
     def ended_at(self) -> datetime | None: ...
     @property
     def ended_by(self) -> str | None: ...
+    @property
+    def catch_up(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -58,14 +61,20 @@ class Change:
     name: str
     diff: tuple[FieldChange, ...] = ()
     suspension: Suspension | None = None  # the item's active suspension, if any
+    # A schedule whose timing changes: its fires moved. Not part of what an apply
+    # compares with the plan shown (they follow the clock, not the applied state).
+    moves: Moves | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown: dict[str, Any] = {
             "action": self.action,
             "kind": self.kind,
             "name": self.name,
             "diff": {c.path: {"old": c.old, "new": c.new} for c in self.diff},
         }
+        if self.moves is not None:
+            shown["moves"] = self.moves.to_json()
+        return shown
 
 
 @dataclass(frozen=True)
@@ -97,8 +106,11 @@ def make_plan(
     catalog: dict[str, Any],
     applied: dict[str, Any] | None,
     suspensions: Sequence[Suspension] = (),
+    now: datetime | None = None,
 ) -> Plan:
-    """Compare the ``catalog`` file with the ``applied`` revision (None: nothing applied)."""
+    """Compare the ``catalog`` file with the ``applied`` revision (None: nothing applied).
+    With ``now``, a schedule whose timing changes shows its next fires after ``now``
+    before and after the change."""
     before = applied or {}
     suspended = {(s.kind, s.name): s for s in suspensions}
     changes: list[Change] = []
@@ -123,8 +135,9 @@ def make_plan(
                 changes.append(Change("remove", kind, name, diff, status))
             else:
                 diff = _diff(old, new)
+                moves = timing_moves(old, new, now) if kind == "schedule" and now else None
                 if diff:
-                    changes.append(Change("change", kind, name, diff, status))
+                    changes.append(Change("change", kind, name, diff, status, moves))
     return Plan(tuple(changes), tuple(suspensions))
 
 
@@ -161,6 +174,7 @@ def suspension_json(s: Suspension) -> dict[str, Any]:
         "until": _iso(s.until),
         "ended_at": _iso(s.ended_at),
         "ended_by": s.ended_by,
+        "catch_up": s.catch_up,
     }
 
 
@@ -181,6 +195,8 @@ def render_plan(plan: Plan, *, against: str) -> str:
             else:
                 shown = item.new if change.action == "add" else item.old
                 lines.append(f"      {item.path}: {_value(shown)}")
+        if change.moves is not None:
+            lines.extend(f"      {line}" for line in change.moves.lines())
         if change.suspension is not None:
             note = {
                 "add": "it comes back suspended",

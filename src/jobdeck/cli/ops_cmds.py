@@ -108,12 +108,22 @@ def resume(
     kind: KindOption = None,
     as_json: JsonFlag = False,
     target: TargetOption = "local",
+    catch_up: Annotated[
+        bool,
+        typer.Option(
+            "--catch-up",
+            help="Also run the slots the suspension held, by the schedule's catchup policy "
+            "(without it, none of them ever runs).",
+        ),
+    ] = False,
 ) -> None:
     """End a suspension."""
     from jobdeck.catalog.plan import suspension_json
     from jobdeck.cli import aws_state
 
     if aws_state.check_target(target):
+        if catch_up:
+            fail("--catch-up is for the local engine; AWS has no slots to catch up", 2)
         held = aws_state.resume(load(ctx), name, _kind(kind))
         if as_json:
             print_json(held.json())
@@ -121,11 +131,16 @@ def resume(
         typer.echo(f"resumed {held.kind} {held.name} in AWS (was suspended: {held.reason})")
         return
     with control(ctx) as ctl:
-        done = ctl.resume(name, kind=_kind(kind))
+        done = ctl.resume(name, kind=_kind(kind), catch_up=catch_up)
     if as_json:
         print_json(suspension_json(done))
         return
     typer.echo(f"resumed {done.kind} {done.name} (was suspended: {done.reason})")
+    if done.catch_up:
+        typer.echo(
+            "the engine runs the slots it held, by the schedule's catchup policy "
+            "(`jobdeck runs NAME` shows them, trigger catchup)"
+        )
 
 
 def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:

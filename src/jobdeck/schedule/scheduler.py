@@ -41,6 +41,7 @@ from jobdeck.cadence import Cadence, next_fires
 from jobdeck.catalog.model import Schedule, cadence_for
 from jobdeck.clock import Clock
 from jobdeck.schedule.firequeue import Due, FireQueue
+from jobdeck.schedule.since import Since
 from jobdeck.schedule.wire import decode_due, encode_cadences
 from jobdeck.store.records import Trigger as RunTrigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause, decide_catchup
@@ -72,11 +73,23 @@ class Firing(Protocol):
         ...
 
     def catch_up(
-        self, name: str, decision: CatchupDecision, *, trigger: RunTrigger, cause: MissCause
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: RunTrigger,
+        cause: MissCause,
+        held: bool = False,
     ) -> None:
         """Run the slots ``decision`` chose (oldest first) and record the others (as
-        skipped / missed or suspended), telling the schedule's notify targets."""
+        skipped / missed or suspended), telling the schedule's notify targets. ``held``:
+        the slots fell due while the schedule was suspended (recorded as suspended)."""
         ...
+
+
+# Since when each schedule's catch-up may count slots, given each one's newest claimed
+# fire and now (see :mod:`jobdeck.schedule.since`).
+SinceOf = Callable[[Mapping[str, datetime], datetime], Mapping[str, Since]]
 
 
 class Scheduler:
@@ -86,11 +99,13 @@ class Scheduler:
         clock: Clock,
         last_fires: Callable[[], Mapping[str, datetime]],
         *,
+        since: SinceOf | None = None,
         python: str = sys.executable,
     ) -> None:
         self.firing = firing
         self.clock = clock
         self.last_fires = last_fires  # each schedule's newest claimed slot
+        self.since = since  # when each schedule's timing took effect, its resumes
         self.python = python
         self._queue: FireQueue | None = None  # tick()'s, made by its first call
         self.specs: dict[str, Schedule] = {}
@@ -122,8 +137,10 @@ class Scheduler:
             self._since, self._cadences = since, cadences
             if catch_up:
                 last = self.last_fires()
+                bounds = self._bounds(last, now)
                 for name in sorted(self.specs):
-                    self._catch_up(name, last.get(name), now, cause="engine_down")
+                    after = self._held(name, last.get(name), bounds.get(name), "engine_down")
+                    self._catch_up(name, after, now, cause="engine_down")
             if self._queue is not None:
                 self._queue.update(self._cadences, now)
             self._loaded_at = now
@@ -276,14 +293,50 @@ class Scheduler:
         with self._lock:
             now = self.clock.now()
             last = self.last_fires()
+            bounds = self._bounds(last, now)
             for name in sorted(self.specs):
                 since, claimed = self._since.get(name), last.get(name)
                 if since is None:
                     continue
                 after = max(since, claimed) if claimed else since
-                self._catch_up(name, after, now, cause="timer_restart")
+                start = self._held(name, after, bounds.get(name), "timer_restart")
+                self._catch_up(name, start, now, cause="timer_restart")
             self._since = dict.fromkeys(self._cadences, now)
             self._loaded_at = now
+
+    def _bounds(self, last: Mapping[str, datetime], now: datetime) -> Mapping[str, Since]:
+        if self.since is None:
+            return {}
+        return self.since({n: at for n, at in last.items() if n in self.specs}, now)
+
+    def _held(
+        self, name: str, last: datetime | None, bound: Since | None, cause: MissCause
+    ) -> datetime | None:
+        """Where catch-up starts for a schedule whose newest claimed slot is ``last``:
+        never before its timing took effect, nor before a suspension that ended since;
+        the slots that fell due while it was suspended are recorded as such."""
+        floor = bound.floor if bound is not None else None
+        if last is None or bound is None or floor is None or floor <= last:
+            return last
+        resumed, held_from = bound.resumed_at, bound.held_from
+        lower = max(last, bound.changed_at or last)
+        with self._lock:
+            spec, cadence = self.specs.get(name), self._cadences.get(name)
+        if resumed is None or held_from is None or resumed <= lower:
+            return floor
+        if spec is None or cadence is None:
+            return floor
+        # Every slot is recorded, none run ("none" does that): those before the
+        # suspension as missed (the engine was down), those it held as suspended.
+        window = spec.catchup_window
+        if held_from > lower:
+            missed = decide_catchup(cadence, lower, held_from, "none", window)
+            if missed.missed or missed.missed_beyond:
+                self.firing.catch_up(name, missed, trigger="catchup", cause=cause)
+        held = decide_catchup(cadence, max(lower, held_from), resumed, "none", window)
+        if held.missed or held.missed_beyond:
+            self.firing.catch_up(name, held, trigger="catchup", cause=cause, held=True)
+        return floor
 
     def _fire(self, due: Due, now: datetime) -> None:
         if len(due.slots) == 1 and not due.truncated:

@@ -225,16 +225,36 @@ class MemorySuspensions:
         return suspension
 
     def end_suspension(
-        self, suspension_id: int, *, ended_by: str, ended_at: datetime
+        self, suspension_id: int, *, ended_by: str, ended_at: datetime, catch_up: bool = False
     ) -> Suspension:
         found = self._state.suspensions.get(suspension_id)
         if found is None:
             raise NotFound(f"no suspension with id {suspension_id}")
         if found.ended_at is not None:
             return found
-        ended = dataclasses.replace(found, ended_by=ended_by, ended_at=as_utc(ended_at, "ended_at"))
+        ended = dataclasses.replace(
+            found, ended_by=ended_by, ended_at=as_utc(ended_at, "ended_at"), catch_up=catch_up
+        )
         self._state.suspensions[suspension_id] = ended
         return ended
+
+    def catch_ups_asked(self) -> list[Suspension]:
+        asked = [
+            s
+            for s in self._state.suspensions.values()
+            if s.catch_up and s.ended_at is not None and s.caught_up_at is None
+        ]
+        return sorted(asked, key=lambda s: (s.ended_at, s.id))
+
+    def take_catch_up(self, suspension_id: int, *, at: datetime) -> bool:
+        found = self._state.suspensions.get(suspension_id)
+        if found is None or not found.catch_up or found.ended_at is None:
+            return False
+        if found.caught_up_at is not None:
+            return False
+        taken = dataclasses.replace(found, caught_up_at=as_utc(at, "at"))
+        self._state.suspensions[suspension_id] = taken
+        return True
 
 
 def _in_force(suspension: Suspension, now: datetime) -> bool:

@@ -54,6 +54,19 @@ class MemoryRuns:
         self._state.fires[slot] = None
         return True
 
+    def reclaim_fire(
+        self, schedule: str, nominal: datetime, *, decided_at: datetime, host: str
+    ) -> bool:
+        if self.claim_fire(schedule, nominal, decided_at=decided_at, host=host):
+            return True
+        slot = (schedule, as_utc(nominal, "nominal"))
+        held = self._state.fires.get(slot)
+        run = self._state.runs.get(held) if held is not None else None
+        if run is None or (run.status, run.reason) != ("skipped", "suspended"):
+            return False
+        self._state.fires[slot] = None
+        return True
+
     def attach_fire(self, schedule: str, nominal: datetime, run_id: int) -> None:
         slot = (schedule, as_utc(nominal, "nominal"))
         if slot not in self._state.fires:

@@ -83,6 +83,10 @@ class SuspensionReads(Protocol):
         """The newest suspension of ``kind``/``name`` in force at ``now``, if any."""
         ...
 
+    def catch_ups_asked(self) -> list[Suspension]:
+        """Suspensions resumed with catch-up that no engine has taken, oldest first."""
+        ...
+
     def suspensions(self, now: datetime, *, include_ended: bool = False) -> list[Suspension]:
         """Suspensions active at ``now`` (all of them with ``include_ended``), newest first."""
         ...
@@ -101,10 +105,15 @@ class Suspensions(SuspensionReads, Protocol):
     ) -> Suspension: ...
 
     def end_suspension(
-        self, suspension_id: int, *, ended_by: str, ended_at: datetime
+        self, suspension_id: int, *, ended_by: str, ended_at: datetime, catch_up: bool = False
     ) -> Suspension:
         """Ends a suspension (one already ended is returned unchanged); :class:`NotFound`
-        for an unknown id."""
+        for an unknown id. ``catch_up``: the resume asks for the slots it held."""
+        ...
+
+    def take_catch_up(self, suspension_id: int, *, at: datetime) -> bool:
+        """Takes the catch-up that a resume asked for; True for the one caller that does,
+        False when another took it (or none was asked)."""
         ...
 
 
@@ -192,6 +201,14 @@ class Runs(RunReads, Protocol):
     ) -> bool:
         """Claims the timed fire of ``schedule`` at ``nominal``; True if this caller won
         (once, ever). Losing leaves the unit of work usable."""
+        ...
+
+    def reclaim_fire(
+        self, schedule: str, nominal: datetime, *, decided_at: datetime, host: str
+    ) -> bool:
+        """Claims a slot that was never claimed, or whose run was recorded skipped /
+        suspended (a resume with catch-up asks for it); True if this caller won. The
+        slot's claim then waits for its new run (:meth:`attach_fire`)."""
         ...
 
     def attach_fire(self, schedule: str, nominal: datetime, run_id: int) -> None:

@@ -46,6 +46,10 @@ class Suspension:
     until: datetime | None = None
     ended_at: datetime | None = None
     ended_by: str | None = None
+    # Resumed with --catch-up: the slots it held are caught up by the schedule's policy
+    # (by the first engine to take it, at ``caught_up_at``).
+    catch_up: bool = False
+    caught_up_at: datetime | None = None
 
     def active(self, now: datetime) -> bool:
         return self.ended_at is None and (self.until is None or now < self.until)

@@ -141,14 +141,14 @@ class SqlSuspensions:
         return _suspension(row.one())
 
     def end_suspension(
-        self, suspension_id: int, *, ended_by: str, ended_at: datetime
+        self, suspension_id: int, *, ended_by: str, ended_at: datetime, catch_up: bool = False
     ) -> Suspension:
         """Ends a suspension. One that has already ended is returned unchanged, so
         that its first ``ended_by``/``ended_at`` stay on record."""
         query = (
             update(suspensions)
             .where(suspensions.c.id == suspension_id, suspensions.c.ended_at.is_(None))
-            .values(ended_by=ended_by, ended_at=as_utc(ended_at, "ended_at"))
+            .values(ended_by=ended_by, ended_at=as_utc(ended_at, "ended_at"), catch_up=catch_up)
             .returning(*suspensions.c)
         )
         row = self.connection.execute(query).mappings().first()
@@ -159,6 +159,35 @@ class SqlSuspensions:
         if row is None:
             raise NotFound(f"no suspension with id {suspension_id}")
         return _suspension(row)
+
+    def catch_ups_asked(self) -> list[Suspension]:
+        """Suspensions resumed with catch-up that no engine has taken yet, oldest first."""
+        query = (
+            select(suspensions)
+            .where(
+                suspensions.c.catch_up.is_(True),
+                suspensions.c.ended_at.is_not(None),
+                suspensions.c.caught_up_at.is_(None),
+            )
+            .order_by(suspensions.c.ended_at, suspensions.c.id)
+        )
+        return [_suspension(row) for row in self.connection.execute(query).mappings()]
+
+    def take_catch_up(self, suspension_id: int, *, at: datetime) -> bool:
+        """Takes the catch-up a resume asked for; True for the one caller that does (a
+        guarded write: a second engine finds it taken)."""
+        query = (
+            update(suspensions)
+            .where(
+                suspensions.c.id == suspension_id,
+                suspensions.c.catch_up.is_(True),
+                suspensions.c.ended_at.is_not(None),
+                suspensions.c.caught_up_at.is_(None),
+            )
+            .values(caught_up_at=as_utc(at, "at"))
+            .returning(suspensions.c.id)
+        )
+        return self.connection.execute(query).first() is not None
 
     def suspensions(self, now: datetime, *, include_ended: bool = False) -> list[Suspension]:
         """Suspensions active at ``now`` (all of them with ``include_ended``), newest first."""
@@ -256,6 +285,8 @@ def _suspension(row: RowMapping) -> Suspension:
         until=row["until"],
         ended_at=row["ended_at"],
         ended_by=row["ended_by"],
+        catch_up=bool(row["catch_up"]),
+        caught_up_at=row["caught_up_at"],
     )
 
 

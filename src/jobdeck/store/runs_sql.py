@@ -106,6 +106,35 @@ class SqlRuns:
             raise NotImplementedError(f"claiming a fire is not supported on {dialect}")
         return self.connection.execute(claim, values).first() is not None
 
+    def reclaim_fire(
+        self, schedule: str, nominal: datetime, *, decided_at: datetime, host: str
+    ) -> bool:
+        """Claims a slot never claimed, or one whose run was skipped as suspended: the
+        write is guarded by the run it points to, so of two engines one wins (the other
+        finds the claim moved off that run)."""
+        if self.claim_fire(schedule, nominal, decided_at=decided_at, host=host):
+            return True
+        held = (
+            select(runs.c.id)
+            .where(
+                runs.c.id == fires.c.run_id,
+                runs.c.status == "skipped",
+                runs.c.reason == "suspended",
+            )
+            .exists()
+        )
+        query = (
+            update(fires)
+            .where(
+                fires.c.schedule == schedule,
+                fires.c.nominal_time == as_utc(nominal, "nominal"),
+                held,
+            )
+            .values(decided_at=as_utc(decided_at, "decided_at"), host=host, run_id=None)
+            .returning(fires.c.schedule)
+        )
+        return self.connection.execute(query).first() is not None
+
     def attach_fire(self, schedule: str, nominal: datetime, run_id: int) -> None:
         """Records which run a claimed fire started (or recorded as skipped)."""
         values = {

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -103,6 +104,8 @@ suspensions = Table(
     Column("until", UTCDateTime, nullable=True),
     Column("ended_at", UTCDateTime, nullable=True),
     Column("ended_by", String(NAME_LENGTH), nullable=True),
+    Column("catch_up", Boolean, nullable=False, server_default=false()),
+    Column("caught_up_at", UTCDateTime, nullable=True),
     Index(None, "kind", "name"),
 )
 

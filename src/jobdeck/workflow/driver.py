@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from jobdeck.cadence import jitter_delay
-from jobdeck.catalog.model import Schedule
+from jobdeck.catalog.model import Schedule, cadence_for
 from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
@@ -33,6 +33,7 @@ from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
     MissCause,
+    decide_catchup,
     decide_overlap,
     missed_why,
 )
@@ -155,24 +156,35 @@ class RunDriver:
         return run
 
     def catch_up(
-        self, name: str, decision: CatchupDecision, *, trigger: Trigger, cause: MissCause
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: Trigger,
+        cause: MissCause,
+        held: bool = False,
     ) -> None:
         """Missed slots: those catch-up does not run are recorded, never dropped; those it
         runs are fired oldest first. One notice tells the schedule's targets about every
         slot that did not run (also one fired but skipped: a run from before still ran);
-        none when the schedule is suspended (that is on purpose)."""
+        none when the schedule is suspended (that is on purpose). ``held``: the slots fell
+        due while the schedule was suspended (a suspension ended since): they are
+        recorded as suspended, not missed."""
         spec = self.schedule(name)
         if spec is None or not spec.enabled:
             return
         now = self.clock.now()
-        reason = "suspended" if self._suspended("schedule", name, now) else "missed"
+        held = held or self._suspended("schedule", name, now) is not None
+        reason = "suspended" if held else "missed"
         missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
         first: Run | None = None
         with self.store.transaction() as tx:
             for slot in decision.missed:
                 if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.host):
                     continue  # another engine (or an earlier life) decided it
-                why = missed_why(slot, now, spec.catchup, spec.catchup_window)
+                why = "suspended"
+                if not held:
+                    why = missed_why(slot, now, spec.catchup, spec.catchup_window)
                 detail = {"cause": cause, "why": why}
                 run = self.runs.record(
                     tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
@@ -213,6 +225,37 @@ class RunDriver:
                 first = first or fired
         if reason == "missed" and first is not None and missed.count and spec.notify:
             self._send_missed(list(spec.notify), first, missed, now)
+
+    def catch_up_resumed(self, held: Suspension) -> list[Run]:
+        """A suspension resumed with ``--catch-up``: the slots it held run now by the
+        schedule's ``catchup`` policy (its window counted back from the resume), oldest
+        first, queued behind each other. The first engine to take the request does it, in
+        the transaction that takes it; a slot recorded skipped / suspended is claimed
+        again, one that ran (or was caught up otherwise) is left alone."""
+        spec, now = self.schedule(held.name), self.clock.now()
+        started: list[Run] = []
+        with self.store.transaction() as tx:
+            if not tx.suspensions.take_catch_up(held.id, at=now):
+                return []  # another engine took it
+            if spec is None or not spec.enabled or held.ended_at is None:
+                return []  # removed or disabled since: nothing of it runs
+            cadence = cadence_for(spec)
+            chosen = decide_catchup(
+                cadence, held.created_at, held.ended_at, spec.catchup, spec.catchup_window
+            )
+            for slot in chosen.run:
+                if not tx.runs.reclaim_fire(held.name, slot, decided_at=now, host=self.host):
+                    continue
+                detail = {"lateness_ms": round((now - slot).total_seconds() * 1000, 3)}
+                detail.update(RunPlan(catchup_of="suspended").detail())
+                run = self._decide(
+                    tx, held.name, spec, "catchup", slot, now, detail, catching_up=True
+                )
+                tx.runs.attach_fire(held.name, slot, run.id)
+                started.append(run)
+        for run in started:
+            self._hand_over(run)
+        return started
 
     def _send_missed(
         self, targets: list[str], first: Run, missed: MissedSlots, now: datetime
