@@ -18,6 +18,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from jobdeck.cadence import Cadence, CronCadence, RateCadence
+from jobdeck.catalog.alerting import NotifyPolicy
 from jobdeck.catalog.params import ParamValue, coerce
 from jobdeck.catalog.types import (
     ENV_RE,
@@ -274,6 +275,7 @@ class Schedule(_Process):
     retry: Retry = Retry()
     catchup: Catchup = "latest"
     catchup_window: Duration = timedelta(hours=1)
+    notify_policy: NotifyPolicy = NotifyPolicy()
 
     @model_validator(mode="after")
     def _trigger(self) -> Schedule:
@@ -344,6 +346,7 @@ class Command(_Runnable):
     confirm: bool = False
     allow: Allow = Allow()
     slash: SlashCommand | None = None
+    notify_policy: NotifyPolicy = NotifyPolicy()
 
     def placeholders(self) -> list[tuple[int, str]]:
         """(argv index, param name) for each ``{name}`` in the argv."""
@@ -377,6 +380,7 @@ class Defaults(Spec):
     catchup_window: Duration | None = None
     image: str | None = None
     capacity: Capacity | None = None
+    notify_policy: NotifyPolicy | None = None
 
 
 _NAMED = Field(json_schema_extra=_keys(NAME_RE))

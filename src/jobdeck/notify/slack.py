@@ -39,6 +39,8 @@ def headline(notice: RunNotice) -> str:
     if notice.event_type == "run.missed":
         count = notice.missed_count
         return f"{notice.job} missed {count} slot{'s' if count != 1 else ''}"
+    if notice.event_type == "run.recovered":
+        return f"{notice.job} recovered"
     if notice.reason == "oom_killed":
         return f"{notice.job} was killed: out of memory"
     return f"{notice.job} {HEADLINES.get(notice.status, notice.status.replace('_', ' '))}"
@@ -53,7 +55,8 @@ def fallback_text(notice: RunNotice) -> str:
 
 def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
     """The JSON body of ``chat.postMessage`` for one notice."""
-    title = f":rotating_light: {headline(notice)}"
+    emoji = ":white_check_mark:" if notice.event_type == "run.recovered" else ":rotating_light:"
+    title = f"{emoji} {headline(notice)}"
     if len(title) > HEADER_LIMIT:
         title = title[: HEADER_LIMIT - 1] + "…"
     run = f"<{notice.link}|{notice.run_id}>" if notice.link else str(notice.run_id)
@@ -71,6 +74,8 @@ def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
         fields.append(("Scheduled for", iso_utc(notice.scheduled_for) or "-"))
     if notice.host:
         fields.append(("Host", escape(notice.host)))
+    if notice.why:
+        fields.append(("Why now", escape(notice.why)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {
