@@ -18,7 +18,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from jobdeck.cadence import Cadence, CronCadence, RateCadence
-from jobdeck.catalog.alerting import NotifyPolicy
+from jobdeck.catalog.alerting import Alerts, NotifyPolicy
 from jobdeck.catalog.params import ParamValue, coerce
 from jobdeck.catalog.types import (
     ENV_RE,
@@ -36,6 +36,7 @@ from jobdeck.catalog.types import (
     SlashCommand,
     Zone,
 )
+from jobdeck.units import format_duration
 
 Kind = Literal["schedule", "worker", "command", "queue", "pool"]
 RUNNABLE_KINDS: tuple[Kind, ...] = ("schedule", "worker", "command")
@@ -276,6 +277,7 @@ class Schedule(_Process):
     catchup: Catchup = "latest"
     catchup_window: Duration = timedelta(hours=1)
     notify_policy: NotifyPolicy = NotifyPolicy()
+    alerts: Alerts = Alerts()
 
     @model_validator(mode="after")
     def _trigger(self) -> Schedule:
@@ -288,7 +290,22 @@ class Schedule(_Process):
             )
         if self.timeout <= timedelta(0):
             raise problem("must be greater than zero; e.g. 15m", "timeout")
+        _check_slow(self, self.alerts, self.timeout)
         return self
+
+
+def _check_slow(spec: Spec, alerts: Alerts, timeout: timedelta) -> None:
+    # Only against the item's own timeout: a default one is filled in later, and a slow
+    # alert it outgrows simply never fires (the timeout's notice says what happened).
+    if "timeout" not in spec.model_fields_set:
+        return
+    if isinstance(alerts.slow, timedelta) and alerts.slow >= timeout:
+        raise problem(
+            f"alerts.slow is {format_duration(alerts.slow)}, but the timeout stops a run "
+            f"at {format_duration(timeout)}, so it could never notify; lower it below the "
+            "timeout",
+            "alerts",
+        )
 
 
 def cadence_for(spec: Schedule) -> Cadence:
@@ -347,6 +364,17 @@ class Command(_Runnable):
     allow: Allow = Allow()
     slash: SlashCommand | None = None
     notify_policy: NotifyPolicy = NotifyPolicy()
+    alerts: Alerts = Alerts()
+
+    @model_validator(mode="after")
+    def _alerts(self) -> Command:
+        if self.alerts.not_started_by is not None:
+            raise problem(
+                "alerts.not_started_by needs a nominal time, which only schedules have; remove it",
+                "alerts",
+            )
+        _check_slow(self, self.alerts, self.timeout)
+        return self
 
     def placeholders(self) -> list[tuple[int, str]]:
         """(argv index, param name) for each ``{name}`` in the argv."""

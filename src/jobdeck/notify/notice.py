@@ -23,6 +23,16 @@ versioned and only ever grows: fields are added, never renamed or dropped.
                  "consecutive_failures": 3}  # null when no alert policy decided it
     }
 
+A duration alert (``alerts`` in the catalog) has ``type`` ``run.slow`` (sent while the run
+still runs), ``run.fast`` (a success quicker than the threshold) or ``run.not_started``
+(a slot's run not started in time), and says what crossed what, and why the threshold is
+what it is::
+
+      "alert": {"alert": "slow", "value_seconds": 6000.0, "value": "1h40m",
+                "threshold_seconds": 5400.0, "threshold": "1h30m", "source": "auto",
+                "how": "auto: 2 x the median (45m) of the last 20 successful runs",
+                "why": "still running after 1h40m, over the threshold of 1h30m (...)"}
+
 ``type`` is also ``run.recovered`` when a ``notify_policy`` with ``recovery: true``
 reports that an item succeeded again after a notified failure (``run.status`` is
 ``succeeded``, ``policy.consecutive_failures`` is 0).
@@ -110,6 +120,8 @@ class RunNotice:
     event: str | None = None
     why: str | None = None
     streak: int | None = None
+    # A duration alert (run.slow, run.fast, run.not_started): threshold, value, source.
+    alert: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Enforced here rather than trusted from callers: a notice is sent to chat and to
@@ -144,6 +156,7 @@ class RunNotice:
             link=link,
             missed=run.detail.get("missed") if run.reason == "missed" else None,
             **_decided(run.detail.get("notice")),
+            alert=run.detail.get("alert") if isinstance(run.detail.get("alert"), Mapping) else None,
         )
 
     @property
@@ -174,6 +187,8 @@ class RunNotice:
         """One line for logs, chat fallbacks and subjects: ``job: failed (oom_killed)``."""
         if self.event_type == "run.missed":
             return f"{self.job}: {self.missed_text}"
+        if self.alert is not None and self.why:
+            return f"{self.job}: {self.why}"
         if self.event_type == "run.recovered":
             return f"{self.job}: recovered ({self.why})" if self.why else f"{self.job}: recovered"
         why = f" ({self.reason})" if self.reason else ""
@@ -250,7 +265,8 @@ def webhook_payload(
         "missed": dict(notice.missed) if notice.missed is not None else None,
         "policy": (
             None
-            if notice.why is None
+            if notice.why is None or notice.alert is not None
             else {"why": notice.why, "consecutive_failures": notice.streak}
         ),
+        "alert": dict(notice.alert) if notice.alert is not None else None,
     }

@@ -67,6 +67,8 @@ class RunDriver:
         supervised = Supervised("run driver", on_error)
         self.gate = LoopGate(supervised)
         self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
+        self._supervised = supervised
+        self._watching = False
 
     # -- configuration ----------------------------------------------------------------
 
@@ -76,6 +78,9 @@ class RunDriver:
         self.runs.waiting.unpark_all()  # the new revision's limits and jobs apply to all
         self.dispatcher.outcomes.flush_deferred()
         self.dispatcher.pump()
+        if not self._watching:  # duration alerts: one look a second at what waits and runs
+            self._watching = True
+            self._supervised.spawn(self.dispatcher.outcomes.watch.watch())
 
     def schedule(self, name: str) -> Schedule | None:
         applied = self.runs.applied

@@ -30,6 +30,7 @@ from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.outcome import NOTIFY_STATUSES
 from jobdeck.workflow.state import Notify, Runs, started_step
 from jobdeck.workflow.waiting import Waiting
+from jobdeck.workflow.watch import DurationWatch
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class Outcomes:
         self.notify = notify
         self.pump = pump
         self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
+        self.watch = DurationWatch(runs, store, clock, executor, self.send)
 
     def on_exit(self, run_id: int, result: RunResult | None) -> None:
         self.supervised.guarded(self.finish, run_id, result)
@@ -186,6 +188,8 @@ class Outcomes:
         if notice is not None:
             tail = self.executor.log_tail(run.id) if run.status != "succeeded" else ""
             self.send(targets, notice, tail)
+        if run.status == "succeeded":
+            self.watch.on_success(run)
 
     def _decide(self, run: Run, targets: list[str], policy: NotifyPolicy) -> Run | None:
         """Record what the policy decides about ``run`` (on the run and in the notices);
