@@ -76,3 +76,17 @@ def test_a_notice_in_an_abandoned_unit_of_work_is_not_kept(any_store: DataStore)
 def test_a_naive_time_is_refused(any_store: DataStore) -> None:
     with pytest.raises(ValueError, match="timezone-aware"), any_store.transaction() as tx:
         tx.notices.record_notice(notice(1, at=datetime(2026, 3, 2, 9, 0)))
+
+
+def test_notice_counts_by_job_event_and_whether_sent(any_store: DataStore) -> None:
+    assert any_store.notices.notice_counts() == []
+    with any_store.transaction() as tx:
+        for n in range(5):
+            tx.notices.record_notice(notice(n))  # sent when n is even
+        tx.notices.record_notice(notice(9, job="other", event="run.slow", sent=True))
+    counts = {(c.kind, c.job, c.event, c.sent): c.count for c in any_store.notices.notice_counts()}
+    assert counts == {
+        ("schedule", "backup", "run.failed", True): 3,
+        ("schedule", "backup", "run.failed", False): 2,
+        ("schedule", "other", "run.slow", True): 1,
+    }

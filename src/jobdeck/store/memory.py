@@ -32,7 +32,14 @@ from jobdeck.store.ports import (
     SuspensionReads,
     WorkerReads,
 )
-from jobdeck.store.records import AuditEntry, Notice, Revision, RevisionInfo, Suspension
+from jobdeck.store.records import (
+    AuditEntry,
+    Notice,
+    NoticeCount,
+    Revision,
+    RevisionInfo,
+    Suspension,
+)
 from jobdeck.store.tables import as_utc
 from jobdeck.store.views import read_view
 from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState, overview
@@ -402,3 +409,10 @@ class MemoryNotices:
         ]
         found.sort(key=lambda n: (n.at, n.id or 0), reverse=True)
         return found[offset : offset + limit]
+
+    def notice_counts(self) -> list[NoticeCount]:
+        counts: dict[tuple[str, str, str, bool], int] = {}
+        for n in self._state.notices:
+            key = (n.kind, n.job, n.event, n.sent)
+            counts[key] = counts.get(key, 0) + 1
+        return [NoticeCount(*key, count) for key, count in counts.items()]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import cast
 
-from sqlalchemy import Connection, RowMapping, select
+from sqlalchemy import Connection, RowMapping, func, select
 
-from jobdeck.store.records import Notice
+from jobdeck.store.records import Notice, NoticeCount
 from jobdeck.store.tables import as_utc, notices
 
 _INSERT = notices.insert().returning(notices.c.id)
@@ -63,6 +63,16 @@ class SqlNotices:
         query = query.order_by(notices.c.at.desc(), notices.c.id.desc()).limit(limit)
         query = query.offset(offset)
         return [_notice(row) for row in self.connection.execute(query).mappings()]
+
+    def notice_counts(self) -> list[NoticeCount]:
+        c = notices.c
+        query = select(c.kind, c.job, c.event, c.sent, func.count()).group_by(
+            c.kind, c.job, c.event, c.sent
+        )
+        return [
+            NoticeCount(kind, job, event, bool(sent), int(count))
+            for kind, job, event, sent, count in self.connection.execute(query)
+        ]
 
 
 def _notice(row: RowMapping) -> Notice:

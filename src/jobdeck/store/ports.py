@@ -29,6 +29,7 @@ from jobdeck.store.queue_records import (
 from jobdeck.store.records import (
     AuditEntry,
     Notice,
+    NoticeCount,
     Revision,
     RevisionInfo,
     Run,
@@ -139,6 +140,10 @@ class NoticeReads(Protocol):
         offset: int = 0,
     ) -> list[Notice]:
         """Notices matching every filter given, sent and held back, newest first."""
+        ...
+
+    def notice_counts(self) -> list[NoticeCount]:
+        """How many notices each job has of each event, sent and held back (ever)."""
         ...
 
 

@@ -89,6 +89,17 @@ class Notice:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class NoticeCount:
+    """How many notices of one event a job has, sent or held back."""
+
+    kind: str
+    job: str
+    event: str
+    sent: bool
+    count: int
+
+
 RunKind = Literal["schedule", "worker", "command"]
 Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup"]
 RunStatus = Literal[
