@@ -220,3 +220,30 @@ def test_the_schema_publishes_the_policy() -> None:
     policy = schema["$defs"]["NotifyPolicy"]
     assert set(policy["properties"]) == {"after", "recovery", "renotify"}
     assert policy["additionalProperties"] is False
+
+
+def test_a_revision_applied_before_the_policy_existed_plans_no_change() -> None:
+    from jobdeck.catalog.plan import make_plan
+
+    catalog = load(BASE).model_dump(mode="json")
+    before = load(BASE).model_dump(mode="json")
+    for section in ("schedules", "commands"):
+        for item in before[section].values():
+            del item["notify_policy"]
+            del item["alerts"]
+    # backup and push get the default's policy, so they change; own keeps the built-in.
+    plan = make_plan(catalog, before)
+    changed = {(c.kind, c.name): [f.path for f in c.diff] for c in plan.changes}
+    assert changed == {
+        ("schedule", "backup"): ["notify_policy.after", "notify_policy.renotify"],
+        ("command", "push"): ["notify_policy.after", "notify_policy.renotify"],
+        ("schedule", "own"): ["notify_policy.recovery"],
+    }
+    plain = load(BASE.replace("notify_policy: {after: 3, renotify: 1h}", "timeout: 1h"))
+    old = plain.model_dump(mode="json")
+    for section in ("schedules", "commands"):
+        for item in old[section].values():
+            del item["notify_policy"]
+            del item["alerts"]
+    old["schedules"]["own"]["notify_policy"] = {"after": 1, "recovery": True, "renotify": None}
+    assert make_plan(plain.model_dump(mode="json"), old).changes == ()
