@@ -73,6 +73,12 @@ async def test_notices_listing_run_detail_metrics_and_webhook(tmp_path: Path) ->
             first = (await served.client.get(f"/api/v1/runs/{ids[0]}")).json()
             assert [(n["event"], n["sent"]) for n in first["notices"]] == [("run.failed", False)]
 
+            page = await served.client.get(f"/runs/{ids[0]}")
+            assert page.status_code == 200
+            assert 'id="notices"' in page.text
+            assert "held back" in page.text
+            assert "failure 1 in a row; notify_policy.after is 2" in page.text
+
             samples = await scrape(served)
             failed = {"kind": "schedule", "job": "fails", "event": "run.failed"}
             assert value(samples, "jobdeck_alerts_total", **failed, sent="true") == 1

@@ -198,3 +198,35 @@ async def test_not_started_by_notifies_a_slot_still_waiting_for_its_pool(
     # It started late, but it was said once: no second notice at its start.
     assert len(deck.store.notices.notices(run_id=waiting.id)) == 1
     await deck.close()
+
+
+async def test_a_restarted_engine_does_not_say_slow_twice(
+    decks: Decks, tmp_path: Path, hook: tuple[Receiver, list[dict[str, Any]]]
+) -> None:
+    receiver, bodies = hook
+    clock = FakeClock(T0)
+    notifier = Notifier(settings_for(), clock=clock)
+    gate = tmp_path / "gate"
+    text = catalog(f"{receiver.url}/hook", "{slow: 5m}", f'JOB, "--hold", "{gate}"]')
+    first = decks(text, clock=clock, notify=wiring(notifier))
+    run = first.driver.fire("backup", T0)
+    assert run is not None
+    await first.wait_running(run.id)
+    clock.advance(timedelta(minutes=6))
+    await until(lambda: len(bodies) == 1, "the slow notice")
+    # The engine goes away without stopping anything; the next one adopts the run.
+    await first.close()
+    second = decks(text, load=False, clock=clock, notify=wiring(notifier))
+    assert second.driver.recover().adopted == [run.id]
+    second.driver.load(second.applied)
+    clock.advance(timedelta(minutes=10))
+    # Looks of the new engine at the still-running, long-slow run: nothing new.
+    watch = second.driver.dispatcher.outcomes.watch
+    for _ in range(3):
+        watch.sweep()
+    assert len(second.store.notices.notices(run_id=run.id)) == 1
+    gate.touch()
+    assert (await second.wait_ended(run.id)).status == "succeeded"
+    await notifier.aclose()
+    assert [b["type"] for b in bodies] == ["run.slow"]
+    await second.close()
