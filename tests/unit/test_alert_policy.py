@@ -11,6 +11,7 @@ import pytest
 from jobdeck.catalog.alerting import NotifyPolicy
 from jobdeck.catalog.load import CatalogError, load_catalog_text
 from jobdeck.catalog.model import Catalog
+from jobdeck.catalog.plan import make_plan
 from jobdeck.store.records import Notice
 from jobdeck.workflow.alerting import FAILURE_STREAM, NoticeDecision, decide_notice
 
@@ -223,8 +224,6 @@ def test_the_schema_publishes_the_policy() -> None:
 
 
 def test_a_revision_applied_before_the_policy_existed_plans_no_change() -> None:
-    from jobdeck.catalog.plan import make_plan
-
     catalog = load(BASE).model_dump(mode="json")
     before = load(BASE).model_dump(mode="json")
     for section in ("schedules", "commands"):

@@ -10,6 +10,9 @@ import pytest
 
 from jobdeck.catalog.alerting import Alerts
 from jobdeck.catalog.load import CatalogError, load_catalog_text
+from jobdeck.notify import RunNotice, webhook_payload
+from jobdeck.notify.slack import chat_message
+from jobdeck.store.records import Run
 from jobdeck.workflow.durations import (
     AUTO_MINIMUM,
     decide_fast,
@@ -212,3 +215,63 @@ def test_alerts_load_auto_and_durations() -> None:
         "fast": "10m",
         "not_started_by": "5m",
     }
+
+
+# -- what the notice says -------------------------------------------------------------
+
+
+def test_slack_and_webhook_say_the_threshold_the_value_and_where_it_came_from() -> None:
+    threshold = slow_threshold(AUTO, minutes(45, 45, 44, 46, 45))
+    alert = decide_slow(threshold, T0, T0 + timedelta(minutes=100), timedelta(hours=2))
+    assert alert is not None
+    run = Run(
+        7,
+        "nightly-backup",
+        "schedule",
+        "schedule",
+        "running",
+        T0,
+        started_at=T0,
+        detail={"notice": {"event": alert.event, "why": alert.why}, "alert": alert.detail()},
+    )
+    notice = RunNotice.from_run(run, project="newsroom")
+    assert notice.event_type == "run.slow"
+    assert notice.summary == (
+        "nightly-backup: still running after 1h40m, over the threshold of 1h30m "
+        "(auto: 2 x the median (45m) of the last 5 successful runs)"
+    )
+    body = webhook_payload(notice, delivery_id="d", occurred_at=T0)
+    assert body["type"] == "run.slow"
+    assert body["policy"] is None
+    assert body["alert"]["value"] == "1h40m"
+    assert body["alert"]["threshold"] == "1h30m"
+    assert body["alert"]["source"] == "auto"
+    message = chat_message("#ops", notice)
+    assert message["blocks"][0]["text"]["text"] == ":hourglass: nightly-backup is running slow"
+    fields = " ".join(f["text"] for f in message["blocks"][1]["fields"])
+    assert "*Value*\n1h40m" in fields
+    assert "*Threshold*\n1h30m (auto)" in fields
+    assert "2 x the median (45m) of the last 5 successful runs" in fields
+
+
+def test_a_recovery_notice_reads_as_one() -> None:
+    why = "recovered after 3 consecutive failures"
+    run = Run(
+        9,
+        "nightly-backup",
+        "schedule",
+        "schedule",
+        "succeeded",
+        T0,
+        detail={"notice": {"event": "run.recovered", "why": why, "streak": 0}},
+    )
+    notice = RunNotice.from_run(run)
+    body = webhook_payload(notice, delivery_id="d", occurred_at=T0)
+    assert (body["type"], body["policy"], body["alert"]) == (
+        "run.recovered",
+        {"why": why, "consecutive_failures": 0},
+        None,
+    )
+    message = chat_message("#ops", notice)
+    assert message["blocks"][0]["text"]["text"] == ":white_check_mark: nightly-backup recovered"
+    assert notice.summary == f"nightly-backup: recovered ({why})"
