@@ -26,7 +26,7 @@ from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import CancelRequest, Run, RunPlan, Suspension, Trigger
+from jobdeck.store.records import CancelRequest, Notice, Run, RunPlan, Suspension, Trigger
 from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
@@ -201,6 +201,23 @@ class RunDriver:
             host=first.host,
             detail={"missed": missed.detail()},
         )
+        with self.store.transaction() as tx:
+            # Recorded with the other notices; the notify policy does not hold these back.
+            tx.notices.record_notice(
+                Notice(
+                    at=now,
+                    job=missed.schedule,
+                    kind="schedule",
+                    event="run.missed",
+                    stream="missed",
+                    sent=True,
+                    why=f"missed {missed.count} slot{'s' if missed.count != 1 else ''} "
+                    f"({missed.cause}); not counted by notify_policy",
+                    run_id=first.id,
+                    targets=targets,
+                    detail={"count": missed.count},
+                )
+            )
         self.gate.call(self.dispatcher.outcomes.send, targets, notice, "")
 
     def run_now(
