@@ -25,7 +25,7 @@ from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import RunAlreadyEnded
 from jobdeck.store.records import Notice, Retries, Run, RunPlan, RunStep
-from jobdeck.workflow.alerting import FAILURE_STREAM, decide_notice
+from jobdeck.workflow.alerting import FAILURE_STREAM, decide_notice, open_streak
 from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.outcome import NOTIFY_STATUSES
 from jobdeck.workflow.state import Notify, Runs, started_step
@@ -195,6 +195,13 @@ class Outcomes:
         """Record what the policy decides about ``run`` (on the run and in the notices);
         the run to send a notice about, or None when the policy holds it back."""
         now = self.clock.now()
+        if run.status == "succeeded":
+            # Most runs succeed with no failure streak open: a read says so, no write.
+            latest = self.store.notices.notices(
+                job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
+            )
+            if open_streak(next(iter(latest), None)) is None:
+                return None
         with self.store.transaction() as tx:
             previous = tx.notices.notices(
                 job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
