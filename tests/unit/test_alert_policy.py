@@ -3,6 +3,7 @@ against fixed times."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import UTC, datetime, timedelta
 
@@ -221,6 +222,15 @@ def test_the_schema_publishes_the_policy() -> None:
     policy = schema["$defs"]["NotifyPolicy"]
     assert set(policy["properties"]) == {"after", "recovery", "renotify"}
     assert policy["additionalProperties"] is False
+    alerts = schema["$defs"]["Alerts"]
+    assert set(alerts["properties"]) == {"slow", "fast", "not_started_by"}
+    slow = next(s for s in alerts["properties"]["slow"]["anyOf"] if s.get("type") == "string")
+    assert re.fullmatch(slow["pattern"], "auto")
+    assert re.fullmatch(slow["pattern"], "1h30m")
+    assert not re.fullmatch(slow["pattern"], "soon")
+    schedule = schema["$defs"]["Schedule"]["properties"]
+    assert {"alerts", "notify_policy"} <= set(schedule)
+    assert "notify_policy" in schema["$defs"]["Defaults"]["properties"]
 
 
 def test_a_revision_applied_before_the_policy_existed_plans_no_change() -> None:
