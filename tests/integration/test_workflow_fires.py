@@ -143,6 +143,10 @@ async def test_missed_slots_are_recorded_claimed_and_notified_in_one_notice(
         "catchup_window": "1h",
         "caught_up": [z(caught)],
     }
+    # Recorded with the other notices (the notify policy never holds these back).
+    [recorded] = deck.store.notices.notices(job="tick")
+    assert (recorded.event, recorded.sent, recorded.run_id) == ("run.missed", True, skipped[0].id)
+    assert recorded.why == "missed 7 slots (engine_down); not counted by notify_policy"
     await deck.close()
 
 

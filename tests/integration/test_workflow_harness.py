@@ -16,7 +16,7 @@ from typing import Any
 
 from jobdeck.catalog.load import load_catalog_text
 from jobdeck.catalog.model import Catalog
-from jobdeck.clock import SystemClock
+from jobdeck.clock import Clock, SystemClock
 from jobdeck.execute.executor import Executor
 from jobdeck.execute.pools import Mode
 from jobdeck.execute.proc import is_alive
@@ -106,6 +106,8 @@ class Deck:
         load: bool = True,
         store_url: str | None = None,
         mode: Mode = "auto",
+        clock: Clock | None = None,
+        notify: Callable[[list[str], Run, str], None] | None = None,
     ) -> None:
         self.root = root
         self.state = root / "state"
@@ -124,10 +126,10 @@ class Deck:
         harness.managers.append(self.executor.pools)
         self.driver = RunDriver(
             self.store,
-            SystemClock(),
+            clock or SystemClock(),
             self.executor,
             host=HOST,
-            notify=self._notify,
+            notify=notify or self._notify,
             on_error=self.errors.append,
         )
         self.applied = Applied(1, self.catalog, root)
@@ -223,9 +225,24 @@ class Decks:
         self.harness = Harness(root)
         self.made: list[Deck] = []
 
-    def __call__(self, catalog_yaml: str, *, load: bool = True, mode: Mode = "auto") -> Deck:
+    def __call__(
+        self,
+        catalog_yaml: str,
+        *,
+        load: bool = True,
+        mode: Mode = "auto",
+        clock: Clock | None = None,
+        notify: Callable[[list[str], Run, str], None] | None = None,
+    ) -> Deck:
         deck = Deck(
-            self.root, catalog_yaml, self.harness, load=load, store_url=self.store_url, mode=mode
+            self.root,
+            catalog_yaml,
+            self.harness,
+            load=load,
+            store_url=self.store_url,
+            mode=mode,
+            clock=clock,
+            notify=notify,
         )
         self.made.append(deck)
         return deck

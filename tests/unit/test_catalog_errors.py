@@ -217,7 +217,7 @@ UNKNOWN_KEYS = [
         "4:3",
         "defaults: unknown key 'zzz'; remove it or use one of: timeout, kill_grace, "
         "stop_grace, notify, pool, env, workdir, memory, cpus, retry, overlap, catchup, "
-        "catchup_window, jitter, image, capacity",
+        "catchup_window, jitter, image, capacity, notify_policy",
     ),
 ]
 

@@ -5,7 +5,8 @@ Two kinds of numbers, gathered when ``/metrics`` is scraped:
 * **State**, read fresh at each scrape by :class:`StateCollector`: runs in the store by
   kind, job and status; worker replicas desired, running and restarted (the
   supervisor's state, or the catalog and the store's worker runs before it has any);
-  pool memory used and its limit; the applied revision.
+  pool memory used and its limit; the applied revision; notices (``jobdeck_alerts_total``,
+  sent and held back) and the duration alerts' thresholds in effect.
 * **Distributions**, histograms fed from the run records: run durations, fire lateness
   and command dispatch latency. The engine writes these into each run's ``detail``;
   rather than hooking the engine, each scrape reads the runs *created* (for lateness)
@@ -30,8 +31,10 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from jobdeck.catalog.model import Command, Schedule
 from jobdeck.store.records import TERMINAL_STATUSES
 from jobdeck.store.run_rows import Moment, RunRow
+from jobdeck.workflow.durations import AUTO_SAMPLES, fast_threshold, slow_threshold
 
 if TYPE_CHECKING:
     from jobdeck.app import Application
@@ -69,6 +72,7 @@ class StateCollector(Collector):
         if app.applied is not None:
             revision.add_metric([], app.applied.revision)
         yield revision
+        yield from self._alerts()
         for source in self.sources:
             yield from source()
 
@@ -109,6 +113,48 @@ class StateCollector(Collector):
                 sum(c.count for c in ended if c.job == name and c.status in TERMINAL_STATUSES),
             )
         yield from (desired, running, restarts)
+
+    def _alerts(self) -> Iterable[Metric]:
+        app = self.app
+        alerts = CounterMetricFamily(
+            "jobdeck_alerts",
+            "Notices decided, by kind, job, event (run.failed, run.recovered, run.slow, "
+            "run.fast, run.not_started, ...) and whether they were sent or held back by "
+            "the notify_policy.",
+            labels=["kind", "job", "event", "sent"],
+        )
+        for count in app.store.notices.notice_counts():
+            sent = "true" if count.sent else "false"
+            alerts.add_metric([count.kind, count.job, count.event, sent], count.count)
+        yield alerts
+        thresholds = GaugeMetricFamily(
+            "jobdeck_alert_threshold_seconds",
+            "The duration alerts' thresholds in effect (auto: learned from the item's recent "
+            "successful runs; absent while too few runs are known).",
+            labels=["kind", "job", "alert", "source"],
+        )
+        catalog = app.catalog
+        specs: list[tuple[str, str, Schedule | Command]] = []
+        if catalog is not None:
+            specs += [("schedule", name, spec) for name, spec in catalog.schedules.items()]
+            specs += [("command", name, spec) for name, spec in catalog.commands.items()]
+        for kind, name, spec in specs:
+            if spec.alerts.slow is None and spec.alerts.fast is None:
+                continue
+            found = app.store.runs.runs(job=name, kind=kind, status="succeeded", limit=AUTO_SAMPLES)
+            sample = [
+                r.ended_at - r.started_at
+                for r in found
+                if r.started_at is not None and r.ended_at is not None
+            ]
+            for alert, threshold in (
+                ("slow", slow_threshold(spec.alerts, sample)),
+                ("fast", fast_threshold(spec.alerts, sample)),
+            ):
+                if threshold is not None:
+                    labels = [kind, name, alert, threshold.source]
+                    thresholds.add_metric(labels, threshold.value.total_seconds())
+        yield thresholds
 
     def _pools(self) -> Iterable[Metric]:
         used = GaugeMetricFamily(

@@ -305,6 +305,15 @@ def openapi_document() -> dict[str, Any]:
             _json(_page("AuditEntry"), "A page of entries."),
             parameters=_PAGE,
         ),
+        "/api/v1/notices": _get(
+            "Every notice decided, sent or held back by an alert policy, newest first.",
+            _json(_page("Notice"), "A page of notices."),
+            parameters=[
+                _query("job", {"type": "string"}, "Only notices about this job."),
+                _query("kind", {"enum": KINDS}, "Only notices about this kind of job."),
+                *_PAGE,
+            ],
+        ),
         "/api/v1/revisions": _get(
             "Applied revisions, newest first.",
             _json(_listing("Revision"), "Revisions."),

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from jobdeck.api.errors import Json, not_found
-from jobdeck.api.params import application, integer, page, paged, path_id
-from jobdeck.api.views import audit_json, iso, revision_json, run_json
+from jobdeck.api.params import application, choice, integer, page, paged, path_id
+from jobdeck.api.views import audit_json, iso, notice_json, revision_json, run_json
 from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import cadence_for
@@ -174,6 +174,18 @@ async def audit(request: Request) -> Response:
     return Json(paged(request, [audit_json(e) for e in entries], limit, offset))
 
 
+async def notices(request: Request) -> Response:
+    """Every notice decided, sent or held back by an alert policy, newest first."""
+    app = application(request)
+    limit, offset = page(request)
+    job = request.query_params.get("job") or None
+    kind = choice(request, "kind", ("schedule", "worker", "command"))
+    found = await run_in_threadpool(
+        lambda: app.store.notices.notices(job=job, kind=kind, limit=limit + 1, offset=offset)
+    )
+    return Json(paged(request, [notice_json(n) for n in found], limit, offset))
+
+
 ROUTES = [
     Route("/schedules", schedules, methods=["GET"]),
     Route("/schedules/{name}", schedule, methods=["GET"]),
@@ -184,4 +196,5 @@ ROUTES = [
     Route("/revisions", revisions, methods=["GET"]),
     Route("/revisions/{number:int}", revision, methods=["GET"]),
     Route("/audit", audit, methods=["GET"]),
+    Route("/notices", notices, methods=["GET"]),
 ]

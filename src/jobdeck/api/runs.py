@@ -100,7 +100,12 @@ async def get_run(request: Request) -> Response:
         run = app.store.runs.run(run_id)
         if run is None:
             return None
-        return run_detail_json(run, app.store.runs.events(run_id), attempts_of(app.store, run))
+        return run_detail_json(
+            run,
+            app.store.runs.events(run_id),
+            attempts_of(app.store, run),
+            app.store.notices.notices(run_id=run_id, limit=100),
+        )
 
     shown = await run_in_threadpool(read)
     if shown is None:

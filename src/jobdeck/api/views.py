@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from jobdeck.store.records import AuditEntry, Revision, RevisionInfo, Run, RunEvent
+from jobdeck.store.records import AuditEntry, Notice, Revision, RevisionInfo, Run, RunEvent
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -58,8 +58,11 @@ def run_json(run: Run) -> dict[str, Any]:
     }
 
 
-def run_detail_json(run: Run, events: list[RunEvent], attempts: list[Run]) -> dict[str, Any]:
-    """One run with its history and the attempts it is linked to by retries."""
+def run_detail_json(
+    run: Run, events: list[RunEvent], attempts: list[Run], notices: list[Notice] | None = None
+) -> dict[str, Any]:
+    """One run with its history, the attempts it is linked to by retries, and the notices
+    decided about it (sent or held back by the alert policy), oldest first."""
     return {
         **run_json(run),
         "host": run.host,
@@ -70,6 +73,24 @@ def run_detail_json(run: Run, events: list[RunEvent], attempts: list[Run]) -> di
             {"id": a.id, "attempt": a.attempt, "status": a.status, "reason": a.reason}
             for a in attempts
         ],
+        "notices": [notice_json(n) for n in reversed(notices or [])],
+    }
+
+
+def notice_json(notice: Notice) -> dict[str, Any]:
+    return {
+        "id": notice.id,
+        "at": iso(notice.at),
+        "job": notice.job,
+        "kind": notice.kind,
+        "event": notice.event,
+        "stream": notice.stream,
+        "sent": notice.sent,
+        "why": notice.why,
+        "run_id": notice.run_id,
+        "consecutive_failures": notice.streak,
+        "targets": list(notice.targets),
+        "detail": notice.detail,
     }
 
 

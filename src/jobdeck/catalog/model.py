@@ -18,6 +18,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from jobdeck.cadence import Cadence, CronCadence, RateCadence, shortest_interval
+from jobdeck.catalog.alerting import Alerts, NotifyPolicy
 from jobdeck.catalog.params import ParamValue, coerce
 from jobdeck.catalog.types import (
     ENV_RE,
@@ -309,6 +310,8 @@ class Schedule(_Process):
         description="each timed slot starts after a delay in [0, jitter), the same for "
         "(schedule, slot) on every engine; shorter than the interval",
     )
+    notify_policy: NotifyPolicy = NotifyPolicy()
+    alerts: Alerts = Alerts()
 
     @model_validator(mode="after")
     def _trigger(self) -> Schedule:
@@ -325,6 +328,7 @@ class Schedule(_Process):
             message = jitter_problem(self)
             if message:
                 raise problem(message, "jitter")
+        _check_slow(self, self.alerts, self.timeout)
         return self
 
 
@@ -340,6 +344,20 @@ def jitter_problem(spec: Schedule) -> str | None:
             f"({format_duration(shortest)}, the shortest time between two slots); lower it"
         )
     return None
+
+
+def _check_slow(spec: Spec, alerts: Alerts, timeout: timedelta) -> None:
+    # Only against the item's own timeout: a default one is filled in later, and a slow
+    # alert it outgrows simply never fires (the timeout's notice says what happened).
+    if "timeout" not in spec.model_fields_set:
+        return
+    if isinstance(alerts.slow, timedelta) and alerts.slow >= timeout:
+        raise problem(
+            f"alerts.slow is {format_duration(alerts.slow)}, but the timeout stops a run "
+            f"at {format_duration(timeout)}, so it could never notify; lower it below the "
+            "timeout",
+            "alerts",
+        )
 
 
 def cadence_for(spec: Schedule) -> Cadence:
@@ -398,6 +416,18 @@ class Command(_Runnable):
     allow: Allow = Allow()
     approve: Approve | None = None
     slash: SlashCommand | None = None
+    notify_policy: NotifyPolicy = NotifyPolicy()
+    alerts: Alerts = Alerts()
+
+    @model_validator(mode="after")
+    def _alerts(self) -> Command:
+        if self.alerts.not_started_by is not None:
+            raise problem(
+                "alerts.not_started_by needs a nominal time, which only schedules have; remove it",
+                "alerts",
+            )
+        _check_slow(self, self.alerts, self.timeout)
+        return self
 
     def placeholders(self) -> list[tuple[int, str]]:
         """(argv index, param name) for each ``{name}`` in the argv."""
@@ -432,6 +462,7 @@ class Defaults(Spec):
     jitter: Duration | None = None
     image: str | None = None
     capacity: Capacity | None = None
+    notify_policy: NotifyPolicy | None = None
 
 
 _NAMED = Field(json_schema_extra=_keys(NAME_RE))

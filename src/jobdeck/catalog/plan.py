@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from jobdeck.catalog.model import SECTIONS
+from pydantic import BaseModel
+
+from jobdeck.catalog.model import SECTIONS, Command, Pool, Queue, Schedule, Worker
 from jobdeck.catalog.moves import Moves, timing_moves
 
 Action = Literal["add", "change", "remove"]
@@ -134,11 +136,38 @@ def make_plan(
                 diff = tuple(FieldChange(p, v, None) for p, v in _flatten(old) if _shown(v))
                 changes.append(Change("remove", kind, name, diff, status))
             else:
-                diff = _diff(old, new)
+                diff = _diff(_with_new_defaults(section, old, new), new)
                 moves = timing_moves(old, new, now) if kind == "schedule" and now else None
                 if diff:
                     changes.append(Change("change", kind, name, diff, status, moves))
     return Plan(tuple(changes), tuple(suspensions))
+
+
+_ITEM_MODELS: dict[str, type[BaseModel]] = {
+    "schedules": Schedule,
+    "workers": Worker,
+    "commands": Command,
+    "queues": Queue,
+    "pools": Pool,
+}
+
+
+def _with_new_defaults(section: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``old`` as the current model reads it: a revision applied before a field existed
+    has the field's default (a mapping such as ``notify_policy``, a flag, a number), so an
+    upgrade alone shows no change."""
+    model = _ITEM_MODELS.get(section)
+    if model is None:
+        return old
+    filled = dict(old)
+    for key in new.keys() - old.keys():
+        field = model.model_fields.get(key)
+        default = None if field is None else field.default
+        if isinstance(default, BaseModel):
+            filled[key] = default.model_dump(mode="json")
+        elif isinstance(default, bool | int | str):
+            filled[key] = default
+    return filled
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

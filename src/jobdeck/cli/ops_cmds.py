@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
     app.command()(resume)
     app.command()(status)
     app.command()(audit)
+    app.command()(notices)
 
 
 def suspend(
@@ -333,6 +334,34 @@ def audit(
         for e in entries
     ]
     print_table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows)
+
+
+def notices(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="Only this schedule or command.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every notice decided, sent or held back by a notify_policy, and why."""
+    from jobdeck.api.views import notice_json
+
+    with store(ctx) as opened:
+        found = opened.notices.notices(job=name, limit=limit)
+    if as_json:
+        print_json([notice_json(n) for n in found])
+        return
+    rows = [
+        (
+            when(n.at),
+            n.job,
+            n.event,
+            "sent" if n.sent else "held back",
+            "-" if n.run_id is None else str(n.run_id),
+            n.why,
+        )
+        for n in found
+    ]
+    print_table(("AT", "JOB", "EVENT", "NOTICE", "RUN", "WHY"), rows)
 
 
 def _until(text: str, now: datetime) -> datetime:

@@ -18,8 +18,24 @@ versioned and only ever grows: fields are added, never renamed or dropped.
         "project": "newsroom", "url": "https://jobdeck.example/runs/42"
       },
       "log_tail": "last lines of the run's output",
-      "missed": null                     # run.missed: the slots that did not run, below
+      "missed": null,                    # run.missed: the slots that did not run, below
+      "policy": {"why": "failure 3 in a row, reaching notify_policy.after",
+                 "consecutive_failures": 3}  # null when no alert policy decided it
     }
+
+A duration alert (``alerts`` in the catalog) has ``type`` ``run.slow`` (sent while the run
+still runs), ``run.fast`` (a success quicker than the threshold) or ``run.not_started``
+(a slot's run not started in time), and says what crossed what, and why the threshold is
+what it is::
+
+      "alert": {"alert": "slow", "value_seconds": 6000.0, "value": "1h40m",
+                "threshold_seconds": 5400.0, "threshold": "1h30m", "source": "auto",
+                "how": "auto: 2 x the median (45m) of the last 20 successful runs",
+                "why": "still running after 1h40m, over the threshold of 1h30m (...)"}
+
+``type`` is also ``run.recovered`` when a ``notify_policy`` with ``recovery: true``
+reports that an item succeeded again after a notified failure (``run.status`` is
+``succeeded``, ``policy.consecutive_failures`` is 0).
 
 A ``run.missed`` notice is one per catch-up of a schedule, however many slots it
 missed; its ``run`` is the first run recorded for them (``skipped`` / ``missed``) and
@@ -100,6 +116,12 @@ class RunNotice:
     project: str | None = None
     link: str | None = None
     missed: Mapping[str, Any] | None = None  # run.missed: what was missed, and why
+    # Set when an alert policy decided this notice: its event (run.recovered, ...) and why.
+    event: str | None = None
+    why: str | None = None
+    streak: int | None = None
+    # A duration alert (run.slow, run.fast, run.not_started): threshold, value, source.
+    alert: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         # Enforced here rather than trusted from callers: a notice is sent to chat and to
@@ -133,10 +155,14 @@ class RunNotice:
             project=project,
             link=link,
             missed=run.detail.get("missed") if run.reason == "missed" else None,
+            **_decided(run.detail.get("notice")),
+            alert=run.detail.get("alert") if isinstance(run.detail.get("alert"), Mapping) else None,
         )
 
     @property
     def event_type(self) -> str:
+        if self.event is not None:
+            return self.event
         if self.status == "skipped" and self.reason == "missed":
             return "run.missed"
         return f"run.{self.status}"
@@ -161,6 +187,10 @@ class RunNotice:
         """One line for logs, chat fallbacks and subjects: ``job: failed (oom_killed)``."""
         if self.event_type == "run.missed":
             return f"{self.job}: {self.missed_text}"
+        if self.alert is not None and self.why:
+            return f"{self.job}: {self.why}"
+        if self.event_type == "run.recovered":
+            return f"{self.job}: recovered ({self.why})" if self.why else f"{self.job}: recovered"
         why = f" ({self.reason})" if self.reason else ""
         return f"{self.job}: {self.status}{why}"
 
@@ -180,6 +210,18 @@ class RunNotice:
             return f"missed 1 slot{cause}{when}"
         when = f", {first} to {last}" if first and last else ""
         return f"missed {count} slots{cause}{when}"
+
+
+def _decided(notice: object) -> dict[str, Any]:
+    """The fields of a notice that an alert policy decided (from the run's detail)."""
+    if not isinstance(notice, Mapping):
+        return {}
+    streak = notice.get("streak")
+    return {
+        "event": str(notice["event"]) if notice.get("event") else None,
+        "why": str(notice["why"]) if notice.get("why") else None,
+        "streak": streak if isinstance(streak, int) else None,
+    }
 
 
 def display_duration(duration: timedelta | None) -> str:
@@ -221,4 +263,10 @@ def webhook_payload(
         },
         "log_tail": notice.log_tail,
         "missed": dict(notice.missed) if notice.missed is not None else None,
+        "policy": (
+            None
+            if notice.why is None or notice.alert is not None
+            else {"why": notice.why, "consecutive_failures": notice.streak}
+        ),
+        "alert": dict(notice.alert) if notice.alert is not None else None,
     }

@@ -29,6 +29,13 @@ HEADLINES = {
 }
 
 
+ALERT_HEADLINES = {
+    "run.slow": "is running slow",
+    "run.fast": "succeeded suspiciously fast",
+    "run.not_started": "has not started",
+}
+
+
 def escape(text: str) -> str:
     """Slack's mrkdwn treats ``<``, ``>`` and ``&`` as markup; a log line such as
     ``<!channel>`` must not ping a whole channel."""
@@ -39,6 +46,10 @@ def headline(notice: RunNotice) -> str:
     if notice.event_type == "run.missed":
         count = notice.missed_count
         return f"{notice.job} missed {count} slot{'s' if count != 1 else ''}"
+    if notice.event_type == "run.recovered":
+        return f"{notice.job} recovered"
+    if notice.alert is not None:
+        return f"{notice.job} {ALERT_HEADLINES.get(notice.event_type, notice.event_type)}"
     if notice.reason == "oom_killed":
         return f"{notice.job} was killed: out of memory"
     return f"{notice.job} {HEADLINES.get(notice.status, notice.status.replace('_', ' '))}"
@@ -53,7 +64,10 @@ def fallback_text(notice: RunNotice) -> str:
 
 def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
     """The JSON body of ``chat.postMessage`` for one notice."""
-    title = f":rotating_light: {headline(notice)}"
+    emoji = ":white_check_mark:" if notice.event_type == "run.recovered" else ":rotating_light:"
+    if notice.alert is not None:
+        emoji = ":hourglass:"
+    title = f"{emoji} {headline(notice)}"
     if len(title) > HEADER_LIMIT:
         title = title[: HEADER_LIMIT - 1] + "…"
     run = f"<{notice.link}|{notice.run_id}>" if notice.link else str(notice.run_id)
@@ -71,6 +85,13 @@ def chat_message(channel: str, notice: RunNotice) -> dict[str, Any]:
         fields.append(("Scheduled for", iso_utc(notice.scheduled_for) or "-"))
     if notice.host:
         fields.append(("Host", escape(notice.host)))
+    if notice.alert is not None:
+        alert = notice.alert
+        fields.append(("Value", str(alert.get("value") or "-")))
+        fields.append(("Threshold", f"{alert.get('threshold')} ({alert.get('source')})"))
+        fields.append(("Threshold from", escape(str(alert.get("how") or "-"))))
+    elif notice.why:
+        fields.append(("Why now", escape(notice.why)))
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": True}},
         {

@@ -25,13 +25,21 @@ from jobdeck.store.memory_runs import MemoryRuns, RunState
 from jobdeck.store.ports import (
     AuditReads,
     KeyReads,
+    NoticeReads,
     QueueReads,
     RevisionReads,
     RunReads,
     SuspensionReads,
     WorkerReads,
 )
-from jobdeck.store.records import AuditEntry, Revision, RevisionInfo, Suspension
+from jobdeck.store.records import (
+    AuditEntry,
+    Notice,
+    NoticeCount,
+    Revision,
+    RevisionInfo,
+    Suspension,
+)
 from jobdeck.store.tables import as_utc
 from jobdeck.store.views import read_view
 from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState, overview
@@ -50,6 +58,7 @@ class _State:
     worker_states: dict[str, WorkerState] = dataclasses.field(default_factory=dict)
     worker_events: list[WorkerEvent] = dataclasses.field(default_factory=list)
     keys: dict[str, tuple[datetime, int | None]] = dataclasses.field(default_factory=dict)
+    notices: list[Notice] = dataclasses.field(default_factory=list)
 
     def copy(self) -> _State:
         return _State(
@@ -62,6 +71,7 @@ class _State:
             worker_states=dict(self.worker_states),
             worker_events=list(self.worker_events),
             keys=dict(self.keys),
+            notices=list(self.notices),
         )
 
 
@@ -80,6 +90,7 @@ class MemoryStore:
         self.queues: QueueReads = read_view(self.reading, "queues", QueueReads)
         self.workers: WorkerReads = read_view(self.reading, "workers", WorkerReads)
         self.keys: KeyReads = read_view(self.reading, "keys", KeyReads)
+        self.notices: NoticeReads = read_view(self.reading, "notices", NoticeReads)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -121,6 +132,7 @@ class MemoryTx:
         self.queues = MemoryQueues(state.queues)
         self.workers = MemoryWorkers(state)
         self.keys = MemoryKeys(state)
+        self.notices = MemoryNotices(state)
 
 
 class MemoryRevisions:
@@ -380,3 +392,47 @@ class MemoryKeys:
 
     def release_key(self, key: str) -> None:
         self._state.keys.pop(stored_key(key), None)
+
+
+class MemoryNotices:
+    def __init__(self, state: _State) -> None:
+        self._state = state
+
+    def record_notice(self, notice: Notice) -> Notice:
+        stored = dataclasses.replace(
+            notice,
+            id=len(self._state.notices) + 1,
+            at=as_utc(notice.at, "at"),
+            targets=list(notice.targets),
+            detail=dict(notice.detail),
+        )
+        self._state.notices.append(stored)
+        return stored
+
+    def notices(
+        self,
+        *,
+        job: str | None = None,
+        kind: str | None = None,
+        stream: str | None = None,
+        run_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Notice]:
+        found = [
+            n
+            for n in self._state.notices
+            if (job is None or n.job == job)
+            and (kind is None or n.kind == kind)
+            and (stream is None or n.stream == stream)
+            and (run_id is None or n.run_id == run_id)
+        ]
+        found.sort(key=lambda n: (n.at, n.id or 0), reverse=True)
+        return found[offset : offset + limit]
+
+    def notice_counts(self) -> list[NoticeCount]:
+        counts: dict[tuple[str, str, str, bool], int] = {}
+        for n in self._state.notices:
+            key = (n.kind, n.job, n.event, n.sent)
+            counts[key] = counts.get(key, 0) + 1
+        return [NoticeCount(*key, count) for key, count in counts.items()]

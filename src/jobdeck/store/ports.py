@@ -28,6 +28,8 @@ from jobdeck.store.queue_records import (
 )
 from jobdeck.store.records import (
     AuditEntry,
+    Notice,
+    NoticeCount,
     Revision,
     RevisionInfo,
     Run,
@@ -129,6 +131,34 @@ class AuditReads(Protocol):
 class Audit(AuditReads, Protocol):
     def record_audit(self, entry: AuditEntry) -> AuditEntry:
         """Stores ``entry`` and returns it with its id."""
+        ...
+
+
+# -- notices ---------------------------------------------------------------------------
+
+
+class NoticeReads(Protocol):
+    def notices(
+        self,
+        *,
+        job: str | None = None,
+        kind: str | None = None,
+        stream: str | None = None,
+        run_id: int | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Notice]:
+        """Notices matching every filter given, sent and held back, newest first."""
+        ...
+
+    def notice_counts(self) -> list[NoticeCount]:
+        """How many notices each job has of each event, sent and held back (ever)."""
+        ...
+
+
+class Notices(NoticeReads, Protocol):
+    def record_notice(self, notice: Notice) -> Notice:
+        """Stores ``notice`` and returns it with its id."""
         ...
 
 
@@ -492,6 +522,8 @@ class Tx(Protocol):
     def workers(self) -> Workers: ...
     @property
     def keys(self) -> Keys: ...
+    @property
+    def notices(self) -> Notices: ...
 
 
 class DataStore(Protocol):
@@ -512,6 +544,8 @@ class DataStore(Protocol):
     def workers(self) -> WorkerReads: ...
     @property
     def keys(self) -> KeyReads: ...
+    @property
+    def notices(self) -> NoticeReads: ...
 
     def transaction(self) -> AbstractContextManager[Tx]:
         """One atomic unit of work: committed at the end, rolled back on an exception."""

@@ -69,6 +69,41 @@ class AuditEntry:
     id: int | None = None
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One notice the engine decided about: sent to the job's ``notify`` targets, or held
+    back by its ``notify_policy`` (recorded all the same, with why).
+
+    ``stream`` groups the notices that a policy counts together: ``failure`` (failures and
+    the recovery that ends them) and ``duration`` (slow, fast, not started). ``streak`` is
+    the number of consecutive failures the notice stands on (0 for a recovery).
+    """
+
+    at: datetime
+    job: str
+    kind: str
+    event: str
+    stream: str
+    sent: bool
+    why: str
+    run_id: int | None = None
+    streak: int = 0
+    targets: list[str] = field(default_factory=list)
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class NoticeCount:
+    """How many notices of one event a job has, sent or held back."""
+
+    kind: str
+    job: str
+    event: str
+    sent: bool
+    count: int
+
+
 RunKind = Literal["schedule", "worker", "command"]
 Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup", "backfill"]
 RunStatus = Literal[

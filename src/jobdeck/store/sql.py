@@ -27,9 +27,11 @@ from jobdeck.store.engine import (
 )
 from jobdeck.store.errors import NotFound, RevisionConflict, StoreError
 from jobdeck.store.invocations_sql import SqlKeys
+from jobdeck.store.notices_sql import SqlNotices
 from jobdeck.store.ports import (
     AuditReads,
     KeyReads,
+    NoticeReads,
     QueueReads,
     RevisionReads,
     RunReads,
@@ -94,6 +96,7 @@ class Store:
         self.queues: QueueReads = read_view(self.reading, "queues", QueueReads)
         self.workers: WorkerReads = read_view(self.reading, "workers", WorkerReads)
         self.keys: KeyReads = read_view(self.reading, "keys", KeyReads)
+        self.notices: NoticeReads = read_view(self.reading, "notices", NoticeReads)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -184,6 +187,7 @@ class SqlTx:
         "audit",
         "connection",
         "keys",
+        "notices",
         "queues",
         "revisions",
         "runs",
@@ -200,3 +204,4 @@ class SqlTx:
         self.queues = SqlQueues(connection)
         self.workers = SqlWorkers(connection)
         self.keys = SqlKeys(connection)
+        self.notices = SqlNotices(connection)

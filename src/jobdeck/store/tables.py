@@ -123,6 +123,26 @@ audit_entries = Table(
     Index(None, "at"),
 )
 
+notices = Table(
+    "notices",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("job", String(NAME_LENGTH), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("stream", String(32), nullable=False),
+    Column("sent", Boolean, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("streak", Integer, nullable=False),
+    Column("targets", JSONDocument, nullable=False),
+    Column("detail", JSONDocument, nullable=False),
+    Index(None, "job", "kind", "stream", "at"),
+    Index(None, "at"),
+    Index(None, "run_id"),
+)
+
 runs = Table(
     "runs",
     metadata,

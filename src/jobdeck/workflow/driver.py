@@ -27,7 +27,7 @@ from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import CancelRequest, Run, RunPlan, Suspension, Trigger
+from jobdeck.store.records import CancelRequest, Notice, Run, RunPlan, Suspension, Trigger
 from jobdeck.workflow.approvals import AWAITING, Approvals, approval_for, awaiting
 from jobdeck.workflow.decisions import (
     ActiveRun,
@@ -71,6 +71,8 @@ class RunDriver:
         self.gate = LoopGate(supervised)
         self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
         self.approvals = Approvals(store, clock, host, self._hand_over)
+        self._supervised = supervised
+        self._watching = False
 
     # -- configuration ----------------------------------------------------------------
 
@@ -80,6 +82,9 @@ class RunDriver:
         self.runs.waiting.unpark_all()  # the new revision's limits and jobs apply to all
         self.dispatcher.outcomes.flush_deferred()
         self.dispatcher.pump()
+        if not self._watching:  # duration alerts: one look a second at what waits and runs
+            self._watching = True
+            self._supervised.spawn(self.dispatcher.outcomes.watch.watch())
 
     def schedule(self, name: str) -> Schedule | None:
         applied = self.runs.applied
@@ -275,6 +280,23 @@ class RunDriver:
             host=first.host,
             detail={"missed": missed.detail()},
         )
+        with self.store.transaction() as tx:
+            # Recorded with the other notices; the notify policy does not hold these back.
+            tx.notices.record_notice(
+                Notice(
+                    at=now,
+                    job=missed.schedule,
+                    kind="schedule",
+                    event="run.missed",
+                    stream="missed",
+                    sent=True,
+                    why=f"missed {missed.count} slot{'s' if missed.count != 1 else ''} "
+                    f"({missed.cause}); not counted by notify_policy",
+                    run_id=first.id,
+                    targets=targets,
+                    detail={"count": missed.count},
+                )
+            )
         self.gate.call(self.dispatcher.outcomes.send, targets, notice, "")
 
     def run_now(

@@ -9,11 +9,13 @@ it runs in the event loop's thread.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from jobdeck.catalog.alerting import NotifyPolicy
 from jobdeck.catalog.model import Schedule
 from jobdeck.clock import Clock
 from jobdeck.execute import RunResult
@@ -22,11 +24,13 @@ from jobdeck.execute.outcome import outcome_of
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import RunAlreadyEnded
-from jobdeck.store.records import Retries, Run, RunPlan, RunStep
+from jobdeck.store.records import Notice, Retries, Run, RunPlan, RunStep
+from jobdeck.workflow.alerting import FAILURE_STREAM, decide_notice, open_streak
 from jobdeck.workflow.decisions import RetryState, decide_retry
 from jobdeck.workflow.outcome import NOTIFY_STATUSES
 from jobdeck.workflow.state import Notify, Runs, started_step
 from jobdeck.workflow.waiting import Waiting
+from jobdeck.workflow.watch import DurationWatch
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,7 @@ class Outcomes:
         self.notify = notify
         self.pump = pump
         self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
+        self.watch = DurationWatch(runs, store, clock, executor, self.send)
 
     def on_exit(self, run_id: int, result: RunResult | None) -> None:
         self.supervised.guarded(self.finish, run_id, result)
@@ -169,7 +174,7 @@ class Outcomes:
         self.executor.release(run.pool, run.id)
 
     def _notify_ended(self, run: Run) -> None:
-        if self.notify is None or run.status not in NOTIFY_STATUSES:
+        if self.notify is None or (run.status not in NOTIFY_STATUSES and run.status != "succeeded"):
             return
         if self.runs.applied is None:
             self._deferred.append(run)  # the targets are known once a revision loads
@@ -177,7 +182,55 @@ class Outcomes:
         spec = self.runs.spec_of(run.kind, run.job)
         if spec is None or not spec.notify:
             return
-        self.send(list(spec.notify), run, self.executor.log_tail(run.id))
+        targets = list(spec.notify)
+        policy = getattr(spec, "notify_policy", None) or NotifyPolicy()
+        notice = self._decide(run, targets, policy)
+        if notice is not None:
+            tail = self.executor.log_tail(run.id) if run.status != "succeeded" else ""
+            self.send(targets, notice, tail)
+        if run.status == "succeeded":
+            self.watch.on_success(run)
+
+    def _decide(self, run: Run, targets: list[str], policy: NotifyPolicy) -> Run | None:
+        """Record what the policy decides about ``run`` (on the run and in the notices);
+        the run to send a notice about, or None when the policy holds it back."""
+        now = self.clock.now()
+        if run.status == "succeeded":
+            # Most runs succeed with no failure streak open: a read says so, no write.
+            latest = self.store.notices.notices(
+                job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
+            )
+            if open_streak(next(iter(latest), None)) is None:
+                return None
+        with self.store.transaction() as tx:
+            previous = tx.notices.notices(
+                job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
+            )
+            decision = decide_notice(policy, next(iter(previous), None), run.status, now)
+            if decision is None:
+                return None
+            notice = tx.notices.record_notice(
+                Notice(
+                    at=now,
+                    job=run.job,
+                    kind=run.kind,
+                    event=decision.event,
+                    stream=FAILURE_STREAM,
+                    sent=decision.send,
+                    why=decision.why,
+                    run_id=run.id,
+                    streak=decision.streak,
+                    targets=targets,
+                    detail=decision.detail(),
+                )
+            )
+            shown = {"notice_id": notice.id, "event": notice.event, "why": notice.why}
+        if not decision.send:
+            log.info("run %s: notice %s held back: %s", run.id, decision.event, decision.why)
+            return None
+        return dataclasses.replace(
+            run, detail={**run.detail, "notice": {**shown, "streak": decision.streak}}
+        )
 
     def send(self, targets: list[str], run: Run, tail: str) -> None:
         """Tell ``targets`` about ``run`` (in the loop's thread, where notices queue)."""

@@ -218,6 +218,7 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
     return {
         "run": run,
         "events": store.runs.events(run_id),
+        "notices": list(reversed(store.notices.notices(run_id=run_id, limit=100))),
         "attempts": attempts,
         "log": piece,
         "schedule_known": app.catalog is not None and run.job in app.catalog.schedules,
