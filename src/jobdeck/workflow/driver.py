@@ -22,24 +22,21 @@ from datetime import datetime
 from typing import Any
 
 from jobdeck.cadence import jitter_delay
-from jobdeck.catalog.model import Schedule, cadence_for
+from jobdeck.catalog.model import Schedule
 from jobdeck.clock import Clock
 from jobdeck.execute.executor import Applied, Executor
 from jobdeck.execute.tasks import LoopGate, OnError, Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import CancelRequest, Notice, Run, RunPlan, Suspension, Trigger
+from jobdeck.store.records import CancelRequest, Run, RunPlan, Suspension, Trigger
 from jobdeck.workflow.approvals import AWAITING, Approvals, approval_for, awaiting
+from jobdeck.workflow.catchup import catch_up, catch_up_resumed
 from jobdeck.workflow.decisions import (
     ActiveRun,
     CatchupDecision,
     MissCause,
-    decide_catchup,
     decide_overlap,
-    missed_why,
 )
 from jobdeck.workflow.dispatch import Dispatcher
-from jobdeck.workflow.missed import MissedSlots
-from jobdeck.workflow.outcome import iso
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.state import Notify, Runs
@@ -70,7 +67,7 @@ class RunDriver:
         supervised = Supervised("run driver", on_error)
         self.gate = LoopGate(supervised)
         self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
-        self.approvals = Approvals(store, clock, host, self._hand_over)
+        self.approvals = Approvals(store, clock, host, self.hand_over)
         self._supervised = supervised
         self._watching = False
 
@@ -112,12 +109,12 @@ class RunDriver:
         found no suspension): it queues behind the others of its batch, and meets the
         schedule's overlap policy against ``before``, the schedule's active runs as the
         batch began (read once for the whole batch, not once per slot)."""
-        return self._decide(
+        return self.decide(
             tx, name, spec, trigger, slot, now, detail,
             requested_by=requested_by, unsuspended=True, catching_up=True, active=before,
         )  # fmt: skip
 
-    def _hand_over(self, run: Run, shown: str | None = None) -> None:
+    def hand_over(self, run: Run, shown: str | None = None) -> None:
         """A run just recorded, to the dispatcher in the engine's loop (when it waits)."""
         if run.status == "pending" and run.reason != AWAITING:  # approval: not yet
             self.gate.call(self.dispatcher.enqueue, run, shown)
@@ -155,9 +152,9 @@ class RunDriver:
                 delay = jitter_delay(name, nominal, spec.jitter)
                 detail.update(RunPlan(not_before=nominal + delay).detail())
                 detail["jitter_ms"] = round(delay.total_seconds() * 1000)
-            run = self._decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
+            run = self.decide(tx, name, spec, trigger, nominal, now, detail, catching_up=late)
             tx.runs.attach_fire(name, nominal, run.id)
-        self._hand_over(run)
+        self.hand_over(run)
         return run
 
     def catch_up(
@@ -169,135 +166,12 @@ class RunDriver:
         cause: MissCause,
         held: bool = False,
     ) -> None:
-        """Missed slots: those catch-up does not run are recorded, never dropped; those it
-        runs are fired oldest first. One notice tells the schedule's targets about every
-        slot that did not run (also one fired but skipped: a run from before still ran);
-        none when the schedule is suspended (that is on purpose). ``held``: the slots fell
-        due while the schedule was suspended (a suspension ended since): they are
-        recorded as suspended, not missed."""
-        spec = self.schedule(name)
-        if spec is None or not spec.enabled:
-            return
-        now = self.clock.now()
-        held = held or self._suspended("schedule", name, now) is not None
-        reason = "suspended" if held else "missed"
-        missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
-        first: Run | None = None
-        with self.store.transaction() as tx:
-            for slot in decision.missed:
-                if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.host):
-                    continue  # another engine (or an earlier life) decided it
-                why = "suspended"
-                if not held:
-                    why = missed_why(slot, now, spec.catchup, spec.catchup_window)
-                detail = {"cause": cause, "why": why}
-                run = self.runs.record(
-                    tx, "schedule", name, "catchup", "skipped", reason, slot, now, spec,
-                    detail=detail,
-                )  # fmt: skip
-                tx.runs.attach_fire(name, slot, run.id)
-                missed.slots.append((slot, why))
-                first = first or run
-            if decision.missed_beyond:
-                assert decision.last_beyond is not None
-                missed.beyond = decision.missed_beyond
-                missed.first_beyond, missed.last_beyond = (
-                    decision.first_beyond,
-                    decision.last_beyond,
-                )
-                missed.beyond_why = missed_why(
-                    decision.last_beyond, now, spec.catchup, spec.catchup_window
-                )
-                summary = {
-                    "cause": cause,
-                    "why": missed.beyond_why,
-                    "missed_slots": decision.missed_beyond,
-                    "first": iso(decision.first_beyond or decision.last_beyond),
-                    "last": iso(decision.last_beyond),
-                }
-                run = self.runs.record(
-                    tx, "schedule", name, "catchup", "skipped", reason, None, now, spec,
-                    detail=summary,
-                )  # fmt: skip
-                first = first or run
-        for slot in decision.run:
-            fired = self.fire(name, slot, trigger, catching_up=cause)
-            if fired is None:
-                continue
-            missed.caught_up.append(slot)
-            if fired.status == "skipped" and fired.reason != "suspended":
-                missed.skipped(fired)
-                first = first or fired
-        if reason == "missed" and first is not None and missed.count and spec.notify:
-            self._send_missed(list(spec.notify), first, missed, now)
+        """Missed slots recorded, caught up by policy, notified (see :func:`catch_up`)."""
+        catch_up(self, name, decision, trigger=trigger, cause=cause, held=held)
 
     def catch_up_resumed(self, held: Suspension) -> list[Run]:
-        """A suspension resumed with ``--catch-up``: the slots it held run now by the
-        schedule's ``catchup`` policy (its window counted back from the resume), oldest
-        first, queued behind each other. The first engine to take the request does it, in
-        the transaction that takes it; a slot recorded skipped / suspended is claimed
-        again, one that ran (or was caught up otherwise) is left alone."""
-        spec, now = self.schedule(held.name), self.clock.now()
-        started: list[Run] = []
-        with self.store.transaction() as tx:
-            if not tx.suspensions.take_catch_up(held.id, at=now):
-                return []  # another engine took it
-            if spec is None or not spec.enabled or held.ended_at is None:
-                return []  # removed or disabled since: nothing of it runs
-            cadence = cadence_for(spec)
-            chosen = decide_catchup(
-                cadence, held.created_at, held.ended_at, spec.catchup, spec.catchup_window
-            )
-            for slot in chosen.run:
-                if not tx.runs.reclaim_fire(held.name, slot, decided_at=now, host=self.host):
-                    continue
-                detail = {"lateness_ms": round((now - slot).total_seconds() * 1000, 3)}
-                detail.update(RunPlan(catchup_of="suspended").detail())
-                run = self._decide(
-                    tx, held.name, spec, "catchup", slot, now, detail, catching_up=True
-                )
-                tx.runs.attach_fire(held.name, slot, run.id)
-                started.append(run)
-        for run in started:
-            self._hand_over(run)
-        return started
-
-    def _send_missed(
-        self, targets: list[str], first: Run, missed: MissedSlots, now: datetime
-    ) -> None:
-        """One notice for the slots of one catch-up; it stands on the first run recorded
-        for them (a real run that the link opens), carrying the whole ``missed`` detail."""
-        notice = Run(
-            first.id,
-            missed.schedule,
-            "schedule",
-            first.trigger,
-            "skipped",
-            now,
-            reason="missed",
-            scheduled_for=first.scheduled_for,
-            pool=first.pool,
-            host=first.host,
-            detail={"missed": missed.detail()},
-        )
-        with self.store.transaction() as tx:
-            # Recorded with the other notices; the notify policy does not hold these back.
-            tx.notices.record_notice(
-                Notice(
-                    at=now,
-                    job=missed.schedule,
-                    kind="schedule",
-                    event="run.missed",
-                    stream="missed",
-                    sent=True,
-                    why=f"missed {missed.count} slot{'s' if missed.count != 1 else ''} "
-                    f"({missed.cause}); not counted by notify_policy",
-                    run_id=first.id,
-                    targets=targets,
-                    detail={"count": missed.count},
-                )
-            )
-        self.gate.call(self.dispatcher.outcomes.send, targets, notice, "")
+        """A suspension resumed with ``--catch-up`` (see :func:`catch_up_resumed`)."""
+        return catch_up_resumed(self, held)
 
     def run_now(
         self,
@@ -324,13 +198,13 @@ class RunDriver:
             )
         now = self.clock.now()
         with self.store.transaction() as tx:
-            held = self._suspended("schedule", name, now, tx)
+            held = self.suspended("schedule", name, now, tx)
             if held is not None:
                 raise RunRefused("suspended", f"schedule {name} is suspended: {held.reason}", held)
             claimed = slot is not None and tx.runs.claim_fire(
                 name, slot, decided_at=now, host=self.host
             )
-            run = self._decide(
+            run = self.decide(
                 tx,
                 name,
                 spec,
@@ -348,7 +222,7 @@ class RunDriver:
             if audit is not None:
                 audit(tx, run)
             waits = self._note_waiting(tx, run, now)
-        self._hand_over(run, waits)
+        self.hand_over(run, waits)
         return run
 
     def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
@@ -356,7 +230,7 @@ class RunDriver:
         the run reaches the dispatcher later, which tells what it waits for)."""
         return self.dispatcher.note_waiting(tx, run, now) if self.gate.here() else None
 
-    def _decide(
+    def decide(
         self,
         tx: Tx,
         name: str,
@@ -390,7 +264,7 @@ class RunDriver:
                 requested_by=requested_by,
             )
 
-        if not unsuspended and self._suspended("schedule", name, now, tx):
+        if not unsuspended and self.suspended("schedule", name, now, tx):
             return record("skipped", "suspended", {})
         policy = "allow" if ignore_overlap else spec.overlap
         if policy == "allow":
@@ -540,7 +414,7 @@ class RunDriver:
             asked = approval_for(approve.users, approve.usergroups, now + approve.expires)
             recorded.update(RunPlan(approval=asked).detail())
         with self.store.transaction() as tx:
-            held = self._suspended("command", name, now, tx)
+            held = self.suspended("command", name, now, tx)
             if held is not None:
                 raise RunRefused("suspended", f"command {name} is suspended: {held.reason}", held)
             run = self.runs.record(
@@ -558,10 +432,10 @@ class RunDriver:
                 params=params,
             )
             waits = None if approve is not None else self._note_waiting(tx, run, now)
-        self._hand_over(run, waits)
+        self.hand_over(run, waits)
         return run
 
-    def _suspended(
+    def suspended(
         self, kind: str, name: str, now: datetime, tx: Tx | None = None
     ) -> Suspension | None:
         if tx is not None:
