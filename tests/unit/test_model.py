@@ -11,8 +11,9 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from jobdeck.catalog.command_parts import Param
 from jobdeck.catalog.load import load_catalog, load_catalog_text
-from jobdeck.catalog.model import Catalog, Command, Param, Retry, Schedule, Worker
+from jobdeck.catalog.model import Catalog, Command, Retry, Schedule, Worker
 from jobdeck.catalog.params import coerce, render, resolve
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "newsroom" / "jobdeck.yaml"

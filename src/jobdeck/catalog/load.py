@@ -21,15 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from jobdeck.catalog.model import (
-    Catalog,
-    Schedule,
-    Spec,
-    jitter_problem,
-    one_of_problems,
-    share_fields_set,
-)
+from jobdeck.catalog.model import Catalog, Schedule, jitter_problem
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
+from jobdeck.catalog.spec import Spec, one_of_problems, share_fields_set
 from jobdeck.catalog.types import closest
 from jobdeck.units import format_size, parse_size
 

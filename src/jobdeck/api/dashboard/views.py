@@ -16,7 +16,8 @@ from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
-from jobdeck.catalog.model import Catalog, Schedule, Spec, cadence_for
+from jobdeck.catalog.model import Catalog, Schedule, cadence_for
+from jobdeck.catalog.spec import Spec
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Suspension

@@ -13,8 +13,9 @@ import shlex
 from string import Formatter
 from typing import Any
 
+from jobdeck.catalog.command_parts import Param
 from jobdeck.catalog.env_refs import EnvRef, refs_of
-from jobdeck.catalog.model import Command, Param, Schedule
+from jobdeck.catalog.model import Command, Schedule
 
 # SSM's default for ENV_VAR string params refuses no character; these mirror params.py.
 _PATTERNS = {

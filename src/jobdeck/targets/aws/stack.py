@@ -13,9 +13,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from jobdeck.catalog.aws import Aws
 from jobdeck.catalog.env_refs import refs_of
 from jobdeck.catalog.load import LoadedCatalog
-from jobdeck.catalog.model import Aws
 from jobdeck.targets.aws.alerts import Alerts
 from jobdeck.targets.aws.mapping import CatalogOnAws, map_catalog
 from jobdeck.targets.aws.queues import Queues
