@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobdeck.cli.context import EXIT_INVALID, EXIT_REFUSED, fail, settings
+from jobdeck.instance import EngineBusy, EngineLock, lock_engine
 
 if TYPE_CHECKING:
     from jobdeck.app import Application, Loop, Options
@@ -237,8 +238,14 @@ def run_server(
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
     try:
+        engine_lock = _lock_engine(options)
+    except (EngineBusy, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_REFUSED
+    try:
         sockets = _listen(serve_options)
     except OSError as exc:
+        engine_lock.release()
         typer.echo(f"error: {exc}", err=True)
         return EXIT_REFUSED
     try:
@@ -246,6 +253,7 @@ def run_server(
             first()
     except BaseException:
         sockets.close()
+        engine_lock.release()
         raise
     _configure_logging()
     if sockets.sqs is not None:
@@ -268,7 +276,15 @@ def run_server(
         return 1
     finally:
         sockets.close()
+        engine_lock.release()
     return 0
+
+
+def _lock_engine(options: Options) -> EngineLock:
+    from jobdeck.store.engine import sqlite_file
+
+    state_dir = options.state_dir.expanduser().resolve()
+    return lock_engine(state_dir, sqlite_file(options.store_url, state_dir))
 
 
 @dataclass

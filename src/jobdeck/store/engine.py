@@ -63,6 +63,15 @@ def store_url(url: str | None, state_dir: str | Path) -> URL:
     )
 
 
+def sqlite_file(url: str | None, state_dir: str | Path) -> Path | None:
+    """The file of the store at ``url`` (or the state dir's default) when it is SQLite;
+    None for PostgreSQL."""
+    parsed = store_url(url, state_dir)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
 def display_url(url: URL) -> str:
     """The URL as users should see it: the scheme they would type, no password."""
     shown = url.set(drivername=url.get_backend_name())
