@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.server import Server, free_port
-from tests.acceptance.test_serve import CATALOG, runs_in_store, start_run, wait_for, write_catalog
+from tests.acceptance.server import Server, free_port, wait_for
+from tests.acceptance.test_serve import CATALOG, runs_in_store, start_run, write_catalog
 
 
 @pytest.fixture
