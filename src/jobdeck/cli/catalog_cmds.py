@@ -59,6 +59,7 @@ def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         lambda: typer.echo(
             f"ok: {counts['schedules']} schedules, {counts['workers']} workers, "
             f"{counts['commands']} commands, {counts['queues']} queues, {counts['pools']} pools"
+            + (f", {counts['monitors']} monitors" if counts["monitors"] else "")
         ),
     )
 

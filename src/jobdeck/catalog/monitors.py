@@ -1,0 +1,79 @@
+"""The catalog's ``monitors:``: jobs that jobdeck does not run but watches.
+
+A monitor expects pings (``/ping/{monitor}/{token}/...``) at the slots of its ``cron``
+or ``rate``: a slot with no ping by ``grace`` after it is recorded ``skipped`` with
+reason ``missed``, a start without an end within ``timeout`` ``timed_out``; both are
+notified as a schedule's runs are, under the same ``notify_policy`` and ``alerts``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pydantic import Field, model_validator
+
+from jobdeck.cadence import Cadence, CronCadence, RateCadence
+from jobdeck.catalog.alerting import Alerts, NotifyPolicy
+from jobdeck.catalog.spec import Spec, check_one_of, problem
+from jobdeck.catalog.types import Cron, Duration, NotifyTarget, Zone
+
+DEFAULT_GRACE = timedelta(minutes=5)
+DEFAULT_TIMEOUT = timedelta(hours=1)
+
+
+class Monitor(Spec):
+    description: str = ""
+    cron: Cron | None = None
+    rate: Duration | None = None
+    timezone: Zone | None = None
+    grace: Duration = Field(
+        DEFAULT_GRACE,
+        description="how long after a slot its ping may arrive (before or after it) before "
+        "the slot is recorded missed",
+    )
+    timeout: Duration = Field(
+        DEFAULT_TIMEOUT, description="a start ping with no end ping within this is timed_out"
+    )
+    notify: list[NotifyTarget] = []
+    notify_policy: NotifyPolicy = NotifyPolicy()
+    alerts: Alerts = Alerts()
+    shell: str | None = Field(
+        None,
+        description="the command line the watched job runs (written by `jobdeck import "
+        "crontab --monitor`); `jobdeck migrate` makes it the schedule's shell",
+    )
+
+    @model_validator(mode="after")
+    def _trigger(self) -> Monitor:
+        check_one_of("monitors", self)
+        if self.rate is not None and self.rate < timedelta(minutes=1):
+            raise problem("shorter than 1m, the shortest rate of a monitor; raise it", "rate")
+        if self.rate is not None and self.timezone is not None:
+            raise problem(
+                "has no effect on a rate, which counts elapsed time; remove it", "timezone"
+            )
+        for name in ("grace", "timeout"):
+            if getattr(self, name) <= timedelta(0):
+                raise problem("must be greater than zero; e.g. 15m", name)
+        if self.alerts.not_started_by is not None:
+            raise problem(
+                "alerts.not_started_by does not apply to a monitor: its 'grace' says when "
+                "a slot's ping is late; remove it",
+                "alerts",
+            )
+        if isinstance(self.alerts.slow, timedelta) and self.alerts.slow >= self.timeout:
+            raise problem(
+                "alerts.slow is not shorter than the timeout, so it could never notify; "
+                "lower it below the timeout",
+                "alerts",
+            )
+        return self
+
+
+def monitor_cadence(spec: Monitor) -> Cadence:
+    """When the monitor expects its pings: its cron in its zone, or its rate."""
+    if spec.cron is not None:
+        return CronCadence(spec.cron, spec.timezone or "UTC")
+    if spec.rate is not None:
+        return RateCadence(spec.rate)
+    raise ValueError("a monitor has either cron or rate")  # the model guarantees one

@@ -1,0 +1,245 @@
+"""Monitors in the engine: the pings of jobs that jobdeck does not run, their slots and
+their timeouts.
+
+A ping (from the API's threads, :meth:`MonitorWatch.ping`) is recorded at once as a run
+of kind ``monitor``, trigger ``ping``: a start opens a ``running`` run, an end closes the
+newest open one (or is a run of zero duration when none is open). The engine's loop
+(:meth:`MonitorWatch.check`, once a second, the one place that decides slots and
+timeouts) records each slot whose ``grace`` passed with no ping as ``skipped`` /
+``missed``, ends a start with no end within ``timeout`` as ``timed_out``, and notifies
+through the same alert policy and duration alerts as schedules. The decisions are the
+pure functions of :mod:`jobdeck.workflow.monitor_slots`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from jobdeck.catalog.monitors import Monitor, monitor_cadence
+from jobdeck.clock import Clock
+from jobdeck.store import Store
+from jobdeck.store.errors import RunAlreadyEnded
+from jobdeck.store.records import Run
+from jobdeck.units import format_duration
+from jobdeck.workflow.durations import decide_fast, decide_slow, fast_threshold, slow_threshold
+from jobdeck.workflow.missed import iso
+from jobdeck.workflow.monitor_slots import (
+    Action,
+    due_slots,
+    ping_outcome,
+    slot_met,
+    timed_out,
+    window,
+)
+from jobdeck.workflow.outcomes import Outcomes
+from jobdeck.workflow.state import Runs
+from jobdeck.workflow.watch import duration_of
+
+log = logging.getLogger(__name__)
+
+CHECK_INTERVAL = 1.0  # seconds between two looks at the monitors' slots and open runs
+MAX_BODY = 10 * 1024  # bytes of a ping's body kept as its run's log
+TRUNCATED = b"\n[jobdeck: the ping's body was longer than 10 KiB; the rest was dropped]\n"
+
+
+class MonitorWatch:
+    """The monitors of the applied revision (``runs.applied``), their pings and slots."""
+
+    def __init__(self, runs: Runs, store: Store, clock: Clock, outcomes: Outcomes) -> None:
+        self.runs = runs
+        self.store = store
+        self.clock = clock
+        self.outcomes = outcomes
+        self._ended: queue.SimpleQueue[Run] = queue.SimpleQueue()  # pings -> the loop
+        self._since: dict[str, datetime] = {}  # first sight of a monitor with no claim
+        self._slow_said: set[int] = set()
+
+    def monitors(self) -> dict[str, Monitor]:
+        applied = self.runs.applied
+        return dict(applied.catalog.monitors) if applied is not None else {}
+
+    # -- pings (any thread) -------------------------------------------------------------
+
+    def ping(
+        self, name: str, action: Action, exit_code: int | None, body: bytes, now: datetime
+    ) -> Run | None:
+        """Record a ping of monitor ``name``; None when no such monitor is applied."""
+        if name not in self.monitors():
+            return None
+        revision = self.runs.applied.revision if self.runs.applied else None
+        with self.store.transaction() as tx:
+            open_runs = tx.runs.active_runs(job=name, kind="monitor")
+            if action == "start":
+                run = tx.runs.create_run(
+                    job=name,
+                    kind="monitor",
+                    trigger="ping",
+                    status="pending",
+                    created_at=now,
+                    revision=revision,
+                    host=self.runs.host,
+                )
+                run = tx.runs.update_run(
+                    run.id, at=now, event="started", status="running", started_at=now
+                )
+            else:
+                outcome = ping_outcome(action, exit_code)
+                opened = open_runs[-1] if open_runs else None
+                if opened is None:
+                    opened = tx.runs.create_run(
+                        job=name,
+                        kind="monitor",
+                        trigger="ping",
+                        status="pending",
+                        created_at=now,
+                        revision=revision,
+                        host=self.runs.host,
+                    )
+                    opened = tx.runs.update_run(
+                        opened.id, at=now, event="started", status="running", started_at=now
+                    )
+                run = tx.runs.update_run(
+                    opened.id,
+                    at=now,
+                    event="ended",
+                    status=outcome.status,
+                    reason="exit" if outcome.status == "failed" else None,
+                    ended_at=now,
+                    exit_code=outcome.exit_code,
+                )
+        self._keep_body(run.id, body)
+        if run.ended_at is not None:
+            self._ended.put(run)
+        return run
+
+    def _keep_body(self, run_id: int, body: bytes) -> None:
+        if not body:
+            return
+        data = body[:MAX_BODY] + (TRUNCATED if len(body) > MAX_BODY else b"")
+        folder: Path = self.outcomes.executor.run_dir(run_id)
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with (folder / "log").open("ab") as handle:
+                handle.write(data)
+        except OSError as exc:
+            log.warning("run %s: cannot keep the ping's body: %s", run_id, exc)
+
+    # -- the engine's loop --------------------------------------------------------------
+
+    async def watch(self) -> None:
+        while True:
+            self.check(self.clock.now())
+            self.flush()
+            await asyncio.sleep(CHECK_INTERVAL)
+
+    def check(self, now: datetime) -> None:
+        """Decide every monitor's due slots and open runs at ``now`` (the one place that
+        does). Notices wait for :meth:`flush`, in the event loop's thread."""
+        for name, spec in self.monitors().items():
+            self._check_slots(name, spec, now)
+            self._check_open(name, spec, now)
+
+    def flush(self) -> None:
+        """Notify what pings and checks ended (in the event loop's thread)."""
+        while True:
+            try:
+                run = self._ended.get_nowait()
+            except queue.Empty:
+                return
+            self._notify_ended(run)
+
+    def _check_slots(self, name: str, spec: Monitor, now: datetime) -> None:
+        last = self.store.runs.last_fire(name) or self._since.setdefault(name, now)
+        due = due_slots(monitor_cadence(spec), spec.grace, last, now)
+        if due.dropped:
+            log.warning("monitor %s: %d older slots left undecided", name, due.dropped)
+        for slot in due.slots:
+            start, end = window(slot, spec.grace)
+            pings = self.store.runs.runs(
+                job=name,
+                kind="monitor",
+                trigger="ping",
+                since=start,
+                until=end + timedelta(microseconds=1),
+                limit=1,
+            )
+            met = slot_met(slot, spec.grace, [run.created_at for run in pings])
+            with self.store.transaction() as tx:
+                if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.runs.host):
+                    continue
+                if met:
+                    tx.runs.attach_fire(name, slot, pings[0].id)
+                    continue
+                missed = tx.runs.create_run(
+                    job=name,
+                    kind="monitor",
+                    trigger="schedule",
+                    status="skipped",
+                    reason="missed",
+                    created_at=now,
+                    scheduled_for=slot,
+                    revision=self.runs.applied.revision if self.runs.applied else None,
+                    host=self.runs.host,
+                    detail={
+                        "missed": {
+                            "monitor": name,
+                            "slot": iso(slot),
+                            "grace": format_duration(spec.grace),
+                            "count": 1,
+                        }
+                    },
+                )
+                tx.runs.attach_fire(name, slot, missed.id)
+            log.info("monitor %s: no ping for the slot of %s", name, iso(slot))
+            self._ended.put(missed)
+
+    def _check_open(self, name: str, spec: Monitor, now: datetime) -> None:
+        for run in self.store.runs.active_runs(job=name, kind="monitor"):
+            if run.started_at is None:
+                continue
+            if timed_out(run.started_at, spec.timeout, now):
+                try:
+                    with self.store.transaction() as tx:
+                        ended = tx.runs.update_run(
+                            run.id,
+                            at=now,
+                            event="timed_out",
+                            status="timed_out",
+                            reason="timeout",
+                            ended_at=now,
+                            detail={"timeout": format_duration(spec.timeout)},
+                        )
+                except RunAlreadyEnded:
+                    continue  # its end ping came in the meantime
+                self._ended.put(ended)
+            elif spec.alerts.slow is not None and spec.notify and run.id not in self._slow_said:
+                sample = self.outcomes.watch.sample(run)
+                alert = decide_slow(
+                    slow_threshold(spec.alerts, sample), run.started_at, now, spec.timeout
+                )
+                if alert is not None:
+                    self._slow_said.add(run.id)
+                    self.outcomes.watch.notify_alert(run, alert, list(spec.notify), "")
+
+    def _notify_ended(self, run: Run) -> None:
+        spec = self.monitors().get(run.job)
+        if spec is None or not spec.notify:
+            return
+        targets = list(spec.notify)
+        missed = run.reason == "missed"
+        notice = self.outcomes.decide(
+            run, targets, spec.notify_policy, status="missed" if missed else None
+        )
+        if notice is not None:
+            tail = "" if run.status == "succeeded" else self.outcomes.executor.log_tail(run.id)
+            self.outcomes.send(targets, notice, tail)
+        duration = duration_of(run)
+        if run.status == "succeeded" and spec.alerts.fast is not None and duration is not None:
+            sample = self.outcomes.watch.sample(run)
+            alert = decide_fast(fast_threshold(spec.alerts, sample), duration)
+            if alert is not None:
+                self.outcomes.watch.notify_alert(run, alert, targets, "")
