@@ -1,0 +1,110 @@
+"""Monitors through the real driver and a real store: pings recorded as runs, slots with
+no ping recorded missed, starts with no end timed out, and what is notified, by a fake
+clock (the decisions are taken at the times the test gives)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from jobdeck.clock import FakeClock
+from jobdeck.workflow.monitors import MAX_BODY
+from tests.integration.test_workflow_harness import T0, Decks
+
+pytestmark = pytest.mark.anyio
+
+CATALOG = """
+    version: 1
+    project: watch
+    monitors:
+      backup:
+        rate: 1h
+        grace: 10m
+        timeout: 1h
+        notify: ["slack:#ops"]
+        notify_policy: {recovery: true}
+    """
+
+
+def at(minutes: float) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+async def test_missed_met_timed_out_and_zero_duration(decks: Decks) -> None:
+    clock = FakeClock(T0 - at(30))  # first sight at 09:30; slots on the hour
+    deck = decks(CATALOG, clock=clock)
+    watch = deck.driver.monitors
+    watch.check(clock.now())
+
+    # 10:00 passes with no ping: recorded missed once its grace has passed, not before.
+    watch.check(T0 + at(9))
+    assert deck.runs("backup") == []
+    clock.set(T0 + at(10))
+    watch.check(clock.now())
+    watch.check(clock.now())  # decided once
+    (missed,) = deck.runs("backup")
+    assert (missed.kind, missed.status, missed.reason, missed.scheduled_for) == (
+        "monitor",
+        "skipped",
+        "missed",
+        T0,
+    )
+    watch.flush()
+    assert [(n.run.id, n.run.detail["notice"]["event"]) for n in deck.notices] == [
+        (missed.id, "run.missed")
+    ]
+
+    # 11:00: a start a minute early, its end five minutes later: the slot is met, and the
+    # success ends the failure streak with a recovery notice.
+    clock.set(T0 + at(59.5))
+    started = watch.ping("backup", "start", None, b"", clock.now())
+    assert started is not None
+    assert started.status == "running"
+    clock.set(T0 + at(65))
+    ended = watch.ping("backup", "success", 0, b"backed up\n", clock.now())
+    assert ended is not None
+    assert ended.id == started.id
+    assert (ended.status, ended.exit_code, ended.trigger) == ("succeeded", 0, "ping")
+    assert ended.ended_at is not None
+    assert ended.started_at is not None
+    assert ended.ended_at - ended.started_at == at(5.5)
+    assert deck.log(ended.id) == "backed up\n"
+    clock.set(T0 + at(70))
+    watch.check(clock.now())
+    assert len(deck.runs("backup")) == 2
+    watch.flush()
+    assert [n.run.detail["notice"]["event"] for n in deck.notices] == [
+        "run.missed",
+        "run.recovered",
+    ]
+
+    # 12:00: a start, then nothing: timed out an hour later, notified.
+    clock.set(T0 + at(120))
+    hung = watch.ping("backup", "start", None, b"", clock.now())
+    assert hung is not None
+    clock.set(T0 + at(179))
+    watch.check(clock.now())
+    assert deck.run(hung.id).status == "running"
+    clock.set(T0 + at(180))
+    watch.check(clock.now())
+    assert (deck.run(hung.id).status, deck.run(hung.id).reason) == ("timed_out", "timeout")
+    watch.flush()
+    assert deck.notices[-1].run.id == hung.id
+    assert deck.notices[-1].run.detail["notice"]["event"] == "run.timed_out"
+
+    # An end with no start: a run of zero duration; a failure with its exit code.
+    clock.set(T0 + at(241))
+    lone = watch.ping("backup", "fail", 4, b"x" * (MAX_BODY + 100), clock.now())
+    assert lone is not None
+    assert (lone.status, lone.exit_code, lone.started_at, lone.ended_at) == (
+        "failed",
+        4,
+        clock.now(),
+        clock.now(),
+    )
+    kept = deck.log(lone.id)
+    assert kept.startswith("x" * MAX_BODY)
+    assert "longer than 10 KiB" in kept
+    assert kept.count("x") == MAX_BODY
+    assert watch.ping("nothing", "start", None, b"", clock.now()) is None
