@@ -107,7 +107,7 @@ class MonitorWatch:
                     at=now,
                     event="ended",
                     status=outcome.status,
-                    reason="exit" if outcome.status == "failed" else None,
+                    reason="exit_code" if outcome.status == "failed" else None,
                     ended_at=now,
                     exit_code=outcome.exit_code,
                 )
