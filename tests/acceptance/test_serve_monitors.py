@@ -107,6 +107,26 @@ def test_pings_missed_slots_and_timeouts_over_real_http(
     assert bad_exit.status_code == 400
     assert bad_exit.json()["error"]["code"] == "bad_request"
 
+    # Status, runs and metrics show monitors like the other items.
+    status = cli(server, "status")
+    assert status.returncode == 0, status.stderr
+    assert "Monitors" in status.stdout
+    assert "silent" in status.stdout
+    assert "timed_out" in status.stdout  # backup's newest run
+    history = cli(server, "runs", "backup", "--json")
+    assert history.returncode == 0, history.stderr
+    assert [r["id"] for r in json.loads(history.stdout)] == [hung, run_id]
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    assert 'jobdeck_monitor_last_ping_seconds{monitor="backup"}' in metrics
+    assert (
+        'jobdeck_run_duration_seconds_count{job="backup",kind="monitor",status="failed"} 1.0'
+        in metrics
+    )
+    assert (
+        'jobdeck_alerts_total{event="run.failed",job="backup",kind="monitor",sent="true"}'
+        in metrics
+    )
+
     # The silent monitor is never pinged: its next slot is recorded missed and notified.
     missed = wait_for(lambda: events("run.missed"), timeout=90, what="the missed slot's notice")
     assert missed[0]["run"]["job"] == "silent"
