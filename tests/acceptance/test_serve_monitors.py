@@ -127,6 +127,10 @@ def test_pings_missed_slots_and_timeouts_over_real_http(
         in metrics
     )
 
+    page = httpx.get(f"{server.url}/", timeout=10).text
+    assert 'id="monitors"' in page
+    assert 'data-name="silent"' in page
+
     # The silent monitor is never pinged: its next slot is recorded missed and notified.
     missed = wait_for(lambda: events("run.missed"), timeout=90, what="the missed slot's notice")
     assert missed[0]["run"]["job"] == "silent"

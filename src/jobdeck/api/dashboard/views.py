@@ -64,9 +64,15 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "commands": [],
         "queues": [],
         "pools": [],
+        "monitors": [],
     }
     if catalog is None:
         return context
+    last_pings = store.runs.last_runs(list(catalog.monitors))
+    context["monitors"] = [
+        {"name": name, "spec": spec, "last": last_pings.get(name)}
+        for name, spec in catalog.monitors.items()
+    ]
     last = store.runs.last_runs(list(catalog.schedules))
     context["schedules"] = [
         {
