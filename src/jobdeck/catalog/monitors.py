@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from jobdeck.cadence import Cadence, CronCadence, RateCadence
 from jobdeck.catalog.alerting import Alerts, NotifyPolicy
-from jobdeck.catalog.spec import Spec, check_one_of, problem
+from jobdeck.catalog.spec import Env, Spec, check_one_of, problem
 from jobdeck.catalog.types import Cron, Duration, NotifyTarget, Zone
 
 DEFAULT_GRACE = timedelta(minutes=5)
@@ -41,6 +41,9 @@ class Monitor(Spec):
         None,
         description="the command line the watched job runs (written by `jobdeck import "
         "crontab --monitor`); `jobdeck migrate` makes it the schedule's shell",
+    )
+    env: Env = Field(
+        {}, description="the environment the watched job runs with; `jobdeck migrate` keeps it"
     )
 
     @model_validator(mode="after")
