@@ -79,7 +79,7 @@ def test_monitor_errors_point_at_the_key() -> None:
         "timeout, so it could never notify; lower it below the timeout",
         "c.yaml:12:26: error: monitors.g: unknown key 'pool'; remove it or use one of: "
         "description, cron, rate, timezone, grace, timeout, notify, notify_policy, alerts, "
-        "shell",
+        "shell, env",
     ]
 
 
@@ -162,3 +162,30 @@ def test_what_an_end_ping_records() -> None:
     )
     assert ping_outcome("fail", None).status == "failed"
     assert ping_outcome("fail", 0).status == "failed"
+
+
+# --- import crontab --monitor ------------------------------------------------------------
+
+
+def test_only_jobs_that_can_be_wrapped_faithfully_are_watched() -> None:
+    from jobdeck.catalog.crontab_monitor import monitor_crontab
+
+    text = (
+        "0 3 * * * /opt/backup.sh  # nightly\n"
+        "30 2 * * * date +%s\n"
+        "#0 1 * * * /opt/off.sh\n"
+        "@reboot /opt/start.sh\n"
+        "*/5 * * * * printf '100\\%'\n"
+    )
+    result = monitor_crontab(text, url_for=lambda name: f"http://h/ping/{name}/T", source="c")
+    assert result.monitors == ["backup", "printf"]
+    lines = result.crontab.split("\n")
+    assert lines[0].startswith('0 3 * * * curl -fsS --connect-timeout 2 -m 5 -o /dev/null "')
+    assert "( /opt/backup.sh );" in lines[0]
+    assert lines[0].endswith("exit $jobdeck_rc")
+    assert lines[1:4] == ["30 2 * * * date +%s", "#0 1 * * * /opt/off.sh", "@reboot /opt/start.sh"]
+    assert "( printf '100\\%' );" in lines[4]  # cron's escape kept for cron
+    assert "shell: \"printf '100%'\"" in result.yaml  # what sh runs
+    assert any("c:2: not watched: an unescaped %" in w for w in result.warnings)
+    loaded = loads(result.yaml).catalog
+    assert loaded.monitors["backup"].description == "nightly"
