@@ -14,6 +14,40 @@ from jobdeck.cli.context import EXIT_INVALID, JsonFlag, emit, fail, load, print_
 
 def register(app: typer.Typer) -> None:
     app.command()(monitors)
+    app.command()(migrate)
+
+
+def migrate(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="A monitor of the catalog.")],
+) -> None:
+    """Turn a monitor into the schedule that runs its job (rewrites the catalog file; its
+    history stays); then plan, apply, and remove the job's line from the crontab."""
+    from jobdeck.catalog.load import CatalogError
+    from jobdeck.catalog.migrate import MigrateError, migrate_monitor
+
+    path = settings(ctx).catalog
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}", EXIT_INVALID)
+    try:
+        migrated = migrate_monitor(text, name, str(path))
+    except MigrateError as exc:
+        fail(str(exc), EXIT_INVALID)
+    except CatalogError as exc:
+        fail(f"the migrated catalog would not load, so {path} is unchanged:\n{exc}", EXIT_INVALID)
+    staged = path.with_name(f".{path.name}.migrate")
+    try:
+        staged.write_text(migrated, encoding="utf-8")
+        os.replace(staged, path)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    typer.echo(
+        f"monitor {name} is now schedule {name} in {path}; its runs so far stay its history.\n"
+        "next: `jobdeck plan`, `jobdeck apply`, then remove the job's line from the crontab "
+        "(the one that pings /ping/" + name + "/...), so that it does not run twice"
+    )
 
 
 def monitors(
