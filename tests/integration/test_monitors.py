@@ -108,3 +108,47 @@ async def test_missed_met_timed_out_and_zero_duration(decks: Decks) -> None:
     assert "longer than 10 KiB" in kept
     assert kept.count("x") == MAX_BODY
     assert watch.ping("nothing", "start", None, b"", clock.now()) is None
+
+
+ALERTS = """
+    version: 1
+    project: watch
+    monitors:
+      backup:
+        cron: "0 0 1 1 *"
+        timeout: 1h
+        notify: ["slack:#ops"]
+        alerts: {slow: 20m, fast: 5m}
+    """
+
+
+async def test_duration_alerts_apply_to_monitor_runs(decks: Decks) -> None:
+    clock = FakeClock(T0)
+    deck = decks(ALERTS, clock=clock)
+    watch = deck.driver.monitors
+
+    # A success in 2 minutes, under alerts.fast: run.fast.
+    watch.ping("backup", "start", None, b"", clock.now())
+    clock.advance(at(2))
+    quick = watch.ping("backup", "success", None, b"", clock.now())
+    assert quick is not None
+    watch.flush()
+    assert [(n.run.id, n.run.detail["notice"]["event"]) for n in deck.notices] == [
+        (quick.id, "run.fast")
+    ]
+    assert deck.notices[0].run.detail["alert"]["threshold"] == "5m"
+
+    # Still running after 20 minutes: run.slow, once, before the timeout.
+    slow = watch.ping("backup", "start", None, b"", clock.now())
+    assert slow is not None
+    clock.advance(at(19))
+    watch.check(clock.now())
+    assert len(deck.notices) == 1
+    clock.advance(at(1))
+    watch.check(clock.now())
+    clock.advance(at(1))
+    watch.check(clock.now())
+    assert [n.run.detail["notice"]["event"] for n in deck.notices] == ["run.fast", "run.slow"]
+    assert deck.notices[-1].run.id == slow.id
+    held = deck.store.notices.notices(job="backup", kind="monitor")
+    assert {n.event for n in held} == {"run.fast", "run.slow"}

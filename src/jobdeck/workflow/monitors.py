@@ -70,51 +70,49 @@ class MonitorWatch:
         """Record a ping of monitor ``name``; None when no such monitor is applied."""
         if name not in self.monitors():
             return None
-        revision = self.runs.applied.revision if self.runs.applied else None
+        for _ in range(3):
+            try:
+                run = self._record(name, action, exit_code, now)
+                break
+            except RunAlreadyEnded:
+                continue  # another end ping (or the timeout) closed the run first: again
+        else:
+            raise RuntimeError(f"monitor {name}: the ping could not be recorded")
+        self._keep_body(run.id, body)
+        if run.ended_at is not None:
+            self._ended.put(run)
+        return run
+
+    def _record(self, name: str, action: Action, exit_code: int | None, now: datetime) -> Run:
+        """One ping in one transaction: a start opens a run; an end closes the newest
+        open run, or is a run of zero duration when none is open."""
         with self.store.transaction() as tx:
-            open_runs = tx.runs.active_runs(job=name, kind="monitor")
-            if action == "start":
-                run = tx.runs.create_run(
+            opened = next(iter(reversed(tx.runs.active_runs(job=name, kind="monitor"))), None)
+            if action == "start" or opened is None:
+                created = tx.runs.create_run(
                     job=name,
                     kind="monitor",
                     trigger="ping",
                     status="pending",
                     created_at=now,
-                    revision=revision,
+                    revision=self.runs.applied.revision if self.runs.applied else None,
                     host=self.runs.host,
                 )
-                run = tx.runs.update_run(
-                    run.id, at=now, event="started", status="running", started_at=now
+                opened = tx.runs.update_run(
+                    created.id, at=now, event="started", status="running", started_at=now
                 )
-            else:
-                outcome = ping_outcome(action, exit_code)
-                opened = open_runs[-1] if open_runs else None
-                if opened is None:
-                    opened = tx.runs.create_run(
-                        job=name,
-                        kind="monitor",
-                        trigger="ping",
-                        status="pending",
-                        created_at=now,
-                        revision=revision,
-                        host=self.runs.host,
-                    )
-                    opened = tx.runs.update_run(
-                        opened.id, at=now, event="started", status="running", started_at=now
-                    )
-                run = tx.runs.update_run(
-                    opened.id,
-                    at=now,
-                    event="ended",
-                    status=outcome.status,
-                    reason="exit_code" if outcome.status == "failed" else None,
-                    ended_at=now,
-                    exit_code=outcome.exit_code,
-                )
-        self._keep_body(run.id, body)
-        if run.ended_at is not None:
-            self._ended.put(run)
-        return run
+                if action == "start":
+                    return opened
+            outcome = ping_outcome(action, exit_code)
+            return tx.runs.update_run(
+                opened.id,
+                at=now,
+                event="ended",
+                status=outcome.status,
+                reason="exit_code" if outcome.status == "failed" else None,
+                ended_at=now,
+                exit_code=outcome.exit_code,
+            )
 
     def _keep_body(self, run_id: int, body: bytes) -> None:
         if not body:
