@@ -134,6 +134,8 @@ def test_pings_missed_slots_and_timeouts_over_real_http(
     # The silent monitor is never pinged: its next slot is recorded missed and notified.
     missed = wait_for(lambda: events("run.missed"), timeout=90, what="the missed slot's notice")
     assert missed[0]["run"]["job"] == "silent"
+    assert missed[0]["missed"]["cause"] == "no_ping"
+    assert missed[0]["missed"]["count"] == 1
     listed = server.get("/api/v1/runs?kind=monitor&limit=10")
     statuses = {(r["job"], r["status"], r["reason"]) for r in listed["items"]}
     assert ("silent", "skipped", "missed") in statuses

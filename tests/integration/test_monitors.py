@@ -50,6 +50,7 @@ async def test_missed_met_timed_out_and_zero_duration(decks: Decks) -> None:
         "missed",
         T0,
     )
+    assert missed.detail["missed"]["slots"] == [{"at": "2026-03-08T10:00:00Z", "reason": "no_ping"}]
     watch.flush()
     assert [(n.run.id, n.run.detail["notice"]["event"]) for n in deck.notices] == [
         (missed.id, "run.missed")

@@ -182,14 +182,7 @@ class MonitorWatch:
                     scheduled_for=slot,
                     revision=self.runs.applied.revision if self.runs.applied else None,
                     host=self.runs.host,
-                    detail={
-                        "missed": {
-                            "monitor": name,
-                            "slot": iso(slot),
-                            "grace": format_duration(spec.grace),
-                            "count": 1,
-                        }
-                    },
+                    detail={"missed": missed_detail(name, slot, spec.grace)},
                 )
                 tx.runs.attach_fire(name, slot, missed.id)
             log.info("monitor %s: no ping for the slot of %s", name, iso(slot))
@@ -241,3 +234,20 @@ class MonitorWatch:
             alert = decide_fast(fast_threshold(spec.alerts, sample), duration)
             if alert is not None:
                 self.outcomes.watch.notify_alert(run, alert, targets, "")
+
+
+def missed_detail(name: str, slot: datetime, grace: timedelta) -> dict[str, object]:
+    """A missed slot's ``missed`` (the notice's), in the shape of a schedule's missed
+    slots (see :mod:`jobdeck.workflow.missed`): one slot, cause ``no_ping``."""
+    at = iso(slot)
+    return {
+        "monitor": name,
+        "cause": "no_ping",
+        "count": 1,
+        "first": at,
+        "last": at,
+        "slots": [{"at": at, "reason": "no_ping"}],
+        "slots_listed": 1,
+        "reasons": {"no_ping": 1},
+        "grace": format_duration(grace),
+    }
