@@ -153,3 +153,30 @@ async def test_duration_alerts_apply_to_monitor_runs(decks: Decks) -> None:
     assert deck.notices[-1].run.id == slow.id
     held = deck.store.notices.notices(job="backup", kind="monitor")
     assert {n.event for n in held} == {"run.fast", "run.slow"}
+
+
+async def test_slots_missed_at_once_are_recorded_each_and_told_in_one_notice(
+    decks: Decks,
+) -> None:
+    clock = FakeClock(T0 - at(30))
+    deck = decks(CATALOG, clock=clock)
+    watch = deck.driver.monitors
+    watch.check(clock.now())
+    clock.set(T0 + at(185))  # 10:00, 11:00 and 12:00 passed unseen (13:00 not yet due)
+    watch.check(clock.now())
+    runs = deck.runs("backup")
+    assert [(r.status, r.reason, r.scheduled_for) for r in runs] == [
+        ("skipped", "missed", T0 + at(minutes)) for minutes in (0, 60, 120)
+    ]
+    watch.flush()
+    (notice,) = deck.notices
+    assert notice.run.id == runs[-1].id
+    missed = notice.run.detail["missed"]
+    assert (missed["count"], missed["first"], missed["last"]) == (
+        3,
+        "2026-03-08T10:00:00Z",
+        "2026-03-08T12:00:00Z",
+    )
+    # The notices' audit holds one failure notice; the runs each say their own slot.
+    assert runs[0].detail["missed"]["count"] == 1
+    assert len(deck.store.notices.notices(job="backup")) == 1

@@ -14,6 +14,7 @@ pure functions of :mod:`jobdeck.workflow.monitor_slots`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import queue
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from jobdeck.store.errors import RunAlreadyEnded
 from jobdeck.store.records import Run
 from jobdeck.units import format_duration
 from jobdeck.workflow.durations import decide_fast, decide_slow, fast_threshold, slow_threshold
-from jobdeck.workflow.missed import iso
+from jobdeck.workflow.missed import LISTED_SLOTS, iso
 from jobdeck.workflow.monitor_slots import (
     Action,
     due_slots,
@@ -56,6 +57,7 @@ class MonitorWatch:
         self.outcomes = outcomes
         self._ended: queue.SimpleQueue[Run] = queue.SimpleQueue()  # pings -> the loop
         self._since: dict[str, datetime] = {}  # first sight of a monitor with no claim
+        self._last: dict[str, datetime] = {}  # the newest slot decided, by monitor
         self._slow_said: set[int] = set()
 
     def monitors(self) -> dict[str, Monitor]:
@@ -151,10 +153,18 @@ class MonitorWatch:
             self._notify_ended(run)
 
     def _check_slots(self, name: str, spec: Monitor, now: datetime) -> None:
-        last = self.store.runs.last_fire(name) or self._since.setdefault(name, now)
-        due = due_slots(monitor_cadence(spec), spec.grace, last, now)
+        last = self._last.get(name)
+        if last is None:
+            last = self.store.runs.last_fire(name) or self._since.setdefault(name, now)
+            self._last[name] = last
+        cadence = monitor_cadence(spec)
+        upcoming = next(iter(cadence.fires_after(last)), None)
+        if upcoming is None or now < upcoming + spec.grace:
+            return  # nothing due: no read of the store
+        due = due_slots(cadence, spec.grace, last, now)
         if due.dropped:
             log.warning("monitor %s: %d older slots left undecided", name, due.dropped)
+        missed: list[Run] = []
         for slot in due.slots:
             start, end = window(slot, spec.grace)
             pings = self.store.runs.runs(
@@ -166,13 +176,14 @@ class MonitorWatch:
                 limit=1,
             )
             met = slot_met(slot, spec.grace, [run.created_at for run in pings])
+            self._last[name] = slot
             with self.store.transaction() as tx:
                 if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.runs.host):
-                    continue
+                    continue  # decided already (another engine, an earlier life)
                 if met:
                     tx.runs.attach_fire(name, slot, pings[0].id)
                     continue
-                missed = tx.runs.create_run(
+                run = tx.runs.create_run(
                     job=name,
                     kind="monitor",
                     trigger="schedule",
@@ -182,11 +193,18 @@ class MonitorWatch:
                     scheduled_for=slot,
                     revision=self.runs.applied.revision if self.runs.applied else None,
                     host=self.runs.host,
-                    detail={"missed": missed_detail(name, slot, spec.grace)},
+                    detail={"missed": missed_detail(name, [slot], spec.grace)},
                 )
-                tx.runs.attach_fire(name, slot, missed.id)
+                tx.runs.attach_fire(name, slot, run.id)
             log.info("monitor %s: no ping for the slot of %s", name, iso(slot))
-            self._ended.put(missed)
+            missed.append(run)
+        if missed:
+            # One notice for the slots missed at once (after the engine was down): the
+            # newest run, with all of them.
+            slots = [run.scheduled_for for run in missed if run.scheduled_for is not None]
+            newest = missed[-1]
+            detail = {**newest.detail, "missed": missed_detail(name, slots, spec.grace)}
+            self._ended.put(dataclasses.replace(newest, detail=detail))
 
     def _check_open(self, name: str, spec: Monitor, now: datetime) -> None:
         for run in self.store.runs.active_runs(job=name, kind="monitor"):
@@ -236,18 +254,18 @@ class MonitorWatch:
                 self.outcomes.watch.notify_alert(run, alert, targets, "")
 
 
-def missed_detail(name: str, slot: datetime, grace: timedelta) -> dict[str, object]:
-    """A missed slot's ``missed`` (the notice's), in the shape of a schedule's missed
-    slots (see :mod:`jobdeck.workflow.missed`): one slot, cause ``no_ping``."""
-    at = iso(slot)
+def missed_detail(name: str, slots: list[datetime], grace: timedelta) -> dict[str, object]:
+    """Missed slots' ``missed`` (the notice's), in the shape of a schedule's missed slots
+    (see :mod:`jobdeck.workflow.missed`), cause ``no_ping``."""
+    listed = [iso(slot) for slot in slots]
     return {
         "monitor": name,
         "cause": "no_ping",
-        "count": 1,
-        "first": at,
-        "last": at,
-        "slots": [{"at": at, "reason": "no_ping"}],
-        "slots_listed": 1,
-        "reasons": {"no_ping": 1},
+        "count": len(listed),
+        "first": listed[0],
+        "last": listed[-1],
+        "slots": [{"at": at, "reason": "no_ping"} for at in listed[-LISTED_SLOTS:]],
+        "slots_listed": min(len(listed), LISTED_SLOTS),
+        "reasons": {"no_ping": len(listed)},
         "grace": format_duration(grace),
     }
