@@ -139,9 +139,15 @@ class MonitorWatch:
     def check(self, now: datetime) -> None:
         """Decide every monitor's due slots and open runs at ``now`` (the one place that
         does). Notices wait for :meth:`flush`, in the event loop's thread."""
-        for name, spec in self.monitors().items():
+        monitors = self.monitors()
+        if not monitors:
+            return
+        open_runs: dict[str, list[Run]] = {}
+        for run in self.store.runs.active_runs(kind="monitor"):
+            open_runs.setdefault(run.job, []).append(run)
+        for name, spec in monitors.items():
             self._check_slots(name, spec, now)
-            self._check_open(name, spec, now)
+            self._check_open(spec, open_runs.get(name, []), now)
 
     def flush(self) -> None:
         """Notify what pings and checks ended (in the event loop's thread)."""
@@ -206,8 +212,8 @@ class MonitorWatch:
             detail = {**newest.detail, "missed": missed_detail(name, slots, spec.grace)}
             self._ended.put(dataclasses.replace(newest, detail=detail))
 
-    def _check_open(self, name: str, spec: Monitor, now: datetime) -> None:
-        for run in self.store.runs.active_runs(job=name, kind="monitor"):
+    def _check_open(self, spec: Monitor, open_runs: list[Run], now: datetime) -> None:
+        for run in open_runs:
             if run.started_at is None:
                 continue
             if timed_out(run.started_at, spec.timeout, now):
@@ -235,6 +241,7 @@ class MonitorWatch:
                     self.outcomes.watch.notify_alert(run, alert, list(spec.notify), "")
 
     def _notify_ended(self, run: Run) -> None:
+        self._slow_said.discard(run.id)
         spec = self.monitors().get(run.job)
         if spec is None or not spec.notify:
             return
