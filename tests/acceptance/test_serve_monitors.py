@@ -127,6 +127,12 @@ def test_pings_missed_slots_and_timeouts_over_real_http(
         in metrics
     )
 
+    listed_monitors = server.get("/api/v1/monitors")["items"]
+    assert [(m["name"], m["grace"]) for m in listed_monitors] == [
+        ("backup", "5m"),
+        ("silent", "1s"),
+    ]
+    assert listed_monitors[0]["last_run"]["id"] == hung
     page = httpx.get(f"{server.url}/", timeout=10).text
     assert 'id="monitors"' in page
     assert 'data-name="silent"' in page
