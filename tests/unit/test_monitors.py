@@ -189,3 +189,19 @@ def test_only_jobs_that_can_be_wrapped_faithfully_are_watched() -> None:
     assert any("c:2: not watched: an unescaped %" in w for w in result.warnings)
     loaded = loads(result.yaml).catalog
     assert loaded.monitors["backup"].description == "nightly"
+
+
+def test_the_ping_windows_bound_pings_per_minute() -> None:
+    from jobdeck.api.ping import Window
+
+    now = [1000.0]
+    window = Window(3, clock=lambda: now[0])
+    for _ in range(3):
+        assert not window.full("backup")
+        window.add("backup")
+    assert window.full("backup")
+    assert not window.full("other")
+    now[0] += 59.9
+    assert window.full("backup")
+    now[0] += 0.2  # a minute after the first three
+    assert not window.full("backup")
