@@ -10,7 +10,7 @@ import pytest
 
 from jobdeck.clock import FakeClock
 from jobdeck.workflow.monitors import MAX_BODY
-from tests.integration.test_workflow_harness import T0, Decks
+from tests.integration.test_workflow_harness import T0, Decks, until
 
 pytestmark = pytest.mark.anyio
 
@@ -180,3 +180,44 @@ async def test_slots_missed_at_once_are_recorded_each_and_told_in_one_notice(
     # The notices' audit holds one failure notice; the runs each say their own slot.
     assert runs[0].detail["missed"]["count"] == 1
     assert len(deck.store.notices.notices(job="backup")) == 1
+
+
+async def test_a_schedule_migrated_from_a_monitor_learns_auto_from_its_runs(
+    decks: Decks,
+) -> None:
+    deck = decks(
+        """
+        version: 1
+        project: watch
+        schedules:
+          backup:
+            rate: 1h
+            shell: "true"
+            notify: ["slack:#ops"]
+            alerts: {fast: auto}
+        """
+    )
+    with deck.store.transaction() as tx:  # what the monitor recorded before the migration
+        for day in range(5):
+            began = T0 - timedelta(days=5 - day)
+            run = tx.runs.create_run(
+                job="backup", kind="monitor", trigger="ping", status="pending", created_at=began
+            )
+            tx.runs.update_run(
+                run.id, at=began, event="started", status="running", started_at=began
+            )
+            tx.runs.update_run(
+                run.id,
+                at=began + at(40),
+                event="ended",
+                status="succeeded",
+                ended_at=began + at(40),
+            )
+    fired = deck.driver.fire("backup", T0)
+    assert fired is not None
+    ended = await deck.wait_ended(fired.id)
+    assert ended.status == "succeeded"
+    await until(lambda: bool(deck.notices), "the fast notice")
+    alert = deck.notices[0].run.detail["alert"]
+    assert (deck.notices[0].run.detail["notice"]["event"], alert["source"]) == ("run.fast", "auto")
+    assert alert["threshold"] == "10m"  # a quarter of the monitor's 40m median

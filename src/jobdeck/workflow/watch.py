@@ -68,6 +68,12 @@ class DurationWatch:
         found = self.store.runs.runs(
             job=run.job, kind=run.kind, status="succeeded", limit=AUTO_SAMPLES + 1
         )
+        if run.kind == "schedule" and len(found) <= AUTO_SAMPLES:
+            # A schedule migrated from a monitor (`jobdeck migrate`) learns from the
+            # monitor's runs too, newest first after its own.
+            found += self.store.runs.runs(
+                job=run.job, kind="monitor", status="succeeded", limit=AUTO_SAMPLES + 1
+            )
         durations = [duration_of(r) for r in found if r.id != run.id]
         return [d for d in durations if d is not None][:AUTO_SAMPLES]
 
