@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from jobdeck.catalog.model import SECTIONS, Catalog, Schedule, jitter_problem
-from jobdeck.catalog.monitors import Monitor
+from jobdeck.catalog.monitors import Monitor, monitor_problems
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
 from jobdeck.catalog.spec import Spec, one_of_problems, share_fields_set
 from jobdeck.catalog.types import closest
@@ -363,20 +363,8 @@ def _check_references(data: dict[str, Any], report: _Report) -> None:
 
 
 def _check_monitors(data: dict[str, Any], report: _Report) -> None:
-    """A monitor's runs are recorded under its name: no other item may have it."""
-    for name, spec in _section(data, "monitors").items():
-        if isinstance(spec, dict):
-            present = {key for key, value in spec.items() if value is not None}
-            for at, message in one_of_problems("monitors", present):
-                target = ("monitors", name, at) if at else ("monitors", name)
-                report.add(report.positions.key(target), f"{_dotted(target)}: {message}")
-        for section in SECTIONS.values():
-            if section != "monitors" and name in _section(data, section):
-                report.add(
-                    report.positions.key(("monitors", name)),
-                    f"monitors.{name}: the name is taken by {section}.{name}; a monitor's "
-                    "runs are recorded under its name, so rename one of them",
-                )
+    for loc, message in monitor_problems(data, SECTIONS.values()):
+        report.add(report.positions.key(loc), f"{_dotted(loc)}: {message}")
 
 
 def _section(data: dict[str, Any], section: str) -> dict[str, Any]:

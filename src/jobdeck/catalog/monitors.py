@@ -8,13 +8,15 @@ notified as a schedule's runs are, under the same ``notify_policy`` and ``alerts
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from jobdeck.cadence import Cadence, CronCadence, RateCadence
 from jobdeck.catalog.alerting import Alerts, NotifyPolicy
-from jobdeck.catalog.spec import Env, Spec, check_one_of, problem
+from jobdeck.catalog.spec import Env, Spec, check_one_of, one_of_problems, problem
 from jobdeck.catalog.types import Cron, Duration, NotifyTarget, Zone
 
 DEFAULT_GRACE = timedelta(minutes=5)
@@ -80,3 +82,29 @@ def monitor_cadence(spec: Monitor) -> Cadence:
     if spec.rate is not None:
         return RateCadence(spec.rate)
     raise ValueError("a monitor has either cron or rate")  # the model guarantees one
+
+
+def monitor_problems(
+    data: dict[str, Any], sections: Iterable[str]
+) -> list[tuple[tuple[str, ...], str]]:
+    """(key to point at, message) for the raw catalog's monitors: their one-of rules
+    (reported with the model's other errors), and names taken by another item (a
+    monitor's runs are recorded under its name)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    monitors = data.get("monitors")
+    for name, spec in (monitors if isinstance(monitors, dict) else {}).items():
+        if isinstance(spec, dict):
+            present = {key for key, value in spec.items() if value is not None}
+            for at, message in one_of_problems("monitors", present):
+                found.append((("monitors", name, at) if at else ("monitors", name), message))
+        for section in sections:
+            items = data.get(section)
+            if section != "monitors" and isinstance(items, dict) and name in items:
+                found.append(
+                    (
+                        ("monitors", name),
+                        f"the name is taken by {section}.{name}; a monitor's runs are "
+                        "recorded under its name, so rename one of them",
+                    )
+                )
+    return found
