@@ -332,6 +332,8 @@ class Application:
         if self.options.public_url:
             # A missed-slot notice links the schedule's page (its runs, the missed ones).
             page = f"schedules/{run.job}" if run.reason == "missed" else f"runs/{run.id}"
+            if run.kind == "monitor":
+                page = f"runs/{run.id}"
             link = f"{self.options.public_url.rstrip('/')}/{page}"
         project = self.catalog.project if self.catalog else None
         notice = RunNotice.from_run(run, log_tail=tail, link=link, project=project)

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from jobdeck.cadence import next_fires
 from jobdeck.catalog.model import Catalog, cadence_for
+from jobdeck.catalog.monitors import Monitor, monitor_cadence
 from jobdeck.catalog.plan import suspension_json
 from jobdeck.queues.catalog import dead_letter_name, wire_name
 from jobdeck.store.queue_records import QueueCounts
@@ -56,6 +57,7 @@ def collect_status(
             "commands": [],
             "queues": [],
             "pools": [],
+            "monitors": [],
         }
     catalog = Catalog.model_validate(revision.catalog)
     suspended = {(s.kind, s.name): suspension_json(s) for s in suspensions if s.active(now)}
@@ -128,6 +130,10 @@ def collect_status(
         }
         for name, spec in catalog.pools.items()
     ]
+    monitors = [
+        _monitor(name, spec, now, seen.last_runs.get(name))
+        for name, spec in catalog.monitors.items()
+    ]
     return {
         "revision": {
             "number": revision.number,
@@ -140,6 +146,25 @@ def collect_status(
         "commands": commands,
         "queues": queues,
         "pools": pools,
+        "monitors": monitors,
+    }
+
+
+def _monitor(name: str, spec: Monitor, now: datetime, last: Run | None) -> dict[str, Any]:
+    """A monitor: when it expects pings, the next slot, its newest run (a ping or a
+    missed slot)."""
+    slot = next_fires(monitor_cadence(spec), now, 1)[0]
+    zone = ZoneInfo(spec.timezone or "UTC")
+    shown = spec.model_dump(mode="json")
+    return {
+        "name": name,
+        "trigger": spec.cron if spec.cron is not None else f"rate {shown['rate']}",
+        "timezone": spec.timezone,
+        "grace": shown["grace"],
+        "timeout": shown["timeout"],
+        "next_slot": _second(slot),
+        "next_slot_local": slot.astimezone(zone).replace(microsecond=0).isoformat(),
+        "last_run": _last_run(last),
     }
 
 

@@ -149,7 +149,7 @@ def test_names_say_what_they_are(jobdeck: Jobdeck, live: LiveServer) -> None:
 
     nosuch = on(jobdeck, live, "runs", "nosuch")
     assert nosuch.code == 1
-    assert "no schedule, worker or command named 'nosuch'" in nosuch.err
+    assert "no schedule, worker, command or monitor named 'nosuch'" in nosuch.err
     assert on(jobdeck, live, "runs", "chatty").out == "No runs of chatty yet.\n"
 
     failed = on(jobdeck, live, "run", "broken", "--wait")

@@ -153,6 +153,7 @@ def test_the_example_loads_with_its_defaults() -> None:
         "schedules": 5,
         "workers": 2,
         "commands": 1,
+        "monitors": 0,
     }
     sitemap = catalog.schedules["sitemap-rebuild"]
     assert sitemap.notify == ["slack:#batch-alerts"]

@@ -5,7 +5,8 @@ Two kinds of numbers, gathered when ``/metrics`` is scraped:
 * **State**, read fresh at each scrape by :class:`StateCollector`: runs in the store by
   kind, job and status; worker replicas desired, running and restarted (the
   supervisor's state, or the catalog and the store's worker runs before it has any);
-  pool memory used and its limit; the applied revision; notices (``jobdeck_alerts_total``,
+  pool memory used and its limit; the applied revision; when each monitor was last
+  pinged (``jobdeck_monitor_last_ping_seconds``); notices (``jobdeck_alerts_total``,
   sent and held back) and the duration alerts' thresholds in effect.
 * **Distributions**, histograms fed from the run records: run durations, fire lateness
   and command dispatch latency. The engine writes these into each run's ``detail``;
@@ -32,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from jobdeck.catalog.model import Command, Schedule
+from jobdeck.catalog.monitors import Monitor
 from jobdeck.store.records import TERMINAL_STATUSES
 from jobdeck.store.run_rows import Moment, RunRow
 from jobdeck.workflow.durations import AUTO_SAMPLES, fast_threshold, slow_threshold
@@ -73,6 +75,7 @@ class StateCollector(Collector):
             revision.add_metric([], app.applied.revision)
         yield revision
         yield from self._alerts()
+        yield self._monitor_pings()
         for source in self.sources:
             yield from source()
 
@@ -134,10 +137,11 @@ class StateCollector(Collector):
             labels=["kind", "job", "alert", "source"],
         )
         catalog = app.catalog
-        specs: list[tuple[str, str, Schedule | Command]] = []
+        specs: list[tuple[str, str, Schedule | Command | Monitor]] = []
         if catalog is not None:
             specs += [("schedule", name, spec) for name, spec in catalog.schedules.items()]
             specs += [("command", name, spec) for name, spec in catalog.commands.items()]
+            specs += [("monitor", name, spec) for name, spec in catalog.monitors.items()]
         for kind, name, spec in specs:
             if spec.alerts.slow is None and spec.alerts.fast is None:
                 continue
@@ -155,6 +159,26 @@ class StateCollector(Collector):
                     labels = [kind, name, alert, threshold.source]
                     thresholds.add_metric(labels, threshold.value.total_seconds())
         yield thresholds
+
+    def _monitor_pings(self) -> Metric:
+        pings = GaugeMetricFamily(
+            "jobdeck_monitor_last_ping_seconds",
+            "When each monitor was last pinged (a start or an end), in seconds since the "
+            "Unix epoch; absent until its first ping.",
+            labels=["monitor"],
+        )
+        catalog = self.app.catalog
+        for name in catalog.monitors if catalog is not None else {}:
+            found = self.app.store.runs.runs(job=name, kind="monitor", trigger="ping", limit=2)
+            moments = [
+                moment
+                for run in found
+                for moment in (run.created_at, run.started_at, run.ended_at)
+                if moment is not None
+            ]
+            if moments:
+                pings.add_metric([name], max(moments).timestamp())
+        return pings
 
     def _pools(self) -> Iterable[Metric]:
         used = GaugeMetricFamily(

@@ -239,6 +239,11 @@ def openapi_document() -> dict[str, Any]:
             "Applied commands and their parameters.", _json(_listing("Command"), "Commands.")
         ),
         "/api/v1/queues": _get("Declared queues.", _json(_listing("Queue"), "Queues.")),
+        "/api/v1/monitors": _get(
+            "Applied monitors: their slots, grace, next slot and newest run (a ping or a "
+            "missed slot). Their ping URLs are not listed: `jobdeck monitors` derives them.",
+            _json(_listing("Monitor"), "Monitors."),
+        ),
         "/api/v1/pools": _get(
             "Pools with memory used and limit.", _json(_listing("Pool"), "Pools.")
         ),

@@ -278,6 +278,20 @@ def schemas() -> dict[str, Any]:
             },
         },
         "Queue": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "Monitor": {
+            "type": "object",
+            "required": ["name", "trigger", "grace", "timeout", "next_slot", "last_run"],
+            "properties": {
+                "name": {"type": "string"},
+                "trigger": {"type": "string"},
+                "timezone": text,
+                "grace": {"type": "string"},
+                "timeout": {"type": "string"},
+                "next_slot": time,
+                "next_slot_local": text,
+                "last_run": last_run,
+            },
+        },
         "Pool": {
             "type": "object",
             "properties": {

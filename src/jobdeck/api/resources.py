@@ -179,11 +179,20 @@ async def notices(request: Request) -> Response:
     app = application(request)
     limit, offset = page(request)
     job = request.query_params.get("job") or None
-    kind = choice(request, "kind", ("schedule", "worker", "command"))
+    kind = choice(request, "kind", ("schedule", "worker", "command", "monitor"))
     found = await run_in_threadpool(
         lambda: app.store.notices.notices(job=job, kind=kind, limit=limit + 1, offset=offset)
     )
     return Json(paged(request, [notice_json(n) for n in found], limit, offset))
+
+
+async def monitors(request: Request) -> Response:
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        return _with_last_runs(app, _status(app)["monitors"])
+
+    return Json({"items": await run_in_threadpool(read)})
 
 
 ROUTES = [
@@ -193,6 +202,7 @@ ROUTES = [
     Route("/commands", commands, methods=["GET"]),
     Route("/queues", queues, methods=["GET"]),
     Route("/pools", pools, methods=["GET"]),
+    Route("/monitors", monitors, methods=["GET"]),
     Route("/revisions", revisions, methods=["GET"]),
     Route("/revisions/{number:int}", revision, methods=["GET"]),
     Route("/audit", audit, methods=["GET"]),

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from jobdeck.api import actions, auth, backfill, resources, runs
+from jobdeck.api import actions, auth, backfill, ping, resources, runs
 from jobdeck.api.approvals import approval_routes
 from jobdeck.api.dashboard import dashboard_routes
 from jobdeck.api.errors import ApiError, Json, api_error, http_error, server_error
@@ -85,6 +85,7 @@ def create_api(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        *ping.ROUTES,
         Mount(API_PREFIX, routes=api_routes(app)),
         *auth.ROUTES,
         *dashboard_routes(app),
@@ -104,6 +105,7 @@ def create_api(
     )
     service.state.application = app
     service.state.token = token
+    ping.install(service.state)
     queues = functools.partial(queue_source, app)
     # Histograms cover the runs since the engine started, also those created before
     # the HTTP side came up.

@@ -11,7 +11,7 @@ The returned YAML always loads with :func:`jobdeck.catalog.load.load_catalog_tex
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePosixPath
 from zoneinfo import available_timezones
@@ -47,6 +47,7 @@ _NESTED_WRAPPERS = 4  # ``timeout 1h flock -n /x nice cmd`` is as deep as real c
 class CrontabImport:
     yaml: str  # a complete, valid catalog
     warnings: list[str]  # each "FILE:LINE: message", for everything not converted faithfully
+    lines: dict[str, int] = field(default_factory=dict)  # schedule -> its crontab line
 
 
 def import_crontab(
@@ -340,7 +341,8 @@ class _Converter:
             except CatalogError as exc:
                 self._demote(exc, document)
         warnings = [f"{source}:{line}: {message}" for line, message in sorted(self.warnings)]
-        return CrontabImport(document.text(), warnings)
+        lines = {b.job.name: b.job.line for b in self.blocks if b.job is not None}
+        return CrontabImport(document.text(), warnings, lines)
 
     def _shared_env(self) -> dict[str, str]:
         """The environment every schedule has alike: written once under ``defaults``,

@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from jobdeck.catalog.model import Catalog, Schedule, jitter_problem
+from jobdeck.catalog.model import SECTIONS, Catalog, Schedule, jitter_problem
+from jobdeck.catalog.monitors import Monitor, monitor_problems
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
 from jobdeck.catalog.spec import Spec, one_of_problems, share_fields_set
 from jobdeck.catalog.types import closest
@@ -125,7 +126,7 @@ def apply_defaults(catalog: Catalog) -> Catalog:
     defaults = catalog.defaults
     preset = {name: getattr(defaults, name) for name in defaults.model_fields_set}
     updates: dict[str, Any] = {}
-    for section in ("schedules", "workers", "commands"):
+    for section in ("schedules", "workers", "commands", "monitors"):
         resolved: dict[str, Spec] = {}
         for name, spec in getattr(catalog, section).items():
             change = {
@@ -137,7 +138,11 @@ def apply_defaults(catalog: Catalog) -> Catalog:
             }
             if preset.get("env"):
                 change["env"] = {**preset["env"], **getattr(spec, "env", {})}
-            if isinstance(spec, Schedule) and spec.cron is not None and spec.timezone is None:
+            if (
+                isinstance(spec, Schedule | Monitor)
+                and spec.cron is not None
+                and spec.timezone is None
+            ):
                 change["timezone"] = catalog.timezone
             resolved[name] = share_fields_set(spec.model_copy(update=change)) if change else spec
         updates[section] = resolved
@@ -354,6 +359,12 @@ def _check_references(data: dict[str, Any], report: _Report) -> None:
             )
     _check_queue_names(queues, report)
     _check_commands(_section(data, "commands"), report)
+    _check_monitors(data, report)
+
+
+def _check_monitors(data: dict[str, Any], report: _Report) -> None:
+    for loc, message in monitor_problems(data, SECTIONS.values()):
+        report.add(report.positions.key(loc), f"{_dotted(loc)}: {message}")
 
 
 def _section(data: dict[str, Any], section: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from jobdeck.cadence import Cadence, CronCadence, RateCadence, shortest_interval
 from jobdeck.catalog.alerting import Alerts, NotifyPolicy
 from jobdeck.catalog.aws import Aws
 from jobdeck.catalog.command_parts import Allow, Approve, Param, placeholders
+from jobdeck.catalog.monitors import Monitor
 from jobdeck.catalog.spec import (
     Env,
     Spec,
@@ -38,7 +39,7 @@ from jobdeck.catalog.types import (
 )
 from jobdeck.units import format_duration
 
-Kind = Literal["schedule", "worker", "command", "queue", "pool"]
+Kind = Literal["schedule", "worker", "command", "queue", "pool", "monitor"]
 RUNNABLE_KINDS: tuple[Kind, ...] = ("schedule", "worker", "command")
 Overlap = Literal["skip", "buffer_one", "cancel_other", "allow"]
 Catchup = Literal["none", "latest", "all"]
@@ -296,6 +297,7 @@ class Catalog(Spec):
     schedules: Annotated[dict[Name, Schedule], _NAMED] = {}
     workers: Annotated[dict[Name, Worker], _NAMED] = {}
     commands: Annotated[dict[Name, Command], _NAMED] = {}
+    monitors: Annotated[dict[Name, Monitor], _NAMED] = {}
     aws: Aws | None = None
 
     def items(self) -> list[tuple[Kind, str, Spec]]:
@@ -319,4 +321,5 @@ SECTIONS: dict[Kind, str] = {
     "schedule": "schedules",
     "worker": "workers",
     "command": "commands",
+    "monitor": "monitors",
 }

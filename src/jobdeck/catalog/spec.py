@@ -37,6 +37,7 @@ def problem(message: str, at: str | None = None) -> PydanticCustomError:
 ONE_OF: dict[str, list[tuple[str, str, bool]]] = {
     "schedules": [("cron", "rate", True), ("command", "shell", True)],
     "workers": [("command", "shell", True), ("replicas", "autoscale", False)],
+    "monitors": [("cron", "rate", True)],
 }
 
 

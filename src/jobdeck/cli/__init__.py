@@ -20,6 +20,7 @@ from jobdeck.cli import (
     catalog_cmds,
     deploy_cmds,
     exec_cmds,
+    monitor_cmds,
     ops_cmds,
     queue_cmds,
     run_cmds,
@@ -98,6 +99,7 @@ def version_command(as_json: JsonFlag = False) -> None:
 
 catalog_cmds.register(app)
 ops_cmds.register(app)
+monitor_cmds.register(app)
 exec_cmds.register(app)
 run_cmds.register(app)
 backfill_cmds.register(app)

@@ -21,6 +21,7 @@ from jobdeck.cli.context import (
     load,
     print_json,
     print_table,
+    settings,
     store,
 )
 from jobdeck.cli.output import print_plan
@@ -59,6 +60,7 @@ def validate(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         lambda: typer.echo(
             f"ok: {counts['schedules']} schedules, {counts['workers']} workers, "
             f"{counts['commands']} commands, {counts['queues']} queues, {counts['pools']} pools"
+            + (f", {counts['monitors']} monitors" if counts["monitors"] else "")
         ),
     )
 
@@ -222,11 +224,34 @@ def next_(
 
 
 def import_crontab(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A crontab file (`crontab -l > FILE`).")],
     system: Annotated[
         bool, typer.Option("--system", help="The file has a user column (/etc/crontab).")
     ] = False,
     project: Annotated[str, typer.Option(help="The catalog's project name.")] = "imported",
+    monitor: Annotated[
+        bool,
+        typer.Option(
+            "--monitor",
+            help="Watch the jobs where they run: print monitors instead of schedules, and "
+            "write the crontab rewritten to ping them (needs JOBDECK_PING_KEY).",
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--url", help="With --monitor: the server's address as the crontab's host reaches it."
+        ),
+    ] = None,
+    crontab_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--crontab-out",
+            help="With --monitor: where to write the crontab (default: FILE.monitored "
+            "beside the catalog).",
+        ),
+    ] = None,
 ) -> None:
     """Turn a legacy crontab into catalog YAML on stdout; what did not convert goes to stderr."""
     from jobdeck.catalog.crontab import import_crontab as convert
@@ -235,10 +260,56 @@ def import_crontab(
         text = file.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}", EXIT_INVALID)
+    if monitor:
+        _import_monitored(ctx, file, text, system, project, base_url, crontab_out)
+        return
     result = convert(text, source=str(file), system=system, project=project)
     typer.echo(result.yaml, nl=False)
     for warning in result.warnings:
         typer.echo(f"warning: {warning}", err=True)
+
+
+def _import_monitored(
+    ctx: typer.Context,
+    file: Path,
+    text: str,
+    system: bool,
+    project: str,
+    base_url: str | None,
+    crontab_out: Path | None,
+) -> None:
+    import os
+
+    from jobdeck.api.ping_tokens import KEY_HINT, ping_keys, token_for
+    from jobdeck.catalog.crontab_monitor import monitor_crontab
+
+    keys = ping_keys(os.environ)
+    if not keys:
+        fail(f"--monitor writes each job's ping URL, which needs the ping key: {KEY_HINT}")
+    base = (base_url or settings(ctx).server).rstrip("/")
+    result = monitor_crontab(
+        text,
+        url_for=lambda name: f"{base}/ping/{name}/{token_for(keys[0], name)}",
+        source=str(file),
+        system=system,
+        project=project,
+    )
+    target = crontab_out or settings(ctx).catalog.parent / f"{file.name}.monitored"
+    try:
+        # The URLs hold the monitors' tokens: the file is its owner's alone.
+        handle = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(result.crontab)
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror or exc}")
+    typer.echo(result.yaml, nl=False)
+    for warning in result.warnings:
+        typer.echo(f"warning: {warning}", err=True)
+    typer.echo(
+        f"wrote {target}: {len(result.monitors)} job(s) ping their monitors; apply the "
+        f"monitors, then install it with `crontab {target}`",
+        err=True,
+    )
 
 
 def _against(applied: Revision | None) -> str:

@@ -185,6 +185,7 @@ def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> A
     if revision is None:
         return Activity()
     schedules = list(revision.catalog.get("schedules") or {})
+    schedules += list(revision.catalog.get("monitors") or {})
     pools = list(revision.catalog.get("pools") or {})
     running: dict[str, int] = {}
     for run in opened.runs.active_runs():
@@ -236,6 +237,21 @@ def _sections(report: dict[str, Any]) -> list[Section]:
                     _state(w),
                 )
                 for w in report["workers"]
+            ],
+        ),
+        (
+            "Monitors",
+            ("NAME", "TRIGGER", "ZONE", "GRACE", "LAST RUN", "NEXT SLOT"),
+            [
+                (
+                    m["name"],
+                    m["trigger"],
+                    m["timezone"] or "UTC",
+                    m["grace"],
+                    _last_run(m["last_run"]),
+                    m["next_slot_local"].replace("T", " "),
+                )
+                for m in report.get("monitors", [])
             ],
         ),
         (

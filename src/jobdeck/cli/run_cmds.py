@@ -197,11 +197,12 @@ def runs(
         if name is not None and not found and not opened.runs.runs(job=name, limit=1):
             applied = opened.revisions.latest_revision()
             catalog = applied.catalog if applied else {}
-            known = [n for s in ("schedules", "workers", "commands") for n in catalog.get(s) or {}]
+            sections = ("schedules", "workers", "commands", "monitors")
+            known = [n for s in sections for n in catalog.get(s) or {}]
             if name not in known:
                 near = closest(name, known)
                 hint = f"; did you mean {near!r}?" if near else ""
-                fail(f"no schedule, worker or command named {name!r} has runs{hint}")
+                fail(f"no schedule, worker, command or monitor named {name!r} has runs{hint}")
         any_runs = bool(found) or bool(opened.runs.runs(job=name, limit=1))
     if as_json:
         print_json([run_item(r) for r in found])

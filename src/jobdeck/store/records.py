@@ -104,8 +104,8 @@ class NoticeCount:
     count: int
 
 
-RunKind = Literal["schedule", "worker", "command"]
-Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup", "backfill"]
+RunKind = Literal["schedule", "worker", "command", "monitor"]
+Trigger = Literal["schedule", "manual", "chatops", "api", "retry", "catchup", "backfill", "ping"]
 RunStatus = Literal[
     "pending", "running", "succeeded", "failed", "timed_out", "skipped", "cancelled", "lost"
 ]

@@ -18,6 +18,7 @@ from jobdeck.workflow.outcome import NOTIFY_STATUSES, iso
 
 FAILURE_STREAM = "failure"
 RECOVERED = "run.recovered"
+MISSED = "missed"  # a monitor's slot with no ping: a failure to the policy
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def decide_notice(
     notice of the item's failure stream. None when there is nothing to say (a success
     with no failure streak open, a skipped or cancelled run)."""
     streak = open_streak(previous)
-    if status in NOTIFY_STATUSES:
+    if status in NOTIFY_STATUSES or status == MISSED:
         return _failure(policy, streak, status, now)
     if status != "succeeded" or streak is None:
         return None

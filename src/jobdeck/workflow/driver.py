@@ -37,6 +37,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
 )
 from jobdeck.workflow.dispatch import Dispatcher
+from jobdeck.workflow.monitors import MonitorWatch
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.state import Notify, Runs
@@ -68,6 +69,7 @@ class RunDriver:
         self.gate = LoopGate(supervised)
         self.dispatcher = Dispatcher(self.runs, store, clock, executor, supervised, notify=notify)
         self.approvals = Approvals(store, clock, host, self.hand_over)
+        self.monitors = MonitorWatch(self.runs, store, clock, self.dispatcher.outcomes)
         self._supervised = supervised
         self._watching = False
 
@@ -82,6 +84,7 @@ class RunDriver:
         if not self._watching:  # duration alerts: one look a second at what waits and runs
             self._watching = True
             self._supervised.spawn(self.dispatcher.outcomes.watch.watch())
+            self._supervised.spawn(self.monitors.watch())
 
     def schedule(self, name: str) -> Schedule | None:
         applied = self.runs.applied

@@ -184,18 +184,22 @@ class Outcomes:
             return
         targets = list(spec.notify)
         policy = getattr(spec, "notify_policy", None) or NotifyPolicy()
-        notice = self._decide(run, targets, policy)
+        notice = self.decide(run, targets, policy)
         if notice is not None:
             tail = self.executor.log_tail(run.id) if run.status != "succeeded" else ""
             self.send(targets, notice, tail)
         if run.status == "succeeded":
             self.watch.on_success(run)
 
-    def _decide(self, run: Run, targets: list[str], policy: NotifyPolicy) -> Run | None:
+    def decide(
+        self, run: Run, targets: list[str], policy: NotifyPolicy, status: str | None = None
+    ) -> Run | None:
         """Record what the policy decides about ``run`` (on the run and in the notices);
-        the run to send a notice about, or None when the policy holds it back."""
+        the run to send a notice about, or None when the policy holds it back.
+        ``status``: what the policy takes the run for (``missed``: a monitor's slot)."""
         now = self.clock.now()
-        if run.status == "succeeded":
+        status = status or run.status
+        if status == "succeeded":
             # Most runs succeed with no failure streak open: a read says so, no write.
             latest = self.store.notices.notices(
                 job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
@@ -206,7 +210,7 @@ class Outcomes:
             previous = tx.notices.notices(
                 job=run.job, kind=run.kind, stream=FAILURE_STREAM, limit=1
             )
-            decision = decide_notice(policy, next(iter(previous), None), run.status, now)
+            decision = decide_notice(policy, next(iter(previous), None), status, now)
             if decision is None:
                 return None
             notice = tx.notices.record_notice(

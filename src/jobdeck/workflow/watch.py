@@ -68,6 +68,12 @@ class DurationWatch:
         found = self.store.runs.runs(
             job=run.job, kind=run.kind, status="succeeded", limit=AUTO_SAMPLES + 1
         )
+        if run.kind == "schedule" and len(found) <= AUTO_SAMPLES:
+            # A schedule migrated from a monitor (`jobdeck migrate`) learns from the
+            # monitor's runs too, newest first after its own.
+            found += self.store.runs.runs(
+                job=run.job, kind="monitor", status="succeeded", limit=AUTO_SAMPLES + 1
+            )
         durations = [duration_of(r) for r in found if r.id != run.id]
         return [d for d in durations if d is not None][:AUTO_SAMPLES]
 
@@ -88,7 +94,7 @@ class DurationWatch:
         alerts, targets, _ = found
         alert = decide_fast(fast_threshold(alerts, self.sample(run)), duration)
         if alert is not None:
-            self._notify(run, alert, targets, "")
+            self.notify_alert(run, alert, targets, "")
 
     # -- while runs wait and run --------------------------------------------------------
 
@@ -120,14 +126,14 @@ class DurationWatch:
         if run.scheduled_for is not None and run.attempt == 1:
             late = decide_not_started(alerts.not_started_by, run.scheduled_for, run.started_at)
             if late is not None:
-                self._notify(run, late, targets, "")
+                self.notify_alert(run, late, targets, "")
         if alerts.slow is None:
             return
         if run.id not in self._slow:
             self._slow[run.id] = slow_threshold(alerts, self.sample(run))
         slow = decide_slow(self._slow[run.id], run.started_at, now, timeout)
         if slow is not None:
-            self._notify(run, slow, targets, self.executor.log_tail(run.id))
+            self.notify_alert(run, slow, targets, self.executor.log_tail(run.id))
 
     def _check_waiting(self, run: Run, now: datetime) -> None:
         if run.scheduled_for is None or run.attempt != 1:
@@ -138,11 +144,11 @@ class DurationWatch:
         alerts, targets, _ = found
         late = decide_not_started(alerts.not_started_by, run.scheduled_for, now)
         if late is not None:
-            self._notify(run, late, targets, "")
+            self.notify_alert(run, late, targets, "")
 
     # -- recording and sending ----------------------------------------------------------
 
-    def _notify(self, run: Run, alert: DurationAlert, targets: list[str], tail: str) -> None:
+    def notify_alert(self, run: Run, alert: DurationAlert, targets: list[str], tail: str) -> None:
         key = (run.id, alert.event)
         if key in self._said:
             return

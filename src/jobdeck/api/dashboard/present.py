@@ -8,6 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobdeck.catalog.model import Schedule
+from jobdeck.catalog.monitors import Monitor
 from jobdeck.store.records import Run
 from jobdeck.units import format_duration
 
@@ -92,7 +93,7 @@ def duration(value: timedelta | None) -> str:
     return "—" if value is None else format_duration(value)
 
 
-def trigger_text(spec: Schedule) -> str:
+def trigger_text(spec: Schedule | Monitor) -> str:
     """``cron */10 * * * *`` or ``every 45s``."""
     if spec.cron is not None:
         return f"cron {spec.cron}"

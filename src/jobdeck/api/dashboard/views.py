@@ -64,9 +64,15 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "commands": [],
         "queues": [],
         "pools": [],
+        "monitors": [],
     }
     if catalog is None:
         return context
+    last_pings = store.runs.last_runs(list(catalog.monitors))
+    context["monitors"] = [
+        {"name": name, "spec": spec, "last": last_pings.get(name)}
+        for name, spec in catalog.monitors.items()
+    ]
     last = store.runs.last_runs(list(catalog.schedules))
     context["schedules"] = [
         {
@@ -163,7 +169,12 @@ def schedule_page(app: Application, name: str, now: datetime) -> dict[str, Any] 
         return None
     spec = catalog.schedules[name]
     store = app.store
-    history = store.runs.runs(job=name, kind="schedule", limit=HISTORY)
+    # A schedule migrated from a monitor keeps the monitor's runs as its history.
+    history = [
+        run
+        for run in store.runs.runs(job=name, limit=HISTORY * 2)
+        if run.kind in ("schedule", "monitor")
+    ][:HISTORY]
     mine = [
         s for s in store.suspensions.suspensions(now, include_ended=True) if s.kind == "schedule"
     ]
