@@ -79,7 +79,7 @@ def waiting_command(jobdeck: Jobdeck, server: Server, holding: dict[str, Any]) -
     asked = cli(jobdeck, server, "exec", "vacuum", "--json")
     assert asked.code == 0, asked.err
     run = asked.json()
-    shown = wait_for(
+    shown: dict[str, Any] = wait_for(
         lambda: (r := run_of(server, run["id"]))["reason"] == "concurrency" and r,
         what="the command to wait for the key",
     )
