@@ -34,6 +34,10 @@ commands:
   vacuum:
     command: ["python3", "-c", "import os; open('DIR/vacuum.txt', 'a').write('ran;')"]
     concurrency: {key: db-maintenance, limit: 1}
+  hurry:
+    command: ["python3", "-c", "open('DIR/hurry.txt', 'a').write('ran;')"]
+    timeout: 2s
+    concurrency: {key: db-maintenance}
 """
 
 
@@ -75,7 +79,9 @@ def holder(server: Server) -> dict[str, Any]:
     return found
 
 
-def waiting_command(jobdeck: Jobdeck, server: Server, holding: dict[str, Any]) -> dict[str, Any]:
+def waiting_command(
+    jobdeck: Jobdeck, server: Server, holding: dict[str, Any], place: int = 1
+) -> dict[str, Any]:
     asked = cli(jobdeck, server, "exec", "vacuum", "--json")
     assert asked.code == 0, asked.err
     run = asked.json()
@@ -89,7 +95,7 @@ def waiting_command(jobdeck: Jobdeck, server: Server, holding: dict[str, Any]) -
         "db-maintenance",
         1,
         False,
-        1,
+        place,
     )
     assert [h["run_id"] for h in key["holders"]] == [holding["id"]]
     assert key["holders"][0]["job"] == "nightly"
@@ -160,3 +166,26 @@ def test_kill_9_while_a_holder_runs_starts_nothing_twice_and_loses_no_waiter(
     assert len(held) == len(set(held)), f"a run started twice: {held}"
     assert held[0] == holding["id"]
     assert run_of(served, holding["id"])["status"] == "succeeded"
+
+
+def test_a_waiter_past_its_timeout_ends_timed_out_and_gives_its_place(
+    jobdeck: Jobdeck, served: Server, workdir: Path
+) -> None:
+    holding = holder(served)
+    hurry = cli(jobdeck, served, "exec", "hurry", "--json").json()
+    vacuum = waiting_command(jobdeck, served, holding, place=2)
+    ended = wait_for(
+        lambda: (r := run_of(served, hurry["id"]))["status"] != "pending" and r,
+        what="the waiter to time out",
+    )
+    assert (ended["status"], ended["reason"]) == ("timed_out", "concurrency")
+    assert ended["started_at"] is None
+    assert "concurrency" not in ended or ended["concurrency"]["holders"] == []
+    assert run_of(served, vacuum["id"])["concurrency"]["position"] == 1
+    (workdir / "GO").touch()
+    done = wait_for(
+        lambda: (r := run_of(served, vacuum["id"]))["status"] == "succeeded" and r,
+        what="the next waiter to run",
+    )
+    assert done["reason"] is None
+    assert not (workdir / "hurry.txt").exists()
