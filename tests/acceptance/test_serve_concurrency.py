@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.acceptance.conftest import Jobdeck
@@ -80,8 +81,10 @@ def holder(server: Server) -> dict[str, Any]:
 
 
 def waiting_command(
-    jobdeck: Jobdeck, server: Server, holding: dict[str, Any], place: int = 1
+    jobdeck: Jobdeck, server: Server, holding: dict[str, Any], place: int | None = 1
 ) -> dict[str, Any]:
+    """The command ``vacuum`` asked for, once it waits for the key (at ``place`` in line,
+    unless None: a waiter ahead may have timed out already)."""
     asked = cli(jobdeck, server, "exec", "vacuum", "--json")
     assert asked.code == 0, asked.err
     run = asked.json()
@@ -91,12 +94,9 @@ def waiting_command(
     )
     assert shown["status"] == "pending"
     key = shown["concurrency"]
-    assert (key["key"], key["limit"], key["held"], key["position"]) == (
-        "db-maintenance",
-        1,
-        False,
-        place,
-    )
+    assert (key["key"], key["limit"], key["held"]) == ("db-maintenance", 1, False)
+    if place is not None:
+        assert key["position"] == place
     assert [h["run_id"] for h in key["holders"]] == [holding["id"]]
     assert key["holders"][0]["job"] == "nightly"
     return shown
@@ -116,12 +116,23 @@ def test_a_command_waits_for_the_schedule_holding_the_key_then_runs(
     assert {(i["kind"], i["name"]) for i in key["items"]} == {
         ("schedule", "nightly"),
         ("command", "vacuum"),
+        ("command", "hurry"),
     }
     table = cli(jobdeck, served, "status").out
     assert "Concurrency keys" in table
     assert f"#{holding['id']} nightly" in table
     assert f"#{run['id']} vacuum" in table
     assert not (workdir / "vacuum.txt").exists()
+
+    # The dashboard: the key's holders and waiters on the overview, the place and the
+    # holder on the waiting run's page.
+    overview = httpx.get(f"{served.url}/", timeout=10).text
+    card = overview[overview.index('id="concurrency-keys"') :]
+    assert f'<a href="runs/{holding["id"]}">#{holding["id"]}</a> nightly' in card
+    assert f'<a href="runs/{run["id"]}">#{run["id"]}</a> vacuum' in card
+    page = httpx.get(f"{served.url}/runs/{run['id']}", timeout=10).text
+    assert "number 1 in line (limit 1)" in page
+    assert f'<a href="runs/{holding["id"]}">#{holding["id"]}</a> schedule nightly' in page
 
     (workdir / "GO").touch()
     done = wait_for(
@@ -173,7 +184,7 @@ def test_a_waiter_past_its_timeout_ends_timed_out_and_gives_its_place(
 ) -> None:
     holding = holder(served)
     hurry = cli(jobdeck, served, "exec", "hurry", "--json").json()
-    vacuum = waiting_command(jobdeck, served, holding, place=2)
+    vacuum = waiting_command(jobdeck, served, holding, place=None)
     ended = wait_for(
         lambda: (r := run_of(served, hurry["id"]))["status"] != "pending" and r,
         what="the waiter to time out",

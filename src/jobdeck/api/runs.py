@@ -24,7 +24,7 @@ from jobdeck.api.params import (
     paged,
     path_id,
 )
-from jobdeck.api.views import concurrency_json, run_detail_json, run_json
+from jobdeck.api.views import run_concurrency, run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
@@ -106,10 +106,9 @@ async def get_run(request: Request) -> Response:
             attempts_of(app.store, run),
             app.store.notices.notices(run_id=run_id, limit=100),
         )
-        key = app.store.runs.concurrency_key_of(run_id)
+        key = run_concurrency(app.store.runs, run)
         if key is not None:
-            uses = app.store.runs.concurrency_keys([key]) if run.active else []
-            shown["concurrency"] = concurrency_json(key, run.id, uses[0] if uses else None)
+            shown["concurrency"] = key
         return shown
 
     shown = await run_in_threadpool(read)

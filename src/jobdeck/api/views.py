@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobdeck.store.key_records import KeyUse
+from jobdeck.store.ports import RunReads
 from jobdeck.store.records import AuditEntry, Notice, Revision, RevisionInfo, Run, RunEvent
 
 
@@ -57,6 +58,15 @@ def run_json(run: Run) -> dict[str, Any]:
         "revision": run.revision,
         **({"approval": approval.detail()} if (approval := run.plan.approval) else {}),
     }
+
+
+def run_concurrency(runs: RunReads, run: Run) -> dict[str, Any] | None:
+    """:func:`concurrency_json` of the key the run asked for; None if it asked for none."""
+    key = runs.concurrency_key_of(run.id)
+    if key is None:
+        return None
+    uses = runs.concurrency_keys([key]) if run.active else []
+    return concurrency_json(key, run.id, uses[0] if uses else None)
 
 
 def concurrency_json(key: str, run_id: int, use: KeyUse | None) -> dict[str, Any]:
