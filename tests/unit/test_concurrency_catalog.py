@@ -61,9 +61,9 @@ def test_a_bad_key_or_limit_is_reported_where_it_is() -> None:
         "c.yaml:11:47: error: commands.vacuum.concurrency.limit: must be at least 1, found 0; "
         "raise it"
     )
-    assert errors("    concurrency: {limit: 2}\n")[0].startswith(
-        "c.yaml:11:5: error: commands.vacuum.concurrency.key:"
-    )
+    assert errors("    concurrency: {limit: 2}\n") == [
+        "c.yaml:11:5: error: commands.vacuum.concurrency: missing required key 'key'; add it"
+    ]
 
 
 def test_workers_and_defaults_take_no_key() -> None:
