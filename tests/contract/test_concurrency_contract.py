@@ -104,6 +104,22 @@ def test_an_ended_waiter_gives_its_place_and_an_ended_run_never_holds(any_store:
     assert use.waiters == ()
 
 
+def test_a_waiter_follows_its_items_new_key_and_a_holder_keeps_its_own(
+    any_store: DataStore,
+) -> None:
+    """A new revision may name another key: a waiter asks for the new one, a holder
+    keeps the one it got (and holds it when it asks again, as after a restart)."""
+    holder, waiter = create(any_store, "a"), create(any_store, "b")
+    assert claim(any_store, holder)
+    assert not claim(any_store, waiter)
+    assert claim(any_store, waiter, key="reports")
+    assert claim(any_store, holder, key="reports")
+    uses = {use.key: use for use in any_store.runs.concurrency_keys()}
+    assert [h.run_id for h in uses["db"].holders] == [holder.id]
+    assert [h.run_id for h in uses["reports"].holders] == [waiter.id]
+    assert uses["db"].waiters == uses["reports"].waiters == ()
+
+
 @pytest.mark.postgres
 def test_claims_from_many_connections_never_exceed_the_limit(pg_url: str) -> None:
     """Eight threads, each with a store (connections) of its own, claim one key with

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text, update
+from sqlalchemy import Connection, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobdeck.store.key_records import KeyRun, KeyUse
@@ -41,23 +41,30 @@ def claim(connection: Connection, run_id: int, key: str, limit: int, at: datetim
     connection.execute(
         insert(concurrency_claims)
         .values(run_id=run_id, key=key, key_limit=limit, requested_at=at)
-        .on_conflict_do_update(index_elements=[_c.run_id], set_={"key_limit": limit})
+        .on_conflict_do_update(
+            # A waiter asks for the key its item names now (a new revision may change
+            # it); a holder keeps the key it holds.
+            index_elements=[_c.run_id],
+            set_={"key": key, "key_limit": limit},
+            where=_c.held_since.is_(None),
+        )
     )
     ended = select(runs.c.id).where(runs.c.status.in_(TERMINAL_STATUSES))
     connection.execute(
         delete(concurrency_claims).where(_c.key == key, _c.run_id.in_(ended.scalar_subquery()))
     )
-    rows = connection.execute(
-        select(_c.run_id, _c.held_since)
+    found = connection.execute(
+        select(_c.run_id, _c.key, _c.held_since)
         .join(runs, runs.c.id == _c.run_id)
-        .where(_c.key == key, _ACTIVE)
+        .where(or_(_c.key == key, _c.run_id == run_id), _ACTIVE)
         .order_by(_c.run_id)
     ).all()
-    mine = next((row for row in rows if row.run_id == run_id), None)
+    mine = next((row for row in found if row.run_id == run_id), None)
     if mine is None:
         return False  # the run has ended: it never holds anything
     if mine.held_since is not None:
-        return True
+        return True  # held already (the key it got, should its item name another now)
+    rows = [row for row in found if row.key == key]
     held = sum(1 for row in rows if row.held_since is not None)
     ahead = sum(1 for row in rows if row.held_since is None and row.run_id < run_id)
     if held + ahead < limit:

@@ -211,12 +211,13 @@ class MemoryRuns:
         at = as_utc(at, "at")
         claims, all_runs = self._state.claims, self._state.runs
         old = claims.get(run_id)
-        claims[run_id] = (key, limit, old[2], old[3]) if old else (key, limit, at, None)
+        if old is None or old[3] is None:  # a holder keeps the key it holds
+            claims[run_id] = (key, limit, old[2], None) if old else (key, limit, at, None)
         for other in [i for i, c in claims.items() if c[0] == key]:
             if other not in all_runs or not all_runs[other].active:
                 del claims[other]
         mine = claims.get(run_id)
-        if mine is None:
+        if mine is None or not all_runs[run_id].active:
             return False
         if mine[3] is not None:
             return True
