@@ -36,6 +36,11 @@ def catalog(gate: Path) -> str:
           vacuum:
             command: JOB]
             concurrency: {{key: db}}
+          hurry:
+            command: JOB]
+            timeout: 1s
+            notify: ["slack:#alerts"]
+            concurrency: {{key: db}}
         """
 
 
@@ -114,4 +119,28 @@ async def test_overlap_is_decided_first_and_waiters_get_the_key_oldest_first(
     assert mark(deck, command.id, "start") >= mark(deck, first.id, "end")
     assert mark(deck, buffered.id, "start") >= mark(deck, command.id, "end")
     assert deck.store.runs.concurrency_keys() == []
+    await deck.close()
+
+
+async def test_a_waiter_past_its_timeout_ends_timed_out_and_is_notified(
+    shared: Decks, tmp_path: Path
+) -> None:
+    gate = tmp_path / "gate"
+    deck = shared(catalog(gate))
+    held = deck.driver.fire("report", T0)
+    assert held is not None
+    await deck.wait_running(held.id)
+    hurry = deck.driver.run_command(
+        "hurry", [PY, str(deck.job), str(deck.marks)], trigger="api", requested_by="alice"
+    )
+    ended = await deck.wait_ended(hurry.id)
+    assert (ended.status, ended.reason) == ("timed_out", "concurrency")
+    assert ended.started_at is None
+    assert ended.detail["why"] == "waited for its key past its timeout"
+    assert not deck.started(hurry.id)
+    assert [(n.targets, n.run.id, n.run.status) for n in deck.notices] == [
+        (["slack:#alerts"], hurry.id, "timed_out")
+    ]
+    gate.touch()
+    assert (await deck.wait_ended(held.id)).status == "succeeded"
     await deck.close()

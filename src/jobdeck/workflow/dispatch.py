@@ -213,7 +213,7 @@ class Dispatcher:
         del self.runs.waiting[wait.run.id]
         status: RunStatus = "timed_out" if reason == "concurrency" else "cancelled"
         with self.store.transaction() as tx:
-            tx.runs.update_run(
+            ended = tx.runs.update_run(
                 wait.run.id,
                 at=self.clock.now(),
                 event=status,
@@ -222,6 +222,8 @@ class Dispatcher:
                 ended_at=self.clock.now(),
                 detail={"why": why, **self.runs.asked.pop(wait.run.id, {})},
             )
+        if status == "timed_out":
+            self.outcomes.notify_ended(ended)  # told like any timeout
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
         env = {
