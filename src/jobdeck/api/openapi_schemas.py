@@ -66,7 +66,8 @@ def schemas() -> dict[str, Any]:
                             "description": "The concurrency key the run asked for: whether "
                             "it holds it, its place in line while it waits (1: next), the "
                             "key's holders and waiting run ids; only for runs of items "
-                            "with `concurrency` (holders and waiters empty once it ended).",
+                            "with `concurrency`, while it is active (once it ended, holders "
+                            "and waiters are empty, or the field is gone).",
                             "properties": {
                                 "key": {"type": "string"},
                                 "limit": {"type": ["integer", "null"]},
