@@ -6,7 +6,7 @@ a JSON-ready dict out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from jobdeck.catalog.model import Catalog, cadence_for
 from jobdeck.catalog.monitors import Monitor, monitor_cadence
 from jobdeck.catalog.plan import suspension_json
 from jobdeck.queues.catalog import dead_letter_name, wire_name
+from jobdeck.store.key_records import KeyRun, KeyUse
 from jobdeck.store.queue_records import QueueCounts
 from jobdeck.store.records import Revision, Run, Suspension
 
@@ -29,6 +30,7 @@ class Activity:
     last_runs: Mapping[str, Run] = field(default_factory=dict)
     running_by_pool: Mapping[str, int] = field(default_factory=dict)
     memory_used: Mapping[str, int | None] = field(default_factory=dict)
+    key_uses: Sequence[KeyUse] = ()  # the concurrency keys held or waited for
 
 
 def collect_status(
@@ -58,6 +60,7 @@ def collect_status(
             "queues": [],
             "pools": [],
             "monitors": [],
+            "concurrency_keys": [],
         }
     catalog = Catalog.model_validate(revision.catalog)
     suspended = {(s.kind, s.name): suspension_json(s) for s in suspensions if s.active(now)}
@@ -146,6 +149,7 @@ def collect_status(
         "commands": commands,
         "queues": queues,
         "pools": pools,
+        "concurrency_keys": keys_status(catalog, seen.key_uses),
         "monitors": monitors,
     }
 
@@ -166,6 +170,32 @@ def _monitor(name: str, spec: Monitor, now: datetime, last: Run | None) -> dict[
         "next_slot_local": slot.astimezone(zone).replace(microsecond=0).isoformat(),
         "last_run": _last_run(last),
     }
+
+
+def keys_status(catalog: Catalog, uses: Sequence[KeyUse]) -> list[dict[str, Any]]:
+    """Each concurrency key the catalog names or a run holds or waits for: its limit,
+    the items naming it, its holders and its waiters (in the order they get it)."""
+    keys: dict[str, dict[str, Any]] = {}
+    for kind, section in (("schedule", catalog.schedules), ("command", catalog.commands)):
+        for name, spec in section.items():
+            if spec.concurrency is not None:
+                entry = keys.setdefault(
+                    spec.concurrency.key,
+                    {"key": spec.concurrency.key, "limit": spec.concurrency.limit, "items": []},
+                )
+                entry["items"].append({"kind": kind, "name": name})
+    for use in uses:
+        entry = keys.setdefault(use.key, {"key": use.key, "limit": use.limit, "items": []})
+        entry["holders"] = [_key_run(r) for r in use.holders]
+        entry["waiters"] = [_key_run(r) for r in use.waiters]
+    for entry in keys.values():
+        entry.setdefault("holders", [])
+        entry.setdefault("waiters", [])
+    return [keys[key] for key in sorted(keys)]
+
+
+def _key_run(run: KeyRun) -> dict[str, Any]:
+    return {"run_id": run.run_id, "kind": run.kind, "job": run.job, "since": _second(run.since)}
 
 
 def _second(moment: datetime | None) -> datetime | None:

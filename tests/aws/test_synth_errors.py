@@ -120,3 +120,23 @@ def test_a_command_with_approval_is_refused_by_the_aws_target() -> None:
         "yet, and the command would run there without it; remove approve or keep the command "
         "on a jobdeck engine"
     ]
+
+
+def test_an_item_with_a_concurrency_key_is_refused_by_the_aws_target() -> None:
+    text = textwrap.dedent(
+        """\
+        version: 1
+        project: keys
+        commands:
+          vacuum:
+            command: [x]
+            concurrency: {key: db}
+        """
+    )
+    with pytest.raises(CatalogError) as info:
+        map_catalog(load_catalog_text(text, "c.yaml"))
+    assert [str(d) for d in info.value.diagnostics] == [
+        "c.yaml:6:5: error: commands.vacuum.concurrency: the AWS target has no concurrency "
+        "keys yet, and the runs sharing 'db' would overlap there; remove concurrency or keep "
+        "the item on a jobdeck engine"
+    ]

@@ -148,3 +148,22 @@ async def test_queue_depth_and_the_age_of_the_oldest_message(tmp_path: Path) -> 
         age = value(samples, "jobdeck_queue_oldest_message_age_seconds", queue="inbox")
         assert age is not None
         assert age >= 5
+
+
+async def test_concurrency_keys_have_their_limit_holders_and_waiters(tmp_path: Path) -> None:
+    async with serving(tmp_path) as served:
+        store, now = served.app.store, served.app.clock.now()
+        with store.transaction() as tx:
+            made = [
+                tx.runs.create_run(
+                    job=f"job-{i}", kind="command", trigger="api", status="pending", created_at=now
+                )
+                for i in range(3)
+            ]
+        with store.transaction() as tx:
+            held = [tx.runs.claim_concurrency(r.id, "db", 2, at=now) for r in made]
+        assert held == [True, True, False]
+        samples = await scrape(served)
+        assert value(samples, "jobdeck_concurrency_key_limit", key="db") == 2
+        assert value(samples, "jobdeck_concurrency_key_holders", key="db") == 2
+        assert value(samples, "jobdeck_concurrency_key_waiters", key="db") == 1

@@ -5,8 +5,9 @@ Two kinds of numbers, gathered when ``/metrics`` is scraped:
 * **State**, read fresh at each scrape by :class:`StateCollector`: runs in the store by
   kind, job and status; worker replicas desired, running and restarted (the
   supervisor's state, or the catalog and the store's worker runs before it has any);
-  pool memory used and its limit; the applied revision; when each monitor was last
-  pinged (``jobdeck_monitor_last_ping_seconds``); notices (``jobdeck_alerts_total``,
+  pool memory used and its limit; each concurrency key's limit, holders and waiters; the
+  applied revision; when each monitor was last pinged
+  (``jobdeck_monitor_last_ping_seconds``); notices (``jobdeck_alerts_total``,
   sent and held back) and the duration alerts' thresholds in effect.
 * **Distributions**, histograms fed from the run records: run durations, fire lateness
   and command dispatch latency. The engine writes these into each run's ``detail``;
@@ -34,6 +35,7 @@ from prometheus_client.registry import Collector
 
 from jobdeck.catalog.model import Command, Schedule
 from jobdeck.catalog.monitors import Monitor
+from jobdeck.status import keys_status
 from jobdeck.store.records import TERMINAL_STATUSES
 from jobdeck.store.run_rows import Moment, RunRow
 from jobdeck.workflow.durations import AUTO_SAMPLES, fast_threshold, slow_threshold
@@ -70,6 +72,7 @@ class StateCollector(Collector):
         yield runs
         yield from self._workers()
         yield from self._pools()
+        yield from self._keys()
         revision = GaugeMetricFamily("jobdeck_revision", "The applied revision the engine runs.")
         if app.applied is not None:
             revision.add_metric([], app.applied.revision)
@@ -193,6 +196,23 @@ class StateCollector(Collector):
             if usage.memory_limit is not None:
                 limit.add_metric([usage.pool], usage.memory_limit)
         yield from (used, limit)
+
+    def _keys(self) -> Iterable[Metric]:
+        families = {
+            name: GaugeMetricFamily(f"jobdeck_concurrency_key_{name}", help, labels=["key"])
+            for name, help in (
+                ("limit", "How many runs may hold a concurrency key at once."),
+                ("holders", "Runs holding a concurrency key."),
+                ("waiters", "Runs waiting for a concurrency key."),
+            )
+        }
+        catalog = self.app.catalog
+        if catalog is not None:
+            for key in keys_status(catalog, self.app.store.runs.concurrency_keys()):
+                families["limit"].add_metric([key["key"]], key["limit"])
+                families["holders"].add_metric([key["key"]], len(key["holders"]))
+                families["waiters"].add_metric([key["key"]], len(key["waiters"]))
+        yield from families.values()
 
 
 class Metrics:

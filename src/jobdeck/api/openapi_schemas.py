@@ -61,6 +61,22 @@ def schemas() -> dict[str, Any]:
                     "required": ["events", "attempts", "detail", "params"],
                     "properties": {
                         "host": text,
+                        "concurrency": {
+                            "type": "object",
+                            "description": "The concurrency key the run asked for: whether "
+                            "it holds it, its place in line while it waits (1: next), the "
+                            "key's holders and waiting run ids; only for runs of items "
+                            "with `concurrency`, while it is active (once it ended, holders "
+                            "and waiters are empty, or the field is gone).",
+                            "properties": {
+                                "key": {"type": "string"},
+                                "limit": {"type": ["integer", "null"]},
+                                "held": {"type": "boolean"},
+                                "position": {"type": ["integer", "null"]},
+                                "holders": {"type": "array", "items": {"type": "object"}},
+                                "waiters": {"type": "array", "items": {"type": "integer"}},
+                            },
+                        },
                         "params": {"type": "object"},
                         "detail": {"type": "object"},
                         "events": {"type": "array", "items": ref("RunEvent")},

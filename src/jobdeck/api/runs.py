@@ -24,7 +24,7 @@ from jobdeck.api.params import (
     paged,
     path_id,
 )
-from jobdeck.api.views import run_detail_json, run_json
+from jobdeck.api.views import run_concurrency, run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import AuditEntry, Run, RunKind, RunStatus, Trigger, Via
@@ -100,12 +100,16 @@ async def get_run(request: Request) -> Response:
         run = app.store.runs.run(run_id)
         if run is None:
             return None
-        return run_detail_json(
+        shown = run_detail_json(
             run,
             app.store.runs.events(run_id),
             attempts_of(app.store, run),
             app.store.notices.notices(run_id=run_id, limit=100),
         )
+        key = run_concurrency(app.store.runs, run)
+        if key is not None:
+            shown["concurrency"] = key
+        return shown
 
     shown = await run_in_threadpool(read)
     if shown is None:

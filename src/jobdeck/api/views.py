@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from jobdeck.store.key_records import KeyUse
+from jobdeck.store.ports import RunReads
 from jobdeck.store.records import AuditEntry, Notice, Revision, RevisionInfo, Run, RunEvent
 
 
@@ -55,6 +57,33 @@ def run_json(run: Run) -> dict[str, Any]:
         "requested_by": run.requested_by,
         "revision": run.revision,
         **({"approval": approval.detail()} if (approval := run.plan.approval) else {}),
+    }
+
+
+def run_concurrency(runs: RunReads, run: Run) -> dict[str, Any] | None:
+    """:func:`concurrency_json` of the key the run asked for; None if it asked for none."""
+    key = runs.concurrency_key_of(run.id)
+    if key is None:
+        return None
+    uses = runs.concurrency_keys([key]) if run.active else []
+    return concurrency_json(key, run.id, uses[0] if uses else None)
+
+
+def concurrency_json(key: str, run_id: int, use: KeyUse | None) -> dict[str, Any]:
+    """The concurrency key a run asked for: whether it holds it, its place among the
+    waiters (1: next), and the key's holders and waiters now (none once it ended)."""
+    holders = [h.run_id for h in use.holders] if use else []
+    waiters = [w.run_id for w in use.waiters] if use else []
+    return {
+        "key": key,
+        "limit": use.limit if use else None,
+        "held": run_id in holders,
+        "position": waiters.index(run_id) + 1 if run_id in waiters else None,
+        "holders": [
+            {"run_id": h.run_id, "kind": h.kind, "job": h.job, "since": iso(h.since)}
+            for h in (use.holders if use else ())
+        ],
+        "waiters": waiters,
     }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from jobdeck.catalog.concurrency import key_problems
 from jobdeck.catalog.model import SECTIONS, Catalog, Schedule, jitter_problem
 from jobdeck.catalog.monitors import Monitor, monitor_problems
 from jobdeck.catalog.positions import Loc, Positions, YamlSyntaxError, parse
@@ -359,6 +360,8 @@ def _check_references(data: dict[str, Any], report: _Report) -> None:
             )
     _check_queue_names(queues, report)
     _check_commands(_section(data, "commands"), report)
+    for point, message in key_problems(data, report.positions.value):
+        report.add(point, message)
     _check_monitors(data, report)
 
 

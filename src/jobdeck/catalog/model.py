@@ -16,6 +16,7 @@ from jobdeck.cadence import Cadence, CronCadence, RateCadence, shortest_interval
 from jobdeck.catalog.alerting import Alerts, NotifyPolicy
 from jobdeck.catalog.aws import Aws
 from jobdeck.catalog.command_parts import Allow, Approve, Param, placeholders
+from jobdeck.catalog.concurrency import Concurrency
 from jobdeck.catalog.monitors import Monitor
 from jobdeck.catalog.spec import (
     Env,
@@ -138,6 +139,9 @@ class Schedule(_Process):
         description="each timed slot starts after a delay in [0, jitter), the same for "
         "(schedule, slot) on every engine; shorter than the interval",
     )
+    concurrency: Concurrency | None = Field(
+        None, description="a key shared with other items: at most its limit of runs at once"
+    )
     notify_policy: NotifyPolicy = NotifyPolicy()
     alerts: Alerts = Alerts()
 
@@ -244,6 +248,9 @@ class Command(_Runnable):
     allow: Allow = Allow()
     approve: Approve | None = None
     slash: SlashCommand | None = None
+    concurrency: Concurrency | None = Field(
+        None, description="a key shared with other items: at most its limit of runs at once"
+    )
     notify_policy: NotifyPolicy = NotifyPolicy()
     alerts: Alerts = Alerts()
 

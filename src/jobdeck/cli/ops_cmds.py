@@ -199,7 +199,7 @@ def _activity(ctx: typer.Context, opened: Store, revision: Revision | None) -> A
         for pool in pools:
             group = hierarchy.memory / "jobdeck" / instance / pool
             used[pool] = cgroups.memory_usage(hierarchy.version, group)
-    return Activity(opened.runs.last_runs(schedules), running, used)
+    return Activity(opened.runs.last_runs(schedules), running, used, opened.runs.concurrency_keys())
 
 
 Section = tuple[str, tuple[str, ...], list[tuple[Any, ...]]]
@@ -290,7 +290,26 @@ def _sections(report: dict[str, Any]) -> list[Section]:
                 for p in report["pools"]
             ],
         ),
+        (
+            "Concurrency keys",
+            ("KEY", "LIMIT", "HOLDERS", "WAITERS", "ITEMS"),
+            [
+                (
+                    k["key"],
+                    k["limit"],
+                    _key_runs(k["holders"]),
+                    _key_runs(k["waiters"]),
+                    ", ".join(f"{i['kind']} {i['name']}" for i in k["items"]) or "-",
+                )
+                for k in report["concurrency_keys"]
+            ],
+        ),
     ]
+
+
+def _key_runs(runs: list[dict[str, Any]]) -> str:
+    """Runs holding or waiting for a key: ``#12 nightly, #14 vacuum``."""
+    return ", ".join(f"#{r['run_id']} {r['job']}" for r in runs) or "-"
 
 
 def _last_run(last: dict[str, Any] | None) -> str:

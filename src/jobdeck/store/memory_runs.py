@@ -8,7 +8,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from jobdeck.store.concurrency_sql import REASON, group
 from jobdeck.store.errors import NotFound
+from jobdeck.store.key_records import KeyUse
 from jobdeck.store.records import (
     ACTIVE_STATUSES,
     Run,
@@ -29,9 +31,18 @@ class RunState:
     events: list[RunEvent] = dataclasses.field(default_factory=list)
     # (schedule, nominal time) -> the run it started, if attached yet.
     fires: dict[tuple[str, datetime], int | None] = dataclasses.field(default_factory=dict)
+    # run id -> its concurrency claim: (key, limit, requested at, held since)
+    claims: dict[int, tuple[str, int, datetime, datetime | None]] = dataclasses.field(
+        default_factory=dict
+    )
 
     def copy(self) -> RunState:
-        return RunState(runs=dict(self.runs), events=list(self.events), fires=dict(self.fires))
+        return RunState(
+            runs=dict(self.runs),
+            events=list(self.events),
+            fires=dict(self.fires),
+            claims=dict(self.claims),
+        )
 
 
 def _newest_first(run: Run) -> tuple[datetime, int]:
@@ -193,6 +204,48 @@ class MemoryRuns:
         )
         self._state.events.append(event)
         return event
+
+    # -- concurrency keys ----------------------------------------------------------------
+
+    def claim_concurrency(self, run_id: int, key: str, limit: int, *, at: datetime) -> bool:
+        at = as_utc(at, "at")
+        claims, all_runs = self._state.claims, self._state.runs
+        old = claims.get(run_id)
+        if old is None or old[3] is None:  # a holder keeps the key it holds
+            claims[run_id] = (key, limit, old[2], None) if old else (key, limit, at, None)
+        for other in [i for i, c in claims.items() if c[0] == key]:
+            if other not in all_runs or not all_runs[other].active:
+                del claims[other]
+        mine = claims.get(run_id)
+        if mine is None or not all_runs[run_id].active:
+            return False
+        if mine[3] is not None:
+            return True
+        rows = [(i, c) for i, c in claims.items() if c[0] == key]
+        held = sum(1 for _, c in rows if c[3] is not None)
+        ahead = sum(1 for i, c in rows if c[3] is None and i < run_id)
+        run = all_runs[run_id]
+        if held + ahead < limit:
+            claims[run_id] = (key, limit, mine[2], at)
+            if run.reason == REASON:
+                all_runs[run_id] = dataclasses.replace(run, reason=None)
+            return True
+        if run.status == "pending" and run.reason is None:
+            all_runs[run_id] = dataclasses.replace(run, reason=REASON)
+        return False
+
+    def concurrency_keys(self, keys: Sequence[str] | None = None) -> list[KeyUse]:
+        all_runs = self._state.runs
+        rows = [
+            (key, limit, run_id, all_runs[run_id].kind, all_runs[run_id].job, asked, held)
+            for run_id, (key, limit, asked, held) in sorted(self._state.claims.items())
+            if run_id in all_runs and all_runs[run_id].active and (keys is None or key in keys)
+        ]
+        return group(sorted(rows, key=lambda row: (row[0], row[2])))
+
+    def concurrency_key_of(self, run_id: int) -> str | None:
+        claim = self._state.claims.get(run_id)
+        return None if claim is None else claim[0]
 
     def run(self, run_id: int) -> Run | None:
         return self._state.runs.get(run_id)

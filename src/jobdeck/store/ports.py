@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from jobdeck.store.key_records import KeyUse
 from jobdeck.store.queue_ports import QueueReads as QueueReads
 from jobdeck.store.queue_ports import Queues as Queues
 from jobdeck.store.records import (
@@ -217,6 +218,15 @@ class RunReads(Protocol):
         """Runs whose (``moment``, id) comes after ``(at, run_id)``, in that order."""
         ...
 
+    def concurrency_keys(self, keys: Sequence[str] | None = None) -> list[KeyUse]:
+        """Each concurrency key that active runs hold or wait for (of ``keys`` when
+        given), by name, with its holders and its waiters in the order they get it."""
+        ...
+
+    def concurrency_key_of(self, run_id: int) -> str | None:
+        """The concurrency key the run holds or waits for; None if it never asked."""
+        ...
+
 
 class Runs(RunReads, Protocol):
     def claim_fire(
@@ -294,6 +304,13 @@ class Runs(RunReads, Protocol):
         self, run_ids: Sequence[int], *, at: datetime, type: str, detail: dict[str, Any]
     ) -> None:
         """:meth:`add_event` for runs the caller knows to exist, nothing returned."""
+        ...
+
+    def claim_concurrency(self, run_id: int, key: str, limit: int, *, at: datetime) -> bool:
+        """The run asks for ``key``; True when it holds it (now or since earlier). At most
+        ``limit`` active runs hold a key, whoever claims it on whichever connection; the
+        others wait, oldest run first, with reason ``concurrency``. A run's end (any end)
+        releases its key. Claiming again is how a waiter asks again."""
         ...
 
 

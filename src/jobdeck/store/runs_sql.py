@@ -25,7 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from jobdeck.store import concurrency_sql
 from jobdeck.store.errors import NotFound
+from jobdeck.store.key_records import KeyUse
 from jobdeck.store.records import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -303,6 +305,17 @@ class SqlRuns:
         rows = [{"run_id": i, "at": instant, "type": type, "detail": detail} for i in run_ids]
         if rows:
             self.connection.execute(_INSERT_EVENT, rows)
+
+    # -- concurrency keys (jobdeck.store.concurrency_sql) ------------------------------
+
+    def claim_concurrency(self, run_id: int, key: str, limit: int, *, at: datetime) -> bool:
+        return concurrency_sql.claim(self.connection, run_id, key, limit, at)
+
+    def concurrency_keys(self, keys: Sequence[str] | None = None) -> list[KeyUse]:
+        return concurrency_sql.key_uses(self.connection, keys)
+
+    def concurrency_key_of(self, run_id: int) -> str | None:
+        return concurrency_sql.run_key(self.connection, run_id)
 
     def run(self, run_id: int) -> Run | None:
         row = self.connection.execute(_RUN_BY_ID, {"b_id": run_id}).mappings().first()

@@ -200,6 +200,21 @@ fires = Table(
     PrimaryKeyConstraint("schedule", "nominal_time"),
 )
 
+# One row per run that asked for a concurrency key (``concurrency: {key, limit}``): it
+# waits while ``held_since`` is null and holds the key once set. A row counts only while
+# its run is active (pending or running), so every end of a run releases its key, by
+# whatever path it ends; rows of ended runs are deleted by the next claim of the key.
+concurrency_claims = Table(
+    "concurrency_claims",
+    metadata,
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(NAME_LENGTH), nullable=False),
+    Column("key_limit", Integer, nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("held_since", UTCDateTime, nullable=True),
+    Index(None, "key", "run_id"),
+)
+
 # One row per request that may start a command run (a chat request, a click of Run),
 # keyed by what identifies it across retries: Slack resends the same request when an
 # answer is late, and a double click sends two. The key is the primary key, so only

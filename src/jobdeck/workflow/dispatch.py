@@ -21,7 +21,8 @@ from jobdeck.clock import Clock
 from jobdeck.execute.executor import DEFAULT_POOL, Executor
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.records import Run
+from jobdeck.store.records import Run, RunStatus
+from jobdeck.workflow.keys import POLL, KeyClaims, waited_too_long, waits_for
 from jobdeck.workflow.outcome import iso, start_timings
 from jobdeck.workflow.outcomes import Outcomes
 from jobdeck.workflow.state import Notify, Runs, Spec, started_step
@@ -140,6 +141,7 @@ class Dispatcher:
         # every event pumps again, and a backlog of thousands must not be looked at each
         # time.
         full: dict[str, str] = {}
+        keys = KeyClaims(self.store, now)
         for run_id in runs.waiting.candidates(room):
             wait = runs.waiting[run_id]
             pool = wait.run.pool or DEFAULT_POOL
@@ -165,6 +167,13 @@ class Dispatcher:
                 full[pool] = _full(pool, cap)
                 self._show(wait, full[pool])
                 runs.waiting.park(run_id, pool)
+            elif not keys.holds(wait, spec):
+                assert spec.concurrency is not None
+                if waited_too_long(wait, spec, now):
+                    self.abandon(wait, "concurrency", "waited for its key past its timeout")
+                    continue
+                self._show(wait, waits_for(spec.concurrency.key))
+                soonest = min(soonest or now + POLL, now + POLL)
             else:
                 del runs.waiting[run_id]
                 runs.running[run_id] = wait.run
@@ -199,18 +208,22 @@ class Dispatcher:
             self._shown.append((wait.run.id, why))
 
     def abandon(self, wait: Waiting, reason: str, why: str) -> None:
-        """A waiting run that will not start: it ends ``cancelled`` (``reason``)."""
+        """A waiting run that will not start: it ends ``cancelled`` (``reason``), or
+        ``timed_out`` when it waited for its concurrency key past its timeout."""
         del self.runs.waiting[wait.run.id]
+        status: RunStatus = "timed_out" if reason == "concurrency" else "cancelled"
         with self.store.transaction() as tx:
-            tx.runs.update_run(
+            ended = tx.runs.update_run(
                 wait.run.id,
                 at=self.clock.now(),
-                event="cancelled",
-                status="cancelled",
+                event=status,
+                status=status,
                 reason=reason,
                 ended_at=self.clock.now(),
                 detail={"why": why, **self.runs.asked.pop(wait.run.id, {})},
             )
+        if status == "timed_out":
+            self.outcomes.notify_ended(ended)  # told like any timeout
 
     def _environment(self, run: Run, spec: Spec) -> dict[str, str]:
         env = {

@@ -108,7 +108,7 @@ class Outcomes:
         self.executor.release(run.pool, run_id)
         if ended is not None and retry is None:
             # A retried attempt is not the end of the fire: only its last attempt tells.
-            self._notify_ended(ended)
+            self.notify_ended(ended)
         if retry is not None:
             runs.waiting[retry.id] = Waiting(retry, retry.plan.not_before)
         self.pump()
@@ -155,7 +155,7 @@ class Outcomes:
             ended = tx.runs.update_run(
                 run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
             )
-        self._notify_ended(ended)
+        self.notify_ended(ended)
         self.supervised.spawn(self._clean_up_lost(run))
 
     async def _clean_up_lost(self, run: Run) -> None:
@@ -173,7 +173,8 @@ class Outcomes:
                 tx.runs.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
         self.executor.release(run.pool, run.id)
 
-    def _notify_ended(self, run: Run) -> None:
+    def notify_ended(self, run: Run) -> None:
+        """Notify the end of ``run`` to its item's targets, as its notify policy says."""
         if self.notify is None or (run.status not in NOTIFY_STATUSES and run.status != "succeeded"):
             return
         if self.runs.applied is None:
@@ -248,4 +249,4 @@ class Outcomes:
     def flush_deferred(self) -> None:
         deferred, self._deferred = self._deferred, []
         for run in deferred:
-            self._notify_ended(run)
+            self.notify_ended(run)

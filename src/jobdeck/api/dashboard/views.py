@@ -14,12 +14,14 @@ from typing import Any
 
 from jobdeck.api.dashboard.chart import duration_chart
 from jobdeck.api.runs import attempts_of
+from jobdeck.api.views import run_concurrency
 from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import Catalog, Schedule, cadence_for
 from jobdeck.catalog.spec import Spec
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
+from jobdeck.status import keys_status
 from jobdeck.store.records import Suspension
 from jobdeck.workflow.approvals import awaiting
 
@@ -59,6 +61,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "revision": app.applied.revision if app.applied else None,
         "failures": failures,
         "approvals": [r for r in store.runs.active_runs(kind="command") if awaiting(r)],
+        "keys": [],
         "schedules": [],
         "workers": [],
         "commands": [],
@@ -73,6 +76,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         {"name": name, "spec": spec, "last": last_pings.get(name)}
         for name, spec in catalog.monitors.items()
     ]
+    context["keys"] = keys_status(catalog, store.runs.concurrency_keys())
     last = store.runs.last_runs(list(catalog.schedules))
     context["schedules"] = [
         {
@@ -234,6 +238,7 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
         "attempts": attempts,
         "log": piece,
         "schedule_known": app.catalog is not None and run.job in app.catalog.schedules,
+        "concurrency": run_concurrency(store.runs, run),
     }
 
 

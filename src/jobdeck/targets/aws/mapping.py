@@ -67,6 +67,18 @@ def map_catalog(loaded: LoadedCatalog) -> CatalogOnAws:
                 "the AWS target has no four-eyes approval yet, and the command would run "
                 "there without it; remove approve or keep the command on a jobdeck engine",
             )
+    for section, items in (("schedules", catalog.schedules), ("commands", catalog.commands)):
+        for name, spec in items.items():
+            if spec.concurrency is not None:
+                # Deny by default: deployed without it, the runs sharing the key would
+                # overlap on AWS.
+                report.add(
+                    (section, name),
+                    "concurrency",
+                    "the AWS target has no concurrency keys yet, and the runs sharing "
+                    f"'{spec.concurrency.key}' would overlap there; remove concurrency or "
+                    "keep the item on a jobdeck engine",
+                )
     if report.diagnostics:
         raise CatalogError(report.diagnostics)
     return CatalogOnAws(
