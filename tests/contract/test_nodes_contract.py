@@ -159,3 +159,14 @@ def test_of_many_nodes_acquiring_at_once_one_wins(any_store: DataStore) -> None:
     assert lease is not None
     assert lease.holder == winners[0]
     assert lease.token == 1
+
+
+def test_a_restarted_node_takes_its_own_live_lease_with_a_new_token(
+    any_store: DataStore,
+) -> None:
+    with any_store.transaction() as tx:
+        tx.nodes.acquire_leadership("a", now=T0, expires_at=T0 + LEASE)
+        assert tx.nodes.acquire_leadership("b", now=T0, expires_at=T0 + LEASE, own=True) is None
+        again = tx.nodes.acquire_leadership("a", now=T0, expires_at=T0 + LEASE, own=True)
+    assert again is not None
+    assert (again.holder, again.token) == ("a", 2)

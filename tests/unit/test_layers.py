@@ -19,7 +19,7 @@ ROOT = Path(jobdeck.__file__).parent
 FLOORS: list[set[str]] = [
     {"clock", "units", "cadence", "instance"},  # leaves: time, units, cron and rate maths
     {"catalog", "store"},  # the model of the file, and the store's interface and backends
-    {"execute", "notify", "queues", "queue_depth"},  # processes and pools; notices; SQS
+    {"execute", "notify", "queues", "queue_depth", "cluster"},  # processes; notices; SQS; HA
     {"workflow", "workers", "control"},  # runs, resident workers, plan/apply/suspend
     {"schedule", "commands", "status"},  # the timer, the invocation path, the summary
     {"app"},  # wires one application object

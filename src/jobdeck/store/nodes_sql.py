@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, delete, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from jobdeck.store.errors import Fenced, NotFound
@@ -105,7 +105,7 @@ class SqlNodes:
         return None if row is None else _lease(row)
 
     def acquire_leadership(
-        self, node_id: str, *, now: datetime, expires_at: datetime
+        self, node_id: str, *, now: datetime, expires_at: datetime, own: bool = False
     ) -> LeaderLease | None:
         at, until = as_utc(now, "now"), as_utc(expires_at, "expires_at")
         values = {
@@ -129,7 +129,12 @@ class SqlNodes:
             return _lease(row)
         takeover = (
             update(leader_lease)
-            .where(leader_lease.c.name == LEASE, leader_lease.c.expires_at <= at)
+            .where(
+                leader_lease.c.name == LEASE,
+                or_(leader_lease.c.expires_at <= at, leader_lease.c.holder == node_id)
+                if own
+                else leader_lease.c.expires_at <= at,
+            )
             .values(
                 holder=node_id, token=leader_lease.c.token + 1, acquired_at=at, expires_at=until
             )

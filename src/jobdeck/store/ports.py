@@ -408,10 +408,12 @@ class Nodes(NodeReads, Protocol):
         ...
 
     def acquire_leadership(
-        self, node_id: str, *, now: datetime, expires_at: datetime
+        self, node_id: str, *, now: datetime, expires_at: datetime, own: bool = False
     ) -> LeaderLease | None:
         """Takes the leader's lease when nobody holds it or it expired at ``now`` (its
-        holder's too), with the next fencing token; None while another lease is live."""
+        holder's too), with the next fencing token; None while another lease is live.
+        ``own``: also a live lease of ``node_id`` itself (the node restarted, and its
+        earlier life, which had the same id, is gone)."""
         ...
 
     def renew_leadership(
