@@ -15,12 +15,14 @@ import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
+from jobdeck.cluster.leadership import DEFAULT_LEASE, Leadership, Timing
+from jobdeck.cluster.role import ClusterRole
 from jobdeck.commands.approvals import Approver
 from jobdeck.commands.invoke import Invoker
 from jobdeck.commands.usergroups import UserGroups
@@ -37,9 +39,12 @@ from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
-from jobdeck.store.records import Revision, Via
+from jobdeck.store.errors import Fenced
+from jobdeck.store.records import Revision, Trigger, Via
 from jobdeck.workers.supervisor import Supervisor
+from jobdeck.workflow.decisions import CatchupDecision, MissCause
 from jobdeck.workflow.driver import Applied, RunDriver
+from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
 
 log = logging.getLogger("jobdeck")
 
@@ -73,6 +78,11 @@ class Options:
     stop_workers_at_exit: bool = False
     # Variables of ``environ`` that runs get besides the basics (``--pass-env``).
     pass_env: tuple[str, ...] = ()
+    # The leader's lease (``--lease``), and when a silent node's runs are lost
+    # (``--lost-after``, default twice the lease); see docs/ha.md.
+    lease: timedelta = DEFAULT_LEASE
+    lost_after: timedelta | None = None
+    version: str = "unknown"
 
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
@@ -122,7 +132,10 @@ class Application:
             on_error=self._failed,
         )
         self.scheduler = Scheduler(
-            self.driver, self.clock, self.store.runs.last_fires, since=self._catch_up_since
+            LeaderFiring(self.driver, self.leads),
+            self.clock,
+            self.store.runs.last_fires,
+            since=self._catch_up_since,
         )
         self.supervisor = Supervisor(
             self.store,
@@ -132,6 +145,7 @@ class Application:
             sqs_url=options.sqs_url,
             on_error=self._failed,
         )
+        self._cluster_wiring(options)
         self.retention = LogRetention(self.executor.runs_dir, self.store.runs)
         self.queue_depth = DepthHistory()
         self.applied: Applied | None = None
@@ -139,6 +153,61 @@ class Application:
         self._failure: BaseException | None = None
         self._stop = asyncio.Event()
         self.extra_loops: dict[str, Loop] = {}
+
+    # -- the cluster ------------------------------------------------------------------------
+
+    def _cluster_wiring(self, options: Options) -> None:
+        """Every engine is a node of its store's cluster. On PostgreSQL, where several
+        engines may share the store, only the leader fires, catches up and keeps the
+        workers, with fenced writes, and its worker processes stop at its fence; on
+        SQLite (one engine) the node leads alone and nothing is gated."""
+        timing = Timing(options.lease, options.lost_after)
+        self.leadership = Leadership(self.store, self.host, version=options.version, timing=timing)
+        self.role = ClusterRole(
+            self.leadership,
+            self.clock,
+            self.state_dir,
+            on_acquired=self._became_leader,
+            on_lost=self._stopped_leading,
+            on_leading=self._sweep_lost_nodes,
+        )
+        self.clustered = self.store.engine.dialect.name == "postgresql"
+        if self.clustered:
+            self.driver.fence = self.leadership.fence
+            self.supervisor.leads = self.leadership.leads
+            self.supervisor.fence = self.leadership.fence
+            self.supervisor.fence_file = self.role.fence_file
+            self.supervisor.lease_ttl = timing.lease
+
+    def leads(self) -> bool:
+        """Whether this engine does what only one may (always on SQLite)."""
+        return not self.clustered or self.leadership.leads(self.clock.now())
+
+    def _became_leader(self) -> None:
+        """Slots that fell due while no node led are caught up by each schedule's
+        policy (claimed in the store: none runs twice); the workers are started."""
+        if self.clustered and self.applied is not None:
+            self.scheduler.load(self.applied.catalog.schedules, catch_up=True)
+        self.supervisor.wake()
+
+    def _stopped_leading(self) -> None:
+        """Self-fencing: the worker processes stop by their fence (their shims see it);
+        the supervisor starts nothing until this node leads again."""
+        self.supervisor.wake()
+
+    def _sweep_lost_nodes(self, now: datetime) -> None:
+        if not self.clustered:
+            return
+        timing = self.leadership.timing
+        silent = silent_nodes(self.store, self.host, now, timing.lost_deadline)
+        if silent:
+            record_lost(
+                self.store,
+                silent,
+                now,
+                self.leadership.fence,
+                self.driver.dispatcher.outcomes.announce,
+            )
 
     # -- the applied revision -------------------------------------------------------------
 
@@ -201,6 +270,7 @@ class Application:
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
+        self.role.start()  # a node of the cluster, leader if the lease is free
         recovered = self.driver.recover().report()
         if recovered:
             log.info("%s", recovered)
@@ -219,6 +289,7 @@ class Application:
             "queue-depth": self._sample_queues,
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
+            "cluster": self.role.run,
             **self.extra_loops,
             **(loops or {}),
         }
@@ -287,7 +358,8 @@ class Application:
                 self.reload()
             # A resume with --catch-up (from the CLI or the API, of any process) is
             # picked up here as promptly as a revision.
-            await asyncio.to_thread(self.catch_up_resumed)
+            if self.leads():
+                await asyncio.to_thread(self.catch_up_resumed)
 
     def catch_up_resumed(self) -> None:
         """Run the slots of each schedule resumed with catch-up that no engine took yet."""
@@ -340,6 +412,47 @@ class Application:
     def _failed(self, error: BaseException) -> None:
         self._failure = error
         self._stop.set()
+
+
+class LeaderFiring:
+    """The scheduler's way to the run driver in a cluster: only the leader fires and
+    catches up; a standby lets its timer's slots pass (the leader claims them, and a
+    new leader catches up those that fell due while none led)."""
+
+    def __init__(self, driver: RunDriver, leads: Callable[[], bool]) -> None:
+        self.driver = driver
+        self.leads = leads
+
+    def fire(
+        self,
+        name: str,
+        nominal: datetime,
+        trigger: Trigger = "schedule",
+        decided_at: datetime | None = None,
+    ) -> Run | None:
+        if not self.leads():
+            return None
+        try:
+            return self.driver.fire(name, nominal, trigger, decided_at)
+        except Fenced as exc:
+            log.warning("schedule %s: slot %s left to the leader: %s", name, nominal, exc)
+            return None
+
+    def catch_up(
+        self,
+        name: str,
+        decision: CatchupDecision,
+        *,
+        trigger: Trigger,
+        cause: MissCause,
+        held: bool = False,
+    ) -> None:
+        if not self.leads():
+            return
+        try:
+            self.driver.catch_up(name, decision, trigger=trigger, cause=cause, held=held)
+        except Fenced as exc:
+            log.warning("schedule %s: catch-up left to the leader: %s", name, exc)
 
 
 def _settle_heap() -> None:

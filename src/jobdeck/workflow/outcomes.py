@@ -173,6 +173,11 @@ class Outcomes:
                 tx.runs.add_event(run.id, at=self.clock.now(), type="orphans_stopped")
         self.executor.release(run.pool, run.id)
 
+    def announce(self, run: Run) -> None:
+        """Notifies the end of a run recorded elsewhere (a lost node's, see
+        :mod:`jobdeck.workflow.lost_nodes`) by the job's targets and policy."""
+        self._notify_ended(run)
+
     def _notify_ended(self, run: Run) -> None:
         if self.notify is None or (run.status not in NOTIFY_STATUSES and run.status != "succeeded"):
             return
