@@ -3,6 +3,7 @@ cluster-wide replicas, failover within the lease and 5 s, every slot recorded on
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections import Counter
@@ -11,6 +12,7 @@ from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.acceptance.cluster import LEASE, Cluster, living, write_programs
@@ -118,3 +120,35 @@ def test_a_paused_leader_that_resumes_after_its_lease_starts_nothing(cluster: Cl
     assert after_pids == before_pids
     assert not (cluster.workdir / "conflicts").exists()
     assert "no longer leads" in old.output() or "could not renew" in old.output()
+
+
+def test_nodes_shows_the_leader_the_standby_and_a_lost_node(cluster: Cluster) -> None:
+    first, second = cluster.servers[:2]
+    for server in (first, second):
+        server.start()
+    wait_for(lambda: cluster.leader()[0], timeout=10, what="a leader")
+    leader, _ = cluster.leader()
+    assert leader is not None
+    standby = second if leader is first else first
+
+    def roles() -> dict[str, str]:
+        shown = cluster.cli("nodes", "--json")
+        assert shown.returncode == 0, shown.stderr
+        return {n["id"].rsplit(":", 1)[1]: n["role"] for n in json.loads(shown.stdout)["nodes"]}
+
+    assert roles() == {cluster.node_id(leader): "leader", cluster.node_id(standby): "standby"}
+    table = cluster.cli("nodes")
+    assert "leader" in table.stdout
+    assert "standby" in table.stdout
+    # The API of a standby and its dashboard show the same.
+    items = standby.get("/api/v1/nodes")["items"]
+    assert sorted(n["role"] for n in items) == ["leader", "standby"]
+    page = httpx.get(f"{standby.url}/", timeout=10).text
+    assert 'id="nodes"' in page
+    assert "<strong>leader</strong>" in page
+    standby.kill9()
+    wait_for(
+        lambda: roles().get(cluster.node_id(standby)) == "lost",
+        timeout=2 * LEASE + 5,
+        what="the killed standby shown lost",
+    )

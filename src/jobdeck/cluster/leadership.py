@@ -79,11 +79,22 @@ class Leadership:
 
     def register(self, now: datetime) -> Node:
         """Records this node (again, after a restart: a drain asked before stays)."""
-        node = Node(self.node_id, self.host, self.pid, self.version, now, now)
+        node = self._node(now)
         with self.store.transaction() as tx:
             stored = tx.nodes.register_node(node)
         self.draining = stored.draining
         return stored
+
+    def _node(self, now: datetime) -> Node:
+        return Node(
+            self.node_id,
+            self.host,
+            self.pid,
+            self.version,
+            now,
+            now,
+            lost_after=self.timing.lost_deadline,
+        )
 
     # -- the lease ----------------------------------------------------------------------
 
@@ -112,9 +123,7 @@ class Leadership:
             with self.store.transaction() as tx:
                 node = tx.nodes.beat(self.node_id, at=now)
                 if node is None:  # forgotten meanwhile: register again
-                    node = tx.nodes.register_node(
-                        Node(self.node_id, self.host, self.pid, self.version, now, now)
-                    )
+                    node = tx.nodes.register_node(self._node(now))
                 self.draining = node.draining
                 held = was is not None and self.leads(now)
                 if was is not None and held:

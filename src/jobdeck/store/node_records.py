@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ class Node:
     drain_deadline: datetime | None = None
     # The node said its drain is done: nothing of it runs any more, safe to stop.
     drained: bool = False
+    # How long after its last heartbeat the cluster takes it for lost (its --lost-after).
+    lost_after: timedelta = timedelta(seconds=20)
 
 
 @dataclass(frozen=True)

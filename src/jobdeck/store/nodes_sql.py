@@ -9,7 +9,7 @@ row it waited for). No method reads the clock.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, RowMapping, and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -49,6 +49,7 @@ class SqlNodes:
             "draining": node.draining,
             "drain_deadline": node.drain_deadline,
             "drained": False,
+            "lost_after_ms": round(node.lost_after.total_seconds() * 1000),
         }
         changed = {k: v for k, v in values.items() if k not in ("id", "draining", "drain_deadline")}
         dialect = self.connection.dialect.name
@@ -193,6 +194,7 @@ def _node(row: RowMapping) -> Node:
         draining=bool(row["draining"]),
         drain_deadline=row["drain_deadline"],
         drained=bool(row["drained"]),
+        lost_after=timedelta(milliseconds=row["lost_after_ms"]),
     )
 
 

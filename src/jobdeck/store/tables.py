@@ -374,6 +374,7 @@ nodes = Table(
     Column("draining", Boolean, nullable=False, server_default=false()),
     Column("drain_deadline", UTCDateTime, nullable=True),
     Column("drained", Boolean, nullable=False, server_default=false()),
+    Column("lost_after_ms", Integer, nullable=False),
 )
 
 # The leader's lease: one row (name "leader"); the token grows at every acquisition.

@@ -17,6 +17,7 @@ from jobdeck.api.runs import attempts_of
 from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import Catalog, Schedule, Spec, cadence_for
+from jobdeck.cluster.view import read_nodes
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.store.records import Suspension
@@ -63,6 +64,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "commands": [],
         "queues": [],
         "pools": [],
+        "nodes": read_nodes(store.nodes, store.runs, now),
     }
     if catalog is None:
         return context

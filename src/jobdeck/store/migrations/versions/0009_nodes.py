@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("draining", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("drain_deadline", sa.DateTime(timezone=True), nullable=True),
         sa.Column("drained", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("lost_after_ms", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_nodes"),
     )
     op.create_table(
