@@ -21,6 +21,7 @@ from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
+from jobdeck.cluster.drain import Drainer
 from jobdeck.cluster.leadership import DEFAULT_LEASE, Leadership, Timing
 from jobdeck.cluster.role import ClusterRole
 from jobdeck.commands.approvals import Approver
@@ -36,15 +37,15 @@ from jobdeck.instance import instance_name
 from jobdeck.notify import Notifier, RunNotice
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
+from jobdeck.schedule.leader import LeaderFiring
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
-from jobdeck.store.errors import Fenced
-from jobdeck.store.records import Revision, Trigger, Via
+from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
-from jobdeck.workflow.decisions import CatchupDecision, MissCause
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
+from jobdeck.workflow.refusals import CancelRefused
 
 log = logging.getLogger("jobdeck")
 
@@ -170,6 +171,15 @@ class Application:
             on_acquired=self._became_leader,
             on_lost=self._stopped_leading,
             on_leading=self._sweep_lost_nodes,
+            on_beat=self._drain_step,
+        )
+        self.drainer = Drainer(
+            self.store,
+            self.host,
+            stop_workers=self._stop_workers_for_drain,
+            resign=self.role.resign,
+            resume=self._undrained,
+            cancel=self._cancel_for_drain,
         )
         self.clustered = self.store.engine.dialect.name == "postgresql"
         if self.clustered:
@@ -180,13 +190,15 @@ class Application:
             self.supervisor.lease_ttl = timing.lease
 
     def leads(self) -> bool:
-        """Whether this engine does what only one may (always on SQLite)."""
-        return not self.clustered or self.leadership.leads(self.clock.now())
+        """Whether this engine does what only one may (on SQLite: unless drained)."""
+        if not self.clustered:
+            return not self.leadership.draining
+        return self.leadership.leads(self.clock.now())
 
     def _became_leader(self) -> None:
         """Slots that fell due while no node led are caught up by each schedule's
         policy (claimed in the store: none runs twice); the workers are started."""
-        if self.clustered and self.applied is not None:
+        if self.applied is not None:
             self.scheduler.load(self.applied.catalog.schedules, catch_up=True)
         self.supervisor.wake()
 
@@ -194,6 +206,29 @@ class Application:
         """Self-fencing: the worker processes stop by their fence (their shims see it);
         the supervisor starts nothing until this node leads again."""
         self.supervisor.wake()
+
+    async def _drain_step(self, now: datetime) -> None:
+        node = await asyncio.to_thread(self.store.nodes.node, self.host)
+        await self.drainer.step(node, now)
+
+    async def _stop_workers_for_drain(self) -> None:
+        catalog = self.catalog
+        graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
+        within = max(graces, default=30.0) + SHUTDOWN_SLACK
+        try:
+            await asyncio.wait_for(self.supervisor.stop_all(within, "shutdown"), within + 5)
+        except TimeoutError:
+            log.warning("draining: some worker processes did not stop in time")
+
+    def _undrained(self) -> None:
+        if self.applied is not None:
+            self.supervisor.load(self.applied)
+
+    def _cancel_for_drain(self, run_id: int, why: str) -> None:
+        try:
+            self.driver.cancel(run_id, by="drain", why=why)
+        except (KeyError, CancelRefused) as exc:
+            log.info("draining: run %d not cancelled: %s", run_id, exc)
 
     def _sweep_lost_nodes(self, now: datetime) -> None:
         if not self.clustered:
@@ -412,47 +447,6 @@ class Application:
     def _failed(self, error: BaseException) -> None:
         self._failure = error
         self._stop.set()
-
-
-class LeaderFiring:
-    """The scheduler's way to the run driver in a cluster: only the leader fires and
-    catches up; a standby lets its timer's slots pass (the leader claims them, and a
-    new leader catches up those that fell due while none led)."""
-
-    def __init__(self, driver: RunDriver, leads: Callable[[], bool]) -> None:
-        self.driver = driver
-        self.leads = leads
-
-    def fire(
-        self,
-        name: str,
-        nominal: datetime,
-        trigger: Trigger = "schedule",
-        decided_at: datetime | None = None,
-    ) -> Run | None:
-        if not self.leads():
-            return None
-        try:
-            return self.driver.fire(name, nominal, trigger, decided_at)
-        except Fenced as exc:
-            log.warning("schedule %s: slot %s left to the leader: %s", name, nominal, exc)
-            return None
-
-    def catch_up(
-        self,
-        name: str,
-        decision: CatchupDecision,
-        *,
-        trigger: Trigger,
-        cause: MissCause,
-        held: bool = False,
-    ) -> None:
-        if not self.leads():
-            return
-        try:
-            self.driver.catch_up(name, decision, trigger=trigger, cause=cause, held=held)
-        except Fenced as exc:
-            log.warning("schedule %s: catch-up left to the leader: %s", name, exc)
 
 
 def _settle_heap() -> None:

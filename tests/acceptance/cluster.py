@@ -130,6 +130,7 @@ class Cluster:
                 "reason": r.reason,
                 "scheduled_for": r.scheduled_for,
                 "host": r.host,
+                "created_at": r.created_at,
             }
             for r in found
         ]

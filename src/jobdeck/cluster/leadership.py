@@ -102,11 +102,15 @@ class Leadership:
     def token(self) -> int | None:
         return self.lease.token if self.lease is not None else None
 
-    def leads(self, now: datetime) -> bool:
-        """True while this node may act as the leader: it holds the lease and is more
-        than the margin away from its end."""
+    def holds(self, now: datetime) -> bool:
+        """True while this node holds the lease, more than the margin from its end."""
         lease = self.lease
         return lease is not None and now < lease.expires_at - self.timing.margin
+
+    def leads(self, now: datetime) -> bool:
+        """True while this node may act as the leader: it holds the lease and is not
+        draining (a draining leader only stops its workers, then resigns)."""
+        return self.holds(now) and not self.draining
 
     def fence_deadline(self) -> datetime | None:
         """When this node stops acting as the leader unless it renews (None: not now)."""
@@ -125,7 +129,7 @@ class Leadership:
                 if node is None:  # forgotten meanwhile: register again
                     node = tx.nodes.register_node(self._node(now))
                 self.draining = node.draining
-                held = was is not None and self.leads(now)
+                held = was is not None and self.holds(now)
                 if was is not None and held:
                     self.lease = tx.nodes.renew_leadership(
                         self.node_id, was.token, now=now, expires_at=until
@@ -138,7 +142,7 @@ class Leadership:
                     )
         except StoreError as exc:
             log.warning("the leader's lease: %s", exc)
-            self.lease = was if was is not None and self.leads(now) else None
+            self.lease = was if was is not None and self.holds(now) else None
         return self._change(was, now)
 
     def _change(self, was: LeaderLease | None, now: datetime) -> Change:
@@ -156,7 +160,7 @@ class Leadership:
     def lapse(self, now: datetime) -> bool:
         """Forgets a lease that this node could not renew in time (self-fencing);
         True when it did."""
-        if self.lease is not None and not self.leads(now):
+        if self.lease is not None and not self.holds(now):
             log.warning("node %s could not renew its lease: it stops leading", self.node_id)
             self.lease = None
             return True

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -32,6 +32,7 @@ class ClusterRole:
         on_acquired: Callable[[], None],
         on_lost: Callable[[], None],
         on_leading: Callable[[datetime], None] | None = None,
+        on_beat: Callable[[datetime], Awaitable[None]] | None = None,
     ) -> None:
         self.leadership = leadership
         self.clock = clock
@@ -39,6 +40,7 @@ class ClusterRole:
         self.on_acquired = on_acquired
         self.on_lost = on_lost
         self.on_leading = on_leading  # after each beat as the leader (lost nodes' runs)
+        self.on_beat = on_beat  # after every beat (a drain's steps)
 
     def start(self) -> Change:
         """Registers the node and takes the lease if it is free (or this node's own,
@@ -65,6 +67,8 @@ class ClusterRole:
                 self.on_lost()
             if change in ("acquired", "kept") and self.on_leading is not None:
                 self.on_leading(self.clock.now())
+            if self.on_beat is not None:
+                await self.on_beat(self.clock.now())
 
     def resign(self) -> None:
         """Hands leadership over (a stop or a drain): the fence first, so that this
