@@ -1,11 +1,13 @@
 """`jobdeck drain` with two real engines on PostgreSQL: the runs in flight finish on the
 draining node, no new run starts there, leadership and the workers move, the node
-reports safe to stop; `jobdeck undrain` brings it back."""
+reports safe to stop; `jobdeck undrain` brings it back. And the runs of a killed node:
+adopted when it comes back, recorded lost when it does not."""
 
 from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,3 +120,55 @@ def test_a_drained_leader_finishes_its_runs_hands_over_and_reports_safe(
         return str(next(n["role"] for n in listed if n["id"].endswith(mine)))
 
     wait_for(lambda: role() == "standby", timeout=10, what="the node back as a standby")
+
+
+def _running_on(cluster: Cluster, node: str) -> list[dict[str, object]]:
+    return [
+        r
+        for r in cluster.runs("slow")
+        if r["status"] == "running" and str(r["host"]).endswith(node)
+    ]
+
+
+def test_the_runs_of_a_killed_node_are_adopted_when_it_comes_back(cluster: Cluster) -> None:
+    for server in cluster.servers:
+        server.start()
+    wait_for(lambda: cluster.leader()[0], timeout=10, what="a leader")
+    leader, _ = cluster.leader()
+    assert leader is not None
+    mine = cluster.node_id(leader)
+    (run, *_) = wait_for(lambda: _running_on(cluster, mine), timeout=15, what="a run")
+    leader.kill9()
+    leader.start()  # back within its lost deadline: it adopts what it left running
+    done = wait_for(
+        lambda: next(
+            (r for r in cluster.runs("slow") if r["id"] == run["id"] and r["status"] != "running"),
+            None,
+        ),
+        timeout=20,
+        what="the adopted run's end",
+    )
+    assert done["status"] == "succeeded", done
+
+
+def test_the_runs_of_a_node_that_does_not_come_back_are_recorded_lost(cluster: Cluster) -> None:
+    for server in cluster.servers:
+        server.start()
+    wait_for(lambda: cluster.leader()[0], timeout=10, what="a leader")
+    leader, _ = cluster.leader()
+    assert leader is not None
+    mine = cluster.node_id(leader)
+    (run, *_) = wait_for(lambda: _running_on(cluster, mine), timeout=15, what="a run")
+    leader.kill9()
+    killed = time.monotonic()
+    lost = wait_for(
+        lambda: next(
+            (r for r in cluster.runs("slow") if r["id"] == run["id"] and r["status"] == "lost"),
+            None,
+        ),
+        timeout=2 * LEASE + LEASE + 5,
+        what="the dead node's run recorded lost",
+    )
+    assert lost["reason"] == "node_lost"
+    # Not before the deadline (twice the lease after its last heartbeat).
+    assert time.monotonic() - killed >= 2 * LEASE - LEASE / 3 - 0.5
