@@ -15,12 +15,15 @@ import os
 import socket
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from jobdeck.catalog.model import Catalog
 from jobdeck.clock import Clock, SystemClock
+from jobdeck.cluster.drain import Drainer
+from jobdeck.cluster.leadership import DEFAULT_LEASE, Leadership, Timing
+from jobdeck.cluster.role import ClusterRole
 from jobdeck.commands.approvals import Approver
 from jobdeck.commands.invoke import Invoker
 from jobdeck.commands.usergroups import UserGroups
@@ -34,12 +37,15 @@ from jobdeck.instance import instance_name
 from jobdeck.notify import Notifier, RunNotice
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
+from jobdeck.schedule.leader import LeaderFiring
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
+from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
+from jobdeck.workflow.refusals import CancelRefused
 
 log = logging.getLogger("jobdeck")
 
@@ -73,6 +79,11 @@ class Options:
     stop_workers_at_exit: bool = False
     # Variables of ``environ`` that runs get besides the basics (``--pass-env``).
     pass_env: tuple[str, ...] = ()
+    # The leader's lease (``--lease``), and when a silent node's runs are lost
+    # (``--lost-after``, default twice the lease); see docs/ha.md.
+    lease: timedelta = DEFAULT_LEASE
+    lost_after: timedelta | None = None
+    version: str = "unknown"
 
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
@@ -122,7 +133,10 @@ class Application:
             on_error=self._failed,
         )
         self.scheduler = Scheduler(
-            self.driver, self.clock, self.store.runs.last_fires, since=self._catch_up_since
+            LeaderFiring(self.driver, self.leads),
+            self.clock,
+            self.store.runs.last_fires,
+            since=self._catch_up_since,
         )
         self.supervisor = Supervisor(
             self.store,
@@ -132,6 +146,7 @@ class Application:
             sqs_url=options.sqs_url,
             on_error=self._failed,
         )
+        self._cluster_wiring(options)
         self.retention = LogRetention(self.executor.runs_dir, self.store.runs)
         self.queue_depth = DepthHistory()
         self.applied: Applied | None = None
@@ -139,6 +154,97 @@ class Application:
         self._failure: BaseException | None = None
         self._stop = asyncio.Event()
         self.extra_loops: dict[str, Loop] = {}
+
+    # -- the cluster ------------------------------------------------------------------------
+
+    def _cluster_wiring(self, options: Options) -> None:
+        """Every engine is a node of its store's cluster. On PostgreSQL, where several
+        engines may share the store, only the leader fires, catches up and keeps the
+        workers, with fenced writes, and its worker processes stop at its fence; on
+        SQLite (one engine) the node leads alone and nothing is gated."""
+        timing = Timing(options.lease, options.lost_after)
+        self.leadership = Leadership(self.store, self.host, version=options.version, timing=timing)
+        self.role = ClusterRole(
+            self.leadership,
+            self.clock,
+            self.state_dir,
+            on_acquired=self._became_leader,
+            on_lost=self._stopped_leading,
+            on_leading=self._sweep_lost_nodes,
+            on_beat=self._drain_step,
+        )
+        self.drainer = Drainer(
+            self.store,
+            self.host,
+            stop_workers=self._stop_workers_for_drain,
+            resign=self.role.resign,
+            resume=self._undrained,
+            cancel=self._cancel_for_drain,
+        )
+        self.clustered = self.store.engine.dialect.name == "postgresql"
+        self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
+        if self.clustered:
+            self.driver.fence = self.leadership.fence
+            self.driver.monitors.fence = self.leadership.fence
+            self.supervisor.leads = self.leadership.leads
+            self.supervisor.fence = self.leadership.fence
+            self.supervisor.fence_file = self.role.fence_file
+            self.supervisor.lease_ttl = timing.lease
+
+    def leads(self) -> bool:
+        """Whether this engine does what only one may (on SQLite: unless drained)."""
+        if not self.clustered:
+            return not self.leadership.draining
+        return self.leadership.leads(self.clock.now())
+
+    def _became_leader(self) -> None:
+        """Slots that fell due while no node led are caught up by each schedule's
+        policy (claimed in the store: none runs twice); the workers are started."""
+        if self.applied is not None:
+            self.scheduler.load(self.applied.catalog.schedules, catch_up=True)
+        self.supervisor.wake()
+
+    def _stopped_leading(self) -> None:
+        """Self-fencing: the worker processes stop by their fence (their shims see it);
+        the supervisor starts nothing until this node leads again."""
+        self.supervisor.wake()
+
+    async def _drain_step(self, now: datetime) -> None:
+        node = await asyncio.to_thread(self.store.nodes.node, self.host)
+        await self.drainer.step(node, now)
+
+    async def _stop_workers_for_drain(self) -> None:
+        catalog = self.catalog
+        graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
+        within = max(graces, default=30.0) + SHUTDOWN_SLACK
+        try:
+            await asyncio.wait_for(self.supervisor.stop_all(within, "shutdown"), within + 5)
+        except TimeoutError:
+            log.warning("draining: some worker processes did not stop in time")
+
+    def _undrained(self) -> None:
+        if self.applied is not None:
+            self.supervisor.load(self.applied)
+
+    def _cancel_for_drain(self, run_id: int, why: str) -> None:
+        try:
+            self.driver.cancel(run_id, by="drain", why=why)
+        except (KeyError, CancelRefused) as exc:
+            log.info("draining: run %d not cancelled: %s", run_id, exc)
+
+    def _sweep_lost_nodes(self, now: datetime) -> None:
+        if not self.clustered:
+            return
+        timing = self.leadership.timing
+        silent = silent_nodes(self.store, self.host, now, timing.lost_deadline)
+        if silent:
+            record_lost(
+                self.store,
+                silent,
+                now,
+                self.leadership.fence,
+                self.driver.dispatcher.outcomes.notify_ended,
+            )
 
     # -- the applied revision -------------------------------------------------------------
 
@@ -201,6 +307,7 @@ class Application:
         catalog = Catalog.model_validate(revision.catalog) if revision is not None else None
         if catalog is not None:
             self.executor.update_pools(catalog.pools)
+        self.role.start()  # a node of the cluster, leader if the lease is free
         recovered = self.driver.recover().report()
         if recovered:
             log.info("%s", recovered)
@@ -219,6 +326,7 @@ class Application:
             "queue-depth": self._sample_queues,
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
+            "cluster": self.role.run,
             **self.extra_loops,
             **(loops or {}),
         }
@@ -287,7 +395,8 @@ class Application:
                 self.reload()
             # A resume with --catch-up (from the CLI or the API, of any process) is
             # picked up here as promptly as a revision.
-            await asyncio.to_thread(self.catch_up_resumed)
+            if self.leads():
+                await asyncio.to_thread(self.catch_up_resumed)
 
     def catch_up_resumed(self) -> None:
         """Run the slots of each schedule resumed with catch-up that no engine took yet."""

@@ -84,6 +84,7 @@ async def test_real_answers_match_the_document(tmp_path: Path) -> None:
             ("/api/v1/commands", "Command"),
             ("/api/v1/revisions", "Revision"),
             ("/api/v1/audit", "AuditEntry"),
+            ("/api/v1/nodes", "Node"),
         ):
             items = (await client.get(path)).json()["items"]
             assert items, path

@@ -221,3 +221,40 @@ async def test_a_schedule_migrated_from_a_monitor_learns_auto_from_its_runs(
     alert = deck.notices[0].run.detail["alert"]
     assert (deck.notices[0].run.detail["notice"]["event"], alert["source"]) == ("run.fast", "auto")
     assert alert["threshold"] == "10m"  # a quarter of the monitor's 40m median
+
+
+async def test_only_the_leader_decides_missed_slots_and_timeouts(decks: Decks) -> None:
+    """In a cluster every node takes pings, but slots and timeouts are the leader's: a
+    standby decides nothing (and forgets what it read), a replaced leader's decision is
+    refused by its fence, and the node that leads next decides each slot once."""
+    from jobdeck.store import Tx
+    from jobdeck.store.errors import Fenced
+
+    clock = FakeClock(T0 - at(30))
+    deck = decks(CATALOG, clock=clock)
+    watch = deck.driver.monitors
+    leading = False
+    watch.leads = lambda: leading
+    watch.check(clock.now())
+    hung = watch.ping("backup", "start", None, b"", T0 - at(61))  # a standby takes pings
+    assert hung is not None
+
+    clock.set(T0 + at(15))  # 10:00 missed, and the start is past its timeout
+    watch.check(clock.now())
+    assert [(r.id, r.status) for r in deck.runs("backup")] == [(hung.id, "running")]
+
+    def replaced(tx: Tx, now: object) -> None:
+        raise Fenced("node-a", 3, "a newer leader holds token 4")
+
+    leading = True
+    watch.fence = replaced  # it believes it leads, but the store knows better
+    watch.check(clock.now())
+    assert [(r.id, r.status) for r in deck.runs("backup")] == [(hung.id, "running")]
+
+    watch.fence = None
+    watch.check(clock.now())
+    watch.check(clock.now())
+    runs = {r.id: r for r in deck.runs("backup")}
+    assert runs[hung.id].status == "timed_out"
+    (missed,) = [r for r in runs.values() if r.id != hung.id]
+    assert (missed.status, missed.reason, missed.scheduled_for) == ("skipped", "missed", T0)

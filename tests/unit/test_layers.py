@@ -20,7 +20,7 @@ FLOORS: list[set[str]] = [
     {"clock", "units", "cadence", "instance"},  # leaves: time, units, cron and rate maths
     {"catalog", "store"},  # the model of the file, and the store's interface and backends
     {"execute", "notify", "queues", "queue_depth"},  # processes and pools; notices; SQS
-    {"workflow", "workers", "control"},  # runs, resident workers, plan/apply/suspend
+    {"workflow", "workers", "control", "cluster"},  # runs, workers, plan/apply, nodes
     {"schedule", "commands", "status"},  # the timer, the invocation path, the summary
     {"app"},  # wires one application object
     {"slack"},  # an adapter: Slack's requests to the invocation path

@@ -235,6 +235,10 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/workers": _get(
             "Applied workers: desired, running, restarts.", _json(_listing("Worker"), "Workers.")
         ),
+        "/api/v1/nodes": _get(
+            "The engines of the store's cluster: role, heartbeat, runs, replicas.",
+            _json(_listing("Node"), "Nodes."),
+        ),
         "/api/v1/commands": _get(
             "Applied commands and their parameters.", _json(_listing("Command"), "Commands.")
         ),

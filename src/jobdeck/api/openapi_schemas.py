@@ -282,6 +282,23 @@ def schemas() -> dict[str, Any]:
                 "suspension": suspension,
             },
         },
+        "Node": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "host": {"type": "string"},
+                "pid": {"type": "integer"},
+                "version": {"type": "string"},
+                "role": {"enum": ["leader", "standby", "draining", "drained", "lost"]},
+                "started_at": {"type": "string", "format": "date-time"},
+                "heartbeat_age_s": {"type": "number"},
+                "running_runs": {"type": "integer"},
+                "replicas": {"type": "integer"},
+                "draining": {"type": "boolean"},
+                "drain_deadline": {"type": ["string", "null"], "format": "date-time"},
+                "token": {"type": ["integer", "null"]},
+            },
+        },
         "Command": {
             "type": "object",
             "properties": {

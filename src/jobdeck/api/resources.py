@@ -17,6 +17,7 @@ from jobdeck.api.views import audit_json, iso, notice_json, revision_json, run_j
 from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import cadence_for
+from jobdeck.cluster.view import read_nodes
 from jobdeck.status import collect_status
 
 UPCOMING = 5
@@ -195,6 +196,17 @@ async def monitors(request: Request) -> Response:
     return Json({"items": await run_in_threadpool(read)})
 
 
+async def nodes(request: Request) -> Response:
+    """The engines of the store's cluster and which one leads (see docs/ha.md)."""
+    app = application(request)
+
+    def read() -> list[dict[str, Any]]:
+        with app.store.reading() as tx:
+            return read_nodes(tx.nodes, tx.runs, app.clock.now())
+
+    return Json({"items": await run_in_threadpool(read)})
+
+
 ROUTES = [
     Route("/schedules", schedules, methods=["GET"]),
     Route("/schedules/{name}", schedule, methods=["GET"]),
@@ -207,4 +219,5 @@ ROUTES = [
     Route("/revisions/{number:int}", revision, methods=["GET"]),
     Route("/audit", audit, methods=["GET"]),
     Route("/notices", notices, methods=["GET"]),
+    Route("/nodes", nodes, methods=["GET"]),
 ]

@@ -18,6 +18,7 @@ import typer
 from jobdeck.cli import (
     backfill_cmds,
     catalog_cmds,
+    cluster_cmds,
     deploy_cmds,
     exec_cmds,
     monitor_cmds,
@@ -106,6 +107,7 @@ backfill_cmds.register(app)
 serve_cmds.register(app)
 queue_cmds.register(app)
 deploy_cmds.register(app)
+cluster_cmds.register(app)
 
 
 def hoist(args: Sequence[str]) -> list[str]:

@@ -38,6 +38,7 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(audit)
     app.command()(notices)
+    app.command()(nodes)
 
 
 def suspend(
@@ -471,3 +472,35 @@ def _flat(value: Any, prefix: str) -> list[tuple[str, str]]:
         plain = value and not any(c.isspace() or c in '"=' for c in value)
         return [(prefix, value if plain else json.dumps(value, ensure_ascii=False))]
     return [(prefix, json.dumps(value, ensure_ascii=False))]
+
+
+def nodes(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The engines of the store's cluster: role, heartbeat, running runs, replicas."""
+    from jobdeck.cluster.view import read_nodes
+
+    with store(ctx) as opened:
+        now = datetime.now(UTC)
+        with opened.reading() as tx:
+            rows = read_nodes(tx.nodes, tx.runs, now)
+    if as_json:
+        print_json({"nodes": rows})
+        return
+    if not rows:
+        typer.echo("no node has registered (no `jobdeck serve` ran on this store)")
+        return
+    print_table(
+        ("ID", "HOST", "PID", "ROLE", "HEARTBEAT", "RUNNING", "REPLICAS", "VERSION"),
+        [
+            (
+                r["id"],
+                r["host"],
+                r["pid"],
+                r["role"],
+                f"{r['heartbeat_age_s']:g}s ago",
+                r["running_runs"],
+                r["replicas"],
+                r["version"],
+            )
+            for r in rows
+        ],
+    )

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -57,6 +58,20 @@ AllowedHost = Annotated[
         "--host (repeatable; also JOBDECK_ALLOWED_HOSTS, comma separated).",
     ),
 ]
+Lease = Annotated[
+    str,
+    typer.Option(
+        help="The leader's lease when several engines share a PostgreSQL store (renewed "
+        "at a third of it; a standby takes over within it and 5 s).",
+    ),
+]
+LostAfter = Annotated[
+    str | None,
+    typer.Option(
+        help="How long after its last heartbeat a silent node's runs are recorded lost "
+        "(default: twice the lease).",
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -89,11 +104,16 @@ def serve(
     sqs_verify: SqsVerify = False,
     allowed_host: AllowedHost = None,
     pass_env: PassEnv = None,
+    lease: Lease = "10s",
+    lost_after: LostAfter = None,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     from jobdeck.app import Options
+    from jobdeck.cli import package_version
 
     config = settings(ctx)
+    lease_length = _duration("--lease", lease)
+    lost_deadline = _duration("--lost-after", lost_after) if lost_after else None
 
     def first() -> None:
         if apply:
@@ -107,6 +127,9 @@ def serve(
             sqs_url=_public_url(sqs_host, sqs_port, tls_cert) if sqs_port else None,
             isolation=_mode(isolation),
             pass_env=tuple(pass_env or ()),
+            lease=lease_length,
+            lost_after=lost_deadline,
+            version=package_version(),
         ),
         ServeOptions(
             host,
@@ -175,6 +198,18 @@ def demo(
             discard_state(state_dir)
             shutil.rmtree(workspace, ignore_errors=True)
     raise typer.Exit(code)
+
+
+def _duration(option: str, text: str) -> timedelta:
+    from jobdeck.units import parse_duration
+
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        fail(f"{option}: {exc}", EXIT_INVALID)
+    if value < timedelta(seconds=1):
+        fail(f"{option}: {text} is too short (at least 1s)", EXIT_INVALID)
+    return value
 
 
 def _demo_path() -> str:

@@ -150,7 +150,10 @@ class Executor:
         argv: list[str] | None,
         workdir: Path,
         env: Mapping[str, str],
+        fence: Path | None = None,
     ) -> Launched:
+        """Starts a run's shim. ``fence``: a fence file (see
+        :func:`jobdeck.execute.spec.write_fence`) past whose time the shim stops the run."""
         run_dir = self.run_dir(run_id)
         pool_name = pool or DEFAULT_POOL
         try:
@@ -169,6 +172,7 @@ class Executor:
             timeout=timeout,
             kill_grace=grace.total_seconds(),
             isolation=isolation,
+            fence=str(fence) if fence is not None else None,
         )
         refused = spec.exec_problem()
         if refused is not None:

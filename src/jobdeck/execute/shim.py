@@ -61,6 +61,7 @@ from jobdeck.execute.spec import (
     RunResult,
     RunSpec,
     ShimInfo,
+    fence_until,
     read_json,
 )
 
@@ -68,6 +69,8 @@ from jobdeck.execute.spec import (
 # for at most this long: a process that escaped both the group and the cgroup (possible
 # in the fallback mode) must not keep the run open by holding the pipe.
 DRAIN_SECONDS = 1.0
+# How often the shim of a fenced run (a worker of a cluster's leader) reads its fence.
+FENCE_POLL = 0.2
 READ_SIZE = 65536
 
 
@@ -256,8 +259,18 @@ class Shim:
         returncode: int | None = None
         drain_until: float | None = None
         log_open = True
+        fence = Path(self.spec.fence) if self.spec.fence else None
+        fence_at: float | None = time.monotonic() if fence is not None else None
         while True:
             now = time.monotonic()
+            if fence is not None and fence_at is not None and now >= fence_at:
+                fence_at = now + FENCE_POLL
+                if returncode is None and time.time() >= fence_until(fence):
+                    # Its node no longer leads (or cannot say so): stop it at once,
+                    # before another node may start its replacement.
+                    fence_at = None
+                    self._begin_stop("cancelled", 0.0)
+                    self.kill_at = now
             if returncode is None:
                 returncode = child.poll()
                 if returncode is not None and self._leftovers():
@@ -276,7 +289,8 @@ class Shim:
             if drain_until is not None and (not log_open or now >= drain_until):
                 break
             waits = [1.0 if pidfd >= 0 and returncode is None else 0.05]
-            waits += [t - now for t in (deadline, self.kill_at, drain_until) if t is not None]
+            ends = (deadline, self.kill_at, drain_until, fence_at)
+            waits += [t - now for t in ends if t is not None]
             for key, _ in sel.select(max(0.0, min(waits))):
                 if key.data == "log":
                     data = os.read(log_r, READ_SIZE)

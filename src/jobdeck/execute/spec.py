@@ -88,6 +88,9 @@ class RunSpec:
     kill_grace: float = 10.0
     isolation: Isolation = field(default_factory=Isolation)
     log_cap: int = DEFAULT_LOG_CAP
+    # A node's fence file (see fence_until): the program is killed once the time in it
+    # has passed, so that it never outlives its node's lease as the cluster's leader.
+    fence: str | None = None
 
     def __post_init__(self) -> None:
         if (self.argv is None) == (self.shell is None):
@@ -165,6 +168,7 @@ class RunSpec:
             kill_grace=float(data.get("kill_grace", 10.0)),
             isolation=isolation,
             log_cap=int(data.get("log_cap", DEFAULT_LOG_CAP)),
+            fence=data.get("fence"),
         )
 
 
@@ -267,6 +271,21 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_fence(path: Path, until: float) -> None:
+    """Tells the run shims that read ``path`` to stop their programs at ``until``
+    (seconds since the epoch) unless it is moved on before."""
+    write_json_atomic(path, {"until": until}, durable=False)
+
+
+def fence_until(path: Path) -> float:
+    """The time in a fence file; 0 (stop now) when it is missing or unreadable."""
+    try:
+        data = read_json(path)
+        return float(data["until"]) if data is not None else 0.0
+    except (OSError, ValueError, TypeError, KeyError):
+        return 0.0
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

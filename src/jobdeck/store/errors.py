@@ -26,3 +26,14 @@ class RunAlreadyEnded(StoreError):
 class QueueGone(StoreError):
     """A message was written to a queue that no longer exists (deleted by another
     process meanwhile). The transaction is unusable and must be abandoned."""
+
+
+class Fenced(StoreError):
+    """A write that only the leader may make carried a fencing token that is no longer
+    the leader's (a newer leader took over, or the lease ran out): nothing was written
+    and the unit of work must be abandoned."""
+
+    def __init__(self, node: str, token: int, current: object) -> None:
+        super().__init__(f"node {node} (token {token}) is no longer the leader: {current}")
+        self.node = node
+        self.token = token

@@ -20,11 +20,13 @@ from typing import Any
 
 from jobdeck.store.errors import NotFound
 from jobdeck.store.invocations_sql import stored_key
+from jobdeck.store.memory_nodes import MemoryNodes, NodeState
 from jobdeck.store.memory_queues import MemoryQueues, QueueState
 from jobdeck.store.memory_runs import MemoryRuns, RunState
 from jobdeck.store.ports import (
     AuditReads,
     KeyReads,
+    NodeReads,
     NoticeReads,
     QueueReads,
     RevisionReads,
@@ -59,6 +61,7 @@ class _State:
     worker_events: list[WorkerEvent] = dataclasses.field(default_factory=list)
     keys: dict[str, tuple[datetime, int | None]] = dataclasses.field(default_factory=dict)
     notices: list[Notice] = dataclasses.field(default_factory=list)
+    nodes: NodeState = dataclasses.field(default_factory=NodeState)
 
     def copy(self) -> _State:
         return _State(
@@ -72,6 +75,7 @@ class _State:
             worker_events=list(self.worker_events),
             keys=dict(self.keys),
             notices=list(self.notices),
+            nodes=self.nodes.copy(),
         )
 
 
@@ -91,6 +95,7 @@ class MemoryStore:
         self.workers: WorkerReads = read_view(self.reading, "workers", WorkerReads)
         self.keys: KeyReads = read_view(self.reading, "keys", KeyReads)
         self.notices: NoticeReads = read_view(self.reading, "notices", NoticeReads)
+        self.nodes: NodeReads = read_view(self.reading, "nodes", NodeReads)
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -133,6 +138,7 @@ class MemoryTx:
         self.workers = MemoryWorkers(state)
         self.keys = MemoryKeys(state)
         self.notices = MemoryNotices(state)
+        self.nodes = MemoryNodes(state.nodes)
 
 
 class MemoryRevisions:

@@ -27,10 +27,12 @@ from jobdeck.store.engine import (
 )
 from jobdeck.store.errors import NotFound, RevisionConflict, StoreError
 from jobdeck.store.invocations_sql import SqlKeys
+from jobdeck.store.nodes_sql import SqlNodes
 from jobdeck.store.notices_sql import SqlNotices
 from jobdeck.store.ports import (
     AuditReads,
     KeyReads,
+    NodeReads,
     NoticeReads,
     QueueReads,
     RevisionReads,
@@ -97,6 +99,7 @@ class Store:
         self.workers: WorkerReads = read_view(self.reading, "workers", WorkerReads)
         self.keys: KeyReads = read_view(self.reading, "keys", KeyReads)
         self.notices: NoticeReads = read_view(self.reading, "notices", NoticeReads)
+        self.nodes: NodeReads = read_view(self.reading, "nodes", NodeReads)
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
@@ -187,6 +190,7 @@ class SqlTx:
         "audit",
         "connection",
         "keys",
+        "nodes",
         "notices",
         "queues",
         "revisions",
@@ -205,3 +209,4 @@ class SqlTx:
         self.workers = SqlWorkers(connection)
         self.keys = SqlKeys(connection)
         self.notices = SqlNotices(connection)
+        self.nodes = SqlNodes(connection)

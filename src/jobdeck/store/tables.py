@@ -375,3 +375,30 @@ worker_events = Table(
     Column("detail", JSONDocument, nullable=False),
     Index(None, "worker", "id"),
 )
+
+# The engines of a cluster (``jobdeck serve`` on one PostgreSQL store; one on SQLite).
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("id", String(NAME_LENGTH), primary_key=True),
+    Column("host", String(NAME_LENGTH), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("heartbeat_at", UTCDateTime, nullable=False),
+    Column("draining", Boolean, nullable=False, server_default=false()),
+    Column("drain_deadline", UTCDateTime, nullable=True),
+    Column("drained", Boolean, nullable=False, server_default=false()),
+    Column("lost_after_ms", Integer, nullable=False),
+)
+
+# The leader's lease: one row (name "leader"); the token grows at every acquisition.
+leader_lease = Table(
+    "leader_lease",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("holder", String(NAME_LENGTH), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("acquired_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)

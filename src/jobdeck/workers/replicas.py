@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from jobdeck.catalog.model import Worker
@@ -23,8 +24,8 @@ from jobdeck.execute.executor import DEFAULT_POOL, Applied, Executor
 from jobdeck.execute.outcome import outcome_of
 from jobdeck.execute.tasks import Supervised
 from jobdeck.queues.catalog import wire_name, worker_environment
-from jobdeck.store import Store
-from jobdeck.store.errors import RunAlreadyEnded
+from jobdeck.store import Store, Tx
+from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run, RunPlan
 from jobdeck.workers.autoscale import ScaleState
 from jobdeck.workers.lease import process_gone
@@ -117,6 +118,12 @@ class ReplicaKeeper:
         self.tasks = Supervised("worker supervisor", on_error)
         self._warned_no_endpoint = False
         self._observing: asyncio.Future[tuple[set[str], dict[str, int]]] | None = None
+        # In a cluster: whether this node leads at a time (only the leader keeps the
+        # workers at their replicas), the fence of its leader-only writes, and the file
+        # past whose time the run shims stop its worker processes (see cluster/).
+        self.leads: Callable[[datetime], bool] | None = None
+        self.fence: Callable[[Tx, datetime], None] | None = None
+        self.fence_file: Path | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -141,6 +148,8 @@ class ReplicaKeeper:
             detail["failures"] = life.failures
         try:
             with self.store.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx, now)
                 run = tx.runs.create_run(
                     job=life.name,
                     kind="worker",
@@ -162,7 +171,7 @@ class ReplicaKeeper:
                     expires_at=now + self.lease_ttl,
                 ):
                     raise _LeaseBusy
-        except _LeaseBusy:
+        except (_LeaseBusy, Fenced):
             if link is not None:
                 life.exits.insert(0, link)
             return
@@ -207,6 +216,7 @@ class ReplicaKeeper:
             argv=list(spec.command) if spec.command else None,
             workdir=(self.applied.base_dir / spec.workdir).resolve(),
             env=self._environment(run, spec),
+            fence=self.fence_file,
         )
         if launched.result is not None and launched.result.reason == "launch_error":
             self._on_exit(run.id, launched.result)

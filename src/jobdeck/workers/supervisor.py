@@ -33,6 +33,7 @@ from typing import Any, cast
 from jobdeck.catalog.model import Catalog, Worker
 from jobdeck.execute.executor import Applied
 from jobdeck.queues.catalog import wire_name
+from jobdeck.store.errors import Fenced
 from jobdeck.store.records import Run
 from jobdeck.store.worker_records import WorkerState
 from jobdeck.workers.autoscale import decide_replicas
@@ -162,6 +163,8 @@ class Supervisor(ReplicaKeeper):
         if self.applied is None:
             return
         now = self.clock.now()
+        if self.leads is not None and not self.leads(now):
+            return  # a standby: the leader keeps the workers (its own processes end)
         # Shielded and awaited by aclose: the thread holds a store connection, which must
         # be back in the pool before the store closes.
         observing = asyncio.to_thread(self._observe, self.applied.catalog, now)
@@ -190,7 +193,9 @@ class Supervisor(ReplicaKeeper):
                 for r in life.replicas.values()
             )
         ):
-            with self.store.transaction() as tx:
+            with contextlib.suppress(Fenced), self.store.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx, now)
                 tx.workers.renew_leases(self.host, now + self.lease_ttl)
 
     def _observe(self, catalog: Catalog, now: datetime) -> tuple[set[str], dict[str, int]]:

@@ -46,6 +46,8 @@ def catch_up(
     missed = MissedSlots(name, cause, spec.catchup, spec.catchup_window)
     first: Run | None = None
     with d.store.transaction() as tx:
+        if d.fence is not None:
+            d.fence(tx, now)
         for slot in decision.missed:
             if not tx.runs.claim_fire(name, slot, decided_at=now, host=d.host):
                 continue  # another engine (or an earlier life) decided it
@@ -103,6 +105,8 @@ def catch_up_resumed(d: RunDriver, held: Suspension) -> list[Run]:
     spec, now = d.schedule(held.name), d.clock.now()
     started: list[Run] = []
     with d.store.transaction() as tx:
+        if d.fence is not None:
+            d.fence(tx, now)
         if not tx.suspensions.take_catch_up(held.id, at=now):
             return []  # another engine took it
         if spec is None or not spec.enabled or held.ended_at is None:

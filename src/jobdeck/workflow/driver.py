@@ -72,6 +72,9 @@ class RunDriver:
         self.monitors = MonitorWatch(self.runs, store, clock, self.dispatcher.outcomes)
         self._supervised = supervised
         self._watching = False
+        # In a cluster: raises Fenced in a unit of work that only the leader may commit
+        # (a timed fire, a catch-up); see jobdeck.cluster.leadership.
+        self.fence: Callable[[Tx, datetime], None] | None = None
 
     # -- configuration ----------------------------------------------------------------
 
@@ -143,6 +146,8 @@ class RunDriver:
         now = decided_at or self.clock.now()
         lateness_ms = round((now - nominal).total_seconds() * 1000, 3)
         with self.store.transaction() as tx:
+            if self.fence is not None:
+                self.fence(tx, now)
             if not tx.runs.claim_fire(name, nominal, decided_at=now, host=self.host):
                 return None
             detail: dict[str, Any] = {"lateness_ms": lateness_ms}

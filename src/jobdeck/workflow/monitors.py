@@ -17,13 +17,14 @@ import asyncio
 import dataclasses
 import logging
 import queue
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from jobdeck.catalog.monitors import Monitor, monitor_cadence
 from jobdeck.clock import Clock
-from jobdeck.store import Store
-from jobdeck.store.errors import RunAlreadyEnded
+from jobdeck.store import Store, Tx
+from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run
 from jobdeck.units import format_duration
 from jobdeck.workflow.durations import decide_fast, decide_slow, fast_threshold, slow_threshold
@@ -59,6 +60,11 @@ class MonitorWatch:
         self._since: dict[str, datetime] = {}  # first sight of a monitor with no claim
         self._last: dict[str, datetime] = {}  # the newest slot decided, by monitor
         self._slow_said: set[int] = set()
+        # In a cluster, only the leader decides slots and timeouts: ``leads`` says whether
+        # this engine does now, and ``fence`` refuses a unit of work of a leader that
+        # has been replaced meanwhile (see jobdeck.cluster.leadership).
+        self.leads: Callable[[], bool] | None = None
+        self.fence: Callable[[Tx, datetime], None] | None = None
 
     def monitors(self) -> dict[str, Monitor]:
         applied = self.runs.applied
@@ -142,12 +148,21 @@ class MonitorWatch:
         monitors = self.monitors()
         if not monitors:
             return
+        if self.leads is not None and not self.leads():
+            self._last.clear()  # once it leads, it reads what the leader decided
+            for name in monitors:  # and decides the slots since it first saw them
+                self._since.setdefault(name, now)
+            return
         open_runs: dict[str, list[Run]] = {}
         for run in self.store.runs.active_runs(kind="monitor"):
             open_runs.setdefault(run.job, []).append(run)
-        for name, spec in monitors.items():
-            self._check_slots(name, spec, now)
-            self._check_open(spec, open_runs.get(name, []), now)
+        try:
+            for name, spec in monitors.items():
+                self._check_slots(name, spec, now)
+                self._check_open(spec, open_runs.get(name, []), now)
+        except Fenced as exc:
+            log.warning("monitors not checked: %s", exc)
+            self._last.clear()
 
     def flush(self) -> None:
         """Notify what pings and checks ended (in the event loop's thread)."""
@@ -184,6 +199,8 @@ class MonitorWatch:
             met = slot_met(slot, spec.grace, [run.created_at for run in pings])
             self._last[name] = slot
             with self.store.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx, now)
                 if not tx.runs.claim_fire(name, slot, decided_at=now, host=self.runs.host):
                     continue  # decided already (another engine, an earlier life)
                 if met:
@@ -219,6 +236,8 @@ class MonitorWatch:
             if timed_out(run.started_at, spec.timeout, now):
                 try:
                     with self.store.transaction() as tx:
+                        if self.fence is not None:
+                            self.fence(tx, now)
                         ended = tx.runs.update_run(
                             run.id,
                             at=now,

@@ -174,7 +174,9 @@ class Outcomes:
         self.executor.release(run.pool, run.id)
 
     def notify_ended(self, run: Run) -> None:
-        """Notify the end of ``run`` to its item's targets, as its notify policy says."""
+        """Notify the end of ``run`` to its item's targets, as its notify policy says
+        (also of a run recorded elsewhere: a lost node's, see
+        :mod:`jobdeck.workflow.lost_nodes`)."""
         if self.notify is None or (run.status not in NOTIFY_STATUSES and run.status != "succeeded"):
             return
         if self.runs.applied is None:

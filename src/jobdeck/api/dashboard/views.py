@@ -19,6 +19,7 @@ from jobdeck.app import Application
 from jobdeck.cadence import jitter_delay, next_fires
 from jobdeck.catalog.model import Catalog, Schedule, cadence_for
 from jobdeck.catalog.spec import Spec
+from jobdeck.cluster.view import read_nodes
 from jobdeck.queues.admin import stats as queue_stats
 from jobdeck.queues.catalog import wire_name
 from jobdeck.status import keys_status
@@ -68,6 +69,7 @@ def overview(app: Application, now: datetime) -> dict[str, Any]:
         "queues": [],
         "pools": [],
         "monitors": [],
+        "nodes": read_nodes(store.nodes, store.runs, now),
     }
     if catalog is None:
         return context

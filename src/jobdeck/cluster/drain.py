@@ -1,0 +1,134 @@
+"""Draining a node for maintenance (``jobdeck drain``), and undraining it.
+
+The request is a mark on the node's record (with its deadline), audited. The node sees
+it at its next heartbeat (:class:`Drainer`): it stops its worker processes (each with
+its ``stop_grace``) and hands leadership over, so that another node fires the schedules
+and starts the workers; then it lets the runs it has finish, cancels those still running
+at the deadline through the normal cancel path, and marks itself ``drained``: safe to
+stop. ``jobdeck undrain`` ends the mark; the node takes part again (and may lead).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from jobdeck.store.node_records import Node
+from jobdeck.store.ports import DataStore
+from jobdeck.store.records import AuditEntry, Via
+
+log = logging.getLogger(__name__)
+
+
+class DrainError(Exception):
+    """The node named is unknown or ambiguous; the message says which ones exist."""
+
+
+def resolve_node(store: DataStore, given: str | None, default: str) -> Node:
+    """The node ``given`` (its id, or the end of it after the host, e.g. ``e1a2b3``),
+    or this host's and state dir's node ``default`` when none is given."""
+    nodes = store.nodes.nodes()
+    wanted = given or default
+    exact = [n for n in nodes if n.id == wanted]
+    if exact:
+        return exact[0]
+    found = [n for n in nodes if given and (n.id.endswith(":" + given) or n.host == given)]
+    if len(found) == 1:
+        return found[0]
+    known = ", ".join(n.id for n in nodes) or "none"
+    if not found:
+        raise DrainError(f"no node {wanted!r} in this store (nodes: {known})")
+    raise DrainError(f"{given!r} names several nodes ({', '.join(n.id for n in found)})")
+
+
+def set_drain(
+    store: DataStore,
+    node_id: str,
+    *,
+    draining: bool,
+    timeout: timedelta | None,
+    actor: str,
+    via: Via,
+    now: datetime,
+) -> Node:
+    """Asks ``node_id`` to drain (``timeout``: when its runs are cancelled; None waits
+    for them) or to take part again, audited in the same unit of work."""
+    deadline = now + timeout if draining and timeout is not None else None
+    with store.transaction() as tx:
+        node = tx.nodes.set_drain(node_id, draining=draining, deadline=deadline)
+        detail: dict[str, object] = {"host": node.host, "pid": node.pid}
+        if draining:
+            detail["timeout_s"] = timeout.total_seconds() if timeout is not None else None
+        tx.audit.record_audit(
+            AuditEntry(
+                at=now,
+                actor=actor,
+                via=via,
+                action="drain" if draining else "undrain",
+                target=f"node {node_id}",
+                detail=detail,
+            )
+        )
+    return node
+
+
+class Drainer:
+    """A node's side of a drain, one step per heartbeat."""
+
+    def __init__(
+        self,
+        store: DataStore,
+        node_id: str,
+        *,
+        stop_workers: Callable[[], Awaitable[None]],
+        resign: Callable[[], None],
+        resume: Callable[[], None],
+        cancel: Callable[[int, str], None],
+    ) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.stop_workers = stop_workers
+        self.resign = resign
+        self.resume = resume
+        self.cancel = cancel
+        self.phase: str | None = None  # None, "waiting", "drained"
+        self.cancelled = False
+
+    async def step(self, node: Node | None, now: datetime) -> None:
+        if node is None:
+            return
+        if not node.draining:
+            if self.phase is not None:
+                log.info("node %s: undrained, it takes part again", self.node_id)
+                self.phase, self.cancelled = None, False
+                self.resume()
+            return
+        if self.phase is None:
+            log.info(
+                "node %s: draining: stopping its workers, handing leadership over", self.node_id
+            )
+            await self.stop_workers()
+            self.resign()
+            self.phase = "waiting"
+        if self.phase != "waiting":
+            return
+        active = [r for r in self.store.runs.active_runs(host=self.node_id) if r.kind != "worker"]
+        running = [r for r in active if r.status == "running"]
+        if node.drain_deadline is not None and now >= node.drain_deadline and running:
+            if not self.cancelled:
+                log.warning(
+                    "node %s: the drain's timeout passed: cancelling %d running run(s): %s",
+                    self.node_id,
+                    len(running),
+                    [r.id for r in running],
+                )
+                for run in running:
+                    self.cancel(run.id, "the node's drain timed out")
+                self.cancelled = True
+            return
+        if not active:
+            with self.store.transaction() as tx:
+                tx.nodes.mark_drained(self.node_id)
+            self.phase = "drained"
+            log.info("node %s: drained: safe to stop", self.node_id)
