@@ -161,3 +161,47 @@ def test_kill_9_right_after_an_approval_runs_the_command_exactly_once(
     )
     assert done["status"] == "succeeded"
     assert (workdir / "ran.txt").read_text() == "ran;"  # once: not lost, not twice
+
+
+@pytest.mark.postgres
+def test_an_approval_through_another_engine_runs_it_there_once(
+    jobdeck: Jobdeck, workdir: Path, pg_url: str
+) -> None:
+    """Two real engines on one PostgreSQL store: alice asks through one, bob approves
+    through the other, which takes the run and runs it, once; carol, approving through
+    the first a moment later, is told it was already approved."""
+    (workdir / "jobdeck.yaml").write_text(CATALOG.replace("RAN_FILE", str(workdir / "ran.txt")))
+    first = Server(
+        workdir,
+        state_dir=workdir / "a",
+        store_url=pg_url,
+        args=("--apply", "--isolation", "rlimit"),
+    )
+    second = Server(
+        workdir, state_dir=workdir / "b", store_url=pg_url, args=("--isolation", "rlimit")
+    )
+    try:
+        first.start()
+        second.start()
+        asked = cli(jobdeck, first, "alice", "exec", "count", "--json")
+        assert asked.code == 0, asked.err
+        run = asked.json()
+        assert (run["status"], run["reason"]) == ("pending", "approval")
+
+        approved = cli(jobdeck, second, "bob", "approve", str(run["id"]), "--json")
+        assert approved.code == 0, approved.err
+        done = wait_for(
+            lambda: (r := run_of(second, run["id"]))["status"] not in ("pending", "running") and r,
+            what="the approved run to end",
+        )
+        assert done["status"] == "succeeded"
+        late = cli(jobdeck, first, "bob", "approve", str(run["id"]))
+        assert late.code == 1
+        assert "already approved by bob" in late.err
+        assert (workdir / "ran.txt").read_text() == "ran;"  # once, by the second engine
+        (taken,) = [e for e in done["events"] if e["type"] == "taken"]
+        assert taken["detail"]["from"] != taken["detail"]["to"]
+        assert done.get("host", taken["detail"]["to"]) == taken["detail"]["to"]
+    finally:
+        second.close()
+        first.close()

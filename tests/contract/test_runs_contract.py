@@ -178,3 +178,27 @@ def test_a_slot_skipped_as_suspended_is_reclaimed_once_and_no_other(any_store: D
         tx.runs.attach_fire("feed", held, again.id)
     with any_store.transaction() as tx:
         assert not tx.runs.reclaim_fire("feed", held, decided_at=later, host="h3")
+
+
+def test_a_pending_run_is_taken_by_another_engine_and_only_while_pending(
+    any_store: DataStore,
+) -> None:
+    waiting = create(any_store, "push", 0, kind="command", host="engine-a")
+    running = create(any_store, "push", 1, kind="command", host="engine-a")
+    with any_store.transaction() as tx:
+        tx.runs.update_run(running.id, at=T0, event="started", status="running", started_at=T0)
+    later = T0 + timedelta(minutes=5)
+    with any_store.transaction() as tx:
+        taken = tx.runs.take_run(waiting.id, "engine-b", at=later)
+        assert tx.runs.take_run(running.id, "engine-b", at=later) is None
+        assert tx.runs.take_run(10_000, "engine-b", at=later) is None
+    assert taken is not None
+    assert (taken.id, taken.host, taken.status) == (waiting.id, "engine-b", "pending")
+    stored = any_store.runs.run(waiting.id)
+    assert stored == taken
+    (event,) = [e for e in any_store.runs.events(waiting.id) if e.type == "taken"]
+    assert (event.at, event.detail) == (later, {"from": "engine-a", "to": "engine-b"})
+    still = any_store.runs.run(running.id)
+    assert still is not None
+    assert still.host == "engine-a"
+    assert [e.type for e in any_store.runs.events(running.id)] == ["created", "started"]

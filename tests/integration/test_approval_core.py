@@ -202,3 +202,36 @@ def test_the_approval_reads_back_from_the_runs_detail() -> None:
     plan = RunPlan(argv=("true",), approval=asked)
     assert RunPlan.of(plan.detail()) == plan
     assert RunPlan.of({"approval": {"users": ["x"]}}).approval is None  # no expiry: none
+
+
+async def test_an_approval_through_another_engine_moves_the_run_there_once(
+    any_store: DataStore,
+) -> None:
+    """Several engines on one store: the request was recorded by engine-a; bob approves
+    through engine-b, which takes the run and starts it; carol, a moment later through
+    engine-a, is refused and nothing is started twice."""
+    run = request(any_store)
+    here = Engine(any_store)  # engine-a, which recorded it
+    other = Engine(any_store)
+    other.approvals = Approvals(
+        any_store, other.clock, "engine-b", lambda run: other.handed.append(run.id)
+    )
+    other.approver = Approver(any_store, other.clock, other.approvals)
+
+    done = await other.approver.decide(run.id, Caller("api", "bob"), approve=True)
+
+    assert (done.status, done.reason, done.host) == ("pending", "approved", "engine-b")
+    assert other.handed == [run.id]
+    stored = any_store.runs.run(run.id)
+    assert stored is not None
+    assert stored.host == "engine-b"
+    events = any_store.runs.events(run.id)
+    assert [e.type for e in events] == ["created", "taken", "approved"]
+    assert events[1].detail == {"from": HOST, "to": "engine-b"}
+    with pytest.raises(ApprovalRefused) as late:
+        await here.approver.decide(run.id, Caller("cli", "U_CHIEF"), approve=True)
+    assert late.value.why == "not_awaiting"
+    assert here.handed == []
+    # engine-a no longer expires it: it is engine-b's now.
+    here.clock.advance(timedelta(hours=1))
+    assert here.approvals.expire_due() == []

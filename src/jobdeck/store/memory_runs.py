@@ -178,6 +178,15 @@ class MemoryRuns:
             self._append(run_id, event["at"], event["type"], event["detail"])
         return updated
 
+    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+        current = self._state.runs.get(run_id)
+        if current is None or current.status != "pending":
+            return None
+        taken = dataclasses.replace(current, host=host)
+        self._state.runs[run_id] = taken
+        self._append(run_id, at, "taken", {"from": current.host, "to": host})
+        return taken
+
     def add_event(
         self, run_id: int, *, at: datetime, type: str, detail: dict[str, Any] | None = None
     ) -> RunEvent:

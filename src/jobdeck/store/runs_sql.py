@@ -76,6 +76,11 @@ _UPDATE_RUN = update(runs).where(runs.c.id == bindparam("b_id")).returning(*runs
 _UPDATE_ACTIVE_RUN = update(runs).where(
     runs.c.id == bindparam("b_id"), *(runs.c.status != final for final in TERMINAL_STATUSES)
 )
+_TAKE_RUN = (
+    update(runs)
+    .where(runs.c.id == bindparam("b_id"), runs.c.status == "pending")
+    .values(host=bindparam("b_host"))
+)
 _ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
@@ -286,6 +291,14 @@ class SqlRuns:
             return None
         self.connection.execute(_INSERT_EVENT, events)
         return dataclasses.replace(known, **changes)
+
+    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+        before = self.run(run_id)
+        moved = self.connection.execute(_TAKE_RUN, {"b_id": run_id, "b_host": host}).rowcount
+        if before is None or moved != 1:
+            return None
+        self._append_event(run_id, at, "taken", {"from": before.host, "to": host})
+        return dataclasses.replace(before, host=host)
 
     def add_event(
         self, run_id: int, *, at: datetime, type: str, detail: dict[str, Any] | None = None

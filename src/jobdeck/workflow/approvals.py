@@ -77,10 +77,6 @@ class Approvals:
                 raise ApprovalRefused("unknown", f"no run with id {run_id}")
             if not awaiting(run):
                 raise ApprovalRefused("not_awaiting", not_awaiting(run))
-            if run.host != self.host:
-                raise ApprovalRefused(
-                    "elsewhere", f"run {run_id} belongs to host {run.host}; decide through it"
-                )
         if due(run, now):
             self.expire(run, now)
             raise ApprovalRefused(
@@ -109,6 +105,13 @@ class Approvals:
                     f"command {run.job} is suspended ({held.reason}); resume it, then approve",
                 )
             if approve:
+                # Approved through another engine than the one that recorded the request
+                # (several engines on one store): this one takes the run and starts it.
+                if (
+                    current.host != self.host
+                    and tx.runs.take_run(run_id, self.host, at=now) is None
+                ):
+                    raise ApprovalRefused("not_awaiting", f"run {run_id} was decided meanwhile")
                 run = tx.runs.update_run(
                     run_id, at=now, event="approved", reason=APPROVED, detail=detail
                 )

@@ -32,7 +32,7 @@ class CancelRefused(Exception):
         self.why: CancelRefusedWhy = why
 
 
-ApprovalRefusedWhy = Literal["unknown", "not_awaiting", "expired", "elsewhere", "suspended"]
+ApprovalRefusedWhy = Literal["unknown", "not_awaiting", "expired", "suspended"]
 
 
 class ApprovalRefused(Exception):
