@@ -90,7 +90,7 @@ def test_a_request_survives_kill_9_and_is_approved_after_the_restart(
         lambda: (r := run_of(served, run["id"]))["status"] not in ("pending", "running") and r,
         what="the approved run to end",
     )
-    assert done["status"] == "succeeded"
+    assert done["status"] == "succeeded", done
     again = cli(jobdeck, served, "carol", "approve", str(run["id"]))
     assert again.code == 1
     assert "already approved by bob" in again.err
@@ -159,7 +159,7 @@ def test_kill_9_right_after_an_approval_runs_the_command_exactly_once(
         lambda: (r := run_of(served, run["id"]))["status"] not in ("pending", "running") and r,
         what="the approved run to end after the restart",
     )
-    assert done["status"] == "succeeded"
+    assert done["status"] == "succeeded", done
     assert (workdir / "ran.txt").read_text() == "ran;"  # once: not lost, not twice
 
 
@@ -194,7 +194,7 @@ def test_an_approval_through_another_engine_runs_it_there_once(
             lambda: (r := run_of(second, run["id"]))["status"] not in ("pending", "running") and r,
             what="the approved run to end",
         )
-        assert done["status"] == "succeeded"
+        assert done["status"] == "succeeded", done
         late = cli(jobdeck, first, "bob", "approve", str(run["id"]))
         assert late.code == 1
         assert "already approved by bob" in late.err

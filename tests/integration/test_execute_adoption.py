@@ -7,12 +7,13 @@ import os
 import signal
 import subprocess
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from jobdeck.execute import record
-from jobdeck.execute.launch import cancel, probe, result, shim_info
+from jobdeck.execute.launch import cancel, probe, relaunch, result, shim_info
 from jobdeck.execute.proc import is_alive
 from jobdeck.execute.spec import RunSpec
 from tests.integration.test_execute_harness import (
@@ -209,3 +210,41 @@ def test_an_earlier_versions_four_files_are_read_as_one_record(tmp_path: Path) -
     assert RunSpec.from_json(record.read(tmp_path).spec or {}) == spec
     with pytest.raises(FileExistsError):
         record.create(tmp_path, spec.to_json())
+
+
+def test_a_launch_begun_and_not_finished_is_completed_once(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """An engine wrote a run's spec and died before its shim took the run: the next
+    engine starts a shim for that spec. Two shims started for it at once (the first one
+    coming late after all) run the program once."""
+    pools = harness.pools(batch=pool())
+    run_dir = tmp_path / "half-launched"
+    ran = tmp_path / "ran.txt"
+    spec = RunSpec(
+        run_id="half-launched",
+        argv=(PY, "-c", f"open({str(ran)!r}, 'a').write('ran;')"),
+        env=ENV,
+        workdir=str(tmp_path),
+        timeout=60,
+        isolation=pools.placement("batch", "half-launched"),
+    )
+    harness.run_dirs.append(run_dir)
+    record.create(run_dir, spec.to_json())
+    assert record.unclaimed(run_dir)
+    with ThreadPoolExecutor(2) as both:
+        handles = list(both.map(lambda _: relaunch(run_dir), range(2)))
+    assert {h.info.shim_pid for h in handles if h.info} == {handles[0].info.shim_pid}  # type: ignore[union-attr]
+    found = harness.wait(run_dir)
+    assert (found.status, found.exit_code) == ("succeeded", 0)
+    late = subprocess.run(
+        [PY, "-m", "jobdeck.execute.shim", str(run_dir), "--foreground"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert late.returncode == 0
+    assert "taken by another shim" in late.stderr
+    assert ran.read_text() == "ran;"
+    assert not record.unclaimed(run_dir)

@@ -23,7 +23,13 @@ from pathlib import Path
 from jobdeck.catalog.model import Catalog, Command, Pool, Schedule, Worker
 from jobdeck.execute import RunResult, RunSpec, ShimInfo, cancel, launch, probe, record, result
 from jobdeck.execute.cgroups import CgroupError
-from jobdeck.execute.launch import LaunchTimeout, RunHandle, shim_info, wait_started
+from jobdeck.execute.launch import (
+    LaunchTimeout,
+    RunHandle,
+    relaunch,
+    shim_info,
+    wait_started,
+)
 from jobdeck.execute.pools import Mode, PoolManager
 from jobdeck.execute.proc import is_alive
 from jobdeck.execute.warm_client import LauncherUnreachable, WarmLauncher, WarmLaunchError
@@ -190,6 +196,31 @@ class Executor:
         info = handle.info
         pid = info.child_pid if info else None
         return Launched(run_dir, handle.result, pid, info.started_at if info else None, how, info)
+
+    def unclaimed(self, run_id: int) -> bool:
+        """True when the run's spec was written but no shim took the run (the engine that
+        launched it died in between): :meth:`resume` completes the launch."""
+        return record.unclaimed(self.run_dir(run_id))
+
+    async def resume(self, run_id: int, *, memory: int | None, pool: str | None) -> Launched:
+        """Complete the launch of a run whose spec an earlier engine wrote (see
+        :meth:`unclaimed`): its program starts once, from that spec."""
+        run_dir = self.run_dir(run_id)
+        pool_name = pool or DEFAULT_POOL
+        try:
+            # Its cgroup again, as that engine made it (a restart may have reaped it).
+            self.pools.placement(pool_name, str(run_id), memory)
+            handle = await asyncio.to_thread(relaunch, run_dir)
+        except LaunchTimeout as exc:
+            await asyncio.to_thread(cancel, run_dir, 0.0)
+            return Launched(run_dir, _launch_error(run_id, str(exc)))
+        except (OSError, KeyError, ValueError, CgroupError, RuntimeError) as exc:
+            self.pools.release(pool_name, str(run_id))
+            return Launched(run_dir, _launch_error(run_id, str(exc)))
+        info = handle.info
+        pid = info.child_pid if info else None
+        started = info.started_at if info else None
+        return Launched(run_dir, handle.result, pid, started, "resumed", info)
 
     def watch(
         self,

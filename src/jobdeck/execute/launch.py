@@ -57,12 +57,25 @@ def launch(
     Returns with ``result`` set when the launch failed (``reason == "launch_error"``).
     Refuses a run directory that already has a spec: a run is started at most once.
     """
+    record.create(run_dir, spec.to_json())
+    return relaunch(run_dir, python=python, start_timeout=start_timeout)
+
+
+def relaunch(
+    run_dir: Path, *, python: str = sys.executable, start_timeout: float = 30.0
+) -> RunHandle:
+    """Start a shim for the spec already in ``run_dir`` and return once the program runs.
+
+    Completes a launch that an engine began (it wrote the spec) and did not finish (it
+    died before its shim took the run). Should the first shim come after all, only one
+    of the two takes the run (:func:`jobdeck.execute.record.claim`); this returns the one
+    that did.
+    """
     # Imported here: the warm launcher imports this module, and every shim it forks
     # pays for what it holds (subprocess brings threading, whose handler runs after
     # every fork).
     import subprocess
 
-    record.create(run_dir, spec.to_json())
     with open(run_dir / SHIM_LOG_FILE, "ab", opener=_private) as shim_log:
         # The shim forks and this direct child exits at once, so waiting here is brief
         # and leaves no zombie behind; the shim itself is adopted by init.

@@ -25,6 +25,7 @@ Imported by the run shim: keep it free of heavy imports.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Mapping
@@ -91,6 +92,30 @@ def create(run_dir: Path, spec: Mapping[str, Any]) -> None:
         write_line(fd, "spec", spec)
     finally:
         os.close(fd)
+
+
+def claim(fd: int, run_dir: Path, shim: Mapping[str, Any]) -> bool:
+    """Take the run for the calling shim by appending its ``shim`` line through ``fd``:
+    True for the first shim, ever; False when one took the run already (alive, ended or
+    dead). The record's lock makes the look and the write one step between shims."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        found = read(run_dir, spec=False)
+        if found.shim is not None or found.result is not None:
+            return False
+        write_line(fd, "shim", shim)
+        return True
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def unclaimed(run_dir: Path) -> bool:
+    """True when the engine wrote the run's spec but no shim took the run yet: the
+    engine died between the two, or the shim is on its way."""
+    if not (run_dir / RECORD_FILE).exists():
+        return False
+    found = read(run_dir, spec=False)
+    return found.shim is None and found.result is None
 
 
 def open_for_append(run_dir: Path) -> int:

@@ -315,13 +315,20 @@ class Shim:
     def run(self) -> int:
         self._record = record.open_for_append(self.run_dir)
         try:
+            if not record.claim(self._record, self.run_dir, _info_json(self.info)):
+                # Another shim runs it (an engine completed a launch that its predecessor
+                # began, and the first shim came after all): a run starts once.
+                print(
+                    f"jobdeck shim of run {self.spec.run_id}: taken by another shim",
+                    file=sys.stderr,
+                )
+                return 0
             return self._run()
         finally:
             os.close(self._record)
             self._record = -1
 
     def _run(self) -> int:
-        record.write_line(self._record, "shim", _info_json(self.info))
         # Before the program starts: what it leaves behind, whichever way it forks
         # away, is re-parented to the shim, which stops it with the rest of the run.
         problem = become_subreaper()

@@ -18,7 +18,7 @@ from typing import Any
 
 from jobdeck.catalog.model import Command
 from jobdeck.clock import Clock
-from jobdeck.execute.executor import DEFAULT_POOL, Executor
+from jobdeck.execute.executor import DEFAULT_POOL, Executor, Launched
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
 from jobdeck.store.records import Run, RunStatus
@@ -259,6 +259,29 @@ class Dispatcher:
             )
         finally:
             runs.starting.discard(run.id)
+        await self._launched(run, launched, dispatched_at)
+
+    def resume(self, run: Run) -> None:
+        """Complete, as a task of its own, the launch of a run an earlier engine began
+        and did not finish (its spec written, no shim took it: see recovery)."""
+        self.runs.starting.add(run.id)
+        self.supervised.spawn(self._resume(run))
+
+    async def _resume(self, run: Run) -> None:
+        dispatched_at = self.clock.now()
+        # Looked up in the task: an engine's start recovers its runs before it reads
+        # the catalog, and runs its tasks after.
+        spec = self.runs.spec_of(run.kind, run.job)
+        memory = spec.memory if spec is not None else None
+        try:
+            launched = await self.executor.resume(run.id, memory=memory, pool=run.pool)
+        finally:
+            self.runs.starting.discard(run.id)
+        await self._launched(run, launched, dispatched_at)
+
+    async def _launched(self, run: Run, launched: Launched, dispatched_at: datetime) -> None:
+        """What follows a launch: the run is recorded running, or its end is."""
+        runs = self.runs
         timings = start_timings(run.plan.requested_at, dispatched_at, launched.started_at)
         if launched.result is not None and launched.result.reason == "launch_error":
             self.outcomes.finish(run.id, launched.result, timings)

@@ -1,10 +1,12 @@
 """An engine's start: the runs an earlier engine left active on this host, taken over.
 
 A pending run waits again, unless an earlier engine launched it before it could record
-so: then it is adopted like a running one. A running run whose shim is alive is watched
-again (the shim still enforces its timeout); one that ended while no engine ran gets its
-outcome recorded; one whose shim is gone without a result ends ``lost`` (reason
-``engine_restart``). A run someone asked to cancel is cancelled now.
+so: then it is adopted like a running one; one whose spec that engine wrote and whose
+shim never took it (the engine died in between) is launched from that spec now. A
+running run whose shim is alive is watched again (the shim still enforces its timeout);
+one that ended while no engine ran gets its outcome recorded; one whose shim is gone
+without a result ends ``lost`` (reason ``engine_restart``). A run someone asked to cancel
+is cancelled now.
 """
 
 from __future__ import annotations
@@ -43,6 +45,14 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
                 continue
             found.waiting.append(run.id)
             continue
+        if run.status == "pending" and executor.unclaimed(run.id):
+            # The earlier engine wrote its spec and died before a shim took it: the
+            # launch is completed from that spec (once, should its shim come after all).
+            if requested:
+                runs.asked[run.id] = requested.detail()  # stopped once it runs
+            dispatcher.resume(run)
+            found.resumed.append(run.id)
+            continue
         state = executor.probe(run.id)
         if state == "vanished":
             outcomes.finish_lost(run, "engine_restart", "no process and no result after a restart")
@@ -74,6 +84,7 @@ class Recovered:
     adopted: list[int] = field(default_factory=list)  # still running: watched again
     finished: list[int] = field(default_factory=list)  # ended meanwhile: outcome recorded
     lost: list[int] = field(default_factory=list)  # gone without a result
+    resumed: list[int] = field(default_factory=list)  # launched from their spec now
     waiting: list[int] = field(default_factory=list)  # pending: they wait again
     awaiting: list[int] = field(default_factory=list)  # pending: they wait for approval
 
@@ -85,6 +96,7 @@ class Recovered:
                 ("adopted", self.adopted, "running run(s)"),
                 ("recorded", self.finished, "run(s) that ended while the engine was down"),
                 ("lost", self.lost, "run(s) with no process and no result"),
+                ("launched", self.resumed, "run(s) an earlier engine began to launch"),
                 ("queued again", self.waiting, "pending run(s)"),
                 ("found", self.awaiting, "run(s) waiting for approval"),
             )
