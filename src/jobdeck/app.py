@@ -184,6 +184,7 @@ class Application:
         self.clustered = self.store.engine.dialect.name == "postgresql"
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
         if self.clustered:
+            self.driver.dispatcher.shared = True  # cancels through other nodes
             self.driver.fence = self.leadership.fence
             self.driver.monitors.fence = self.leadership.fence
             self.supervisor.leads = self.leadership.leads
@@ -327,6 +328,7 @@ class Application:
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
             "cluster": self.role.run,
+            **({"cancels": self.driver.cancels.watch} if self.clustered else {}),
             **self.extra_loops,
             **(loops or {}),
         }
@@ -334,14 +336,24 @@ class Application:
             asyncio.create_task(loop(), name=name): name for name, loop in named.items()
         }
         stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
+        hands_over = False
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done and self._failure is None and self.options.stop_workers_at_exit:
+            clean = stopper in done and self._failure is None
+            hands_over = clean and self.clustered and self.leadership.lease is not None
+            if clean and (self.options.stop_workers_at_exit or hands_over):
                 await self._stop_workers()
         finally:
+            if self.clustered:
+                self.leadership.closing = True  # from now on it neither renews nor takes
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        if hands_over:
+            # A clean stop (SIGTERM, SIGINT) of the leader: its workers stopped, it hands
+            # leadership over at once instead of letting the lease run out.
+            await asyncio.to_thread(self.role.resign)
+            log.info("handed leadership over: another node leads from its next heartbeat")
         if self._failure is not None:
             raise ServerFailed(f"the run driver failed: {self._failure!r}") from self._failure
         for task in done:

@@ -8,7 +8,7 @@ from typing import Literal
 from jobdeck.store.records import Suspension
 
 RunRefusedWhy = Literal["unknown", "disabled", "suspended"]
-CancelRefusedWhy = Literal["ended", "worker", "elsewhere"]
+CancelRefusedWhy = Literal["ended", "worker"]
 
 
 class RunRefused(Exception):
