@@ -40,7 +40,7 @@ from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.leader import LeaderFiring
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
-from jobdeck.store import Run, Store, open_store
+from jobdeck.store import Run, Store, Tx, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
@@ -186,6 +186,7 @@ class Application:
         if self.clustered:
             self.driver.dispatcher.shared = True  # cancels through other nodes
             self.driver.fence = self.leadership.fence
+            self.driver.dispatcher.outcomes.fence = self.leadership.fence  # lost runs' retries
             self.driver.monitors.fence = self.leadership.fence
             self.supervisor.leads = self.leadership.leads
             self.supervisor.fence = self.leadership.fence
@@ -238,14 +239,26 @@ class Application:
             return
         timing = self.leadership.timing
         silent = silent_nodes(self.store, self.host, now, timing.lost_deadline)
-        if silent:
-            record_lost(
-                self.store,
-                silent,
-                now,
-                self.leadership.fence,
-                self.driver.dispatcher.outcomes.notify_ended,
-            )
+        if not silent:
+            return
+        outcomes = self.driver.dispatcher.outcomes
+        retries: list[Run] = []
+
+        def retry(tx: Tx, lost: Run, at: datetime) -> Run | None:
+            again = outcomes.retry(tx, lost, at)  # retry.lost: on this node, the leader
+            if again is not None:
+                retries.append(again)
+            return again
+
+        def announce(lost: Run) -> None:
+            if not any(again.retry_of == lost.id for again in retries):
+                outcomes.notify_ended(lost)  # a retried attempt is not the fire's end
+
+        if not record_lost(self.store, silent, now, self.leadership.fence, announce, retry):
+            return  # nothing lost, or fenced: nothing was recorded, no retry either
+        for again in retries:
+            log.info("run %s: lost with its node; retried as run %d", again.retry_of, again.id)
+            self.driver.hand_over(again)
 
     # -- the applied revision -------------------------------------------------------------
 
