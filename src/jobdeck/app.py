@@ -212,7 +212,12 @@ class Application:
         self.supervisor.wake()
 
     async def _drain_step(self, now: datetime) -> None:
-        node = await asyncio.to_thread(self.store.nodes.node, self.host)
+        nodes = await asyncio.to_thread(self.store.nodes.nodes)
+        node = next((n for n in nodes if n.id == self.host), None)
+        # Cancels through other nodes are looked for only while another node lives.
+        self.driver.cancels.others = any(
+            n.id != self.host and n.heartbeat_at + n.lost_after > now for n in nodes
+        )
         await self.drainer.step(node, now)
 
     async def _stop_workers_for_drain(self) -> None:

@@ -4,7 +4,8 @@ one that runs it.
 The node that takes the request records it in the store (:func:`cancel_elsewhere`): a
 pending run ends ``cancelled`` there at once; a running one keeps the request in its plan
 (``cancel_requested``). The node that owns the run notices (:class:`CancelFollower`,
-once a second, only while it holds runs): it drops a pending run that ended so and stops
+once a second, only while it holds runs and another node lives, as its heartbeat last
+saw): it drops a pending run that ended so and stops
 a running one as its own cancel would (SIGTERM to the whole tree, SIGKILL after its
 ``kill_grace``), which then ends ``cancelled`` with who and why. A run cancelled in the
 store while its owner was launching it is refused by the store when the owner records
@@ -58,6 +59,8 @@ class CancelFollower:
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        # Whether another node lives (set at each heartbeat): alone, nobody else can ask.
+        self.others = True
 
     async def watch(self) -> None:
         while True:
@@ -67,7 +70,7 @@ class CancelFollower:
     async def step(self) -> None:
         """One look: nothing is read while this node holds no run."""
         runs = self.dispatcher.runs
-        if not runs.running and not len(runs.waiting):
+        if not self.others or (not runs.running and not len(runs.waiting)):
             return
         found = await asyncio.to_thread(self.store.runs.active_runs, host=runs.host)
         self.apply({run.id: run for run in found})
