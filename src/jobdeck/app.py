@@ -354,7 +354,7 @@ class Application:
             asyncio.create_task(loop(), name=name): name for name, loop in named.items()
         }
         stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
-        hands_over = False
+        clean = False
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             clean = stopper in done and self._failure is None
@@ -367,7 +367,7 @@ class Application:
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        if hands_over:
+        if clean and self.clustered and self.leadership.lease is not None:
             # A clean stop (SIGTERM, SIGINT) of the leader: its workers stopped, it hands
             # leadership over at once instead of letting the lease run out.
             await asyncio.to_thread(self.role.resign)
