@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,9 @@ def test_a_run_is_cancelled_through_the_other_node(cluster: Cluster) -> None:
     assert final["detail"]["cancel_reason"] == "stuck"
     assert (here / f"{running}.term").exists(), "the program got no SIGTERM"
     assert took < 10, took
+    # Asked on one node, acted upon by the other within about a second (its poll).
+    at = {e["type"]: datetime.fromisoformat(e["at"]) for e in record(owner, running)["events"]}
+    assert (at["cancelling"] - at["cancel_requested"]).total_seconds() < 3.0, at
 
     # The pool's room is free again, and the cancelled pending run never started.
     time.sleep(1.5)  # the owner's next looks: nothing may start it late
