@@ -105,3 +105,23 @@ async def test_a_run_cancelled_elsewhere_before_its_owner_looked_never_starts(
     assert deck.run(queued.id).status == "cancelled"
     assert "started" not in deck.event_types(queued.id)
     await deck.close()
+
+
+async def test_a_run_queued_after_the_look_began_is_not_taken_for_cancelled(
+    decks: Decks, tmp_path: Path
+) -> None:
+    deck = decks(catalog(tmp_path), mode="rlimit")
+    first = deck.driver.fire("hold", T0)
+    assert first is not None
+    await deck.wait_running(first.id)
+    queued = deck.driver.run_now("hold")  # waits for room in pool `one`
+    follower = deck.driver.cancels
+    # What a read that began before the run queued saw: not the run.
+    follower.apply({}, waited=set())
+    assert queued.id in deck.driver.runs.waiting
+    # A run that waited before the read began and is not active any more: dropped.
+    follower.apply({first.id: deck.run(first.id)}, waited={queued.id})
+    assert queued.id not in deck.driver.runs.waiting
+    (tmp_path / "gate").touch()
+    await deck.wait_ended(first.id)
+    await deck.close()

@@ -72,15 +72,19 @@ class CancelFollower:
         runs = self.dispatcher.runs
         if not self.others or (not runs.running and not len(runs.waiting)):
             return
+        # Only the runs waiting before the read may be dropped: one queued meanwhile
+        # (committed before it queued) may be missing from what the read saw.
+        waited = set(runs.waiting)
         found = await asyncio.to_thread(self.store.runs.active_runs, host=runs.host)
-        self.apply({run.id: run for run in found})
+        self.apply({run.id: run for run in found}, waited)
 
-    def apply(self, active: dict[int, Run]) -> None:
-        """In the loop's thread: ``active``, this node's active runs in the store now."""
+    def apply(self, active: dict[int, Run], waited: set[int]) -> None:
+        """In the loop's thread: ``active``, this node's active runs in the store as read
+        after ``waited``, the runs that waited here, were seen."""
         runs = self.dispatcher.runs
         dropped = False
         for run_id in list(runs.waiting):
-            if run_id not in active:  # cancelled through another node (or moved away)
+            if run_id in waited and run_id not in active:  # cancelled through another node
                 del runs.waiting[run_id]
                 log.info("run %d: cancelled through another node before it started", run_id)
                 dropped = True
