@@ -40,7 +40,7 @@ from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.leader import LeaderFiring
 from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
-from jobdeck.store import Run, Store, open_store
+from jobdeck.store import Run, Store, Tx, open_store
 from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
@@ -184,7 +184,9 @@ class Application:
         self.clustered = self.store.engine.dialect.name == "postgresql"
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
         if self.clustered:
+            self.driver.dispatcher.shared = True  # cancels through other nodes
             self.driver.fence = self.leadership.fence
+            self.driver.dispatcher.outcomes.fence = self.leadership.fence  # lost runs' retries
             self.driver.monitors.fence = self.leadership.fence
             self.supervisor.leads = self.leadership.leads
             self.supervisor.fence = self.leadership.fence
@@ -210,7 +212,12 @@ class Application:
         self.supervisor.wake()
 
     async def _drain_step(self, now: datetime) -> None:
-        node = await asyncio.to_thread(self.store.nodes.node, self.host)
+        nodes = await asyncio.to_thread(self.store.nodes.nodes)
+        node = next((n for n in nodes if n.id == self.host), None)
+        # Cancels through other nodes are looked for only while another node lives.
+        self.driver.cancels.others = any(
+            n.id != self.host and n.heartbeat_at + n.lost_after > now for n in nodes
+        )
         await self.drainer.step(node, now)
 
     async def _stop_workers_for_drain(self) -> None:
@@ -237,14 +244,26 @@ class Application:
             return
         timing = self.leadership.timing
         silent = silent_nodes(self.store, self.host, now, timing.lost_deadline)
-        if silent:
-            record_lost(
-                self.store,
-                silent,
-                now,
-                self.leadership.fence,
-                self.driver.dispatcher.outcomes.notify_ended,
-            )
+        if not silent:
+            return
+        outcomes = self.driver.dispatcher.outcomes
+        retries: list[Run] = []
+
+        def retry(tx: Tx, lost: Run, at: datetime) -> Run | None:
+            again = outcomes.retry(tx, lost, at)  # retry.lost: on this node, the leader
+            if again is not None:
+                retries.append(again)
+            return again
+
+        def announce(lost: Run) -> None:
+            if not any(again.retry_of == lost.id for again in retries):
+                outcomes.notify_ended(lost)  # a retried attempt is not the fire's end
+
+        if not record_lost(self.store, silent, now, self.leadership.fence, announce, retry):
+            return  # nothing lost, or fenced: nothing was recorded, no retry either
+        for again in retries:
+            log.info("run %s: lost with its node; retried as run %d", again.retry_of, again.id)
+            self.driver.hand_over(again)
 
     # -- the applied revision -------------------------------------------------------------
 
@@ -327,6 +346,7 @@ class Application:
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
             "cluster": self.role.run,
+            **({"cancels": self.driver.cancels.watch} if self.clustered else {}),
             **self.extra_loops,
             **(loops or {}),
         }
@@ -334,14 +354,24 @@ class Application:
             asyncio.create_task(loop(), name=name): name for name, loop in named.items()
         }
         stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
+        clean = False
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done and self._failure is None and self.options.stop_workers_at_exit:
+            clean = stopper in done and self._failure is None
+            hands_over = clean and self.clustered and self.leadership.lease is not None
+            if clean and (self.options.stop_workers_at_exit or hands_over):
                 await self._stop_workers()
         finally:
+            if self.clustered:
+                self.leadership.closing = True  # from now on it neither renews nor takes
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
+        if clean and self.clustered and self.leadership.lease is not None:
+            # A clean stop (SIGTERM, SIGINT) of the leader: its workers stopped, it hands
+            # leadership over at once instead of letting the lease run out.
+            await asyncio.to_thread(self.role.resign)
+            log.info("handed leadership over: another node leads from its next heartbeat")
         if self._failure is not None:
             raise ServerFailed(f"the run driver failed: {self._failure!r}") from self._failure
         for task in done:

@@ -115,8 +115,22 @@ def test_application_failures_are_retried_when_asked_counting_apart_from_launche
 def test_timeouts_cancellations_successes_and_losses_are_never_retried(
     reason: str | None, status: str
 ) -> None:
-    generous = retry(launch=20, failure=20)
+    generous = retry(launch=20, failure=20)  # retry.lost is 0 by default
     assert decide_retry(reason, status, RetryState(), generous) is None
+
+
+@pytest.mark.parametrize("reason", ["node_lost", "engine_restart", "vanished"])
+def test_lost_runs_are_retried_up_to_retry_lost_counting_apart(reason: str) -> None:
+    policy = retry(launch=1, failure=1, lost=2, backoff="1s")
+    first = decide_retry(reason, "lost", RetryState(launch=1, failure=1), policy)
+    assert first is not None
+    assert (first.delay, first.state) == (timedelta(seconds=1), RetryState(1, 1, 1))
+    second = decide_retry(reason, "lost", first.state, policy)
+    assert second is not None
+    assert (second.delay, second.state) == (timedelta(seconds=2), RetryState(1, 1, 2))
+    assert decide_retry(reason, "lost", second.state, policy) is None
+    # A failure after lost attempts still has its own count.
+    assert decide_retry("exit_code", "failed", RetryState(0, 0, 2), policy) is not None
 
 
 def test_no_retry_is_left_when_launch_retries_are_zero() -> None:

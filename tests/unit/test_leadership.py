@@ -93,6 +93,21 @@ def test_a_draining_leader_stops_leading_resigns_and_does_not_acquire_again() ->
     assert b.step(at(4)) == "acquired"
 
 
+def test_a_leader_that_stops_resigns_and_its_last_beats_take_nothing_back() -> None:
+    store = MemoryStore()
+    a, b = nodes(store)
+    a.step(T0)
+    b.step(T0)
+    a.closing = True  # a clean stop: its loops end, then it resigns
+    assert a.resign(at(1))
+    # A beat of its own still in flight finds the lease free: it does not take it.
+    assert a.step(at(1)) == "standby"
+    assert not a.leads(at(1))
+    # The standby takes it at its next beat, long before the lease would have expired.
+    assert b.step(at(2)) == "acquired"
+    assert b.token == 2
+
+
 def test_roles_and_rows_of_nodes() -> None:
     store = MemoryStore()
     a, _ = nodes(store)

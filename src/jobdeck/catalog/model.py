@@ -53,6 +53,13 @@ Argv = Annotated[list[str], Field(min_length=1)]
 class Retry(Spec):
     launch: int = Field(3, ge=0, le=20, description="retries of launch errors")
     failure: int = Field(0, ge=0, le=20, description="retries of non-zero exits")
+    lost: int = Field(
+        0,
+        ge=0,
+        le=20,
+        description="retries of runs recorded lost (their node went silent, or their "
+        "engine restarted without them); never of a cancelled run",
+    )
     backoff: Duration = Field(timedelta(seconds=10), description="first backoff; doubles")
 
 

@@ -87,13 +87,17 @@ def suspend(
     expires = f" until {iso(done.until)}" if done.until else " until `jobdeck resume`"
     typer.echo(f"suspended {done.kind} {done.name}{expires}: {done.reason}")
     for run in cancelled:
+        if "refused" in run:  # it ended meanwhile: nothing to cancel, the others go on
+            typer.echo(f"run {run['id']}: not cancelled: {run['refused']}")
+            continue
         typer.echo(f"run {run['id']}: {run['status']} ({run['reason'] or '-'})")
 
 
 def _cancel_active(ctx: typer.Context, kind: str, name: str, why: str) -> list[dict[str, Any]]:
-    """Cancel, through the server, every run of ``kind`` ``name`` that has not ended."""
+    """Cancel, through the server, every run of ``kind`` ``name`` that has not ended;
+    one that ended meanwhile (refused) is reported with ``refused`` and the others go on."""
     from jobdeck.cli.follow import server_client
-    from jobdeck.cli.run_cmds import cancel_run
+    from jobdeck.cli.run_cmds import try_cancel
 
     with store(ctx) as opened:
         driven: RunKind = "schedule" if kind == "schedule" else "command"
@@ -101,7 +105,7 @@ def _cancel_active(ctx: typer.Context, kind: str, name: str, why: str) -> list[d
     if not active:
         return []
     with server_client(ctx) as client:
-        return [cancel_run(client, run_id, why) for run_id in active]
+        return [try_cancel(client, run_id, why) for run_id in active]
 
 
 def resume(

@@ -114,13 +114,25 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a run: a pending run never starts; a running one gets SIGTERM for its whole
-    process tree, SIGKILL after its kill_grace. Waits until it has ended."""
+    process tree, SIGKILL after its kill_grace. Waits until it has ended; exits 1 when it
+    had ended, or ended by itself before the cancel reached it."""
     with server_client(ctx) as client:
         final = cancel_run(client, run_id, reason)
+    by_itself = final["status"] != "cancelled"
     if as_json:
         print_json(final)
-        return
-    note(summary(final), final["status"])
+    else:
+        note(summary(final), final["status"])
+    if by_itself:
+        # As the API's 409 for a run that had ended: the cancel changed nothing.
+        fail(ended_by_itself(final), EXIT_REFUSED)
+
+
+def ended_by_itself(run: dict[str, Any]) -> str:
+    return (
+        f"run {run['id']} ended by itself ({run['status']}) before the cancel reached it; "
+        "nothing was cancelled"
+    )
 
 
 def approve(
@@ -167,6 +179,32 @@ def cancel_run(client: httpx.Client, run_id: int, reason: str | None) -> dict[st
     response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason, "via": "cli"})
     if response.status_code not in (200, 202):
         refused(response)
+    return wait_ended(client, run_id)
+
+
+def try_cancel(client: httpx.Client, run_id: int, reason: str | None) -> dict[str, Any]:
+    """:func:`cancel_run` that goes on when the server refuses (409: the run ended
+    meanwhile): the run as it is then, with ``refused``, the server's message."""
+    response = client.post(f"/api/v1/runs/{run_id}/cancel", json={"reason": reason, "via": "cli"})
+    if response.status_code == 409:
+        why = _message(response)
+        return {**get_run(client, run_id), "refused": why}
+    if response.status_code not in (200, 202):
+        refused(response)
+    final = wait_ended(client, run_id)
+    if final["status"] != "cancelled":
+        return {**final, "refused": ended_by_itself(final)}
+    return final
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text.strip() or response.reason_phrase
+
+
+def wait_ended(client: httpx.Client, run_id: int) -> dict[str, Any]:
     while True:
         current = get_run(client, run_id)
         if current["status"] in TERMINAL:

@@ -74,6 +74,7 @@ class Leadership:
         self.pid = pid if pid is not None else os.getpid()
         self.lease: LeaderLease | None = None  # held by this node, as last renewed
         self.draining = False
+        self.closing = False  # a clean stop: it resigns, and takes the lease no more
 
     # -- the node -----------------------------------------------------------------------
 
@@ -136,7 +137,7 @@ class Leadership:
                     )
                 else:
                     self.lease = None
-                if self.lease is None and not self.draining:
+                if self.lease is None and not self.draining and not self.closing:
                     self.lease = tx.nodes.acquire_leadership(
                         self.node_id, now=now, expires_at=until, own=own_restart
                     )

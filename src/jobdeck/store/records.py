@@ -126,6 +126,7 @@ class Retries:
 
     launch: int = 0
     failure: int = 0
+    lost: int = 0  # of runs recorded lost (kept in the detail only once one was spent)
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,8 @@ class RunPlan:
             out["argv"] = list(self.argv)
         if self.retries is not None:
             out["retries"] = {"launch": self.retries.launch, "failure": self.retries.failure}
+            if self.retries.lost:
+                out["retries"]["lost"] = self.retries.lost
         if self.cancel_requested is not None:
             out["cancel_requested"] = self.cancel_requested.detail()
         if self.spec_hash is not None:

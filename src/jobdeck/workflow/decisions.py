@@ -8,7 +8,7 @@ catch-up: which slots missed while the engine was down are run, and which record
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -61,6 +61,7 @@ class RetryState:
 
     launch: int = 0
     failure: int = 0
+    lost: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,19 +74,27 @@ def decide_retry(
     reason: str | None, status: str, spent: RetryState, policy: Retry
 ) -> RetryDecision | None:
     """Launch errors are retried ``policy.launch`` times, application failures (a non-zero
-    exit, an OOM kill) ``policy.failure`` times, each with exponential backoff from
+    exit, an OOM kill) ``policy.failure`` times, runs recorded lost (whatever the reason:
+    their node went silent, their engine restarted without them, their supervisor
+    vanished) ``policy.lost`` times, each with exponential backoff from
     ``policy.backoff``; timeouts, cancellations and successes never are."""
     if status == "failed" and reason == "launch_error":
         if spent.launch >= policy.launch:
             return None
         return RetryDecision(
-            _backoff(policy.backoff, spent.launch), RetryState(spent.launch + 1, spent.failure)
+            _backoff(policy.backoff, spent.launch), replace(spent, launch=spent.launch + 1)
         )
     if status == "failed" and reason in ("exit_code", "oom_killed"):
         if spent.failure >= policy.failure:
             return None
         return RetryDecision(
-            _backoff(policy.backoff, spent.failure), RetryState(spent.launch, spent.failure + 1)
+            _backoff(policy.backoff, spent.failure), replace(spent, failure=spent.failure + 1)
+        )
+    if status == "lost":
+        if spent.lost >= policy.lost:
+            return None
+        return RetryDecision(
+            _backoff(policy.backoff, spent.lost), replace(spent, lost=spent.lost + 1)
         )
     return None
 

@@ -21,6 +21,7 @@ from jobdeck.clock import Clock
 from jobdeck.execute.executor import DEFAULT_POOL, Executor, Launched
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
+from jobdeck.store.errors import RunAlreadyEnded
 from jobdeck.store.records import Run, RunStatus
 from jobdeck.workflow.keys import POLL, KeyClaims, waited_too_long, waits_for
 from jobdeck.workflow.outcome import iso, start_timings
@@ -63,6 +64,9 @@ class Dispatcher:
         self.supervised = supervised
         self._timer: asyncio.TimerHandle | None = None
         self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
+        # Several nodes on one store: a run may be cancelled through another node up to
+        # its launch, so the store is asked first (see jobdeck.workflow.elsewhere).
+        self.shared = False
         self.outcomes = Outcomes(runs, store, clock, executor, supervised, notify, self.pump)
 
     def enqueue_all(self, batch: list[Run]) -> None:
@@ -242,6 +246,11 @@ class Dispatcher:
         runs = self.runs
         assert runs.applied is not None
         try:
+            if self.shared and not await asyncio.to_thread(self._still_mine, run.id):
+                runs.running.pop(run.id, None)
+                log.info("run %d: cancelled through another node before it started", run.id)
+                self.pump()
+                return
             if isinstance(spec, Command):
                 # Rendered by the caller from the command's params: one argv element
                 # per param, never a shell.
@@ -299,13 +308,26 @@ class Dispatcher:
             self.outcomes.finish(run.id, done, started=started)
             return
         now = self.clock.now()
-        with self.store.transaction() as tx:
-            runs.running[run.id] = self.record_started(tx, run.id, now, started)
+        try:
+            with self.store.transaction() as tx:
+                runs.running[run.id] = self.record_started(tx, run.id, now, started)
+        except RunAlreadyEnded:
+            # Cancelled through another node while it was launched: stopped at once.
+            current = self.store.runs.run(run.id)
+            detail = current.detail if current is not None else {}
+            runs.asked[run.id] = {k: detail.get(k) for k in ("cancelled_by", "cancel_reason")}
         # A program that ended meanwhile is reported by the watch at once.
         self.executor.watch(run.id, self.outcomes.on_exit, launched.shim)
         if run.id in runs.cancelled_by or run.id in runs.asked:
             # Cancelled (or replaced by a newer run) while it was being launched.
             await self.cancel(run.id)
+
+    def _still_mine(self, run_id: int) -> bool:
+        """Whether the run is still pending on this node in the store (a cancel through
+        another node ends it there and takes it away)."""
+        current = self.store.runs.run(run_id)
+        mine = current is not None and current.host == self.runs.host
+        return mine and current is not None and current.status == "pending"
 
     def record_started(self, tx: Tx, run_id: int, now: datetime, detail: dict[str, Any]) -> Run:
         """The run is running (launched now, or found launched after a restart)."""

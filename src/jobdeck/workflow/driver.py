@@ -37,6 +37,7 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
 )
 from jobdeck.workflow.dispatch import Dispatcher
+from jobdeck.workflow.elsewhere import CancelFollower, cancel_elsewhere
 from jobdeck.workflow.monitors import MonitorWatch
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
@@ -71,6 +72,8 @@ class RunDriver:
         self.approvals = Approvals(store, clock, host, self.hand_over)
         self.monitors = MonitorWatch(self.runs, store, clock, self.dispatcher.outcomes)
         self._supervised = supervised
+        # In a cluster: cancels of this node's runs asked through other nodes.
+        self.cancels = CancelFollower(store, self.dispatcher)
         self._watching = False
         # In a cluster: raises Fenced in a unit of work that only the leader may commit
         # (a timed fire, a catch-up); see jobdeck.cluster.leadership.
@@ -318,7 +321,9 @@ class RunDriver:
         to its whole process tree, SIGKILL after its ``kill_grace``; it ends
         ``cancelled`` when its supervisor says so. Either way the outcome records
         ``cancelled_by`` and ``cancel_reason``; ``audit`` records the request in the same
-        transaction. Returns the run as recorded now. Raises :class:`KeyError` for an
+        transaction. A run of another node (a cluster) is cancelled in the store, and
+        its node drops or stops it (see :mod:`jobdeck.workflow.elsewhere`). Returns the
+        run as recorded now. Raises :class:`KeyError` for an
         unknown run and :class:`CancelRefused`, changing nothing, for an ended one.
         """
         now = self.clock.now()
@@ -342,10 +347,11 @@ class RunDriver:
                     "change its replicas instead",
                 )
             if run.host != self.host:
-                raise CancelRefused(
-                    "elsewhere",
-                    f"run {run_id} runs on host {run.host}; cancel it through that engine",
-                )
+                # Recorded in the store; the run's own node drops or stops it.
+                run = cancel_elsewhere(tx, run, request, self.host, now)
+                if audit is not None:
+                    audit(tx, run)
+                return run
             waiting = run_id in runs.waiting or awaiting(run)  # approval: never queued
             if waiting:
                 run = tx.runs.update_run(

@@ -33,9 +33,11 @@ def record_lost(
     now: datetime,
     fence: Callable[[Tx, datetime], None],
     announce: Callable[[Run], None],
+    retry: Callable[[Tx, Run, datetime], Run | None] | None = None,
 ) -> list[int]:
     """Every active run of ``hosts`` ends ``lost`` (reason ``node_lost``), in one fenced
-    unit of work; each is then announced. Returns their ids."""
+    unit of work with the retries ``retry`` records of them (their policy's
+    ``retry.lost``); each is then announced. Returns their ids."""
     found = [run for host in hosts for run in store.runs.active_runs(host=host)]
     if not found:
         return []
@@ -60,6 +62,8 @@ def record_lost(
                     continue
                 if run.kind == "worker":
                     tx.workers.release_lease(run.job, run.id)
+                elif retry is not None:
+                    retry(tx, ended[-1], now)
     except Fenced:
         return []
     for run in ended:

@@ -23,7 +23,7 @@ from jobdeck.execute.executor import Executor
 from jobdeck.execute.outcome import outcome_of
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
-from jobdeck.store.errors import RunAlreadyEnded
+from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Notice, Retries, Run, RunPlan, RunStep
 from jobdeck.workflow.alerting import FAILURE_STREAM, decide_notice, open_streak
 from jobdeck.workflow.decisions import RetryState, decide_retry
@@ -57,6 +57,10 @@ class Outcomes:
         self.notify = notify
         self.pump = pump
         self._deferred: list[Run] = []  # notices of runs that ended before a revision loaded
+        self._lost_later: list[Run] = []  # lost before a revision loaded: retried once loaded
+        # In a cluster: raises Fenced unless this node leads (a lost run's retry is the
+        # leader's; see jobdeck.cluster.leadership).
+        self.fence: Callable[[Tx, datetime], None] | None = None
         self.watch = DurationWatch(runs, store, clock, executor, self.send)
 
     def on_exit(self, run_id: int, result: RunResult | None) -> None:
@@ -102,7 +106,7 @@ class Outcomes:
                 if asked is None and by is None:
                     # A run someone cancelled (or a newer run replaced) is not tried
                     # again, also when it failed before the cancel could stop it.
-                    retry = self._retry(tx, ended, now)
+                    retry = self.retry(tx, ended, now)
         except RunAlreadyEnded as exc:
             log.warning("run %s: %s", run_id, exc)
         self.executor.release(run.pool, run_id)
@@ -113,17 +117,26 @@ class Outcomes:
             runs.waiting[retry.id] = Waiting(retry, retry.plan.not_before)
         self.pump()
 
-    def _retry(self, tx: Tx, ended: Run, now: datetime) -> Run | None:
+    def retry(self, tx: Tx, ended: Run, now: datetime) -> Run | None:
+        """The retry of ``ended`` that its schedule's ``retry`` policy asks for, recorded
+        in ``tx`` on this engine; None when none is (never for a run someone asked to
+        cancel)."""
         spec = self.runs.spec_of(ended.kind, ended.job)
         if not isinstance(spec, Schedule):
             return None  # commands answer their caller at once: no retries
+        if ended.plan.cancel_requested is not None:
+            return None
         spent = ended.plan.retries or Retries()
         decision = decide_retry(
-            ended.reason, ended.status, RetryState(spent.launch, spent.failure), spec.retry
+            ended.reason,
+            ended.status,
+            RetryState(spent.launch, spent.failure, spent.lost),
+            spec.retry,
         )
         if decision is None:
             return None
-        retries = Retries(decision.state.launch, decision.state.failure)
+        state = decision.state
+        retries = Retries(state.launch, state.failure, state.lost)
         return self.runs.record(
             tx,
             "schedule",
@@ -146,17 +159,40 @@ class Outcomes:
         )
 
     def finish_lost(self, run: Run, reason: str, why: str) -> None:
-        """A run whose shim is gone without a result: record it lost, stop what is left
-        of its program (it may have outlived its shim), then give back its cgroup."""
-        self.runs.forget(run.id)
+        """A run whose shim is gone without a result: record it lost, retry it when its
+        policy says so (``retry.lost``), stop what is left of its program (it may have
+        outlived its shim), then give back its cgroup."""
+        runs = self.runs
+        cancelled = run.id in runs.asked or run.id in runs.cancelled_by
+        runs.forget(run.id)
         now = self.clock.now()
         with self.store.transaction() as tx:
             tx.runs.add_event(run.id, at=now, type="vanished", detail={"why": why})
             ended = tx.runs.update_run(
                 run.id, at=now, event="lost", status="lost", reason=reason, ended_at=now
             )
-        self.notify_ended(ended)
+        if not cancelled and runs.applied is None:
+            self._lost_later.append(ended)  # its policy is known once a revision loads
+        elif cancelled or self.retry_lost(ended) is None:
+            self.notify_ended(ended)  # a retried attempt is not the end of the fire
         self.supervised.spawn(self._clean_up_lost(run))
+
+    def retry_lost(self, ended: Run) -> Run | None:
+        """The retry of a run just recorded lost, in a unit of work of its own that only
+        the leader may commit (in a cluster); it waits in this engine's queue."""
+        now = self.clock.now()
+        try:
+            with self.store.transaction() as tx:
+                if self.fence is not None:
+                    self.fence(tx, now)
+                retry = self.retry(tx, ended, now)
+        except Fenced:
+            log.warning("run %d: lost, and not retried: this node does not lead", ended.id)
+            return None
+        if retry is not None:
+            log.info("run %d: lost; retried as run %d", ended.id, retry.id)
+            self.runs.waiting[retry.id] = Waiting(retry, retry.plan.not_before)
+        return retry
 
     async def _clean_up_lost(self, run: Run) -> None:
         grace = 10.0
@@ -249,6 +285,10 @@ class Outcomes:
             log.exception("run %s: notifying %s failed", run.id, targets)
 
     def flush_deferred(self) -> None:
+        lost, self._lost_later = self._lost_later, []
+        for run in lost:
+            if self.retry_lost(run) is None:
+                self.notify_ended(run)
         deferred, self._deferred = self._deferred, []
         for run in deferred:
             self.notify_ended(run)

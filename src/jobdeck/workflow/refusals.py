@@ -8,7 +8,7 @@ from typing import Literal
 from jobdeck.store.records import Suspension
 
 RunRefusedWhy = Literal["unknown", "disabled", "suspended"]
-CancelRefusedWhy = Literal["ended", "worker", "elsewhere"]
+CancelRefusedWhy = Literal["ended", "worker"]
 
 
 class RunRefused(Exception):
@@ -24,8 +24,8 @@ class RunRefused(Exception):
 
 
 class CancelRefused(Exception):
-    """A run that cannot be cancelled (it ended already, it is a worker process, or
-    another engine runs it); nothing was changed."""
+    """A run that cannot be cancelled (it ended already, or it is a worker process);
+    nothing was changed."""
 
     def __init__(self, why: CancelRefusedWhy, message: str) -> None:
         super().__init__(message)
