@@ -42,6 +42,7 @@ from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, open_store
 from jobdeck.store.records import Revision, Via
+from jobdeck.workers.handover import WorkerHandover
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
@@ -176,7 +177,13 @@ class Application:
         self.drainer = Drainer(
             self.store,
             self.host,
-            stop_workers=self._stop_workers_for_drain,
+            workers=WorkerHandover(
+                self.supervisor,
+                keep=self.role.hand_over,
+                leader=self._leader_now,
+                stop_all=self._stop_workers_for_drain,
+                within=self._stop_within,
+            ),
             resign=self.role.resign,
             resume=self._undrained,
             cancel=self._cancel_for_drain,
@@ -213,10 +220,17 @@ class Application:
         node = await asyncio.to_thread(self.store.nodes.node, self.host)
         await self.drainer.step(node, now)
 
-    async def _stop_workers_for_drain(self) -> None:
+    def _stop_within(self) -> float:
         catalog = self.catalog
         graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
-        within = max(graces, default=30.0) + SHUTDOWN_SLACK
+        return max(graces, default=30.0) + SHUTDOWN_SLACK
+
+    def _leader_now(self, now: datetime) -> str | None:
+        lease = self.store.nodes.leader()
+        return lease.holder if lease is not None and lease.expires_at > now else None
+
+    async def _stop_workers_for_drain(self) -> None:
+        within = self._stop_within()
         try:
             await asyncio.wait_for(self.supervisor.stop_all(within, "shutdown"), within + 5)
         except TimeoutError:

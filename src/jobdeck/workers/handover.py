@@ -1,0 +1,63 @@
+"""A drain's handover of this node's worker processes to the new leader: new before old.
+
+Singletons stop first (and their leases are given back), so that the new leader starts
+one only once the old is gone. The other replicas stay past the node's fence (the run
+shims read the handover in ``fence.json``) while the new leader starts its own: each
+step stops as many of them as the new leader runs beyond the desired count (``running``
+in the store), and all of them at the handover's end (the drain's deadline), which the
+shims enforce too when the engine is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from jobdeck.workers.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHandover:
+    """:class:`jobdeck.cluster.drain.Handover` over the supervisor: ``keep`` moves the
+    fence of the runs given (until the time given; None: the handover ended), ``leader``
+    reads the node that leads now, ``stop_all`` stops every worker process."""
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        keep: Callable[[tuple[int, ...], datetime | None], None],
+        leader: Callable[[datetime], str | None],
+        stop_all: Callable[[], Awaitable[None]],
+        within: Callable[[], float],
+    ) -> None:
+        self.supervisor = supervisor
+        self.keep = keep
+        self.leader = leader
+        self._stop_all = stop_all
+        self.within = within
+
+    async def stop_singletons(self) -> None:
+        try:
+            await self.supervisor.stop_singletons(self.within())
+        except TimeoutError:
+            log.warning("draining: some singleton worker processes did not stop in time")
+
+    async def stop_all(self) -> None:
+        await self._stop_all()
+
+    def begin(self, until: datetime) -> bool:
+        runs = self.supervisor.handed_over()
+        if not runs:
+            return False
+        self.keep(runs, until)
+        return True
+
+    def step(self, now: datetime, *, final: bool) -> bool:
+        leader = None if final else self.leader(now)
+        done = self.supervisor.hand_over(now, leader, final=final)
+        if done:
+            self.keep((), None)
+        return done
