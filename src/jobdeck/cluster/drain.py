@@ -84,8 +84,12 @@ HANDOVER_MOST = timedelta(minutes=30)
 class Handover(Protocol):
     """The worker side of a drain (the application wires the supervisor and the fence)."""
 
-    async def stop_singletons(self) -> None:
-        """Stops this node's singleton processes and waits until they are gone."""
+    def stop_singletons(self, now: datetime) -> None:
+        """Stops this node's singleton processes (each with its ``stop_grace``)."""
+
+    def singletons_gone(self) -> bool:
+        """True once they are gone (their leases given back), or could not be waited
+        for any longer (the fence stops them then)."""
 
     async def stop_all(self) -> None:
         """Stops every worker process of this node and waits until they are gone."""
@@ -118,7 +122,7 @@ class Drainer:
         self.resign = resign
         self.resume = resume
         self.cancel = cancel
-        self.phase: str | None = None  # None, "waiting", "drained"
+        self.phase: str | None = None  # None, "singletons", "waiting", "drained"
         self.cancelled = False
         self.handover_until: datetime | None = None  # while worker processes stay
 
@@ -135,7 +139,13 @@ class Drainer:
                 self.resume()
             return
         if self.phase is None:
-            await self._begin(node, now)
+            log.info("node %s: draining: stopping its singleton workers", self.node_id)
+            self.workers.stop_singletons(now)
+            self.phase = "singletons"
+        if self.phase == "singletons":  # waited for beat by beat: this node still leads
+            if not self.workers.singletons_gone():
+                return
+            await self._hand_over(node, now)
             self.phase = "waiting"
         if self.phase != "waiting":
             return
@@ -164,11 +174,10 @@ class Drainer:
             self.phase = "drained"
             log.info("node %s: drained: safe to stop", self.node_id)
 
-    async def _begin(self, node: Node, now: datetime) -> None:
-        """Singletons stop first; the other worker processes stay for the node that
-        takes over (there is one: a live node that does not drain), or stop now; then
-        leadership is handed over."""
-        await self.workers.stop_singletons()
+    async def _hand_over(self, node: Node, now: datetime) -> None:
+        """Once the singletons are gone: the other worker processes stay for the node
+        that takes over (there is one: a live node that does not drain), or stop now;
+        then leadership is handed over."""
         until = node.drain_deadline or now + HANDOVER_MOST
         if self._successor(now) and self.workers.begin(until):
             self.handover_until = until

@@ -81,8 +81,9 @@ class ClusterRole:
 
     def hand_over(self, runs: tuple[int, ...], until: datetime | None) -> None:
         """Keeps the worker runs ``runs`` alive past the fence until ``until`` (a
-        drain's handover: the new leader's replicas start before these stop); None ends
-        the handover (the runs left stop at the fence)."""
+        drain's handover: the new leader's replicas start before these stop), a lease
+        at a time, renewed at each beat; None ends the handover (the runs left stop at
+        the fence)."""
         self.handover = (until, runs) if until is not None and runs else None
         self._write_fence()
 
@@ -94,6 +95,8 @@ class ClusterRole:
         if self.handover is None:
             write_fence(self.fence_file, until)
             return
+        # Rolled on at every beat: the engine's crash ends a handover within a lease.
         ends, runs = self.handover
+        ends = min(ends, self.clock.now() + self.leadership.timing.lease)
         kept = [str(r) for r in runs]
         write_fence(self.fence_file, until, handover_until=ends.timestamp(), handover=kept)

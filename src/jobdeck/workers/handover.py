@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from jobdeck.workers.supervisor import Supervisor
 
@@ -38,12 +38,19 @@ class WorkerHandover:
         self.leader = leader
         self._stop_all = stop_all
         self.within = within
+        self.singletons_by: datetime | None = None
 
-    async def stop_singletons(self) -> None:
-        try:
-            await self.supervisor.stop_singletons(self.within())
-        except TimeoutError:
+    def stop_singletons(self, now: datetime) -> None:
+        self.supervisor.stop_singletons(now)
+        self.singletons_by = now + timedelta(seconds=self.within())
+
+    def singletons_gone(self) -> bool:
+        if not self.supervisor.singletons_left():
+            return True
+        if self.singletons_by is not None and self.supervisor.clock.now() > self.singletons_by:
             log.warning("draining: some singleton worker processes did not stop in time")
+            return True
+        return False
 
     async def stop_all(self) -> None:
         await self._stop_all()

@@ -359,23 +359,19 @@ class Supervisor(ReplicaKeeper):
 
     # -- a drain's handover: new before old ------------------------------------------
 
-    async def stop_singletons(self, within: float) -> None:
-        """Stops this node's singleton processes and waits until they are gone and
-        their leases given back: a singleton moves stop-then-start."""
-        now = self.clock.now()
+    def stop_singletons(self, now: datetime) -> None:
+        """Stops this node's singleton processes (a singleton moves stop-then-start)."""
         for life in self.workers.values():
             for replica in list(life.replicas.values()):
                 if replica.run.plan.singleton and replica.state != "stopping":
                     self._stop(life, replica, "shutdown", now)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while any(
+
+    def singletons_left(self) -> bool:
+        """Whether a singleton process of this node may be alive (or its lease held)."""
+        return any(
             life.cleaning or any(r.run.plan.singleton for r in life.replicas.values())
             for life in self.workers.values()
-        ):
-            if loop.time() > deadline:
-                raise TimeoutError("singleton worker processes did not stop in time")
-            await asyncio.sleep(0.05)
+        )
 
     def handed_over(self) -> tuple[int, ...]:
         """This node's worker runs that stay while a drain hands them over."""
