@@ -133,8 +133,9 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
+        self.firing = LeaderFiring(self.driver, self.leads, lambda: self.leadership.token)
         self.scheduler = Scheduler(
-            LeaderFiring(self.driver, self.leads),
+            self.firing,
             self.clock,
             self.store.runs.last_fires,
             since=self._catch_up_since,
@@ -207,8 +208,10 @@ class Application:
     def _became_leader(self) -> None:
         """Slots that fell due while no node led are caught up by each schedule's
         policy (claimed in the store: none runs twice); the workers are started."""
+        token = self.leadership.token
         if self.applied is not None:
             self.scheduler.load(self.applied.catalog.schedules, catch_up=True)
+        self.firing.caught_up(token)  # the timer's fires of this tenure go ahead
         self.supervisor.wake()
 
     def _stopped_leading(self) -> None:
@@ -328,7 +331,9 @@ class Application:
         workers = self.supervisor.recover()
         if workers:
             log.info("adopted %d worker process(es): %s", len(workers), workers)
+        token = self.leadership.token
         self.reload(starting=True, read=(revision, catalog))
+        self.firing.caught_up(token)
 
     async def run(self, loops: Mapping[str, Loop] | None = None) -> None:
         """Run the background loops until :meth:`stop` or until one of them ends."""
