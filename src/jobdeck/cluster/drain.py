@@ -129,12 +129,16 @@ class Drainer:
     async def step(self, node: Node | None, now: datetime) -> None:
         if node is None:
             return
+        # A handover goes on until its processes are gone (all stopped when undrained).
+        final = not node.draining or (
+            self.handover_until is not None and now >= self.handover_until
+        )
+        if self.handover_until is not None and self.workers.step(now, final=final):
+            log.info("node %s: its worker processes are handed over", self.node_id)
+            self.handover_until = None
         if not node.draining:
             if self.phase is not None:
                 log.info("node %s: undrained, it takes part again", self.node_id)
-                if self.handover_until is not None:
-                    self.workers.step(now, final=True)
-                    self.handover_until = None
                 self.phase, self.cancelled = None, False
                 self.resume()
             return
@@ -149,11 +153,6 @@ class Drainer:
             self.phase = "waiting"
         if self.phase != "waiting":
             return
-        if self.handover_until is not None and self.workers.step(
-            now, final=now >= self.handover_until
-        ):
-            log.info("node %s: its worker processes are handed over", self.node_id)
-            self.handover_until = None
         active = [r for r in self.store.runs.active_runs(host=self.node_id) if r.kind != "worker"]
         running = [r for r in active if r.status == "running"]
         if node.drain_deadline is not None and now >= node.drain_deadline and running:

@@ -39,6 +39,7 @@ class WorkerHandover:
         self._stop_all = stop_all
         self.within = within
         self.singletons_by: datetime | None = None
+        self.runs: tuple[int, ...] = ()  # those handed over
 
     def stop_singletons(self, now: datetime) -> None:
         self.supervisor.stop_singletons(now)
@@ -56,15 +57,16 @@ class WorkerHandover:
         await self._stop_all()
 
     def begin(self, until: datetime) -> bool:
-        runs = self.supervisor.handed_over()
-        if not runs:
+        self.runs = self.supervisor.handed_over()
+        if not self.runs:
             return False
-        self.keep(runs, until)
+        self.keep(self.runs, until)
         return True
 
     def step(self, now: datetime, *, final: bool) -> bool:
         leader = None if final else self.leader(now)
-        done = self.supervisor.hand_over(now, leader, final=final)
+        done = self.supervisor.hand_over(self.runs, now, leader, final=final)
         if done:
+            self.runs = ()
             self.keep((), None)
         return done

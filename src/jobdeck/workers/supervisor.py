@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -384,24 +384,29 @@ class Supervisor(ReplicaKeeper):
             )
         )
 
-    def hand_over(self, now: datetime, leader: str | None, *, final: bool) -> bool:
-        """One step of a drain's handover (this node no longer leads): of each worker,
-        stops as many of this node's replicas as the leader ``leader`` runs beyond the
-        desired count with them (``running`` in the store for ``HANDOVER_SETTLE``, so
-        that a new process is up before an old one stops), so that the count never
-        dips; all of them when ``final``. True once none is left."""
+    def hand_over(
+        self, runs: Collection[int], now: datetime, leader: str | None, *, final: bool
+    ) -> bool:
+        """One step of a drain's handover of this node's worker runs ``runs`` (this node
+        no longer leads): of each worker, stops as many of them as the leader ``leader``
+        runs beyond the desired count with them (``running`` in the store for
+        ``HANDOVER_SETTLE``, so that a new process is up before an old one stops): the
+        count never dips. All of them when ``final``. True once none of them is left."""
         running: dict[str, int] = {}
         if leader is not None and leader != self.host and not final:
             for run in self.store.runs.active_runs(kind="worker", host=leader):
                 started = run.started_at
                 if run.status == "running" and started and started <= now - HANDOVER_SETTLE:
                     running[run.job] = running.get(run.job, 0) + 1
+        left = False
         for life in self.workers.values():
-            mine = [r for r in life.replicas.values() if r.state != "stopping"]
+            kept = [r for r in life.replicas.values() if r.run.id in runs]
+            left = left or bool(kept)
+            mine = [r for r in kept if r.state != "stopping"]
             surplus = len(mine) if final else len(mine) + running.get(life.name, 0) - life.desired
             for replica in mine[: max(0, surplus)]:
                 self._stop(life, replica, "shutdown", now)
-        return not any(life.replicas for life in self.workers.values())
+        return not left
 
     async def aclose(self) -> None:
         """Stop supervising; worker processes go on, and the next engine adopts them."""
