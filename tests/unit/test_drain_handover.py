@@ -140,3 +140,20 @@ def test_a_handover_in_the_fence_file_is_rolled_a_lease_at_a_time(tmp_path: Path
     role.hand_over((), None)
     assert fence_until(fence, "7") == 0.0
     assert "handover" not in json.loads(fence.read_text())
+
+
+def test_an_undrain_during_a_handover_stops_the_handed_over_processes() -> None:
+    store = setup()
+    workers = Workers((7, 8))
+    workers.singletons = 0
+    d = drainer(store, workers, workers.calls)
+    with store.transaction() as tx:
+        tx.nodes.set_drain("h1:a", draining=True, deadline=T0 + timedelta(minutes=5))
+    step(d, store, T0)
+    assert workers.calls[-1] == "resign"
+    with store.transaction() as tx:
+        tx.nodes.set_drain("h1:a", draining=False, deadline=None)
+    step(d, store, T0 + timedelta(seconds=2))
+    # Undrained: it takes part again (and may lead), without the processes it handed over.
+    assert workers.calls[-2:] == ["final", "resume"]
+    assert d.handover_until is None
