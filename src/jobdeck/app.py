@@ -198,6 +198,8 @@ class Application:
             self.supervisor.fence = self.leadership.fence
             self.supervisor.fence_file = self.role.fence_file
             self.supervisor.lease_ttl = timing.lease
+        else:  # one engine: it keeps its workers unless drained
+            self.supervisor.leads = lambda now: not self.leadership.draining
 
     def leads(self) -> bool:
         """Whether this engine does what only one may (on SQLite: unless drained)."""
