@@ -42,6 +42,7 @@ from jobdeck.schedule.scheduler import Scheduler
 from jobdeck.schedule.since import Since, catch_up_since
 from jobdeck.store import Run, Store, Tx, open_store
 from jobdeck.store.records import Revision, Via
+from jobdeck.workers.handover import WorkerHandover
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
@@ -132,8 +133,9 @@ class Application:
             notify=self._notify,
             on_error=self._failed,
         )
+        self.firing = LeaderFiring(self.driver, self.leads, lambda: self.leadership.token)
         self.scheduler = Scheduler(
-            LeaderFiring(self.driver, self.leads),
+            self.firing,
             self.clock,
             self.store.runs.last_fires,
             since=self._catch_up_since,
@@ -176,7 +178,13 @@ class Application:
         self.drainer = Drainer(
             self.store,
             self.host,
-            stop_workers=self._stop_workers_for_drain,
+            workers=WorkerHandover(
+                self.supervisor,
+                keep=self.role.hand_over,
+                leader=self._leader_now,
+                stop_all=self._stop_workers_for_drain,
+                within=self._stop_within,
+            ),
             resign=self.role.resign,
             resume=self._undrained,
             cancel=self._cancel_for_drain,
@@ -192,6 +200,8 @@ class Application:
             self.supervisor.fence = self.leadership.fence
             self.supervisor.fence_file = self.role.fence_file
             self.supervisor.lease_ttl = timing.lease
+        else:  # one engine: it keeps its workers unless drained
+            self.supervisor.leads = lambda now: not self.leadership.draining
 
     def leads(self) -> bool:
         """Whether this engine does what only one may (on SQLite: unless drained)."""
@@ -202,8 +212,10 @@ class Application:
     def _became_leader(self) -> None:
         """Slots that fell due while no node led are caught up by each schedule's
         policy (claimed in the store: none runs twice); the workers are started."""
+        token = self.leadership.token
         if self.applied is not None:
             self.scheduler.load(self.applied.catalog.schedules, catch_up=True)
+        self.firing.caught_up(token)  # the timer's fires of this tenure go ahead
         self.supervisor.wake()
 
     def _stopped_leading(self) -> None:
@@ -220,10 +232,17 @@ class Application:
         )
         await self.drainer.step(node, now)
 
-    async def _stop_workers_for_drain(self) -> None:
+    def _stop_within(self) -> float:
         catalog = self.catalog
         graces = [w.stop_grace.total_seconds() for w in catalog.workers.values()] if catalog else []
-        within = max(graces, default=30.0) + SHUTDOWN_SLACK
+        return max(graces, default=30.0) + SHUTDOWN_SLACK
+
+    def _leader_now(self, now: datetime) -> str | None:
+        lease = self.store.nodes.leader()
+        return lease.holder if lease is not None and lease.expires_at > now else None
+
+    async def _stop_workers_for_drain(self) -> None:
+        within = self._stop_within()
         try:
             await asyncio.wait_for(self.supervisor.stop_all(within, "shutdown"), within + 5)
         except TimeoutError:
@@ -333,7 +352,9 @@ class Application:
         workers = self.supervisor.recover()
         if workers:
             log.info("adopted %d worker process(es): %s", len(workers), workers)
+        token = self.leadership.token
         self.reload(starting=True, read=(revision, catalog))
+        self.firing.caught_up(token)
 
     async def run(self, loops: Mapping[str, Loop] | None = None) -> None:
         """Run the background loops until :meth:`stop` or until one of them ends."""

@@ -6,6 +6,7 @@ adopted when it comes back, recorded lost when it does not."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.cluster import LEASE, Cluster, living, write_programs
+from tests.acceptance.cluster import LEASE, Cluster, alive, living, write_programs
 from tests.acceptance.server import wait_for
 
 pytestmark = pytest.mark.postgres
@@ -179,3 +180,105 @@ def test_the_runs_of_a_node_that_does_not_come_back_are_recorded_lost(cluster: C
     assert lost["reason"] == "node_lost"
     # Not before the deadline (twice the lease after its last heartbeat).
     assert time.monotonic() - killed >= 2 * LEASE - LEASE / 3 - 0.5
+
+
+BEAT = """\
+import os, sys, time
+here = sys.argv[1]
+with open(os.path.join(here, "beats"), "a", buffering=1) as out:
+    while True:
+        out.write(f"{os.getpid()} {time.time():.3f}\\n")
+        time.sleep(0.1)
+"""
+
+
+def handover_catalog(workdir: Path) -> str:
+    py = sys.executable
+    return f"""\
+version: 1
+project: ha
+workers:
+  beat:
+    command: ["{py}", "{workdir}/beat.py", "{workdir}"]
+    replicas: 2
+    stop_grace: 1s
+  solo:
+    command: ["{py}", "{workdir}/solo.py", "{workdir}"]
+    singleton: true
+    stop_grace: 1s
+"""
+
+
+def _beats(workdir: Path) -> dict[int, tuple[float, float]]:
+    """Each process's first and last heartbeat."""
+    seen: dict[int, tuple[float, float]] = {}
+    path = workdir / "beats"
+    text = path.read_text() if path.exists() else ""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2:
+            continue  # a line being written
+        pid, at = int(parts[0]), float(parts[1])
+        first, last = seen.get(pid, (at, at))
+        seen[pid] = (min(first, at), max(last, at))
+    return seen
+
+
+def test_a_drain_starts_the_new_replicas_before_the_old_ones_stop_and_a_singleton_never_twice(
+    tmp_path: Path, pg_url: str
+) -> None:
+    write_programs(tmp_path)
+    (tmp_path / "beat.py").write_text(BEAT)
+    (tmp_path / "jobdeck.yaml").write_text(handover_catalog(tmp_path))
+    cluster = Cluster(tmp_path, pg_url, 2, ())
+    try:
+        applied = cluster.cli("apply", "--yes")
+        assert applied.returncode == 0, applied.stderr
+        for server in cluster.servers:
+            server.start()
+        wait_for(lambda: cluster.leader()[0], timeout=10, what="a leader")
+        leader, _ = cluster.leader()
+        assert leader is not None
+        wait_for(lambda: len(living(tmp_path, "solo")) == 1, timeout=15, what="the singleton")
+        wait_for(lambda: len(_beats(tmp_path)) == 2, timeout=15, what="two replicas")
+        old = set(_beats(tmp_path))
+        asked = time.time()
+        drained = cluster.cli("drain", cluster.node_id(leader), "--timeout", "1m", "--wait")
+        assert drained.returncode == 0, drained.stderr
+        assert "drained: safe to stop" in drained.stdout
+        # The new leader's replicas replaced the old ones, which are gone.
+
+        def moved() -> bool:
+            beats, now = _beats(tmp_path), time.time()
+            return len(set(beats) - old) == 2 and all(now - beats[p][1] > 0.5 for p in old)
+
+        wait_for(moved, timeout=15, what="two new replicas, the old ones gone")
+        wait_for(lambda: len(living(tmp_path, "solo")) == 1, timeout=15, what="the singleton")
+        time.sleep(0.5)  # a few more heartbeats of the new replicas to sample
+        beats = _beats(tmp_path)
+        new = set(beats) - old
+        assert len(new) == 2, beats
+        ended = min(beats[pid][1] for pid in new)  # the new ones beat on after it
+        for pid in old:
+            assert ended - beats[pid][1] > 0.3, f"old replica {pid} still beats"
+        # At every moment from before the drain to then, at least two replicas beat
+        # (sampled every 50 ms; a process is alive from its first line to its last).
+        moment = asked - 1.0
+        short: list[tuple[float, int]] = []
+        while moment <= ended:
+            count = sum(1 for first, last in beats.values() if first <= moment <= last)
+            if count < 2:
+                short.append((round(moment - asked, 2), count))
+            moment += 0.05
+        assert not short, (short, beats)
+        # Each old replica stopped after a new one had started.
+        first_new = min(beats[pid][0] for pid in new)
+        assert all(beats[pid][1] > first_new for pid in old), beats
+        # The singleton moved stop-then-start: never two holding its lock.
+        assert not (tmp_path / "conflicts").exists(), (tmp_path / "conflicts").read_text()
+        assert len((tmp_path / "solo.pids").read_text().split()) == 2
+    finally:
+        cluster.close()
+        for pid in _beats(tmp_path):
+            if alive(pid, "beat.py"):
+                os.kill(pid, 9)

@@ -66,3 +66,29 @@ def test_a_missing_fence_file_stops_a_fenced_run_and_an_unfenced_run_ignores_it(
     os.kill(free.info.shim_pid, 15)  # a cancel: the shim stops its program
     wait_for(lambda: result(tmp_path / "free") is not None, 40, "the free run's end")
     assert handle.info is not None
+
+
+def test_a_handed_over_run_outlives_its_nodes_fence_until_the_handover_ends(
+    tmp_path: Path,
+) -> None:
+    # A draining node resigned (its fence is 0): a replica named in the handover keeps
+    # running until the handover's end; another one stops at once.
+    fence = tmp_path / "fence.json"
+    write_fence(fence, 0.0, handover_until=time.time() + 2.0, handover=["kept"])
+    assert fence_until(fence, "other") == 0.0
+    assert fence_until(fence, "kept") > time.time()
+    assert fence_until(fence) == 0.0
+    kept = launch(tmp_path / "kept", spec("kept", fence, tmp_path))
+    other = launch(tmp_path / "other", spec("other", fence, tmp_path))
+    assert kept.info is not None
+    assert kept.info.child_pid is not None
+    wait_for(lambda: result(tmp_path / "other") is not None, 10, "the other run's end")
+    time.sleep(0.5)
+    assert result(tmp_path / "kept") is None
+    assert is_alive(kept.info.child_pid, kept.info.child_start)
+    # The handover's end is a fence too: bounded even when nobody stops the run.
+    wait_for(lambda: result(tmp_path / "kept") is not None, 10, "the handed over run's end")
+    found = result(tmp_path / "kept")
+    assert found is not None
+    assert (found.status, found.reason) == ("cancelled", "cancelled")
+    assert other.info is not None

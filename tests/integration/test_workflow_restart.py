@@ -352,3 +352,37 @@ async def test_a_catchup_queue_survives_an_engine_that_dies_mid_way(
         assert end is not None
         assert start >= end
     await second.close()
+
+
+async def test_a_run_that_ended_while_no_engine_ran_does_not_make_the_catch_up_skip(
+    decks: Decks, tmp_path: Path
+) -> None:
+    """The run of the last slot before the engine went down ends while it is down. The
+    next engine's catch-up (decided right after it adopted its runs, as at a start) runs
+    the newest missed slot: the ended run is no overlap, though its end is recorded by
+    the new engine only now."""
+    first = decks(catalog(tmp_path))
+    quick = first.driver.fire("quick", T0)
+    assert quick is not None
+    await first.wait_running(quick.id)
+    await first.close()
+    (tmp_path / "quick-gate").touch()
+    await until(lambda: record.read(first.executor.run_dir(quick.id)).result is not None, "quick")
+
+    second = decks(catalog(tmp_path), load=False)
+    second.driver.recover()
+    second.driver.load(second.applied)
+    missed = (T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    second.driver.catch_up(
+        "quick",
+        CatchupDecision(run=missed[-1:], missed=missed[:1]),
+        trigger="catchup",
+        cause="engine_down",
+    )
+    caught = {r.scheduled_for: r for r in second.runs("quick")}
+    assert (caught[missed[0]].status, caught[missed[0]].reason) == ("skipped", "missed")
+    latest = caught[missed[1]]
+    assert (latest.status, latest.reason) == ("pending", None), latest.detail
+    assert second.run(quick.id).status == "succeeded"
+    await second.wait_ended(latest.id)
+    await second.close()

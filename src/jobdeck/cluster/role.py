@@ -41,6 +41,8 @@ class ClusterRole:
         self.on_lost = on_lost
         self.on_leading = on_leading  # after each beat as the leader (lost nodes' runs)
         self.on_beat = on_beat  # after every beat (a drain's steps)
+        # A drain's handover: these worker runs outlive the fence until then.
+        self.handover: tuple[datetime, tuple[int, ...]] | None = None
 
     def start(self) -> Change:
         """Registers the node and takes the lease if it is free (or this node's own,
@@ -72,10 +74,29 @@ class ClusterRole:
 
     def resign(self) -> None:
         """Hands leadership over (a stop or a drain): the fence first, so that this
-        node's worker processes stop before another node may start theirs."""
-        write_fence(self.fence_file, 0.0)
+        node's worker processes stop before another node may start theirs (all but
+        those of a drain's handover, until its end)."""
+        self._write_until(0.0)
         self.leadership.resign(self.clock.now())
+
+    def hand_over(self, runs: tuple[int, ...], until: datetime | None) -> None:
+        """Keeps the worker runs ``runs`` alive past the fence until ``until`` (a
+        drain's handover: the new leader's replicas start before these stop), a lease
+        at a time, renewed at each beat; None ends the handover (the runs left stop at
+        the fence)."""
+        self.handover = (until, runs) if until is not None and runs else None
+        self._write_fence()
 
     def _write_fence(self) -> None:
         deadline = self.leadership.fence_deadline()
-        write_fence(self.fence_file, deadline.timestamp() if deadline is not None else 0.0)
+        self._write_until(deadline.timestamp() if deadline is not None else 0.0)
+
+    def _write_until(self, until: float) -> None:
+        if self.handover is None:
+            write_fence(self.fence_file, until)
+            return
+        # Rolled on at every beat: the engine's crash ends a handover within a lease.
+        ends, runs = self.handover
+        ends = min(ends, self.clock.now() + self.leadership.timing.lease)
+        kept = [str(r) for r in runs]
+        write_fence(self.fence_file, until, handover_until=ends.timestamp(), handover=kept)

@@ -265,7 +265,7 @@ class Shim:
             now = time.monotonic()
             if fence is not None and fence_at is not None and now >= fence_at:
                 fence_at = now + FENCE_POLL
-                if returncode is None and time.time() >= fence_until(fence):
+                if returncode is None and time.time() >= fence_until(fence, self.spec.run_id):
                     # Its node no longer leads (or cannot say so): stop it at once,
                     # before another node may start its replacement.
                     fence_at = None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -273,17 +273,31 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], *, durable: bool = Tr
         os.close(dir_fd)
 
 
-def write_fence(path: Path, until: float) -> None:
+def write_fence(
+    path: Path, until: float, *, handover_until: float = 0.0, handover: Sequence[str] = ()
+) -> None:
     """Tells the run shims that read ``path`` to stop their programs at ``until``
-    (seconds since the epoch) unless it is moved on before."""
-    write_json_atomic(path, {"until": until}, durable=False)
+    (seconds since the epoch) unless it is moved on before. The runs ``handover`` (a
+    draining node's replicas that stay until the new leader's run) stop at
+    ``handover_until`` instead, when it is later."""
+    data: dict[str, Any] = {"until": until}
+    if handover:
+        data["handover"] = {"until": handover_until, "runs": sorted(handover)}
+    write_json_atomic(path, data, durable=False)
 
 
-def fence_until(path: Path) -> float:
-    """The time in a fence file; 0 (stop now) when it is missing or unreadable."""
+def fence_until(path: Path, run_id: str | None = None) -> float:
+    """The time in a fence file for the run ``run_id``; 0 (stop now) when it is missing
+    or unreadable."""
     try:
         data = read_json(path)
-        return float(data["until"]) if data is not None else 0.0
+        if data is None:
+            return 0.0
+        until = float(data["until"])
+        handover = data.get("handover")
+        if run_id is not None and isinstance(handover, dict) and run_id in handover["runs"]:
+            return max(until, float(handover["until"]))
+        return until
     except (OSError, ValueError, TypeError, KeyError):
         return 0.0
 

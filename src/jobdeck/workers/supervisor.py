@@ -26,7 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 
 # A worker's fields that its running processes do not depend on: changing them scales
 # or re-labels the worker without restarting a replica.
+# How long a new leader's worker process has run before a drained node's one stops.
+HANDOVER_SETTLE = timedelta(seconds=2)
+
 NOT_IN_THE_PROCESS = {"replicas", "autoscale", "description", "stop_grace", "capacity", "notify"}
 
 
@@ -353,6 +356,57 @@ class Supervisor(ReplicaKeeper):
             if left <= 0:
                 raise TimeoutError("the worker supervisor's tasks did not end in time")
             await asyncio.wait(list(self.tasks), timeout=left)
+
+    # -- a drain's handover: new before old ------------------------------------------
+
+    def stop_singletons(self, now: datetime) -> None:
+        """Stops this node's singleton processes (a singleton moves stop-then-start)."""
+        for life in self.workers.values():
+            for replica in list(life.replicas.values()):
+                if replica.run.plan.singleton and replica.state != "stopping":
+                    self._stop(life, replica, "shutdown", now)
+
+    def singletons_left(self) -> bool:
+        """Whether a singleton process of this node may be alive (or its lease held)."""
+        return any(
+            life.cleaning or any(r.run.plan.singleton for r in life.replicas.values())
+            for life in self.workers.values()
+        )
+
+    def handed_over(self) -> tuple[int, ...]:
+        """This node's worker runs that stay while a drain hands them over."""
+        return tuple(
+            sorted(
+                r.run.id
+                for life in self.workers.values()
+                for r in life.replicas.values()
+                if r.state != "stopping"
+            )
+        )
+
+    def hand_over(
+        self, runs: Collection[int], now: datetime, leader: str | None, *, final: bool
+    ) -> bool:
+        """One step of a drain's handover of this node's worker runs ``runs`` (this node
+        no longer leads): of each worker, stops as many of them as the leader ``leader``
+        runs beyond the desired count with them (``running`` in the store for
+        ``HANDOVER_SETTLE``, so that a new process is up before an old one stops): the
+        count never dips. All of them when ``final``. True once none of them is left."""
+        running: dict[str, int] = {}
+        if leader is not None and leader != self.host and not final:
+            for run in self.store.runs.active_runs(kind="worker", host=leader):
+                started = run.started_at
+                if run.status == "running" and started and started <= now - HANDOVER_SETTLE:
+                    running[run.job] = running.get(run.job, 0) + 1
+        left = False
+        for life in self.workers.values():
+            kept = [r for r in life.replicas.values() if r.run.id in runs]
+            left = left or bool(kept)
+            mine = [r for r in kept if r.state != "stopping"]
+            surplus = len(mine) if final else len(mine) + running.get(life.name, 0) - life.desired
+            for replica in mine[: max(0, surplus)]:
+                self._stop(life, replica, "shutdown", now)
+        return not left
 
     async def aclose(self) -> None:
         """Stop supervising; worker processes go on, and the next engine adopts them."""

@@ -64,9 +64,16 @@ def recover(store: Store, clock: Clock, executor: Executor, dispatcher: Dispatch
             if run.status == "pending":
                 detail = {"run_dir": str(executor.run_dir(run.id))}
                 runs.running[run.id] = dispatcher.record_started(tx, run.id, now, detail)
-        # A run that ended while no engine ran is not running: its watch reports its
-        # outcome at once, and it is told apart from those that still run.
-        (found.finished if state == "finished" else found.adopted).append(run.id)
+        # A run that ended while no engine ran is not running: its outcome is recorded
+        # now, before the engine decides anything (a catch-up must not find it active
+        # and skip a missed slot for it), and it is told apart from those that still run.
+        if state == "finished":
+            found.finished.append(run.id)
+            if requested:
+                runs.asked[run.id] = requested.detail()
+            outcomes.on_exit(run.id, executor.result(run.id))
+            continue
+        found.adopted.append(run.id)
         executor.watch(run.id, outcomes.on_exit)
         if requested:
             # Cancelled while an earlier engine ran it, which died before it stopped it:
