@@ -202,3 +202,20 @@ def test_a_pending_run_is_taken_by_another_engine_and_only_while_pending(
     assert still is not None
     assert still.host == "engine-a"
     assert [e.type for e in any_store.runs.events(running.id)] == ["created", "started"]
+
+
+def test_a_run_is_taken_only_from_the_host_named(any_store: DataStore) -> None:
+    """A run handed to whoever leads is taken once: by the leader's pick-up, or back by
+    the node that recorded it (a cancel), never by both."""
+    handed = create(any_store, "push", 0, kind="command", host="leader")
+    later = T0 + timedelta(minutes=5)
+    with any_store.transaction() as tx:
+        assert tx.runs.take_run(handed.id, "engine-b", at=later, only_from="engine-a") is None
+        taken = tx.runs.take_run(handed.id, "engine-b", at=later, only_from="leader")
+        assert tx.runs.take_run(handed.id, "engine-c", at=later, only_from="leader") is None
+    assert taken is not None
+    assert (taken.host, taken.status) == ("engine-b", "pending")
+    assert any_store.runs.run(handed.id) == taken
+    assert any_store.runs.active_runs(host="leader") == []
+    (event,) = [e for e in any_store.runs.events(handed.id) if e.type == "taken"]
+    assert event.detail == {"from": "leader", "to": "engine-b"}

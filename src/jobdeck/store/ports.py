@@ -288,10 +288,13 @@ class Runs(RunReads, Protocol):
         :class:`NotFound`, or :class:`RunAlreadyEnded` for a status after a final one."""
         ...
 
-    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+    def take_run(
+        self, run_id: int, host: str, *, at: datetime, only_from: str | None = None
+    ) -> Run | None:
         """Moves a pending run to engine ``host`` (which will start it), with an event
-        ``taken`` naming both engines; None when the run is no longer pending (the check
-        and the move are one write, so two engines never both take it)."""
+        ``taken`` naming both engines; None when the run is no longer pending, or (with
+        ``only_from``) no longer on host ``only_from`` (the check and the move are one
+        write, so two engines never both take it)."""
         ...
 
     def update_run_steps(

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run
+from jobdeck.workflow.approvals import AWAITING
+from jobdeck.workflow.placement import DISPATCHED, LEADER
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ def record_lost(
     announce: Callable[[Run], None],
 ) -> list[int]:
     """Every active run of ``hosts`` ends ``lost`` (reason ``node_lost``), in one fenced
-    unit of work; each is then announced. Returns their ids."""
+    unit of work; each is then announced. Returns their ids. A pending run that never
+    reached the node's executor is not lost: it is placed on the leader, which runs it."""
     found = [run for host in hosts for run in store.runs.active_runs(host=host)]
     if not found:
         return []
@@ -44,6 +47,9 @@ def record_lost(
         with store.transaction() as tx:
             fence(tx, now)
             for run in found:
+                if unlaunched(store, run):
+                    tx.runs.take_run(run.id, LEADER, at=now, only_from=run.host)
+                    continue
                 try:
                     ended.append(
                         tx.runs.update_run(
@@ -66,3 +72,10 @@ def record_lost(
         log.warning("run %d of node %s recorded lost: the node is silent", run.id, run.host)
         announce(run)
     return [run.id for run in ended]
+
+
+def unlaunched(store: Store, run: Run) -> bool:
+    """Whether ``run`` is pending and was never handed to its node's executor."""
+    if run.status != "pending" or run.kind == "worker" or run.reason == AWAITING:
+        return False  # one that waits for approval expires where it was asked for
+    return all(event.type != DISPATCHED for event in store.runs.events(run.id))

@@ -1,0 +1,78 @@
+"""Where a run asked for on a node executes: on the leader.
+
+On a store shared by several engines (PostgreSQL), every run executes on the node that
+leads, so that overlap policies, ``buffer_one`` and pools' ``max_concurrency`` are
+decided in one place. A run asked for through a node that does not lead (a standby, a
+draining or drained node) is recorded ``pending`` with the host :data:`LEADER`, a
+placement marker no node's id can be (a node's id holds a colon); the leader's
+pick-up (:func:`take_placed`, twice a second) takes each such run with one fenced,
+conditional write (``take_run``, event ``taken``) and dispatches it as its own. A new
+leader takes those left by a failover. On one engine (SQLite) runs execute where they
+are asked for, as they always did.
+
+The same marker hands over runs that never launched: the waiting runs of a draining
+node (:func:`hand_over_waiting`) and the pending, never dispatched runs of a lost node
+(:mod:`jobdeck.workflow.lost_nodes`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from jobdeck.store import Store, Tx
+from jobdeck.store.errors import Fenced
+from jobdeck.store.records import Run
+
+log = logging.getLogger(__name__)
+
+LEADER = "leader"  # the host of a run that waits for whoever leads to take it
+DISPATCHED = "dispatched"  # the event of a run handed to the executor (in a cluster)
+INTERVAL = 0.5  # how often the leader looks for runs placed on it, in seconds
+
+
+def waits_for_leader(run: Run) -> bool:
+    """Whether ``run`` is placed on the leader and not taken yet."""
+    return run.host == LEADER and run.status == "pending"
+
+
+def take_placed(
+    store: Store,
+    host: str,
+    now: datetime,
+    fence: Callable[[Tx, datetime], None] | None,
+    ready: Callable[[Run], bool],
+) -> list[Run]:
+    """The runs placed on the leader that ``ready`` accepts, moved to ``host`` (the
+    leader) in one fenced unit of work; those another node took meanwhile are left."""
+    placed = [run for run in store.runs.active_runs(host=LEADER) if ready(run)]
+    if not placed:
+        return []
+    taken: list[Run] = []
+    try:
+        with store.transaction() as tx:
+            if fence is not None:
+                fence(tx, now)
+            for run in placed:
+                got = tx.runs.take_run(run.id, host, at=now, only_from=LEADER)
+                if got is not None:
+                    taken.append(got)
+    except Fenced:
+        return []
+    for run in taken:
+        log.info("run %d of %s: taken from the nodes' requests, runs here", run.id, run.job)
+    return taken
+
+
+def hand_over_waiting(store: Store, host: str, run_ids: list[int], now: datetime) -> list[int]:
+    """Runs of ``host`` that never launched, placed on the leader (a drain); the ids of
+    those moved (a run that started or ended meanwhile stays)."""
+    moved: list[int] = []
+    if not run_ids:
+        return moved
+    with store.transaction() as tx:
+        for run_id in run_ids:
+            if tx.runs.take_run(run_id, LEADER, at=now, only_from=host) is not None:
+                moved.append(run_id)
+    return moved
