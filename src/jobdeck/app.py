@@ -88,6 +88,9 @@ class Options:
     lease: timedelta = DEFAULT_LEASE
     lost_after: timedelta | None = None
     version: str = "unknown"
+    # Where the other nodes reach this one's HTTP API (``serve --advertise``; default:
+    # derived from the bind address): they fetch the logs of its runs there.
+    advertise_url: str | None = None
 
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
@@ -167,7 +170,13 @@ class Application:
         workers, with fenced writes, and its worker processes stop at its fence; on
         SQLite (one engine) the node leads alone and nothing is gated."""
         timing = Timing(options.lease, options.lost_after)
-        self.leadership = Leadership(self.store, self.host, version=options.version, timing=timing)
+        self.leadership = Leadership(
+            self.store,
+            self.host,
+            version=options.version,
+            timing=timing,
+            url=options.advertise_url or options.public_url,
+        )
         self.role = ClusterRole(
             self.leadership,
             self.clock,

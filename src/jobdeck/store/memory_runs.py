@@ -178,6 +178,9 @@ class MemoryRuns:
             self._append(run_id, event["at"], event["type"], event["detail"])
         return updated
 
+    def decide_job(self, job: str, kind: RunKind) -> list[Run]:
+        return self.active_runs(job=job, kind=kind)
+
     def take_run(
         self, run_id: int, host: str, *, at: datetime, only_from: str | None = None
     ) -> Run | None:

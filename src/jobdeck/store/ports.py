@@ -297,6 +297,13 @@ class Runs(RunReads, Protocol):
         write, so two engines never both take it)."""
         ...
 
+    def decide_job(self, job: str, kind: RunKind) -> list[Run]:
+        """The active runs of ``job``, read under the job's lock held to the end of the
+        unit of work (PostgreSQL: a transaction-scoped advisory lock; one engine's
+        SQLite or memory store serializes writers already), so that engines deciding a
+        new run of one job at once (its overlap) decide one after the other."""
+        ...
+
     def update_run_steps(
         self, run_id: int, *, at: datetime, steps: Sequence[RunStep], known: Run | None = None
     ) -> Run:
@@ -413,8 +420,8 @@ class NodeReads(Protocol):
 
 class Nodes(NodeReads, Protocol):
     def register_node(self, node: Node) -> Node:
-        """Records ``node``, or replaces the record of the same id (a restart): its drain
-        is kept, its ``drained`` mark is not."""
+        """Records ``node`` (with the URL it advertises), or replaces the record of the
+        same id (a restart): its drain is kept, its ``drained`` mark is not."""
         ...
 
     def beat(self, node_id: str, *, at: datetime) -> Node | None:

@@ -303,7 +303,8 @@ class RunDriver:
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         if active is None:
-            active = tx.runs.active_runs(job=name, kind="schedule")
+            # Under the job's lock in the store: engines deciding at once take turns.
+            active = tx.runs.decide_job(name, "schedule")
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others

@@ -1,0 +1,176 @@
+"""Where runs asked for by a person execute in a cluster of real engines on PostgreSQL:
+on the leader, whichever node took the request (a standby, a draining node), under the
+leader's pool and overlap decisions; a run handed over survives a kill -9 of the leader
+and runs once, on the new leader."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.acceptance.cluster import Cluster, write_programs
+from tests.acceptance.server import Server, wait_for
+
+pytestmark = pytest.mark.postgres
+
+# Holds an exclusive lock while it runs: a second copy running at the same time (on any
+# node, the lock file being shared) writes a line to "overlaps".
+GUARDED = """\
+import fcntl, os, sys, time
+here = sys.argv[1]
+lock = open(os.path.join(here, "guarded.lock"), "a")
+try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    with open(os.path.join(here, "overlaps"), "a") as out:
+        out.write(os.environ["JOBDECK_RUN_ID"] + "\\n")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+print("guarded run", os.environ["JOBDECK_RUN_ID"], flush=True)
+time.sleep(float(sys.argv[2]))
+with open(os.path.join(here, "guarded.done"), "a") as out:
+    out.write(os.environ["JOBDECK_RUN_ID"] + "\\n")
+"""
+
+
+def catalog(workdir: Path) -> str:
+    py = sys.executable
+    return f"""\
+version: 1
+project: ha
+pools:
+  one: {{max_concurrency: 1}}
+commands:
+  guarded:
+    command: ["{py}", "{workdir}/guarded.py", "{workdir}", "0.4"]
+    pool: one
+  long:
+    command: ["{py}", "{workdir}/guarded.py", "{workdir}", "2.5"]
+    pool: one
+schedules:
+  once:
+    cron: "0 0 1 1 *"
+    command: ["{py}", "{workdir}/guarded.py", "{workdir}", "1.5"]
+    overlap: skip
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, pg_url: str) -> Iterator[Cluster]:
+    write_programs(tmp_path)
+    (tmp_path / "guarded.py").write_text(GUARDED)
+    (tmp_path / "jobdeck.yaml").write_text(catalog(tmp_path))
+    made = Cluster(tmp_path, pg_url, 2, ())
+    applied = made.cli("apply", "--yes")
+    assert applied.returncode == 0, applied.stderr
+    yield made
+    made.close()
+
+
+def leader_and_standby(cluster: Cluster) -> tuple[Server, Server]:
+    for server in cluster.servers:
+        server.start()
+    leader = wait_for(lambda: cluster.leader()[0], timeout=15, what="a leader")
+    standby = next(s for s in cluster.servers if s is not leader)
+    return leader, standby
+
+
+def invoke(server: Server, name: str) -> dict[str, Any]:
+    response = server.post(f"/api/v1/commands/{name}/invocations", {"params": {}})
+    assert response.status_code == 201, response.text
+    run: dict[str, Any] = response.json()["run"] if "run" in response.json() else response.json()
+    return run
+
+
+def ended(server: Server, run_id: int) -> dict[str, Any] | None:
+    found: dict[str, Any] = server.get(f"/api/v1/runs/{run_id}")
+    return found if found["status"] not in ("pending", "running") else None
+
+
+def finished(server: Server, run_id: int) -> dict[str, Any]:
+    found: dict[str, Any] = wait_for(lambda: ended(server, run_id), timeout=60, what="its end")
+    return found
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+def test_runs_asked_through_the_standby_and_the_leader_run_on_the_leader_one_at_a_time(
+    cluster: Cluster,
+) -> None:
+    leader, standby = leader_and_standby(cluster)
+    with ThreadPoolExecutor(6) as pool:
+        asked = list(pool.map(lambda s: invoke(s, "guarded"), [standby, leader] * 3))
+    # The caller's answer is as on one engine: the run, pending.
+    assert all(run["status"] == "pending" for run in asked)
+    done = [finished(leader, run["id"]) for run in asked]
+    assert [run["status"] for run in done] == ["succeeded"] * 6
+    assert lines(cluster.workdir / "overlaps") == []  # never two at once, on any node
+    assert sorted(lines(cluster.workdir / "guarded.done")) == sorted(str(r["id"]) for r in asked)
+    host = f"{cluster.node_id(leader)}"
+    assert all(str(run["host"]).endswith(host) for run in done), [r["host"] for r in done]
+    # Asked through the standby: handed over to the leader, which took it.
+    through_standby = asked[0]["id"]
+    with cluster_store(cluster) as store:
+        taken = [e for e in store.runs.events(through_standby) if e.type == "taken"]
+    assert [e.detail["from"] for e in taken] == ["leader"]
+    # Its log lives on the leader, and is read through the standby as well.
+    log = httpx.get(f"{standby.url}/api/v1/runs/{through_standby}/log", timeout=10)
+    assert log.status_code == 200, log.text
+    assert f"guarded run {through_standby}" in log.text
+
+
+def test_overlap_skip_holds_for_manual_runs_asked_through_both_nodes(cluster: Cluster) -> None:
+    leader, standby = leader_and_standby(cluster)
+    with ThreadPoolExecutor(2) as pool:
+        asked = list(
+            pool.map(lambda s: s.post("/api/v1/schedules/once/runs").json(), [standby, leader])
+        )
+    done = [finished(leader, run["id"]) for run in asked]
+    statuses = sorted(run["status"] for run in done)
+    assert statuses == ["skipped", "succeeded"], done
+    assert lines(cluster.workdir / "overlaps") == []
+
+
+def test_a_draining_node_hands_new_runs_to_the_leader(cluster: Cluster) -> None:
+    leader, standby = leader_and_standby(cluster)
+    drained = cluster.cli("drain", cluster.node_id(standby), "--wait", "--timeout", "1m")
+    assert drained.returncode == 0, drained.stderr
+    run = invoke(standby, "guarded")
+    done = wait_for(lambda: ended(standby, run["id"]), timeout=60)
+    assert done["status"] == "succeeded"
+    assert str(done["host"]).endswith(cluster.node_id(leader))
+
+
+def test_a_handed_over_run_survives_a_kill_9_of_the_leader_and_runs_once(
+    cluster: Cluster,
+) -> None:
+    leader, standby = leader_and_standby(cluster)
+    # The leader's pool is busy with a long run, so the next one waits there (pending)...
+    first = invoke(leader, "long")
+    wait_for(lambda: leader.get(f"/api/v1/runs/{first['id']}")["status"] == "running")
+    waiting = invoke(standby, "guarded")
+    wait_for(
+        lambda: str(leader.get(f"/api/v1/runs/{waiting['id']}")["host"]).endswith(
+            cluster.node_id(leader)
+        ),
+        what="the leader to take the run",
+    )
+    leader.kill9()  # ... when the leader dies: the run never launched there
+    done = wait_for(lambda: ended(standby, waiting["id"]), timeout=60, what="the run's end")
+    assert done["status"] == "succeeded", done
+    assert str(done["host"]).endswith(cluster.node_id(standby))
+    assert lines(cluster.workdir / "guarded.done").count(str(waiting["id"])) == 1
+    assert lines(cluster.workdir / "overlaps") == []
+
+
+def cluster_store(cluster: Cluster) -> Any:
+    from jobdeck.store import open_store
+
+    return open_store(cluster.store_url)
