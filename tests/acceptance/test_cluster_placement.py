@@ -5,6 +5,7 @@ and runs once, on the new leader."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -124,17 +125,25 @@ def test_runs_asked_through_the_standby_and_the_leader_run_on_the_leader_one_at_
     log = httpx.get(f"{standby.url}/api/v1/runs/{through_standby}/log", timeout=10)
     assert log.status_code == 200, log.text
     assert f"guarded run {through_standby}" in log.text
+    board = httpx.get(f"{standby.url}/runs/{through_standby}/log?offset=0", timeout=10)
+    assert f"guarded run {through_standby}" in board.json()["text"]
+    # `jobdeck logs` where the run's folder is not: from the node that ran it.
+    shown = cluster.cli("logs", str(through_standby))
+    assert shown.returncode == 0, shown.stderr
+    assert f"guarded run {through_standby}" in shown.stdout
+    nodes = json.loads(cluster.cli("nodes", "--json").stdout)["nodes"]
+    assert sorted(node["url"] for node in nodes) == sorted([leader.url, standby.url])
 
 
 def test_overlap_skip_holds_for_manual_runs_asked_through_both_nodes(cluster: Cluster) -> None:
     leader, standby = leader_and_standby(cluster)
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(8) as pool:
         asked = list(
-            pool.map(lambda s: s.post("/api/v1/schedules/once/runs").json(), [standby, leader])
+            pool.map(lambda s: s.post("/api/v1/schedules/once/runs").json(), [standby, leader] * 4)
         )
     done = [finished(leader, run["id"]) for run in asked]
     statuses = sorted(run["status"] for run in done)
-    assert statuses == ["skipped", "succeeded"], done
+    assert statuses == ["skipped"] * 7 + ["succeeded"], done
     assert lines(cluster.workdir / "overlaps") == []
 
 

@@ -28,6 +28,7 @@ from jobdeck.cli.context import (
 from jobdeck.cli.follow import (
     POLL_SECONDS,
     TERMINAL,
+    copy_remote_log,
     finish,
     follow,
     get_run,
@@ -264,6 +265,11 @@ def logs(
         found = opened.runs.run(run_id)
         if found is None:
             fail(f"no run with id {run_id} (see `jobdeck runs`)", EXIT_REFUSED)
+        # In a cluster, a run's log is in the state dir of the node that ran it.
+        node = opened.nodes.node(found.host) if found.host and not path.parent.exists() else None
+        if node is not None and node.url:
+            copy_remote_log(node.url, node.id, run_id, follow=follow)
+            return
         out = sys.stdout.buffer
         offset = 0
         status: str = found.status
