@@ -13,7 +13,6 @@ import gc
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,8 +45,7 @@ from jobdeck.store.records import Revision, Via
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
-from jobdeck.workflow.placement import INTERVAL as PLACEMENT_INTERVAL
-from jobdeck.workflow.placement import LEADER, hand_over_waiting
+from jobdeck.workflow.placement import Placement
 from jobdeck.workflow.refusals import CancelRefused
 
 log = logging.getLogger("jobdeck")
@@ -58,7 +56,6 @@ RETENTION_INTERVAL = 3600.0
 # How often a server on SQLite checkpoints the store's WAL (see Store.checkpoint).
 CHECKPOINT_INTERVAL = 1.0
 APPROVAL_INTERVAL = 1.0
-ELSEWHERE_TTL = 0.25
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
 # A revision read from the store, with its catalog when validated already.
@@ -195,12 +192,12 @@ class Application:
             cancel=self._cancel_for_drain,
         )
         self.clustered = self.store.engine.dialect.name == "postgresql"
+        self.placement = Placement(self.store, self.host, self.leads, self.driver.take_placed)
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
         if self.clustered:
             # Runs asked for on any node execute on the leader (jobdeck.workflow.placement).
             self.driver.executes = self.leads
-            self.driver.dispatcher.elsewhere = self._running_elsewhere
-            self._elsewhere: tuple[float, list[Run]] = (0.0, [])
+            self.driver.dispatcher.elsewhere = self.placement.running_elsewhere
             self.driver.fence = self.leadership.fence
             self.driver.monitors.fence = self.leadership.fence
             self.supervisor.leads = self.leadership.leads
@@ -229,40 +226,8 @@ class Application:
     async def _drain_step(self, now: datetime) -> None:
         node = await asyncio.to_thread(self.store.nodes.node, self.host)
         if self.clustered and node is not None and node.draining:
-            self._hand_over_waiting(now)
+            self.placement.hand_over_waiting(self.driver.runs, now)
         await self.drainer.step(node, now)
-
-    def _hand_over_waiting(self, now: datetime) -> None:
-        """A draining node takes no new runs: those of its runs that wait (never
-        launched) are placed on the leader, which takes and starts them."""
-        waiting = self.driver.runs.waiting
-        ids = [run_id for run_id in waiting if run_id not in self.driver.runs.asked]
-        for run_id in hand_over_waiting(self.store, self.host, ids, now):
-            del waiting[run_id]
-            log.info("draining: run %d handed over to the leader", run_id)
-
-    def _running_elsewhere(self) -> list[Run]:
-        """The runs running on other nodes (a fenced old leader's, a drained node's), read
-        at most every quarter of a second: they count for overlap and pools here."""
-        at, found = self._elsewhere
-        now = time.monotonic()
-        if now - at >= ELSEWHERE_TTL:
-            found = [
-                run
-                for run in self.store.runs.active_runs()
-                if run.status == "running" and run.kind != "worker"
-                and run.host not in (self.host, LEADER)
-            ]  # fmt: skip
-            self._elsewhere = (now, found)
-        return found
-
-    async def _take_placed(self) -> None:
-        """The leader takes the runs asked for through other nodes (or handed over by a
-        draining or lost one) within half a second; a new leader, those left."""
-        while True:
-            await asyncio.sleep(PLACEMENT_INTERVAL)
-            if self.leads():
-                await asyncio.to_thread(self.driver.take_placed)
 
     async def _stop_workers_for_drain(self) -> None:
         catalog = self.catalog
@@ -378,7 +343,7 @@ class Application:
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
             "cluster": self.role.run,
-            **({"placement": self._take_placed} if self.clustered else {}),
+            **({"placement": self.placement.run} if self.clustered else {}),
             **self.extra_loops,
             **(loops or {}),
         }

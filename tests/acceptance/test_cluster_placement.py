@@ -183,3 +183,47 @@ def cluster_store(cluster: Cluster) -> Any:
     from jobdeck.store import open_store
 
     return open_store(cluster.store_url)
+
+
+def test_a_run_asked_while_no_node_leads_waits_can_be_cancelled_and_runs_once_one_leads(
+    cluster: Cluster,
+) -> None:
+    first, second = leader_and_standby(cluster)
+    for server in (first, second):
+        drained = cluster.cli("drain", cluster.node_id(server), "--wait", "--timeout", "1m")
+        assert drained.returncode == 0, drained.stderr
+    wait_for(lambda: cluster.leader()[0] is None, timeout=15, what="no leader")
+    dropped = invoke(second, "guarded")
+    kept = invoke(second, "guarded")
+    placed = [second.get(f"/api/v1/runs/{run['id']}")["host"] for run in (dropped, kept)]
+    assert placed == ["leader", "leader"]  # placed on the leader, not run here
+    cancelled = second.post(f"/api/v1/runs/{dropped['id']}/cancel", {"reason": "not now"})
+    assert cancelled.status_code == 200, cancelled.text
+    assert second.get(f"/api/v1/runs/{dropped['id']}")["status"] == "cancelled"
+    undrained = cluster.cli("undrain", cluster.node_id(first))
+    assert undrained.returncode == 0, undrained.stderr
+    done = finished(second, kept["id"])
+    assert done["status"] == "succeeded"
+    assert str(done["host"]).endswith(cluster.node_id(first))
+    assert lines(cluster.workdir / "guarded.done") == [str(kept["id"])]
+    assert second.get(f"/api/v1/runs/{dropped['id']}")["started_at"] is None
+
+
+def test_a_drained_leader_hands_its_queue_over_and_its_running_run_holds_the_pool(
+    cluster: Cluster,
+) -> None:
+    leader, standby = leader_and_standby(cluster)
+    long = invoke(leader, "long")
+    wait_for(lambda: leader.get(f"/api/v1/runs/{long['id']}")["status"] == "running")
+    queued = invoke(leader, "guarded")  # waits for the pool (max_concurrency 1) there
+    drained = cluster.cli("drain", cluster.node_id(leader), "--timeout", "1m")
+    assert drained.returncode == 0, drained.stderr
+    done = finished(standby, queued["id"])
+    assert done["status"] == "succeeded"
+    assert str(done["host"]).endswith(cluster.node_id(standby))  # moved, never launched
+    ran_long = finished(standby, long["id"])
+    assert ran_long["status"] == "succeeded"
+    assert str(ran_long["host"]).endswith(cluster.node_id(leader))  # finished where it ran
+    # The pool's one place held across the nodes: the moved run waited for the long one.
+    assert lines(cluster.workdir / "overlaps") == []
+    assert lines(cluster.workdir / "guarded.done") == [str(long["id"]), str(queued["id"])]

@@ -17,19 +17,23 @@ node (:func:`hand_over_waiting`) and the pending, never dispatched runs of a los
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import Fenced
 from jobdeck.store.records import Run
+from jobdeck.workflow.state import Runs
 
 log = logging.getLogger(__name__)
 
 LEADER = "leader"  # the host of a run that waits for whoever leads to take it
 DISPATCHED = "dispatched"  # the event of a run handed to the executor (in a cluster)
 INTERVAL = 0.5  # how often the leader looks for runs placed on it, in seconds
+ELSEWHERE_TTL = 0.25  # how long the runs running on other nodes are taken as read
 
 
 def waits_for_leader(run: Run) -> bool:
@@ -76,3 +80,54 @@ def hand_over_waiting(store: Store, host: str, run_ids: list[int], now: datetime
             if tx.runs.take_run(run_id, LEADER, at=now, only_from=host) is not None:
                 moved.append(run_id)
     return moved
+
+
+class Placement:
+    """A clustered engine's part in placing runs: as the leader, it takes the runs
+    placed on it (:meth:`run`) and counts those running on other nodes; draining, it
+    hands its waiting runs over."""
+
+    def __init__(
+        self,
+        store: Store,
+        host: str,
+        leads: Callable[[], bool],
+        take: Callable[[], list[Run]],
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.leads = leads
+        self.take = take
+        self._elsewhere: tuple[float, list[Run]] = (0.0, [])
+
+    async def run(self) -> None:
+        """The leader takes the runs asked for through other nodes (or handed over by
+        a draining or lost one) within half a second; a new leader, those left."""
+        while True:
+            await asyncio.sleep(INTERVAL)
+            if self.leads():
+                await asyncio.to_thread(self.take)
+
+    def running_elsewhere(self) -> list[Run]:
+        """The runs running on other nodes (a fenced old leader's, a drained node's),
+        read at most every quarter of a second: they count for overlap and pools here."""
+        at, found = self._elsewhere
+        now = time.monotonic()
+        if now - at >= ELSEWHERE_TTL:
+            found = [
+                run
+                for run in self.store.runs.active_runs()
+                if run.status == "running" and run.kind != "worker"
+                and run.host not in (self.host, LEADER)
+            ]  # fmt: skip
+            self._elsewhere = (now, found)
+        return found
+
+    def hand_over_waiting(self, runs: Runs, now: datetime) -> None:
+        """A draining node takes no new runs: those of its runs that wait (never
+        launched) are placed on the leader, which takes and starts them. In the
+        engine's loop's thread (where ``runs`` lives)."""
+        ids = [run_id for run_id in runs.waiting if run_id not in runs.asked]
+        for run_id in hand_over_waiting(self.store, self.host, ids, now):
+            del runs.waiting[run_id]
+            log.info("draining: run %d handed over to the leader", run_id)
