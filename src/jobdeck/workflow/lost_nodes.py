@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run
 from jobdeck.workflow.approvals import AWAITING
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 REASON = "node_lost"
 
 
-def silent_nodes(store: Store, me: str, now: datetime, deadline: timedelta) -> list[str]:
+def silent_nodes(store: DataStore, me: str, now: datetime, deadline: timedelta) -> list[str]:
     """The nodes, other than ``me``, whose last heartbeat is older than ``deadline``."""
     return [
         node.id
@@ -30,7 +30,7 @@ def silent_nodes(store: Store, me: str, now: datetime, deadline: timedelta) -> l
 
 
 def record_lost(
-    store: Store,
+    store: DataStore,
     hosts: list[str],
     now: datetime,
     fence: Callable[[Tx, datetime], None],
@@ -74,7 +74,7 @@ def record_lost(
     return [run.id for run in ended]
 
 
-def unlaunched(store: Store, run: Run) -> bool:
+def unlaunched(store: DataStore, run: Run) -> bool:
     """Whether ``run`` is pending and was never handed to its node's executor."""
     if run.status != "pending" or run.kind == "worker" or run.reason == AWAITING:
         return False  # one that waits for approval expires where it was asked for

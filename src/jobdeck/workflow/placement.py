@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.errors import Fenced
 from jobdeck.store.records import Run
 from jobdeck.workflow.state import Runs
@@ -42,7 +42,7 @@ def waits_for_leader(run: Run) -> bool:
 
 
 def take_placed(
-    store: Store,
+    store: DataStore,
     host: str,
     now: datetime,
     fence: Callable[[Tx, datetime], None] | None,
@@ -69,7 +69,7 @@ def take_placed(
     return taken
 
 
-def hand_over_waiting(store: Store, host: str, run_ids: list[int], now: datetime) -> list[int]:
+def hand_over_waiting(store: DataStore, host: str, run_ids: list[int], now: datetime) -> list[int]:
     """Runs of ``host`` that never launched, placed on the leader (a drain); the ids of
     those moved (a run that started or ended meanwhile stays)."""
     moved: list[int] = []
@@ -89,7 +89,7 @@ class Placement:
 
     def __init__(
         self,
-        store: Store,
+        store: DataStore,
         host: str,
         leads: Callable[[], bool],
         take: Callable[[], list[Run]],
