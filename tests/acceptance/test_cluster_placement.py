@@ -53,6 +53,9 @@ commands:
   long:
     command: ["{py}", "{workdir}/guarded.py", "{workdir}", "2.5"]
     pool: one
+  checked:
+    command: ["{py}", "{workdir}/guarded.py", "{workdir}", "0.1"]
+    approve: {{users: [bob], expires: 1h}}
 schedules:
   once:
     cron: "0 0 1 1 *"
@@ -227,3 +230,28 @@ def test_a_drained_leader_hands_its_queue_over_and_its_running_run_holds_the_poo
     # The pool's one place held across the nodes: the moved run waited for the long one.
     assert lines(cluster.workdir / "overlaps") == []
     assert lines(cluster.workdir / "guarded.done") == [str(long["id"]), str(queued["id"])]
+
+
+def test_a_run_asked_and_approved_through_the_standby_runs_on_the_leader(
+    cluster: Cluster,
+) -> None:
+    leader, standby = leader_and_standby(cluster)
+    asked = httpx.post(
+        f"{standby.url}/api/v1/commands/checked/invocations",
+        json={"params": {}},
+        headers={"X-Jobdeck-User": "alice"},
+        timeout=10,
+    )
+    assert asked.status_code == 201, asked.text
+    run_id = asked.json()["id"]
+    approved = httpx.post(
+        f"{standby.url}/api/v1/runs/{run_id}/approve",
+        json={},
+        headers={"X-Jobdeck-User": "bob"},
+        timeout=10,
+    )
+    assert approved.status_code == 200, approved.text
+    done = finished(standby, run_id)
+    assert done["status"] == "succeeded"
+    assert str(done["host"]).endswith(cluster.node_id(leader))
+    assert lines(cluster.workdir / "guarded.done") == [str(run_id)]
