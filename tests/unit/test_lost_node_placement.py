@@ -17,11 +17,13 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DEAD = "web-1:aaaa"
 
 
-def create(store: MemoryStore, status: str = "pending", reason: str | None = None) -> Run:
+def create(
+    store: MemoryStore, status: str = "pending", reason: str | None = None, kind: str = "command"
+) -> Run:
     with store.transaction() as tx:
         return tx.runs.create_run(
             job="push",
-            kind="command",
+            kind=kind,  # type: ignore[arg-type]
             trigger="manual",
             status=status,  # type: ignore[arg-type]
             reason=reason,
@@ -42,10 +44,11 @@ def test_a_lost_nodes_runs_that_never_launched_are_placed_on_the_leader() -> Non
         tx.runs.append_events([launching.id], at=T0, type=DISPATCHED, detail={})
     running = create(store, "running")
     awaiting = create(store, reason="approval")
+    monitored = create(store, kind="monitor")  # not the driver's to dispatch
     announced: list[Run] = []
     later = T0 + timedelta(minutes=1)
     lost = record_lost(store, [DEAD], later, allowed, announced.append)
-    assert sorted(lost) == sorted([launching.id, running.id, awaiting.id])
+    assert sorted(lost) == sorted([launching.id, running.id, awaiting.id, monitored.id])
     assert [r.id for r in announced] == lost
     moved = store.runs.run(queued.id)
     assert moved is not None

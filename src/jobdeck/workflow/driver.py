@@ -38,7 +38,7 @@ from jobdeck.workflow.decisions import (
 )
 from jobdeck.workflow.dispatch import Dispatcher
 from jobdeck.workflow.monitors import MonitorWatch
-from jobdeck.workflow.placement import LEADER, take_placed
+from jobdeck.workflow.placement import LEADER, PLACED_KINDS, take_placed
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.state import Notify, Runs
@@ -88,7 +88,11 @@ class RunDriver:
     def take_placed(self) -> list[Run]:
         """The leader takes the runs placed on it and dispatches them (any thread)."""
         taken = take_placed(
-            self.store, self.host, self.clock.now(), self.fence, lambda r: r.reason != AWAITING
+            self.store,
+            self.host,
+            self.clock.now(),
+            self.fence,
+            lambda r: r.reason != AWAITING and r.kind in PLACED_KINDS,
         )
         for run in taken:
             self.hand_over(run)

@@ -13,7 +13,7 @@ from jobdeck.store import DataStore, Tx
 from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run
 from jobdeck.workflow.approvals import AWAITING
-from jobdeck.workflow.placement import DISPATCHED, LEADER
+from jobdeck.workflow.placement import DISPATCHED, LEADER, PLACED_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,6 @@ def record_lost(
 
 def unlaunched(store: DataStore, run: Run) -> bool:
     """Whether ``run`` is pending and was never handed to its node's executor."""
-    if run.status != "pending" or run.kind == "worker" or run.reason == AWAITING:
+    if run.status != "pending" or run.kind not in PLACED_KINDS or run.reason == AWAITING:
         return False  # one that waits for approval expires where it was asked for
     return all(event.type != DISPATCHED for event in store.runs.events(run.id))

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 LEADER = "leader"  # the host of a run that waits for whoever leads to take it
 DISPATCHED = "dispatched"  # the event of a run handed to the executor (in a cluster)
+PLACED_KINDS = ("schedule", "command")  # the runs the driver dispatches (not monitors')
 INTERVAL = 0.5  # how often the leader looks for runs placed on it, in seconds
 ELSEWHERE_TTL = 0.25  # how long the runs running on other nodes are taken as read
 
@@ -117,7 +118,7 @@ class Placement:
             found = [
                 run
                 for run in self.store.runs.active_runs()
-                if run.status == "running" and run.kind != "worker"
+                if run.status == "running" and run.kind in PLACED_KINDS
                 and run.host not in (self.host, LEADER)
             ]  # fmt: skip
             self._elsewhere = (now, found)
