@@ -255,3 +255,63 @@ def test_a_run_asked_and_approved_through_the_standby_runs_on_the_leader(
     assert done["status"] == "succeeded"
     assert str(done["host"]).endswith(cluster.node_id(leader))
     assert lines(cluster.workdir / "guarded.done") == [str(run_id)]
+
+
+def outside_address() -> str | None:
+    """An address of this machine other than loopback, when it has one."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.254", 9))  # no packet is sent: it picks the route
+            address: str = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") else address
+
+
+def test_a_log_read_through_another_node_needs_and_forwards_the_callers_token(
+    tmp_path: Path, pg_url: str
+) -> None:
+    address = outside_address()
+    if address is None:
+        pytest.skip("this machine has no address but loopback")
+    write_programs(tmp_path)
+    (tmp_path / "guarded.py").write_text(GUARDED)
+    (tmp_path / "jobdeck.yaml").write_text(catalog(tmp_path))
+    cluster = Cluster(tmp_path, pg_url, 2, ("--host", address))
+    token = "t0ken-for-the-cluster-test"
+    for server in cluster.servers:
+        server.url = f"http://{address}:{server.port}"
+        server.env["JOBDECK_API_TOKEN"] = token
+    try:
+        applied = cluster.cli("apply", "--yes")
+        assert applied.returncode == 0, applied.stderr
+        leader, standby = leader_and_standby(cluster)
+        signed = {"Authorization": f"Bearer {token}"}
+        asked = httpx.post(
+            f"{standby.url}/api/v1/commands/guarded/invocations",
+            json={"params": {}},
+            headers=signed,
+            timeout=10,
+        )
+        assert asked.status_code == 201, asked.text
+        run_id = asked.json()["id"]
+
+        def done() -> Any:
+            found = httpx.get(f"{standby.url}/api/v1/runs/{run_id}", headers=signed, timeout=10)
+            return found.json()["status"] == "succeeded" and found.json()
+
+        ran = wait_for(done, timeout=60, what="the run's end")
+        assert str(ran["host"]).endswith(cluster.node_id(leader))
+        log = f"{standby.url}/api/v1/runs/{run_id}/log"
+        read = httpx.get(log, headers=signed, timeout=10)
+        assert read.status_code == 200, read.text
+        assert f"guarded run {run_id}" in read.text
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            assert httpx.get(log, headers=headers, timeout=10).status_code == 401
+        # A forwarded request is answered by the leader only with the caller's token.
+        forwarded = {"X-Jobdeck-Forwarded": "1"}
+        assert httpx.get(log, headers=forwarded, timeout=10).status_code == 401
+    finally:
+        cluster.close()
