@@ -130,6 +130,10 @@ def test_runs_asked_through_the_standby_and_the_leader_run_on_the_leader_one_at_
     assert f"guarded run {through_standby}" in log.text
     board = httpx.get(f"{standby.url}/runs/{through_standby}/log?offset=0", timeout=10)
     assert f"guarded run {through_standby}" in board.json()["text"]
+    page = httpx.get(f"{standby.url}/runs/{through_standby}", timeout=10).text
+    assert "Run by node " in page
+    assert f"{cluster.node_id(leader)}: its log is read from there" in page
+    assert 'data-active="true"' in page  # the page reads it through the log piece above
     # `jobdeck logs` where the run's folder is not: from the node that ran it.
     shown = cluster.cli("logs", str(through_standby))
     assert shown.returncode == 0, shown.stderr
