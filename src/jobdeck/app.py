@@ -192,12 +192,15 @@ class Application:
             cancel=self._cancel_for_drain,
         )
         self.clustered = self.store.engine.dialect.name == "postgresql"
-        self.placement = Placement(self.store, self.host, self.leads, self.driver.take_placed)
+        self.placement = Placement(
+            self.store, self.host, self.clock, self.leads, self.driver.take_placed
+        )
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
         if self.clustered:
             # Runs asked for on any node execute on the leader (jobdeck.workflow.placement).
             self.driver.executes = self.leads
             self.driver.dispatcher.elsewhere = self.placement.running_elsewhere
+            self.driver.dispatcher.shared = lambda: self.placement.shared
             self.driver.fence = self.leadership.fence
             self.driver.monitors.fence = self.leadership.fence
             self.supervisor.leads = self.leadership.leads

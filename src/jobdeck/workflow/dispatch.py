@@ -71,6 +71,9 @@ class Dispatcher:
         # handed to the executor is marked (event ``dispatched``), so that a lost node's
         # runs that never launched can be told from those that may have.
         self.elsewhere: Callable[[], list[Run]] | None = None
+        # Whether another node is alive in the cluster (then the marks are written);
+        # a node alone writes none, and its run path is one engine's.
+        self.shared: Callable[[], bool] = lambda: False
 
     def enqueue_all(self, batch: list[Run]) -> None:
         """:meth:`enqueue` for the runs of a batch (a backfill), with one pump for all."""
@@ -132,7 +135,8 @@ class Dispatcher:
         now = self.clock.now()
         running = list(runs.running.values())
         soonest: datetime | None = None
-        if self.elsewhere is not None and runs.waiting:
+        shared = self.elsewhere is not None and self.shared()
+        if self.elsewhere is not None and shared and runs.waiting:
             others = self.elsewhere()
             if others:  # looked at again when they may have ended
                 running += others
@@ -194,7 +198,7 @@ class Dispatcher:
                 runs.starting.add(run_id)
                 running_jobs.add(_key(wait.run))
                 in_pool[pool] = in_pool.get(pool, 0) + 1
-                if self.elsewhere is not None:
+                if shared:
                     dispatched.append(run_id)
                 self.supervised.spawn(self._start(wait.run, spec, now))
         if self._shown or dispatched:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from jobdeck.clock import Clock
 from jobdeck.store import DataStore, Tx
 from jobdeck.store.errors import Fenced
 from jobdeck.store.records import Run
@@ -92,14 +93,19 @@ class Placement:
         self,
         store: DataStore,
         host: str,
+        clock: Clock,
         leads: Callable[[], bool],
         take: Callable[[], list[Run]],
     ) -> None:
         self.store = store
+        self.clock = clock
         self.host = host
         self.leads = leads
         self.take = take
         self._elsewhere: tuple[float, list[Run]] = (0.0, [])
+        # Whether another node is alive (registered, not silent past its deadline);
+        # until the first look, assumed.
+        self.shared = True
 
     async def run(self) -> None:
         """The leader takes the runs asked for through other nodes (or handed over by
@@ -107,7 +113,18 @@ class Placement:
         while True:
             await asyncio.sleep(INTERVAL)
             if self.leads():
+                self.shared = await asyncio.to_thread(self.others_alive)
                 await asyncio.to_thread(self.take)
+
+    def others_alive(self) -> bool:
+        """Whether a node other than this one is registered and not lost. A node alone
+        neither marks its dispatches nor reads other nodes' runs: its run path is one
+        engine's. (A node that joins is seen within half a second.)"""
+        now = self.clock.now()
+        return any(
+            node.id != self.host and node.heartbeat_at + node.lost_after > now
+            for node in self.store.nodes.nodes()
+        )
 
     def running_elsewhere(self) -> list[Run]:
         """The runs running on other nodes (a fenced old leader's, a drained node's),
