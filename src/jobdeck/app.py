@@ -46,6 +46,7 @@ from jobdeck.workers.handover import WorkerHandover
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
+from jobdeck.workflow.placement import Placement
 from jobdeck.workflow.refusals import CancelRefused
 
 log = logging.getLogger("jobdeck")
@@ -85,6 +86,9 @@ class Options:
     lease: timedelta = DEFAULT_LEASE
     lost_after: timedelta | None = None
     version: str = "unknown"
+    # Where the other nodes reach this one's HTTP API (``serve --advertise``; default:
+    # derived from the bind address): they fetch the logs of its runs there.
+    advertise_url: str | None = None
 
 
 # The longest a shutdown waits for worker processes beyond their stop_grace.
@@ -165,7 +169,13 @@ class Application:
         workers, with fenced writes, and its worker processes stop at its fence; on
         SQLite (one engine) the node leads alone and nothing is gated."""
         timing = Timing(options.lease, options.lost_after)
-        self.leadership = Leadership(self.store, self.host, version=options.version, timing=timing)
+        self.leadership = Leadership(
+            self.store,
+            self.host,
+            version=options.version,
+            timing=timing,
+            url=options.advertise_url or options.public_url,
+        )
         self.role = ClusterRole(
             self.leadership,
             self.clock,
@@ -190,9 +200,17 @@ class Application:
             cancel=self._cancel_for_drain,
         )
         self.clustered = self.store.engine.dialect.name == "postgresql"
+        self.placement = Placement(
+            self.store, self.host, self.clock, self.leads, self.driver.take_placed
+        )
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
         if self.clustered:
-            self.driver.dispatcher.shared = True  # cancels through other nodes
+            # Runs asked for on any node execute on the leader (jobdeck.workflow.placement).
+            self.driver.executes = self.leads
+            self.driver.dispatcher.elsewhere = self.placement.running_elsewhere
+            # Another node alive: marks written, and the store asked before a launch (a
+            # cancel through another node).
+            self.driver.dispatcher.shared = lambda: self.placement.shared
             self.driver.fence = self.leadership.fence
             self.driver.dispatcher.outcomes.fence = self.leadership.fence  # lost runs' retries
             self.driver.monitors.fence = self.leadership.fence
@@ -230,6 +248,8 @@ class Application:
         self.driver.cancels.others = any(
             n.id != self.host and n.heartbeat_at + n.lost_after > now for n in nodes
         )
+        if self.clustered and node is not None and node.draining:
+            self.placement.hand_over_waiting(self.driver.runs, now)
         await self.drainer.step(node, now)
 
     def _stop_within(self) -> float:
@@ -368,6 +388,7 @@ class Application:
             "workers": self.supervisor.run,
             "cluster": self.role.run,
             **({"cancels": self.driver.cancels.watch} if self.clustered else {}),
+            **({"placement": self.placement.run} if self.clustered else {}),
             **self.extra_loops,
             **(loops or {}),
         }

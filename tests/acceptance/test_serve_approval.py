@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from jobdeck.store import open_store
 from tests.acceptance.conftest import Jobdeck
 from tests.acceptance.server import Server, wait_for
 
@@ -164,12 +165,14 @@ def test_kill_9_right_after_an_approval_runs_the_command_exactly_once(
 
 
 @pytest.mark.postgres
-def test_an_approval_through_another_engine_runs_it_there_once(
+def test_an_approval_through_another_engine_runs_it_on_the_leader_once(
     jobdeck: Jobdeck, workdir: Path, pg_url: str
 ) -> None:
     """Two real engines on one PostgreSQL store: alice asks through one, bob approves
-    through the other, which takes the run and runs it, once; carol, approving through
-    the first a moment later, is told it was already approved."""
+    through the other; the run executes on the leader (taken from the engine that
+    recorded it, through the placement marker when the approving engine does not lead),
+    once; bob, approving through the first a moment later, is told it was already
+    approved."""
     (workdir / "jobdeck.yaml").write_text(CATALOG.replace("RAN_FILE", str(workdir / "ran.txt")))
     first = Server(
         workdir,
@@ -198,10 +201,14 @@ def test_an_approval_through_another_engine_runs_it_there_once(
         late = cli(jobdeck, first, "bob", "approve", str(run["id"]))
         assert late.code == 1
         assert "already approved by bob" in late.err
-        assert (workdir / "ran.txt").read_text() == "ran;"  # once, by the second engine
-        (taken,) = [e for e in done["events"] if e["type"] == "taken"]
-        assert taken["detail"]["from"] != taken["detail"]["to"]
-        assert done.get("host", taken["detail"]["to"]) == taken["detail"]["to"]
+        assert (workdir / "ran.txt").read_text() == "ran;"  # once, on the leader
+        taken = [e for e in done["events"] if e["type"] == "taken"]
+        assert all(e["detail"]["from"] != e["detail"]["to"] for e in taken)
+        assert taken[-1]["detail"]["to"] == done["host"] != "leader"
+        with open_store(pg_url) as store:
+            lease = store.nodes.leader()
+        assert lease is not None
+        assert done["host"] == lease.holder
     finally:
         second.close()
         first.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -202,3 +203,76 @@ def test_a_pending_run_is_taken_by_another_engine_and_only_while_pending(
     assert still is not None
     assert still.host == "engine-a"
     assert [e.type for e in any_store.runs.events(running.id)] == ["created", "started"]
+
+
+def test_a_run_is_taken_only_from_the_host_named(any_store: DataStore) -> None:
+    """A run handed to whoever leads is taken once: by the leader's pick-up, or back by
+    the node that recorded it (a cancel), never by both."""
+    handed = create(any_store, "push", 0, kind="command", host="leader")
+    later = T0 + timedelta(minutes=5)
+    with any_store.transaction() as tx:
+        assert tx.runs.take_run(handed.id, "engine-b", at=later, only_from="engine-a") is None
+        taken = tx.runs.take_run(handed.id, "engine-b", at=later, only_from="leader")
+        assert tx.runs.take_run(handed.id, "engine-c", at=later, only_from="leader") is None
+    assert taken is not None
+    assert (taken.host, taken.status) == ("engine-b", "pending")
+    assert any_store.runs.run(handed.id) == taken
+    assert any_store.runs.active_runs(host="leader") == []
+    (event,) = [e for e in any_store.runs.events(handed.id) if e.type == "taken"]
+    assert event.detail == {"from": "leader", "to": "engine-b"}
+
+
+def test_runs_of_one_job_decided_at_once_are_decided_one_after_the_other(
+    any_store: DataStore,
+) -> None:
+    """Engines that decide a new run of one job at the same time (each: no active run,
+    so start one) take turns: one run is started, never two."""
+    import threading
+
+    started: list[int] = []
+    gate = threading.Barrier(6)
+
+    def decide(engine: int) -> None:
+        gate.wait()
+        with any_store.transaction() as tx:
+            if tx.runs.decide_job("once", "schedule"):
+                return
+            time.sleep(0.05)  # the decision takes a while: a rival would see nothing
+            run = tx.runs.create_run(
+                job="once",
+                kind="schedule",
+                trigger="manual",
+                status="pending",
+                created_at=T0,
+                host=f"engine-{engine}",
+            )
+            started.append(run.id)
+
+    threads = [threading.Thread(target=decide, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(started) == 1
+    assert [r.id for r in any_store.runs.active_runs(job="once")] == started
+    # Another job, or another kind of the same name, is not held by it.
+    with any_store.transaction() as tx:
+        assert tx.runs.decide_job("once", "command") == []
+        assert tx.runs.decide_job("other", "schedule") == []
+
+
+def test_a_node_advertises_its_url(any_store: DataStore) -> None:
+    from jobdeck.store.node_records import Node
+
+    with any_store.transaction() as tx:
+        tx.nodes.register_node(Node("web-1:a", "web-1", 1, "1", T0, T0, url="http://web-1:8080"))
+        tx.nodes.register_node(Node("web-2:b", "web-2", 2, "1", T0, T0))
+    assert [(n.id, n.url) for n in any_store.nodes.nodes()] == [
+        ("web-1:a", "http://web-1:8080"),
+        ("web-2:b", None),
+    ]
+    with any_store.transaction() as tx:  # a restart may advertise another URL
+        tx.nodes.register_node(Node("web-1:a", "web-1", 3, "1", T0, T0, url="https://web-1"))
+    node = any_store.nodes.node("web-1:a")
+    assert node is not None
+    assert node.url == "https://web-1"

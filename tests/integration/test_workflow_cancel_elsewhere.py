@@ -51,7 +51,7 @@ async def test_a_cancel_through_another_node_drops_or_stops_the_run_on_its_own(
     decks: Decks, tmp_path: Path
 ) -> None:
     deck = decks(catalog(tmp_path), mode="rlimit")
-    deck.driver.dispatcher.shared = True  # as on PostgreSQL with several nodes
+    deck.driver.dispatcher.shared = lambda: True  # as on PostgreSQL with several nodes
     other = other_node(deck)
     running = deck.driver.fire("hold", T0)
     assert running is not None
@@ -85,7 +85,7 @@ async def test_a_run_cancelled_elsewhere_before_its_owner_looked_never_starts(
     decks: Decks, tmp_path: Path
 ) -> None:
     deck = decks(catalog(tmp_path), mode="rlimit")
-    deck.driver.dispatcher.shared = True
+    deck.driver.dispatcher.shared = lambda: True
     other = other_node(deck)
     first = deck.driver.fire("hold", T0)
     assert first is not None

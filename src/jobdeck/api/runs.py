@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, get_args
 
+import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,6 +25,7 @@ from jobdeck.api.params import (
     paged,
     path_id,
 )
+from jobdeck.api.remote_log import Elsewhere, elsewhere, fetch, forwarded
 from jobdeck.api.views import run_concurrency, run_detail_json, run_json
 from jobdeck.catalog.names import unknown_schedule
 from jobdeck.store import Store, Tx
@@ -145,9 +147,14 @@ async def run_log(request: Request) -> Response:
     run = await run_in_threadpool(app.store.runs.run, run_id)
     if run is None:
         raise not_found(f"no run with id {run_id}")
+    path = app.log_path(run_id)
+    if not forwarded(request.headers):
+        where = await run_in_threadpool(elsewhere, app.store, run, app.host, path.parent.exists())
+        if where is not None:
+            return await _forward_log(where, run, offset, request)
     # The status is read before the bytes: when it says the run ended, the bytes read
     # after it are all there will be.
-    data, following, size = await run_in_threadpool(read_log, app.log_path(run_id), offset)
+    data, following, size = await run_in_threadpool(read_log, path, offset)
     return Response(
         data,
         media_type="text/plain; charset=utf-8",
@@ -158,6 +165,31 @@ async def run_log(request: Request) -> Response:
             "Cache-Control": "no-store",
         },
     )
+
+
+async def _forward_log(where: Elsewhere, run: Run, offset: int, request: Request) -> Response:
+    """The log of a run that another node executed, as that node answers for it."""
+    if where.url is None:
+        raise ApiError(
+            502,
+            "log_elsewhere",
+            f"run {run.id} ran on node {where.node}, which advertises no URL "
+            "(start it with `jobdeck serve --advertise URL`); read its log there",
+        )
+    try:
+        answer = await fetch(
+            where, f"/api/v1/runs/{run.id}/log", {"offset": str(offset)}, request.headers
+        )
+    except httpx.HTTPError as exc:
+        raise ApiError(
+            502,
+            "log_elsewhere",
+            f"run {run.id} ran on node {where.node}, which does not answer at {where.url} "
+            f"({exc or type(exc).__name__})",
+        ) from None
+    kept = (STATUS_HEADER, OFFSET_HEADER, SIZE_HEADER, "content-type", "cache-control")
+    headers = {k: v for k, v in answer.headers.items() if k.lower() in {h.lower() for h in kept}}
+    return Response(answer.content, status_code=answer.status_code, headers=headers)
 
 
 async def start_run(request: Request) -> Response:

@@ -112,6 +112,42 @@ def _stream_log(client: httpx.Client, run_id: int, out: BinaryIO | None) -> dict
             time.sleep(POLL_SECONDS)
 
 
+def copy_remote_log(url: str, node: str, run_id: int, *, follow: bool) -> int:
+    """A run's log as the node that ran it (at ``url``) serves it, with this user's own
+    credentials; to the run's end with ``follow``. Returns the bytes copied."""
+    import httpx
+
+    from jobdeck.control import current_actor
+
+    headers = {USER_HEADER: current_actor()}
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    out = sys.stdout.buffer
+    offset = 0
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client:
+            while True:
+                response = client.get(f"/api/v1/runs/{run_id}/log", params={"offset": offset})
+                if response.status_code != 200:
+                    refused(response)
+                status = response.headers.get(STATUS_HEADER, "")
+                following = int(response.headers.get(OFFSET_HEADER, offset))
+                size = int(response.headers.get(SIZE_HEADER, following))
+                out.write(response.content)
+                out.flush()
+                offset = following
+                if offset >= size and (not follow or status in TERMINAL):
+                    return offset
+                if offset >= size:
+                    time.sleep(POLL_SECONDS)
+    except httpx.TransportError as exc:
+        fail(
+            f"run {run_id} ran on node {node}, whose API does not answer at {url} "
+            f"({exc or type(exc).__name__})"
+        )
+
+
 def summary(run: dict[str, Any]) -> str:
     """``run 12: nightly-report failed (exit 3) after 4.2s``; without an exit code, the
     reason: ``(timeout)``, ``(overlap)``."""

@@ -28,6 +28,7 @@ from jobdeck.cli.context import (
 from jobdeck.cli.follow import (
     POLL_SECONDS,
     TERMINAL,
+    copy_remote_log,
     finish,
     follow,
     get_run,
@@ -39,6 +40,9 @@ from jobdeck.cli.output import note, when
 
 if TYPE_CHECKING:
     import httpx
+
+    from jobdeck.store import Store
+    from jobdeck.store.node_records import Node
 
 STATUSES = (
     "pending",
@@ -302,6 +306,11 @@ def logs(
         found = opened.runs.run(run_id)
         if found is None:
             fail(f"no run with id {run_id} (see `jobdeck runs`)", EXIT_REFUSED)
+        # In a cluster, a run's log is in the state dir of the node that ran it.
+        node = _other_node(ctx, opened, found.host) if not path.parent.exists() else None
+        if node is not None and node.url:
+            copy_remote_log(node.url, node.id, run_id, follow=follow)
+            return
         out = sys.stdout.buffer
         offset = 0
         status: str = found.status
@@ -320,6 +329,21 @@ def logs(
         if status != "pending":
             reason = "its log was removed by retention, or it ran on another host"
         typer.echo(f"run {run_id} has no log here ({reason})", err=True)
+
+
+def _other_node(ctx: typer.Context, opened: Store, host: str | None) -> Node | None:
+    """The node of the cluster that ran a run of ``host``, when it is not this state
+    dir's own (on PostgreSQL only: an SQLite store has one engine)."""
+    import socket
+
+    from jobdeck.instance import instance_name
+
+    config = settings(ctx)
+    if host is None or opened.engine.dialect.name != "postgresql":
+        return None
+    if host == f"{socket.gethostname()}:{instance_name(config.state_dir, config.store_url)}":
+        return None
+    return opened.nodes.node(host)
 
 
 def _copy_new(path: Path, offset: int, out: Any) -> int:

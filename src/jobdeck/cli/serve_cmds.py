@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -65,6 +66,14 @@ Lease = Annotated[
         "at a third of it; a standby takes over within it and 5 s).",
     ),
 ]
+Advertise = Annotated[
+    str | None,
+    typer.Option(
+        help="The URL where the other engines of the cluster reach this one's HTTP API "
+        "(they fetch the logs of its runs there); default: from --host and --port, with "
+        "this machine's name for 0.0.0.0 or ::.",
+    ),
+]
 LostAfter = Annotated[
     str | None,
     typer.Option(
@@ -106,6 +115,7 @@ def serve(
     pass_env: PassEnv = None,
     lease: Lease = "10s",
     lost_after: LostAfter = None,
+    advertise: Advertise = None,
 ) -> None:
     """Run the engine, the HTTP API, the dashboard, the SQS endpoint and the Slack bot."""
     from jobdeck.app import Options
@@ -114,6 +124,7 @@ def serve(
     config = settings(ctx)
     lease_length = _duration("--lease", lease)
     lost_deadline = _duration("--lost-after", lost_after) if lost_after else None
+    advertised = _advertised(advertise, host, port, tls_cert)
 
     def first() -> None:
         if apply:
@@ -130,6 +141,7 @@ def serve(
             lease=lease_length,
             lost_after=lost_deadline,
             version=package_version(),
+            advertise_url=advertised,
         ),
         ServeOptions(
             host,
@@ -500,6 +512,21 @@ def _public_url(host: str, port: int, tls_cert: Path | None) -> str:
     if host in ("0.0.0.0", "::"):
         shown = "127.0.0.1"
     return f"{scheme}://{shown}:{port}"
+
+
+def _advertised(given: str | None, host: str, port: int, tls_cert: Path | None) -> str:
+    """The URL this engine advertises to the others: ``--advertise``, checked, or one
+    made from the bind address (a wildcard one names this machine)."""
+    if given is None:
+        if host in ("0.0.0.0", "::"):
+            return _public_url(socket.getfqdn(), port, tls_cert)
+        return _public_url(host, port, tls_cert)
+    parsed = urlsplit(given)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        fail(f"--advertise must be an http(s) URL such as http://web-1:8080, not {given!r}")
+    if parsed.query or parsed.fragment:
+        fail(f"--advertise takes no query or fragment: {given!r}")
+    return given.rstrip("/")
 
 
 def _mode(isolation: str) -> Mode:

@@ -65,6 +65,7 @@ class Leadership:
         timing: Timing | None = None,
         host: str | None = None,
         pid: int | None = None,
+        url: str | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -72,6 +73,7 @@ class Leadership:
         self.timing = timing or Timing()
         self.host = host or socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()
+        self.url = url  # where this node's API answers, for the other nodes
         self.lease: LeaderLease | None = None  # held by this node, as last renewed
         self.draining = False
         self.closing = False  # a clean stop: it resigns, and takes the lease no more
@@ -95,6 +97,7 @@ class Leadership:
             now,
             now,
             lost_after=self.timing.lost_deadline,
+            url=self.url,
         )
 
     # -- the lease ----------------------------------------------------------------------

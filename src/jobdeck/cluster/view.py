@@ -46,6 +46,7 @@ def node_rows(
             "replicas": replicas.get(node.id, 0),
             "draining": node.draining,
             "drain_deadline": node.drain_deadline.isoformat() if node.drain_deadline else None,
+            "url": node.url,
             "token": lease.token if lease is not None and lease.holder == node.id else None,
         }
         for node in nodes

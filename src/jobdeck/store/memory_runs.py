@@ -178,9 +178,16 @@ class MemoryRuns:
             self._append(run_id, event["at"], event["type"], event["detail"])
         return updated
 
-    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+    def decide_job(self, job: str, kind: RunKind) -> list[Run]:
+        return self.active_runs(job=job, kind=kind)
+
+    def take_run(
+        self, run_id: int, host: str, *, at: datetime, only_from: str | None = None
+    ) -> Run | None:
         current = self._state.runs.get(run_id)
         if current is None or current.status != "pending":
+            return None
+        if only_from is not None and current.host != only_from:
             return None
         taken = dataclasses.replace(current, host=host)
         self._state.runs[run_id] = taken

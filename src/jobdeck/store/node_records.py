@@ -25,6 +25,9 @@ class Node:
     drained: bool = False
     # How long after its last heartbeat the cluster takes it for lost (its --lost-after).
     lost_after: timedelta = timedelta(seconds=20)
+    # Where its HTTP API answers (``serve --advertise``): other nodes fetch the logs of
+    # the runs it executed from there. None: not advertised.
+    url: str | None = None
 
 
 @dataclass(frozen=True)

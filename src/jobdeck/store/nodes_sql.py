@@ -50,6 +50,7 @@ class SqlNodes:
             "drain_deadline": node.drain_deadline,
             "drained": False,
             "lost_after_ms": round(node.lost_after.total_seconds() * 1000),
+            "url": node.url,
         }
         changed = {k: v for k, v in values.items() if k not in ("id", "draining", "drain_deadline")}
         dialect = self.connection.dialect.name
@@ -195,6 +196,7 @@ def _node(row: RowMapping) -> Node:
         drain_deadline=row["drain_deadline"],
         drained=bool(row["drained"]),
         lost_after=timedelta(milliseconds=row["lost_after_ms"]),
+        url=row["url"],
     )
 
 

@@ -288,10 +288,20 @@ class Runs(RunReads, Protocol):
         :class:`NotFound`, or :class:`RunAlreadyEnded` for a status after a final one."""
         ...
 
-    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+    def take_run(
+        self, run_id: int, host: str, *, at: datetime, only_from: str | None = None
+    ) -> Run | None:
         """Moves a pending run to engine ``host`` (which will start it), with an event
-        ``taken`` naming both engines; None when the run is no longer pending (the check
-        and the move are one write, so two engines never both take it)."""
+        ``taken`` naming both engines; None when the run is no longer pending, or (with
+        ``only_from``) no longer on host ``only_from`` (the check and the move are one
+        write, so two engines never both take it)."""
+        ...
+
+    def decide_job(self, job: str, kind: RunKind) -> list[Run]:
+        """The active runs of ``job``, read under the job's lock held to the end of the
+        unit of work (PostgreSQL: a transaction-scoped advisory lock; one engine's
+        SQLite or memory store serializes writers already), so that engines deciding a
+        new run of one job at once (its overlap) decide one after the other."""
         ...
 
     def update_run_steps(
@@ -410,8 +420,8 @@ class NodeReads(Protocol):
 
 class Nodes(NodeReads, Protocol):
     def register_node(self, node: Node) -> Node:
-        """Records ``node``, or replaces the record of the same id (a restart): its drain
-        is kept, its ``drained`` mark is not."""
+        """Records ``node`` (with the URL it advertises), or replaces the record of the
+        same id (a restart): its drain is kept, its ``drained`` mark is not."""
         ...
 
     def beat(self, node_id: str, *, at: datetime) -> Node | None:

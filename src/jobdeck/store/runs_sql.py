@@ -21,6 +21,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -81,6 +82,9 @@ _TAKE_RUN = (
     .where(runs.c.id == bindparam("b_id"), runs.c.status == "pending")
     .values(host=bindparam("b_host"))
 )
+# A job's advisory lock while a new run of it is decided (see decide_job).
+_JOB_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('jobdeck.job:' || :job))")
+_TAKE_RUN_FROM = _TAKE_RUN.where(runs.c.host == bindparam("b_from"))
 _ACTIVE_RUNS: dict[tuple[bool, bool, bool], Select[Any]] = {}
 
 
@@ -292,11 +296,22 @@ class SqlRuns:
         self.connection.execute(_INSERT_EVENT, events)
         return dataclasses.replace(known, **changes)
 
-    def take_run(self, run_id: int, host: str, *, at: datetime) -> Run | None:
+    def decide_job(self, job: str, kind: RunKind) -> list[Run]:
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(_JOB_LOCK, {"job": f"{kind}:{job}"})
+        return self.active_runs(job=job, kind=kind)
+
+    def take_run(
+        self, run_id: int, host: str, *, at: datetime, only_from: str | None = None
+    ) -> Run | None:
         before = self.run(run_id)
-        moved = self.connection.execute(_TAKE_RUN, {"b_id": run_id, "b_host": host}).rowcount
+        values = {"b_id": run_id, "b_host": host, "b_from": only_from}
+        statement = _TAKE_RUN if only_from is None else _TAKE_RUN_FROM
+        moved = self.connection.execute(statement, values).rowcount
         if before is None or moved != 1:
             return None
+        if only_from is not None:
+            before = dataclasses.replace(before, host=only_from)
         self._append_event(run_id, at, "taken", {"from": before.host, "to": host})
         return dataclasses.replace(before, host=host)
 

@@ -76,6 +76,7 @@ JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 
 # Short identifying strings: names of catalog items, kinds, actors.
 NAME_LENGTH = 200
+URL_LENGTH = 1000  # a node's advertised URL
 
 revisions = Table(
     "revisions",
@@ -390,6 +391,7 @@ nodes = Table(
     Column("drain_deadline", UTCDateTime, nullable=True),
     Column("drained", Boolean, nullable=False, server_default=false()),
     Column("lost_after_ms", Integer, nullable=False),
+    Column("url", String(URL_LENGTH), nullable=True),
 )
 
 # The leader's lease: one row (name "leader"); the token grows at every acquisition.

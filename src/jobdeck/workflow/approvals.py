@@ -57,6 +57,8 @@ class Approvals:
         self.clock = clock
         self.host = host
         self.hand_over = hand_over
+        # Where an approved run executes: this node, or the leader (in a cluster).
+        self.placement: Callable[[], str] = lambda: host
 
     def decide(
         self,
@@ -106,11 +108,10 @@ class Approvals:
                 )
             if approve:
                 # Approved through another engine than the one that recorded the request
-                # (several engines on one store): this one takes the run and starts it.
-                if (
-                    current.host != self.host
-                    and tx.runs.take_run(run_id, self.host, at=now) is None
-                ):
+                # (several engines on one store): the run moves to where runs execute
+                # (this engine, or the leader, which then takes it) and starts there.
+                target = self.placement()
+                if current.host != target and tx.runs.take_run(run_id, target, at=now) is None:
                     raise ApprovalRefused("not_awaiting", f"run {run_id} was decided meanwhile")
                 run = tx.runs.update_run(
                     run_id, at=now, event="approved", reason=APPROVED, detail=detail

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from jobdeck.store.records import Run, RunStatus
 from jobdeck.workflow.keys import POLL, KeyClaims, waited_too_long, waits_for
 from jobdeck.workflow.outcome import iso, start_timings
 from jobdeck.workflow.outcomes import Outcomes
+from jobdeck.workflow.placement import DISPATCHED
 from jobdeck.workflow.state import Notify, Runs, Spec, started_step
 from jobdeck.workflow.waiting import Waiting
 
@@ -64,10 +66,17 @@ class Dispatcher:
         self.supervised = supervised
         self._timer: asyncio.TimerHandle | None = None
         self._shown: list[tuple[int, str]] = []  # waiting events of the current pump
-        # Several nodes on one store: a run may be cancelled through another node up to
-        # its launch, so the store is asked first (see jobdeck.workflow.elsewhere).
-        self.shared = False
         self.outcomes = Outcomes(runs, store, clock, executor, supervised, notify, self.pump)
+        # In a cluster: the runs still running on other nodes (a fenced old leader's),
+        # which count for their jobs' overlap and their pools' room here; and each run
+        # handed to the executor is marked (event ``dispatched``), so that a lost node's
+        # runs that never launched can be told from those that may have.
+        self.elsewhere: Callable[[], list[Run]] | None = None
+        # Whether another node is alive in the cluster (then the marks are written, and
+        # the store is asked before each launch: a run may be cancelled through another
+        # node up to its launch, see jobdeck.workflow.elsewhere); a node alone writes
+        # and asks nothing, and its run path is one engine's.
+        self.shared: Callable[[], bool] = lambda: False
 
     def enqueue_all(self, batch: list[Run]) -> None:
         """:meth:`enqueue` for the runs of a batch (a backfill), with one pump for all."""
@@ -127,11 +136,19 @@ class Dispatcher:
         if runs.applied is None:
             return
         now = self.clock.now()
-        running_jobs = {_key(r) for r in runs.running.values()}
-        in_pool: dict[str, int] = {}
-        for r in runs.running.values():
-            in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
+        running = list(runs.running.values())
         soonest: datetime | None = None
+        shared = self.elsewhere is not None and self.shared()
+        if self.elsewhere is not None and shared and runs.waiting:
+            others = self.elsewhere()
+            if others:  # looked at again when they may have ended
+                running += others
+                soonest = now + POLL
+        running_jobs = {_key(r) for r in running}
+        in_pool: dict[str, int] = {}
+        for r in running:
+            in_pool[r.pool or DEFAULT_POOL] = in_pool.get(r.pool or DEFAULT_POOL, 0) + 1
+        dispatched: list[int] = []
         self._shown = []
         pools = runs.applied.catalog.pools
 
@@ -184,15 +201,20 @@ class Dispatcher:
                 runs.starting.add(run_id)
                 running_jobs.add(_key(wait.run))
                 in_pool[pool] = in_pool.get(pool, 0) + 1
+                if shared:
+                    dispatched.append(run_id)
                 self.supervised.spawn(self._start(wait.run, spec, now))
-        if self._shown:
-            # What each waiting run waits for, in one transaction for all of them.
+        if self._shown or dispatched:
+            # What each waiting run waits for, in one transaction for all of them; the
+            # launches start once this pump returns, after its commit.
             reasons: dict[str, list[int]] = {}
             for run_id, why in self._shown:
                 reasons.setdefault(why, []).append(run_id)
             with self.store.transaction() as tx:
                 for why, ids in reasons.items():
                     tx.runs.append_events(ids, at=now, type="waiting", detail={"for": why})
+                if dispatched:
+                    tx.runs.append_events(dispatched, at=now, type=DISPATCHED, detail={})
         self._arm(soonest)
 
     def _arm(self, when: datetime | None) -> None:
@@ -246,7 +268,7 @@ class Dispatcher:
         runs = self.runs
         assert runs.applied is not None
         try:
-            if self.shared and not await asyncio.to_thread(self._still_mine, run.id):
+            if self.shared() and not await asyncio.to_thread(self._still_mine, run.id):
                 runs.running.pop(run.id, None)
                 log.info("run %d: cancelled through another node before it started", run.id)
                 self.pump()

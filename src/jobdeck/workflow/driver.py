@@ -39,6 +39,7 @@ from jobdeck.workflow.decisions import (
 from jobdeck.workflow.dispatch import Dispatcher
 from jobdeck.workflow.elsewhere import CancelFollower, cancel_elsewhere
 from jobdeck.workflow.monitors import MonitorWatch
+from jobdeck.workflow.placement import LEADER, PLACED_KINDS, take_placed
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
 from jobdeck.workflow.state import Notify, Runs
@@ -78,6 +79,27 @@ class RunDriver:
         # In a cluster: raises Fenced in a unit of work that only the leader may commit
         # (a timed fire, a catch-up); see jobdeck.cluster.leadership.
         self.fence: Callable[[Tx, datetime], None] | None = None
+        # In a cluster: whether runs asked for here execute here (this node leads);
+        # else they are placed on the leader (see jobdeck.workflow.placement).
+        self.executes: Callable[[], bool] = lambda: True
+        self.approvals.placement = self.placement
+
+    def placement(self) -> str:
+        """The host of a run asked for now: this node's, or the leader's marker."""
+        return self.host if self.executes() else LEADER
+
+    def take_placed(self) -> list[Run]:
+        """The leader takes the runs placed on it and dispatches them (any thread)."""
+        taken = take_placed(
+            self.store,
+            self.host,
+            self.clock.now(),
+            self.fence,
+            lambda r: r.reason != AWAITING and r.kind in PLACED_KINDS,
+        )
+        for run in taken:
+            self.hand_over(run)
+        return taken
 
     # -- configuration ----------------------------------------------------------------
 
@@ -98,7 +120,7 @@ class RunDriver:
 
     def hand_over_all(self, recorded: list[Run]) -> None:
         """The runs recorded by a caller of :meth:`decide_slot`, to the dispatcher."""
-        waiting = [run for run in recorded if run.status == "pending"]
+        waiting = [run for run in recorded if run.status == "pending" and run.host == self.host]
         if waiting:
             self.gate.call(self.dispatcher.enqueue_all, waiting)
 
@@ -124,7 +146,10 @@ class RunDriver:
         )  # fmt: skip
 
     def hand_over(self, run: Run, shown: str | None = None) -> None:
-        """A run just recorded, to the dispatcher in the engine's loop (when it waits)."""
+        """A run just recorded, to the dispatcher in the engine's loop (when it waits);
+        one placed on the leader is taken by the leader's pick-up instead."""
+        if run.host != self.host:
+            return
         if run.status == "pending" and run.reason != AWAITING:  # approval: not yet
             self.gate.call(self.dispatcher.enqueue, run, shown)
 
@@ -239,6 +264,8 @@ class RunDriver:
     def _note_waiting(self, tx: Tx, run: Run, now: datetime) -> str | None:
         """See :meth:`Dispatcher.note_waiting`: only in the loop's thread (from another,
         the run reaches the dispatcher later, which tells what it waits for)."""
+        if run.host != self.host:  # placed on the leader
+            return None
         return self.dispatcher.note_waiting(tx, run, now) if self.gate.here() else None
 
     def decide(
@@ -259,6 +286,7 @@ class RunDriver:
     ) -> Run:
         """The run a request becomes, recorded in ``tx``; ``unsuspended`` when the caller
         found no suspension in ``tx`` already; ``catching_up`` for a missed slot's run."""
+        host = self.placement()
 
         def record(status: Any, reason: str | None, extra: Mapping[str, Any]) -> Run:
             return self.runs.record(
@@ -273,6 +301,7 @@ class RunDriver:
                 spec,
                 detail={**detail, **extra},
                 requested_by=requested_by,
+                host=host,
             )
 
         if not unsuspended and self.suspended("schedule", name, now, tx):
@@ -281,7 +310,8 @@ class RunDriver:
         if policy == "allow":
             return record("pending", None, {})  # whatever else runs: no need to look
         if active is None:
-            active = tx.runs.active_runs(job=name, kind="schedule")
+            # Under the job's lock in the store: engines deciding at once take turns.
+            active = tx.runs.decide_job(name, "schedule")
         if catching_up:
             # Missed slots caught up at once queue behind each other (each waits until no
             # other run of the schedule runs): none is skipped or cancelled for the others
@@ -346,13 +376,23 @@ class RunDriver:
                     f"run {run_id} is a process of worker {run.job}: suspend the worker or "
                     "change its replicas instead",
                 )
+            placed = False
+            if run.host == LEADER and run.status == "pending":
+                # Placed on the leader, not taken yet: taken back here and cancelled
+                # (one conditional write: the leader's pick-up cannot take it too).
+                taken = tx.runs.take_run(run_id, self.host, at=now, only_from=LEADER)
+                if taken is not None:
+                    run, placed = taken, True
+                else:
+                    run = tx.runs.run(run_id) or run
             if run.host != self.host:
                 # Recorded in the store; the run's own node drops or stops it.
                 run = cancel_elsewhere(tx, run, request, self.host, now)
                 if audit is not None:
                     audit(tx, run)
                 return run
-            waiting = run_id in runs.waiting or awaiting(run)  # approval: never queued
+            # Awaiting approval, or placed on the leader: never queued here.
+            waiting = placed or run_id in runs.waiting or awaiting(run)
             if waiting:
                 run = tx.runs.update_run(
                     run_id,
@@ -444,6 +484,9 @@ class RunDriver:
                 detail=recorded,
                 requested_by=requested_by,
                 params=params,
+                # One that waits for approval stays here until decided (its expiry is
+                # this node's); approved, it is placed where runs execute then.
+                host=self.host if approve is not None else self.placement(),
             )
             waits = None if approve is not None else self._note_waiting(tx, run, now)
         self.hand_over(run, waits)

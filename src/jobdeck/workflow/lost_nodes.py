@@ -9,16 +9,18 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from jobdeck.store import Store, Tx
+from jobdeck.store import DataStore, Tx
 from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Run
+from jobdeck.workflow.approvals import AWAITING
+from jobdeck.workflow.placement import DISPATCHED, LEADER, PLACED_KINDS
 
 log = logging.getLogger(__name__)
 
 REASON = "node_lost"
 
 
-def silent_nodes(store: Store, me: str, now: datetime, deadline: timedelta) -> list[str]:
+def silent_nodes(store: DataStore, me: str, now: datetime, deadline: timedelta) -> list[str]:
     """The nodes, other than ``me``, whose last heartbeat is older than ``deadline``."""
     return [
         node.id
@@ -28,7 +30,7 @@ def silent_nodes(store: Store, me: str, now: datetime, deadline: timedelta) -> l
 
 
 def record_lost(
-    store: Store,
+    store: DataStore,
     hosts: list[str],
     now: datetime,
     fence: Callable[[Tx, datetime], None],
@@ -37,7 +39,8 @@ def record_lost(
 ) -> list[int]:
     """Every active run of ``hosts`` ends ``lost`` (reason ``node_lost``), in one fenced
     unit of work with the retries ``retry`` records of them (their policy's
-    ``retry.lost``); each is then announced. Returns their ids."""
+    ``retry.lost``); each is then announced. Returns their ids. A pending run that never
+    reached the node's executor is not lost: it is placed on the leader, which runs it."""
     found = [run for host in hosts for run in store.runs.active_runs(host=host)]
     if not found:
         return []
@@ -46,6 +49,9 @@ def record_lost(
         with store.transaction() as tx:
             fence(tx, now)
             for run in found:
+                if unlaunched(store, run):
+                    tx.runs.take_run(run.id, LEADER, at=now, only_from=run.host)
+                    continue
                 try:
                     ended.append(
                         tx.runs.update_run(
@@ -70,3 +76,10 @@ def record_lost(
         log.warning("run %d of node %s recorded lost: the node is silent", run.id, run.host)
         announce(run)
     return [run.id for run in ended]
+
+
+def unlaunched(store: DataStore, run: Run) -> bool:
+    """Whether ``run`` is pending and was never handed to its node's executor."""
+    if run.status != "pending" or run.kind not in PLACED_KINDS or run.reason == AWAITING:
+        return False  # one that waits for approval expires where it was asked for
+    return all(event.type != DISPATCHED for event in store.runs.events(run.id))

@@ -72,8 +72,10 @@ class Runs:
         params: Mapping[str, Any] | None = None,
         attempt: int = 1,
         retry_of: int | None = None,
+        host: str | None = None,
     ) -> Run:
-        """A new run of this engine in ``tx``; ``detail`` holds its plan's keys (see
+        """A new run of this engine in ``tx`` (of ``host`` when given: the leader's, see
+        :data:`~jobdeck.workflow.placement.LEADER`); ``detail`` holds its plan's keys (see
         :meth:`~jobdeck.store.records.RunPlan.detail`) beside the facts it shows."""
         return tx.runs.create_run(
             job=name,
@@ -88,7 +90,7 @@ class Runs:
             revision=self.applied.revision if self.applied else None,
             retry_of=retry_of,
             requested_by=requested_by,
-            host=self.host,
+            host=host or self.host,
             params=dict(params or {}),
             detail=dict(detail or {}),
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -19,6 +20,7 @@ from starlette.templating import Jinja2Templates
 
 from jobdeck.api.dashboard import actions, present, things, views
 from jobdeck.api.params import MAX_ID
+from jobdeck.api.remote_log import elsewhere, fetch, forwarded
 from jobdeck.app import Application
 from jobdeck.store.records import ACTIVE_STATUSES
 
@@ -166,7 +168,25 @@ class Dashboard:
         run = None if run_id is None else await asyncio.to_thread(self.app.store.runs.run, run_id)
         if run is None or offset is None or run_id is None:
             return JSONResponse({"error": "no such run, or a bad offset"}, status_code=404)
-        piece = await asyncio.to_thread(views.read_log, self.app.log_path(run_id), offset)
+        path = self.app.log_path(run_id)
+        if not forwarded(request.headers):
+            # Run by another node of the cluster: its log is read there.
+            where = await asyncio.to_thread(
+                elsewhere, self.app.store, run, self.app.host, path.parent.exists()
+            )
+            if where is not None and where.url is not None:
+                try:
+                    answer = await fetch(
+                        where, f"/runs/{run_id}/log", {"offset": str(offset)}, request.headers
+                    )
+                    return JSONResponse(
+                        answer.json(),
+                        status_code=answer.status_code,
+                        headers={"Cache-Control": "no-store"},
+                    )
+                except (httpx.HTTPError, ValueError):
+                    pass  # shown as a log this node lacks
+        piece = await asyncio.to_thread(views.read_log, path, offset)
         return JSONResponse(
             {
                 "text": piece.text,

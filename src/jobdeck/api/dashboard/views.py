@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from jobdeck.api.dashboard.chart import duration_chart
+from jobdeck.api.remote_log import elsewhere
 from jobdeck.api.runs import attempts_of
 from jobdeck.api.views import run_concurrency
 from jobdeck.app import Application
@@ -232,8 +233,13 @@ def run_page(app: Application, run_id: int) -> dict[str, Any] | None:
         return None
     # The same attempts as the API's answer for the run.
     attempts = attempts_of(store, run)
-    piece = read_log(app.log_path(run_id), None)
+    path = app.log_path(run_id)
+    piece = read_log(path, None)
+    # Run by another node of the cluster: the page reads the log through this one's log
+    # piece (forwarded to that node), from the start.
+    where = elsewhere(store, run, app.host, path.parent.exists())
     return {
+        "log_node": where.node if where is not None and where.url else None,
         "run": run,
         "events": store.runs.events(run_id),
         "notices": list(reversed(store.notices.notices(run_id=run_id, limit=100))),
