@@ -396,11 +396,18 @@ class Application:
             asyncio.create_task(loop(), name=name): name for name, loop in named.items()
         }
         stopper: asyncio.Task[Any] = asyncio.create_task(self._stop.wait(), name="stop")
-        clean = False
+        clean = hands_over = False
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
             clean = stopper in done and self._failure is None
-            hands_over = clean and self.clustered and self.leadership.lease is not None
+            # A leader with another node alive hands over (its workers stop, it resigns);
+            # one alone keeps its workers and its lease, for its restart to adopt them.
+            hands_over = (
+                clean
+                and self.clustered
+                and self.leadership.lease is not None
+                and await asyncio.to_thread(self.placement.others_alive)
+            )
             if clean and (self.options.stop_workers_at_exit or hands_over):
                 await self._stop_workers()
         finally:
@@ -409,7 +416,7 @@ class Application:
             for task in [*tasks, stopper]:
                 task.cancel()
             await asyncio.gather(*tasks, stopper, return_exceptions=True)
-        if clean and self.clustered and self.leadership.lease is not None:
+        if hands_over and self.leadership.lease is not None:
             # A clean stop (SIGTERM, SIGINT) of the leader: its workers stopped, it hands
             # leadership over at once instead of letting the lease run out.
             await asyncio.to_thread(self.role.resign)
