@@ -24,7 +24,7 @@ from jobdeck.cli.output import when
 if TYPE_CHECKING:
     from jobdeck.status import Activity
     from jobdeck.store import Store
-    from jobdeck.store.records import Revision, RunKind
+    from jobdeck.store.records import Notice, Revision, RunKind
 
 KindOption = Annotated[
     str | None,
@@ -372,6 +372,16 @@ def audit(
     print_table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows)
 
 
+def notice_state(n: Notice) -> str:
+    """``held back``, ``sent`` (delivered, or sent before notices were an outbox),
+    ``due`` (to send, or sent again) or ``given up``."""
+    if not n.sent:
+        return "held back"
+    if n.delivery in (None, "delivered"):
+        return "sent"
+    return "given up" if n.delivery == "given_up" else "due"
+
+
 def notices(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Argument(help="Only this schedule or command.")] = None,
@@ -391,7 +401,7 @@ def notices(
             when(n.at),
             n.job,
             n.event,
-            "sent" if n.sent else "held back",
+            notice_state(n),
             "-" if n.run_id is None else str(n.run_id),
             n.why,
         )

@@ -266,11 +266,11 @@ class MonitorWatch:
             return
         targets = list(spec.notify)
         missed = run.reason == "missed"
+        tail = "" if run.status == "succeeded" else self.outcomes.executor.log_tail(run.id)
         notice = self.outcomes.decide(
-            run, targets, spec.notify_policy, status="missed" if missed else None
+            run, targets, spec.notify_policy, status="missed" if missed else None, tail=tail
         )
         if notice is not None:
-            tail = "" if run.status == "succeeded" else self.outcomes.executor.log_tail(run.id)
             self.outcomes.send(targets, notice, tail)
         duration = duration_of(run)
         if run.status == "succeeded" and spec.alerts.fast is not None and duration is not None:
