@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from jobdeck.clock import Clock
-from jobdeck.store import Run, Store, Tx
+from jobdeck.store import DataStore, Run, Tx
 from jobdeck.store.records import Notice
 from jobdeck.workflow.outbox import (
     DELIVERED,
@@ -45,7 +45,9 @@ class Sending:
 class Outbox:
     """Notices in flight on this engine, their outcomes, and the sweep of those due."""
 
-    def __init__(self, store: Store, clock: Clock, send: Send, leads: Callable[[], bool]) -> None:
+    def __init__(
+        self, store: DataStore, clock: Clock, send: Send, leads: Callable[[], bool]
+    ) -> None:
         self.store = store
         self.clock = clock
         self.send = send
