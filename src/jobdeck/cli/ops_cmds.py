@@ -19,18 +19,16 @@ from jobdeck.cli.context import (
     settings,
     store,
 )
-from jobdeck.cli.output import when
+from jobdeck.cli.output import notice_state, when
 
 if TYPE_CHECKING:
     from jobdeck.status import Activity
     from jobdeck.store import Store
-    from jobdeck.store.records import Notice, Revision, RunKind
+    from jobdeck.store.records import Revision, RunKind
 
 KindOption = Annotated[
     str | None,
-    typer.Option(
-        "--kind", help="schedule, worker, command or monitor, when a name is used by several."
-    ),
+    typer.Option("--kind", help="schedule, worker, command or monitor, when ambiguous."),
 ]
 
 
@@ -372,16 +370,6 @@ def audit(
         for e in entries
     ]
     print_table(("AT", "WHO", "VIA", "ACTION", "TARGET", "OUTCOME", "DETAIL"), rows)
-
-
-def notice_state(n: Notice) -> str:
-    """``held back``, ``sent`` (delivered, or sent before notices were an outbox),
-    ``due`` (to send, or sent again) or ``given up``."""
-    if not n.sent:
-        return "held back"
-    if n.delivery in (None, "delivered"):
-        return "sent"
-    return "given up" if n.delivery == "given_up" else "due"
 
 
 def notices(
