@@ -35,6 +35,7 @@ from jobdeck.execute.retention import LogRetention
 from jobdeck.execute.spec import LOG_FILE
 from jobdeck.instance import instance_name
 from jobdeck.notify import Notifier, RunNotice
+from jobdeck.outbox import Outbox
 from jobdeck.queue_depth import SAMPLE_SECONDS, DepthHistory
 from jobdeck.queues.catalog import worker_environment
 from jobdeck.schedule.leader import LeaderFiring
@@ -46,6 +47,7 @@ from jobdeck.workers.handover import WorkerHandover
 from jobdeck.workers.supervisor import Supervisor
 from jobdeck.workflow.driver import Applied, RunDriver
 from jobdeck.workflow.lost_nodes import record_lost, silent_nodes
+from jobdeck.workflow.outbox import notice_id_of
 from jobdeck.workflow.placement import Placement
 from jobdeck.workflow.refusals import CancelRefused
 
@@ -204,6 +206,7 @@ class Application:
             self.store, self.host, self.clock, self.leads, self.driver.take_placed
         )
         self.driver.monitors.leads = self.leads  # missed pings and timeouts: the leader's
+        self.outbox = Outbox(self.store, self.clock, self._notify, self.leads)
         if self.clustered:
             # Runs asked for on any node execute on the leader (jobdeck.workflow.placement).
             self.driver.executes = self.leads
@@ -211,6 +214,7 @@ class Application:
             # Another node alive: marks written, and the store asked before a launch (a
             # cancel through another node).
             self.driver.dispatcher.shared = lambda: self.placement.shared
+            self.outbox.fence = self.leadership.fence
             self.driver.fence = self.leadership.fence
             self.driver.dispatcher.outcomes.fence = self.leadership.fence  # lost runs' retries
             self.driver.monitors.fence = self.leadership.fence
@@ -384,6 +388,7 @@ class Application:
             "retention": self._sweep_logs,
             "approvals": self._expire_approvals,
             "queue-depth": self._sample_queues,
+            "notices": self.outbox.run,
             **({"checkpoints": self._checkpoint} if self._checkpointing else {}),
             "workers": self.supervisor.run,
             "cluster": self.role.run,
@@ -525,7 +530,13 @@ class Application:
             link = f"{self.options.public_url.rstrip('/')}/{page}"
         project = self.catalog.project if self.catalog else None
         notice = RunNotice.from_run(run, log_tail=tail, link=link, project=project)
-        self.notifier.notify(targets, notice)
+        notice_id = notice_id_of(run)
+        if notice_id is None:
+            self.notifier.notify(targets, notice)
+            return
+        done = self.outbox.sending(notice_id)
+        if done is not None:  # else this engine is sending it already
+            self.notifier.notify(targets, notice, notice_id=notice_id, done=done)
 
     def _failed(self, error: BaseException) -> None:
         self._failure = error

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobdeck.catalog.load import LoadedCatalog
-from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS
+from jobdeck.catalog.model import RUNNABLE_KINDS, SECTIONS, Kind
 from jobdeck.catalog.plan import Plan, make_plan
 from jobdeck.clock import Clock
 from jobdeck.queues.catalog import sync_catalog_queues
@@ -27,6 +27,10 @@ from jobdeck.store.records import AuditEntry, Revision, Suspension, Via
 # A step run inside the apply transaction after the revision row is written (queues,
 # workers and other state that must change atomically with the revision plug in here).
 ApplyStep = Callable[[Tx, Revision], None]
+
+# What suspend and resume take: what runs, and the monitors of what runs elsewhere (a
+# suspended monitor's slots without a ping are recorded ``suspended``, not notified).
+SUSPENDABLE_KINDS: tuple[Kind, ...] = (*RUNNABLE_KINDS, "monitor")
 
 
 class ControlError(Exception):
@@ -166,16 +170,16 @@ class Control:
         return revision
 
     def resolve(self, name: str, kind: str | None = None) -> Target:
-        """Find ``name`` among the applied schedules, workers and commands."""
+        """Find ``name`` among the applied schedules, workers, commands and monitors."""
         revision = self.store.revisions.latest_revision()
         if revision is None:
             raise ControlError("nothing is applied yet; run `jobdeck apply` first")
-        kinds = [k for k in RUNNABLE_KINDS if kind in (None, k)]
+        kinds = [k for k in SUSPENDABLE_KINDS if kind in (None, k)]
         found = [k for k in kinds if name in (revision.catalog.get(SECTIONS[k]) or {})]
         if not found:
             raise ControlError(
-                f"no schedule, worker or command named {name!r} in revision {revision.number}"
-                + _suggestion(name, _names(revision.catalog))
+                f"no schedule, worker, command or monitor named {name!r} "
+                f"in revision {revision.number}" + _suggestion(name, _names(revision.catalog))
             )
         if len(found) > 1:
             raise ControlError(f"{name!r} names a {' and a '.join(found)}; say which with --kind")
@@ -276,4 +280,6 @@ def _suggestion(name: str, known: list[str]) -> str:
 
 
 def _names(catalog: dict[str, Any]) -> list[str]:
-    return sorted(name for kind in RUNNABLE_KINDS for name in (catalog.get(SECTIONS[kind]) or {}))
+    return sorted(
+        name for kind in SUSPENDABLE_KINDS for name in (catalog.get(SECTIONS[kind]) or {})
+    )

@@ -134,7 +134,10 @@ def collect_status(
         for name, spec in catalog.pools.items()
     ]
     monitors = [
-        _monitor(name, spec, now, seen.last_runs.get(name))
+        {
+            **_monitor(name, spec, now, seen.last_runs.get(name)),
+            "suspension": suspended.get(("monitor", name)),
+        }
         for name, spec in catalog.monitors.items()
     ]
     return {

@@ -138,7 +138,7 @@ def test_names_say_what_they_are(jobdeck: Jobdeck, live: LiveServer) -> None:
 
     unknown = on(jobdeck, live, "resume", "nosuch")
     assert unknown.code == 1
-    assert "no schedule, worker or command named 'nosuch'" in unknown.err
+    assert "no schedule, worker, command or monitor named 'nosuch'" in unknown.err
     not_suspended = on(jobdeck, live, "resume", "chatty")
     assert "schedule chatty is not suspended" in not_suspended.err
 

@@ -61,7 +61,7 @@ def test_unknown_names_exit_1(jobdeck: Jobdeck) -> None:
     jobdeck("apply", "--yes")
     unknown = jobdeck("suspend", "no-such-batch", "--reason", "r")
     assert unknown.code == 1
-    assert "no schedule, worker or command named 'no-such-batch'" in unknown.err
+    assert "no schedule, worker, command or monitor named 'no-such-batch'" in unknown.err
     assert jobdeck("resume", "ranking-aggregate").code == 1
 
 

@@ -90,3 +90,44 @@ def test_notice_counts_by_job_event_and_whether_sent(any_store: DataStore) -> No
         ("schedule", "backup", "run.failed", False): 2,
         ("schedule", "other", "run.slow", True): 1,
     }
+
+
+def test_a_notice_to_send_is_due_until_its_delivery_is_recorded(any_store: DataStore) -> None:
+    message = {"run": {"id": 3, "job": "backup"}, "tail": "last lines"}
+    with any_store.transaction() as tx:
+        held = tx.notices.record_notice(notice(1, sent=False))
+        later = tx.notices.record_notice(
+            notice(2, delivery="due", next_try_at=T0 + timedelta(hours=1), message=message)
+        )
+        due = tx.notices.record_notice(notice(3, delivery="due", next_try_at=T0, message=message))
+    assert due.id is not None
+    assert later.id is not None
+    reads = any_store.notices
+    assert [n.id for n in reads.due_notices(T0)] == [due.id]
+    assert [n.id for n in reads.due_notices(T0 + timedelta(hours=2))] == [later.id, due.id]
+    [back] = reads.due_notices(T0)
+    assert (back.delivery, back.attempts, back.message) == ("due", 0, message)
+    assert back.next_try_at == T0
+    assert held.delivery is None
+
+    at = T0 + timedelta(minutes=5)
+    with any_store.transaction() as tx:
+        assert tx.notices.set_delivery(due.id, "delivered", attempts=1, delivered_at=at)
+        # The first outcome recorded stands.
+        assert not tx.notices.set_delivery(due.id, "due", attempts=2, next_try_at=at)
+        retry = T0 + timedelta(hours=3)
+        assert tx.notices.set_delivery(later.id, "due", attempts=1, next_try_at=retry)
+    assert reads.due_notices(T0 + timedelta(hours=2)) == []
+    [again] = reads.due_notices(T0 + timedelta(hours=3))
+    assert (again.id, again.attempts) == (later.id, 1)
+    delivered = next(n for n in reads.notices() if n.id == due.id)
+    assert (delivered.delivery, delivered.delivered_at, delivered.attempts) == (
+        "delivered",
+        at,
+        1,
+    )
+    with any_store.transaction() as tx:
+        assert tx.notices.set_delivery(later.id, "given_up", attempts=2)
+    assert reads.due_notices(T0 + timedelta(days=2)) == []
+    gone = next(n for n in reads.notices() if n.id == later.id)
+    assert (gone.delivery, gone.next_try_at) == ("given_up", None)

@@ -178,7 +178,7 @@ def test_suspend_rules(store: DataStore, clock: FakeClock) -> None:
     with pytest.raises(ControlError, match="nothing is applied yet"):
         ctl.suspend("ranking", "x")
     ctl.apply(catalog())
-    with pytest.raises(ControlError, match="no schedule, worker or command named 'nope'"):
+    with pytest.raises(ControlError, match="no schedule, worker, command or monitor named 'nope'"):
         ctl.suspend("nope", "x")
     with pytest.raises(ControlError, match="needs a reason"):
         ctl.suspend("ranking", "  ")

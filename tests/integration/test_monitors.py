@@ -258,3 +258,61 @@ async def test_only_the_leader_decides_missed_slots_and_timeouts(decks: Decks) -
     assert runs[hung.id].status == "timed_out"
     (missed,) = [r for r in runs.values() if r.id != hung.id]
     assert (missed.status, missed.reason, missed.scheduled_for) == ("skipped", "missed", T0)
+
+
+async def test_a_suspended_monitor_records_its_slots_suspended_and_tells_nothing(
+    decks: Decks,
+) -> None:
+    clock = FakeClock(T0 - at(30))  # first sight at 09:30; slots on the hour
+    deck = decks(CATALOG, clock=clock)
+    watch = deck.driver.monitors
+    watch.check(clock.now())
+    with deck.store.transaction() as tx:
+        held = tx.suspensions.add_suspension(
+            kind="monitor",
+            name="backup",
+            reason="the box is moved",
+            created_by="alice",
+            created_at=T0 - at(20),
+            until=None,
+        )
+
+    # 10:00 and 11:00 pass with no ping while it is suspended: suspended, not missed.
+    clock.set(T0 + at(70))
+    watch.check(clock.now())
+    # A ping still counts while suspended: a failed run is recorded, not notified.
+    clock.set(T0 + at(75))
+    failed = watch.ping("backup", "fail", 2, b"disk full\n", clock.now())
+    assert failed is not None
+    assert failed.status == "failed"
+    watch.flush()
+    runs = sorted(deck.runs("backup"), key=lambda r: r.id)
+    assert [(r.status, r.reason, r.scheduled_for) for r in runs] == [
+        ("skipped", "suspended", T0),
+        ("skipped", "suspended", T0 + at(60)),
+        ("failed", "exit_code", None),
+    ]
+    assert deck.notices == []
+    assert deck.store.notices.notices(job="backup") == []
+
+    # Resumed at 12:05, inside the 12:00 slot's grace: that slot's window overlapped the
+    # suspension, so it is not missed either; nothing is told about the time suspended.
+    clock.set(T0 + at(125))
+    with deck.store.transaction() as tx:
+        tx.suspensions.end_suspension(held.id, ended_by="alice", ended_at=clock.now())
+    clock.set(T0 + at(135))
+    watch.check(clock.now())
+    watch.flush()
+    assert [r.reason for r in deck.runs("backup") if r.scheduled_for == T0 + at(120)] == [
+        "suspended"
+    ]
+    assert deck.notices == []
+
+    # The first slot after the resume with no ping is missed and told.
+    clock.set(T0 + at(190))
+    watch.check(clock.now())
+    watch.flush()
+    missed = [r for r in deck.runs("backup") if r.scheduled_for == T0 + at(180)]
+    assert [(r.status, r.reason) for r in missed] == [("skipped", "missed")]
+    assert [n.run.detail["notice"]["event"] for n in deck.notices] == ["run.missed"]
+    assert deck.notices[0].run.detail["missed"]["count"] == 1

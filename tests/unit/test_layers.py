@@ -21,7 +21,7 @@ FLOORS: list[set[str]] = [
     {"catalog", "store"},  # the model of the file, and the store's interface and backends
     {"execute", "notify", "queues", "queue_depth"},  # processes and pools; notices; SQS
     {"workflow", "workers", "control", "cluster"},  # runs, workers, plan/apply, nodes
-    {"schedule", "commands", "status"},  # the timer, the invocation path, the summary
+    {"schedule", "commands", "status", "outbox"},  # the timer, invocations, summary, outbox
     {"app"},  # wires one application object
     {"slack"},  # an adapter: Slack's requests to the invocation path
     {"api", "targets"},  # adapters: HTTP, AWS

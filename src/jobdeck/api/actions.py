@@ -19,7 +19,12 @@ from jobdeck.control import ControlError
 from jobdeck.units import parse_duration, parse_instant
 
 # The URL's plural segment and the kind it names.
-KINDS = {"schedules": "schedule", "workers": "worker", "commands": "command"}
+KINDS = {
+    "schedules": "schedule",
+    "workers": "worker",
+    "commands": "command",
+    "monitors": "monitor",
+}
 
 
 def parse_until(value: Any, now: datetime) -> datetime | None:

@@ -335,7 +335,12 @@ def openapi_document() -> dict[str, Any]:
             not_found=True,
         ),
     }
-    for plural, kind in (("schedules", "schedule"), ("workers", "worker"), ("commands", "command")):
+    for plural, kind in (
+        ("schedules", "schedule"),
+        ("workers", "worker"),
+        ("commands", "command"),
+        ("monitors", "monitor"),
+    ):
         paths.update(_suspend_paths(plural, kind))
     return {
         "openapi": "3.1.0",

@@ -120,6 +120,10 @@ def notice_json(notice: Notice) -> dict[str, Any]:
         "consecutive_failures": notice.streak,
         "targets": list(notice.targets),
         "detail": notice.detail,
+        "delivery": notice.delivery,
+        "attempts": notice.attempts,
+        "next_try_at": iso(notice.next_try_at),
+        "delivered_at": iso(notice.delivered_at),
     }
 
 

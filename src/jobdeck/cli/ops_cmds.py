@@ -19,7 +19,7 @@ from jobdeck.cli.context import (
     settings,
     store,
 )
-from jobdeck.cli.output import when
+from jobdeck.cli.output import notice_state, when
 
 if TYPE_CHECKING:
     from jobdeck.status import Activity
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 KindOption = Annotated[
     str | None,
-    typer.Option("--kind", help="schedule, worker or command, when a name is used by several."),
+    typer.Option("--kind", help="schedule, worker, command or monitor, when ambiguous."),
 ]
 
 
@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
 
 def suspend(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A schedule, worker or command.")],
+    name: Annotated[str, typer.Argument(help="A schedule, worker, command or monitor.")],
     reason: Annotated[str, typer.Option("--reason", help="Why; shown to everyone.")],
     until: Annotated[
         str | None, typer.Option("--until", help="Expiry: a duration (2h) or an ISO time.")
@@ -76,7 +76,7 @@ def suspend(
         expiry = _until(until, ctl.clock.now()) if until else None
         done = ctl.suspend(name, reason, until=expiry, kind=_kind(kind))
     cancelled: list[dict[str, Any]] = []
-    if cancel_running and done.kind != "worker":
+    if cancel_running and done.kind not in ("worker", "monitor"):
         cancelled = _cancel_active(ctx, done.kind, done.name, f"suspended: {done.reason}")
     if as_json:
         shown = suspension_json(done)
@@ -110,7 +110,7 @@ def _cancel_active(ctx: typer.Context, kind: str, name: str, why: str) -> list[d
 
 def resume(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="A suspended schedule, worker or command.")],
+    name: Annotated[str, typer.Argument(help="A suspended schedule, worker, command or monitor.")],
     kind: KindOption = None,
     as_json: JsonFlag = False,
     target: TargetOption = "local",
@@ -395,7 +395,7 @@ def notices(
             when(n.at),
             n.job,
             n.event,
-            "sent" if n.sent else "held back",
+            notice_state(n),
             "-" if n.run_id is None else str(n.run_id),
             n.why,
         )
@@ -414,8 +414,8 @@ def _until(text: str, now: datetime) -> datetime:
 
 
 def _kind(kind: str | None) -> str | None:
-    if kind is not None and kind not in ("schedule", "worker", "command"):
-        fail(f"--kind {kind!r}: use schedule, worker or command", 2)
+    if kind is not None and kind not in ("schedule", "worker", "command", "monitor"):
+        fail(f"--kind {kind!r}: use schedule, worker, command or monitor", 2)
     return kind
 
 

@@ -20,6 +20,8 @@ import typer
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from jobdeck.store.records import Notice
+
 # ``--json`` on any verb that has a result: declare ``as_json: JsonFlag = False`` and end
 # with :func:`emit`; the option is then accepted anywhere on the line like the others.
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -189,3 +191,13 @@ def _json_default(value: object) -> Any:
     if isinstance(value, datetime):
         return iso(value)
     raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def notice_state(n: Notice) -> str:
+    """``held back``, ``sent`` (delivered, or sent before notices were an outbox),
+    ``due`` (to send, or sent again) or ``given up``."""
+    if not n.sent:
+        return "held back"
+    if n.delivery in (None, "delivered"):
+        return "sent"
+    return "given up" if n.delivery == "given_up" else "due"

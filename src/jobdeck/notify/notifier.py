@@ -29,6 +29,7 @@ from jobdeck.notify.slack import chat_message, slack_attempt
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+Done = Callable[[bool], None]
 JSON_TYPE = "application/json; charset=utf-8"
 
 
@@ -64,7 +65,8 @@ class Notifier:
             # Configuration comes from settings only, never from the process environment.
             trust_env=False,
         )
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
+        self._reports: set[asyncio.Task[None]] = set()
         self._closed = False
         self._warned_no_token = False
 
@@ -83,13 +85,46 @@ class Notifier:
         """Deliveries started and not yet finished (delivered, failed or abandoned)."""
         return len(self._tasks)
 
-    def notify(self, targets: Sequence[str], event: RunNotice) -> None:
+    def notify(
+        self,
+        targets: Sequence[str],
+        event: RunNotice,
+        *,
+        notice_id: int | None = None,
+        done: Done | None = None,
+    ) -> None:
         """Start delivering ``event`` to each target and return at once. Never raises:
-        problems are logged. Must be called from the event loop the notifier runs on."""
+        problems are logged. Must be called from the event loop the notifier runs on.
+
+        ``notice_id`` (the recorded notice's) names every webhook delivery of it, also
+        those of a later engine: header ``X-Jobdeck-Notice-Id`` and ``delivery_id``
+        ``notice-ID``. ``done`` is called once, in the loop, with whether every target
+        accepted it (a target skipped for good counts as accepted)."""
         try:
-            self._schedule([targets] if isinstance(targets, str) else targets, event)
+            tasks = self._schedule(
+                [targets] if isinstance(targets, str) else targets, event, notice_id
+            )
         except Exception:
             log.exception("could not send notifications for run %s", event.run_id)
+            tasks = None
+        if done is None:
+            return
+        if tasks is None:
+            done(False)
+            return
+        self._report(tasks, done)
+
+    def _report(self, tasks: list[asyncio.Task[bool]], done: Done) -> None:
+        async def report() -> None:
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                done(all(result is True for result in results))
+            except Exception:
+                log.exception("recording how a notice went failed")
+
+        task = asyncio.get_running_loop().create_task(report())
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def aclose(self, grace: float = 10.0) -> None:
         """Stop accepting notices, wait up to ``grace`` seconds for those in flight,
@@ -109,6 +144,8 @@ class Notifier:
                 for task in late:
                     task.cancel()
                 await asyncio.gather(*late, return_exceptions=True)
+        if self._reports:
+            await asyncio.wait(set(self._reports), timeout=1.0)
         await self._client.aclose()
 
     async def __aenter__(self) -> Notifier:
@@ -122,10 +159,14 @@ class Notifier:
     ) -> None:
         await self.aclose()
 
-    def _schedule(self, targets: Sequence[str], notice: RunNotice) -> None:
+    def _schedule(
+        self, targets: Sequence[str], notice: RunNotice, notice_id: int | None
+    ) -> list[asyncio.Task[bool]] | None:
+        """The delivery tasks started; None when some target could not be tried now."""
         if self._closed:
             log.error("notifier is closed; dropping notice of %s", notice.summary)
-            return
+            return None
+        started: list[asyncio.Task[bool]] | None = []
         loop = asyncio.get_running_loop()
         deadline_at = loop.time() + self.settings.deadline
         occurred_at = self._clock.now()
@@ -147,17 +188,27 @@ class Notifier:
                     target.display,
                     notice.summary,
                 )
+                started = None
                 continue
             task = loop.create_task(
-                self._deliver(target, notice, deadline_at, occurred_at),
+                self._deliver(target, notice, deadline_at, occurred_at, notice_id),
                 name=f"notify {target.display} run {notice.run_id}",
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if started is not None:
+                started.append(task)
+        return started
 
     async def _deliver(
-        self, target: Target, notice: RunNotice, deadline_at: float, occurred_at: datetime
-    ) -> None:
+        self,
+        target: Target,
+        notice: RunNotice,
+        deadline_at: float,
+        occurred_at: datetime,
+        notice_id: int | None = None,
+    ) -> bool:
+        """Whether ``target`` accepted ``notice``."""
         label = f"{target.display} ({notice.summary}, run {notice.run_id})"
         send: Callable[[], Awaitable[Attempt]]
         if target.kind == "slack":
@@ -168,16 +219,18 @@ class Notifier:
 
         else:
             # One id for every retry, so a receiver can drop a duplicate after a retry
-            # whose first try did arrive but whose answer was lost.
-            payload = webhook_payload(notice, delivery_id=uuid.uuid4().hex, occurred_at=occurred_at)
+            # whose first try did arrive but whose answer was lost; a recorded notice's
+            # id is the same in every engine that sends it.
+            delivery_id = uuid.uuid4().hex if notice_id is None else f"notice-{notice_id}"
+            payload = webhook_payload(notice, delivery_id=delivery_id, occurred_at=occurred_at)
             data = json.dumps(payload, separators=(",", ":")).encode()
 
             async def send() -> Attempt:
-                return await self._post_webhook(target.address, data, notice.event_type)
+                return await self._post_webhook(target.address, data, notice.event_type, notice_id)
 
         try:
             async with asyncio.timeout_at(deadline_at):
-                await self._with_retries(send, label, deadline_at)
+                return await self._with_retries(send, label, deadline_at)
         except TimeoutError:
             log.error(
                 "notification to %s gave up: no success within the %.0fs deadline",
@@ -186,20 +239,21 @@ class Notifier:
             )
         except Exception:
             log.exception("notification to %s failed unexpectedly", label)
+        return False
 
     async def _with_retries(
         self, send: Callable[[], Awaitable[Attempt]], label: str, deadline_at: float
-    ) -> None:
+    ) -> bool:
         policy = self.settings.retry
         loop = asyncio.get_running_loop()
         for number in range(1, policy.attempts + 1):
             attempt = await send()
             if attempt.delivered:
                 log.info("notification to %s delivered (attempt %d)", label, number)
-                return
+                return True
             if not attempt.retryable:
                 log.error("notification to %s failed: %s (not retried)", label, attempt.detail)
-                return
+                return False
             if number == policy.attempts:
                 break
             delay = policy.delay(number, attempt.retry_after)
@@ -211,7 +265,7 @@ class Notifier:
                     attempt.detail,
                     delay,
                 )
-                return
+                return False
             log.warning(
                 "notification to %s failed: %s; retry %d of %d in %.1fs",
                 label,
@@ -227,6 +281,7 @@ class Notifier:
             policy.attempts,
             attempt.detail,
         )
+        return False
 
     async def _post_slack(self, body: dict[str, object]) -> Attempt:
         url = f"{self.settings.slack_api_url}/chat.postMessage"
@@ -245,8 +300,12 @@ class Notifier:
         after = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
         return slack_attempt(response.status_code, answer, after)
 
-    async def _post_webhook(self, url: str, data: bytes, event_type: str) -> Attempt:
+    async def _post_webhook(
+        self, url: str, data: bytes, event_type: str, notice_id: int | None = None
+    ) -> Attempt:
         headers = {"Content-Type": JSON_TYPE, "X-Jobdeck-Event": event_type}
+        if notice_id is not None:
+            headers["X-Jobdeck-Notice-Id"] = str(notice_id)
         if self.settings.webhook_secret:
             headers.update(sign(self.settings.webhook_secret, data, self._clock.now()))
         try:

@@ -411,9 +411,41 @@ class MemoryNotices:
             at=as_utc(notice.at, "at"),
             targets=list(notice.targets),
             detail=dict(notice.detail),
+            message=dict(notice.message),
+            next_try_at=None
+            if notice.next_try_at is None
+            else as_utc(notice.next_try_at, "next_try_at"),
         )
         self._state.notices.append(stored)
         return stored
+
+    def due_notices(self, now: datetime, *, limit: int = 100) -> list[Notice]:
+        return [
+            n
+            for n in self._state.notices
+            if n.delivery == "due" and (n.next_try_at is None or n.next_try_at <= now)
+        ][:limit]
+
+    def set_delivery(
+        self,
+        notice_id: int,
+        delivery: str,
+        *,
+        attempts: int,
+        next_try_at: datetime | None = None,
+        delivered_at: datetime | None = None,
+    ) -> bool:
+        for index, n in enumerate(self._state.notices):
+            if n.id == notice_id and n.delivery == "due":
+                self._state.notices[index] = dataclasses.replace(
+                    n,
+                    delivery=delivery,
+                    attempts=attempts,
+                    next_try_at=next_try_at,
+                    delivered_at=delivered_at,
+                )
+                return True
+        return False
 
     def notices(
         self,

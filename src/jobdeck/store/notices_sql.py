@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Connection, RowMapping, func, select
+from sqlalchemy import Connection, RowMapping, func, or_, select, update
 
 from jobdeck.store.records import Notice, NoticeCount
 from jobdeck.store.tables import as_utc, notices
@@ -25,6 +26,9 @@ class SqlNotices:
 
     def record_notice(self, notice: Notice) -> Notice:
         at = as_utc(notice.at, "at")
+        next_try_at = (
+            None if notice.next_try_at is None else as_utc(notice.next_try_at, "next_try_at")
+        )
         values = {
             "at": at,
             "job": notice.job,
@@ -37,9 +41,50 @@ class SqlNotices:
             "streak": notice.streak,
             "targets": list(notice.targets),
             "detail": dict(notice.detail),
+            "delivery": notice.delivery,
+            "attempts": notice.attempts,
+            "next_try_at": next_try_at,
+            "delivered_at": notice.delivered_at,
+            "message": dict(notice.message) if notice.message else None,
         }
         new_id = self.connection.scalar(_INSERT, values)
-        return dataclasses.replace(notice, id=int(cast(int, new_id)), at=at)
+        return dataclasses.replace(
+            notice, id=int(cast(int, new_id)), at=at, next_try_at=next_try_at
+        )
+
+    def due_notices(self, now: datetime, *, limit: int = 100) -> list[Notice]:
+        c = notices.c
+        query = (
+            select(notices)
+            .where(c.delivery == "due")
+            .where(or_(c.next_try_at.is_(None), c.next_try_at <= as_utc(now, "now")))
+            .order_by(c.id)
+            .limit(limit)
+        )
+        return [_notice(row) for row in self.connection.execute(query).mappings()]
+
+    def set_delivery(
+        self,
+        notice_id: int,
+        delivery: str,
+        *,
+        attempts: int,
+        next_try_at: datetime | None = None,
+        delivered_at: datetime | None = None,
+    ) -> bool:
+        c = notices.c
+        done = self.connection.execute(
+            update(notices)
+            .where(c.id == notice_id)
+            .where(c.delivery == "due")
+            .values(
+                delivery=delivery,
+                attempts=attempts,
+                next_try_at=next_try_at,
+                delivered_at=delivered_at,
+            )
+        )
+        return bool(done.rowcount)
 
     def notices(
         self,
@@ -89,4 +134,9 @@ def _notice(row: RowMapping) -> Notice:
         streak=row["streak"],
         targets=list(row["targets"] or []),
         detail=dict(row["detail"] or {}),
+        delivery=row["delivery"],
+        attempts=int(row["attempts"] or 0),
+        next_try_at=row["next_try_at"],
+        delivered_at=row["delivered_at"],
+        message=dict(row["message"] or {}),
     )

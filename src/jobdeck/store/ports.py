@@ -150,10 +150,28 @@ class NoticeReads(Protocol):
         """How many notices each job has of each event, sent and held back (ever)."""
         ...
 
+    def due_notices(self, now: datetime, *, limit: int = 100) -> list[Notice]:
+        """Notices to send (``delivery`` ``due``) whose ``next_try_at`` is ``now`` or
+        earlier, oldest first."""
+        ...
+
 
 class Notices(NoticeReads, Protocol):
     def record_notice(self, notice: Notice) -> Notice:
         """Stores ``notice`` and returns it with its id."""
+        ...
+
+    def set_delivery(
+        self,
+        notice_id: int,
+        delivery: str,
+        *,
+        attempts: int,
+        next_try_at: datetime | None = None,
+        delivered_at: datetime | None = None,
+    ) -> bool:
+        """Records how sending notice ``notice_id`` went; False if it is not ``due``
+        (already delivered or given up: the first outcome recorded stands)."""
         ...
 
 

@@ -77,6 +77,12 @@ class Notice:
     ``stream`` groups the notices that a policy counts together: ``failure`` (failures and
     the recovery that ends them) and ``duration`` (slow, fast, not started). ``streak`` is
     the number of consecutive failures the notice stands on (0 for a recovery).
+
+    A notice to send is an outbox entry: ``delivery`` is ``due`` until its targets
+    accepted it (then ``delivered``, at ``delivered_at``) or it is given up
+    (``given_up``); ``None`` for a notice held back (or recorded before the outbox).
+    ``message`` holds what to send again after a restart (the run as sent, its log
+    tail); ``attempts`` counts failed tries, ``next_try_at`` is the earliest next one.
     """
 
     at: datetime
@@ -91,6 +97,11 @@ class Notice:
     targets: list[str] = field(default_factory=list)
     detail: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+    delivery: str | None = None
+    attempts: int = 0
+    next_try_at: datetime | None = None
+    delivered_at: datetime | None = None
+    message: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,13 @@ notices = Table(
     Column("streak", Integer, nullable=False),
     Column("targets", JSONDocument, nullable=False),
     Column("detail", JSONDocument, nullable=False),
+    Column("delivery", String(16), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_try_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Column("message", JSONDocument, nullable=True),
     Index(None, "job", "kind", "stream", "at"),
+    Index(None, "delivery", "next_try_at"),
     Index(None, "at"),
     Index(None, "run_id"),
 )

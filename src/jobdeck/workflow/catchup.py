@@ -16,6 +16,7 @@ from jobdeck.catalog.model import cadence_for
 from jobdeck.store.records import Notice, Run, RunPlan, Suspension, Trigger
 from jobdeck.workflow.decisions import CatchupDecision, MissCause, decide_catchup, missed_why
 from jobdeck.workflow.missed import MissedSlots
+from jobdeck.workflow.outbox import due_fields, with_notice
 from jobdeck.workflow.outcome import iso
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def _send_missed(
     )
     with d.store.transaction() as tx:
         # Recorded with the other notices; the notify policy does not hold these back.
-        tx.notices.record_notice(
+        recorded = tx.notices.record_notice(
             Notice(
                 at=now,
                 job=missed.schedule,
@@ -161,6 +162,7 @@ def _send_missed(
                 run_id=first.id,
                 targets=targets,
                 detail={"count": missed.count},
+                **due_fields(notice, "", now),
             )
         )
-    d.gate.call(d.dispatcher.outcomes.send, targets, notice, "")
+    d.gate.call(d.dispatcher.outcomes.send, targets, with_notice(notice, recorded), "")

@@ -25,7 +25,7 @@ from jobdeck.catalog.monitors import Monitor, monitor_cadence
 from jobdeck.clock import Clock
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import Fenced, RunAlreadyEnded
-from jobdeck.store.records import Run
+from jobdeck.store.records import Run, Suspension
 from jobdeck.units import format_duration
 from jobdeck.workflow.durations import decide_fast, decide_slow, fast_threshold, slow_threshold
 from jobdeck.workflow.missed import LISTED_SLOTS, iso
@@ -185,9 +185,11 @@ class MonitorWatch:
         due = due_slots(cadence, spec.grace, last, now)
         if due.dropped:
             log.warning("monitor %s: %d older slots left undecided", name, due.dropped)
+        held = held_spans(self.store.suspensions.suspensions(now, include_ended=True), name)
         missed: list[Run] = []
         for slot in due.slots:
             start, end = window(slot, spec.grace)
+            suspended = slot_held(held, start, end)
             pings = self.store.runs.runs(
                 job=name,
                 kind="monitor",
@@ -211,7 +213,7 @@ class MonitorWatch:
                     kind="monitor",
                     trigger="schedule",
                     status="skipped",
-                    reason="missed",
+                    reason="suspended" if suspended else "missed",
                     created_at=now,
                     scheduled_for=slot,
                     revision=self.runs.applied.revision if self.runs.applied else None,
@@ -219,6 +221,9 @@ class MonitorWatch:
                     detail={"missed": missed_detail(name, [slot], spec.grace)},
                 )
                 tx.runs.attach_fire(name, slot, run.id)
+            if suspended:
+                log.info("monitor %s: no ping for the slot of %s (suspended)", name, iso(slot))
+                continue  # not notified, now or at resume
             log.info("monitor %s: no ping for the slot of %s", name, iso(slot))
             missed.append(run)
         if missed:
@@ -250,7 +255,12 @@ class MonitorWatch:
                 except RunAlreadyEnded:
                     continue  # its end ping came in the meantime
                 self._ended.put(ended)
-            elif spec.alerts.slow is not None and spec.notify and run.id not in self._slow_said:
+            elif (
+                spec.alerts.slow is not None
+                and spec.notify
+                and run.id not in self._slow_said
+                and self.store.suspensions.active_suspension("monitor", run.job, now) is None
+            ):
                 sample = self.outcomes.watch.sample(run)
                 alert = decide_slow(
                     slow_threshold(spec.alerts, sample), run.started_at, now, spec.timeout
@@ -264,13 +274,17 @@ class MonitorWatch:
         spec = self.monitors().get(run.job)
         if spec is None or not spec.notify:
             return
+        held = self.store.suspensions.active_suspension("monitor", run.job, self.clock.now())
+        if held is not None:
+            log.info("monitor %s: run %s not notified: suspended", run.job, run.id)
+            return
         targets = list(spec.notify)
         missed = run.reason == "missed"
+        tail = "" if run.status == "succeeded" else self.outcomes.executor.log_tail(run.id)
         notice = self.outcomes.decide(
-            run, targets, spec.notify_policy, status="missed" if missed else None
+            run, targets, spec.notify_policy, status="missed" if missed else None, tail=tail
         )
         if notice is not None:
-            tail = "" if run.status == "succeeded" else self.outcomes.executor.log_tail(run.id)
             self.outcomes.send(targets, notice, tail)
         duration = duration_of(run)
         if run.status == "succeeded" and spec.alerts.fast is not None and duration is not None:
@@ -278,6 +292,25 @@ class MonitorWatch:
             alert = decide_fast(fast_threshold(spec.alerts, sample), duration)
             if alert is not None:
                 self.outcomes.watch.notify_alert(run, alert, targets, "")
+
+
+def held_spans(suspensions: list[Suspension], name: str) -> list[tuple[datetime, datetime | None]]:
+    """When monitor ``name`` was (or is) suspended: from, until (None: still)."""
+    spans: list[tuple[datetime, datetime | None]] = []
+    for s in suspensions:
+        if s.kind != "monitor" or s.name != name:
+            continue
+        ends = [at for at in (s.ended_at, s.until) if at is not None]
+        spans.append((s.created_at, min(ends) if ends else None))
+    return spans
+
+
+def slot_held(
+    spans: list[tuple[datetime, datetime | None]], start: datetime, end: datetime
+) -> bool:
+    """Whether a suspension covered any part of a slot's window ``start``..``end``: its
+    slot is then ``suspended``, not ``missed`` (no alert for it, also after resume)."""
+    return any(begin <= end and (until is None or until > start) for begin, until in spans)
 
 
 def missed_detail(name: str, slots: list[datetime], grace: timedelta) -> dict[str, object]:

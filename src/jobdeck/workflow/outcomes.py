@@ -9,7 +9,6 @@ it runs in the event loop's thread.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -27,6 +26,7 @@ from jobdeck.store.errors import Fenced, RunAlreadyEnded
 from jobdeck.store.records import Notice, Retries, Run, RunPlan, RunStep
 from jobdeck.workflow.alerting import FAILURE_STREAM, decide_notice, open_streak
 from jobdeck.workflow.decisions import RetryState, decide_retry
+from jobdeck.workflow.outbox import due_fields, with_notice
 from jobdeck.workflow.outcome import NOTIFY_STATUSES
 from jobdeck.workflow.state import Notify, Runs, started_step
 from jobdeck.workflow.waiting import Waiting
@@ -223,18 +223,25 @@ class Outcomes:
             return
         targets = list(spec.notify)
         policy = getattr(spec, "notify_policy", None) or NotifyPolicy()
-        notice = self.decide(run, targets, policy)
+        tail = self.executor.log_tail(run.id) if run.status in NOTIFY_STATUSES else ""
+        notice = self.decide(run, targets, policy, tail=tail)
         if notice is not None:
-            tail = self.executor.log_tail(run.id) if run.status != "succeeded" else ""
             self.send(targets, notice, tail)
         if run.status == "succeeded":
             self.watch.on_success(run)
 
     def decide(
-        self, run: Run, targets: list[str], policy: NotifyPolicy, status: str | None = None
+        self,
+        run: Run,
+        targets: list[str],
+        policy: NotifyPolicy,
+        status: str | None = None,
+        *,
+        tail: str = "",
     ) -> Run | None:
         """Record what the policy decides about ``run`` (on the run and in the notices);
-        the run to send a notice about, or None when the policy holds it back.
+        the run to send a notice about, or None when the policy holds it back (a notice
+        to send is recorded ``due`` with ``tail``: see :mod:`jobdeck.workflow.outbox`).
         ``status``: what the policy takes the run for (``missed``: a monitor's slot)."""
         now = self.clock.now()
         status = status or run.status
@@ -265,15 +272,13 @@ class Outcomes:
                     streak=decision.streak,
                     targets=targets,
                     detail=decision.detail(),
+                    **(due_fields(run, tail, now) if decision.send else {}),
                 )
             )
-            shown = {"notice_id": notice.id, "event": notice.event, "why": notice.why}
         if not decision.send:
             log.info("run %s: notice %s held back: %s", run.id, decision.event, decision.why)
             return None
-        return dataclasses.replace(
-            run, detail={**run.detail, "notice": {**shown, "streak": decision.streak}}
-        )
+        return with_notice(run, notice, streak=decision.streak)
 
     def send(self, targets: list[str], run: Run, tail: str) -> None:
         """Tell ``targets`` about ``run`` (in the loop's thread, where notices queue)."""

@@ -33,6 +33,7 @@ from jobdeck.workflow.durations import (
     fast_threshold,
     slow_threshold,
 )
+from jobdeck.workflow.outbox import due_fields, with_notice
 from jobdeck.workflow.state import Runs
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ class DurationWatch:
             return
         self._said.add(key)
         now = self.clock.now()
+        told = dataclasses.replace(run, detail={**run.detail, "alert": alert.detail()})
         with self.store.transaction() as tx:
             earlier = tx.notices.notices(run_id=run.id, stream=DURATION_STREAM, limit=20)
             if any(n.event == alert.event for n in earlier):
@@ -170,14 +172,8 @@ class DurationWatch:
                     run_id=run.id,
                     targets=targets,
                     detail=alert.detail(),
+                    **due_fields(told, tail, now),
                 )
             )
         log.info("run %s: %s", run.id, alert.why)
-        shown = {"notice_id": notice.id, "event": alert.event, "why": alert.why}
-        self.send(
-            targets,
-            dataclasses.replace(
-                run, detail={**run.detail, "notice": shown, "alert": alert.detail()}
-            ),
-            tail,
-        )
+        self.send(targets, with_notice(told, notice), tail)
