@@ -205,7 +205,7 @@ def _raw_request(port: int, head: bytes, chunks: int) -> tuple[bytes, int]:
             try:
                 answer = sock.recv(4096)
                 if answer:
-                    return answer, sent
+                    return _whole(sock, answer), sent
             except BlockingIOError:
                 pass
             try:
@@ -217,9 +217,32 @@ def _raw_request(port: int, head: bytes, chunks: int) -> tuple[bytes, int]:
             assert time.monotonic() < deadline
         sock.setblocking(True)
         try:
-            return sock.recv(4096), sent
+            return _whole(sock, sock.recv(4096)), sent
         except OSError:
             return b"", sent
+
+
+def _whole(sock: socket.socket, answer: bytes) -> bytes:
+    """The answer with its whole body: its head and body may come in separate reads."""
+    sock.setblocking(True)
+    sock.settimeout(10)
+    while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < _length(answer):
+        try:
+            more = sock.recv(4096)
+        except OSError:
+            break
+        if not more:
+            break
+        answer += more
+    return answer
+
+
+def _length(answer: bytes) -> int:
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    for line in head.split(b"\r\n"):
+        if line.startswith(b"content-length:"):
+            return int(line.split(b":", 1)[1])
+    return 0
 
 
 async def test_large_bodies_are_refused_before_they_are_read(tmp_path: Path) -> None:
