@@ -18,7 +18,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from jobdeck.store.key_records import KeyUse
-from jobdeck.store.node_records import LeaderLease, Node
+from jobdeck.store.node_ports import NodeReads as NodeReads
+from jobdeck.store.node_ports import Nodes as Nodes
 from jobdeck.store.queue_ports import QueueReads as QueueReads
 from jobdeck.store.queue_ports import Queues as Queues
 from jobdeck.store.records import (
@@ -36,7 +37,8 @@ from jobdeck.store.records import (
     Trigger,
 )
 from jobdeck.store.run_rows import Moment, RunCount, RunRow
-from jobdeck.store.worker_records import WorkerEvent, WorkerLease, WorkerState
+from jobdeck.store.worker_ports import WorkerReads as WorkerReads
+from jobdeck.store.worker_ports import Workers as Workers
 
 # -- revisions -------------------------------------------------------------------------
 
@@ -349,52 +351,6 @@ class Runs(RunReads, Protocol):
         ...
 
 
-# -- workers: singleton leases, the supervisor's state, its events ---------------------
-
-
-class WorkerReads(Protocol):
-    def lease(self, worker: str) -> WorkerLease | None: ...
-
-    def worker_states(self) -> dict[str, WorkerState]: ...
-
-    def running_workers(self) -> dict[str, int]:
-        """Worker processes running now, by worker (from the runs of kind ``worker``)."""
-        ...
-
-    def worker_overview(self) -> dict[str, dict[str, Any]]:
-        """What `jobdeck status` shows of each worker."""
-        ...
-
-    def worker_events(
-        self, worker: str | None = None, *, types: tuple[str, ...] = (), limit: int = 100
-    ) -> list[WorkerEvent]:
-        """The newest ``limit`` events (of ``worker``, of ``types``), oldest first."""
-        ...
-
-
-class Workers(WorkerReads, Protocol):
-    def take_lease(
-        self, worker: str, *, run_id: int, host: str, now: datetime, expires_at: datetime
-    ) -> bool:
-        """Makes ``run_id`` the holder of a free lease, or of one that another host let
-        expire; True when taken. Losing leaves the unit of work usable."""
-        ...
-
-    def renew_leases(self, host: str, expires_at: datetime) -> int:
-        """Extends every lease that ``host`` holds; returns how many."""
-        ...
-
-    def release_lease(self, worker: str, run_id: int) -> bool:
-        """Gives the lease back if ``run_id`` still holds it."""
-        ...
-
-    def save_worker_state(self, state: WorkerState) -> None: ...
-
-    def add_worker_event(
-        self, worker: str, *, at: datetime, type: str, detail: dict[str, Any] | None = None
-    ) -> WorkerEvent: ...
-
-
 # -- invocation keys (de-duplication of command requests) ------------------------------
 
 
@@ -418,72 +374,6 @@ class Keys(KeyReads, Protocol):
 
     def release_key(self, key: str) -> None:
         """Frees a key whose request started nothing, so that it may be tried again."""
-        ...
-
-
-# -- nodes: the engines of a cluster, and the leader's lease -----------------------------
-
-
-class NodeReads(Protocol):
-    def nodes(self) -> list[Node]:
-        """Every registered node, oldest start first."""
-        ...
-
-    def node(self, node_id: str) -> Node | None: ...
-
-    def leader(self) -> LeaderLease | None:
-        """The leader's lease as it stands (it may have expired); None if never taken."""
-        ...
-
-
-class Nodes(NodeReads, Protocol):
-    def register_node(self, node: Node) -> Node:
-        """Records ``node`` (with the URL it advertises), or replaces the record of the
-        same id (a restart): its drain is kept, its ``drained`` mark is not."""
-        ...
-
-    def beat(self, node_id: str, *, at: datetime) -> Node | None:
-        """The node's heartbeat at ``at``; None when the node is not registered."""
-        ...
-
-    def set_drain(self, node_id: str, *, draining: bool, deadline: datetime | None) -> Node:
-        """Starts (or ends, ``draining=False``) the drain of a node; :class:`NotFound`."""
-        ...
-
-    def mark_drained(self, node_id: str) -> None:
-        """The draining node has nothing left running: safe to stop."""
-        ...
-
-    def forget_node(self, node_id: str) -> bool:
-        """Removes a node's record (it stopped for good); True if there was one."""
-        ...
-
-    def acquire_leadership(
-        self, node_id: str, *, now: datetime, expires_at: datetime, own: bool = False
-    ) -> LeaderLease | None:
-        """Takes the leader's lease when nobody holds it or it expired at ``now`` (its
-        holder's too), with the next fencing token; None while another lease is live.
-        ``own``: also a live lease of ``node_id`` itself (the node restarted, and its
-        earlier life, which had the same id, is gone)."""
-        ...
-
-    def renew_leadership(
-        self, node_id: str, token: int, *, now: datetime, expires_at: datetime
-    ) -> LeaderLease | None:
-        """Extends the lease that ``node_id`` holds with ``token``, if still live at
-        ``now``; None when it was lost (expired or taken: acquire it anew)."""
-        ...
-
-    def resign_leadership(self, node_id: str, token: int, *, now: datetime) -> bool:
-        """Lets the lease expire at ``now`` (a drain or a stop hands leadership over);
-        True if ``node_id`` held it with ``token``."""
-        ...
-
-    def fence(self, node_id: str, token: int, *, now: datetime) -> None:
-        """Raises :class:`jobdeck.store.errors.Fenced` unless ``node_id`` holds a live
-        lease with ``token`` at ``now``. A write that only the leader may make calls it
-        in its unit of work: on PostgreSQL the lease row stays locked against a new
-        acquisition until the unit of work ends."""
         ...
 
 
