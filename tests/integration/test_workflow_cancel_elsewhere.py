@@ -125,3 +125,56 @@ async def test_a_run_queued_after_the_look_began_is_not_taken_for_cancelled(
     (tmp_path / "gate").touch()
     await deck.wait_ended(first.id)
     await deck.close()
+
+
+async def test_cancel_other_stops_a_run_of_another_node_before_its_replacement_starts(
+    decks: Decks, tmp_path: Path
+) -> None:
+    """`overlap: cancel_other` across nodes: the leader's new fire replaces a run still
+    running on another node (a drained node's, a fenced old leader's). That node is asked
+    through the store and stops it; the new run starts only once it ended."""
+    deck = decks(
+        f"""
+        version: 1
+        project: elsewhere
+        schedules:
+          replace:
+            rate: 1h
+            overlap: cancel_other
+            command: JOB, "--hold", "{tmp_path / "gate"}"]
+            kill_grace: 5s
+        """,
+        mode="rlimit",
+    )
+    deck.driver.dispatcher.shared = lambda: True  # as on PostgreSQL with several nodes
+    leader = other_node(deck)
+    leader.load(deck.applied)
+    leader.dispatcher.shared = lambda: True
+    leader.dispatcher.elsewhere = lambda: [
+        r for r in deck.store.runs.active_runs(host=deck.driver.runs.host)
+        if r.status == "running"
+    ]  # fmt: skip
+    old = deck.driver.fire("replace", T0)
+    assert old is not None
+    await deck.wait_running(old.id)
+
+    new = leader.fire("replace", T0.replace(hour=T0.hour + 1))
+    assert new is not None
+    assert new.plan.cancels == (old.id,)
+    await until(
+        lambda: deck.run(old.id).plan.cancel_requested is not None, "the stop asked in the store"
+    )
+    assert not deck.started(new.id), "the replacement started while the old run ran"
+    await deck.driver.cancels.step()  # the old run's node looks: it stops it
+    ended = await deck.wait_ended(old.id)
+    assert (ended.status, ended.detail["cancelled_by"]) == ("cancelled", f"run {new.id}")
+    assert ended.detail["cancel_reason"] == f"replaced by run {new.id} (cancel_other)"
+    assert deck.mark(old.id, "term") is not None
+    await deck.wait_running(new.id)
+    started = deck.mark(new.id, "start")
+    assert started is not None
+    assert started >= (deck.mark(old.id, "term") or 0)
+    (tmp_path / "gate").touch()
+    await deck.wait_ended(new.id)
+    await leader.aclose()
+    await deck.close()

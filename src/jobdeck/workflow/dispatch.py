@@ -23,11 +23,12 @@ from jobdeck.execute.executor import DEFAULT_POOL, Executor, Launched
 from jobdeck.execute.tasks import Supervised
 from jobdeck.store import Store, Tx
 from jobdeck.store.errors import RunAlreadyEnded
-from jobdeck.store.records import Run, RunStatus
+from jobdeck.store.records import CancelRequest, Run, RunStatus
 from jobdeck.workflow.keys import POLL, KeyClaims, waited_too_long, waits_for
 from jobdeck.workflow.outcome import iso, start_timings
 from jobdeck.workflow.outcomes import Outcomes
 from jobdeck.workflow.placement import DISPATCHED
+from jobdeck.workflow.remote_cancel import cancel_elsewhere
 from jobdeck.workflow.state import Notify, Runs, Spec, started_step
 from jobdeck.workflow.waiting import Waiting
 
@@ -344,6 +345,17 @@ class Dispatcher:
             # Cancelled (or replaced by a newer run) while it was being launched.
             await self.cancel(run.id)
 
+    def _replace_elsewhere(self, run_id: int, by: int) -> None:
+        """Asks the node of ``run_id`` (another one) to stop it: run ``by`` replaces it
+        (``overlap: cancel_other``). It ends ``cancelled`` there, with who and why."""
+        request = CancelRequest(f"run {by}", f"replaced by run {by} (cancel_other)")
+        with self.store.transaction() as tx:
+            current = tx.runs.run(run_id)
+            if current is None or not current.active or current.host == self.runs.host:
+                return
+            cancel_elsewhere(tx, current, request, self.runs.host, self.clock.now())
+        log.info("run %d of node %s: replaced by run %d, asked to stop", run_id, current.host, by)
+
     def _still_mine(self, run_id: int) -> bool:
         """Whether the run is still pending on this node in the store (a cancel through
         another node ends it there and takes it away)."""
@@ -375,8 +387,12 @@ class Dispatcher:
         run = runs.running.get(run_id)
         if run is None:
             # It ended before the stop came (its outcome is recorded as it ended): there
-            # is nothing to stop, and it is not being cancelled.
-            runs.cancelled_by.pop(run_id, None)
+            # is nothing to stop, and it is not being cancelled. Or it runs on another
+            # node (a fenced old leader's, a drained node's): the stop is asked of that
+            # node through the store (cancel_other across nodes).
+            by = runs.cancelled_by.pop(run_id, None)
+            if by is not None and self.shared():
+                await asyncio.to_thread(self._replace_elsewhere, run_id, by)
             return
         runs.cancelling.add(run_id)
         spec = runs.spec_of(run.kind, run.job)

@@ -37,11 +37,12 @@ from jobdeck.workflow.decisions import (
     decide_overlap,
 )
 from jobdeck.workflow.dispatch import Dispatcher
-from jobdeck.workflow.elsewhere import CancelFollower, cancel_elsewhere
+from jobdeck.workflow.elsewhere import CancelFollower
 from jobdeck.workflow.monitors import MonitorWatch
 from jobdeck.workflow.placement import LEADER, PLACED_KINDS, take_placed
 from jobdeck.workflow.recovery import DRIVEN_KINDS, Recovered, recover
 from jobdeck.workflow.refusals import CancelRefused, RunRefused
+from jobdeck.workflow.remote_cancel import cancel_elsewhere
 from jobdeck.workflow.state import Notify, Runs
 
 __all__ = ["Applied", "CancelRefused", "Notify", "Recovered", "RunDriver", "RunRefused"]
